@@ -1,0 +1,73 @@
+# desktop-chat: the two commands are `make run` and `make test`; `make help` lists the rest.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PYTHON
+
+.DEFAULT_GOAL := help
+.PHONY: help system install check lint format test test-fast run demo bench devstack-up devstack-down devstack-status package clean
+
+help:
+	@echo "make run        set everything up, start the local stack and the app"
+	@echo "make test       set everything up and run the whole test suite"
+	@echo "make check      lint, format check, type check, import contracts"
+	@echo "make demo       like run, plus a second window signed in as bob"
+	@echo "make bench      run the benchmarks, results in bench/results/"
+	@echo "make install    create .venv with the project and its dev tools"
+	@echo "make system     install the Debian packages (as root)"
+	@echo "make format     apply ruff's formatting and safe fixes"
+	@echo "make devstack-up / devstack-down / devstack-status"
+	@echo "make package    build the installer with PyInstaller"
+
+system:
+	@scripts/system-deps.sh
+
+$(VENV)/.installed: pyproject.toml scripts/venv.sh
+	@scripts/venv.sh
+
+install: $(VENV)/.installed
+
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: system install
+	$(BIN)/python -m pytest
+
+run: system install
+	$(BIN)/python -m devstack up
+	$(BIN)/python -m desktop_chat --dev-stack
+
+demo: system install
+	$(BIN)/python -m devstack up
+	$(BIN)/python -m desktop_chat --dev-stack --demo
+
+bench: system install
+	$(BIN)/python -m bench
+
+devstack-up: system install
+	$(BIN)/python -m devstack up
+
+devstack-down: install
+	$(BIN)/python -m devstack down
+
+devstack-status: install
+	$(BIN)/python -m devstack status
+
+package: system install
+	$(BIN)/python -m pip install --quiet -e '.[package]'
+	$(BIN)/pyinstaller --noconfirm packaging/desktop-chat.spec
+
+clean:
+	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache tests/artifacts
+
+.DEFAULT:
+	@echo "make: there is no target '$@'. Run 'make help' for the list." >&2
+	@exit 2

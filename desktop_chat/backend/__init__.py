@@ -1,0 +1,1 @@
+"""Everything that talks to Supabase through the official supabase client."""

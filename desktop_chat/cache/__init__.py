@@ -1,0 +1,1 @@
+"""The disposable read cache: key scheme, codec, Redis and in-process stores, TTL policy."""

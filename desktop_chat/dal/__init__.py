@@ -1,0 +1,1 @@
+"""ChatStore, the one API the UI uses: read-through reads, optimistic sends, change events."""

@@ -1,0 +1,1 @@
+"""Pydantic models and typed ids; no I/O."""

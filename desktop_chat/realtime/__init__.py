@@ -1,0 +1,1 @@
+"""One supervised Supabase Realtime subscription per user, with back-fill after every subscribe."""

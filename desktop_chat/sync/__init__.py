@@ -1,0 +1,1 @@
+"""The durable outbox (local SQLite) and the delivery state machine."""

@@ -1,0 +1,1 @@
+"""Redacted logging, the metrics registry and the crash handler."""

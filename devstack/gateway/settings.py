@@ -1,0 +1,31 @@
+"""Gateway settings, read from the JSON file that ``GatewayProcess`` writes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    host: str
+    port: int
+    db_url: str  # superuser: auth admin work and logical decoding
+    authenticator_url: str  # the role REST requests run as before switching to anon/authenticated
+    jwt_secret: str
+    access_token_ttl: int = 3600
+    max_body_bytes: int = 1024 * 1024
+
+    @classmethod
+    def load(cls, path: Path) -> GatewaySettings:
+        data = json.loads(path.read_text())
+        return cls(
+            host=str(data["host"]),
+            port=int(data["port"]),
+            db_url=str(data["db_url"]),
+            authenticator_url=str(data["authenticator_url"]),
+            jwt_secret=str(data["jwt_secret"]),
+            access_token_ttl=int(data.get("access_token_ttl", 3600)),
+            max_body_bytes=int(data.get("max_body_bytes", 1024 * 1024)),
+        )

@@ -1,0 +1,37 @@
+"""Throwaway stacks on free ports, for the test suite and the benchmarks."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from devstack.config import StackConfig
+from devstack.procs import free_port
+from devstack.stack import Stack
+
+
+def throwaway_config(state_dir: Path | None = None, **overrides: Any) -> StackConfig:
+    """A config in a fresh temporary directory on free ports, without fsync."""
+    values: dict[str, Any] = {
+        "state_dir": state_dir or Path(tempfile.mkdtemp(prefix="devstack-throwaway-")),
+        "api_port": free_port(),
+        "db_port": free_port(),
+        "redis_port": free_port(),
+        "ephemeral": True,
+    }
+    values.update(overrides)
+    return StackConfig(**values)
+
+
+@contextmanager
+def throwaway_stack(*, seed: bool = True, **overrides: Any) -> Iterator[tuple[Stack, dict[str, Any]]]:
+    """Start a stack, yield it with its connection info, and delete it afterwards."""
+    stack = Stack(throwaway_config(**overrides))
+    try:
+        info = stack.up(seed=seed)
+        yield stack, info
+    finally:
+        stack.destroy()

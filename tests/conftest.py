@@ -1,0 +1,72 @@
+"""Session-wide fixtures: one throwaway devstack (PostgreSQL, Redis, gateway) on free ports.
+
+The stack is started only when a test asks for it, lives in its own temporary state directory and is
+destroyed at the end of the session, so tests never touch a developer's running stack.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from devstack.config import StackConfig
+from devstack.stack import Stack
+from devstack.throwaway import throwaway_stack
+
+
+@dataclass(frozen=True)
+class StackHandle:
+    """A running throwaway stack and what clients need to reach it."""
+
+    stack: Stack
+    info: dict[str, Any]
+
+    @property
+    def config(self) -> StackConfig:
+        return self.stack.config
+
+    @property
+    def db_url(self) -> str:
+        return str(self.info["db_url"])
+
+    @property
+    def api_url(self) -> str:
+        return str(self.info["api_url"])
+
+    @property
+    def redis_url(self) -> str:
+        return str(self.info["redis_url"])
+
+    @property
+    def anon_key(self) -> str:
+        return str(self.info["anon_key"])
+
+    @property
+    def service_role_key(self) -> str:
+        return str(self.info["service_role_key"])
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackHandle]:
+    with throwaway_stack() as (handle, info):
+        yield StackHandle(handle, info)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the app's data, config and keyring fallback out of the real home directory."""
+    home = tmp_path_factory.mktemp("home")
+    saved = {key: os.environ.get(key) for key in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")}
+    os.environ["XDG_DATA_HOME"] = str(home / "data")
+    os.environ["XDG_CONFIG_HOME"] = str(home / "config")
+    os.environ["XDG_STATE_HOME"] = str(home / "state")
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
