@@ -1,35 +1,59 @@
-"""The gateway's ASGI application: one Starlette app mounting the Supabase-compatible services."""
+"""The gateway's ASGI application: one Starlette app mounting the Supabase-compatible services.
+
+Each service module (``auth``, ``rest``, ``realtime``) exposes ``routes()`` and the coroutines
+``startup(ctx)`` and ``shutdown(ctx)`` for background work (realtime's change capture).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from devstack.gateway import auth, realtime, rest
+from devstack.gateway.context import GatewayContext
 from devstack.gateway.settings import GatewaySettings
+
+SERVICES = (auth, rest, realtime)
 
 
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def not_found(request: Request) -> Response:
-    return JSONResponse({"message": f"no route for {request.url.path}"}, status_code=404)
-
-
 def create_app(settings: GatewaySettings) -> Starlette:
-    """Build the application; services attach their routes and their start-up work here."""
+    """Build the application; the database pools are opened in the lifespan."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+        admin_pool = await asyncpg.create_pool(settings.db_url, min_size=1, max_size=10)
+        api_pool = await asyncpg.create_pool(settings.authenticator_url, min_size=2, max_size=20)
+        ctx = GatewayContext(settings=settings, admin_pool=admin_pool, api_pool=api_pool)
+        app.state.ctx = ctx
+        started = []
+        try:
+            for service in SERVICES:
+                await service.startup(ctx)
+                started.append(service)
+            yield
+        finally:
+            for service in reversed(started):
+                await service.shutdown(ctx)
+            await api_pool.close()
+            await admin_pool.close()
 
     app = Starlette(
-        routes=[Route("/health", health)],
+        routes=[
+            Route("/health", health),
+            Mount("/auth/v1", routes=auth.routes()),
+            Mount("/rest/v1", routes=rest.routes()),
+            Mount("/realtime/v1", routes=realtime.routes()),
+        ],
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -1,0 +1,177 @@
+"""The contract between the UI and the data layer: ``ChatStoreAPI`` and the status it reports.
+
+The UI sees only this: async methods for reads and writes, ``LiveList`` views that announce row
+operations, and listeners for status, typing, presence and incoming messages. Listeners are plain
+callables called on the event loop's thread; the Qt bridge turns them into signals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from desktop_chat.dal.live_list import LiveList, Unsubscribe
+from desktop_chat.models import (
+    ChatDetails,
+    ChatSummary,
+    Message,
+    MessageId,
+    MessagePage,
+    Profile,
+    SessionId,
+    UserId,
+)
+
+ChatList = LiveList[ChatSummary, SessionId]
+Timeline = LiveList[Message, MessageId]
+
+
+def chat_list_sort_key(summary: ChatSummary) -> tuple[float, str]:
+    """Most recent activity first; ties by id so the order is stable."""
+    return (-summary.last_activity.timestamp(), str(summary.session.id))
+
+
+def timeline_sort_key(message: Message) -> tuple[int, float, str]:
+    """Confirmed messages by server ``seq``; then pending and failed ones in local send order."""
+    if message.seq is not None:
+        return (0, float(message.seq), "")
+    return (1, message.created_at.timestamp(), str(message.id))
+
+
+def new_chat_list() -> ChatList:
+    return LiveList(key=lambda summary: summary.session.id, sort_key=chat_list_sort_key)
+
+
+def new_timeline() -> Timeline:
+    return LiveList(key=lambda message: message.id, sort_key=timeline_sort_key)
+
+
+class ConnectionState(StrEnum):
+    """The realtime link, as the status bar shows it."""
+
+    OFFLINE = "offline"  # signed out, or the server cannot be reached
+    CONNECTING = "connecting"
+    LIVE = "live"
+    RECONNECTING = "reconnecting"
+
+
+class CacheState(StrEnum):
+    REDIS = "redis"  # Redis answers
+    MEMORY = "memory"  # Redis is down, slow or absent: in-process LRU only
+    OFF = "off"  # caching disabled in settings
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    connection: ConnectionState = ConnectionState.OFFLINE
+    cache: CacheState = CacheState.OFF
+    outbox_depth: int = 0
+    backend_reachable: bool = True  # False: what is shown comes from the cache and may be stale
+    detail: str = ""  # one plain sentence on what is wrong, if anything
+
+
+StatusListener = Callable[[StoreStatus], None]
+UsersListener = Callable[[SessionId, frozenset[UserId]], None]
+MessageListener = Callable[[Message], None]
+
+
+class ChatStoreAPI(Protocol):
+    """Everything the UI may ask of the data layer."""
+
+    # --- session -----------------------------------------------------------------------------------
+    @property
+    def current_user(self) -> Profile | None: ...
+
+    async def restore_session(self) -> Profile | None:
+        """Sign in again from the refresh token in the keyring, if there is one."""
+        ...
+
+    async def sign_in(self, email: str, password: str) -> Profile: ...
+
+    async def sign_up(self, email: str, password: str, display_name: str) -> Profile: ...
+
+    async def sign_out(self) -> None:
+        """End the session and clear this user's cache (the outbox keeps unsent messages)."""
+        ...
+
+    # --- status ------------------------------------------------------------------------------------
+    @property
+    def status(self) -> StoreStatus: ...
+
+    def subscribe_status(self, listener: StatusListener) -> Unsubscribe: ...
+
+    def metrics_snapshot(self) -> dict[str, Any]: ...
+
+    # --- reads -------------------------------------------------------------------------------------
+    def chat_list(self) -> ChatList:
+        """The live recent-chats list; filled by ``refresh_chats`` and kept current by events."""
+        ...
+
+    async def refresh_chats(self) -> None: ...
+
+    async def recent_chats(self) -> list[ChatSummary]: ...
+
+    async def chat_details(self, session_id: SessionId) -> ChatDetails: ...
+
+    async def messages(self, session_id: SessionId, before_seq: int | None = None, limit: int = 50) -> MessagePage: ...
+
+    async def open_chat(self, session_id: SessionId) -> Timeline:
+        """Make ``session_id`` the active chat and return its live timeline, newest page loaded."""
+        ...
+
+    def close_chat(self, session_id: SessionId) -> None: ...
+
+    def has_older(self, session_id: SessionId) -> bool:
+        """Whether messages older than the timeline's first row exist."""
+        ...
+
+    async def load_older(self, session_id: SessionId) -> int:
+        """Prepend the next older page to the timeline; returns how many rows came."""
+        ...
+
+    # --- writes ------------------------------------------------------------------------------------
+    async def send(self, session_id: SessionId, text: str) -> MessageId:
+        """Validate, persist to the outbox, show as pending; delivery continues in the background."""
+        ...
+
+    async def retry(self, message_id: MessageId) -> None: ...
+
+    async def discard(self, message_id: MessageId) -> None: ...
+
+    async def edit_message(self, message_id: MessageId, text: str) -> None: ...
+
+    async def delete_message(self, message_id: MessageId) -> None: ...
+
+    async def create_chat(self, title: str, member_emails: Sequence[str] = ()) -> SessionId: ...
+
+    async def rename_chat(self, session_id: SessionId, title: str) -> None: ...
+
+    async def add_member(self, session_id: SessionId, email: str) -> None: ...
+
+    async def remove_member(self, session_id: SessionId, user_id: UserId) -> None: ...
+
+    async def leave_chat(self, session_id: SessionId) -> None: ...
+
+    async def delete_chat(self, session_id: SessionId) -> None: ...
+
+    async def mark_read(self, session_id: SessionId, seq: int) -> None: ...
+
+    # --- ephemeral ---------------------------------------------------------------------------------
+    async def set_typing(self, session_id: SessionId, typing: bool) -> None: ...
+
+    def subscribe_typing(self, listener: UsersListener) -> Unsubscribe: ...
+
+    def subscribe_presence(self, listener: UsersListener) -> Unsubscribe: ...
+
+    def subscribe_incoming(self, listener: MessageListener) -> Unsubscribe:
+        """Messages from other people as they arrive live (for notifications)."""
+        ...
+
+    # --- housekeeping ------------------------------------------------------------------------------
+    async def clear_cache(self) -> None: ...
+
+    async def close(self) -> None:
+        """Flush the outbox, stop realtime and background work, release connections."""
+        ...

@@ -1,0 +1,50 @@
+"""Change events: what realtime pushes, back-fill and local writes tell the data layer.
+
+They are facts about the server's state ("this row now looks like this"), applied to the cache first and
+then turned into row changes for the views. Applying the same event twice is harmless.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from desktop_chat.models.entities import ChatMember, ChatSession, Message, Profile
+from desktop_chat.models.ids import SessionId, UserId
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class MessageUpserted(_Event):
+    """A message was inserted, edited or soft-deleted (``message.rev`` tells which version)."""
+
+    message: Message
+
+
+class ChatUpserted(_Event):
+    """A chat was created, renamed, soft-deleted or got a new message (its counters moved)."""
+
+    session: ChatSession
+
+
+class ChatRemoved(_Event):
+    """A chat is gone for this user: deleted, or the user is no longer a member."""
+
+    session_id: SessionId
+
+
+class MemberUpserted(_Event):
+    member: ChatMember
+
+
+class MemberRemoved(_Event):
+    session_id: SessionId
+    user_id: UserId
+
+
+class ProfileUpserted(_Event):
+    profile: Profile
+
+
+ChangeEvent = MessageUpserted | ChatUpserted | ChatRemoved | MemberUpserted | MemberRemoved | ProfileUpserted

@@ -1,0 +1,117 @@
+"""The domain rows: profiles, chats, members, messages, and the shapes the read path returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from desktop_chat.models.ids import MessageId, SessionId, UserId
+
+
+class _Model(BaseModel):
+    # Frozen: models are shared between cache, views and outbox. extra="ignore": a newer server may add
+    # columns; validation of what we use stays strict.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class MemberRole(StrEnum):
+    OWNER = "owner"
+    MEMBER = "member"
+
+
+class DeliveryState(StrEnum):
+    """Where a message is in its life, from this client's point of view.
+
+    ``PENDING``: in the outbox, not yet acknowledged by the server (no ``seq`` yet).
+    ``SENT``: stored by the server; has its ``seq``, ``rev`` and ``created_at``.
+    ``FAILED``: the server refused it for good; ``error`` says why. Retry keeps the same id.
+    """
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Profile(_Model):
+    id: UserId
+    display_name: str = Field(min_length=1, max_length=100)
+
+
+class ChatSession(_Model):
+    id: SessionId
+    title: str = Field(min_length=1, max_length=200)
+    created_by: UserId | None = None
+    created_at: datetime
+    updated_at: datetime
+    last_message_at: datetime | None = None
+    last_seq: int = Field(default=0, ge=0)
+    last_rev: int = Field(default=0, ge=0)
+    deleted_at: datetime | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class ChatMember(_Model):
+    session_id: SessionId
+    user_id: UserId
+    role: MemberRole = MemberRole.MEMBER
+    joined_at: datetime
+    last_read_seq: int = Field(default=0, ge=0)
+    display_name: str | None = None  # from profiles, when the query joined it
+
+
+class Message(_Model):
+    """One message. Confirmed rows have ``seq``/``rev``; pending and failed ones do not yet."""
+
+    id: MessageId
+    session_id: SessionId
+    sender_id: UserId | None
+    content: str = Field(max_length=8000)
+    created_at: datetime
+    edited_at: datetime | None = None
+    deleted_at: datetime | None = None
+    seq: int | None = Field(default=None, ge=1)
+    rev: int | None = Field(default=None, ge=1)
+    delivery: DeliveryState = DeliveryState.SENT
+    error: str | None = None  # why a FAILED message failed, in plain words
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    @property
+    def edited(self) -> bool:
+        return self.edited_at is not None
+
+
+class ChatSummary(_Model):
+    """One row of the recent-chats list."""
+
+    session: ChatSession
+    role: MemberRole
+    last_read_seq: int = Field(default=0, ge=0)
+    unread_count: int = Field(default=0, ge=0)
+    last_message: Message | None = None
+
+    @property
+    def last_activity(self) -> datetime:
+        return self.session.last_message_at or self.session.created_at
+
+
+class ChatDetails(_Model):
+    """A chat with its members (the "active chat" cache entry)."""
+
+    session: ChatSession
+    members: tuple[ChatMember, ...] = ()
+
+
+class MessagePage(_Model):
+    """Messages of one chat in ascending ``seq`` order, and whether older ones exist."""
+
+    session_id: SessionId
+    messages: tuple[Message, ...] = ()
+    has_more: bool = False
