@@ -306,6 +306,8 @@ begin
   end if;
 
   if new.deleted_at is not null then
+    -- The server's clock, not the client's, dates the deletion.
+    new.deleted_at := now();
     new.content := '';
   elsif new.content is distinct from old.content then
     new.edited_at := now();

@@ -1,0 +1,355 @@
+"""A thin async layer over the official ``supabase`` client: validated models in, validated models out.
+
+Every call has a timeout, every error becomes one of desktop_chat.errors, and a request refused because
+the access token expired is retried once after a refresh. Reads use the SQL functions of
+``supabase/migrations/*_read_functions.sql`` where one round trip can answer a whole screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import httpx
+from postgrest import CountMethod
+from pydantic import TypeAdapter
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+
+from desktop_chat.backend.errors import map_error
+from desktop_chat.backend.session import SessionInfo, SessionKeeper, SessionListener
+from desktop_chat.config import Settings
+from desktop_chat.errors import Bug, Unauthorized
+from desktop_chat.models import (
+    ChatDetails,
+    ChatMember,
+    ChatSession,
+    ChatSummary,
+    Message,
+    MessageId,
+    MessagePage,
+    Profile,
+    SessionId,
+    UserId,
+)
+from desktop_chat.secrets import SecretStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+LatencyObserver = Callable[[str, float], None]
+
+MESSAGE_COLUMNS = "id,session_id,sender_id,content,created_at,edited_at,deleted_at,seq,rev"
+_messages = TypeAdapter(list[Message])
+
+
+def _summary(row: dict[str, Any]) -> ChatSummary:
+    """A row of ``recent_chats()`` as a ChatSummary (the chat's columns are flat in the row)."""
+    return ChatSummary.model_validate(
+        {
+            "session": row,
+            "role": row["role"],
+            "last_read_seq": row["last_read_seq"],
+            "unread_count": row["unread_count"],
+            "last_message": row.get("last_message"),
+        }
+    )
+
+
+class SupabaseBackend:
+    """Auth, reads and writes against one Supabase project.
+
+    Args:
+        settings: URL, anon key and request timeout.
+        secrets: Keeps the refresh token between runs.
+        http: An ``httpx.AsyncClient`` for every REST and auth call (a seam for tests; made from the
+            settings when omitted).
+        observe: Called with (operation, seconds) after each call, for the metrics.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        secrets: SecretStore,
+        *,
+        http: httpx.AsyncClient | None = None,
+        observe: LatencyObserver | None = None,
+    ) -> None:
+        self._settings = settings
+        self._secrets = secrets
+        self._server = settings.supabase_url
+        self._timeout = settings.request_timeout
+        self._http = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.request_timeout, connect=min(5.0, settings.request_timeout)),
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+        )
+        self._owns_http = http is None
+        self._observe = observe
+        self._client: AsyncClient | None = None
+        self._session: SessionKeeper | None = None
+        self._profile: Profile | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Create the client (no network traffic yet)."""
+        options = AsyncClientOptions(
+            auto_refresh_token=False,  # SessionKeeper refreshes; the library's timer gives up silently
+            persist_session=False,  # SessionKeeper keeps only the refresh token, in the keyring
+            httpx_client=self._http,
+            postgrest_client_retry=False,  # the data layer decides what to do when the server is away
+            realtime={"auto_reconnect": False},  # the realtime manager owns reconnecting
+        )
+        self._client = await acreate_client(
+            self._server, self._settings.supabase_anon_key.get_secret_value(), options=options
+        )
+        self._session = SessionKeeper(self._client, self._secrets, self._server, self._timeout)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._client is not None:
+            await self._client.remove_all_channels()
+        if self._owns_http:
+            await self._http.aclose()
+
+    @property
+    def client(self) -> AsyncClient:
+        """The official client, for the realtime manager."""
+        if self._client is None:
+            raise Bug("SupabaseBackend.start() was not awaited")
+        return self._client
+
+    @property
+    def sessions(self) -> SessionKeeper:
+        if self._session is None:
+            raise Bug("SupabaseBackend.start() was not awaited")
+        return self._session
+
+    @property
+    def server(self) -> str:
+        return self._server
+
+    # --- auth --------------------------------------------------------------------------------------
+    @property
+    def session(self) -> SessionInfo | None:
+        return self._session.current if self._session else None
+
+    @property
+    def profile(self) -> Profile | None:
+        return self._profile
+
+    def subscribe_session(self, listener: SessionListener) -> Callable[[], None]:
+        return self.sessions.subscribe(listener)
+
+    async def sign_in(self, email: str, password: str) -> Profile:
+        info = await self.sessions.sign_in(email, password)
+        return await self._load_profile(info)
+
+    async def sign_up(self, email: str, password: str, display_name: str) -> Profile:
+        info = await self.sessions.sign_up(email, password, display_name)
+        return await self._load_profile(info)
+
+    async def restore_session(self) -> Profile | None:
+        info = await self.sessions.restore()
+        if info is None:
+            return None
+        return await self._load_profile(info)
+
+    async def sign_out(self) -> None:
+        self._profile = None
+        await self.sessions.sign_out()
+
+    async def refresh_session(self) -> SessionInfo:
+        return await self.sessions.refresh()
+
+    async def _load_profile(self, info: SessionInfo) -> Profile:
+        rows = await self._rows(
+            "profile",
+            lambda: self.client.table("profiles").select("id,display_name").eq("id", str(info.user_id)).execute(),
+        )
+        if not rows:
+            raise Bug("Signed in, but the account has no profile row")
+        self._profile = Profile.model_validate(rows[0])
+        return self._profile
+
+    # --- calling -----------------------------------------------------------------------------------
+    async def _call(self, operation: str, run: Callable[[], Awaitable[T]]) -> T:
+        """Run ``run`` with the timeout and error mapping; after a 401, refresh once and retry."""
+        for attempt in (1, 2):
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(self._timeout):
+                    result = await run()
+            except Exception as raw:
+                error = map_error(raw, self._server)
+                if isinstance(error, Unauthorized) and attempt == 1 and self.session is not None:
+                    await self.refresh_session()
+                    continue
+                raise error from raw
+            finally:
+                if self._observe is not None:
+                    self._observe(operation, time.perf_counter() - started)
+            return result
+        raise Bug("unreachable: the retry loop always returns or raises")
+
+    async def _rows(self, operation: str, run: Callable[[], Awaitable[Any]]) -> list[dict[str, Any]]:
+        response = await self._call(operation, run)
+        data = response.data
+        if not isinstance(data, list):
+            raise Bug(f"{operation}: expected a list of rows, got {type(data).__name__}")
+        return data
+
+    # --- reads -------------------------------------------------------------------------------------
+    async def fetch_recent_chats(self, limit: int = 50) -> list[ChatSummary]:
+        rows = await self._rows("recent_chats", lambda: self.client.rpc("recent_chats", {"p_limit": limit}).execute())
+        return [_summary(row) for row in rows]
+
+    async def fetch_chat_details(self, session_id: SessionId) -> ChatDetails | None:
+        """The chat and its members, or None when the chat does not exist for this user."""
+        response = await self._call(
+            "chat_details", lambda: self.client.rpc("chat_details", {"p_session": str(session_id)}).execute()
+        )
+        if response.data is None or response.data == []:
+            return None
+        return ChatDetails.model_validate(response.data)
+
+    async def fetch_messages(
+        self, session_id: SessionId, before_seq: int | None = None, limit: int = 50
+    ) -> MessagePage:
+        """Up to ``limit`` messages older than ``before_seq`` (the newest ones when None), ascending."""
+
+        def query() -> Awaitable[Any]:
+            builder = self.client.table("chat_messages").select(MESSAGE_COLUMNS).eq("session_id", str(session_id))
+            if before_seq is not None:
+                builder = builder.lt("seq", before_seq)
+            return builder.order("seq", desc=True).limit(limit + 1).execute()
+
+        rows = await self._rows("messages_page", query)
+        messages = _messages.validate_python(rows[:limit])
+        return MessagePage(session_id=session_id, messages=tuple(reversed(messages)), has_more=len(rows) > limit)
+
+    async def fetch_messages_since(self, session_id: SessionId, after_rev: int, limit: int = 500) -> list[Message]:
+        """Messages of the chat whose ``rev`` is above ``after_rev``, by rev (the back-fill query)."""
+        rows = await self._rows(
+            "messages_since",
+            lambda: (
+                self.client.table("chat_messages")
+                .select(MESSAGE_COLUMNS)
+                .eq("session_id", str(session_id))
+                .gt("rev", after_rev)
+                .order("rev")
+                .limit(limit)
+                .execute()
+            ),
+        )
+        return _messages.validate_python(rows)
+
+    async def fetch_message(self, message_id: MessageId) -> Message | None:
+        rows = await self._rows(
+            "message",
+            lambda: self.client.table("chat_messages").select(MESSAGE_COLUMNS).eq("id", str(message_id)).execute(),
+        )
+        return Message.model_validate(rows[0]) if rows else None
+
+    async def find_profile_by_email(self, email: str) -> Profile | None:
+        rows = await self._rows(
+            "find_profile", lambda: self.client.rpc("find_profile_by_email", {"p_email": email.strip()}).execute()
+        )
+        return Profile.model_validate(rows[0]) if rows else None
+
+    async def count_messages(self, session_id: SessionId) -> int:
+        response = await self._call(
+            "count_messages",
+            lambda: (
+                self.client.table("chat_messages")
+                .select("id", count=CountMethod.exact, head=True)
+                .eq("session_id", str(session_id))
+                .execute()
+            ),
+        )
+        return int(response.count or 0)
+
+    # --- writes ------------------------------------------------------------------------------------
+    async def insert_message(self, message_id: MessageId, session_id: SessionId, content: str) -> Message | None:
+        """Store a message idempotently (``on conflict (id) do nothing``).
+
+        Returns the stored row, or None when a row with this id already existed (an earlier attempt got
+        through); the caller fetches it then.
+        """
+        row = {"id": str(message_id), "session_id": str(session_id), "content": content}
+        rows = await self._rows(
+            "insert_message",
+            lambda: self.client.table("chat_messages").upsert(row, on_conflict="id", ignore_duplicates=True).execute(),
+        )
+        return Message.model_validate(rows[0]) if rows else None
+
+    async def edit_message(self, message_id: MessageId, content: str) -> Message | None:
+        rows = await self._rows(
+            "edit_message",
+            lambda: self.client.table("chat_messages").update({"content": content}).eq("id", str(message_id)).execute(),
+        )
+        return Message.model_validate(rows[0]) if rows else None
+
+    async def delete_message(self, message_id: MessageId) -> Message | None:
+        rows = await self._rows(
+            "delete_message",
+            lambda: (
+                self.client.table("chat_messages")
+                .update({"deleted_at": "now"})  # the server dates the deletion itself
+                .eq("id", str(message_id))
+                .execute()
+            ),
+        )
+        return Message.model_validate(rows[0]) if rows else None
+
+    async def create_chat(self, session_id: SessionId, title: str) -> ChatSession:
+        rows = await self._rows(
+            "create_chat",
+            lambda: self.client.table("chat_sessions").insert({"id": str(session_id), "title": title}).execute(),
+        )
+        if not rows:
+            raise Bug("create_chat returned no row")
+        return ChatSession.model_validate(rows[0])
+
+    async def update_chat(self, session_id: SessionId, changes: dict[str, Any]) -> ChatSession | None:
+        rows = await self._rows(
+            "update_chat",
+            lambda: self.client.table("chat_sessions").update(changes).eq("id", str(session_id)).execute(),
+        )
+        return ChatSession.model_validate(rows[0]) if rows else None
+
+    async def add_members(self, session_id: SessionId, user_ids: Sequence[UserId]) -> list[ChatMember]:
+        if not user_ids:
+            return []
+        payload = [{"session_id": str(session_id), "user_id": str(user)} for user in user_ids]
+        rows = await self._rows("add_members", lambda: self.client.table("chat_members").insert(payload).execute())
+        return [ChatMember.model_validate(row) for row in rows]
+
+    async def remove_member(self, session_id: SessionId, user_id: UserId) -> bool:
+        rows = await self._rows(
+            "remove_member",
+            lambda: (
+                self.client.table("chat_members")
+                .delete()
+                .eq("session_id", str(session_id))
+                .eq("user_id", str(user_id))
+                .execute()
+            ),
+        )
+        return bool(rows)
+
+    async def mark_read(self, session_id: SessionId, user_id: UserId, seq: int) -> int | None:
+        """Move the read position forward; returns the stored value (the database clamps it)."""
+        rows = await self._rows(
+            "mark_read",
+            lambda: (
+                self.client.table("chat_members")
+                .update({"last_read_seq": seq})
+                .eq("session_id", str(session_id))
+                .eq("user_id", str(user_id))
+                .execute()
+            ),
+        )
+        return int(rows[0]["last_read_seq"]) if rows else None

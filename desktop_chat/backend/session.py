@@ -1,0 +1,236 @@
+"""Who is signed in: sign in, sign up, restore, refresh and sign out over the official client.
+
+The refresh token (never the whole session) is kept in the OS keyring so the next start signs in
+without a password. The library's own refresh timer gives up silently after a few failures, so this
+class refreshes on its own schedule instead: shortly before expiry, and with backoff while the server
+cannot be reached, for as long as the user stays signed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from supabase import AsyncClient
+from supabase_auth.types import AuthResponse, Session
+
+from desktop_chat.backend.errors import map_error
+from desktop_chat.errors import AuthError, EnvironmentFailure, NotSignedIn, Unauthorized
+from desktop_chat.models import UserId
+from desktop_chat.secrets import SecretStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """The signed-in user and the current access token (never logged)."""
+
+    user_id: UserId
+    email: str
+    access_token: str
+    expires_at: float  # epoch seconds
+
+    def __repr__(self) -> str:
+        return f"SessionInfo(user_id={self.user_id}, expires_at={self.expires_at:.0f})"
+
+
+SessionListener = Callable[[SessionInfo | None], None]
+
+
+class SessionKeeper:
+    """Owns the auth half of the client.
+
+    Args:
+        client: The official async client (created with ``auto_refresh_token=False``).
+        secrets: Where the refresh token is kept between runs.
+        server: The Supabase URL, used in messages and as part of the keyring entry name.
+        timeout: Seconds allowed for each auth call.
+    """
+
+    def __init__(self, client: AsyncClient, secrets: SecretStore, server: str, timeout: float) -> None:
+        self._client = client
+        self._secrets = secrets
+        self._server = server
+        self._timeout = timeout
+        self._session: SessionInfo | None = None
+        self._listeners: list[SessionListener] = []
+        self._refresher: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+        self._refresh_lock = asyncio.Lock()
+
+    @property
+    def secret_name(self) -> str:
+        return f"refresh-token {self._server}"
+
+    @property
+    def current(self) -> SessionInfo | None:
+        return self._session
+
+    def require(self) -> SessionInfo:
+        if self._session is None:
+            raise NotSignedIn("You are not signed in.")
+        return self._session
+
+    def subscribe(self, listener: SessionListener) -> Callable[[], None]:
+        """Call ``listener`` with the new session after sign-in and each refresh, and None on sign-out."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run one auth call with the timeout, translating errors."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await operation()
+        except Exception as error:
+            raise map_error(error, self._server) from error
+
+    # --- the four ways in and out ------------------------------------------------------------------
+    async def sign_in(self, email: str, password: str) -> SessionInfo:
+        response = await self.call(
+            lambda: self._client.auth.sign_in_with_password({"email": email.strip(), "password": password})
+        )
+        return self._accept(response)
+
+    async def sign_up(self, email: str, password: str, display_name: str) -> SessionInfo:
+        response = await self.call(
+            lambda: self._client.auth.sign_up(
+                {"email": email.strip(), "password": password, "options": {"data": {"display_name": display_name}}}
+            )
+        )
+        if response.session is None:
+            # A hosted project with e-mail confirmation on: the account exists but is not active yet.
+            raise Unauthorized("Check your email to confirm the account, then sign in.")
+        return self._accept(response)
+
+    async def restore(self) -> SessionInfo | None:
+        """Sign in with the stored refresh token; None when there is none or it no longer works.
+
+        A server that cannot be reached raises (BackendUnavailable) and keeps the token for later.
+        """
+        token = self._secrets.get(self.secret_name)
+        if not token:
+            return None
+        try:
+            response = await self.call(lambda: self._client.auth.refresh_session(token))
+        except AuthError:
+            log.info("The stored session is no longer valid; signing in is needed")
+            self._secrets.delete(self.secret_name)
+            return None
+        return self._accept(response)
+
+    async def sign_out(self) -> None:
+        """Revoke the session on the server when possible, and always forget it locally."""
+        self._stop_refresher()
+        had_session = self._session is not None
+        self._session = None
+        self._secrets.delete(self.secret_name)
+        if had_session:
+            try:
+                await self.call(lambda: self._client.auth.sign_out({"scope": "local"}))
+            except EnvironmentFailure:
+                log.info("Signed out locally; the server could not be told")
+        self._notify()
+
+    # --- refreshing --------------------------------------------------------------------------------
+    async def refresh(self) -> SessionInfo:
+        """Get a new access token now (e.g. after a 401). Concurrent callers share one refresh."""
+        before = self._session
+        async with self._refresh_lock:
+            if self._session is not None and self._session is not before:
+                return self._session  # someone else refreshed while we waited
+            session = await self._client.auth.get_session()
+            token = session.refresh_token if session else self._secrets.get(self.secret_name)
+            if not token:
+                raise NotSignedIn("You are not signed in.")
+            try:
+                response = await self.call(lambda: self._client.auth.refresh_session(token))
+            except Unauthorized:
+                await self._ended()
+                raise
+            return self._accept(response)
+
+    def _accept(self, response: AuthResponse) -> SessionInfo:
+        session = response.session
+        if session is None or response.user is None:
+            raise Unauthorized("The server did not start a session.")
+        info = self._info(session)
+        self._session = info
+        self._secrets.set(self.secret_name, session.refresh_token)
+        self._start_refresher()
+        self._notify()
+        return info
+
+    @staticmethod
+    def _info(session: Session) -> SessionInfo:
+        expires_at = float(session.expires_at or (time.time() + session.expires_in))
+        return SessionInfo(
+            user_id=UserId(uuid.UUID(session.user.id)),
+            email=session.user.email or "",
+            access_token=session.access_token,
+            expires_at=expires_at,
+        )
+
+    def _start_refresher(self) -> None:
+        """Make sure the refresh loop runs and reconsiders its schedule (a new session arrived)."""
+        self._changed.set()
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever(), name="session-refresh")
+
+    def _stop_refresher(self) -> None:
+        task, self._refresher = self._refresher, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _refresh_forever(self) -> None:
+        backoff = 1.0
+        while self._session is not None:
+            self._changed.clear()
+            lifetime = max(self._session.expires_at - time.time(), 0.0)
+            # Refresh with a tenth of the lifetime left (at least 5 s before expiry when possible).
+            margin = min(max(lifetime * 0.1, 5.0), lifetime * 0.5)
+            try:
+                async with asyncio.timeout(max(lifetime - margin, 0.0)):
+                    await self._changed.wait()
+                continue  # signed in again or refreshed by someone else: new schedule
+            except TimeoutError:
+                pass
+            try:
+                await self.refresh()
+                backoff = 1.0
+            except EnvironmentFailure:
+                # Offline: keep the session and try again soon. The access token may expire meanwhile;
+                # requests then fail with Unauthorized and the next successful refresh recovers.
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, 60.0)
+            except AuthError:
+                return
+
+    async def _ended(self) -> None:
+        log.info("The server ended the session")
+        self._session = None
+        self._secrets.delete(self.secret_name)
+        self._notify()
+
+    def _notify(self) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(self._session)
+            except Exception:  # a listener's bug must not break sign-in
+                log.exception("session listener failed")
+
+    async def close(self) -> None:
+        task, self._refresher = self._refresher, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
