@@ -1,0 +1,63 @@
+"""The two guards of a read-through cache: one load per key at a time, and no stale write-back.
+
+``SingleFlight`` makes concurrent readers of the same missing key share one load. ``Generations`` gives
+each key a counter that every invalidation bumps; a load remembers the generation it started under and
+writes its result back only if no invalidation happened meanwhile, so a slow load can never overwrite
+fresher data with what it read before the change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class SingleFlight(Generic[K, V]):
+    """Deduplicate concurrent loads by key.
+
+    The load runs in its own task, so a caller that is cancelled (the user switched chats) does not
+    cancel the load for the others, and the result still lands in the cache.
+    """
+
+    def __init__(self) -> None:
+        self._inflight: dict[K, asyncio.Task[V]] = {}
+
+    def __contains__(self, key: K) -> bool:
+        return key in self._inflight
+
+    async def run(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(load())
+            self._inflight[key] = task
+            task.add_done_callback(functools.partial(self._forget, key))
+        return await asyncio.shield(task)
+
+    def _forget(self, key: K, task: asyncio.Task[V]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here so an error nobody awaited is not reported as lost
+
+
+class Generations(Generic[K]):
+    """A counter per key, bumped by every invalidation."""
+
+    def __init__(self) -> None:
+        self._counters: dict[K, int] = {}
+
+    def current(self, key: K) -> int:
+        return self._counters.get(key, 0)
+
+    def bump(self, key: K) -> int:
+        value = self._counters.get(key, 0) + 1
+        self._counters[key] = value
+        return value
+
+    def unchanged_since(self, key: K, generation: int) -> bool:
+        return self._counters.get(key, 0) == generation
