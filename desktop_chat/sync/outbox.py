@@ -1,0 +1,246 @@
+"""The outbox: every message typed and sent, on disk before it is shown, until the server has it.
+
+A local SQLite database in the user data directory (WAL, ``synchronous=FULL``, so a send that returned
+survives a crash or a power cut). One row per unsent message, keyed by its client-made id, which is
+also the idempotency key on the server. Rows leave only when the server confirmed the message or the
+user discarded it. All SQLite work runs on one private thread so a slow disk never stalls the UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+
+from desktop_chat.errors import LocalStorageError
+from desktop_chat.models import DeliveryState, Message, MessageId, SessionId, UserId
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+create table if not exists outbox (
+  id text primary key,
+  server text not null,
+  user_id text not null,
+  session_id text not null,
+  content text not null,
+  created_at real not null,
+  local_seq integer not null,
+  attempts integer not null default 0,
+  state text not null default 'pending' check (state in ('pending', 'failed')),
+  last_error text,
+  next_attempt_at real not null default 0
+);
+create index if not exists outbox_by_chat on outbox (server, user_id, session_id, local_seq);
+"""
+
+
+class EntryState(StrEnum):
+    PENDING = "pending"  # will be (re)tried
+    FAILED = "failed"  # refused for good; waits for the user's retry or discard
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    id: MessageId
+    server: str
+    user_id: UserId
+    session_id: SessionId
+    content: str
+    created_at: float  # local epoch seconds: the pending row's time and sort position
+    local_seq: int
+    attempts: int = 0
+    state: EntryState = EntryState.PENDING
+    last_error: str | None = None
+    next_attempt_at: float = 0.0
+
+    def as_message(self) -> Message:
+        """The optimistic row the views show until the server's copy arrives."""
+        return Message(
+            id=self.id,
+            session_id=self.session_id,
+            sender_id=self.user_id,
+            content=self.content,
+            created_at=datetime.fromtimestamp(self.created_at, tz=UTC),
+            delivery=DeliveryState.FAILED if self.state is EntryState.FAILED else DeliveryState.PENDING,
+            error=self.last_error if self.state is EntryState.FAILED else None,
+        )
+
+
+def _entry(row: sqlite3.Row) -> OutboxEntry:
+    return OutboxEntry(
+        id=MessageId(uuid.UUID(row["id"])),
+        server=row["server"],
+        user_id=UserId(uuid.UUID(row["user_id"])),
+        session_id=SessionId(uuid.UUID(row["session_id"])),
+        content=row["content"],
+        created_at=row["created_at"],
+        local_seq=row["local_seq"],
+        attempts=row["attempts"],
+        state=EntryState(row["state"]),
+        last_error=row["last_error"],
+        next_attempt_at=row["next_attempt_at"],
+    )
+
+
+class Outbox:
+    """Durable queue of unsent messages. Create with ``await Outbox.open(path)``."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+        self.path = path
+        self._db = connection
+        self._executor = executor
+        row = connection.execute("select coalesce(max(local_seq), 0) from outbox").fetchone()
+        self._next_seq = int(row[0]) + 1
+
+    @classmethod
+    async def open(cls, path: Path) -> Outbox:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+
+        def connect() -> sqlite3.Connection:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("pragma journal_mode = wal")
+            db.execute("pragma synchronous = full")  # a returned send is on disk
+            db.execute("pragma busy_timeout = 5000")
+            version = db.execute("pragma user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise LocalStorageError(
+                    f"The outbox at {path} was written by a newer desktop-chat; update the app to send it."
+                )
+            db.executescript(_SCHEMA)
+            db.execute(f"pragma user_version = {SCHEMA_VERSION}")
+            path.chmod(0o600)
+            return db
+
+        loop = asyncio.get_running_loop()
+        try:
+            connection = await loop.run_in_executor(executor, connect)
+        except sqlite3.Error as error:
+            executor.shutdown(wait=False)
+            raise LocalStorageError(f"Cannot open the outbox at {path}: {error}") from error
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(path, connection, executor)
+
+    async def close(self) -> None:
+        await self._run(lambda db: db.close())
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def guarded() -> T:
+            try:
+                return work(self._db)
+            except sqlite3.Error as error:
+                raise LocalStorageError(f"The outbox at {self.path} failed: {error}") from error
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, guarded)
+
+    # --- writing -----------------------------------------------------------------------------------
+    async def add(
+        self, message_id: MessageId, server: str, user_id: UserId, session_id: SessionId, content: str
+    ) -> OutboxEntry:
+        """Persist a new message; returns once it is on disk."""
+        entry = OutboxEntry(
+            id=message_id,
+            server=server,
+            user_id=user_id,
+            session_id=session_id,
+            content=content,
+            created_at=time.time(),
+            local_seq=self._next_seq,
+        )
+        self._next_seq += 1
+        await self._run(
+            lambda db: db.execute(
+                "insert into outbox (id, server, user_id, session_id, content, created_at, local_seq)"
+                " values (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    str(entry.id),
+                    entry.server,
+                    str(entry.user_id),
+                    str(entry.session_id),
+                    entry.content,
+                    entry.created_at,
+                    entry.local_seq,
+                ),
+            )
+        )
+        return entry
+
+    async def record_attempt(self, entry: OutboxEntry, error: str, next_attempt_at: float) -> OutboxEntry:
+        """A transient failure: count it and note when to try again."""
+        updated = replace(entry, attempts=entry.attempts + 1, last_error=error, next_attempt_at=next_attempt_at)
+        await self._run(
+            lambda db: db.execute(
+                "update outbox set attempts = ?, last_error = ?, next_attempt_at = ? where id = ?",
+                (updated.attempts, error, next_attempt_at, str(entry.id)),
+            )
+        )
+        return updated
+
+    async def mark_failed(self, entry: OutboxEntry, reason: str) -> OutboxEntry:
+        updated = replace(entry, attempts=entry.attempts + 1, state=EntryState.FAILED, last_error=reason)
+        await self._run(
+            lambda db: db.execute(
+                "update outbox set attempts = ?, state = 'failed', last_error = ? where id = ?",
+                (updated.attempts, reason, str(entry.id)),
+            )
+        )
+        return updated
+
+    async def mark_pending(self, message_id: MessageId) -> OutboxEntry | None:
+        """Put a failed message back in the queue (the user pressed Retry); same id, same place."""
+        await self._run(
+            lambda db: db.execute(
+                "update outbox set state = 'pending', next_attempt_at = 0, last_error = null where id = ?",
+                (str(message_id),),
+            )
+        )
+        return await self.get(message_id)
+
+    async def remove(self, message_id: MessageId) -> bool:
+        """Forget a message: the server has it, or the user discarded it."""
+        cursor = await self._run(lambda db: db.execute("delete from outbox where id = ?", (str(message_id),)))
+        return cursor.rowcount > 0
+
+    async def purge_user(self, server: str, user_id: UserId) -> int:
+        cursor = await self._run(
+            lambda db: db.execute("delete from outbox where server = ? and user_id = ?", (server, str(user_id)))
+        )
+        return cursor.rowcount
+
+    # --- reading -----------------------------------------------------------------------------------
+    async def get(self, message_id: MessageId) -> OutboxEntry | None:
+        row = await self._run(lambda db: db.execute("select * from outbox where id = ?", (str(message_id),)).fetchone())
+        return _entry(row) if row is not None else None
+
+    async def entries(self, server: str, user_id: UserId, session_id: SessionId | None = None) -> list[OutboxEntry]:
+        """This user's unsent messages (pending and failed) in send order."""
+        if session_id is None:
+            query = "select * from outbox where server = ? and user_id = ? order by local_seq"
+            params: tuple[str, ...] = (server, str(user_id))
+        else:
+            query = "select * from outbox where server = ? and user_id = ? and session_id = ? order by local_seq"
+            params = (server, str(user_id), str(session_id))
+        rows = await self._run(lambda db: db.execute(query, params).fetchall())
+        return [_entry(row) for row in rows]
+
+    async def depth(self, server: str, user_id: UserId) -> int:
+        row = await self._run(
+            lambda db: db.execute(
+                "select count(*) from outbox where server = ? and user_id = ?", (server, str(user_id))
+            ).fetchone()
+        )
+        return int(row[0])
