@@ -21,6 +21,7 @@ from desktop_chat.errors import (
     Unauthorized,
 )
 
+_RNG = random.Random()
 BASE_DELAY = 0.5
 MAX_DELAY = 60.0
 
@@ -51,7 +52,7 @@ def backoff(attempts: int, rng: random.Random | None = None) -> float:
     all of them in the same instant.
     """
     ceiling = min(MAX_DELAY, BASE_DELAY * (2 ** min(max(attempts, 0), 16)))
-    draw: float = (rng or random).random()
+    draw = (rng or _RNG).random()
     return ceiling / 2 + draw * ceiling / 2
 
 
