@@ -51,7 +51,7 @@ def backoff(attempts: int, rng: random.Random | None = None) -> float:
     Jitter spreads the retries of many clients (and many chats) so a recovering server is not hit by
     all of them in the same instant.
     """
-    ceiling = min(MAX_DELAY, BASE_DELAY * (2 ** min(max(attempts, 0), 16)))
+    ceiling = min(MAX_DELAY, BASE_DELAY * 2.0 ** min(max(attempts, 0), 16))
     draw = (rng or _RNG).random()
     return ceiling / 2 + draw * ceiling / 2
 
