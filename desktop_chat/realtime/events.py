@@ -1,0 +1,69 @@
+"""Turn ``postgres_changes`` pushes into domain change events. Pure.
+
+The callback payload of the official client is ``{"data": {"schema", "table", "type", "record",
+"old_record", "commit_timestamp", ...}, "ids": [...]}``. Row values arrive typed as PostgREST renders
+them (uuids and timestamps as strings), and are validated into the same models the read path uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import pydantic
+
+from desktop_chat.models import (
+    ChangeEvent,
+    ChatMember,
+    ChatSession,
+    ChatUpserted,
+    MemberRemoved,
+    MemberUpserted,
+    Message,
+    MessageUpserted,
+    Profile,
+    ProfileUpserted,
+    SessionId,
+    UserId,
+)
+
+log = logging.getLogger(__name__)
+
+TABLES = ("chat_messages", "chat_sessions", "chat_members", "profiles")
+
+
+def parse_change(payload: Mapping[str, Any]) -> ChangeEvent | None:
+    """The change event a push describes, or None for one that is irrelevant or malformed.
+
+    Malformed pushes are logged (without their content) and dropped rather than raised: one bad frame
+    must not stop the stream, and back-fill repairs anything missed.
+    """
+    data = payload.get("data", payload)
+    if not isinstance(data, Mapping) or data.get("schema") != "public":
+        return None
+    table = data.get("table")
+    kind = str(data.get("type", "")).upper()
+    record = data.get("record")
+    old = data.get("old_record")
+    try:
+        if kind in {"INSERT", "UPDATE"} and isinstance(record, Mapping):
+            if table == "chat_messages":
+                return MessageUpserted(message=Message.model_validate(record))
+            if table == "chat_sessions":
+                return ChatUpserted(session=ChatSession.model_validate(record))
+            if table == "chat_members":
+                return MemberUpserted(member=ChatMember.model_validate(record))
+            if table == "profiles":
+                return ProfileUpserted(profile=Profile.model_validate(record))
+        elif kind == "DELETE" and isinstance(old, Mapping) and table == "chat_members":
+            # Deletes carry only the primary key: (session_id, user_id).
+            return MemberRemoved(
+                session_id=SessionId(uuid.UUID(str(old["session_id"]))),
+                user_id=UserId(uuid.UUID(str(old["user_id"]))),
+            )
+    except (pydantic.ValidationError, KeyError, ValueError, TypeError) as error:
+        log.warning("Dropped a malformed %s %s push: %s", table, kind, type(error).__name__)
+        return None
+    return None
