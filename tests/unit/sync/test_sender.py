@@ -1,0 +1,217 @@
+"""The sender's state machine over a scripted backend (the real one is exercised in integration tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from desktop_chat.errors import BackendUnavailable, Rejected, Unauthorized
+from desktop_chat.models import DeliveryState, Message, MessageId, SessionId, UserId, new_message_id
+from desktop_chat.sync.outbox import Outbox
+from desktop_chat.sync.sender import Sender
+
+SERVER = "http://127.0.0.1:54321"
+ALICE = UserId(uuid.uuid4())
+CHAT_A = SessionId(uuid.uuid4())
+CHAT_B = SessionId(uuid.uuid4())
+
+
+class ScriptedBackend:
+    """Stores messages like the server would; ``failures`` scripts errors for the next attempts."""
+
+    def __init__(self) -> None:
+        self.stored: dict[MessageId, Message] = {}
+        self.order: list[MessageId] = []
+        self.failures: list[BaseException] = []
+        self.lose_answer = False
+        self.attempts: list[MessageId] = []
+        self.refreshes = 0
+        self.in_flight: dict[SessionId, int] = defaultdict(int)
+        self.max_in_flight: dict[SessionId, int] = defaultdict(int)
+        self.gate: asyncio.Event | None = None
+        self._seq: dict[SessionId, int] = defaultdict(int)
+
+    async def insert_message(self, message_id: MessageId, session_id: SessionId, content: str) -> Message | None:
+        self.attempts.append(message_id)
+        self.in_flight[session_id] += 1
+        self.max_in_flight[session_id] = max(self.max_in_flight[session_id], self.in_flight[session_id])
+        try:
+            await asyncio.sleep(0)
+            if self.gate is not None:
+                await self.gate.wait()
+            if self.failures:
+                raise self.failures.pop(0)
+            if message_id in self.stored:
+                return None
+            self._seq[session_id] += 1
+            seq = self._seq[session_id]
+            message = Message(
+                id=message_id,
+                session_id=session_id,
+                sender_id=ALICE,
+                content=content,
+                created_at=datetime.now(UTC),
+                seq=seq,
+                rev=seq,
+            )
+            self.stored[message_id] = message
+            self.order.append(message_id)
+            if self.lose_answer:
+                self.lose_answer = False
+                raise BackendUnavailable("connection dropped before the answer")
+            return message
+        finally:
+            self.in_flight[session_id] -= 1
+
+    async def fetch_message(self, message_id: MessageId) -> Message | None:
+        return self.stored.get(message_id)
+
+    async def refresh_session(self) -> object:
+        self.refreshes += 1
+        return object()
+
+
+class Harness:
+    def __init__(self, outbox: Outbox, backend: ScriptedBackend) -> None:
+        self.outbox = outbox
+        self.backend = backend
+        self.rows: dict[MessageId, Message] = {}
+        self.history: list[tuple[MessageId, DeliveryState]] = []
+        self.depth = -1
+        self.changed = asyncio.Event()
+        self.sender = self.make_sender()
+
+    def make_sender(self) -> Sender:
+        return Sender(self.outbox, self.backend, SERVER, ALICE, self.on_message, self.on_depth)
+
+    def on_message(self, message: Message) -> None:
+        self.rows[message.id] = message
+        self.history.append((message.id, message.delivery))
+        self.changed.set()
+
+    def on_depth(self, depth: int) -> None:
+        self.depth = depth
+
+    async def send(self, chat: SessionId, text: str) -> MessageId:
+        entry = await self.outbox.add(new_message_id(), SERVER, ALICE, chat, text)
+        await self.sender.submit(entry)
+        return entry.id
+
+    async def wait_for(self, message_id: MessageId, state: DeliveryState) -> Message:
+        async with asyncio.timeout(10):
+            while (row := self.rows.get(message_id)) is None or row.delivery is not state:
+                self.changed.clear()
+                await self.changed.wait()
+        return row
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    outbox = await Outbox.open(tmp_path / "outbox.sqlite3")
+    h = Harness(outbox, ScriptedBackend())
+    try:
+        yield h
+    finally:
+        await h.sender.close()
+        await outbox.close()
+
+
+async def test_messages_of_a_chat_go_one_at_a_time_in_order(harness: Harness) -> None:
+    ids_a = [await harness.send(CHAT_A, f"a{n}") for n in range(5)]
+    ids_b = [await harness.send(CHAT_B, f"b{n}") for n in range(3)]
+    for message_id in ids_a + ids_b:
+        await harness.wait_for(message_id, DeliveryState.SENT)
+    assert [m for m in harness.backend.order if m in ids_a] == ids_a
+    assert [m for m in harness.backend.order if m in ids_b] == ids_b
+    assert harness.backend.max_in_flight[CHAT_A] == 1
+    assert [harness.rows[m].seq for m in ids_a] == [1, 2, 3, 4, 5]
+    assert await harness.outbox.depth(SERVER, ALICE) == 0
+    assert harness.depth == 0
+
+
+async def test_transient_failures_keep_the_message_pending_and_retry_with_the_same_id(harness: Harness) -> None:
+    harness.backend.failures = [BackendUnavailable("down"), BackendUnavailable("still down")]
+    message_id = await harness.send(CHAT_A, "hello")
+    for _ in range(2):
+        async with asyncio.timeout(5):
+            while len(harness.backend.attempts) < 1 + _ or harness.sender.in_flight_chats == 0:
+                await asyncio.sleep(0.01)
+        stored = await harness.outbox.get(message_id)
+        assert stored is not None
+        harness.sender.nudge()  # connectivity is back: no need to sit out the backoff
+    sent = await harness.wait_for(message_id, DeliveryState.SENT)
+    assert set(harness.backend.attempts) == {message_id}
+    assert len(harness.backend.attempts) == 3
+    assert sent.seq == 1
+    assert len(harness.backend.stored) == 1
+    assert await harness.outbox.get(message_id) is None
+
+
+async def test_a_lost_answer_does_not_duplicate_the_message(harness: Harness) -> None:
+    harness.backend.lose_answer = True
+    message_id = await harness.send(CHAT_A, "only once")
+    async with asyncio.timeout(5):
+        while len(harness.backend.attempts) < 1:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    harness.sender.nudge()
+    sent = await harness.wait_for(message_id, DeliveryState.SENT)
+    assert len(harness.backend.stored) == 1
+    assert sent.seq == 1
+
+
+async def test_a_refusal_fails_with_a_reason_and_later_messages_still_go(harness: Harness) -> None:
+    harness.backend.failures = [Rejected("denied", code="42501")]
+    first = await harness.send(CHAT_A, "refused")
+    second = await harness.send(CHAT_A, "fine")
+    failed = await harness.wait_for(first, DeliveryState.FAILED)
+    assert failed.error == "You can no longer post in this chat."
+    await harness.wait_for(second, DeliveryState.SENT)
+    assert harness.depth == 1  # the failed one waits for the user
+
+    retried = await harness.sender.retry(first)
+    assert retried is not None and retried.delivery is DeliveryState.PENDING
+    sent = await harness.wait_for(first, DeliveryState.SENT)
+    assert sent.id == first
+    assert harness.depth == 0
+
+
+async def test_an_expired_session_is_refreshed_and_the_send_retried(harness: Harness) -> None:
+    harness.backend.failures = [Unauthorized("expired", code="PGRST303")]
+    message_id = await harness.send(CHAT_A, "after refresh")
+    await harness.wait_for(message_id, DeliveryState.SENT)
+    assert harness.backend.refreshes == 1
+
+
+async def test_a_restart_resumes_the_outbox(harness: Harness) -> None:
+    harness.backend.gate = asyncio.Event()  # the server hangs: nothing gets through
+    ids = [await harness.send(CHAT_A, f"m{n}") for n in range(3)]
+    await harness.sender.close()
+    # A new process: the same outbox, a new sender.
+    harness.backend.gate = None
+    harness.sender = harness.make_sender()
+    resumed = await harness.sender.start()
+    assert [entry.id for entry in resumed] == ids
+    for message_id in ids:
+        await harness.wait_for(message_id, DeliveryState.SENT)
+    assert [m for m in harness.backend.order] == ids
+
+
+async def test_discard_drops_a_waiting_message(harness: Harness) -> None:
+    harness.backend.failures = [BackendUnavailable("down")]
+    first = await harness.send(CHAT_A, "will be discarded")
+    async with asyncio.timeout(5):
+        while not harness.backend.attempts:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.02)
+    assert await harness.sender.discard(first)
+    second = await harness.send(CHAT_A, "goes")
+    await harness.wait_for(second, DeliveryState.SENT)
+    assert first not in harness.backend.stored
+    assert await harness.outbox.depth(SERVER, ALICE) == 0
