@@ -35,6 +35,7 @@ class ScriptedBackend:
         self.in_flight: dict[SessionId, int] = defaultdict(int)
         self.max_in_flight: dict[SessionId, int] = defaultdict(int)
         self.gate: asyncio.Event | None = None
+        self.answered = asyncio.Event()
         self._seq: dict[SessionId, int] = defaultdict(int)
 
     async def insert_message(self, message_id: MessageId, session_id: SessionId, content: str) -> Message | None:
@@ -68,6 +69,7 @@ class ScriptedBackend:
             return message
         finally:
             self.in_flight[session_id] -= 1
+            self.answered.set()
 
     async def fetch_message(self, message_id: MessageId) -> Message | None:
         return self.stored.get(message_id)
@@ -75,6 +77,13 @@ class ScriptedBackend:
     async def refresh_session(self) -> object:
         self.refreshes += 1
         return object()
+
+    async def wait_attempts(self, count: int) -> None:
+        """Wait until ``count`` attempts were made and none is still waiting for its answer."""
+        async with asyncio.timeout(5):
+            while len(self.attempts) < count or any(self.in_flight.values()):
+                self.answered.clear()
+                await self.answered.wait()
 
 
 class Harness:
@@ -138,10 +147,8 @@ async def test_messages_of_a_chat_go_one_at_a_time_in_order(harness: Harness) ->
 async def test_transient_failures_keep_the_message_pending_and_retry_with_the_same_id(harness: Harness) -> None:
     harness.backend.failures = [BackendUnavailable("down"), BackendUnavailable("still down")]
     message_id = await harness.send(CHAT_A, "hello")
-    for _ in range(2):
-        async with asyncio.timeout(5):
-            while len(harness.backend.attempts) < 1 + _ or harness.sender.in_flight_chats == 0:
-                await asyncio.sleep(0.01)
+    for attempt in (1, 2):
+        await harness.backend.wait_attempts(attempt)
         stored = await harness.outbox.get(message_id)
         assert stored is not None
         harness.sender.nudge()  # connectivity is back: no need to sit out the backoff
@@ -156,10 +163,7 @@ async def test_transient_failures_keep_the_message_pending_and_retry_with_the_sa
 async def test_a_lost_answer_does_not_duplicate_the_message(harness: Harness) -> None:
     harness.backend.lose_answer = True
     message_id = await harness.send(CHAT_A, "only once")
-    async with asyncio.timeout(5):
-        while len(harness.backend.attempts) < 1:
-            await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)
+    await harness.backend.wait_attempts(1)
     harness.sender.nudge()
     sent = await harness.wait_for(message_id, DeliveryState.SENT)
     assert len(harness.backend.stored) == 1
@@ -200,16 +204,13 @@ async def test_a_restart_resumes_the_outbox(harness: Harness) -> None:
     assert [entry.id for entry in resumed] == ids
     for message_id in ids:
         await harness.wait_for(message_id, DeliveryState.SENT)
-    assert [m for m in harness.backend.order] == ids
+    assert list(harness.backend.order) == ids
 
 
 async def test_discard_drops_a_waiting_message(harness: Harness) -> None:
     harness.backend.failures = [BackendUnavailable("down")]
     first = await harness.send(CHAT_A, "will be discarded")
-    async with asyncio.timeout(5):
-        while not harness.backend.attempts:
-            await asyncio.sleep(0.01)
-    await asyncio.sleep(0.02)
+    await harness.backend.wait_attempts(1)
     assert await harness.sender.discard(first)
     second = await harness.send(CHAT_A, "goes")
     await harness.wait_for(second, DeliveryState.SENT)
