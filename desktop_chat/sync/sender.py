@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from desktop_chat.errors import DesktopChatError
 from desktop_chat.models import DeliveryState, Message, MessageId, SessionId, UserId
 from desktop_chat.sync.delivery import GiveUp, RefreshAndRetry, RetryLater, backoff, decide
 from desktop_chat.sync.outbox import EntryState, Outbox, OutboxEntry
@@ -180,6 +181,8 @@ class Sender:
             await self._fail(entry, "The message was stored but is no longer visible to you.")
             return True
         except Exception as error:
+            if not isinstance(error, DesktopChatError):
+                log.exception("Unexpected error while sending a message")  # a bug: keep the traceback
             decision = decide(error, entry.attempts)
             if isinstance(decision, RefreshAndRetry) and entry.last_error != _REFRESHED:
                 updated = await self._outbox.record_attempt(entry, _REFRESHED, self._clock())
