@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 TABLES = ("chat_messages", "chat_sessions", "chat_members", "profiles")
 
 
-def parse_change(payload: Mapping[str, Any]) -> ChangeEvent | None:
+def parse_change(payload: Mapping[str, object]) -> ChangeEvent | None:
     """The change event a push describes, or None for one that is irrelevant or malformed.
 
     Malformed pushes are logged (without their content) and dropped rather than raised: one bad frame
