@@ -63,7 +63,9 @@ devstack-status: install
 
 package: system install
 	$(BIN)/python -m pip install --quiet -e '.[package]'
-	$(BIN)/pyinstaller --noconfirm packaging/desktop-chat.spec
+	$(BIN)/pyinstaller --noconfirm --distpath dist --workpath build packaging/desktop-chat.spec
+	QT_QPA_PLATFORM=offscreen dist/desktop-chat/desktop-chat --smoke-test
+	@echo "bundle: dist/desktop-chat/ ($$(du -sh dist/desktop-chat | cut -f1))"
 
 clean:
 	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache tests/artifacts
