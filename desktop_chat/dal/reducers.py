@@ -1,0 +1,123 @@
+"""Pure reducers: current state + a change → the new state. No I/O, no clock.
+
+Every change can arrive more than once and out of band (the HTTP answer of a send, its realtime echo,
+a back-fill page), so each reducer is idempotent and keeps the newest version by ``rev``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from desktop_chat.models import (
+    ChatSession,
+    ChatSummary,
+    DeliveryState,
+    Message,
+    MessageId,
+    UserId,
+)
+
+
+def newer_message(current: Message | None, incoming: Message) -> Message | None:
+    """The version of a message to keep, or None when ``incoming`` adds nothing.
+
+    A confirmed row (with ``rev``) beats any pending or failed local row of the same id; between two
+    confirmed rows the higher ``rev`` wins. A local row never replaces a confirmed one.
+    """
+    if current is None:
+        return incoming
+    if incoming.rev is None:
+        # Local state (pending / failed / retrying) only replaces local state.
+        return incoming if current.rev is None and incoming != current else None
+    if current.rev is not None and incoming.rev < current.rev:
+        return None
+    if incoming == current:
+        return None
+    if incoming.delivery is not DeliveryState.SENT:
+        incoming = incoming.model_copy(update={"delivery": DeliveryState.SENT, "error": None})
+    return incoming
+
+
+def merge_messages(current: Sequence[Message], incoming: Iterable[Message], cap: int) -> list[Message]:
+    """Confirmed messages of one chat, merged by id (newest rev wins), ascending by seq, newest ``cap`` kept.
+
+    This is the cached "newest N" list: local pending rows never go into it.
+    """
+    by_id: dict[MessageId, Message] = {message.id: message for message in current if message.seq is not None}
+    for message in incoming:
+        if message.seq is None:
+            continue
+        kept = newer_message(by_id.get(message.id), message)
+        if kept is not None:
+            by_id[message.id] = kept
+    ordered = sorted(by_id.values(), key=lambda message: message.seq or 0)
+    return ordered[-cap:] if cap > 0 else []
+
+
+def max_rev(messages: Iterable[Message]) -> int:
+    return max((message.rev or 0 for message in messages), default=0)
+
+
+def summary_with_message(summary: ChatSummary, message: Message, me: UserId) -> ChatSummary:
+    """The recent-chats row after a confirmed message of its chat was inserted or changed."""
+    if message.seq is None:
+        return summary
+    session = summary.session
+    last = summary.last_message
+    updates: dict[str, object] = {}
+    if last is None or message.seq > (last.seq or 0):
+        updates["last_message"] = message
+        is_new = message.seq > session.last_seq
+        session_updates: dict[str, object] = {"last_seq": max(session.last_seq, message.seq)}
+        if message.rev is not None:
+            session_updates["last_rev"] = max(session.last_rev, message.rev)
+        if session.last_message_at is None or message.created_at > session.last_message_at:
+            session_updates["last_message_at"] = message.created_at
+        updates["session"] = session.model_copy(update=session_updates)
+        if is_new and message.sender_id != me and not message.deleted and message.seq > summary.last_read_seq:
+            updates["unread_count"] = summary.unread_count + 1
+    elif last.id == message.id:
+        kept = newer_message(last, message)
+        if kept is not None:
+            updates["last_message"] = kept
+    if message.rev is not None and message.rev > session.last_rev and "session" not in updates:
+        updates["session"] = session.model_copy(update={"last_rev": message.rev})
+    return summary.model_copy(update=updates) if updates else summary
+
+
+def summary_with_session(summary: ChatSummary, session: ChatSession) -> ChatSummary:
+    """The recent-chats row after its chat row changed (renamed, counters moved)."""
+    current = summary.session
+    if session.last_rev < current.last_rev or session.last_seq < current.last_seq:
+        # An older image of the row (a push that raced a newer message): keep the newer counters.
+        session = session.model_copy(
+            update={
+                "last_rev": max(session.last_rev, current.last_rev),
+                "last_seq": max(session.last_seq, current.last_seq),
+                "last_message_at": current.last_message_at or session.last_message_at,
+            }
+        )
+    if session == current:
+        return summary
+    return summary.model_copy(update={"session": session})
+
+
+def summary_read_up_to(summary: ChatSummary, seq: int, unread_after: int) -> ChatSummary:
+    """The row after the user read up to ``seq``; ``unread_after`` is the count still unread."""
+    if seq <= summary.last_read_seq:
+        return summary
+    return summary.model_copy(update={"last_read_seq": seq, "unread_count": max(unread_after, 0)})
+
+
+def unread_after(messages: Iterable[Message], read_seq: int, me: UserId) -> int:
+    """Unread messages among ``messages`` (from others, not deleted, beyond ``read_seq``)."""
+    return sum(
+        1
+        for message in messages
+        if message.seq is not None and message.seq > read_seq and message.sender_id != me and not message.deleted
+    )
+
+
+def details_changed(before: ChatSession, after: ChatSession) -> bool:
+    """Whether a chat change touched what the chat's details show (title, deletion), not just counters."""
+    return before.title != after.title or before.deleted_at != after.deleted_at
