@@ -1,0 +1,596 @@
+"""ChatStore: the one object the UI talks to.
+
+Reads go through the cache (hit → return; miss → Supabase → store → return; one load per key; an
+expired entry is served while one refresh runs). Writes go through the outbox first and show at once.
+Live changes (realtime pushes, send confirmations, back-fill) are applied to the cache first and then to
+the views, in batches, by ``LiveSync``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+from desktop_chat.backend.client import SupabaseBackend
+from desktop_chat.backend.session import SessionInfo
+from desktop_chat.config import Settings
+from desktop_chat.dal.api import (
+    CacheState,
+    ChatList,
+    ConnectionState,
+    MessageListener,
+    StatusListener,
+    StoreStatus,
+    Timeline,
+    UsersListener,
+)
+from desktop_chat.dal.live import LiveSync
+from desktop_chat.dal.live_list import Unsubscribe
+from desktop_chat.dal.ports import Cached, ChatCache, MessageWindow, StoreMetrics
+from desktop_chat.dal.readthrough import Generations, SingleFlight
+from desktop_chat.dal.reducers import max_rev, merge_messages
+from desktop_chat.errors import BackendUnavailable, InvalidInput, NotSignedIn, Rejected
+from desktop_chat.models import (
+    ChatDetails,
+    ChatSummary,
+    MessageId,
+    MessagePage,
+    MessageUpserted,
+    Profile,
+    SessionId,
+    UserId,
+    new_message_id,
+    new_session_id,
+    validate_message_text,
+    validate_title,
+)
+from desktop_chat.realtime.manager import LinkState, RealtimeManager
+from desktop_chat.sync.outbox import Outbox
+from desktop_chat.sync.sender import Sender
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PAGE = 50
+WARM_CHATS = 5
+
+_LINK_TO_CONNECTION = {
+    LinkState.OFFLINE: ConnectionState.OFFLINE,
+    LinkState.CONNECTING: ConnectionState.CONNECTING,
+    LinkState.LIVE: ConnectionState.LIVE,
+    LinkState.RECONNECTING: ConnectionState.RECONNECTING,
+}
+
+
+class ChatStore:
+    """Implements ``desktop_chat.dal.api.ChatStoreAPI``.
+
+    Args:
+        settings: TTLs, caps and timeouts.
+        backend: Supabase (already started).
+        cache: The typed cache (never raises).
+        outbox: The durable outbox (already open).
+        metrics: Where measurements go (optional).
+        realtime: Start the realtime link after sign-in (tests of the read path turn it off).
+        frame_interval: How long live changes are collected before the views hear of them.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: SupabaseBackend,
+        cache: ChatCache,
+        outbox: Outbox,
+        *,
+        metrics: StoreMetrics | None = None,
+        realtime: bool = True,
+        frame_interval: float = 0.016,
+    ) -> None:
+        self._settings = settings
+        self._backend = backend
+        self._cache = cache
+        self._outbox = outbox
+        self._metrics = metrics
+        self._realtime_enabled = realtime
+        self._user: Profile | None = None
+        self._status = StoreStatus(cache=cache.state if settings.cache_enabled else CacheState.OFF)
+        self._status_listeners: list[StatusListener] = []
+        self._flight: SingleFlight[tuple[str, ...], Any] = SingleFlight()
+        self._generations: Generations[tuple[str, ...]] = Generations()
+        self._sender: Sender | None = None
+        self._realtime: RealtimeManager | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._unsubscribers: list[Callable[[], None]] = []
+        self.live = LiveSync(self, frame_interval=frame_interval)
+        self._unsubscribers.append(cache.subscribe_state(self._on_cache_state))
+
+    # ==============================================================================================
+    # session
+    # ==============================================================================================
+    @property
+    def current_user(self) -> Profile | None:
+        return self._user
+
+    @property
+    def backend(self) -> SupabaseBackend:
+        return self._backend
+
+    @property
+    def cache(self) -> ChatCache:
+        return self._cache
+
+    @property
+    def outbox(self) -> Outbox:
+        return self._outbox
+
+    def require_user(self) -> UserId:
+        if self._user is None:
+            raise NotSignedIn("You are not signed in.")
+        return self._user.id
+
+    async def restore_session(self) -> Profile | None:
+        profile = await self._backend.restore_session()
+        if profile is not None:
+            await self._signed_in(profile)
+        return profile
+
+    async def sign_in(self, email: str, password: str) -> Profile:
+        if not email.strip() or not password:
+            raise InvalidInput("Enter your email address and password.")
+        profile = await self._backend.sign_in(email, password)
+        await self._signed_in(profile)
+        return profile
+
+    async def sign_up(self, email: str, password: str, display_name: str) -> Profile:
+        from desktop_chat.models import validate_display_name
+
+        name = validate_display_name(display_name)
+        profile = await self._backend.sign_up(email, password, name)
+        await self._signed_in(profile)
+        return profile
+
+    async def sign_out(self) -> None:
+        user = self._user
+        await self._stop_user_services()
+        if user is not None:
+            await self._cache.purge_user(user.id)
+        await self._backend.sign_out()
+        self._set_status(connection=ConnectionState.OFFLINE, outbox_depth=0, backend_reachable=True, detail="")
+
+    async def _signed_in(self, profile: Profile) -> None:
+        await self._stop_user_services()
+        self._user = profile
+        self.live.reset_for_user(profile.id)
+        self._sender = Sender(
+            self._outbox,
+            self._backend,
+            self._backend.server,
+            profile.id,
+            on_message=self.live.local_message,
+            on_depth=lambda depth: self._set_status(outbox_depth=depth),
+        )
+        unsent = await self._sender.start()
+        self.live.remember_unsent(unsent)
+        if self._realtime_enabled:
+            self._realtime = RealtimeManager(
+                self._backend.client,
+                on_changes=self.live.enqueue,
+                on_state=self._on_link_state,
+                backfill=self.live.backfill_all,
+                on_typing=self.live.typing_changed,
+                on_presence=self.live.presence_changed,
+            )
+            session = self._backend.session
+            if session is not None:
+                await self._realtime.start(profile.id, session.access_token)
+            self._unsubscribers.append(self._backend.subscribe_session(self._on_session))
+        self.spawn(self._warm(), "warm-cache")
+
+    async def _stop_user_services(self) -> None:
+        for unsubscribe in self._unsubscribers[1:]:
+            unsubscribe()
+        del self._unsubscribers[1:]
+        if self._realtime is not None:
+            await self._realtime.stop()
+            self._realtime = None
+        if self._sender is not None:
+            await self._sender.close()
+            self._sender = None
+        for task in list(self._background):
+            task.cancel()
+        for task in list(self._background):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.live.stop()
+        self._user = None
+
+    def _on_session(self, session: SessionInfo | None) -> None:
+        if session is None:
+            # The server ended the session (refresh token revoked): stop, keep the outbox for next time.
+            self.spawn(self._stop_user_services(), "session-ended")
+            self._set_status(connection=ConnectionState.OFFLINE, detail="Signed out by the server.")
+        elif self._realtime is not None:
+            self._realtime.update_token(session.access_token)
+
+    async def close(self) -> None:
+        """Stop background work; the outbox keeps unsent messages on disk for the next start."""
+        await self._stop_user_services()
+        for unsubscribe in self._unsubscribers:
+            unsubscribe()
+        self._unsubscribers.clear()
+
+    # ==============================================================================================
+    # status
+    # ==============================================================================================
+    @property
+    def status(self) -> StoreStatus:
+        return self._status
+
+    def subscribe_status(self, listener: StatusListener) -> Unsubscribe:
+        self._status_listeners.append(listener)
+        return lambda: self._status_listeners.remove(listener) if listener in self._status_listeners else None
+
+    def _set_status(self, **changes: Any) -> None:
+        from dataclasses import replace
+
+        status = replace(self._status, **changes)
+        if status != self._status:
+            self._status = status
+            for listener in list(self._status_listeners):
+                listener(status)
+
+    def _on_cache_state(self, state: CacheState) -> None:
+        if self._settings.cache_enabled:
+            self._set_status(cache=state)
+
+    def _on_link_state(self, state: LinkState) -> None:
+        self._set_status(connection=_LINK_TO_CONNECTION[state])
+        if state is LinkState.LIVE and self._sender is not None:
+            self._sender.nudge()  # the server is back: send what waits without sitting out backoffs
+
+    def backend_reached(self, ok: bool, detail: str = "") -> None:
+        self._set_status(backend_reachable=ok, detail="" if ok else detail)
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        snapshot: dict[str, Any] = {
+            "status": {
+                "connection": self._status.connection.value,
+                "cache": self._status.cache.value,
+                "outbox_depth": self._status.outbox_depth,
+                "backend_reachable": self._status.backend_reachable,
+            },
+            "cache": self._cache.snapshot(),
+        }
+        if self._metrics is not None:
+            snapshot["metrics"] = self._metrics.snapshot()
+        if self._realtime is not None:
+            snapshot["realtime"] = {
+                "state": self._realtime.state.value,
+                "reconnects": self._realtime.reconnects,
+                "last_push_at": self._realtime.last_push_at,
+            }
+        return snapshot
+
+    # ==============================================================================================
+    # read-through
+    # ==============================================================================================
+    async def call_backend(self, operation: str, run: Callable[[], Awaitable[T]]) -> T:
+        """Call Supabase, recording latency and reachability."""
+        started = time.perf_counter()
+        try:
+            result = await run()
+        except BackendUnavailable as error:
+            self._observe(operation, started, ok=False)
+            self.backend_reached(False, error.message)
+            raise
+        except Exception:
+            self._observe(operation, started, ok=False)
+            raise
+        self._observe(operation, started, ok=True)
+        self.backend_reached(True)
+        return result
+
+    def _observe(self, operation: str, started: float, *, ok: bool) -> None:
+        if self._metrics is not None:
+            self._metrics.backend_call(operation, time.perf_counter() - started, ok)
+
+    async def read_through(
+        self,
+        key: tuple[str, ...],
+        get: Callable[[], Awaitable[Cached[T] | None]],
+        fetch: Callable[[], Awaitable[T]],
+        put: Callable[[T], Awaitable[None]],
+    ) -> T:
+        """The read path: a fresh hit returns; a stale hit returns and refreshes once in the background;
+        a miss loads once (however many ask) and stores the result unless it was invalidated meanwhile.
+        """
+        kind = key[0]
+        hit = await get() if self._settings.cache_enabled else None
+        if self._metrics is not None:
+            self._metrics.cache_lookup(kind, hit.tier if hit else None)
+        if hit is not None:
+            if not hit.fresh and key not in self._flight:
+                self.spawn(self._refresh_quietly(key, fetch, put), f"refresh-{kind}")
+            return hit.value
+        return await self._flight.run(key, lambda: self._load(key, fetch, put))  # type: ignore[no-any-return]
+
+    async def _load(
+        self, key: tuple[str, ...], fetch: Callable[[], Awaitable[T]], put: Callable[[T], Awaitable[None]]
+    ) -> T:
+        generation = self._generations.current(key)
+        value = await self.call_backend(key[0], fetch)
+        if self._settings.cache_enabled and self._generations.unchanged_since(key, generation):
+            await put(value)
+        return value
+
+    async def _refresh_quietly(
+        self, key: tuple[str, ...], fetch: Callable[[], Awaitable[T]], put: Callable[[T], Awaitable[None]]
+    ) -> None:
+        with contextlib.suppress(BackendUnavailable):
+            await self._flight.run(key, lambda: self._load(key, fetch, put))
+
+    def invalidate(self, key: tuple[str, ...]) -> None:
+        """Mark a key changed: a load under way will not write back what it read before."""
+        self._generations.bump(key)
+
+    def spawn(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coroutine)
+        task.set_name(name)
+        self._background.add(task)
+
+        def done(finished: asyncio.Task[Any]) -> None:
+            self._background.discard(finished)
+            if not finished.cancelled() and (error := finished.exception()) is not None:
+                if isinstance(error, (BackendUnavailable, NotSignedIn)):
+                    log.info("%s did not finish: %s", name, error)
+                else:
+                    log.error("%s failed", name, exc_info=error)
+
+        task.add_done_callback(done)
+        return task
+
+    # --- the three cached reads ---------------------------------------------------------------------
+    async def recent_chats(self) -> list[ChatSummary]:
+        user = self.require_user()
+        limit = self._settings.cache_max_chats_per_user
+        chats: list[ChatSummary] = await self.read_through(
+            ("recent", str(user)),
+            lambda: self._cache.get_recent(user),
+            lambda: self._backend.fetch_recent_chats(limit),
+            lambda value: self._cache.put_recent(user, value),
+        )
+        return chats
+
+    async def chat_details(self, session_id: SessionId) -> ChatDetails:
+        user = self.require_user()
+
+        async def fetch() -> ChatDetails:
+            details = await self._backend.fetch_chat_details(session_id)
+            if details is None:
+                raise Rejected("This chat does not exist or you are no longer in it.")
+            return details
+
+        details: ChatDetails = await self.read_through(
+            ("chat", str(user), str(session_id)),
+            lambda: self._cache.get_chat(user, session_id),
+            fetch,
+            lambda value: self._cache.put_chat(user, value),
+        )
+        return details
+
+    async def message_window(self, session_id: SessionId) -> MessageWindow:
+        """The cached newest messages of a chat with its back-fill cursor (loaded on a miss)."""
+        user = self.require_user()
+        cap = self._settings.cache_max_messages_per_chat
+
+        async def fetch() -> MessageWindow:
+            page = await self._backend.fetch_messages(session_id, None, cap)
+            return MessageWindow(page.messages, max_rev(page.messages))
+
+        window: MessageWindow = await self.read_through(
+            ("msgs", str(user), str(session_id)),
+            lambda: self._cache.get_messages(user, session_id),
+            fetch,
+            lambda value: self._cache.put_messages(user, session_id, value),
+        )
+        return window
+
+    async def messages(self, session_id: SessionId, before_seq: int | None = None, limit: int = PAGE) -> MessagePage:
+        """A page of confirmed messages (ascending). The newest pages come from the cached window."""
+        if limit < 1:
+            raise InvalidInput("A page holds at least one message.")
+        window = await self.message_window(session_id)
+        cached = [m for m in window.messages if before_seq is None or (m.seq or 0) < before_seq]
+        oldest_cached = window.messages[0].seq if window.messages else None
+        covers = len(cached) >= limit or (oldest_cached is not None and oldest_cached <= 1) or not window.messages
+        if covers:
+            chosen = cached[-limit:]
+            first = chosen[0].seq if chosen else None
+            return MessagePage(session_id=session_id, messages=tuple(chosen), has_more=bool(first and first > 1))
+        # Older than the cached window: straight from Supabase (history pages are not cached).
+        return await self.call_backend(
+            "messages_page", lambda: self._backend.fetch_messages(session_id, before_seq, limit)
+        )
+
+    async def _warm(self) -> None:
+        """After sign-in: the recent list, then the newest page of the top chats, in the background."""
+        chats = await self.recent_chats()
+        self.live.show_chats(chats)
+        for summary in chats[:WARM_CHATS]:
+            with contextlib.suppress(BackendUnavailable, Rejected):
+                await self.message_window(summary.session.id)
+
+    async def refresh_chats(self) -> None:
+        chats = await self.recent_chats()
+        self.live.show_chats(chats)
+
+    # ==============================================================================================
+    # views
+    # ==============================================================================================
+    def chat_list(self) -> ChatList:
+        return self.live.chat_list
+
+    async def open_chat(self, session_id: SessionId) -> Timeline:
+        return await self.live.open_timeline(session_id)
+
+    def close_chat(self, session_id: SessionId) -> None:
+        self.live.close_timeline(session_id)
+
+    def has_older(self, session_id: SessionId) -> bool:
+        return self.live.has_older(session_id)
+
+    async def load_older(self, session_id: SessionId) -> int:
+        return await self.live.load_older(session_id)
+
+    def subscribe_typing(self, listener: UsersListener) -> Unsubscribe:
+        return self.live.subscribe_typing(listener)
+
+    def subscribe_presence(self, listener: UsersListener) -> Unsubscribe:
+        return self.live.subscribe_presence(listener)
+
+    def subscribe_incoming(self, listener: MessageListener) -> Unsubscribe:
+        return self.live.subscribe_incoming(listener)
+
+    @property
+    def realtime(self) -> RealtimeManager | None:
+        return self._realtime
+
+    # ==============================================================================================
+    # writes
+    # ==============================================================================================
+    def _require_sender(self) -> Sender:
+        if self._sender is None:
+            raise NotSignedIn("You are not signed in.")
+        return self._sender
+
+    async def send(self, session_id: SessionId, text: str) -> MessageId:
+        user = self.require_user()
+        sender = self._require_sender()
+        validate_message_text(text)
+        entry = await self._outbox.add(new_message_id(), self._backend.server, user, session_id, text)
+        self.live.show_local(entry.as_message())
+        await sender.submit(entry)
+        return entry.id
+
+    async def retry(self, message_id: MessageId) -> None:
+        if await self._require_sender().retry(message_id) is None:
+            raise InvalidInput("That message is no longer waiting to be sent.")
+
+    async def discard(self, message_id: MessageId) -> None:
+        entry = await self._outbox.get(message_id)
+        await self._require_sender().discard(message_id)
+        if entry is not None:
+            self.live.forget_local(entry.session_id, message_id)
+
+    async def edit_message(self, message_id: MessageId, text: str) -> None:
+        self.require_user()
+        validate_message_text(text)
+        stored = await self.call_backend("edit_message", lambda: self._backend.edit_message(message_id, text))
+        if stored is None:
+            raise Rejected("Only the sender can edit a message, and not after deleting it.")
+        await self.live.apply_now([MessageUpserted(message=stored)])
+
+    async def delete_message(self, message_id: MessageId) -> None:
+        self.require_user()
+        stored = await self.call_backend("delete_message", lambda: self._backend.delete_message(message_id))
+        if stored is None:
+            raise Rejected("Only the sender can delete a message.")
+        await self.live.apply_now([MessageUpserted(message=stored)])
+
+    async def create_chat(self, title: str, member_emails: Sequence[str] = ()) -> SessionId:
+        user = self.require_user()
+        clean_title = validate_title(title)
+        members: list[UserId] = []
+        for email in dict.fromkeys(e.strip().lower() for e in member_emails if e.strip()):
+            profile = await self.call_backend("find_profile", partial(self._backend.find_profile_by_email, email))
+            if profile is None:
+                raise InvalidInput(f"There is no account for {email}.")
+            if profile.id != user:
+                members.append(profile.id)
+        session_id = new_session_id()
+        await self.call_backend("create_chat", lambda: self._backend.create_chat(session_id, clean_title))
+        if members:
+            await self.call_backend("add_members", lambda: self._backend.add_members(session_id, members))
+        await self._after_membership_change(session_id)
+        return session_id
+
+    async def rename_chat(self, session_id: SessionId, title: str) -> None:
+        self.require_user()
+        clean = validate_title(title)
+        updated = await self.call_backend(
+            "rename_chat", lambda: self._backend.update_chat(session_id, {"title": clean})
+        )
+        if updated is None:
+            raise Rejected("Only the chat's owners can rename it.")
+        await self._after_membership_change(session_id)
+
+    async def delete_chat(self, session_id: SessionId) -> None:
+        self.require_user()
+        updated = await self.call_backend(
+            "delete_chat", lambda: self._backend.update_chat(session_id, {"deleted_at": "now"})
+        )
+        if updated is None:
+            raise Rejected("Only the chat's owners can delete it.")
+        await self.live.drop_chat(session_id)
+
+    async def add_member(self, session_id: SessionId, email: str) -> None:
+        self.require_user()
+        profile = await self.call_backend("find_profile", lambda: self._backend.find_profile_by_email(email))
+        if profile is None:
+            raise InvalidInput(f"There is no account for {email.strip()}.")
+        await self.call_backend("add_members", lambda: self._backend.add_members(session_id, [profile.id]))
+        await self._after_membership_change(session_id)
+
+    async def remove_member(self, session_id: SessionId, user_id: UserId) -> None:
+        me = self.require_user()
+        removed = await self.call_backend("remove_member", lambda: self._backend.remove_member(session_id, user_id))
+        if not removed:
+            raise Rejected("Only the chat's owners can remove someone else.")
+        if user_id == me:
+            await self.live.drop_chat(session_id)
+        else:
+            await self._after_membership_change(session_id)
+
+    async def leave_chat(self, session_id: SessionId) -> None:
+        await self.remove_member(session_id, self.require_user())
+
+    async def _after_membership_change(self, session_id: SessionId) -> None:
+        user = self.require_user()
+        self.invalidate(("chat", str(user), str(session_id)))
+        self.invalidate(("recent", str(user)))
+        await self._cache.forget_chat(user, session_id)
+        await self._cache.forget_recent(user)
+        await self.refresh_chats()
+
+    async def mark_read(self, session_id: SessionId, seq: int) -> None:
+        user = self.require_user()
+        if seq < 1:
+            return
+        if not self.live.mark_read_locally(session_id, seq):
+            return  # already read that far
+        stored = await self.call_backend("mark_read", lambda: self._backend.mark_read(session_id, user, seq))
+        if stored is None:
+            raise Rejected("You are no longer in this chat.")
+
+    async def set_typing(self, session_id: SessionId, typing: bool) -> None:
+        if self._realtime is not None:
+            await self._realtime.send_typing(session_id, typing)
+
+    async def clear_cache(self) -> None:
+        user = self.require_user()
+        await self._cache.purge_user(user)
+        self.live.clear_cursors()
+
+    # --- used by LiveSync -------------------------------------------------------------------------
+    def merge_window(self, window: MessageWindow, incoming: Sequence[Any]) -> MessageWindow:
+        """The cached window after live messages: merged, trimmed, older-than-window rows left out."""
+        oldest = window.messages[0].seq if window.messages else None
+        relevant = [m for m in incoming if m.seq is not None and (oldest is None or m.seq >= oldest)]
+        merged = merge_messages(window.messages, relevant, self._settings.cache_max_messages_per_chat)
+        return MessageWindow(tuple(merged), window.cursor)

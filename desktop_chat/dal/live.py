@@ -1,0 +1,448 @@
+"""LiveSync: keeps the views and the cache in step with the server as changes arrive.
+
+Changes come from realtime pushes, from the sender (a send confirmed or failed) and from back-fill.
+They are collected for one frame and then applied in a batch: **cache first**, then the views, so a
+burst of a thousand messages becomes one cache write per chat and one row operation per view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING
+
+from desktop_chat.dal.api import ChatList, MessageListener, Timeline, UsersListener, new_chat_list, new_timeline
+from desktop_chat.dal.cursor import RevCursor
+from desktop_chat.dal.live_list import Unsubscribe
+from desktop_chat.dal.ports import MessageWindow
+from desktop_chat.dal.reducers import (
+    details_changed,
+    newer_message,
+    summary_read_up_to,
+    summary_with_message,
+    summary_with_session,
+    unread_after,
+)
+from desktop_chat.errors import BackendUnavailable, NotSignedIn
+from desktop_chat.models import (
+    ChangeEvent,
+    ChatRemoved,
+    ChatSummary,
+    ChatUpserted,
+    DeliveryState,
+    MemberRemoved,
+    MemberUpserted,
+    Message,
+    MessageId,
+    MessageUpserted,
+    ProfileUpserted,
+    SessionId,
+    UserId,
+)
+from desktop_chat.sync.outbox import OutboxEntry
+
+if TYPE_CHECKING:
+    from desktop_chat.dal.chat_store import ChatStore
+
+log = logging.getLogger(__name__)
+
+PAGE = 50
+BACKFILL_BATCH = 500
+GAP_GRACE = 1.0  # seconds to let realtime close a gap by itself before back-filling
+WATCHED_CHATS = 20  # chats whose typing and presence are followed
+
+
+def _listeners_call(listeners: Iterable[object], *args: object) -> None:
+    for listener in list(listeners):
+        try:
+            listener(*args)  # type: ignore[operator]
+        except Exception:  # a view's bug must not stop the data layer
+            log.exception("listener failed")
+
+
+class LiveSync:
+    def __init__(self, store: ChatStore, *, frame_interval: float) -> None:
+        self._store = store
+        self._frame = frame_interval
+        self.chat_list: ChatList = new_chat_list()
+        self._me: UserId | None = None
+        self._timelines: dict[SessionId, Timeline] = {}
+        self._oldest_loaded: dict[SessionId, int | None] = {}
+        self._has_older: dict[SessionId, bool] = {}
+        self._cursors: dict[SessionId, RevCursor] = {}
+        self._unsent: dict[SessionId, dict[MessageId, Message]] = defaultdict(dict)
+        self._inbox: list[ChangeEvent] = []
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._apply_lock = asyncio.Lock()
+        self._gap_chats: set[SessionId] = set()
+        self._gap_task: asyncio.Task[None] | None = None
+        self._typing_listeners: list[UsersListener] = []
+        self._presence_listeners: list[UsersListener] = []
+        self._incoming_listeners: list[MessageListener] = []
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def reset_for_user(self, user: UserId) -> None:
+        self._me = user
+        self.chat_list.reset([])
+        for timeline in self._timelines.values():
+            timeline.reset([])
+        self._timelines.clear()
+        self._oldest_loaded.clear()
+        self._has_older.clear()
+        self._cursors.clear()
+        self._unsent.clear()
+        self._inbox.clear()
+        self._gap_chats.clear()
+
+    async def stop(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._gap_task is not None:
+            self._gap_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._gap_task
+            self._gap_task = None
+        self._inbox.clear()
+
+    def clear_cursors(self) -> None:
+        self._cursors.clear()
+
+    def _user(self) -> UserId:
+        if self._me is None:
+            raise NotSignedIn("You are not signed in.")
+        return self._me
+
+    # --- listeners ---------------------------------------------------------------------------------
+    def subscribe_typing(self, listener: UsersListener) -> Unsubscribe:
+        self._typing_listeners.append(listener)
+        return lambda: self._typing_listeners.remove(listener) if listener in self._typing_listeners else None
+
+    def subscribe_presence(self, listener: UsersListener) -> Unsubscribe:
+        self._presence_listeners.append(listener)
+        return lambda: self._presence_listeners.remove(listener) if listener in self._presence_listeners else None
+
+    def subscribe_incoming(self, listener: MessageListener) -> Unsubscribe:
+        self._incoming_listeners.append(listener)
+        return lambda: self._incoming_listeners.remove(listener) if listener in self._incoming_listeners else None
+
+    def typing_changed(self, session_id: SessionId, users: frozenset[UserId]) -> None:
+        _listeners_call(self._typing_listeners, session_id, users - {self._me} if self._me else users)
+
+    def presence_changed(self, session_id: SessionId, users: frozenset[UserId]) -> None:
+        _listeners_call(self._presence_listeners, session_id, users)
+
+    # --- the chat list -----------------------------------------------------------------------------
+    def show_chats(self, chats: Sequence[ChatSummary]) -> None:
+        """Replace the chat list with a fresh load, keeping rows' newer live state."""
+        merged = []
+        for summary in chats:
+            current = self.chat_list.get(summary.session.id)
+            if current is not None and current.session.last_rev > summary.session.last_rev:
+                summary = current  # a live update is newer than what the load read
+            merged.append(summary)
+        self.chat_list.reset(merged)
+        realtime = self._store.realtime
+        if realtime is not None:
+            watched = [row.session.id for row in self.chat_list.rows[:WATCHED_CHATS]]
+            self._store.spawn(realtime.watch_chats(watched), "watch-chats")
+
+    # --- timelines ---------------------------------------------------------------------------------
+    async def open_timeline(self, session_id: SessionId) -> Timeline:
+        timeline = self._timelines.get(session_id)
+        if timeline is None:
+            timeline = new_timeline()
+            self._timelines[session_id] = timeline
+        window = await self._store.message_window(session_id)
+        self._ensure_cursor(session_id, window)
+        page = window.messages[-PAGE:]
+        oldest = page[0].seq if page else None
+        self._oldest_loaded[session_id] = oldest
+        self._has_older[session_id] = bool(oldest and oldest > 1)
+        rows: dict[MessageId, Message] = {m.id: m for m in page}
+        for local in self._unsent.get(session_id, {}).values():
+            rows.setdefault(local.id, local)
+        # Keep rows a live change already brought in that are newer than the window's copy.
+        for existing in timeline.rows:
+            kept = newer_message(rows.get(existing.id), existing)
+            if kept is not None and (oldest is None or (existing.seq or 0) >= oldest or existing.seq is None):
+                rows[existing.id] = kept
+        timeline.reset(rows.values())
+        return timeline
+
+    def close_timeline(self, session_id: SessionId) -> None:
+        self._timelines.pop(session_id, None)
+        self._oldest_loaded.pop(session_id, None)
+        self._has_older.pop(session_id, None)
+
+    def has_older(self, session_id: SessionId) -> bool:
+        return self._has_older.get(session_id, False)
+
+    async def load_older(self, session_id: SessionId) -> int:
+        timeline = self._timelines.get(session_id)
+        oldest = self._oldest_loaded.get(session_id)
+        if timeline is None or not oldest or oldest <= 1:
+            return 0
+        page = await self._store.messages(session_id, before_seq=oldest, limit=PAGE)
+        if self._timelines.get(session_id) is not timeline:
+            return 0  # closed meanwhile
+        timeline.upsert_many(page.messages)
+        if page.messages:
+            self._oldest_loaded[session_id] = page.messages[0].seq
+        self._has_older[session_id] = page.has_more
+        return len(page.messages)
+
+    def _ensure_cursor(self, session_id: SessionId, window: MessageWindow) -> RevCursor:
+        cursor = self._cursors.get(session_id)
+        if cursor is None:
+            cursor = RevCursor(window.cursor)
+            self._cursors[session_id] = cursor
+        return cursor
+
+    # --- local (outbox) rows -----------------------------------------------------------------------
+    def remember_unsent(self, entries: Sequence[OutboxEntry]) -> None:
+        for entry in entries:
+            self._unsent[entry.session_id][entry.id] = entry.as_message()
+
+    def show_local(self, message: Message) -> None:
+        """A pending or failed row of ours: shown until the confirmed row replaces it."""
+        self._unsent[message.session_id][message.id] = message
+        timeline = self._timelines.get(message.session_id)
+        if timeline is not None:
+            current = timeline.get(message.id)
+            if current is None or current.rev is None:
+                timeline.upsert(message)
+
+    def local_message(self, message: Message) -> None:
+        """The sender's word on one of our messages."""
+        if message.delivery is DeliveryState.SENT:
+            self._unsent[message.session_id].pop(message.id, None)
+            self.enqueue([MessageUpserted(message=message)])
+        else:
+            self.show_local(message)
+
+    def forget_local(self, session_id: SessionId, message_id: MessageId) -> None:
+        self._unsent[session_id].pop(message_id, None)
+        timeline = self._timelines.get(session_id)
+        if timeline is not None:
+            current = timeline.get(message_id)
+            if current is not None and current.rev is None:
+                timeline.remove(message_id)
+
+    # --- reading position --------------------------------------------------------------------------
+    def mark_read_locally(self, session_id: SessionId, seq: int) -> bool:
+        row = self.chat_list.get(session_id)
+        if row is None or seq <= row.last_read_seq:
+            return False
+        timeline = self._timelines.get(session_id)
+        if timeline is not None:
+            remaining = unread_after(timeline.rows, seq, self._user())
+        else:
+            remaining = 0 if seq >= row.session.last_seq else row.unread_count
+        self.chat_list.upsert(summary_read_up_to(row, seq, remaining))
+        self._write_recent()
+        return True
+
+    # --- applying changes --------------------------------------------------------------------------
+    def enqueue(self, events: Sequence[ChangeEvent]) -> None:
+        """Collect changes; they are applied together at the end of the frame."""
+        self._inbox.extend(events)
+        if self._flush_handle is None:
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(self._frame, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        events, self._inbox = self._inbox, []
+        if events:
+            self._store.spawn(self.apply_now(events), "apply-changes")
+
+    async def apply_now(self, events: Sequence[ChangeEvent], *, backfill: bool = False) -> None:
+        async with self._apply_lock:
+            await self._apply(events, backfill=backfill)
+
+    async def _apply(self, events: Sequence[ChangeEvent], *, backfill: bool) -> None:
+        me = self._user()
+        messages: dict[SessionId, list[Message]] = defaultdict(list)
+        drop: set[SessionId] = set()
+        forget_details: set[SessionId] = set()
+        reload_list = False
+        for event in events:
+            if isinstance(event, MessageUpserted):
+                messages[event.message.session_id].append(event.message)
+            elif isinstance(event, ChatUpserted):
+                session = event.session
+                row = self.chat_list.get(session.id)
+                if session.deleted:
+                    drop.add(session.id)
+                elif row is None:
+                    reload_list = True  # a chat we did not know: we were just added to it
+                else:
+                    if details_changed(row.session, session):
+                        forget_details.add(session.id)
+                    self.chat_list.upsert(summary_with_session(row, session))
+            elif isinstance(event, ChatRemoved):
+                drop.add(event.session_id)
+            elif isinstance(event, MemberUpserted):
+                if event.member.user_id == me and self.chat_list.get(event.member.session_id) is None:
+                    reload_list = True
+                else:
+                    forget_details.add(event.member.session_id)
+            elif isinstance(event, MemberRemoved):
+                if event.user_id == me:
+                    drop.add(event.session_id)
+                else:
+                    forget_details.add(event.session_id)
+            elif isinstance(event, ProfileUpserted):
+                forget_details.update(self._timelines)
+
+        gaps = await self._apply_messages(messages, me, backfill=backfill)
+        for session_id in forget_details - drop:
+            await self._forget_details(session_id)
+        for session_id in drop:
+            await self.drop_chat(session_id)
+        if messages or forget_details:
+            self._write_recent()
+        if reload_list:
+            self._store.invalidate(("recent", str(me)))
+            await self._store.cache.forget_recent(me)
+            self._store.spawn(self._store.refresh_chats(), "reload-chats")
+        if gaps:
+            self._gap_chats.update(gaps)
+            if self._gap_task is None or self._gap_task.done():
+                self._gap_task = asyncio.get_running_loop().create_task(self._close_gaps())
+
+    async def _apply_messages(
+        self, by_chat: dict[SessionId, list[Message]], me: UserId, *, backfill: bool
+    ) -> set[SessionId]:
+        gaps: set[SessionId] = set()
+        store = self._store
+        # 1. The cache, one read-modify-write per chat.
+        for session_id, incoming in by_chat.items():
+            incoming.sort(key=lambda m: m.rev or 0)
+            cursor = self._cursors.get(session_id)
+            if cursor is not None and not backfill:
+                for message in incoming:
+                    if message.rev is not None and cursor.observe(message.rev):
+                        gaps.add(session_id)
+            cached = await store.cache.get_messages(me, session_id)
+            if cached is not None:
+                window = store.merge_window(cached.value, incoming)
+                if cursor is not None:
+                    window = MessageWindow(window.messages, max(cursor.value, cached.value.cursor))
+                store.invalidate(("msgs", str(me), str(session_id)))
+                await store.cache.put_messages(me, session_id, window)
+        # 2. The views.
+        with self.chat_list.batch():
+            for session_id, incoming in by_chat.items():
+                row = self.chat_list.get(session_id)
+                timeline = self._timelines.get(session_id)
+                oldest = self._oldest_loaded.get(session_id)
+                if timeline is not None:
+                    with timeline.batch():
+                        for message in incoming:
+                            if message.seq is not None and oldest is not None and message.seq < oldest:
+                                continue  # older than what the view has loaded
+                            kept = newer_message(timeline.get(message.id), message)
+                            if kept is not None:
+                                timeline.upsert(kept)
+                for message in incoming:
+                    self._unsent[session_id].pop(message.id, None)
+                if row is None:
+                    continue
+                for message in sorted(incoming, key=lambda m: m.seq or 0):
+                    before = row.session.last_seq
+                    row = summary_with_message(row, message, me)
+                    if (
+                        message.seq is not None
+                        and message.seq > before
+                        and message.sender_id != me
+                        and not message.deleted
+                    ):
+                        _listeners_call(self._incoming_listeners, message)
+                self.chat_list.upsert(row)
+        return gaps
+
+    def _write_recent(self) -> None:
+        me = self._me
+        if me is None:
+            return
+        rows = list(self.chat_list.rows)
+        self._store.invalidate(("recent", str(me)))
+        self._store.spawn(self._store.cache.put_recent(me, rows), "write-recent")
+
+    async def _forget_details(self, session_id: SessionId) -> None:
+        me = self._user()
+        self._store.invalidate(("chat", str(me), str(session_id)))
+        await self._store.cache.forget_chat(me, session_id)
+
+    async def drop_chat(self, session_id: SessionId) -> None:
+        """The chat is gone for this user (left, removed, deleted): out of every view and the cache."""
+        me = self._user()
+        for kind in ("chat", "msgs"):
+            self._store.invalidate((kind, str(me), str(session_id)))
+        await self._store.cache.forget_chat_everything(me, session_id)
+        self.chat_list.remove(session_id)
+        timeline = self._timelines.get(session_id)
+        if timeline is not None:
+            timeline.reset([])
+        self.close_timeline(session_id)
+        self._cursors.pop(session_id, None)
+        self._write_recent()
+
+    # --- back-fill ---------------------------------------------------------------------------------
+    async def _close_gaps(self) -> None:
+        await asyncio.sleep(GAP_GRACE)  # realtime usually closes the gap by itself within this time
+        while self._gap_chats:
+            session_id = self._gap_chats.pop()
+            cursor = self._cursors.get(session_id)
+            if cursor is not None and cursor.has_gap:
+                with contextlib.suppress(BackendUnavailable):
+                    await self.backfill_chat(session_id)
+
+    async def backfill_all(self) -> None:
+        """After every subscribe: reload the chat list, and fetch every known chat's changes since its cursor."""
+        me = self._user()
+        store = self._store
+        chats = await store.call_backend(
+            "recent_chats", lambda: store.backend.fetch_recent_chats(store._settings.cache_max_chats_per_user)
+        )
+        store.invalidate(("recent", str(me)))
+        await store.cache.put_recent(me, chats)
+        self.show_chats(chats)
+        visible = {summary.session.id for summary in chats}
+        for session_id in list(self._cursors):
+            if session_id not in visible:
+                await self.drop_chat(session_id)
+        for session_id in list(self._cursors):
+            await self.backfill_chat(session_id)
+
+    async def backfill_chat(self, session_id: SessionId) -> int:
+        """Apply every change of the chat above its cursor. Returns how many rows came."""
+        cursor = self._cursors.get(session_id)
+        if cursor is None:
+            return 0
+        total = 0
+        while True:
+            after = cursor.value
+            rows = await self._store.call_backend(
+                "messages_since", partial(self._store.backend.fetch_messages_since, session_id, after, BACKFILL_BATCH)
+            )
+            if rows:
+                await self.apply_now([MessageUpserted(message=m) for m in rows], backfill=True)
+                cursor.backfilled(max(m.rev or 0 for m in rows))
+                total += len(rows)
+            await self._store_cursor(session_id, cursor.value)
+            if len(rows) < BACKFILL_BATCH:
+                return total
+
+    async def _store_cursor(self, session_id: SessionId, value: int) -> None:
+        me = self._user()
+        cache = self._store.cache
+        cached = await cache.get_messages(me, session_id)
+        if cached is not None and cached.value.cursor < value:
+            await cache.put_messages(me, session_id, MessageWindow(cached.value.messages, value))
