@@ -80,6 +80,8 @@ class LiveSync:
         self._apply_lock = asyncio.Lock()
         self._gap_chats: set[SessionId] = set()
         self._gap_task: asyncio.Task[None] | None = None
+        self._recent_dirty = False
+        self._recent_writer: asyncio.Task[None] | None = None
         self._typing_listeners: list[UsersListener] = []
         self._presence_listeners: list[UsersListener] = []
         self._incoming_listeners: list[MessageListener] = []
@@ -172,6 +174,8 @@ class LiveSync:
             if kept is not None and (oldest is None or (existing.seq or 0) >= oldest or existing.seq is None):
                 rows[existing.id] = kept
         timeline.reset(rows.values())
+        # The window may come from a cache written in an earlier run: catch up on what changed since.
+        self._store.spawn(self.backfill_chat(session_id), "backfill-on-open")
         return timeline
 
     def close_timeline(self, session_id: SessionId) -> None:
@@ -368,12 +372,18 @@ class LiveSync:
         return gaps
 
     def _write_recent(self) -> None:
-        me = self._me
-        if me is None:
+        """Write the chat list through to the cache; one writer, always the latest rows."""
+        if self._me is None:
             return
-        rows = list(self.chat_list.rows)
-        self._store.invalidate(("recent", str(me)))
-        self._store.spawn(self._store.cache.put_recent(me, rows), "write-recent")
+        self._store.invalidate(("recent", str(self._me)))
+        self._recent_dirty = True
+        if self._recent_writer is None or self._recent_writer.done():
+            self._recent_writer = self._store.spawn(self._recent_writer_loop(), "write-recent")
+
+    async def _recent_writer_loop(self) -> None:
+        while self._recent_dirty and self._me is not None:
+            self._recent_dirty = False
+            await self._store.cache.put_recent(self._me, list(self.chat_list.rows))
 
     async def _forget_details(self, session_id: SessionId) -> None:
         me = self._user()
@@ -418,6 +428,11 @@ class LiveSync:
         for session_id in list(self._cursors):
             if session_id not in visible:
                 await self.drop_chat(session_id)
+        # Chats whose window is cached (maybe from an earlier run) get a cursor, so they catch up too.
+        for session_id in visible - set(self._cursors):
+            cached = await store.cache.get_messages(me, session_id)
+            if cached is not None:
+                self._ensure_cursor(session_id, cached.value)
         for session_id in list(self._cursors):
             await self.backfill_chat(session_id)
 
