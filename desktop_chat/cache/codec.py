@@ -10,7 +10,7 @@ a list to another fails authentication exactly like a tampered byte does. ``SCHE
 plaintext layout; an entry written by another version is a miss, as is one sealed with another key.
 
 Plaintexts: a recent-chats list and chat details are pydantic JSON without default-valued fields; a
-message uses the packed form of ``packing``, about a third of the JSON's size.
+message uses the packed form of ``packing``, about 40 % of the JSON's size.
 
 Nonces are 96 random bits per seal, which keeps the chance of a repeat negligible for far more than the
 2^32 seals a key may protect; the key changes whenever the cache is rebuilt anyway.

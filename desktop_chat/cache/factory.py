@@ -23,6 +23,8 @@ __all__ = ["breaker_from_settings", "open_cache"]
 
 log = logging.getLogger(__name__)
 
+_LISTPACK_MAX_ENTRIES = 512
+
 
 def breaker_from_settings(settings: Settings) -> CircuitBreaker:
     return CircuitBreaker(
@@ -72,7 +74,11 @@ async def open_cache(
         )
     else:
         managed = ManagedRedis(
-            Path(settings.runtime_dir), maxmemory_mb=settings.redis_maxmemory_mb, search_path=redis_search_path
+            Path(settings.runtime_dir),
+            maxmemory_mb=settings.redis_maxmemory_mb,
+            search_path=redis_search_path,
+            # Listpack pays off for a few hundred entries; longer lists are better off as skiplists.
+            list_entries=min(settings.cache_max_messages_per_chat + 1, _LISTPACK_MAX_ENTRIES),
         )
         try:
             endpoint = await managed.start()

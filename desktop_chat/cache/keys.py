@@ -16,7 +16,7 @@ canonical lower-case UUIDs, so ``meta`` can never collide with a user.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from uuid import UUID
 
@@ -57,16 +57,18 @@ class CacheKey:
     user: UserId
     kind: KeyKind
     session: SessionId | None = None
+    # Built once: formatting two UUIDs costs more than decrypting a message, and reads use it per item.
+    _name: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if (self.kind is KeyKind.RECENT) != (self.session is None):
             raise ValueError(f"a {self.kind} key {'takes no' if self.kind is KeyKind.RECENT else 'needs a'} session")
+        suffix = "" if self.session is None else f":{self.session}"
+        object.__setattr__(self, "_name", f"{NAMESPACE}:{self.user}:{self.kind}{suffix}")
 
     @property
     def redis_key(self) -> str:
-        if self.session is None:
-            return f"{NAMESPACE}:{self.user}:{self.kind}"
-        return f"{NAMESPACE}:{self.user}:{self.kind}:{self.session}"
+        return self._name
 
     def __str__(self) -> str:
         return self.redis_key

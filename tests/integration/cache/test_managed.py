@@ -62,6 +62,7 @@ async def test_starts_on_a_private_socket_with_a_password_and_stops_without_a_tr
         assert config["maxmemory"] == str(64 * 1024 * 1024)
         assert config["maxmemory-policy"] == "allkeys-lru"
         assert config["save"] == "" and config["appendonly"] == "no"
+        assert config["zset-max-listpack-entries"] == "128"  # not asked to tune: Redis's default
         await client.aclose()
     finally:
         await managed.stop()
@@ -203,3 +204,16 @@ async def test_a_runtime_dir_too_deep_for_a_socket_path_gets_a_short_socket_dir(
     finally:
         await managed.stop()
     assert not endpoint.socket.parent.exists()
+
+
+async def test_message_lists_are_tuned_to_the_compact_encoding_when_asked(tmp_path: Path) -> None:
+    managed = ManagedRedis(tmp_path, list_entries=201)
+    endpoint = await managed.start()
+    assert endpoint is not None
+    try:
+        client = redis_client(unix_socket=str(endpoint.socket), password=endpoint.password)
+        config = await client.config_get("zset-max-listpack-*")
+        assert config == {"zset-max-listpack-entries": "201", "zset-max-listpack-value": "1024"}
+        await client.aclose()
+    finally:
+        await managed.stop()

@@ -39,6 +39,11 @@ async def test_without_a_redis_url_the_app_runs_its_own_redis(tmp_path: Path) ->
         assert metrics.value(CACHE_HITS, tier="redis", kind="chat") == 1
         (run_dir,) = (tmp_path / "runtime" / "redis").glob("run-*")
         pid = int((run_dir / "redis.pid").read_text())
+        conf = dict(line.split(" ", 1) for line in (run_dir / "redis.conf").read_text().splitlines()[1:])
+        admin = redis_client(unix_socket=conf["unixsocket"], password=conf["requirepass"])
+        # Lists of up to cache_max_messages_per_chat messages stay in the compact encoding.
+        assert (await admin.config_get("zset-max-listpack-entries")) == {"zset-max-listpack-entries": "201"}
+        await admin.aclose()
         # No keyring under pytest: the key went to a user-only file.
         assert stat.S_IMODE((tmp_path / "config" / KEY_FILE_NAME).stat().st_mode) == 0o600
     finally:
