@@ -28,6 +28,7 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -153,6 +154,10 @@ class ManagedRedis:
     def _prepare(self, password: str) -> Path:
         """Reap stale runs, then make this run's directory (locked) and config; returns the socket path."""
         self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        info = os.lstat(self.base)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            # e.g. a symlink planted under a shared /tmp/runtime-* fallback: never put the socket there.
+            raise ManagedRedisError(f"{self.base} is not a directory of this user")
         os.chmod(self.base, 0o700)
         reap_stale_runs(self.base)
         # Built under a name the reaper ignores and renamed once locked, so it never looks abandoned.

@@ -80,6 +80,10 @@ class MemoryCacheStore(CacheStore):
     def entry_count(self) -> int:
         return len(self._entries)
 
+    def cached_keys(self) -> list[CacheKey]:
+        """The keys held, least recently used first (expired ones included until touched)."""
+        return list(self._entries)
+
     @property
     def used_bytes(self) -> int:
         """Accounted bytes: encoded values plus a fixed overhead per entry and per list item."""

@@ -8,6 +8,11 @@ trip; reads are short pipelines.
 
 Retries are off on purpose: a failed call is reported at once to the circuit breaker, which moves the
 cache to the memory tier, instead of stalling the caller through redis-py's default backoff.
+
+Under ``allkeys-lru`` Redis may evict a user's index before the chat entries it lists; those entries are
+then missed by ``purge_user`` and the chat cap, and simply expire with their TTL (they stay unreadable to
+anyone else: values are bound to their user's key). Reads and writes touch the index, which keeps it
+among the most recently used keys, so this is rare.
 """
 
 from __future__ import annotations

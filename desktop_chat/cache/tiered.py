@@ -180,6 +180,10 @@ class TieredCache:
     def breaker(self) -> CircuitBreaker:
         return self._breaker
 
+    @property
+    def metrics(self) -> MetricsRegistry:
+        return self._metrics
+
     def subscribe_status(self, listener: StatusListener) -> Callable[[], None]:
         """Call ``listener(status, detail)`` whenever either changes; returns an unsubscribe function."""
         self._listeners.append(listener)

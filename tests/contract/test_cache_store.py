@@ -77,7 +77,9 @@ async def harness(redis_url: str | None) -> AsyncIterator[Harness]:
             clock.now += seconds
 
         async def memory_keys() -> list[str]:
-            return [key.redis_key for store in made for key in store._entries]  # type: ignore[attr-defined]
+            return [
+                key.redis_key for store in made if isinstance(store, MemoryCacheStore) for key in store.cached_keys()
+            ]
 
         yield Harness("memory", make_memory, tick, memory_keys)
     else:

@@ -30,7 +30,7 @@ async def raw(stack: StackHandle):  # type: ignore[no-untyped-def]
 
 
 def corrupt(cache: TieredCache, reason: str) -> float:
-    return cache._metrics.value(ERRORS, kind=f"cache.corrupt.{reason}")
+    return cache.metrics.value(ERRORS, kind=f"cache.corrupt.{reason}")
 
 
 async def test_alices_entries_are_not_bobs(cache: TieredCache) -> None:
@@ -91,7 +91,7 @@ async def test_a_tampered_value_is_rejected_and_deleted(cache: TieredCache, raw,
     await raw.set(key, bytes(value), keepttl=True)
     assert await cache.get_chat(alice, session) is None
     assert await raw.exists(key) == 0
-    assert cache._metrics.total(ERRORS) == 1
+    assert cache.metrics.total(ERRORS) == 1
 
 
 async def test_redis_holds_no_plaintext_and_every_key_names_its_user(cache: TieredCache, raw) -> None:  # type: ignore[no-untyped-def]

@@ -16,7 +16,7 @@ import pytest
 from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from desktop_chat.cache.managed import ManagedRedis
+from desktop_chat.cache.managed import ManagedRedis, ManagedRedisError
 from desktop_chat.cache.redis_store import redis_client
 from devstack.procs import cmdline, pid_alive
 
@@ -217,3 +217,14 @@ async def test_message_lists_are_tuned_to_the_compact_encoding_when_asked(tmp_pa
         await client.aclose()
     finally:
         await managed.stop()
+
+
+async def test_a_planted_symlink_in_the_runtime_dir_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "runtime").mkdir()
+    (tmp_path / "runtime" / "redis").symlink_to(elsewhere)
+    managed = ManagedRedis(tmp_path / "runtime")
+    with pytest.raises(ManagedRedisError, match="not a directory of this user"):
+        await managed.start()
+    assert list(elsewhere.iterdir()) == []

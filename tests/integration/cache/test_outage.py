@@ -65,7 +65,7 @@ async def test_redis_killed_mid_test_then_restarted(private_redis: PrivateRedis,
     assert await exercise_every_call(cache) == "redis"
     assert [status for status, _ in seen] == [CacheStatus.OFFLINE, CacheStatus.ONLINE]
     assert seen[-1][1] == ""
-    metrics = cache._metrics
+    metrics = cache.metrics
     assert metrics.value(BREAKER_TRANSITIONS, to="open", reason="connection") >= 1
     assert metrics.value(BREAKER_TRANSITIONS, to="closed", reason="") == 1
     assert metrics.value(ERRORS, kind="cache.connection") >= 1
@@ -149,7 +149,7 @@ async def test_a_full_redis_opens_the_breaker_until_it_has_room_again(
     await WRITES[write](cache, user, session)  # refused by Redis: no exception here, the breaker opens
     assert cache.status is CacheStatus.OFFLINE
     assert cache.breaker.reason is FailureKind.OOM and "full" in cache.detail
-    assert cache._metrics.value(ERRORS, kind="cache.oom") == 1
+    assert cache.metrics.value(ERRORS, kind="cache.oom") == 1
     assert await exercise_every_call(cache) == "memory"
 
     assert await cache.probe_now() is CacheStatus.OFFLINE  # PING answers, the probe's write does not
