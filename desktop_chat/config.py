@@ -42,8 +42,49 @@ class Settings(BaseSettings):
     cache_ttl_recent: int = Field(default=300, ge=1, description="Recent chats list TTL, seconds.")
     cache_ttl_chat: int = Field(default=1800, ge=1, description="Chat details and members TTL, seconds.")
     cache_ttl_messages: int = Field(default=900, ge=1, description="Message list TTL, seconds.")
-    cache_max_messages_per_chat: int = Field(default=200, ge=50, le=5000)
-    cache_max_chats_per_user: int = Field(default=200, ge=5, le=10_000)
+    cache_max_messages_per_chat: int = Field(
+        default=200, ge=50, le=5000, description="Newest messages kept per cached chat; older ones are trimmed."
+    )
+    cache_max_chats_per_user: int = Field(
+        default=200, ge=5, le=10_000, description="Chats cached per user; the least recently used are evicted."
+    )
+    cache_stale_grace: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="Seconds an entry is kept after its TTL, served as stale while one refresh runs.",
+    )
+    cache_memory_max_entries: int = Field(
+        default=2000, ge=0, le=1_000_000, description="In-process fallback tier: most entries held (0: none)."
+    )
+    cache_memory_max_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=0, description="In-process fallback tier: most value bytes held."
+    )
+    redis_connect_timeout: float = Field(
+        default=0.5, gt=0, le=30, description="Seconds to connect to Redis before the cache counts it as down."
+    )
+    redis_socket_timeout: float = Field(
+        default=0.25, gt=0, le=30, description="Seconds to wait for a Redis reply before the call counts as failed."
+    )
+    redis_maxmemory_mb: int = Field(default=64, ge=8, le=4096, description="maxmemory of the app's own Redis.")
+    cache_breaker_errors: int = Field(
+        default=1, ge=1, le=100, description="Consecutive failed Redis reads that switch to the memory tier."
+    )
+    cache_breaker_slow_seconds: float = Field(
+        default=0.1, gt=0, le=30, description="A Redis call slower than this counts as slow."
+    )
+    cache_breaker_slow_calls: int = Field(
+        default=5, ge=1, le=1000, description="Slow calls within the slow window that switch to the memory tier."
+    )
+    cache_breaker_slow_window: float = Field(
+        default=30.0, gt=0, le=3600, description="Seconds over which slow Redis calls are counted."
+    )
+    cache_probe_backoff: float = Field(
+        default=1.0, gt=0, le=600, description="Seconds before the first probe of Redis after it failed."
+    )
+    cache_probe_backoff_max: float = Field(
+        default=30.0, gt=0, le=3600, description="Longest wait between probes; the wait doubles after each failure."
+    )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -1,0 +1,109 @@
+"""``open_cache``: build the whole cache from ``Settings``, for the composition root."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from keyring.backend import KeyringBackend
+
+from desktop_chat.cache.breaker import CircuitBreaker
+from desktop_chat.cache.codec import Codec
+from desktop_chat.cache.managed import ManagedRedis, ManagedRedisError
+from desktop_chat.cache.memory import MemoryCacheStore
+from desktop_chat.cache.policy import CachePolicy
+from desktop_chat.cache.redis_store import RedisCacheStore, redis_client
+from desktop_chat.cache.secret import CacheSecret, load_cache_secret
+from desktop_chat.cache.tiered import TieredCache
+from desktop_chat.config import Settings
+from desktop_chat.telemetry.metrics import MetricsRegistry
+
+__all__ = ["breaker_from_settings", "open_cache"]
+
+log = logging.getLogger(__name__)
+
+_LISTPACK_MAX_ENTRIES = 512
+
+
+def breaker_from_settings(settings: Settings) -> CircuitBreaker:
+    return CircuitBreaker(
+        error_threshold=settings.cache_breaker_errors,
+        slow_seconds=settings.cache_breaker_slow_seconds,
+        slow_calls=settings.cache_breaker_slow_calls,
+        slow_window=settings.cache_breaker_slow_window,
+        backoff=settings.cache_probe_backoff,
+        backoff_max=settings.cache_probe_backoff_max,
+    )
+
+
+async def open_cache(
+    settings: Settings,
+    metrics: MetricsRegistry,
+    *,
+    keyring_backend: KeyringBackend | None = None,
+    redis_search_path: str | None = None,
+) -> TieredCache:
+    """Build the cache: key from the keyring, Redis (configured or managed), memory tier, breaker.
+
+    Never fails for lack of Redis: without ``redis_url`` and without a usable ``redis-server`` the cache
+    runs on the memory tier (``MEMORY_ONLY``); an unreachable Redis starts ``OFFLINE`` and is probed.
+    ``await cache.close()`` stops a managed redis-server too.
+
+    Args:
+        settings: The app's settings (``cache_*``, ``redis_*``, ``config_dir``, ``runtime_dir``).
+        metrics: The app's registry.
+        keyring_backend: A keyring backend other than the OS default (tests).
+        redis_search_path: Where to look for ``redis-server`` instead of ``PATH`` (tests).
+    """
+    policy = CachePolicy.from_settings(settings)
+    if not settings.cache_enabled:
+        # Nothing is ever stored, so no key is needed (and the keyring is left alone).
+        return TieredCache(codec=Codec(CacheSecret.generate()), policy=policy, metrics=metrics)
+    loaded = await asyncio.to_thread(load_cache_secret, settings.config_dir, backend=keyring_backend)
+    codec = Codec(loaded.secret)
+    memory = MemoryCacheStore(
+        policy, max_entries=settings.cache_memory_max_entries, max_bytes=settings.cache_memory_max_bytes
+    )
+    managed: ManagedRedis | None = None
+    if settings.redis_url is not None:
+        client = redis_client(
+            url=settings.redis_url,
+            connect_timeout=settings.redis_connect_timeout,
+            socket_timeout=settings.redis_socket_timeout,
+        )
+    else:
+        managed = ManagedRedis(
+            Path(settings.runtime_dir),
+            maxmemory_mb=settings.redis_maxmemory_mb,
+            search_path=redis_search_path,
+            # Listpack pays off for a few hundred entries; longer lists are better off as skiplists.
+            list_entries=min(settings.cache_max_messages_per_chat + 1, _LISTPACK_MAX_ENTRIES),
+        )
+        try:
+            endpoint = await managed.start()
+        except ManagedRedisError as error:
+            log.warning("The cache's redis-server did not start (%s); the cache runs in memory only", error)
+            endpoint = None
+            managed.detail = "the cache's redis-server did not start; the cache runs in memory only"
+        if endpoint is None:
+            cache = TieredCache(codec=codec, policy=policy, metrics=metrics, memory=memory, detail=managed.detail)
+            await cache.start()
+            return cache
+        client = redis_client(
+            unix_socket=str(endpoint.socket),
+            password=endpoint.password,
+            connect_timeout=settings.redis_connect_timeout,
+            socket_timeout=settings.redis_socket_timeout,
+        )
+    cache = TieredCache(
+        codec=codec,
+        policy=policy,
+        metrics=metrics,
+        redis=RedisCacheStore(client, policy),
+        memory=memory,
+        breaker=breaker_from_settings(settings),
+        on_close=managed.stop if managed is not None else None,
+    )
+    await cache.start()
+    return cache

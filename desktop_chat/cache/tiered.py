@@ -1,0 +1,612 @@
+"""``TieredCache``: the typed cache the data layer uses, Redis first and the memory tier as fallback.
+
+Routing: while the circuit breaker is closed every call goes to Redis. A Redis error, timeout or OOM, or
+repeated slowness, opens the breaker; from then on every call goes to the in-process memory tier and
+nothing is raised to the caller. A background probe (``PING`` plus a small write) runs after a backoff;
+when it succeeds the entries of every user this cache has served are purged from Redis (they missed the
+writes and invalidations made meanwhile), the memory tier is emptied and Redis is used again.
+
+Writes and invalidations of one user run one at a time, in call order, and finish even if the caller is
+cancelled, so Redis never ends up applying an older write after a newer invalidation. Each returns once
+its tier has it.
+
+Consistency with loads: ``begin_load(key)`` returns a token; a ``set_*`` given that token is skipped
+(returns False) when the key was written, appended to or invalidated since, so a slow load cannot put
+back data that an event already replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from desktop_chat.cache.breaker import BreakerChange, BreakerState, CircuitBreaker, FailureKind
+from desktop_chat.cache.codec import Codec, CodecError
+from desktop_chat.cache.keys import CacheKey, KeyKind, chat_key, msgs_key, recent_key
+from desktop_chat.cache.policy import CachePolicy
+from desktop_chat.cache.store import AppendResult, CacheStore
+from desktop_chat.models import ChatDetails, ChatSummary, Message, SessionId, UserId
+from desktop_chat.telemetry.metrics import (
+    BREAKER_OPEN,
+    BREAKER_TRANSITIONS,
+    CACHE_HITS,
+    CACHE_LATENCY,
+    CACHE_MISSES,
+    ERRORS,
+    MEMORY_TIER_BYTES,
+    MEMORY_TIER_ENTRIES,
+    REDIS_USED_MEMORY,
+    MetricsRegistry,
+)
+
+__all__ = ["CacheStatus", "Cached", "LoadToken", "StatusListener", "TieredCache", "classify_redis_error"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class CacheStatus(StrEnum):
+    """What the status bar says about the cache (the data layer maps it onto ``CacheState``)."""
+
+    ONLINE = "online"  # Redis holds the cache
+    OFFLINE = "offline"  # Redis is down, slow or full: the in-process tier serves ("cache offline")
+    MEMORY_ONLY = "memory-only"  # there is no Redis (none configured and no redis-server found)
+    DISABLED = "disabled"  # caching is off in the settings
+
+
+StatusListener = Callable[[CacheStatus, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Cached(Generic[T]):
+    """A cache hit. ``fresh`` is False within the stale grace after the TTL: show it, and refresh."""
+
+    value: T
+    fresh: bool
+    tier: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadToken:
+    """Taken before loading ``key`` from Supabase; hand it to the ``set_*`` call that stores the result."""
+
+    key: CacheKey
+    generation: int
+
+
+_FAILURE_DETAIL = {
+    FailureKind.CONNECTION: "Redis cannot be reached",
+    FailureKind.TIMEOUT: "Redis did not answer in time",
+    FailureKind.OOM: "Redis is full (maxmemory reached)",
+    FailureKind.ERROR: "Redis answered with an error",
+    FailureKind.SLOW: "Redis is answering too slowly",
+}
+_GENERATIONS_KEPT = 4096
+_DRAIN_TIMEOUT = 5.0
+
+
+def classify_redis_error(error: BaseException) -> FailureKind:
+    """The breaker's name for a failed Redis call."""
+    if isinstance(error, OutOfMemoryError):
+        return FailureKind.OOM
+    if isinstance(error, RedisTimeoutError | TimeoutError):
+        return FailureKind.TIMEOUT
+    if isinstance(error, RedisConnectionError | OSError):
+        return FailureKind.CONNECTION
+    return FailureKind.ERROR
+
+
+class TieredCache:
+    """The read cache: typed get/set/append/invalidate per key kind, over Redis and a memory tier.
+
+    Args:
+        codec: Seals values with the install's key, bound to their cache key.
+        policy: TTLs and caps (the stores apply them; ``get_messages`` caps its ``limit`` with it).
+        metrics: Where hits, misses, latencies, breaker changes and errors are counted.
+        redis: The Redis store, or None when there is none (memory only).
+        memory: The in-process tier, or None (with ``redis`` None too: caching disabled).
+        breaker: Decides when Redis is used; one with default thresholds when omitted.
+        timer: Seconds for latencies (tests pass one to make calls look slow).
+        on_close: Awaited last by ``close`` (stops a managed redis-server).
+        detail: Why there is no Redis, for the status line (with ``redis`` None).
+    """
+
+    def __init__(
+        self,
+        *,
+        codec: Codec,
+        policy: CachePolicy,
+        metrics: MetricsRegistry,
+        redis: CacheStore | None = None,
+        memory: CacheStore | None = None,
+        breaker: CircuitBreaker | None = None,
+        timer: Callable[[], float] = time.perf_counter,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+        detail: str = "",
+    ) -> None:
+        self._codec = codec
+        self.policy = policy
+        self._metrics = metrics
+        self._redis = redis
+        self._memory = memory
+        self._breaker = breaker or CircuitBreaker()
+        self._breaker.subscribe(self._on_breaker_change)
+        self._timer = timer
+        self._on_close = on_close
+        self._base_detail = detail
+        self._listeners: list[StatusListener] = []
+        self._users: set[UserId] = set()
+        self._user_locks: dict[UserId, asyncio.Lock] = {}
+        self._pending: set[asyncio.Task[Any]] = set()
+        self._probe_task: asyncio.Task[None] | None = None
+        self._probe_lock = asyncio.Lock()
+        self._inflight = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._wipe_pending = False
+        self._closed = False
+        # Generations for LoadTokens: bumped by every write and invalidation (see begin_load).
+        self._generation = 0
+        self._key_generations: OrderedDict[CacheKey, int] = OrderedDict()
+        self._forgotten_generation = 0
+        self._user_generations: dict[UserId, int] = {}
+        self._wipe_generation = 0
+        self._status, self._detail = self._compute_status()
+        metrics.gauge(BREAKER_OPEN).set(0)
+
+    # --- status ------------------------------------------------------------------------------------
+    @property
+    def status(self) -> CacheStatus:
+        return self._status
+
+    @property
+    def detail(self) -> str:
+        """One plain sentence on why the cache is not ``ONLINE`` (empty when it is)."""
+        return self._detail
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
+    @property
+    def metrics(self) -> MetricsRegistry:
+        return self._metrics
+
+    def subscribe_status(self, listener: StatusListener) -> Callable[[], None]:
+        """Call ``listener(status, detail)`` whenever either changes; returns an unsubscribe function."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _compute_status(self) -> tuple[CacheStatus, str]:
+        if self._redis is None:
+            if self._memory is None:
+                return CacheStatus.DISABLED, self._base_detail or "caching is switched off"
+            return CacheStatus.MEMORY_ONLY, self._base_detail or "no Redis; the cache runs in memory only"
+        if self._breaker.state is BreakerState.CLOSED:
+            return CacheStatus.ONLINE, ""
+        reason = self._breaker.reason or FailureKind.CONNECTION
+        return CacheStatus.OFFLINE, f"{_FAILURE_DETAIL[reason]}; using the in-process cache until it is back"
+
+    def _publish_status(self) -> None:
+        status, detail = self._compute_status()
+        if (status, detail) == (self._status, self._detail):
+            return
+        self._status, self._detail = status, detail
+        for listener in list(self._listeners):
+            try:
+                listener(status, detail)
+            except Exception:  # a listener's bug must not break the cache
+                log.exception("cache status listener failed")
+
+    def _on_breaker_change(self, change: BreakerChange) -> None:
+        self._metrics.counter(BREAKER_TRANSITIONS, to=change.new.value, reason=str(change.reason or "")).inc()
+        self._metrics.gauge(BREAKER_OPEN).set(0 if change.new is BreakerState.CLOSED else 1)
+        if change.old is BreakerState.CLOSED:
+            log.warning("Redis cache offline (%s); using the in-process cache", change.reason)
+        elif change.new is BreakerState.CLOSED:
+            log.info("Redis cache back online")
+        if change.new is BreakerState.OPEN and not self._closed:
+            self._ensure_probe_loop()
+        self._publish_status()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Claim the Redis namespace for this install's key (wiping entries of another key).
+
+        Redis being unreachable here is no error: the breaker opens and the probe takes over.
+        """
+        key_id = self._codec.key_id.hex()
+        if self._memory is not None:
+            await self._memory.ensure_key_id(key_id)
+        if self._redis is not None:
+            await self._run("claim", lambda store: store.ensure_key_id(key_id), mutating=True, fallback=False)
+
+    async def close(self) -> None:
+        """Finish pending writes, stop probing, close the stores, then run ``on_close``. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            await asyncio.gather(self._probe_task, return_exceptions=True)
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        if self._redis is not None:
+            try:
+                await self._redis.close()
+            except (RedisError, OSError) as error:
+                log.info("closing the Redis connection failed (%s)", type(error).__name__)
+        if self._memory is not None:
+            await self._memory.close()
+        if self._on_close is not None:
+            await self._on_close()
+
+    # --- load tokens -------------------------------------------------------------------------------
+    def begin_load(self, key: CacheKey) -> LoadToken:
+        """A token for a load of ``key`` starting now (see the module docstring)."""
+        return LoadToken(key, self._generation)
+
+    def _bump(self, *keys: CacheKey) -> None:
+        self._generation += 1
+        for key in keys:
+            self._key_generations[key] = self._generation
+            self._key_generations.move_to_end(key)
+        while len(self._key_generations) > _GENERATIONS_KEPT:
+            _, forgotten = self._key_generations.popitem(last=False)
+            # A forgotten key counts as changed at the newest generation forgotten: safe, never stale.
+            self._forgotten_generation = max(self._forgotten_generation, forgotten)
+
+    def _is_stale(self, token: LoadToken) -> bool:
+        key = token.key
+        changed = max(
+            self._key_generations.get(key, self._forgotten_generation),
+            self._user_generations.get(key.user, 0),
+            self._wipe_generation,
+        )
+        return changed > token.generation
+
+    # --- reads -------------------------------------------------------------------------------------
+    async def get_recent(self, user: UserId) -> Cached[tuple[ChatSummary, ...]] | None:
+        """The cached recent-chats list of ``user``."""
+        return await self._get_value(recent_key(user), self._codec.decode_recent)
+
+    async def get_chat(self, user: UserId, session: SessionId) -> Cached[ChatDetails] | None:
+        """The cached details and members of one chat."""
+        return await self._get_value(chat_key(user, session), self._codec.decode_chat)
+
+    async def get_messages(
+        self, user: UserId, session: SessionId, limit: int | None = None
+    ) -> Cached[tuple[Message, ...]] | None:
+        """The newest ``limit`` cached messages of a chat (all cached when None), ascending by ``seq``.
+
+        An empty tuple is a hit: the chat has no messages. The cached window is contiguous, so older
+        messages exist exactly when the first one's ``seq`` is above 1.
+        """
+        key = msgs_key(user, session)
+        cap = self.policy.max_messages_per_chat
+        wanted = cap if limit is None else max(0, min(limit, cap))
+        ran = await self._read(key, "get", lambda store: store.get_list(key, wanted))
+        if ran is None:
+            return None
+        stored, store = ran
+        if stored is None:
+            self._count(CACHE_MISSES, store, key)
+            return None
+        try:
+            self._codec.check_list_head(key, stored.head)
+            messages = tuple(self._codec.decode_message(key, seq, blob) for seq, blob in stored.items)
+        except CodecError as error:
+            await self._discard(key, store, error)
+            return None
+        self._count(CACHE_HITS, store, key)
+        return Cached(messages, self.policy.is_fresh(stored.ttl), store.tier)
+
+    async def _get_value(self, key: CacheKey, decode: Callable[[CacheKey, bytes], T]) -> Cached[T] | None:
+        ran = await self._read(key, "get", lambda store: store.get(key))
+        if ran is None:
+            return None
+        stored, store = ran
+        if stored is None:
+            self._count(CACHE_MISSES, store, key)
+            return None
+        try:
+            value = decode(key, stored.data)
+        except CodecError as error:
+            await self._discard(key, store, error)
+            return None
+        self._count(CACHE_HITS, store, key)
+        return Cached(value, self.policy.is_fresh(stored.ttl), store.tier)
+
+    async def _discard(self, key: CacheKey, store: CacheStore, error: CodecError) -> None:
+        """An unusable entry is a miss, and is deleted so it is not tried again."""
+        log.warning("Dropped an unusable %s cache entry from %s (%s)", key.kind, store.tier, error.reason)
+        self._metrics.counter(ERRORS, kind=f"cache.corrupt.{error.reason}").inc()
+        self._count(CACHE_MISSES, store, key)
+
+        async def body() -> None:
+            await self._mutate("delete", lambda target: target.delete(key))
+
+        await self._locked(key.user, body)
+
+    # --- writes ------------------------------------------------------------------------------------
+    async def set_recent(self, user: UserId, chats: Sequence[ChatSummary], *, token: LoadToken | None = None) -> bool:
+        """Store ``user``'s recent-chats list; False when ``token`` is stale and nothing was written."""
+        key = recent_key(user)
+        return await self._write(key, token, lambda: self._codec.encode_recent(key, chats))
+
+    async def set_chat(self, user: UserId, details: ChatDetails, *, token: LoadToken | None = None) -> bool:
+        """Store one chat's details; False when ``token`` is stale and nothing was written."""
+        key = chat_key(user, details.session.id)
+        return await self._write(key, token, lambda: self._codec.encode_chat(key, details))
+
+    async def set_messages(
+        self, user: UserId, session: SessionId, messages: Sequence[Message], *, token: LoadToken | None = None
+    ) -> bool:
+        """Replace a chat's cached messages with the newest capped ``messages`` (confirmed ones only).
+
+        ``messages`` must be the chat's newest messages without holes (a page as loaded from Supabase);
+        an empty sequence caches "this chat has no messages". False when ``token`` is stale.
+
+        Raises:
+            ValueError: a message is not confirmed (no ``seq``) or belongs to another chat.
+        """
+        key = msgs_key(user, session)
+        if token is not None and token.key != key:
+            raise ValueError("the load token is for another key")
+
+        kept = self.policy.trim_messages(messages, seq=_seq)
+        items = [self._codec.encode_message(key, message) for message in kept]
+        head = self._codec.list_head(key)
+
+        async def body() -> bool:
+            if token is not None and self._is_stale(token):
+                return False
+            self._bump(key)
+            await self._mutate("set", lambda target: target.set_list(key, head, items))
+            return True
+
+        return await self._locked(user, body)
+
+    async def append_messages(self, user: UserId, session: SessionId, messages: Sequence[Message]) -> AppendResult:
+        """Write realtime inserts and edits through into the cached list (append, replace by ``seq``, trim).
+
+        ``NOT_CACHED``: there was no list, nothing was written. ``GAP``: a message was missed (a ``seq`` jumped
+        past the newest cached one), so the list was dropped; the next read loads it again.
+        """
+        key = msgs_key(user, session)
+        items = [self._codec.encode_message(key, message) for message in messages]
+
+        async def body() -> AppendResult:
+            self._bump(key)
+            result = await self._mutate("append", lambda target: target.append_list(key, items))
+            return result or AppendResult.NOT_CACHED
+
+        return await self._locked(user, body)
+
+    async def _write(self, key: CacheKey, token: LoadToken | None, encode: Callable[[], bytes]) -> bool:
+        if token is not None and token.key != key:
+            raise ValueError("the load token is for another key")
+
+        data = encode()
+
+        async def body() -> bool:
+            if token is not None and self._is_stale(token):
+                return False
+            self._bump(key)
+            await self._mutate("set", lambda target: target.set(key, data))
+            return True
+
+        return await self._locked(key.user, body)
+
+    # --- invalidation ------------------------------------------------------------------------------
+    async def invalidate(self, user: UserId, kind: KeyKind, session: SessionId | None = None) -> None:
+        """Drop one entry, e.g. the recent list after a chat changed."""
+        key = CacheKey(user, kind, session)
+
+        async def body() -> None:
+            self._bump(key)
+            await self._mutate("delete", lambda target: target.delete(key))
+
+        await self._locked(user, body)
+
+    async def invalidate_chat(self, user: UserId, session: SessionId) -> None:
+        """Drop everything cached about one chat (deleted, or the user left)."""
+
+        async def body() -> None:
+            self._bump(chat_key(user, session), msgs_key(user, session))
+            await self._mutate("delete", lambda target: target.delete_chat(user, session))
+
+        await self._locked(user, body)
+
+    async def purge_user(self, user: UserId) -> None:
+        """Drop every entry of ``user`` (sign-out)."""
+
+        async def body() -> None:
+            self._generation += 1
+            self._user_generations[user] = self._generation
+            await self._mutate("purge", lambda target: target.purge_user(user))
+
+        await self._locked(user, body)
+
+    async def wipe(self) -> None:
+        """Drop every entry of every user (the "clear cache" button)."""
+        self._generation += 1
+        self._wipe_generation = self._generation
+        if self._memory is not None:
+            await self._memory.wipe()
+        if self._redis is None:
+            return
+        # Pending until Redis itself did it; otherwise the probe does it before Redis is used again.
+        self._wipe_pending = True
+        ran = await self._run("wipe", lambda store: store.wipe(), mutating=True, fallback=False)
+        if ran is not None and ran[1] is self._redis:
+            self._wipe_pending = False
+
+    # --- maintenance -------------------------------------------------------------------------------
+    async def cached_chats(self, user: UserId) -> list[SessionId]:
+        """``user``'s cached chats, least recently used first (e.g. to back-fill them after a reconnect)."""
+        ran = await self._run("index", lambda store: store.cached_chats(user))
+        return ran[0] if ran is not None else []
+
+    async def poll_memory(self) -> dict[str, int | None]:
+        """Refresh the memory gauges (Redis ``used_memory``, memory tier bytes and entries) and return them."""
+        figures: dict[str, int | None] = {"redis_used_memory": None, "memory_tier_bytes": None}
+        if self._redis is not None and self._breaker.allows_requests:
+            ran = await self._run("info", lambda store: store.used_memory(), fallback=False)
+            if ran is not None and ran[1] is self._redis:
+                figures["redis_used_memory"] = ran[0]
+                self._metrics.gauge(REDIS_USED_MEMORY).set(ran[0])
+        if self._memory is not None:
+            used = await self._memory.used_memory()
+            figures["memory_tier_bytes"] = used
+            self._metrics.gauge(MEMORY_TIER_BYTES).set(used)
+            entries = getattr(self._memory, "entry_count", None)
+            if isinstance(entries, int):
+                self._metrics.gauge(MEMORY_TIER_ENTRIES).set(entries)
+        return figures
+
+    async def probe_now(self) -> CacheStatus:
+        """Try Redis again now, without waiting for the backoff (a "retry" button; tests)."""
+        redis = self._redis
+        if redis is None or self._closed:
+            return self._status
+        async with self._probe_lock:
+            if self._breaker.state is not BreakerState.OPEN:
+                return self._status
+            self._breaker.begin_probe()
+            try:
+                await asyncio.wait_for(self._drained.wait(), _DRAIN_TIMEOUT)
+                await redis.probe()
+                await redis.ensure_key_id(self._codec.key_id.hex())
+                # Redis missed every write and invalidation made while it was not used: forget what it has.
+                if self._wipe_pending:
+                    await redis.wipe()
+                else:
+                    for user in sorted(self._users, key=str):
+                        await redis.purge_user(user)
+            except (RedisError, OSError) as error:
+                kind = classify_redis_error(error)
+                self._metrics.counter(ERRORS, kind=f"cache.{kind}").inc()
+                self._breaker.probe_failed(kind)
+            else:
+                self._wipe_pending = False
+                if self._memory is not None:
+                    await self._memory.wipe()  # it only stood in; Redis is the cache again
+                self._breaker.probe_succeeded()
+        return self._status
+
+    def _ensure_probe_loop(self) -> None:
+        if self._probe_task is not None and not self._probe_task.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a synchronous test of the state machine): probe_now() still works
+        self._probe_task = loop.create_task(self._probe_loop(), name="cache-probe")
+
+    async def _probe_loop(self) -> None:
+        while not self._closed and self._breaker.state is not BreakerState.CLOSED:
+            if self._breaker.state is BreakerState.HALF_OPEN:
+                async with self._probe_lock:  # a probe_now() is under way: wait for its outcome
+                    continue
+            await asyncio.sleep(max(self._breaker.seconds_until_probe(), 0.001))
+            if self._breaker.probe_due():
+                await self.probe_now()
+
+    # --- plumbing ----------------------------------------------------------------------------------
+    def _count(self, metric: str, store: CacheStore, key: CacheKey) -> None:
+        self._metrics.counter(metric, tier=store.tier, kind=key.kind.value).inc()
+
+    def _active(self) -> CacheStore | None:
+        if self._closed:
+            return None
+        if self._redis is not None and self._breaker.allows_requests:
+            return self._redis
+        return self._memory
+
+    async def _read(
+        self, key: CacheKey, op: str, action: Callable[[CacheStore], Awaitable[R]]
+    ) -> tuple[R, CacheStore] | None:
+        self._users.add(key.user)
+        return await self._run(op, action)
+
+    async def _run(
+        self,
+        op: str,
+        action: Callable[[CacheStore], Awaitable[R]],
+        *,
+        mutating: bool = False,
+        fallback: bool = True,
+    ) -> tuple[R, CacheStore] | None:
+        """Run ``action`` on Redis if the breaker allows, else (or if Redis fails) on the memory tier.
+
+        None when no tier ran it (caching disabled, closed, or Redis failed and ``fallback`` is off).
+        """
+        store = self._active()
+        if store is None:
+            return None
+        if store is self._redis:
+            self._inflight += 1
+            self._drained.clear()
+            started = self._timer()
+            try:
+                result = await action(store)
+            except (RedisError, OSError) as error:
+                kind = classify_redis_error(error)
+                self._metrics.counter(ERRORS, kind=f"cache.{kind}").inc()
+                log.info("Redis %s failed (%s)", op, kind)
+                # A failed write may or may not have landed: Redis can no longer be trusted until purged.
+                self._breaker.record_failure(kind, force=mutating)
+                if not fallback or self._memory is None:
+                    return None
+                store = self._memory
+            else:
+                latency = self._timer() - started
+                self._metrics.histogram(CACHE_LATENCY, tier=store.tier, op=op).observe(latency)
+                self._breaker.record_success(latency)
+                return result, store
+            finally:
+                self._inflight -= 1
+                if self._inflight == 0:
+                    self._drained.set()
+        started = self._timer()
+        result = await action(store)
+        self._metrics.histogram(CACHE_LATENCY, tier=store.tier, op=op).observe(self._timer() - started)
+        return result, store
+
+    async def _mutate(self, op: str, action: Callable[[CacheStore], Awaitable[R]]) -> R | None:
+        # Routed per call: the breaker may have moved while the caller waited for the user's lock.
+        ran = await self._run(op, action, mutating=True)
+        return ran[0] if ran is not None else None
+
+    async def _locked(self, user: UserId, body: Callable[[], Awaitable[R]]) -> R:
+        """Run ``body`` under ``user``'s write lock, to completion even if the caller is cancelled."""
+        self._users.add(user)
+        lock = self._user_locks.setdefault(user, asyncio.Lock())
+
+        async def run() -> R:
+            async with lock:
+                return await body()
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return await asyncio.shield(task)
+
+
+def _seq(message: Message) -> int:
+    if message.seq is None:
+        raise ValueError("only confirmed messages (with seq) are cached")
+    return message.seq

@@ -1,0 +1,123 @@
+"""open_cache: what the composition root gets for each configuration."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from desktop_chat.cache.factory import open_cache
+from desktop_chat.cache.keys import META_KEY_ID, chat_key
+from desktop_chat.cache.redis_store import redis_client
+from desktop_chat.cache.secret import KEY_FILE_NAME
+from desktop_chat.cache.tiered import CacheStatus
+from desktop_chat.config import Settings
+from desktop_chat.telemetry.metrics import CACHE_HITS, MetricsRegistry
+from devstack.procs import free_port, pid_alive
+from tests.builders import chat_details, new_session, new_user
+from tests.conftest import StackHandle
+
+pytestmark = pytest.mark.integration
+
+OWN_DB = 6  # the key-change test wipes a namespace: not the shared database 0
+
+
+def settings(tmp_path: Path, **values: object) -> Settings:
+    return Settings(config_dir=tmp_path / "config", runtime_dir=tmp_path / "runtime", **values)  # type: ignore[arg-type]
+
+
+async def test_without_a_redis_url_the_app_runs_its_own_redis(tmp_path: Path) -> None:
+    metrics = MetricsRegistry()
+    cache = await open_cache(settings(tmp_path), metrics)
+    try:
+        assert cache.status is CacheStatus.ONLINE
+        user, session = new_user(), new_session()
+        await cache.set_chat(user, chat_details(session, user))
+        hit = await cache.get_chat(user, session)
+        assert hit is not None and hit.tier == "redis"
+        assert metrics.value(CACHE_HITS, tier="redis", kind="chat") == 1
+        (run_dir,) = (tmp_path / "runtime" / "redis").glob("run-*")
+        pid = int((run_dir / "redis.pid").read_text())
+        conf = dict(line.split(" ", 1) for line in (run_dir / "redis.conf").read_text().splitlines()[1:])
+        admin = redis_client(unix_socket=conf["unixsocket"], password=conf["requirepass"])
+        # Lists of up to cache_max_messages_per_chat messages stay in the compact encoding.
+        assert (await admin.config_get("zset-max-listpack-entries")) == {"zset-max-listpack-entries": "201"}
+        await admin.aclose()
+        # No keyring under pytest: the key went to a user-only file.
+        assert stat.S_IMODE((tmp_path / "config" / KEY_FILE_NAME).stat().st_mode) == 0o600
+    finally:
+        await cache.close()
+    assert not pid_alive(pid) and not run_dir.exists()
+
+
+async def test_a_configured_redis_is_used(tmp_path: Path, stack: StackHandle) -> None:
+    cache = await open_cache(settings(tmp_path, redis_url=stack.redis_url), MetricsRegistry())
+    try:
+        assert cache.status is CacheStatus.ONLINE
+        assert not (tmp_path / "runtime" / "redis").exists()
+    finally:
+        await cache.close()
+
+
+async def test_a_new_key_wipes_what_the_old_key_wrote(tmp_path: Path, stack: StackHandle) -> None:
+    url = stack.redis_url.rsplit("/", 1)[0] + f"/{OWN_DB}"
+    user, session = new_user(), new_session()
+    first = await open_cache(settings(tmp_path / "one", redis_url=url), MetricsRegistry())
+    await first.set_chat(user, chat_details(session, user))
+    await first.close()
+    raw = redis_client(url=url)
+    assert await raw.exists(chat_key(user, session).redis_key) == 1
+    # Another config dir is another install with another key: entries of the old key are wiped at once.
+    second = await open_cache(settings(tmp_path / "two", redis_url=url), MetricsRegistry())
+    try:
+        assert await raw.exists(chat_key(user, session).redis_key) == 0
+        assert await raw.get(META_KEY_ID) is not None
+    finally:
+        await second.close()
+        await raw.aclose()
+
+
+async def test_an_unreachable_redis_starts_offline_without_raising(tmp_path: Path) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    cache = await open_cache(settings(tmp_path, redis_url=url, cache_probe_backoff=600), MetricsRegistry())
+    try:
+        assert cache.status is CacheStatus.OFFLINE and "cannot be reached" in cache.detail
+        user, session = new_user(), new_session()
+        await cache.set_chat(user, chat_details(session, user))
+        hit = await cache.get_chat(user, session)
+        assert hit is not None and hit.tier == "memory"
+    finally:
+        await cache.close()
+
+
+async def test_without_a_redis_server_the_cache_runs_in_memory(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    cache = await open_cache(settings(tmp_path), MetricsRegistry(), redis_search_path=str(tmp_path / "empty"))
+    try:
+        assert cache.status is CacheStatus.MEMORY_ONLY and "no redis-server" in cache.detail
+        user, session = new_user(), new_session()
+        await cache.set_chat(user, chat_details(session, user))
+        hit = await cache.get_chat(user, session)
+        assert hit is not None and hit.tier == "memory"
+    finally:
+        await cache.close()
+
+
+async def test_a_disabled_cache_stores_nothing_and_leaves_the_keyring_alone(tmp_path: Path) -> None:
+    cache = await open_cache(settings(tmp_path, cache_enabled=False), MetricsRegistry())
+    assert cache.status is CacheStatus.DISABLED
+    user, session = new_user(), new_session()
+    await cache.set_chat(user, chat_details(session, user))
+    assert await cache.get_chat(user, session) is None
+    assert not (tmp_path / "config").exists()
+    await cache.close()
+
+
+async def test_an_unusable_runtime_dir_means_memory_only_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "runtime").write_text("a file where a directory should be")
+    cache = await open_cache(settings(tmp_path), MetricsRegistry())
+    try:
+        assert cache.status is CacheStatus.MEMORY_ONLY and "did not start" in cache.detail
+    finally:
+        await cache.close()

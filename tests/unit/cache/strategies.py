@@ -1,0 +1,31 @@
+"""Hypothesis strategies for cached models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import strategies as st
+
+from desktop_chat.models import Message, MessageId, SessionId, UserId
+
+# Naive bounds are what hypothesis expects; the generated values carry the time zones.
+moments = st.datetimes(
+    min_value=datetime(1990, 1, 1),  # noqa: DTZ001
+    max_value=datetime(2200, 1, 1),  # noqa: DTZ001
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7))]),
+)
+
+
+def confirmed_messages(session: SessionId | None = None) -> st.SearchStrategy[Message]:
+    return st.builds(
+        Message,
+        id=st.uuids().map(MessageId),
+        session_id=st.just(session) if session is not None else st.uuids().map(SessionId),
+        sender_id=st.none() | st.uuids().map(UserId),
+        content=st.text(max_size=300),
+        created_at=moments,
+        edited_at=st.none() | moments,
+        deleted_at=st.none() | moments,
+        seq=st.integers(min_value=1, max_value=2**63 - 1),
+        rev=st.integers(min_value=1, max_value=2**63 - 1),
+    )
