@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import shutil
 import time
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from devstack import migrate
 from devstack.config import ANON_KEY, SERVICE_ROLE_KEY, StackConfig
 from devstack.gateway.process import GatewayProcess
 from devstack.postgres import PostgresServer
 from devstack.redis_server import RedisServer
+
+T = TypeVar("T")
+
+
+def _run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to completion, also when the caller is inside a running event loop (an async
+    test that is the first to ask for the stack fixture): then on a private thread with its own loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 class Stack:
@@ -76,7 +91,7 @@ class Stack:
                 started.append(self.postgres)
             timings["postgres"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            report = asyncio.run(migrate.apply(self.config.db_url, self.config.supabase_dir, seed=seed))
+            report = _run_coroutine(migrate.apply(self.config.db_url, self.config.supabase_dir, seed=seed))
             timings["migrate"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             if self.redis.start():

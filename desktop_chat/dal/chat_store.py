@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from desktop_chat.backend.client import SupabaseBackend
 from desktop_chat.backend.session import SessionInfo
+from desktop_chat.cache import CacheKey, CacheStatus, KeyKind, LoadToken, TieredCache, chat_key, msgs_key, recent_key
+from desktop_chat.cache.tiered import Cached
 from desktop_chat.config import Settings
 from desktop_chat.dal.api import (
     CacheState,
@@ -31,13 +33,12 @@ from desktop_chat.dal.api import (
 )
 from desktop_chat.dal.live import LiveSync
 from desktop_chat.dal.live_list import Unsubscribe
-from desktop_chat.dal.ports import Cached, ChatCache, MessageWindow, StoreMetrics
-from desktop_chat.dal.readthrough import Generations, SingleFlight
-from desktop_chat.dal.reducers import max_rev, merge_messages
+from desktop_chat.dal.readthrough import SingleFlight
 from desktop_chat.errors import BackendUnavailable, InvalidInput, NotSignedIn, Rejected
 from desktop_chat.models import (
     ChatDetails,
     ChatSummary,
+    Message,
     MessageId,
     MessagePage,
     MessageUpserted,
@@ -52,6 +53,7 @@ from desktop_chat.models import (
 from desktop_chat.realtime.manager import LinkState, RealtimeManager
 from desktop_chat.sync.outbox import Outbox
 from desktop_chat.sync.sender import Sender
+from desktop_chat.telemetry.metrics import ERRORS, SUPABASE_LATENCY, MetricsRegistry
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,13 @@ T = TypeVar("T")
 
 PAGE = 50
 WARM_CHATS = 5
+
+_CACHE_STATE = {
+    CacheStatus.ONLINE: CacheState.REDIS,
+    CacheStatus.OFFLINE: CacheState.MEMORY,
+    CacheStatus.MEMORY_ONLY: CacheState.MEMORY,
+    CacheStatus.DISABLED: CacheState.OFF,
+}
 
 _LINK_TO_CONNECTION = {
     LinkState.OFFLINE: ConnectionState.OFFLINE,
@@ -74,9 +83,9 @@ class ChatStore:
     Args:
         settings: TTLs, caps and timeouts.
         backend: Supabase (already started).
-        cache: The typed cache (never raises).
+        cache: The typed cache (never raises; Redis with a memory tier behind a breaker).
         outbox: The durable outbox (already open).
-        metrics: Where measurements go (optional).
+        metrics: Where measurements go (the same registry the cache reports to).
         realtime: Start the realtime link after sign-in (tests of the read path turn it off).
         frame_interval: How long live changes are collected before the views hear of them.
     """
@@ -85,10 +94,10 @@ class ChatStore:
         self,
         settings: Settings,
         backend: SupabaseBackend,
-        cache: ChatCache,
+        cache: TieredCache,
         outbox: Outbox,
+        metrics: MetricsRegistry,
         *,
-        metrics: StoreMetrics | None = None,
         realtime: bool = True,
         frame_interval: float = 0.016,
     ) -> None:
@@ -99,16 +108,15 @@ class ChatStore:
         self._metrics = metrics
         self._realtime_enabled = realtime
         self._user: Profile | None = None
-        self._status = StoreStatus(cache=cache.state if settings.cache_enabled else CacheState.OFF)
+        self._status = StoreStatus(cache=_CACHE_STATE[cache.status], detail=cache.detail)
         self._status_listeners: list[StatusListener] = []
-        self._flight: SingleFlight[tuple[str, ...], Any] = SingleFlight()
-        self._generations: Generations[tuple[str, ...]] = Generations()
+        self._flight: SingleFlight[CacheKey, Any] = SingleFlight()
         self._sender: Sender | None = None
         self._realtime: RealtimeManager | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._unsubscribers: list[Callable[[], None]] = []
         self.live = LiveSync(self, frame_interval=frame_interval)
-        self._unsubscribers.append(cache.subscribe_state(self._on_cache_state))
+        self._unsubscribers.append(cache.subscribe_status(self._on_cache_status))
 
     # ==============================================================================================
     # session
@@ -122,8 +130,12 @@ class ChatStore:
         return self._backend
 
     @property
-    def cache(self) -> ChatCache:
+    def cache(self) -> TieredCache:
         return self._cache
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
     @property
     def outbox(self) -> Outbox:
@@ -245,9 +257,8 @@ class ChatStore:
             for listener in list(self._status_listeners):
                 listener(status)
 
-    def _on_cache_state(self, state: CacheState) -> None:
-        if self._settings.cache_enabled:
-            self._set_status(cache=state)
+    def _on_cache_status(self, status: CacheStatus, detail: str) -> None:
+        self._set_status(cache=_CACHE_STATE[status])
 
     def _on_link_state(self, state: LinkState) -> None:
         self._set_status(connection=_LINK_TO_CONNECTION[state])
@@ -265,10 +276,9 @@ class ChatStore:
                 "outbox_depth": self._status.outbox_depth,
                 "backend_reachable": self._status.backend_reachable,
             },
-            "cache": self._cache.snapshot(),
+            "cache_detail": self._cache.detail,
+            "metrics": self._metrics.snapshot(),
         }
-        if self._metrics is not None:
-            snapshot["metrics"] = self._metrics.snapshot()
         if self._realtime is not None:
             snapshot["realtime"] = {
                 "state": self._realtime.state.value,
@@ -297,47 +307,41 @@ class ChatStore:
         return result
 
     def _observe(self, operation: str, started: float, *, ok: bool) -> None:
-        if self._metrics is not None:
-            self._metrics.backend_call(operation, time.perf_counter() - started, ok)
+        self._metrics.histogram(SUPABASE_LATENCY, op=operation).observe(time.perf_counter() - started)
+        if not ok:
+            self._metrics.counter(ERRORS, kind=f"supabase.{operation}").inc()
 
     async def read_through(
         self,
-        key: tuple[str, ...],
+        key: CacheKey,
         get: Callable[[], Awaitable[Cached[T] | None]],
         fetch: Callable[[], Awaitable[T]],
-        put: Callable[[T], Awaitable[None]],
+        put: Callable[[T, LoadToken], Awaitable[bool]],
     ) -> T:
         """The read path: a fresh hit returns; a stale hit returns and refreshes once in the background;
-        a miss loads once (however many ask) and stores the result unless it was invalidated meanwhile.
+        a miss loads once (however many ask) and stores the result unless an event changed the key while
+        it loaded (the cache's load token).
         """
-        kind = key[0]
-        hit = await get() if self._settings.cache_enabled else None
-        if self._metrics is not None:
-            self._metrics.cache_lookup(kind, hit.tier if hit else None)
+        hit = await get()
         if hit is not None:
             if not hit.fresh and key not in self._flight:
-                self.spawn(self._refresh_quietly(key, fetch, put), f"refresh-{kind}")
+                self.spawn(self._refresh_quietly(key, fetch, put), f"refresh-{key.kind}")
             return hit.value
         return await self._flight.run(key, lambda: self._load(key, fetch, put))  # type: ignore[no-any-return]
 
     async def _load(
-        self, key: tuple[str, ...], fetch: Callable[[], Awaitable[T]], put: Callable[[T], Awaitable[None]]
+        self, key: CacheKey, fetch: Callable[[], Awaitable[T]], put: Callable[[T, LoadToken], Awaitable[bool]]
     ) -> T:
-        generation = self._generations.current(key)
-        value = await self.call_backend(key[0], fetch)
-        if self._settings.cache_enabled and self._generations.unchanged_since(key, generation):
-            await put(value)
+        token = self._cache.begin_load(key)
+        value = await self.call_backend(key.kind, fetch)
+        await put(value, token)
         return value
 
     async def _refresh_quietly(
-        self, key: tuple[str, ...], fetch: Callable[[], Awaitable[T]], put: Callable[[T], Awaitable[None]]
+        self, key: CacheKey, fetch: Callable[[], Awaitable[T]], put: Callable[[T, LoadToken], Awaitable[bool]]
     ) -> None:
         with contextlib.suppress(BackendUnavailable):
             await self._flight.run(key, lambda: self._load(key, fetch, put))
-
-    def invalidate(self, key: tuple[str, ...]) -> None:
-        """Mark a key changed: a load under way will not write back what it read before."""
-        self._generations.bump(key)
 
     def spawn(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coroutine)
@@ -359,13 +363,17 @@ class ChatStore:
     async def recent_chats(self) -> list[ChatSummary]:
         user = self.require_user()
         limit = self._settings.cache_max_chats_per_user
-        chats: list[ChatSummary] = await self.read_through(
-            ("recent", str(user)),
+
+        async def fetch() -> tuple[ChatSummary, ...]:
+            return tuple(await self._backend.fetch_recent_chats(limit))
+
+        chats: tuple[ChatSummary, ...] = await self.read_through(
+            recent_key(user),
             lambda: self._cache.get_recent(user),
-            lambda: self._backend.fetch_recent_chats(limit),
-            lambda value: self._cache.put_recent(user, value),
+            fetch,
+            lambda value, token: self._cache.set_recent(user, value, token=token),
         )
-        return chats
+        return list(chats)
 
     async def chat_details(self, session_id: SessionId) -> ChatDetails:
         user = self.require_user()
@@ -377,27 +385,27 @@ class ChatStore:
             return details
 
         details: ChatDetails = await self.read_through(
-            ("chat", str(user), str(session_id)),
+            chat_key(user, session_id),
             lambda: self._cache.get_chat(user, session_id),
             fetch,
-            lambda value: self._cache.put_chat(user, value),
+            lambda value, token: self._cache.set_chat(user, value, token=token),
         )
         return details
 
-    async def message_window(self, session_id: SessionId) -> MessageWindow:
-        """The cached newest messages of a chat with its back-fill cursor (loaded on a miss)."""
+    async def message_window(self, session_id: SessionId) -> tuple[Message, ...]:
+        """The newest messages of a chat (up to the cache's cap), ascending: cached, or loaded on a miss."""
         user = self.require_user()
         cap = self._settings.cache_max_messages_per_chat
 
-        async def fetch() -> MessageWindow:
+        async def fetch() -> tuple[Message, ...]:
             page = await self._backend.fetch_messages(session_id, None, cap)
-            return MessageWindow(page.messages, max_rev(page.messages))
+            return page.messages
 
-        window: MessageWindow = await self.read_through(
-            ("msgs", str(user), str(session_id)),
+        window: tuple[Message, ...] = await self.read_through(
+            msgs_key(user, session_id),
             lambda: self._cache.get_messages(user, session_id),
             fetch,
-            lambda value: self._cache.put_messages(user, session_id, value),
+            lambda value, token: self._cache.set_messages(user, session_id, value, token=token),
         )
         return window
 
@@ -406,9 +414,9 @@ class ChatStore:
         if limit < 1:
             raise InvalidInput("A page holds at least one message.")
         window = await self.message_window(session_id)
-        cached = [m for m in window.messages if before_seq is None or (m.seq or 0) < before_seq]
-        oldest_cached = window.messages[0].seq if window.messages else None
-        covers = len(cached) >= limit or (oldest_cached is not None and oldest_cached <= 1) or not window.messages
+        cached = [m for m in window if before_seq is None or (m.seq or 0) < before_seq]
+        oldest_cached = window[0].seq if window else None
+        covers = len(cached) >= limit or (oldest_cached is not None and oldest_cached <= 1) or not window
         if covers:
             chosen = cached[-limit:]
             first = chosen[0].seq if chosen else None
@@ -562,10 +570,8 @@ class ChatStore:
 
     async def _after_membership_change(self, session_id: SessionId) -> None:
         user = self.require_user()
-        self.invalidate(("chat", str(user), str(session_id)))
-        self.invalidate(("recent", str(user)))
-        await self._cache.forget_chat(user, session_id)
-        await self._cache.forget_recent(user)
+        await self._cache.invalidate(user, KeyKind.CHAT, session_id)
+        await self._cache.invalidate(user, KeyKind.RECENT)
         await self.refresh_chats()
 
     async def mark_read(self, session_id: SessionId, seq: int) -> None:
@@ -583,14 +589,5 @@ class ChatStore:
             await self._realtime.send_typing(session_id, typing)
 
     async def clear_cache(self) -> None:
-        user = self.require_user()
-        await self._cache.purge_user(user)
+        await self._cache.wipe()
         self.live.clear_cursors()
-
-    # --- used by LiveSync -------------------------------------------------------------------------
-    def merge_window(self, window: MessageWindow, incoming: Sequence[Any]) -> MessageWindow:
-        """The cached window after live messages: merged, trimmed, older-than-window rows left out."""
-        oldest = window.messages[0].seq if window.messages else None
-        relevant = [m for m in incoming if m.seq is not None and (oldest is None or m.seq >= oldest)]
-        merged = merge_messages(window.messages, relevant, self._settings.cache_max_messages_per_chat)
-        return MessageWindow(tuple(merged), window.cursor)

@@ -15,12 +15,13 @@ from collections.abc import Iterable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
+from desktop_chat.cache import AppendResult, KeyKind, recent_key
 from desktop_chat.dal.api import ChatList, MessageListener, Timeline, UsersListener, new_chat_list, new_timeline
 from desktop_chat.dal.cursor import RevCursor
 from desktop_chat.dal.live_list import Unsubscribe
-from desktop_chat.dal.ports import MessageWindow
 from desktop_chat.dal.reducers import (
     details_changed,
+    max_rev,
     newer_message,
     summary_read_up_to,
     summary_with_message,
@@ -161,7 +162,7 @@ class LiveSync:
             self._timelines[session_id] = timeline
         window = await self._store.message_window(session_id)
         self._ensure_cursor(session_id, window)
-        page = window.messages[-PAGE:]
+        page = window[-PAGE:]
         oldest = page[0].seq if page else None
         self._oldest_loaded[session_id] = oldest
         self._has_older[session_id] = bool(oldest and oldest > 1)
@@ -200,10 +201,16 @@ class LiveSync:
         self._has_older[session_id] = page.has_more
         return len(page.messages)
 
-    def _ensure_cursor(self, session_id: SessionId, window: MessageWindow) -> RevCursor:
+    def _ensure_cursor(self, session_id: SessionId, window: Sequence[Message]) -> RevCursor:
+        """The chat's cursor, starting from the window's newest rev.
+
+        That is safe because the cached window is only ever loaded whole from Supabase or extended by
+        changes that arrived in rev order; changes with revs between the window's newest and the chat's
+        newest can only touch messages older than the window, which the cache does not hold.
+        """
         cursor = self._cursors.get(session_id)
         if cursor is None:
-            cursor = RevCursor(window.cursor)
+            cursor = RevCursor(max_rev(window))
             self._cursors[session_id] = cursor
         return cursor
 
@@ -222,10 +229,15 @@ class LiveSync:
                 timeline.upsert(message)
 
     def local_message(self, message: Message) -> None:
-        """The sender's word on one of our messages."""
+        """The sender's word on one of our messages.
+
+        A confirmation goes to the views at once but not into the cache: its rev may be ahead of changes
+        realtime has not delivered yet, and the cache only takes changes in rev order (the realtime echo
+        of this very row brings it there).
+        """
         if message.delivery is DeliveryState.SENT:
             self._unsent[message.session_id].pop(message.id, None)
-            self.enqueue([MessageUpserted(message=message)])
+            self._store.spawn(self.apply_now([MessageUpserted(message=message)], source="local"), "apply-sent")
         else:
             self.show_local(message)
 
@@ -265,11 +277,13 @@ class LiveSync:
         if events:
             self._store.spawn(self.apply_now(events), "apply-changes")
 
-    async def apply_now(self, events: Sequence[ChangeEvent], *, backfill: bool = False) -> None:
+    async def apply_now(self, events: Sequence[ChangeEvent], *, source: str = "realtime") -> None:
+        """Apply changes now. ``source`` is "realtime" (in commit order), "backfill" (everything above
+        a cursor, authoritative) or "local" (an answer to our own request: views only)."""
         async with self._apply_lock:
-            await self._apply(events, backfill=backfill)
+            await self._apply(events, source=source)
 
-    async def _apply(self, events: Sequence[ChangeEvent], *, backfill: bool) -> None:
+    async def _apply(self, events: Sequence[ChangeEvent], *, source: str) -> None:
         me = self._user()
         messages: dict[SessionId, list[Message]] = defaultdict(list)
         drop: set[SessionId] = set()
@@ -304,7 +318,7 @@ class LiveSync:
             elif isinstance(event, ProfileUpserted):
                 forget_details.update(self._timelines)
 
-        gaps = await self._apply_messages(messages, me, backfill=backfill)
+        gaps = await self._apply_messages(messages, me, source=source)
         for session_id in forget_details - drop:
             await self._forget_details(session_id)
         for session_id in drop:
@@ -312,8 +326,7 @@ class LiveSync:
         if messages or forget_details:
             self._write_recent()
         if reload_list:
-            self._store.invalidate(("recent", str(me)))
-            await self._store.cache.forget_recent(me)
+            await self._store.cache.invalidate(me, KeyKind.RECENT)
             self._store.spawn(self._store.refresh_chats(), "reload-chats")
         if gaps:
             self._gap_chats.update(gaps)
@@ -321,25 +334,28 @@ class LiveSync:
                 self._gap_task = asyncio.get_running_loop().create_task(self._close_gaps())
 
     async def _apply_messages(
-        self, by_chat: dict[SessionId, list[Message]], me: UserId, *, backfill: bool
+        self, by_chat: dict[SessionId, list[Message]], me: UserId, *, source: str
     ) -> set[SessionId]:
         gaps: set[SessionId] = set()
-        store = self._store
-        # 1. The cache, one read-modify-write per chat.
+        cache = self._store.cache
+        # 1. The cache, one atomic append per chat, and only from changes known to be in rev order.
         for session_id, incoming in by_chat.items():
             incoming.sort(key=lambda m: m.rev or 0)
+            if source == "local":
+                continue
             cursor = self._cursors.get(session_id)
-            if cursor is not None and not backfill:
+            gap = False
+            if cursor is not None and source == "realtime":
                 for message in incoming:
                     if message.rev is not None and cursor.observe(message.rev):
-                        gaps.add(session_id)
-            cached = await store.cache.get_messages(me, session_id)
-            if cached is not None:
-                window = store.merge_window(cached.value, incoming)
-                if cursor is not None:
-                    window = MessageWindow(window.messages, max(cursor.value, cached.value.cursor))
-                store.invalidate(("msgs", str(me), str(session_id)))
-                await store.cache.put_messages(me, session_id, window)
+                        gap = True
+            confirmed = [m for m in incoming if m.seq is not None]
+            if gap:
+                # Something was missed: the cached window can no longer be trusted until a back-fill.
+                gaps.add(session_id)
+                await cache.invalidate(me, KeyKind.MSGS, session_id)
+            elif confirmed and await cache.append_messages(me, session_id, confirmed) is AppendResult.GAP:
+                gaps.add(session_id)
         # 2. The views.
         with self.chat_list.batch():
             for session_id, incoming in by_chat.items():
@@ -375,7 +391,6 @@ class LiveSync:
         """Write the chat list through to the cache; one writer, always the latest rows."""
         if self._me is None:
             return
-        self._store.invalidate(("recent", str(self._me)))
         self._recent_dirty = True
         if self._recent_writer is None or self._recent_writer.done():
             self._recent_writer = self._store.spawn(self._recent_writer_loop(), "write-recent")
@@ -383,19 +398,14 @@ class LiveSync:
     async def _recent_writer_loop(self) -> None:
         while self._recent_dirty and self._me is not None:
             self._recent_dirty = False
-            await self._store.cache.put_recent(self._me, list(self.chat_list.rows))
+            await self._store.cache.set_recent(self._me, list(self.chat_list.rows))
 
     async def _forget_details(self, session_id: SessionId) -> None:
-        me = self._user()
-        self._store.invalidate(("chat", str(me), str(session_id)))
-        await self._store.cache.forget_chat(me, session_id)
+        await self._store.cache.invalidate(self._user(), KeyKind.CHAT, session_id)
 
     async def drop_chat(self, session_id: SessionId) -> None:
         """The chat is gone for this user (left, removed, deleted): out of every view and the cache."""
-        me = self._user()
-        for kind in ("chat", "msgs"):
-            self._store.invalidate((kind, str(me), str(session_id)))
-        await self._store.cache.forget_chat_everything(me, session_id)
+        await self._store.cache.invalidate_chat(self._user(), session_id)
         self.chat_list.remove(session_id)
         timeline = self._timelines.get(session_id)
         if timeline is not None:
@@ -418,21 +428,22 @@ class LiveSync:
         """After every subscribe: reload the chat list, and fetch every known chat's changes since its cursor."""
         me = self._user()
         store = self._store
+        token = store.cache.begin_load(recent_key(me))
         chats = await store.call_backend(
-            "recent_chats", lambda: store.backend.fetch_recent_chats(store._settings.cache_max_chats_per_user)
+            "recent_chats", lambda: store.backend.fetch_recent_chats(store.settings.cache_max_chats_per_user)
         )
-        store.invalidate(("recent", str(me)))
-        await store.cache.put_recent(me, chats)
+        await store.cache.set_recent(me, chats, token=token)
         self.show_chats(chats)
         visible = {summary.session.id for summary in chats}
         for session_id in list(self._cursors):
             if session_id not in visible:
                 await self.drop_chat(session_id)
-        # Chats whose window is cached (maybe from an earlier run) get a cursor, so they catch up too.
-        for session_id in visible - set(self._cursors):
-            cached = await store.cache.get_messages(me, session_id)
-            if cached is not None:
-                self._ensure_cursor(session_id, cached.value)
+        # Chats whose window is cached (maybe by an earlier run) get a cursor, so they catch up too.
+        for session_id in await store.cache.cached_chats(me):
+            if session_id in visible and session_id not in self._cursors:
+                cached = await store.cache.get_messages(me, session_id)
+                if cached is not None:
+                    self._ensure_cursor(session_id, cached.value)
         for session_id in list(self._cursors):
             await self.backfill_chat(session_id)
 
@@ -448,16 +459,8 @@ class LiveSync:
                 "messages_since", partial(self._store.backend.fetch_messages_since, session_id, after, BACKFILL_BATCH)
             )
             if rows:
-                await self.apply_now([MessageUpserted(message=m) for m in rows], backfill=True)
+                await self.apply_now([MessageUpserted(message=m) for m in rows], source="backfill")
                 cursor.backfilled(max(m.rev or 0 for m in rows))
                 total += len(rows)
-            await self._store_cursor(session_id, cursor.value)
             if len(rows) < BACKFILL_BATCH:
                 return total
-
-    async def _store_cursor(self, session_id: SessionId, value: int) -> None:
-        me = self._user()
-        cache = self._store.cache
-        cached = await cache.get_messages(me, session_id)
-        if cached is not None and cached.value.cursor < value:
-            await cache.put_messages(me, session_id, MessageWindow(cached.value.messages, value))
