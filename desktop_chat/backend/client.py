@@ -131,6 +131,20 @@ class SupabaseBackend:
     def server(self) -> str:
         return self._server
 
+    async def health(self) -> float:
+        """Round-trip seconds of the auth service's health check; raises BackendUnavailable if it is down."""
+        url = f"{self._server.rstrip('/')}/auth/v1/health"
+        headers = {"apikey": self._settings.supabase_anon_key.get_secret_value()}
+
+        async def ping() -> httpx.Response:
+            response = await self._http.get(url, headers=headers)
+            response.raise_for_status()
+            return response
+
+        started = time.perf_counter()
+        await self._call("health", ping)
+        return time.perf_counter() - started
+
     # --- auth --------------------------------------------------------------------------------------
     @property
     def session(self) -> SessionInfo | None:

@@ -1,0 +1,83 @@
+"""Build the whole data layer from Settings: what the composition root and ``doctor`` call.
+
+Order: metrics → secrets → backend → cache → outbox → store; ``close()`` undoes it in reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keyring.backend import KeyringBackend
+
+from desktop_chat.backend.client import SupabaseBackend
+from desktop_chat.cache import TieredCache, open_cache
+from desktop_chat.config import Settings
+from desktop_chat.dal.chat_store import ChatStore
+from desktop_chat.secrets import SecretStore
+from desktop_chat.sync.outbox import Outbox
+from desktop_chat.telemetry.metrics import MetricsRegistry
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FILE = "outbox.sqlite3"
+
+
+@dataclass
+class DataLayer:
+    """Everything below the UI, with one ``close()``."""
+
+    settings: Settings
+    metrics: MetricsRegistry
+    secrets: SecretStore
+    backend: SupabaseBackend
+    cache: TieredCache
+    outbox: Outbox
+    store: ChatStore
+    _closed: bool = field(default=False, repr=False)
+
+    async def close(self) -> None:
+        """Stop realtime and the sender, then release the cache (and its redis-server), outbox, client."""
+        if self._closed:
+            return
+        self._closed = True
+        steps = (
+            ("store", self.store.close),
+            ("cache", self.cache.close),
+            ("outbox", self.outbox.close),
+            ("backend", self.backend.close),
+        )
+        for name, close in steps:
+            try:
+                await close()
+            except Exception:  # keep closing the rest; a failure here must not leave processes behind
+                log.exception("closing the %s failed", name)
+            else:
+                log.info("closed the %s", name)
+
+
+async def open_data_layer(
+    settings: Settings,
+    *,
+    keyring_backend: KeyringBackend | None = None,
+    realtime: bool = True,
+    outbox_path: Path | None = None,
+) -> DataLayer:
+    """Open every part of the data layer (nothing talks to Supabase until sign-in)."""
+    metrics = MetricsRegistry()
+    secrets = SecretStore(settings.config_dir, backend=keyring_backend)
+    backend = SupabaseBackend(settings, secrets)
+    await backend.start()
+    log.info("backend ready for %s", settings.supabase_url)
+    cache = await open_cache(settings, metrics, keyring_backend=keyring_backend)
+    log.info("cache ready: %s", cache.status.value)
+    try:
+        outbox = await Outbox.open(outbox_path or settings.data_dir / OUTBOX_FILE)
+    except BaseException:
+        await cache.close()
+        await backend.close()
+        raise
+    log.info("outbox ready at %s", outbox.path)
+    store = ChatStore(settings, backend, cache, outbox, metrics, realtime=realtime)
+    return DataLayer(settings, metrics, secrets, backend, cache, outbox, store)
