@@ -10,11 +10,17 @@ import jwt as pyjwt
 
 
 class TokenError(Exception):
-    """A token that cannot be used. ``expired`` tells an old token from a forged or malformed one."""
+    """A token that cannot be used. ``expired`` tells an old token from a forged or malformed one.
 
-    def __init__(self, message: str, *, expired: bool = False) -> None:
+    ``reason`` says which check failed, so each service can answer in its own words: ``malformed``
+    (not a JWT), ``algorithm`` (not HS256, including ``none``), ``signature`` (wrong key), ``expired``,
+    or ``claims`` (a required claim is missing or wrong).
+    """
+
+    def __init__(self, message: str, *, expired: bool = False, reason: str = "claims") -> None:
         super().__init__(message)
         self.expired = expired
+        self.reason = "expired" if expired else reason
 
 
 def verify(token: str, secret: str) -> dict[str, Any]:
@@ -26,9 +32,9 @@ def verify(token: str, secret: str) -> dict[str, Any]:
     try:
         header = pyjwt.get_unverified_header(token)
     except pyjwt.PyJWTError:
-        raise TokenError("malformed token") from None
+        raise TokenError("malformed token", reason="malformed") from None
     if header.get("alg") != "HS256":
-        raise TokenError(f"unsupported token algorithm {header.get('alg')!r}")
+        raise TokenError(f"unsupported token algorithm {header.get('alg')!r}", reason="algorithm")
     try:
         claims: dict[str, Any] = pyjwt.decode(
             token,
@@ -38,6 +44,10 @@ def verify(token: str, secret: str) -> dict[str, Any]:
         )
     except pyjwt.ExpiredSignatureError:
         raise TokenError("JWT expired", expired=True) from None
+    except pyjwt.InvalidSignatureError:
+        raise TokenError("invalid token: signature verification failed", reason="signature") from None
+    except pyjwt.DecodeError as error:
+        raise TokenError(f"malformed token: {error}", reason="malformed") from None
     except pyjwt.PyJWTError as error:
         raise TokenError(f"invalid token: {error}") from None
     if not isinstance(claims.get("role"), str):

@@ -16,6 +16,8 @@ class GatewaySettings:
     jwt_secret: str
     access_token_ttl: int = 3600
     max_body_bytes: int = 1024 * 1024
+    # PostgREST's db-max-rows, as `max_rows` in supabase/config.toml: reads never return more rows.
+    max_rows: int | None = 1000
 
     @classmethod
     def load(cls, path: Path) -> GatewaySettings:
@@ -28,4 +30,5 @@ class GatewaySettings:
             jwt_secret=str(data["jwt_secret"]),
             access_token_ttl=int(data.get("access_token_ttl", 3600)),
             max_body_bytes=int(data.get("max_body_bytes", 1024 * 1024)),
+            max_rows=int(data["max_rows"]) if data.get("max_rows") is not None else 1000,
         )

@@ -1,0 +1,154 @@
+"""The REST gateway against PostgreSQL itself: "newest 50 messages of a chat", side by side.
+
+A throwaway stack holds one chat with thousands of messages (among other chats). A signed-in member
+asks for the newest 50 through the official async client (``.select("*").eq("session_id", id)
+.order("seq", desc=True).limit(50)``); the same query also runs directly with asyncpg in the same
+process, as the member (``set_config`` of role and claims in a transaction, as the gateway does it),
+and once more as a raw HTTP request without the client library. The three are interleaved, in a
+rotating order, so that machine noise falls on all of them alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import httpx
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+
+from bench.stats import summary_ms
+from devstack.throwaway import throwaway_stack
+
+MESSAGES = 5000
+OTHER_CHATS = 200
+OTHER_CHAT_MESSAGES = 20
+WARMUP = 50
+RUNS = 500
+BATCH = 1000
+PASSWORD = "bench-password"
+QUERY = "select * from public.chat_messages where session_id = $1 order by seq desc limit 50"
+SET_CALLER = "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)"
+
+
+async def _fill(db_url: str, member: uuid.UUID) -> uuid.UUID:
+    conn = await asyncpg.connect(db_url)
+    try:
+        chats = [uuid.uuid4() for _ in range(OTHER_CHATS + 1)]
+        await conn.executemany(
+            "insert into public.chat_sessions (id, title, created_by) values ($1, $2, $3)",
+            [(chat, f"bench chat {i}", member) for i, chat in enumerate(chats)],
+        )
+        big = chats[0]
+        # In batches: every insert bumps the chat row, and one long transaction of that gets slow.
+        for start in range(0, MESSAGES, BATCH):
+            await conn.execute(
+                "insert into public.chat_messages (session_id, sender_id, content)"
+                " select $1, $2, 'message number ' || g from generate_series($3::int, $4::int) g",
+                big,
+                member,
+                start + 1,
+                min(start + BATCH, MESSAGES),
+            )
+        await conn.execute(
+            "insert into public.chat_messages (session_id, sender_id, content)"
+            " select c, $2, 'hello ' || g from unnest($1::uuid[]) c, generate_series(1, $3) g",
+            chats[1:],
+            member,
+            OTHER_CHAT_MESSAGES,
+        )
+        await conn.execute("analyze")
+        return big
+    finally:
+        await conn.close()
+
+
+async def _measure(info: dict[str, Any]) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        client: AsyncClient = await acreate_client(
+            info["api_url"], info["anon_key"], AsyncClientOptions(httpx_client=http, auto_refresh_token=False)
+        )
+        email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+        signed_up = await client.auth.sign_up({"email": email, "password": PASSWORD})
+        assert signed_up.session is not None and signed_up.user is not None
+        member = uuid.UUID(signed_up.user.id)
+        token = signed_up.session.access_token
+        fill_started = time.perf_counter()
+        chat = await _fill(info["db_url"], member)
+        fill_s = time.perf_counter() - fill_started
+
+        direct = await asyncpg.connect(str(info["db_url"]).replace("postgres:postgres@", "authenticator:postgres@"))
+        claims = json.dumps({"sub": str(member), "role": "authenticated", "aud": "authenticated"})
+        raw_headers = {"apikey": info["anon_key"], "Authorization": f"Bearer {token}", "Accept-Profile": "public"}
+        raw_params = {"select": "*", "session_id": f"eq.{chat}", "order": "seq.desc", "limit": "50"}
+
+        async def through_client() -> int:
+            response = await (
+                client.table("chat_messages")
+                .select("*")
+                .eq("session_id", str(chat))
+                .order("seq", desc=True)
+                .limit(50)
+                .execute()
+            )
+            return len(response.data)
+
+        async def through_asyncpg() -> int:
+            async with direct.transaction():
+                await direct.execute(SET_CALLER, "authenticated", claims)
+                rows = await direct.fetch(QUERY, chat)
+            return len(rows)
+
+        async def through_http() -> int:
+            response = await http.get(f"{info['rest_url']}/chat_messages", params=raw_params, headers=raw_headers)
+            response.raise_for_status()
+            return len(response.json())
+
+        paths: dict[str, Callable[[], Awaitable[int]]] = {
+            "client": through_client,
+            "asyncpg": through_asyncpg,
+            "raw_http": through_http,
+        }
+        times: dict[str, list[float]] = {name: [] for name in paths}
+        names = list(paths)
+        for run in range(WARMUP + RUNS):
+            # Rotate who goes first, so no path always follows another one's cache effects.
+            for name in names[run % 3 :] + names[: run % 3]:
+                started = time.perf_counter()
+                rows = await paths[name]()
+                elapsed = time.perf_counter() - started
+                assert rows == 50, (name, rows)
+                if run >= WARMUP:
+                    times[name].append(elapsed)
+        await direct.close()
+
+    summaries = {name: summary_ms(values) for name, values in times.items()}
+    return {
+        "query": ".select('*').eq('session_id', id).order('seq', desc=True).limit(50)",
+        "messages_in_chat": MESSAGES,
+        "messages_total": MESSAGES + OTHER_CHATS * OTHER_CHAT_MESSAGES,
+        "fill_s": round(fill_s, 1),
+        "client": summaries["client"],
+        "asyncpg": summaries["asyncpg"],
+        "raw_http": summaries["raw_http"],
+        "client_p50_ms": summaries["client"]["p50_ms"],
+        "asyncpg_p50_ms": summaries["asyncpg"]["p50_ms"],
+        "ratio_p50": round(summaries["client"]["p50_ms"] / summaries["asyncpg"]["p50_ms"], 2),
+        "ratio_p99": round(summaries["client"]["p99_ms"] / summaries["asyncpg"]["p99_ms"], 2),
+        "goal": "client p50 within 3x of asyncpg p50",
+        "note": (
+            "asyncpg: BEGIN, set_config(role, claims), the query (rows decoded by asyncpg), COMMIT on one "
+            "connection as `authenticator`; client: the official supabase client (httpx, HTTP/1.1 keep-alive) "
+            "through the gateway, JSON decoded (the gateway sends the response before its read-only COMMIT); "
+            "raw_http: the same request with httpx alone"
+        ),
+    }
+
+
+def run() -> dict[str, Any]:
+    with throwaway_stack() as (_, info):
+        return asyncio.run(_measure(info))
