@@ -343,6 +343,11 @@ class ChatStore:
         with contextlib.suppress(BackendUnavailable):
             await self._flight.run(key, lambda: self._load(key, fetch, put))
 
+    async def settle(self) -> None:
+        """Wait until the background work started so far (warming, refreshes, write-through) is done."""
+        while pending := [task for task in self._background if not task.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
+
     def spawn(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coroutine)
         task.set_name(name)

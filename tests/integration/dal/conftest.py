@@ -1,0 +1,76 @@
+"""Data layers (ChatStore + backend + cache + outbox) against the throwaway stack, one per "device"."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from pydantic import SecretStr
+
+from desktop_chat.config import Settings
+from desktop_chat.dal.factory import DataLayer, open_data_layer
+from tests.conftest import StackHandle
+from tests.keyrings import MemoryKeyring
+
+PASSWORD = "password123"
+ALICE_EMAIL = "alice@example.com"
+BOB_EMAIL = "bob@example.com"
+CAROL_EMAIL = "carol@example.com"
+ALICE = uuid.UUID("a11ce000-0000-4000-8000-000000000001")
+BOB = uuid.UUID("b0b00000-0000-4000-8000-000000000002")
+ALICE_BOB_CHAT = uuid.UUID("c0000000-0000-4000-8000-00000000a0b0")
+FALCON_CHAT = uuid.UUID("c0000000-0000-4000-8000-0000000f1c01")
+BOOK_CLUB_CHAT = uuid.UUID("c0000000-0000-4000-8000-00000000b0ca")
+
+# Redis databases 8..15 belong to these tests (the cache's own tests use 0 and 5); each device gets one,
+# because each device has its own cache key and a new key wipes the namespace it finds.
+_DATABASES = itertools.cycle(range(8, 16))
+
+
+class LayerFactory(Protocol):
+    def __call__(
+        self, name: str, *, realtime: bool = ..., redis_url: str | None = ..., **settings: Any
+    ) -> Awaitable[DataLayer]: ...
+
+
+def redis_db_url(base: str, db: int) -> str:
+    return base.rsplit("/", 1)[0] + f"/{db}"
+
+
+@pytest.fixture
+async def make_layer(stack: StackHandle, tmp_path: Path) -> AsyncIterator[LayerFactory]:
+    opened: list[DataLayer] = []
+
+    async def make(name: str, *, realtime: bool = True, redis_url: str | None = None, **overrides: Any) -> DataLayer:
+        home = tmp_path / name
+        values: dict[str, Any] = {
+            "supabase_url": stack.api_url,
+            "supabase_anon_key": SecretStr(stack.anon_key),
+            "redis_url": redis_url or redis_db_url(stack.redis_url, next(_DATABASES)),
+            "data_dir": home / "data",
+            "config_dir": home / "config",
+            "log_dir": home / "log",
+            "runtime_dir": home / "run",
+            "request_timeout": 5.0,
+        }
+        values.update(overrides)
+        layer = await open_data_layer(Settings(**values), keyring_backend=MemoryKeyring(), realtime=realtime)
+        opened.append(layer)
+        return layer
+
+    yield make
+    for layer in reversed(opened):
+        await layer.close()
+
+
+async def eventually(check: Callable[[], bool], within: float = 10.0, what: str = "condition") -> None:
+    """Wait until ``check()`` is true, polling the event loop (no fixed sleeps in assertions)."""
+    async with asyncio.timeout(within):
+        while not check():  # noqa: ASYNC110 - polling state the store changes from its own tasks
+            await asyncio.sleep(0.01)
+    assert check(), what

@@ -1,0 +1,201 @@
+"""ChatStore's read path against the real stack: Redis first, Supabase when it must, never another user's data."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+from desktop_chat.cache import CacheStatus, msgs_key, recent_key
+from desktop_chat.dal.api import CacheState
+from desktop_chat.errors import BackendUnavailable, Unauthorized
+from desktop_chat.models import MessageUpserted, SessionId
+from desktop_chat.telemetry.metrics import CACHE_HITS, SUPABASE_LATENCY
+from tests.conftest import StackHandle
+from tests.integration.dal.conftest import (
+    ALICE,
+    ALICE_BOB_CHAT,
+    ALICE_EMAIL,
+    BOB_EMAIL,
+    BOOK_CLUB_CHAT,
+    FALCON_CHAT,
+    PASSWORD,
+    LayerFactory,
+    eventually,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def supabase_calls(layer: object, op: str) -> int:
+    histogram = layer.metrics.histogram(SUPABASE_LATENCY, op=op)  # type: ignore[attr-defined]
+    return int(histogram.count)
+
+
+async def test_sign_in_warms_the_cache_and_reads_then_come_from_redis(make_layer: LayerFactory) -> None:
+    layer = await make_layer("alice", realtime=False)
+    store = layer.store
+    profile = await store.sign_in(ALICE_EMAIL, PASSWORD)
+    assert profile.id == ALICE
+    assert profile.display_name == "Alice"
+
+    # Warming: the recent list, then the newest page of the top chats, in the background.
+    await store.settle()
+    assert len(await layer.cache.cached_chats(profile.id)) >= 2
+
+    before = supabase_calls(layer, "recent")
+    chats = await store.recent_chats()
+    assert {c.session.id for c in chats} >= {ALICE_BOB_CHAT, FALCON_CHAT}
+    assert BOOK_CLUB_CHAT not in {c.session.id for c in chats}  # alice is not in carol's book club
+    assert supabase_calls(layer, "recent") == before  # served by the cache
+    assert layer.metrics.total(CACHE_HITS) > 0
+    assert store.status.cache is CacheState.REDIS
+
+    loads = supabase_calls(layer, "msgs")
+    assert loads == 2  # warming loaded the newest page of both of alice's chats
+    page = await store.messages(SessionId(ALICE_BOB_CHAT))
+    assert [m.seq for m in page.messages][:5] == [1, 2, 3, 4, 5]
+    assert page.has_more is False
+    assert supabase_calls(layer, "msgs") == loads  # the page came from the cache
+
+
+async def test_concurrent_readers_of_a_cold_key_share_one_load(make_layer: LayerFactory) -> None:
+    layer = await make_layer("alice", realtime=False)
+    await layer.store.sign_in(ALICE_EMAIL, PASSWORD)
+    await layer.store.settle()  # the warming is done
+    await layer.cache.invalidate(ALICE, msgs_key(ALICE, SessionId(FALCON_CHAT)).kind, SessionId(FALCON_CHAT))
+    before = supabase_calls(layer, "msgs")
+    pages = await asyncio.gather(*(layer.store.messages(SessionId(FALCON_CHAT)) for _ in range(10)))
+    assert all(page == pages[0] for page in pages)
+    assert supabase_calls(layer, "msgs") - before <= 1
+
+
+async def test_an_expired_entry_is_served_while_one_refresh_runs(make_layer: LayerFactory) -> None:
+    layer = await make_layer("alice", realtime=False, cache_ttl_recent=1)
+    store = layer.store
+    await store.sign_in(ALICE_EMAIL, PASSWORD)
+    first = await store.recent_chats()
+    await asyncio.sleep(1.2)  # past the TTL (1 s), inside the stale grace
+    hit = await layer.cache.get_recent(ALICE)
+    assert hit is not None and not hit.fresh
+    before = supabase_calls(layer, "recent")
+    served = await store.recent_chats()
+    assert [c.session.id for c in served] == [c.session.id for c in first]
+    await eventually(lambda: supabase_calls(layer, "recent") == before + 1, what="one background refresh")
+    refreshed = await layer.cache.get_recent(ALICE)
+    assert refreshed is not None and refreshed.fresh
+
+
+async def test_live_changes_are_written_through_to_the_cached_window(
+    make_layer: LayerFactory, stack: StackHandle
+) -> None:
+    layer = await make_layer("alice", realtime=False)
+    store = layer.store
+    await store.sign_in(ALICE_EMAIL, PASSWORD)
+    chat = await store.create_chat("write-through", [BOB_EMAIL])
+    timeline = await store.open_chat(chat)
+    before = len(timeline)
+    # Bob posts (as PostgREST would run it), and the change reaches the store as realtime would bring it.
+    conn = await asyncpg.connect(stack.db_url)
+    try:
+        row = await conn.fetchrow(
+            "insert into public.chat_messages (id, session_id, sender_id, content)"
+            " values ($1, $2, 'b0b00000-0000-4000-8000-000000000002', 'written through') returning *",
+            uuid.uuid4(),
+            chat,
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    message = (await store.backend.fetch_messages_since(chat, row["rev"] - 1))[0]
+    await store.live.apply_now([MessageUpserted(message=message)])
+
+    cached = await layer.cache.get_messages(ALICE, chat)
+    assert cached is not None
+    assert cached.value[-1].id == message.id
+    assert len(timeline) == before + 1
+    assert timeline.rows[-1].content == "written through"
+    summary = store.chat_list().get(chat)
+    assert summary is not None and summary.last_message is not None
+    assert summary.last_message.id == message.id
+
+
+async def test_users_never_see_each_others_cache(make_layer: LayerFactory, stack: StackHandle) -> None:
+    # One install (one cache key, one Redis database), two users one after the other.
+    url = stack.redis_url.rsplit("/", 1)[0] + "/15"
+    alice_layer = await make_layer("shared", realtime=False, redis_url=url)
+    await alice_layer.store.sign_in(ALICE_EMAIL, PASSWORD)
+    alice_chats = {c.session.id for c in await alice_layer.store.recent_chats()}
+    await alice_layer.store.messages(SessionId(ALICE_BOB_CHAT))
+    await alice_layer.store.sign_out()
+    # Signing out purged alice's entries.
+    assert await alice_layer.cache.get_recent(ALICE) is None
+    bob = await alice_layer.store.sign_in(BOB_EMAIL, PASSWORD)
+    bob_chats = {c.session.id for c in await alice_layer.store.recent_chats()}
+    assert BOOK_CLUB_CHAT in bob_chats
+    assert BOOK_CLUB_CHAT not in alice_chats
+    assert recent_key(ALICE) != recent_key(bob.id)
+
+
+async def test_a_wrong_password_is_unauthorized_in_plain_words(make_layer: LayerFactory) -> None:
+    layer = await make_layer("alice", realtime=False)
+    with pytest.raises(Unauthorized, match="Wrong email or password"):
+        await layer.store.sign_in(ALICE_EMAIL, "not the password")
+
+
+async def test_the_session_is_restored_from_the_keyring(make_layer: LayerFactory, stack: StackHandle) -> None:
+    first = await make_layer("alice", realtime=False)
+    await first.store.sign_in(ALICE_EMAIL, PASSWORD)
+    # The keyring holds the refresh token, never the whole session.
+    secret = first.secrets.get(first.backend.sessions.secret_name)
+    assert secret is not None and len(secret) < 2560 and "access_token" not in secret
+    await first.close()
+
+    again = await make_layer("alice-again", realtime=False, config_dir=first.settings.config_dir)
+    again.secrets._backend = first.secrets._backend  # the same OS keyring
+    profile = await again.store.restore_session()
+    assert profile is not None and profile.id == ALICE
+
+
+async def test_redis_down_mid_session_falls_back_to_memory_and_recovers(
+    make_layer: LayerFactory, stack: StackHandle
+) -> None:
+    layer = await make_layer("alice", realtime=False)
+    store = layer.store
+    await store.sign_in(ALICE_EMAIL, PASSWORD)
+    await store.recent_chats()
+    redis = stack.stack.redis
+    redis.stop()
+    try:
+        chats = await store.recent_chats()  # no exception reaches the caller
+        assert chats
+        page = await store.messages(SessionId(FALCON_CHAT))
+        assert page.messages
+        await eventually(lambda: layer.cache.status is CacheStatus.OFFLINE, what="breaker open")
+        assert store.status.cache is CacheState.MEMORY
+    finally:
+        redis.start()
+    assert await layer.cache.probe_now() is CacheStatus.ONLINE
+    await eventually(lambda: store.status.cache is CacheState.REDIS, what="breaker closed")
+    assert await store.recent_chats()
+
+
+async def test_an_unreachable_server_serves_the_cache_and_says_so(make_layer: LayerFactory, stack: StackHandle) -> None:
+    layer = await make_layer("alice", realtime=False)
+    store = layer.store
+    await store.sign_in(ALICE_EMAIL, PASSWORD)
+    cached = await store.recent_chats()
+    gateway = stack.stack.gateway
+    gateway.stop()
+    try:
+        assert [c.session.id for c in await store.recent_chats()] == [c.session.id for c in cached]
+        with pytest.raises(BackendUnavailable):
+            await store.messages(SessionId(FALCON_CHAT), before_seq=2)  # history is not cached
+        assert store.status.backend_reachable is False
+        assert "reach" in store.status.detail or "answer" in store.status.detail
+    finally:
+        gateway.start()
+    await store.messages(SessionId(FALCON_CHAT), before_seq=2)
+    assert store.status.backend_reachable is True
