@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from desktop_chat.errors import DesktopChatError
@@ -87,7 +87,8 @@ class Sender:
         entries = await self._outbox.entries(self._server, self._user_id)
         for entry in entries:
             if entry.state is EntryState.PENDING:
-                self._enqueue(entry)
+                # A new run is a good moment to try at once, whatever backoff the last run had reached.
+                self._enqueue(replace(entry, next_attempt_at=0.0))
         await self._report_depth()
         return entries
 
@@ -143,8 +144,10 @@ class Sender:
         queue = self._queues.setdefault(entry.session_id, _ChatQueue())
         if any(existing.id == entry.id for existing in queue.entries):
             return
+        # No wake-up here: a new message queues behind a head that is backing off; only ``nudge`` (the
+        # server is back) or a discard ends a backoff early. Otherwise every keystroke-and-send during an
+        # outage would be one more retry, and the backoff would climb to its cap within seconds.
         queue.entries.append(entry)
-        queue.wake.set()
         if (queue.worker is None or queue.worker.done()) and not self._closed:
             queue.worker = asyncio.get_running_loop().create_task(
                 self._drain(entry.session_id, queue), name=f"sender-{entry.session_id}"

@@ -216,3 +216,16 @@ async def test_discard_drops_a_waiting_message(harness: Harness) -> None:
     await harness.wait_for(second, DeliveryState.SENT)
     assert first not in harness.backend.stored
     assert await harness.outbox.depth(SERVER, ALICE) == 0
+
+
+async def test_new_sends_during_an_outage_do_not_cut_the_backoff_short(harness: Harness) -> None:
+    harness.backend.failures = [BackendUnavailable("down")] * 50
+    first = await harness.send(CHAT_A, "first")
+    await harness.backend.wait_attempts(1)
+    for n in range(10):
+        await harness.send(CHAT_A, f"typed during the outage {n}")
+    await asyncio.sleep(0.1)  # well inside the first backoff (0.25 s or more)
+    assert len(harness.backend.attempts) == 1
+    harness.backend.failures = []
+    harness.sender.nudge()  # the server is back
+    await harness.wait_for(first, DeliveryState.SENT)
