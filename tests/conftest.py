@@ -58,12 +58,17 @@ def stack() -> Iterator[StackHandle]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Keep the app's data, config and keyring fallback out of the real home directory."""
+    """Keep the app's data, config, runtime files and keyring fallback out of the real home directory."""
     home = tmp_path_factory.mktemp("home")
-    saved = {key: os.environ.get(key) for key in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")}
+    keys = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR")
+    saved = {key: os.environ.get(key) for key in keys}
     os.environ["XDG_DATA_HOME"] = str(home / "data")
     os.environ["XDG_CONFIG_HOME"] = str(home / "config")
     os.environ["XDG_STATE_HOME"] = str(home / "state")
+    # Without it platformdirs warns (and warnings are errors here) and falls back to a shared /tmp path.
+    runtime = home / "runtime"
+    runtime.mkdir(mode=0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     yield
     for key, value in saved.items():
         if value is None:
