@@ -116,6 +116,7 @@ class StoreBridge(QObject):
         session_checked(object): ``restore_session`` finished: the ``Profile``, or None for no session.
         signed_in(object): A ``Profile`` signed in (sign-in, sign-up or a restored session).
         signed_out(): The session ended (asked for, or expired).
+        session_expired(str): The session ended by itself; a sentence for the sign-in window.
         status_changed(object): A new ``StoreStatus``.
         typing_changed(object, object): ``(SessionId, frozenset[UserId])`` who types in a chat now.
         presence_changed(object, object): ``(SessionId, frozenset[UserId])`` who is in a chat now.
@@ -136,6 +137,7 @@ class StoreBridge(QObject):
     session_checked = Signal(object)
     signed_in = Signal(object)
     signed_out = Signal()
+    session_expired = Signal(str)
     status_changed = Signal(object)
     typing_changed = Signal(object, object)
     presence_changed = Signal(object, object)
@@ -363,6 +365,7 @@ class StoreBridge(QObject):
             self._report(operation, error, context)
             if operation not in (Operation.SIGN_IN, Operation.SIGN_UP, Operation.RESTORE_SESSION):
                 # The session is gone for good (the store already tried to refresh it).
+                self.session_expired.emit(describe_error(error, operation, self._server_url))
                 self.signed_out.emit()
         except DesktopChatError as error:
             self._report(operation, error, context)

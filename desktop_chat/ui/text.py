@@ -70,8 +70,8 @@ def one_line(text: str) -> str:
 
 
 def initials(name: str) -> str:
-    """Up to two letters for an avatar: "Alice Martin" → "AM", "bob" → "B"."""
-    words = [word for word in name.replace("@", " ").split() if word[:1].isalnum()]
+    """Up to two letters for an avatar: "Alice Martin" → "AM", "bob" → "B", "Release 0.2" → "R"."""
+    words = [word for word in name.replace("@", " ").split() if word[:1].isalpha()]
     if not words:
         return "?"
     if len(words) == 1:

@@ -214,6 +214,11 @@ class MessageDelegate(QStyledItemDelegate):
         self._cache[message.id] = geometry
         return geometry
 
+    def cached_height(self, message_id: MessageId) -> int | None:
+        """The height last measured for a message (any version of it), or None."""
+        cached = self._cache.get(message_id)
+        return None if cached is None else cached.size.height()
+
     def action_at(self, row: int, point: QPoint) -> Action | None:
         """The action link at ``point`` (relative to the row's top-left corner), if any."""
         geometry = self.geometry(row)

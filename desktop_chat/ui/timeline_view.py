@@ -64,6 +64,7 @@ class TimelineView(QListView):
         self._delegate = MessageDelegate(model, colors, self)
         self._anchor: _Anchor | None = None
         self._unseen = 0
+        self._following = True
         self._delegate_width = 0
         self.setItemDelegate(self._delegate)
         self.setModel(model)
@@ -197,8 +198,9 @@ class TimelineView(QListView):
         roles: Sequence[int] = (),
     ) -> None:
         # A changed message may change height (a failure line, an edit); only then is a layout needed.
+        # The old height is the delegate's cached one: QListView's visualRect asks the delegate afresh.
         rows = range(top_left.row(), bottom_right.row() + 1)
-        old_heights = [self.visualRect(self._model.index(row, 0)).height() for row in rows]
+        old_heights = [self._delegate.cached_height(self._model.item(row).id) for row in rows]
         new_heights = [self._delegate.geometry(row).size.height() for row in rows]
         if old_heights != new_heights:
             # The rows have not moved, only grown or shrunk: the current layout still says where they are.
@@ -225,6 +227,7 @@ class TimelineView(QListView):
 
     def _on_scrolled(self, _value: int) -> None:
         at_bottom = self.is_at_bottom()
+        self._following = at_bottom
         if at_bottom:
             self._unseen = 0
         self._report_focus()
@@ -282,12 +285,17 @@ class TimelineView(QListView):
         # does not re-wrap every message (and make it disappear again).
         extent = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
         width = max(1, self.width() - 2 * self.frameWidth() - extent)
+        following = self._following
         if width != self._delegate_width:
             self._capture_anchor()
             self._delegate.set_width(width)
             self._delegate_width = width
             self.scheduleDelayedItemsLayout()
         super().resizeEvent(event)
+        if following and self._anchor is None:
+            # Only the height changed (the composer grew, the window was resized): stay at the bottom.
+            bar = self.verticalScrollBar()
+            bar.setValue(bar.maximum())
         self._place_jump()
 
     def changeEvent(self, event: QEvent) -> None:
@@ -299,6 +307,8 @@ class TimelineView(QListView):
 
     def _apply_font(self) -> None:
         self._delegate.set_font(self.font())
+        breathing = self.fontMetrics().height() // 2  # space between the last bubble and the composer
+        self.setViewportMargins(0, breathing, 0, breathing)
         self._delegate.set_width(self._delegate_width)
         self.verticalScrollBar().setSingleStep(self.fontMetrics().height() * 3)
 

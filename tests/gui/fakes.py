@@ -66,10 +66,10 @@ _SENTENCES = (
     "Nice. What happens when Redis goes away in the middle of a burst?",
     "Reads fall back to the in-process tier and the status bar says memory only; nothing else changes.",
     "Lunch at 12:30?",
-    "Sounds good 🍜",
+    "Sounds good, see you there.",
     "Heads-up: the staging database restarts at 17:00 for the upgrade, writes will queue for a few minutes "
     "and go out afterwards, nothing to do on your side.",
-    "👍",
+    "+1",
     "Could you send me the numbers from yesterday's benchmark run when you get a moment? I want to put them in "
     "the weekly summary next to the ones from last month so we can see whether the outbox change helped.",
     "On it.",
@@ -585,7 +585,7 @@ class FakeChatStore:
         senders = chat.synthetic_senders or (None,)
         # Runs of two or three messages per sender read more like a real conversation than alternation.
         sender = senders[(seq // 3 + seq // 7) % len(senders)]
-        text = _SENTENCES[(seq * 7) % len(_SENTENCES)]
+        text = _SENTENCES[(seq * 5) % len(_SENTENCES)]  # 5 is coprime with 14: every sentence comes round
         return Message(
             id=MessageId(stable_id("message", chat.session.id, seq)),
             session_id=chat.session.id,
@@ -682,9 +682,22 @@ class Cast:
 
 
 def populated_store(
-    *, signed_in: bool = True, auto_deliver: bool = False, history: int = 0, now: datetime | None = None
+    *,
+    signed_in: bool = True,
+    auto_deliver: bool = False,
+    history: int = 0,
+    now: datetime | None = None,
+    history_ends: datetime | None = None,
 ) -> tuple[FakeChatStore, Cast]:
-    """A store with four people and four chats (the largest, "Team", with ``history`` messages)."""
+    """A store with four people and four chats (the largest, "Team", with ``history`` messages).
+
+    Args:
+        signed_in: Alice is signed in (and her session is "in the keyring").
+        auto_deliver: See ``FakeChatStore``.
+        history: Synthetic messages in "Team".
+        now: The store's clock starts here (UTC).
+        history_ends: When Team's synthetic history ends (default: ``now``).
+    """
     clock_base = now or datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
     ticks = itertools.count()
     # A fixed clock that advances a little with every message, so ordering never depends on wall time.
@@ -696,7 +709,11 @@ def populated_store(
         dave=store.add_user("dave@example.com", "Dave Okafor"),
     )
     store.add_chat(
-        "Team", [cast.alice, cast.bob, cast.carol], owner=cast.alice, history=history, last_activity=clock_base
+        "Team",
+        [cast.alice, cast.bob, cast.carol],
+        owner=cast.alice,
+        history=history,
+        last_activity=history_ends or clock_base,
     )
     store.add_chat(
         "Design review", [cast.alice, cast.carol], owner=cast.carol, last_activity=clock_base - timedelta(hours=3)
