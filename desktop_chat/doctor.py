@@ -37,10 +37,12 @@ def run_doctor(
     as_json: bool,
     settings: Settings | None = None,
     checks: Diagnose = diagnose,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """Print the report; exit code 0 if every check passed, 1 if one failed, 2 if none could run."""
+    out = out or sys.stdout  # looked up now, not at import: tests and callers may have replaced them
+    err = err or sys.stderr
     settings = settings or Settings()
     try:
         report: Report = asyncio.run(checks(settings))

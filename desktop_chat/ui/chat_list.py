@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QObject, QPersistentModelIndex, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRectF,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QKeyEvent, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -171,10 +181,13 @@ class ChatListPanel(QWidget):
     Signals:
         chat_selected(object): The user picked a chat (``SessionId``).
         new_chat_requested(): The "new chat" button was pressed.
+        current_chat_removed(object): The selected chat (``SessionId``) left the list (left, deleted,
+            or the user was removed from it).
     """
 
     chat_selected = Signal(object)
     new_chat_requested = Signal()
+    current_chat_removed = Signal(object)
 
     def __init__(
         self, model: ChatListModel, colors: Colors = LIGHT, clock: Clock = _utc_now, parent: QWidget | None = None
@@ -185,6 +198,7 @@ class ChatListPanel(QWidget):
         self._proxy = ChatFilterProxyModel(self)
         self._proxy.setSourceModel(model)
         self._current: SessionId | None = None
+        self._current_leaving = False
 
         self.filter_edit = _FilterEdit(self)
         self.filter_edit.setPlaceholderText("Search chats")
@@ -203,6 +217,12 @@ class ChatListPanel(QWidget):
         self.list_view = QListView(self)
         self.list_view.setObjectName("chatList")
         self.list_view.setAccessibleName("Chats")
+        # When the selected row goes away, Qt selects a neighbour; that is not the user picking a chat.
+        # Whether the chat is gone for good or comes back in the same batch (a move announced as remove +
+        # insert, a filter) is decided once the batch is over. Connected before the view gets the model,
+        # so that this runs before the selection model moves the current row.
+        self._proxy.rowsAboutToBeRemoved.connect(self._before_rows_removed)
+        self._proxy.rowsRemoved.connect(self._after_rows_removed)
         self.list_view.setModel(self._proxy)
         self._delegate = ChatDelegate(colors, clock, self.list_view)
         self.list_view.setItemDelegate(self._delegate)
@@ -247,7 +267,7 @@ class ChatListPanel(QWidget):
         """Make ``session_id`` the current chat (None: no chat), as if the user had clicked it."""
         if session_id is None:
             self._current = None
-            self.list_view.selectionModel().clearSelection()
+            self._clear_selection()
             return
         row = self._model.row_of(session_id)
         if row is None:
@@ -279,8 +299,33 @@ class ChatListPanel(QWidget):
         if not self.list_view.currentIndex().isValid() and self._proxy.rowCount():
             self.list_view.setCurrentIndex(self._proxy.index(0, 0))
 
+    def _before_rows_removed(self, _parent: QModelIndex, first: int, last: int) -> None:
+        current = self.list_view.currentIndex()
+        if current.isValid() and first <= current.row() <= last:
+            self._current_leaving = True
+
+    def _after_rows_removed(self, *_: object) -> None:
+        if self._current_leaving:
+            QTimer.singleShot(0, self._settle_current)
+
+    def _settle_current(self) -> None:
+        self._current_leaving = False
+        if self._current is None:
+            return
+        if self._model.row_of(self._current) is None:
+            gone, self._current = self._current, None
+            self._clear_selection()
+            self.current_chat_removed.emit(gone)
+        else:
+            self._reselect()
+
+    def _clear_selection(self) -> None:
+        selection = self.list_view.selectionModel()
+        selection.clearSelection()
+        selection.clearCurrentIndex()
+
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        if not current.isValid():
+        if not current.isValid() or self._current_leaving:
             return
         session_id = self._proxy.session_at(current.row())
         if session_id is not None and session_id != self._current:
@@ -301,3 +346,5 @@ class ChatListPanel(QWidget):
             self.list_view.selectionModel().setCurrentIndex(
                 proxy_index, QItemSelectionModel.SelectionFlag.ClearAndSelect
             )
+        else:
+            self._clear_selection()  # filtered out: highlight nothing rather than a neighbour

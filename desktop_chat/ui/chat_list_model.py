@@ -121,8 +121,9 @@ class ChatFilterProxyModel(QSortFilterProxyModel):
         needle = text.strip().casefold()
         if needle == self._needle:
             return
+        self.beginFilterChange()
         self._needle = needle
-        self.invalidateRowsFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def filterAcceptsRow(self, source_row: int, source_parent: AnyIndex) -> bool:
         if not self._needle:

@@ -297,8 +297,8 @@ class ChatPanel(QWidget):
         if operation == Operation.SEND.value:
             session_id, text = cast(tuple[SessionId, str], context)
             if session_id == self._session:
+                self.composer.give_back(text)  # first: editing the text clears an earlier error
                 self.composer.show_error(message)
-                self.composer.give_back(text)
             return
         if operation == Operation.EDIT_MESSAGE.value:
             self.composer.show_error(message)

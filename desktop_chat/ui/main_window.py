@@ -132,6 +132,7 @@ class MainWindow(QMainWindow):
 
         self.chat_list.chat_selected.connect(self.open_chat)
         self.chat_list.new_chat_requested.connect(self.new_chat)
+        self.chat_list.current_chat_removed.connect(self._on_current_chat_removed)
         self.chat_panel.chat_closed.connect(self._on_chat_closed)
         bridge.status_changed.connect(self.status.show_status)
         bridge.failed.connect(self._on_failed)
@@ -255,6 +256,11 @@ class MainWindow(QMainWindow):
         self.chat_list.select(None)
         self.stack.setCurrentWidget(self.empty_state)
         self._update_title()
+
+    def _on_current_chat_removed(self, session_id: SessionId) -> None:
+        if self.chat_panel.session_id == session_id:
+            self.chat_panel.clear()
+        self._on_chat_closed(session_id)
 
     def _on_chat_created(self, session_id: SessionId) -> None:
         if self.chats.row_of(session_id) is not None:

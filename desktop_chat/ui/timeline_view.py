@@ -165,7 +165,10 @@ class TimelineView(QListView):
             self.executeDelayedItemsLayout()  # measure against an up-to-date layout
         anchor = _Anchor(at_bottom=self.is_at_bottom())
         if not anchor.at_bottom:
-            anchor.candidates = [(self._model.item(row).id, self._bubble_top(row)) for row in self.visible_rows()]
+            rows = [(self._model.item(row).id, self._bubble_top(row)) for row in self.visible_rows()]
+            # What the reader reads is the first bubble that starts on screen; a bubble cut off at the top
+            # is only a fallback (it may grow or shrink above the edge when the width changes).
+            anchor.candidates = [row for row in rows if row[1] >= 0] + [row for row in rows if row[1] < 0]
         self._anchor = anchor
 
     def _bubble_top(self, row: int) -> int:

@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any QApplication exists
 
 import pytest
 import qasync
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from desktop_chat.config import Settings
 from desktop_chat.ui.bridge import StoreBridge
+from desktop_chat.ui.notifications import Notifier
+from desktop_chat.ui.session import SessionFlow
+from desktop_chat.ui.theme import Theme
 from tests.gui.fakes import Cast, FakeChatStore, populated_store
+
+NOW = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -60,3 +70,48 @@ def bridge(store: FakeChatStore) -> Iterator[StoreBridge]:
     bridge = StoreBridge(store, server_url="http://127.0.0.1:54321")
     yield bridge
     bridge.deleteLater()
+
+
+@pytest.fixture(scope="session")
+def theme(qapp: QApplication) -> Theme:
+    """One theme for the whole session: it styles the QApplication, which outlives every test."""
+    return Theme(qapp, "light")
+
+
+@pytest.fixture
+def notifier(qloop: asyncio.AbstractEventLoop) -> Iterator[Notifier]:
+    notifier = Notifier(QIcon(), enabled=True)
+    yield notifier
+    notifier.deleteLater()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(config_dir=tmp_path / "config", data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def flow_factory(
+    bridge: StoreBridge, settings: Settings, theme: Theme, notifier: Notifier
+) -> Iterator[Callable[..., SessionFlow]]:
+    """Builds a SessionFlow over the test's bridge, closing its windows afterwards."""
+    flows: list[SessionFlow] = []
+
+    def make(**overrides: Any) -> SessionFlow:
+        options: dict[str, Any] = {
+            "settings": settings,
+            "theme": theme,
+            "notifier": notifier,
+            "icon": QIcon(),
+            "clock": lambda: NOW,
+            "confirm": lambda *_: True,
+            "is_active": lambda: True,
+        }
+        options.update(overrides)
+        flow = SessionFlow(bridge, **options)
+        flows.append(flow)
+        return flow
+
+    yield make
+    for flow in flows:
+        flow.close_windows()

@@ -106,7 +106,7 @@ async def chat_scene(theme: Theme, settings: Settings, *, width: int, height: in
     store.someone_typing(team, [store.user("bob@example.com")])
     store.set_status(StoreStatus(connection=ConnectionState.LIVE, cache=CacheState.REDIS, outbox_depth=2))
     window.chat_panel.composer.set_text("Looks great, one small thing on slide 4:")
-    await settle(0.3)
+    await settle(0.6)  # past the read-marker debounce: what is on screen counts as read
     return window, store
 
 
