@@ -39,7 +39,7 @@ from PySide6.QtGui import (
     QTextLayout,
     QTextOption,
 )
-from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
 
 from desktop_chat.models import DeliveryState, Message, MessageId
 from desktop_chat.ui.text import clock, day_label, hue_for, initials
@@ -189,7 +189,7 @@ class MessageDelegate(QStyledItemDelegate):
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.translate(origin)
-        self._paint_row(painter, geometry, bool(option.state & QStyle.StateFlag.State_MouseOver))
+        self._paint_row(painter, geometry)
         painter.restore()
 
     # --- queries for the view ------------------------------------------------------------------------
@@ -348,7 +348,7 @@ class MessageDelegate(QStyledItemDelegate):
         return f"edited  {time}" if message.edited and not message.deleted else time
 
     # --- painting ------------------------------------------------------------------------------------
-    def _paint_row(self, painter: QPainter, g: _Geometry, hovered: bool) -> None:
+    def _paint_row(self, painter: QPainter, g: _Geometry) -> None:
         c, m = self._colors, self._m
         message = g.message
         if g.day is not None:

@@ -67,7 +67,7 @@ class TimelineModel(LiveListModel[Message]):
 
     depends_on_previous_row = True
 
-    def __init__(self, bridge: StoreBridge, *, window: int = 1000, page: int = 50, parent: QObject | None = None):
+    def __init__(self, bridge: StoreBridge, *, window: int = 500, page: int = 50, parent: QObject | None = None):
         super().__init__(key=message_key, window=window, parent=parent)
         self._bridge = bridge
         self._page = page

@@ -34,6 +34,9 @@ class _Anchor:
     at_bottom: bool
     # Visible messages and the viewport y of each one's bubble, top to bottom; the first that survives wins.
     candidates: list[tuple[MessageId, int]] = field(default_factory=list)
+    # The last row on screen when captured, kept up to date through the burst of changes: rows inserted
+    # after it are "new below", and nobody has to ask the (stale) layout mid-burst.
+    last_visible: int = -1
 
 
 class TimelineView(QListView):
@@ -163,9 +166,10 @@ class TimelineView(QListView):
             return  # the first capture of a burst describes the layout the reader saw
         if layout_first:
             self.executeDelayedItemsLayout()  # measure against an up-to-date layout
-        anchor = _Anchor(at_bottom=self.is_at_bottom())
+        visible = self.visible_rows()
+        anchor = _Anchor(at_bottom=self.is_at_bottom(), last_visible=visible.stop - 1)
         if not anchor.at_bottom:
-            rows = [(self._model.item(row).id, self._bubble_top(row)) for row in self.visible_rows()]
+            rows = [(self._model.item(row).id, self._bubble_top(row)) for row in visible]
             # What the reader reads is the first bubble that starts on screen; a bubble cut off at the top
             # is only a fallback (it may grow or shrink above the edge when the width changes).
             anchor.candidates = [row for row in rows if row[1] >= 0] + [row for row in rows if row[1] < 0]
@@ -192,6 +196,8 @@ class TimelineView(QListView):
 
     def rowsAboutToBeRemoved(self, parent: QModelIndex | QPersistentModelIndex, start: int, end: int) -> None:
         self._capture_anchor()
+        if self._anchor is not None and start <= self._anchor.last_visible:
+            self._anchor.last_visible -= min(end, self._anchor.last_visible) - start + 1
         super().rowsAboutToBeRemoved(parent, start, end)
 
     def dataChanged(
@@ -213,10 +219,16 @@ class TimelineView(QListView):
 
     # --- reacting to rows ----------------------------------------------------------------------------
     def _on_rows_inserted(self, _parent: QModelIndex, first: int, last: int) -> None:
-        following = self._anchor is not None and self._anchor.at_bottom
-        visible = self.visible_rows()
-        if not following and visible and first > visible.stop - 1:
-            self._unseen += sum(1 for row in range(first, last + 1) if not self._model.is_own(self._model.item(row)))
+        # No geometry here: the layout is stale until the burst of changes is over, and asking it (indexAt)
+        # would lay out a thousand rows now and again at the end.
+        anchor = self._anchor
+        if anchor is not None and not anchor.at_bottom:
+            if first > anchor.last_visible:
+                self._unseen += sum(
+                    1 for row in range(first, last + 1) if not self._model.is_own(self._model.item(row))
+                )
+            else:
+                anchor.last_visible += last - first + 1
         self._update_jump()
         self._fetch_check.start()
 
