@@ -102,7 +102,15 @@ class ChatStoreAPI(Protocol):
 
     def subscribe_status(self, listener: StatusListener) -> Unsubscribe: ...
 
-    def metrics_snapshot(self) -> dict[str, Any]: ...
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """Current figures for the diagnostics window and ``desktop-chat doctor``, as nested dicts.
+
+        Any keys may be added; the UI's headline figures read these dotted paths when present (others
+        are listed as they come): ``cache.hit_rate`` (0..1), ``cache.redis_memory_bytes``,
+        ``latency_ms.cache.p50`` / ``.p95``, ``latency_ms.supabase.p50`` / ``.p95``, ``realtime.lag_ms``,
+        ``realtime.reconnects``, ``outbox.depth``, ``errors`` (a dict of counts by kind).
+        """
+        ...
 
     # --- reads -------------------------------------------------------------------------------------
     def chat_list(self) -> ChatList:

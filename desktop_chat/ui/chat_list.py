@@ -155,7 +155,11 @@ class ChatDelegate(QStyledItemDelegate):
 
 
 class _FilterEdit(QLineEdit):
-    """The filter box: Down moves into the list, Esc clears."""
+    """The filter box: Down moves into the list, Esc clears.
+
+    Signals:
+        moved_down(): Down was pressed (the panel moves the focus into the list).
+    """
 
     moved_down = Signal()
 

@@ -310,7 +310,11 @@ class MembersDialog(_OperationDialog):
 
 
 class _SwitcherEdit(QLineEdit):
-    """Typing filters; Up and Down move through the results without leaving the text field."""
+    """Typing filters; Up and Down move through the results without leaving the text field.
+
+    Signals:
+        stepped(int): Up (-1) or Down (+1) was pressed.
+    """
 
     stepped = Signal(int)
 

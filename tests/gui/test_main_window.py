@@ -358,3 +358,33 @@ def test_filtering_the_open_chat_out_of_the_list_keeps_it_open(
     assert window.chat_list.current == team
     window.chat_list.filter_edit.clear()
     qtbot.waitUntil(lambda: window.chat_list.list_view.currentIndex().data() == "Team")
+
+
+def test_owners_remove_people_but_not_themselves(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+) -> None:
+    open_chat(qtbot, window, bridge, store.chat_id("Team"))
+    window.chat_panel.show_members()
+    dialog = window.findChild(MembersDialog)
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.member_list.count() == 3)
+    rows = {dialog.member_list.item(row).text(): row for row in range(3)}
+    dialog.member_list.setCurrentRow(rows["Alice Martin (you) · owner"])
+    assert not dialog.remove_button.isEnabled()
+    dialog.member_list.setCurrentRow(rows["Carol Diaz"])
+    assert dialog.remove_button.isEnabled()
+    dialog.remove_selected()
+    qtbot.waitUntil(lambda: dialog.member_list.count() == 2)
+    assert ("remove_member", (store.chat_id("Team"), cast.carol.id)) in store.calls
+
+
+def test_non_owners_see_members_but_no_controls(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore
+) -> None:
+    open_chat(qtbot, window, bridge, store.chat_id("Design review"))
+    window.chat_panel.show_members()
+    dialog = window.findChild(MembersDialog)
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.member_list.count() == 2)
+    assert dialog.owner_note.isVisible()
+    assert not dialog.add_button.isVisible() and not dialog.remove_button.isVisible()
