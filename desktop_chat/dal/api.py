@@ -105,10 +105,13 @@ class ChatStoreAPI(Protocol):
     def metrics_snapshot(self) -> dict[str, Any]:
         """Current figures for the diagnostics window and ``desktop-chat doctor``, as nested dicts.
 
-        Any keys may be added; the UI's headline figures read these dotted paths when present (others
-        are listed as they come): ``cache.hit_rate`` (0..1), ``cache.redis_memory_bytes``,
-        ``latency_ms.cache.p50`` / ``.p95``, ``latency_ms.supabase.p50`` / ``.p95``, ``realtime.lag_ms``,
-        ``realtime.reconnects``, ``outbox.depth``, ``errors`` (a dict of counts by kind).
+        Any keys may be added; the diagnostics window lists them all. Its headline figures come from the
+        telemetry registry's snapshot under ``"metrics"`` (``cache.hits``/``cache.misses`` counters,
+        ``cache.latency_seconds`` and ``supabase.latency_seconds`` histograms,
+        ``cache.redis.used_memory_bytes`` gauge, ``errors`` counters), ``status.outbox_depth``,
+        ``realtime.reconnects`` and ``realtime.lag_ms``; or from the plain keys ``cache.hit_rate`` (0..1),
+        ``latency_ms.{cache,supabase}.{p50,p95}``, ``cache.redis_memory_bytes``, ``outbox.depth``,
+        ``errors`` (counts by kind). Missing figures show as "—".
         """
         ...
 

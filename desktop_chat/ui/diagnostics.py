@@ -1,8 +1,10 @@
 """The diagnostics window: ``store.metrics_snapshot()`` as headline figures, live sparklines and a full table.
 
-The snapshot is a nested dict whose exact shape belongs to the data layer. The headline figures look for
-the dotted keys listed in ``ChatStoreAPI.metrics_snapshot``'s docstring and show "—" for any that are
-missing; the table below shows every key there is, so nothing the store reports is hidden.
+The snapshot is a nested dict whose exact shape belongs to the data layer (see
+``ChatStoreAPI.metrics_snapshot``). Headline figures are read from the telemetry registry's snapshot
+under ``"metrics"`` (counters, gauges and histograms of labelled series, by the names in
+``desktop_chat.telemetry``'s docstring) or from plain dotted keys, whichever is there, and show "—" when
+neither is; the table below lists every value, so nothing the store reports is hidden.
 """
 
 from __future__ import annotations
@@ -44,13 +46,87 @@ def lookup(snapshot: Snapshot, path: str) -> Any:
 
 
 def flatten(snapshot: Snapshot, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Every leaf of the snapshot as ``(dotted key, value)``, in the snapshot's order."""
+    """Every leaf of the snapshot as ``(dotted key, value)``, in the snapshot's order.
+
+    A list of labelled series (the registry's ``[{"labels": {...}, "value": ...}]``) becomes one row per
+    series, ``name{label=value}``; a histogram series shows its count and percentiles, not its buckets.
+    """
     for key, value in snapshot.items():
         path = f"{prefix}{key}"
         if isinstance(value, Mapping):
             yield from flatten(value, path + ".")
+        elif (
+            isinstance(value, list) and value and all(isinstance(item, Mapping) and "labels" in item for item in value)
+        ):
+            for series in value:
+                labels = ",".join(f"{name}={label}" for name, label in series["labels"].items())
+                name = f"{path}{{{labels}}}" if labels else path
+                if "value" in series:
+                    yield name, series["value"]
+                else:
+                    parts = [f"{field}={series[field]}" for field in ("count", "p50", "p95", "p99") if field in series]
+                    yield name, ", ".join(parts)
         else:
             yield path, value
+
+
+def _series(snapshot: Snapshot, kind: str, name: str) -> list[Mapping[str, Any]]:
+    """The registry's series ``metrics.<kind>[<name>]`` (kind: counters, gauges, histograms), or []."""
+    metrics = snapshot.get("metrics")
+    if not isinstance(metrics, Mapping):
+        return []
+    group = metrics.get(kind)
+    series = group.get(name) if isinstance(group, Mapping) else None
+    return [item for item in series if isinstance(item, Mapping)] if isinstance(series, list) else []
+
+
+def _total(snapshot: Snapshot, kind: str, name: str) -> float | None:
+    values = [_number(item.get("value")) for item in _series(snapshot, kind, name)]
+    numbers = [value for value in values if value is not None]
+    return sum(numbers) if numbers else None
+
+
+def _quantile_ms(snapshot: Snapshot, name: str, q: float) -> float | None:
+    """A percentile over all series of a latency histogram (seconds), in ms.
+
+    Percentiles of different series cannot be averaged, but their buckets (the same bounds everywhere)
+    can be added up; the answer is the upper bound of the bucket holding the quantile.
+    """
+    counts: dict[float, float] = {}
+    for series in _series(snapshot, "histograms", name):
+        for bucket in series.get("buckets") or ():
+            bound, count = bucket.get("le"), _number(bucket.get("count"))
+            upper = float("inf") if bound == "+Inf" else _number(bound)
+            if upper is not None and count:
+                counts[upper] = counts.get(upper, 0.0) + count
+    total = sum(counts.values())
+    if not total:
+        return None
+    running = 0.0
+    for upper in sorted(counts):
+        running += counts[upper]
+        if running >= q * total:
+            return None if upper == float("inf") else upper * 1000
+    return None
+
+
+def _first(*values: Any) -> Any:
+    return next((value for value in values if value is not None), None)
+
+
+def _hit_rate(snapshot: Snapshot) -> Any:
+    hits, misses = _total(snapshot, "counters", "cache.hits"), _total(snapshot, "counters", "cache.misses")
+    derived = hits / (hits + misses) if hits is not None and misses is not None and hits + misses else None
+    return _first(lookup(snapshot, "cache.hit_rate"), derived)
+
+
+def _latency(snapshot: Snapshot, which: str, q: str) -> Any:
+    histogram = {"cache": "cache.latency_seconds", "supabase": "supabase.latency_seconds"}[which]
+    return _first(lookup(snapshot, f"latency_ms.{which}.{q}"), _quantile_ms(snapshot, histogram, int(q[1:]) / 100))
+
+
+def _errors(snapshot: Snapshot) -> Any:
+    return _first(lookup(snapshot, "errors"), _total(snapshot, "counters", "errors"))
 
 
 def _number(value: Any) -> float | None:
@@ -93,20 +169,25 @@ class Figure:
 
 
 FIGURES = (
-    Figure("Cache hit rate", lambda s: _percent(lookup(s, "cache.hit_rate"))),
+    Figure("Cache hit rate", lambda s: _percent(_hit_rate(s))),
     Figure(
         "Cache latency p50 / p95",
-        lambda s: f"{_ms(lookup(s, 'latency_ms.cache.p50'))} / {_ms(lookup(s, 'latency_ms.cache.p95'))}",
+        lambda s: f"{_ms(_latency(s, 'cache', 'p50'))} / {_ms(_latency(s, 'cache', 'p95'))}",
     ),
     Figure(
         "Supabase latency p50 / p95",
-        lambda s: f"{_ms(lookup(s, 'latency_ms.supabase.p50'))} / {_ms(lookup(s, 'latency_ms.supabase.p95'))}",
+        lambda s: f"{_ms(_latency(s, 'supabase', 'p50'))} / {_ms(_latency(s, 'supabase', 'p95'))}",
     ),
     Figure("Realtime lag", lambda s: _ms(lookup(s, "realtime.lag_ms"))),
-    Figure("Redis memory", lambda s: _bytes(lookup(s, "cache.redis_memory_bytes"))),
-    Figure("Outbox", lambda s: _count(lookup(s, "outbox.depth"))),
+    Figure(
+        "Redis memory",
+        lambda s: _bytes(
+            _first(lookup(s, "cache.redis_memory_bytes"), _total(s, "gauges", "cache.redis.used_memory_bytes"))
+        ),
+    ),
+    Figure("Outbox", lambda s: _count(_first(lookup(s, "outbox.depth"), lookup(s, "status.outbox_depth")))),
     Figure("Reconnects", lambda s: _count(lookup(s, "realtime.reconnects"))),
-    Figure("Errors", lambda s: _count(lookup(s, "errors"))),
+    Figure("Errors", lambda s: _count(_errors(s))),
 )
 
 
@@ -277,8 +358,8 @@ class DiagnosticsWindow(QWidget):
         for figure in FIGURES:
             self.values[figure.label].setText(figure.read(snapshot))
         self.lag_chart.add(_number(lookup(snapshot, "realtime.lag_ms")))
-        self.hit_chart.add(_number(lookup(snapshot, "cache.hit_rate")))
-        self.backend_chart.add(_number(lookup(snapshot, "latency_ms.supabase.p95")))
+        self.hit_chart.add(_number(_hit_rate(snapshot)))
+        self.backend_chart.add(_number(_latency(snapshot, "supabase", "p95")))
         rows = list(flatten(snapshot))
         if self.table.topLevelItemCount() != len(rows):
             self.table.clear()
