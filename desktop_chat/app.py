@@ -57,11 +57,14 @@ StoreFactory = Callable[[Settings, str], Awaitable[ChatStoreAPI]]
 async def build_store(settings: Settings, instance: str = DEFAULT_INSTANCE) -> ChatStoreAPI:
     """Construct the real data layer for ``settings``.
 
-    SEAM for the data layer: replace the body with the real store once ``desktop_chat.dal`` has it,
-    e.g. ``return await ChatStore.open(settings, instance=instance)``. ``instance`` names an independent
-    session on this machine (keyring entry, outbox file, cache namespace); ``--demo``'s second window
-    uses ``"bob"``. Expected failures should be ``EnvironmentFailure`` (e.g. ``LocalStorageError`` when the
-    outbox cannot be opened); the app shows their message where the user would sign in.
+    SEAM for the data layer: replace the body with the real store. With ``desktop_chat.dal.factory``'s
+    ``open_data_layer`` that is the ``DataLayer``'s ``store``, but the object returned here must release
+    *everything* in ``close()`` (the composition root awaits only that): the layer's cache, outbox and
+    client too, so return a thin ``ChatStoreAPI`` whose ``close`` is ``DataLayer.close``. ``instance``
+    names an independent session on this machine (keyring entry, outbox file, cache namespace);
+    ``--demo``'s second window uses ``"bob"``. Expected failures should be ``EnvironmentFailure`` (e.g.
+    ``LocalStorageError`` when the outbox cannot be opened); the app shows their message where the user
+    would sign in.
 
     Raises:
         NotImplementedError: Until the data layer lands.

@@ -22,7 +22,9 @@ Diagnose = Callable[[Settings], Coroutine[Any, Any, Report]]
 async def diagnose(settings: Settings) -> Report:
     """Run every check and return the report.
 
-    SEAM for the data layer: replace the body with its checks. The expected shape::
+    SEAM for the data layer: replace the body with its checks (``desktop_chat.dal.doctor.diagnose``).
+    ``run_doctor`` prints ``checks`` as ok/FAIL lines and every other key as ``key: value``, ``--json``
+    prints the report as it is, and the exit code is 0 only if ``report["ok"]`` is true::
 
         {"ok": bool, "checks": [{"name": str, "ok": bool, "detail": str}, ...], ...anything else}
 
