@@ -22,9 +22,11 @@ Diagnose = Callable[[Settings], Coroutine[Any, Any, Report]]
 async def diagnose(settings: Settings) -> Report:
     """Run every check and return the report.
 
-    SEAM for the data layer: replace the body with its checks (``desktop_chat.dal.doctor.diagnose``).
-    ``run_doctor`` prints ``checks`` as ok/FAIL lines and every other key as ``key: value``, ``--json``
-    prints the report as it is, and the exit code is 0 only if ``report["ok"]`` is true::
+    SEAM for the data layer: replace the body with its checks. ``run_doctor`` prints ``checks`` as
+    ok/FAIL lines and every other key as ``key: value``, ``--json`` prints the report as it is, and the
+    exit code is 0 only if ``report["ok"]`` is true. (The data layer's ``desktop_chat.dal.doctor`` reports
+    in its own shape, with its own ``render``: wiring it means adding ``ok``/``checks`` to its report, or
+    printing with its ``render`` and deciding the exit code from its ``server.reachable``.)::
 
         {"ok": bool, "checks": [{"name": str, "ok": bool, "detail": str}, ...], ...anything else}
 
