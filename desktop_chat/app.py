@@ -1,44 +1,298 @@
-"""Composition root: settings, then the main window, under a Qt event loop."""
+"""Composition root: settings → data layer → bridge → windows, under a qasync loop; shutdown in reverse.
+
+Start-up, each step logged at INFO in this order:
+
+1. settings (defaults, the user's settings file, ``DESKTOP_CHAT_*``, ``--dev-stack``), then logging;
+2. the Qt application, its theme and icon, the crash handler, the qasync loop;
+3. the data layer, from ``build_store`` (**the seam where the real ChatStore gets constructed**);
+4. the bridge, the notifier, and one session flow per signed-in window (two with ``--demo``);
+5. the windows: the main window if a saved session was restored, else the sign-in window.
+
+Shutdown (Quit, a closed window, SIGINT/SIGTERM) runs in reverse and completes before the loop stops:
+windows closed, then ``bridge.close()`` awaits ``store.close()`` (outbox flushed, realtime closed,
+managed Redis stopped). Nothing here is global: every object gets what it needs through its constructor.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
-import socket
+import signal
 import sys
-from urllib.parse import urlsplit
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+import qasync
+from pydantic import SecretStr, ValidationError
+from PySide6.QtCore import QCoreApplication
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
 
 from desktop_chat import __version__
-from desktop_chat.config import Settings
+from desktop_chat.config import LOCAL_ANON_KEY, LOCAL_SUPABASE_URL, Settings, save_user_settings
+from desktop_chat.dal.api import ChatStoreAPI
+from desktop_chat.errors import DesktopChatError, EnvironmentFailure
+from desktop_chat.ui.bridge import StoreBridge
+from desktop_chat.ui.crash import CrashHandler
+from desktop_chat.ui.notifications import Notifier
+from desktop_chat.ui.session import SessionFlow
+from desktop_chat.ui.sign_in import SignInWindow
+from desktop_chat.ui.theme import Theme, app_icon
+
+_log = logging.getLogger("desktop_chat.app")
+
+DEFAULT_INSTANCE = "default"
+# The devstack seed's second account (published test credentials), for ``--demo``.
+DEMO_INSTANCE = "bob"
+DEMO_EMAIL = "bob@example.com"
+DEMO_PASSWORD = "password123"  # noqa: S105 (a published local test account, not a secret)
+SMOKE_TEST_TIMEOUT = 30.0
+
+StoreFactory = Callable[[Settings, str], Awaitable[ChatStoreAPI]]
 
 
-def _reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
+async def build_store(settings: Settings, instance: str = DEFAULT_INSTANCE) -> ChatStoreAPI:
+    """Construct the real data layer for ``settings``.
+
+    SEAM for the data layer: replace the body with the real store. With ``desktop_chat.dal.factory``'s
+    ``open_data_layer`` that is the ``DataLayer``'s ``store``, but the object returned here must release
+    *everything* in ``close()`` (the composition root awaits only that): the layer's cache, outbox and
+    client too, so return a thin ``ChatStoreAPI`` whose ``close`` is ``DataLayer.close``. ``instance``
+    names an independent session on this machine (keyring entry, outbox file, cache namespace);
+    ``--demo``'s second window uses ``"bob"``. Expected failures should be ``EnvironmentFailure`` (e.g.
+    ``LocalStorageError`` when the outbox cannot be opened); the app shows their message where the user
+    would sign in.
+
+    Raises:
+        NotImplementedError: Until the data layer lands.
+    """
+    raise NotImplementedError(
+        "This build has no data layer yet (desktop_chat.dal.ChatStore), so it cannot connect to a server."
+    )
 
 
-def run(*, smoke_test: bool = False, dev_stack: bool = False, demo: bool = False) -> int:
-    """Start the application and return its exit code."""
+@dataclass(frozen=True)
+class Options:
+    """What the command line asked for."""
+
+    smoke_test: bool = False
+    dev_stack: bool = False
+    demo: bool = False
+
+
+def load_settings(options: Options) -> Settings:
+    """Settings from defaults, the settings file and the environment; ``--dev-stack`` pins the local stack."""
+    if options.dev_stack:
+        return Settings(supabase_url=LOCAL_SUPABASE_URL, supabase_anon_key=SecretStr(LOCAL_ANON_KEY))
+    return Settings()
+
+
+def configure_logging(settings: Settings) -> None:
+    # TODO(telemetry): rotating, redacted file logs in settings.log_dir belong to desktop_chat.telemetry.
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("desktop_chat").setLevel(settings.log_level)
+
+
+def use_offscreen_without_display() -> None:
+    """No display (a server, CI): run offscreen rather than fail to start."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        # No display (a server, CI): run offscreen rather than fail.
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    settings = Settings()
+
+
+def run(
+    options: Options,
+    *,
+    store_factory: StoreFactory = build_store,
+    settings: Settings | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> int:
+    """Start the application and return its exit code (blocks until it quits)."""
+    use_offscreen_without_display()
+    try:
+        settings = settings or load_settings(options)
+    except ValidationError as error:
+        print(f"desktop-chat: a setting is invalid:\n{error}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    _log.info("desktop-chat %s starting; settings loaded (server %s)", __version__, settings.supabase_url)
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = QMainWindow()
-    window.setWindowTitle(f"desktop-chat {__version__}")
-    state = "connected to" if _reachable(settings.supabase_url) else "cannot reach"
-    label = QLabel(f"desktop-chat is {state} the stack at {settings.supabase_url}")
-    label.setMargin(24)
-    window.setCentralWidget(label)
-    window.resize(640, 200)
-    window.show()
-    if smoke_test:
-        QTimer.singleShot(0, app.quit)
-    return app.exec()
+    assert isinstance(app, QApplication)  # a QCoreApplication cannot show windows
+    QCoreApplication.setApplicationName("desktop-chat")
+    QCoreApplication.setApplicationVersion(__version__)
+    QApplication.setDesktopFileName("desktop-chat")
+    # Quitting is ours to decide: store.close() must finish before the event loop stops.
+    app.setQuitOnLastWindowClosed(False)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    composition = Composition(app, options, settings, store_factory, clock)
+    try:
+        return int(loop.run_until_complete(composition.main()))
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+class Composition:
+    """What ``run`` builds, in order, and takes down in reverse.
+
+    Args:
+        app: The Qt application.
+        options: The command line.
+        settings: The running settings.
+        store_factory: Builds the data layer (``build_store``; tests pass a fake).
+        clock: "Now" for the UI (tests and screenshots fix it).
+    """
+
+    def __init__(
+        self,
+        app: QApplication,
+        options: Options,
+        settings: Settings,
+        store_factory: StoreFactory,
+        clock: Callable[[], datetime] | None,
+    ) -> None:
+        self._app = app
+        self._options = options
+        self._settings = settings
+        self._factory = store_factory
+        self._clock = clock
+        self._quit = asyncio.Event()
+        self._bridges: list[StoreBridge] = []
+        self._flows: list[SessionFlow] = []
+        self._problem_window: SignInWindow | None = None
+        self.crash_handler = CrashHandler(show_dialog=not options.smoke_test, log_location=str(settings.log_dir))
+
+    async def main(self) -> int:
+        icon = app_icon()
+        self._app.setWindowIcon(icon)
+        theme = Theme(self._app, self._settings.theme)
+        self.crash_handler.install()
+        self._handle_signals()
+        _log.info("Qt %s ready (%s), theme %s", qasync.QtModuleName, self._app.platformName(), theme.choice)
+        try:
+            await self._start_session(DEFAULT_INSTANCE, icon, theme)
+            if self._options.demo:
+                flow = await self._start_session(DEMO_INSTANCE, icon, theme)
+                if flow is not None:
+                    flow.sign_in_automatically(DEMO_EMAIL, DEMO_PASSWORD)
+            if self._options.smoke_test:
+                return await self._smoke_test()
+            await self._quit.wait()
+            return 0
+        finally:
+            await self._shutdown()
+
+    def request_quit(self) -> None:
+        self._quit.set()
+
+    # --- start-up ------------------------------------------------------------------------------------
+    async def _start_session(self, instance: str, icon: QIcon, theme: Theme) -> SessionFlow | None:
+        _log.info("Building the data layer (%s)", instance)
+        try:
+            store = await self._factory(self._settings, instance)
+        except (NotImplementedError, DesktopChatError) as error:
+            problem = error.message if isinstance(error, DesktopChatError) else str(error)
+            _log.warning("The data layer could not be started: %s", problem)
+            self._show_problem(problem, icon)
+            return None
+        bridge = StoreBridge(store, server_url=self._settings.supabase_url)
+        self._bridges.append(bridge)
+        _log.info("Bridge ready (%s)", instance)
+        notifier = Notifier(icon, enabled=self._settings.notifications, parent=bridge)
+
+        async def switch_server(url: str) -> None:
+            await self._switch_server(bridge, instance, url)
+
+        flow = SessionFlow(
+            bridge,
+            settings=self._settings,
+            theme=theme,
+            notifier=notifier,
+            icon=icon,
+            switch_server=switch_server,
+            clock=self._clock or _utc_now,
+        )
+        flow.quit_requested.connect(self.request_quit)
+        self._flows.append(flow)
+        _log.info("Restoring the session (%s)", instance)
+        flow.start()
+        return flow
+
+    async def _switch_server(self, bridge: StoreBridge, instance: str, url: str) -> None:
+        settings = self._settings.model_copy(update={"supabase_url": url})
+        try:
+            store = await self._factory(settings, instance)
+        except NotImplementedError as error:
+            raise EnvironmentFailure(str(error)) from error
+        await bridge.replace_store(store, server_url=url)
+        save_user_settings(self._settings.config_dir, {"supabase_url": url})
+        _log.info("Switched to the server at %s", url)
+
+    def _show_problem(self, problem: str, icon: QIcon) -> None:
+        if self._problem_window is not None:
+            return
+        window = SignInWindow(self._settings.supabase_url, icon=icon)
+        window.setWindowIcon(icon)
+        window.show_error(problem)
+        window.submit_button.setEnabled(False)
+        window.closed.connect(self.request_quit)
+        window.show()
+        self._problem_window = window
+
+    def _handle_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(number, self.request_quit)
+            except (NotImplementedError, RuntimeError, ValueError):
+                # Windows, or not the main thread: Ctrl+C then only works through the window.
+                _log.debug("No handler for signal %s", number)
+
+    # --- smoke test ----------------------------------------------------------------------------------
+    async def _smoke_test(self) -> int:
+        deadline = time.monotonic() + SMOKE_TEST_TIMEOUT
+        while True:
+            window = self._problem_window or next(
+                (shown for flow in self._flows if (shown := flow.visible_window()) is not None), None
+            )
+            if window is not None:
+                break
+            if time.monotonic() > deadline:
+                _log.error("Smoke test: no window appeared within %.0f s", SMOKE_TEST_TIMEOUT)
+                return 1
+            await asyncio.sleep(0.01)
+        frame = window.grab()  # renders the window: every paint event of one frame
+        if frame.isNull() or frame.width() == 0:
+            _log.error("Smoke test: the window painted nothing")
+            return 1
+        _log.info("Smoke test: painted %s (%dx%d)", type(window).__name__, frame.width(), frame.height())
+        return 1 if self.crash_handler.crashes else 0
+
+    # --- shutdown ------------------------------------------------------------------------------------
+    async def _shutdown(self) -> None:
+        _log.info("Shutting down: closing windows")
+        for flow in reversed(self._flows):
+            flow.close_windows()
+        if self._problem_window is not None:
+            self._problem_window.closed.disconnect(self.request_quit)
+            self._problem_window.close()
+            self._problem_window.deleteLater()
+            self._problem_window = None
+        for bridge in reversed(self._bridges):
+            _log.info("Closing the data layer (outbox, realtime, cache)")
+            try:
+                await bridge.close()
+            except DesktopChatError as error:
+                _log.warning("The data layer did not close cleanly: %s", error.message)
+        self.crash_handler.uninstall()
+        _log.info("Shut down")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)

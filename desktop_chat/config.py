@@ -1,18 +1,26 @@
 """Every setting of desktop-chat, in one typed place.
 
-Values come from (highest first) the constructor, ``DESKTOP_CHAT_*`` environment variables and the
-defaults below. The defaults point at a local stack (``supabase start`` or ``devstack up``), whose
-anon key is the Supabase CLI's public local default.
+Values come from (highest first) the constructor, ``DESKTOP_CHAT_*`` environment variables, the user's
+settings file (``settings.json`` in ``config_dir``, written by the settings dialog) and the defaults
+below. The defaults point at a local stack (``supabase start`` or ``devstack up``), whose anon key is the
+Supabase CLI's public local default.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from desktop_chat.errors import LocalStorageError
 
 APP_NAME = "desktop-chat"
 
@@ -23,10 +31,115 @@ LOCAL_ANON_KEY = (
 )
 
 
+ENV_PREFIX = "DESKTOP_CHAT_"
+SETTINGS_FILE_NAME = "settings.json"
+
+# What the settings file may hold: what the settings dialog edits. Secrets and directories stay out of it
+# (a directory in the file could not say where the file itself is).
+USER_EDITABLE = frozenset(
+    {
+        "supabase_url",
+        "redis_url",
+        "cache_enabled",
+        "cache_ttl_recent",
+        "cache_ttl_chat",
+        "cache_ttl_messages",
+        "log_level",
+        "theme",
+        "notifications",
+    }
+)
+
+_log = logging.getLogger(__name__)
+
+
+def _default_config_dir() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME))
+
+
+def user_settings_path(config_dir: Path) -> Path:
+    """Where the settings file lives inside ``config_dir``."""
+    return config_dir / SETTINGS_FILE_NAME
+
+
+def read_user_settings(config_dir: Path) -> dict[str, Any]:
+    """The user-editable values stored in ``config_dir``'s settings file; {} if there is none.
+
+    A file that is not a JSON object is ignored with a warning rather than keeping the app from starting;
+    the next save replaces it.
+    """
+    path = user_settings_path(config_dir)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        _log.warning("Ignoring the settings file %s: %s", path, error)
+        return {}
+    if not isinstance(data, dict):
+        _log.warning("Ignoring the settings file %s: not a JSON object", path)
+        return {}
+    return {key: value for key, value in data.items() if key in USER_EDITABLE}
+
+
+def save_user_settings(config_dir: Path, updates: Mapping[str, Any]) -> Path:
+    """Merge ``updates`` into the settings file and write it atomically; returns its path.
+
+    Raises:
+        ValueError: A key is not user-editable.
+        LocalStorageError: The file cannot be written.
+    """
+    unknown = sorted(set(updates) - USER_EDITABLE)
+    if unknown:
+        raise ValueError(f"not user-editable settings: {', '.join(unknown)}")
+    path = user_settings_path(config_dir)
+    merged = {**read_user_settings(config_dir), **updates}
+    try:
+        config_dir.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        partial.replace(path)  # atomic on POSIX and Windows: a crash leaves the old file or the new one
+    except OSError as error:
+        raise LocalStorageError(f"Cannot save the settings to {path}: {error.strerror or error}") from error
+    return path
+
+
+def env_overrides(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """Names of the settings that environment variables set (they win over the settings file)."""
+    environ = os.environ if environ is None else environ
+    present = {key.upper() for key in environ}
+    return frozenset(name for name in Settings.model_fields if f"{ENV_PREFIX}{name}".upper() in present)
+
+
+class _UserFileSource(PydanticBaseSettingsSource):
+    """Reads ``settings.json`` from the config directory chosen by the sources before it (or the default)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        # Unused: __call__ returns the whole mapping at once.
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        chosen = self.current_state.get("config_dir")
+        config_dir = Path(chosen) if chosen else _default_config_dir()
+        return read_user_settings(config_dir)
+
+
 class Settings(BaseSettings):
     """Application settings; see the README for how to point them at a hosted Supabase project."""
 
-    model_config = SettingsConfigDict(env_prefix="DESKTOP_CHAT_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Constructor and environment first, so DESKTOP_CHAT_* variables still win over the settings file.
+        return init_settings, env_settings, _UserFileSource(settings_cls), dotenv_settings, file_secret_settings
 
     supabase_url: str = Field(default=LOCAL_SUPABASE_URL, description="Base URL of the Supabase project.")
     supabase_anon_key: SecretStr = Field(
@@ -88,7 +201,12 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    theme: Literal["system", "light", "dark"] = Field(
+        default="system", description="Colours: follow the system's light or dark mode, or force one."
+    )
+    notifications: bool = Field(default=True, description="Desktop notifications for messages not in view.")
+
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir(APP_NAME)))
-    config_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_config_dir(APP_NAME)))
+    config_dir: Path = Field(default_factory=_default_config_dir)
     log_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_log_dir(APP_NAME)))
     runtime_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_runtime_dir(APP_NAME)))

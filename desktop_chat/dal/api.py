@@ -102,7 +102,18 @@ class ChatStoreAPI(Protocol):
 
     def subscribe_status(self, listener: StatusListener) -> Unsubscribe: ...
 
-    def metrics_snapshot(self) -> dict[str, Any]: ...
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """Current figures for the diagnostics window and ``desktop-chat doctor``, as nested dicts.
+
+        Any keys may be added; the diagnostics window lists them all. Its headline figures come from the
+        telemetry registry's snapshot under ``"metrics"`` (``cache.hits``/``cache.misses`` counters,
+        ``cache.latency_seconds`` and ``supabase.latency_seconds`` histograms,
+        ``cache.redis.used_memory_bytes`` gauge, ``errors`` counters), ``status.outbox_depth``,
+        ``realtime.reconnects`` and ``realtime.lag_ms``; or from the plain keys ``cache.hit_rate`` (0..1),
+        ``latency_ms.{cache,supabase}.{p50,p95}``, ``cache.redis_memory_bytes``, ``outbox.depth``,
+        ``errors`` (counts by kind). Missing figures show as "—".
+        """
+        ...
 
     # --- reads -------------------------------------------------------------------------------------
     def chat_list(self) -> ChatList:

@@ -1,0 +1,240 @@
+"""GUI: opening a 100,000-message chat, scrolling through 10,000 messages, memory with 100 chats opened.
+
+The widgets run offscreen over ``tests/gui/fakes.py:FakeChatStore``, the same double the widget tests use,
+so the figures are the UI's own cost (models, layout, painting), not the network's. Each scenario runs in
+a fresh subprocess (``python -m bench.bench_gui SCENARIO`` prints its JSON) so that memory figures are not
+inflated by the others.
+
+- ``open``: from the click (``MainWindow.open_chat``) to the chat view painted with its first page, for a
+  chat whose page the store already holds (switching back and forth between two 100,000-message chats).
+  Goal: 100 ms.
+- ``scroll``: scroll up from the newest message through 10,000 older ones, 120 px per frame (a mouse wheel
+  notch); a frame is the scroll step and one pass of the event loop over everything it sets off (window
+  growth, an older page arriving, layout with the anchor kept, painting what scrolled into view).
+  Goal: p99 16 ms.
+- ``memory``: resident memory after opening 100 chats of 300 messages one after the other, and scrolling
+  each a screen up. Goal: 250 MB.
+
+TODO(data layer): "start to first painted chat list with a warm cache" needs the real ChatStore (Redis
+warm, session restored from the keyring); add it here once ``desktop_chat.app.build_store`` builds one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from bench.stats import summary_ms
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = ("open", "scroll", "memory")
+BIG_CHAT = 100_000
+OPENS = 40
+SCROLL_MESSAGES = 10_000
+SCROLL_STEP_PX = 120
+MEMORY_CHATS = 100
+MEMORY_HISTORY = 300
+WINDOW_SIZE = (1180, 760)
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def run() -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for scenario in SCENARIOS:
+        result = subprocess.run(
+            [sys.executable, "-m", "bench.bench_gui", scenario],
+            cwd=REPO,
+            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=True,
+        )
+        figures[scenario] = json.loads(result.stdout.strip().splitlines()[-1])
+    figures["start_to_chat_list_warm_cache"] = "TODO: needs the real ChatStore (see the module docstring)"
+    return figures
+
+
+# --- the scenarios, run inside the subprocess ---------------------------------------------------------
+async def _main_window(store: Any) -> Any:
+    from PySide6.QtWidgets import QApplication
+
+    from desktop_chat.config import Settings
+    from desktop_chat.ui.bridge import StoreBridge
+    from desktop_chat.ui.main_window import MainWindow
+    from desktop_chat.ui.notifications import Notifier
+    from desktop_chat.ui.theme import Theme, app_icon
+
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    bridge = StoreBridge(store, server_url="http://127.0.0.1:54321")
+    profile = store.current_user
+    window = MainWindow(
+        bridge,
+        profile,
+        settings=Settings(),
+        theme=Theme(app, "light"),
+        notifier=Notifier(app_icon(), enabled=False),
+        is_active=lambda: True,
+    )
+    window.resize(*WINDOW_SIZE)
+    window.show()
+    await bridge.refresh_chats()
+    await asyncio.sleep(0.05)
+    return window
+
+
+async def _open_chat(window: Any, session_id: Any) -> float:
+    """Seconds from the click to the chat painted with its first page."""
+    model = window.chat_panel.model
+    viewport = window.chat_panel.view.viewport()
+    shown = asyncio.Event()
+
+    def on_reset() -> None:
+        if model.session_id == session_id and model.rowCount() > 0:
+            shown.set()
+
+    model.modelReset.connect(on_reset)
+    started = time.perf_counter()
+    window.open_chat(session_id)
+    async with asyncio.timeout(30):
+        await shown.wait()
+    viewport.repaint()
+    elapsed = time.perf_counter() - started
+    model.modelReset.disconnect(on_reset)
+    return elapsed
+
+
+async def scenario_open() -> dict[str, Any]:
+    from tests.gui.fakes import populated_store
+
+    store, cast = populated_store()
+    first = store.add_chat("Archive A", [cast.alice, cast.bob, cast.carol], history=BIG_CHAT)
+    second = store.add_chat("Archive B", [cast.alice, cast.bob, cast.carol], history=BIG_CHAT)
+    window = await _main_window(store)
+    cold = await _open_chat(window, first)  # the very first open also builds the delegate's caches
+    await store.open_chat(second)  # the store holds both pages from now on
+    times = []
+    for index in range(OPENS):
+        times.append(await _open_chat(window, second if index % 2 == 0 else first))
+        await asyncio.sleep(0.01)  # let the chat details and read marker settle, as between two clicks
+    return {
+        "chat_messages": BIG_CHAT,
+        "first_open_ms": round(cold * 1000, 3),
+        "open_from_cache": summary_ms(times),
+        "goal_ms": 100,
+    }
+
+
+async def scenario_scroll() -> dict[str, Any]:
+    from PySide6.QtCore import QCoreApplication
+
+    from tests.gui.fakes import populated_store
+
+    store, cast = populated_store()
+    big = store.add_chat("Archive", [cast.alice, cast.bob, cast.carol], history=BIG_CHAT)
+    window = await _main_window(store)
+    await _open_chat(window, big)
+    await asyncio.sleep(0.1)
+    view = window.chat_panel.view
+    model = window.chat_panel.model
+    bar = view.verticalScrollBar()
+
+    def top_seq() -> int:
+        rows = view.visible_rows()
+        return int(model.item(rows[0]).seq or BIG_CHAT) if rows else BIG_CHAT
+
+    start_seq = top_seq()
+    frames: list[float] = []
+    scrolled = 0
+
+    def scroll(done: asyncio.Future[None]) -> None:
+        nonlocal scrolled
+        # A plain callback, not a coroutine: processEvents() may then run other tasks' steps (the store's
+        # load_older) inside the frame, which asyncio forbids inside a task.
+        while scrolled < SCROLL_MESSAGES:
+            started = time.perf_counter()
+            bar.setValue(bar.value() - SCROLL_STEP_PX)  # the wheel notch: Qt scrolls the pixels it has
+            QCoreApplication.processEvents()  # everything it sets off: edge checks, a page, layout, paint
+            frames.append(time.perf_counter() - started)
+            scrolled = start_seq - top_seq()
+            if len(frames) > 100_000:
+                done.set_exception(RuntimeError("scrolling does not get anywhere"))
+                return
+        done.set_result(None)
+
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(scroll, done)
+    await done
+    return {
+        "messages_scrolled": scrolled,
+        "step_px": SCROLL_STEP_PX,
+        "older_pages_loaded": store.call_names().count("load_older"),
+        "rows_in_view_model": model.rowCount(),
+        "rows_loaded": model.total_rows,
+        "frame": summary_ms(frames),
+        "goal_p99_ms": 16,
+    }
+
+
+async def scenario_memory() -> dict[str, Any]:
+    from tests.gui.fakes import populated_store
+
+    store, cast = populated_store()
+    chats = [
+        store.add_chat(f"Project {index:03}", [cast.alice, cast.bob, cast.carol], history=MEMORY_HISTORY)
+        for index in range(MEMORY_CHATS)
+    ]
+    window = await _main_window(store)
+    baseline = rss_mb()
+    view = window.chat_panel.view
+    for session_id in chats:
+        await _open_chat(window, session_id)
+        bar = view.verticalScrollBar()
+        bar.setValue(max(0, bar.value() - view.viewport().height()))
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.2)
+    return {
+        "chats_opened": len(chats),
+        "messages_per_chat": MEMORY_HISTORY,
+        "rss_after_start_mb": baseline,
+        "rss_after_opening_mb": rss_mb(),
+        "goal_mb": 250,
+    }
+
+
+def _run_scenario(scenario: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setQuitOnLastWindowClosed(False)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    try:
+        result: dict[str, Any] = loop.run_until_complete(scenario())
+        return result
+    finally:
+        loop.close()
+
+
+if __name__ == "__main__":
+    name = sys.argv[1]
+    chosen = {"open": scenario_open, "scroll": scenario_scroll, "memory": scenario_memory}[name]
+    print(json.dumps(_run_scenario(chosen)))

@@ -1,0 +1,66 @@
+"""``desktop-chat doctor [--json]``: check what the app depends on and say what is wrong, without Qt.
+
+The checks themselves belong to the data layer (can Supabase be reached, is the keyring usable, does
+Redis answer, can the outbox be opened...). ``diagnose`` is the seam where they plug in; this module only
+prints the report and turns it into an exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, TextIO
+
+from desktop_chat.config import Settings
+
+Report = Mapping[str, Any]
+Diagnose = Callable[[Settings], Coroutine[Any, Any, Report]]
+
+
+async def diagnose(settings: Settings) -> Report:
+    """Run every check and return the report.
+
+    SEAM for the data layer: replace the body with its checks. ``run_doctor`` prints ``checks`` as
+    ok/FAIL lines and every other key as ``key: value``, ``--json`` prints the report as it is, and the
+    exit code is 0 only if ``report["ok"]`` is true. (The data layer's ``desktop_chat.dal.doctor`` reports
+    in its own shape, with its own ``render``: wiring it means adding ``ok``/``checks`` to its report, or
+    printing with its ``render`` and deciding the exit code from its ``server.reachable``.)::
+
+        {"ok": bool, "checks": [{"name": str, "ok": bool, "detail": str}, ...], ...anything else}
+
+    Raises:
+        NotImplementedError: Until the data layer lands.
+    """
+    raise NotImplementedError("The data layer's checks have not landed yet, so there is nothing to check.")
+
+
+def run_doctor(
+    *,
+    as_json: bool,
+    settings: Settings | None = None,
+    checks: Diagnose = diagnose,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Print the report; exit code 0 if every check passed, 1 if one failed, 2 if none could run."""
+    out = out or sys.stdout  # looked up now, not at import: tests and callers may have replaced them
+    err = err or sys.stderr
+    settings = settings or Settings()
+    try:
+        report: Report = asyncio.run(checks(settings))
+    except NotImplementedError as error:
+        print(f"desktop-chat doctor: {error}", file=err)
+        return 2
+    if as_json:
+        print(json.dumps(report, indent=2, default=str), file=out)
+    else:
+        for check in report.get("checks", ()):
+            mark = "ok  " if check.get("ok") else "FAIL"
+            detail = f": {check['detail']}" if check.get("detail") else ""
+            print(f"{mark} {check.get('name', '?')}{detail}", file=out)
+        extra = {key: value for key, value in report.items() if key not in ("ok", "checks")}
+        for key, value in extra.items():
+            print(f"     {key}: {value}", file=out)
+    return 0 if report.get("ok", False) else 1

@@ -1,0 +1,379 @@
+"""The one door from widgets to the data layer: ``StoreBridge``, a QObject with qasync async slots.
+
+Widgets never await anything. They call a slot (or connect a signal to it); the slot runs the store's
+coroutine on the qasync loop and reports the outcome with signals: a named signal for the result
+(``signed_in``, ``chat_opened``...) and, for every operation, ``started`` / ``failed`` / ``finished``
+so that busy states and inline errors need no bookkeeping of their own. Expected failures (the
+``DesktopChatError`` tree, minus ``Bug``) become ``failed`` with a sentence in plain words; anything else
+is a bug and goes to ``sys.excepthook`` (the crash dialog).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from enum import StrEnum
+from typing import Any, ParamSpec, cast
+
+import qasync
+from PySide6.QtCore import QObject, Signal
+
+from desktop_chat.dal.api import ChatList, ChatStoreAPI, StoreStatus
+from desktop_chat.dal.live_list import Unsubscribe
+from desktop_chat.errors import (
+    BackendUnavailable,
+    Bug,
+    CacheUnavailable,
+    DesktopChatError,
+    InvalidInput,
+    LocalStorageError,
+    NotSignedIn,
+    Rejected,
+    Unauthorized,
+)
+from desktop_chat.models import Message, MessageId, Profile, SessionId, UserId
+
+_log = logging.getLogger(__name__)
+P = ParamSpec("P")
+
+
+def async_slot(
+    *types: type,
+) -> Callable[[Callable[P, Coroutine[Any, Any, None]]], Callable[P, asyncio.Task[None]]]:
+    """``qasync.asyncSlot`` with types: the decorated coroutine method becomes a slot returning its task."""
+    return cast(
+        "Callable[[Callable[P, Coroutine[Any, Any, None]]], Callable[P, asyncio.Task[None]]]",
+        qasync.asyncSlot(*types),
+    )
+
+
+class Operation(StrEnum):
+    """What the bridge was asked to do; the first argument of ``started``/``failed``/``finished``."""
+
+    RESTORE_SESSION = "restore_session"
+    SIGN_IN = "sign_in"
+    SIGN_UP = "sign_up"
+    SIGN_OUT = "sign_out"
+    REFRESH_CHATS = "refresh_chats"
+    OPEN_CHAT = "open_chat"
+    CHAT_DETAILS = "chat_details"
+    LOAD_OLDER = "load_older"
+    SEND = "send"
+    RETRY = "retry"
+    DISCARD = "discard"
+    EDIT_MESSAGE = "edit_message"
+    DELETE_MESSAGE = "delete_message"
+    CREATE_CHAT = "create_chat"
+    RENAME_CHAT = "rename_chat"
+    ADD_MEMBER = "add_member"
+    REMOVE_MEMBER = "remove_member"
+    LEAVE_CHAT = "leave_chat"
+    DELETE_CHAT = "delete_chat"
+    MARK_READ = "mark_read"
+    SET_TYPING = "set_typing"
+    CLEAR_CACHE = "clear_cache"
+
+
+# Operations whose failure the user did not directly ask for; they go to the status line, not a dialog.
+BACKGROUND_OPERATIONS = frozenset({Operation.MARK_READ, Operation.SET_TYPING, Operation.REFRESH_CHATS})
+
+
+def describe_error(error: DesktopChatError, operation: Operation, server_url: str) -> str:
+    """One sentence in plain words for an expected failure of ``operation``."""
+    if isinstance(error, Unauthorized):
+        if operation in (Operation.SIGN_IN, Operation.SIGN_UP):
+            return "Wrong email or password."
+        return "Your session has expired. Please sign in again."
+    if isinstance(error, NotSignedIn):
+        return "You are signed out. Please sign in again."
+    if isinstance(error, BackendUnavailable):
+        return f"Cannot reach the server at {server_url}. Check your connection and try again."
+    if isinstance(error, CacheUnavailable):
+        return "The local cache is not available; the app keeps working without it."
+    if isinstance(error, LocalStorageError):
+        return error.message
+    if isinstance(error, InvalidInput | Rejected):
+        return error.message
+    return error.message or "Something went wrong."
+
+
+class StoreBridge(QObject):
+    """Runs ``ChatStoreAPI`` calls for the widgets and reports back with signals.
+
+    Args:
+        store: The data layer (the real ``ChatStore`` or a test double).
+        server_url: Shown in "cannot reach" messages.
+        parent: Qt parent.
+
+    Signals:
+        started(str, object): An operation (``Operation`` value) began; the object is its context
+            (a chat or message id, or None).
+        failed(str, str, object): An operation failed expectedly: operation, a sentence for the user,
+            context. For ``send`` the context is ``(session_id, text)`` so the text can be given back.
+        finished(str, object): An operation ended, either way (after ``failed`` or the result signal).
+        session_checked(object): ``restore_session`` finished: the ``Profile``, or None for no session.
+        signed_in(object): A ``Profile`` signed in (sign-in, sign-up or a restored session).
+        signed_out(): The session ended (asked for, or expired).
+        session_expired(str): The session ended by itself; a sentence for the sign-in window.
+        status_changed(object): A new ``StoreStatus``.
+        typing_changed(object, object): ``(SessionId, frozenset[UserId])`` who types in a chat now.
+        presence_changed(object, object): ``(SessionId, frozenset[UserId])`` who is in a chat now.
+        incoming_received(object): Someone else's ``Message`` arrived live.
+        chat_opened(object, object): ``(SessionId, Timeline)`` of a chat that is now the active one.
+        chat_details_loaded(object): ``ChatDetails`` (title and members) of a chat.
+        older_loaded(object, int): ``(SessionId, rows)`` an older page was prepended (0: none came).
+        message_queued(object, object): ``(SessionId, MessageId)`` a message is in the outbox.
+        chat_created(object): The ``SessionId`` of a chat this user just created.
+        chat_left(object): The ``SessionId`` of a chat this user left or deleted.
+        chat_changed(object): The ``SessionId`` of a chat renamed or whose members changed.
+        cache_cleared(): The cache was emptied.
+    """
+
+    started = Signal(str, object)
+    failed = Signal(str, str, object)
+    finished = Signal(str, object)
+    session_checked = Signal(object)
+    signed_in = Signal(object)
+    signed_out = Signal()
+    session_expired = Signal(str)
+    status_changed = Signal(object)
+    typing_changed = Signal(object, object)
+    presence_changed = Signal(object, object)
+    incoming_received = Signal(object)
+    chat_opened = Signal(object, object)
+    chat_details_loaded = Signal(object)
+    older_loaded = Signal(object, int)
+    message_queued = Signal(object, object)
+    chat_created = Signal(object)
+    chat_left = Signal(object)
+    chat_changed = Signal(object)
+    cache_cleared = Signal()
+
+    def __init__(self, store: ChatStoreAPI, *, server_url: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._server_url = server_url
+        self._unsubscribes: list[Unsubscribe] = []
+        self._subscribe()
+
+    # --- plain reads (synchronous in the store) ------------------------------------------------------
+    @property
+    def store(self) -> ChatStoreAPI:
+        return self._store
+
+    @property
+    def server_url(self) -> str:
+        return self._server_url
+
+    @property
+    def current_user(self) -> Profile | None:
+        return self._store.current_user
+
+    @property
+    def status(self) -> StoreStatus:
+        return self._store.status
+
+    def chat_list(self) -> ChatList:
+        return self._store.chat_list()
+
+    def has_older(self, session_id: SessionId) -> bool:
+        return self._store.has_older(session_id)
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        return self._store.metrics_snapshot()
+
+    def close_chat(self, session_id: SessionId) -> None:
+        self._store.close_chat(session_id)
+
+    # --- session -------------------------------------------------------------------------------------
+    @async_slot()
+    async def restore_session(self) -> None:
+        """Look for a saved session; emits ``session_checked`` (and ``signed_in`` when there is one)."""
+        profile: Profile | None = None
+        async with self._guard(Operation.RESTORE_SESSION):
+            profile = await self._store.restore_session()
+        self.session_checked.emit(profile)
+        if profile is not None:
+            self.signed_in.emit(profile)
+
+    @async_slot(str, str)
+    async def sign_in(self, email: str, password: str) -> None:
+        async with self._guard(Operation.SIGN_IN):
+            profile = await self._store.sign_in(email.strip(), password)
+            self.signed_in.emit(profile)
+
+    @async_slot(str, str, str)
+    async def sign_up(self, email: str, password: str, display_name: str) -> None:
+        async with self._guard(Operation.SIGN_UP):
+            profile = await self._store.sign_up(email.strip(), password, display_name)
+            self.signed_in.emit(profile)
+
+    @async_slot()
+    async def sign_out(self) -> None:
+        async with self._guard(Operation.SIGN_OUT):
+            await self._store.sign_out()
+            self.signed_out.emit()
+
+    # --- reads ---------------------------------------------------------------------------------------
+    @async_slot()
+    async def refresh_chats(self) -> None:
+        async with self._guard(Operation.REFRESH_CHATS):
+            await self._store.refresh_chats()
+
+    @async_slot(object)
+    async def open_chat(self, session_id: SessionId) -> None:
+        async with self._guard(Operation.OPEN_CHAT, session_id):
+            timeline = await self._store.open_chat(session_id)
+            self.chat_opened.emit(session_id, timeline)
+
+    @async_slot(object)
+    async def load_chat_details(self, session_id: SessionId) -> None:
+        async with self._guard(Operation.CHAT_DETAILS, session_id):
+            details = await self._store.chat_details(session_id)
+            self.chat_details_loaded.emit(details)
+
+    @async_slot(object)
+    async def load_older(self, session_id: SessionId) -> None:
+        count = 0
+        async with self._guard(Operation.LOAD_OLDER, session_id):
+            count = await self._store.load_older(session_id)
+        # Also after a failure, so that whoever waits for the page stops waiting.
+        self.older_loaded.emit(session_id, count)
+
+    # --- writes --------------------------------------------------------------------------------------
+    @async_slot(object, str)
+    async def send(self, session_id: SessionId, text: str) -> None:
+        async with self._guard(Operation.SEND, (session_id, text)):
+            message_id = await self._store.send(session_id, text)
+            self.message_queued.emit(session_id, message_id)
+
+    @async_slot(object)
+    async def retry(self, message_id: MessageId) -> None:
+        async with self._guard(Operation.RETRY, message_id):
+            await self._store.retry(message_id)
+
+    @async_slot(object)
+    async def discard(self, message_id: MessageId) -> None:
+        async with self._guard(Operation.DISCARD, message_id):
+            await self._store.discard(message_id)
+
+    @async_slot(object, str)
+    async def edit_message(self, message_id: MessageId, text: str) -> None:
+        async with self._guard(Operation.EDIT_MESSAGE, message_id):
+            await self._store.edit_message(message_id, text)
+
+    @async_slot(object)
+    async def delete_message(self, message_id: MessageId) -> None:
+        async with self._guard(Operation.DELETE_MESSAGE, message_id):
+            await self._store.delete_message(message_id)
+
+    @async_slot(str, object)
+    async def create_chat(self, title: str, member_emails: Sequence[str]) -> None:
+        async with self._guard(Operation.CREATE_CHAT):
+            session_id = await self._store.create_chat(title, tuple(member_emails))
+            self.chat_created.emit(session_id)
+
+    @async_slot(object, str)
+    async def rename_chat(self, session_id: SessionId, title: str) -> None:
+        async with self._guard(Operation.RENAME_CHAT, session_id):
+            await self._store.rename_chat(session_id, title)
+            self.chat_changed.emit(session_id)
+
+    @async_slot(object, str)
+    async def add_member(self, session_id: SessionId, email: str) -> None:
+        async with self._guard(Operation.ADD_MEMBER, session_id):
+            await self._store.add_member(session_id, email.strip())
+            self.chat_changed.emit(session_id)
+
+    @async_slot(object, object)
+    async def remove_member(self, session_id: SessionId, user_id: UserId) -> None:
+        async with self._guard(Operation.REMOVE_MEMBER, session_id):
+            await self._store.remove_member(session_id, user_id)
+            self.chat_changed.emit(session_id)
+
+    @async_slot(object)
+    async def leave_chat(self, session_id: SessionId) -> None:
+        async with self._guard(Operation.LEAVE_CHAT, session_id):
+            await self._store.leave_chat(session_id)
+            self.chat_left.emit(session_id)
+
+    @async_slot(object)
+    async def delete_chat(self, session_id: SessionId) -> None:
+        async with self._guard(Operation.DELETE_CHAT, session_id):
+            await self._store.delete_chat(session_id)
+            self.chat_left.emit(session_id)
+
+    @async_slot(object, int)
+    async def mark_read(self, session_id: SessionId, seq: int) -> None:
+        async with self._guard(Operation.MARK_READ, session_id):
+            await self._store.mark_read(session_id, seq)
+
+    @async_slot(object, bool)
+    async def set_typing(self, session_id: SessionId, typing: bool) -> None:
+        async with self._guard(Operation.SET_TYPING, session_id):
+            await self._store.set_typing(session_id, typing)
+
+    @async_slot()
+    async def clear_cache(self) -> None:
+        async with self._guard(Operation.CLEAR_CACHE):
+            await self._store.clear_cache()
+            self.cache_cleared.emit()
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    async def close(self) -> None:
+        """Stop listening and close the store (flushes the outbox, stops realtime); awaited at shutdown."""
+        self._unsubscribe()
+        await self._store.close()
+
+    async def replace_store(self, store: ChatStoreAPI, *, server_url: str) -> None:
+        """Close the current store and continue with ``store`` (the user chose another server)."""
+        await self.close()
+        self._store = store
+        self._server_url = server_url
+        self._subscribe()
+        self.status_changed.emit(store.status)
+
+    # --- internals -----------------------------------------------------------------------------------
+    def _subscribe(self) -> None:
+        store = self._store
+        self._unsubscribes = [
+            store.subscribe_status(self.status_changed.emit),
+            store.subscribe_typing(self.typing_changed.emit),
+            store.subscribe_presence(self.presence_changed.emit),
+            store.subscribe_incoming(self._on_incoming),
+        ]
+
+    def _unsubscribe(self) -> None:
+        for unsubscribe in self._unsubscribes:
+            unsubscribe()
+        self._unsubscribes = []
+
+    def _on_incoming(self, message: Message) -> None:
+        self.incoming_received.emit(message)
+
+    @asynccontextmanager
+    async def _guard(self, operation: Operation, context: object = None) -> AsyncIterator[None]:
+        """Emit started/finished around the block; turn expected failures into ``failed``."""
+        self.started.emit(operation.value, context)
+        try:
+            yield
+        except Bug:
+            raise
+        except Unauthorized as error:
+            self._report(operation, error, context)
+            if operation not in (Operation.SIGN_IN, Operation.SIGN_UP, Operation.RESTORE_SESSION):
+                # The session is gone for good (the store already tried to refresh it).
+                self.session_expired.emit(describe_error(error, operation, self._server_url))
+                self.signed_out.emit()
+        except DesktopChatError as error:
+            self._report(operation, error, context)
+        finally:
+            self.finished.emit(operation.value, context)
+
+    def _report(self, operation: Operation, error: DesktopChatError, context: object) -> None:
+        level = logging.INFO if operation in BACKGROUND_OPERATIONS else logging.WARNING
+        # The error's class and code only: messages may quote user input.
+        _log.log(level, "%s failed: %s (code %s)", operation.value, type(error).__name__, error.code)
+        self.failed.emit(operation.value, describe_error(error, operation, self._server_url), context)

@@ -1,0 +1,345 @@
+"""The right pane: the open chat's header, its messages and the composer.
+
+It also keeps the read marker honest: when the window is active and messages are on screen, the newest
+visible ``seq`` is reported with ``mark_read``, at most a few times a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import cast
+
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QToolButton, QVBoxLayout, QWidget
+
+from desktop_chat.dal.api import Timeline
+from desktop_chat.models import ChatDetails, MemberRole, Message, MessageId, SessionId, UserId
+from desktop_chat.ui.bridge import Operation, StoreBridge
+from desktop_chat.ui.chat_list_model import ChatListModel
+from desktop_chat.ui.composer import Composer
+from desktop_chat.ui.dialogs import Confirm, MembersDialog, RenameChatDialog, ask_confirmation
+from desktop_chat.ui.text import plural, typing_line
+from desktop_chat.ui.theme import LIGHT, Colors
+from desktop_chat.ui.timeline_model import TimelineModel
+from desktop_chat.ui.timeline_view import TimelineView
+
+READ_DEBOUNCE_MS = 400
+_PANEL_OPERATIONS = {
+    Operation.OPEN_CHAT.value: "Cannot open this chat",
+    Operation.LOAD_OLDER.value: "Cannot load older messages",
+    Operation.RETRY.value: "Cannot retry",
+    Operation.DISCARD.value: "Cannot discard",
+    Operation.EDIT_MESSAGE.value: "Cannot edit the message",
+    Operation.DELETE_MESSAGE.value: "Cannot delete the message",
+    Operation.LEAVE_CHAT.value: "Cannot leave the chat",
+    Operation.DELETE_CHAT.value: "Cannot delete the chat",
+}
+
+
+class ChatPanel(QWidget):
+    """The open chat.
+
+    Args:
+        bridge: The data layer.
+        chats: The chat list (titles and roles of chats).
+        colors: Custom colours.
+        confirm: Asks before destructive actions (a seam for tests).
+        is_active: Whether the user can see the panel now (window active); a seam for tests.
+        parent: Qt parent.
+
+    Signals:
+        chat_closed(object): The ``SessionId`` shown until now is gone (left or deleted).
+    """
+
+    chat_closed = Signal(object)
+
+    def __init__(
+        self,
+        bridge: StoreBridge,
+        chats: ChatListModel,
+        *,
+        colors: Colors = LIGHT,
+        confirm: Confirm = ask_confirmation,
+        is_active: Callable[[], bool] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("chatPanel")
+        self._bridge = bridge
+        self._chats = chats
+        self._confirm = confirm
+        self._is_active = is_active or (lambda: self.isVisible() and self.window().isActiveWindow())
+        self._session: SessionId | None = None
+        self._details: ChatDetails | None = None
+        self._typing: frozenset[UserId] = frozenset()
+        self._read_seq = 0
+
+        self.title_label = QLabel(self)
+        self.title_label.setObjectName("chatTitle")
+        self.title_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.subtitle_label = QLabel(self)
+        self.subtitle_label.setObjectName("chatSubtitle")
+        self.members_button = QToolButton(self)
+        self.members_button.setText("Members")
+        self.members_button.setAccessibleName("Members")
+        self.members_button.clicked.connect(self.show_members)
+        self.menu_button = QToolButton(self)
+        self.menu_button.setObjectName("chatMenuButton")
+        self.menu_button.setText("⋯")
+        self.menu_button.setToolTip("Chat actions")
+        self.menu_button.setAccessibleName("Chat actions")
+        self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.chat_menu = QMenu(self)
+        self.chat_menu.aboutToShow.connect(self._fill_menu)
+        self.menu_button.setMenu(self.chat_menu)
+
+        self.notice = QLabel(self)
+        self.notice.setObjectName("panelNotice")
+        self.notice.setWordWrap(True)
+        self.notice.hide()
+
+        self.model = TimelineModel(bridge, parent=self)
+        self.model.set_own_user(bridge.current_user.id if bridge.current_user else None)
+        self.view = TimelineView(self.model, colors, self)
+        self.composer = Composer(self)
+
+        header = QWidget(self)
+        header.setObjectName("chatHeader")
+        titles = QVBoxLayout()
+        titles.setSpacing(0)
+        titles.addWidget(self.title_label)
+        titles.addWidget(self.subtitle_label)
+        header_layout = QHBoxLayout(header)
+        unit = max(3, self.fontMetrics().height() // 3)
+        header_layout.setContentsMargins(unit * 4, unit * 2, unit * 3, unit * 2)
+        header_layout.addLayout(titles, 1)
+        header_layout.addWidget(self.members_button)
+        header_layout.addWidget(self.menu_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(header)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.composer)
+
+        self._read_timer = QTimer(self)
+        self._read_timer.setSingleShot(True)
+        self._read_timer.setInterval(READ_DEBOUNCE_MS)
+        self._read_timer.timeout.connect(self.mark_read_now)
+
+        self.composer.send_requested.connect(self._send)
+        self.composer.edit_submitted.connect(self._bridge.edit_message)
+        self.composer.typing_changed.connect(self._typing_changed)
+        self.view.retry_requested.connect(self._bridge.retry)
+        self.view.discard_requested.connect(self._bridge.discard)
+        self.view.edit_requested.connect(self.composer.start_edit)
+        self.view.delete_requested.connect(self._delete_message)
+        self.view.visible_rows_changed.connect(self._read_timer.start)
+        self.model.rowsInserted.connect(self._read_timer.start)
+        bridge.chat_opened.connect(self._on_chat_opened)
+        bridge.chat_details_loaded.connect(self._on_details)
+        bridge.chat_changed.connect(self._on_chat_changed)
+        bridge.typing_changed.connect(self._on_typing)
+        bridge.message_queued.connect(self._on_queued)
+        bridge.failed.connect(self._on_failed)
+        bridge.chat_left.connect(self._on_chat_left)
+        chats.dataChanged.connect(self._refresh_header)
+        chats.modelReset.connect(self._refresh_header)
+        chats.rowsMoved.connect(self._refresh_header)
+        self.setEnabled(False)
+
+    # --- public --------------------------------------------------------------------------------------
+    @property
+    def session_id(self) -> SessionId | None:
+        return self._session
+
+    def set_colors(self, colors: Colors) -> None:
+        self.view.set_colors(colors)
+
+    def set_own_user(self, user_id: UserId | None) -> None:
+        self.model.set_own_user(user_id)
+        self._chats.set_own_user(user_id)
+
+    def show_chat(self, session_id: SessionId) -> None:
+        """Open ``session_id`` (its newest page appears as soon as the store hands out the timeline)."""
+        if session_id == self._session:
+            return
+        if self._session is not None:
+            self._bridge.close_chat(self._session)
+        self._session = session_id
+        self._details = None
+        self._typing = frozenset()
+        self.model.clear()
+        self.view.message_delegate.forget()
+        summary = self._chats.summary(session_id)
+        self._read_seq = summary.last_read_seq if summary else 0
+        self.notice.hide()
+        self.composer.reset()
+        self.setEnabled(True)
+        self._refresh_header()
+        self._bridge.open_chat(session_id)
+        self._bridge.load_chat_details(session_id)
+
+    def clear(self) -> None:
+        """Show no chat."""
+        if self._session is not None:
+            self._bridge.close_chat(self._session)
+        self._session = None
+        self._details = None
+        self.model.clear()
+        self.composer.reset()
+        self.title_label.clear()
+        self.subtitle_label.clear()
+        self.setEnabled(False)
+
+    def focus_composer(self) -> None:
+        self.composer.editor.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def mark_read_now(self) -> None:
+        """Report the newest message on screen as read, if the user can see it and it is newer."""
+        if self._session is None or not self._is_active():
+            return
+        seq = self.view.newest_visible_seq()
+        if seq is not None and seq > self._read_seq:
+            self._read_seq = seq
+            self._bridge.mark_read(self._session, seq)
+
+    def is_owner(self) -> bool:
+        summary = self._chats.summary(self._session) if self._session else None
+        return summary is not None and summary.role is MemberRole.OWNER
+
+    # --- chat actions --------------------------------------------------------------------------------
+    def show_members(self) -> None:
+        if self._session is None:
+            return
+        own = self._bridge.current_user.id if self._bridge.current_user else None
+        dialog = MembersDialog(self._bridge, self._session, own_user=own, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def rename(self) -> None:
+        if self._session is None:
+            return
+        dialog = RenameChatDialog(self._bridge, self._session, self.title_label.text(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def leave(self) -> None:
+        if self._session is None:
+            return
+        title = self.title_label.text()
+        if self._confirm(self, "Leave chat", f"Leave “{title}”? You will no longer see its messages.", "Leave"):
+            self._bridge.leave_chat(self._session)
+
+    def delete(self) -> None:
+        if self._session is None or not self.is_owner():
+            return
+        title = self.title_label.text()
+        question = f"Delete “{title}” for everyone? This cannot be undone."
+        if self._confirm(self, "Delete chat", question, "Delete chat"):
+            self._bridge.delete_chat(self._session)
+
+    def _fill_menu(self) -> None:
+        self.chat_menu.clear()
+        owner = self.is_owner()
+        rename = self.chat_menu.addAction("Rename…", self.rename)
+        rename.setEnabled(owner)
+        self.chat_menu.addAction("Members…", self.show_members)
+        self.chat_menu.addSeparator()
+        self.chat_menu.addAction("Leave chat…", self.leave)
+        delete = self.chat_menu.addAction("Delete chat…", self.delete)
+        delete.setEnabled(owner)
+
+    def _delete_message(self, message: Message) -> None:
+        if self._confirm(self, "Delete message", "Delete this message for everyone?", "Delete"):
+            self._bridge.delete_message(message.id)
+
+    # --- reacting to the bridge ----------------------------------------------------------------------
+    def _send(self, text: str) -> None:
+        if self._session is not None:
+            self._bridge.send(self._session, text)
+
+    def _typing_changed(self, typing: bool) -> None:
+        if self._session is not None:
+            self._bridge.set_typing(self._session, typing)
+
+    def _on_chat_opened(self, session_id: SessionId, timeline: Timeline) -> None:
+        if session_id != self._session:
+            return
+        self.model.show_timeline(session_id, timeline)
+        self.view.scroll_to_newest()
+        self._read_timer.start()
+
+    def _on_details(self, details: ChatDetails) -> None:
+        if details.session.id != self._session:
+            return
+        self._details = details
+        self.model.set_names({member.user_id: member.display_name or "Someone" for member in details.members})
+        self._refresh_header()
+
+    def _on_chat_changed(self, session_id: SessionId) -> None:
+        if session_id == self._session:
+            self._bridge.load_chat_details(session_id)
+
+    def _on_typing(self, session_id: SessionId, users: frozenset[UserId]) -> None:
+        own = self._bridge.current_user.id if self._bridge.current_user else None
+        self._chats.set_typing(session_id, users)
+        if session_id == self._session:
+            self._typing = frozenset(user for user in users if user != own)
+            self._refresh_header()
+
+    def _on_queued(self, session_id: SessionId, _message_id: MessageId) -> None:
+        if session_id == self._session:
+            self.view.scroll_to_newest()
+
+    def _on_failed(self, operation: str, message: str, context: object) -> None:
+        if operation == Operation.SEND.value:
+            session_id, text = cast(tuple[SessionId, str], context)
+            if session_id == self._session:
+                self.composer.give_back(text)  # first: editing the text clears an earlier error
+                self.composer.show_error(message)
+            return
+        if operation == Operation.EDIT_MESSAGE.value:
+            self.composer.show_error(message)
+            return
+        prefix = _PANEL_OPERATIONS.get(operation)
+        if prefix is None:
+            return
+        if operation in (Operation.OPEN_CHAT.value, Operation.LOAD_OLDER.value) and context != self._session:
+            return
+        self.notice.setText(f"{prefix}: {message}")
+        self.notice.show()
+
+    def _on_chat_left(self, session_id: SessionId) -> None:
+        if session_id == self._session:
+            self.clear()
+            self.chat_closed.emit(session_id)
+
+    def _refresh_header(self, *_: object) -> None:
+        if self._session is None:
+            return
+        summary = self._chats.summary(self._session)
+        title = summary.session.title if summary else (self._details.session.title if self._details else "")
+        self.title_label.setText(title)
+        self.title_label.setAccessibleName(f"Chat: {title}")
+        if self._typing and self._details is not None:
+            names = {member.user_id: member.display_name or "Someone" for member in self._details.members}
+            self.subtitle_label.setText(typing_line([names.get(user, "Someone") for user in sorted(self._typing)]))
+            self.subtitle_label.setProperty("typing", True)
+        elif self._typing:
+            self.subtitle_label.setText(typing_line(["Someone"] * len(self._typing)))
+            self.subtitle_label.setProperty("typing", True)
+        else:
+            count = len(self._details.members) if self._details else 0
+            self.subtitle_label.setText(plural(count, "member") if count else "")
+            self.subtitle_label.setProperty("typing", False)
+        self.subtitle_label.style().unpolish(self.subtitle_label)
+        self.subtitle_label.style().polish(self.subtitle_label)
+
+    # --- window activation ---------------------------------------------------------------------------
+    def changeEvent(self, event: QEvent) -> None:
+        # Coming back to the window counts as seeing what is on screen.
+        if event.type() == QEvent.Type.ActivationChange:
+            self._read_timer.start()
+        super().changeEvent(event)

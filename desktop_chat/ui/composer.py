@@ -1,0 +1,254 @@
+"""The composer: a growing multi-line editor where Enter sends and Shift+Enter starts a new line.
+
+Sending never waits for the network: the text is checked against the same limits the database enforces,
+handed to the bridge and cleared at once; the store's outbox does the rest. A failure to even queue the
+message (rare: the outbox disk is full) comes back as an inline error with the text restored.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent, QShowEvent
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QToolButton, QVBoxLayout, QWidget
+
+from desktop_chat.errors import InvalidInput
+from desktop_chat.models import MAX_MESSAGE_CHARS, Message, MessageId, validate_message_text
+
+# The counter appears when this many characters are left, so that it never distracts in normal use.
+COUNTER_MARGIN = 1000
+MAX_VISIBLE_LINES = 8
+# While the user keeps typing, "typing" is repeated this often (ms) so that others' indicators stay on...
+TYPING_REFRESH_MS = 4000
+# ...and it is withdrawn after this long without a keystroke.
+TYPING_IDLE_MS = 5000
+
+
+class MessageEdit(QPlainTextEdit):
+    """The text field. Enter submits, Shift+Enter inserts a line break, Esc cancels an edit.
+
+    Signals:
+        submitted(): Enter was pressed without Shift.
+        cancelled(): Esc was pressed.
+    """
+
+    submitted = Signal()
+    cancelled = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+            if modifiers == Qt.KeyboardModifier.NoModifier:
+                self.submitted.emit()
+                event.accept()
+                return
+            if modifiers & Qt.KeyboardModifier.ShiftModifier:
+                self.insertPlainText("\n")
+                event.accept()
+                return
+        if event.key() == Qt.Key.Key_Escape:
+            self.cancelled.emit()
+            event.ignore()  # let a dialog or window see Esc too
+            return
+        super().keyPressEvent(event)
+
+
+class Composer(QFrame):
+    """Write, send and edit messages.
+
+    Args:
+        parent: Qt parent.
+
+    Signals:
+        send_requested(str): Text to send (already checked against the limits).
+        edit_submitted(object, str): ``(MessageId, new text)`` for a message being edited.
+        typing_changed(bool): The user started or stopped typing.
+    """
+
+    send_requested = Signal(str)
+    edit_submitted = Signal(object, str)
+    typing_changed = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("composer")
+        self._editing: MessageId | None = None
+        self._typing = False
+
+        self.edit_banner = QLabel(self)
+        self.edit_banner.setObjectName("editBanner")
+        self.edit_banner.setText("Editing message — Enter saves, Esc cancels")
+        self.edit_banner.hide()
+
+        self.editor = MessageEdit(self)
+        self.editor.setObjectName("messageEdit")
+        self.editor.setPlaceholderText("Write a message…")
+        self.editor.setAccessibleName("Message")
+        self.editor.setTabChangesFocus(True)
+        self.editor.setFrameShape(QFrame.Shape.NoFrame)
+        self.editor.submitted.connect(self.submit)
+        self.editor.cancelled.connect(self.cancel_edit)
+        self.editor.textChanged.connect(self._on_text_changed)
+
+        self.send_button = QToolButton(self)
+        self.send_button.setObjectName("sendButton")
+        self.send_button.setText("Send")
+        self.send_button.setAccessibleName("Send message")
+        self.send_button.setToolTip("Send (Enter) — new line with Shift+Enter")
+        self.send_button.setEnabled(False)
+        self.send_button.clicked.connect(self.submit)
+
+        self.counter = QLabel(self)
+        self.counter.setObjectName("charCounter")
+        self.counter.setAccessibleName("Characters")
+        self.counter.hide()
+
+        self.error_label = QLabel(self)
+        self.error_label.setObjectName("composerError")
+        self.error_label.setWordWrap(True)
+        self.error_label.setAccessibleName("Message error")
+        self.error_label.hide()
+
+        self._idle = QTimer(self)
+        self._idle.setSingleShot(True)
+        self._idle.setInterval(TYPING_IDLE_MS)
+        self._idle.timeout.connect(lambda: self._set_typing(False))
+        self._refresh = QTimer(self)
+        self._refresh.setInterval(TYPING_REFRESH_MS)
+        self._refresh.timeout.connect(lambda: self.typing_changed.emit(True))
+
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.editor, 1)
+        row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        footer = QHBoxLayout()
+        footer.setContentsMargins(0, 0, 0, 0)
+        footer.addWidget(self.error_label, 1)
+        footer.addWidget(self.counter, 0, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+        layout = QVBoxLayout(self)
+        unit = max(3, self.fontMetrics().height() // 3)
+        layout.setContentsMargins(unit * 3, unit * 2, unit * 3, unit * 2)
+        layout.setSpacing(unit)
+        layout.addWidget(self.edit_banner)
+        layout.addLayout(row)
+        layout.addLayout(footer)
+        self._fit_height()
+
+    # --- public --------------------------------------------------------------------------------------
+    @property
+    def text(self) -> str:
+        return self.editor.toPlainText()
+
+    @property
+    def editing(self) -> MessageId | None:
+        return self._editing
+
+    def set_text(self, text: str) -> None:
+        self.editor.setPlainText(text)
+        self.editor.moveCursor(self.editor.textCursor().MoveOperation.End)
+
+    def submit(self) -> None:
+        """Check the text and hand it on; errors stay inline and keep the text."""
+        text = self.text
+        if not text.strip():
+            return
+        try:
+            validate_message_text(text)
+        except InvalidInput as error:
+            self.show_error(error.message)
+            return
+        self.clear_error()
+        if self._editing is not None:
+            message_id = self._editing
+            self.cancel_edit()
+            self.edit_submitted.emit(message_id, text)
+            return
+        self.editor.clear()
+        self._set_typing(False)
+        self.send_requested.emit(text)
+
+    def start_edit(self, message: Message) -> None:
+        self._editing = message.id
+        self.edit_banner.show()
+        self.set_text(message.content)
+        self.editor.setFocus()
+
+    def cancel_edit(self) -> None:
+        if self._editing is None:
+            return
+        self._editing = None
+        self.edit_banner.hide()
+        self.editor.clear()
+
+    def show_error(self, text: str) -> None:
+        self.error_label.setText(text)
+        self.error_label.show()
+
+    def clear_error(self) -> None:
+        self.error_label.clear()
+        self.error_label.hide()
+
+    def give_back(self, text: str) -> None:
+        """Put ``text`` back after a failed send, unless the user already typed something new."""
+        if not self.text.strip():
+            self.set_text(text)
+
+    def reset(self) -> None:
+        """Empty the composer for another chat."""
+        self._editing = None
+        self.edit_banner.hide()
+        self.editor.clear()
+        self.clear_error()
+        self._set_typing(False)
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        return QSize(hint.width(), self.minimumSizeHint().height())
+
+    # --- internals -----------------------------------------------------------------------------------
+    def _on_text_changed(self) -> None:
+        text = self.text
+        length = len(text)
+        remaining = MAX_MESSAGE_CHARS - length
+        if remaining <= COUNTER_MARGIN:
+            self.counter.setText(f"{length:,} / {MAX_MESSAGE_CHARS:,}")
+            self.counter.setProperty("over", remaining < 0)
+            self.counter.style().unpolish(self.counter)
+            self.counter.style().polish(self.counter)
+            self.counter.show()
+        else:
+            self.counter.hide()
+        self.send_button.setEnabled(bool(text.strip()) and remaining >= 0)
+        if self.error_label.isVisible() and remaining >= 0:
+            self.clear_error()
+        self._fit_height()
+        if text and self._editing is None:
+            self._set_typing(True)
+            self._idle.start()
+        elif not text:
+            self._set_typing(False)
+
+    def _set_typing(self, typing: bool) -> None:
+        if typing == self._typing:
+            return
+        self._typing = typing
+        if typing:
+            self._refresh.start()
+        else:
+            self._refresh.stop()
+            self._idle.stop()
+        self.typing_changed.emit(typing)
+
+    def _fit_height(self) -> None:
+        """Grow with the text up to MAX_VISIBLE_LINES lines, then scroll."""
+        editor = self.editor
+        wanted = max(1, round(editor.document().size().height()))  # lines, wrapped ones included
+        lines = min(MAX_VISIBLE_LINES, wanted)
+        chrome = max(0, editor.height() - editor.viewport().height())  # frame, padding, margins
+        text = lines * editor.fontMetrics().lineSpacing() + round(editor.document().documentMargin() * 2)
+        policy = Qt.ScrollBarPolicy.ScrollBarAsNeeded if wanted > lines else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+        editor.setVerticalScrollBarPolicy(policy)
+        editor.setFixedHeight(text + chrome)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._fit_height()  # the frame's size is only known once styled

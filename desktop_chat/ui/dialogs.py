@@ -1,0 +1,385 @@
+"""Chat management dialogs (new chat, rename, members), the confirmation question and the quick switcher.
+
+The dialogs that change something stay open while the bridge works, show its failure in words next to
+the fields, and close themselves when the bridge reports success.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_chat.errors import InvalidInput
+from desktop_chat.models import MAX_TITLE_CHARS, ChatDetails, MemberRole, SessionId, UserId, validate_title
+from desktop_chat.ui.bridge import Operation, StoreBridge
+from desktop_chat.ui.chat_list import ChatDelegate
+from desktop_chat.ui.chat_list_model import ChatFilterProxyModel, ChatListModel
+from desktop_chat.ui.theme import Colors
+
+Confirm = Callable[[QWidget, str, str, str], bool]
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def ask_confirmation(parent: QWidget, title: str, text: str, action: str) -> bool:
+    """Ask a yes/no question with a named action button; Esc and Cancel say no."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, parent)
+    confirm = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    return box.clickedButton() is confirm
+
+
+def parse_emails(text: str) -> list[str]:
+    """Addresses separated by commas, semicolons or spaces.
+
+    Raises:
+        InvalidInput: One of them does not look like an email address.
+    """
+    emails = [part for part in re.split(r"[,;\s]+", text) if part]
+    for email in emails:
+        if not _EMAIL.match(email):
+            raise InvalidInput(f"“{email}” is not an email address.")
+    return emails
+
+
+class _OperationDialog(QDialog):
+    """A dialog that runs one bridge operation at a time, with busy state and inline errors."""
+
+    def __init__(self, bridge: StoreBridge, operations: set[Operation], title: str, parent: QWidget | None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self._bridge = bridge
+        self._operations = {operation.value for operation in operations}
+        self._busy = False
+        self.error_label = QLabel(self)
+        self.error_label.setObjectName("dialogError")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+        bridge.failed.connect(self._on_failed)
+        bridge.finished.connect(self._on_finished)
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def show_error(self, text: str) -> None:
+        self.error_label.setText(text)
+        self.error_label.show()
+
+    def _begin(self) -> None:
+        self._busy = True
+        self.error_label.hide()
+        self._set_inputs_enabled(False)
+
+    def _set_inputs_enabled(self, enabled: bool) -> None:
+        for child in self.findChildren(QWidget):
+            if isinstance(child, QLineEdit | QPushButton | QListWidget):
+                child.setEnabled(enabled)
+
+    def _on_failed(self, operation: str, message: str, _context: object) -> None:
+        if self._busy and operation in self._operations:
+            self.show_error(message)
+
+    def _on_finished(self, operation: str, _context: object) -> None:
+        if self._busy and operation in self._operations:
+            self._busy = False
+            self._set_inputs_enabled(True)
+
+
+class NewChatDialog(_OperationDialog):
+    """Create a chat with a title and members added by email.
+
+    Signals:
+        created(object): The new chat's ``SessionId``.
+    """
+
+    created = Signal(object)
+
+    def __init__(self, bridge: StoreBridge, parent: QWidget | None = None) -> None:
+        super().__init__(bridge, {Operation.CREATE_CHAT}, "New chat", parent)
+        self.title_edit = QLineEdit(self)
+        self.title_edit.setMaxLength(MAX_TITLE_CHARS)
+        self.title_edit.setPlaceholderText("What is this chat about?")
+        self.title_edit.setAccessibleName("Chat title")
+        self.members_edit = QLineEdit(self)
+        self.members_edit.setPlaceholderText("bob@example.com, carol@example.com")
+        self.members_edit.setAccessibleName("Members' email addresses")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel, self)
+        self.create_button = buttons.addButton("Create", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.create_button.setDefault(True)
+        buttons.accepted.connect(self.submit)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout()
+        form.addRow("Title", self.title_edit)
+        form.addRow("Members", self.members_edit)
+        hint = QLabel("Email addresses of people with an account, separated by commas.", self)
+        hint.setObjectName("hint")
+        hint.setWordWrap(True)
+        form.addRow("", hint)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error_label)
+        layout.addWidget(buttons)
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 60)
+        bridge.chat_created.connect(self._on_created)
+
+    def submit(self) -> None:
+        if self.busy:
+            return
+        try:
+            title = validate_title(self.title_edit.text())
+            emails = parse_emails(self.members_edit.text())
+        except InvalidInput as error:
+            self.show_error(error.message)
+            return
+        self._begin()
+        self._bridge.create_chat(title, emails)
+
+    def _on_created(self, session_id: SessionId) -> None:
+        if self.busy:
+            self.created.emit(session_id)
+            self.accept()
+
+
+class RenameChatDialog(_OperationDialog):
+    """Give a chat a new title (owners only; the server has the last word)."""
+
+    def __init__(self, bridge: StoreBridge, session_id: SessionId, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(bridge, {Operation.RENAME_CHAT}, "Rename chat", parent)
+        self._session = session_id
+        self.title_edit = QLineEdit(title, self)
+        self.title_edit.setMaxLength(MAX_TITLE_CHARS)
+        self.title_edit.setAccessibleName("New title")
+        self.title_edit.selectAll()
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel, self)
+        self.rename_button = buttons.addButton("Rename", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.rename_button.setDefault(True)
+        buttons.accepted.connect(self.submit)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout()
+        form.addRow("Title", self.title_edit)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error_label)
+        layout.addWidget(buttons)
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 50)
+        bridge.chat_changed.connect(self._on_changed)
+
+    def submit(self) -> None:
+        if self.busy:
+            return
+        try:
+            title = validate_title(self.title_edit.text())
+        except InvalidInput as error:
+            self.show_error(error.message)
+            return
+        self._begin()
+        self._bridge.rename_chat(self._session, title)
+
+    def _on_changed(self, session_id: SessionId) -> None:
+        if self.busy and session_id == self._session:
+            self.accept()
+
+
+class MembersDialog(_OperationDialog):
+    """Who is in a chat; owners add people by email and remove them."""
+
+    def __init__(
+        self,
+        bridge: StoreBridge,
+        session_id: SessionId,
+        *,
+        own_user: UserId | None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(bridge, {Operation.ADD_MEMBER, Operation.REMOVE_MEMBER}, "Members", parent)
+        self._session = session_id
+        self._own = own_user
+        self._owner = False
+        self.member_list = QListWidget(self)
+        self.member_list.setAccessibleName("Members")
+        self.member_list.currentItemChanged.connect(self._update_buttons)
+        self.email_edit = QLineEdit(self)
+        self.email_edit.setPlaceholderText("Email address")
+        self.email_edit.setAccessibleName("Email address of the person to add")
+        self.email_edit.returnPressed.connect(self.add)
+        self.add_button = QPushButton("Add", self)
+        self.add_button.clicked.connect(self.add)
+        self.remove_button = QPushButton("Remove from chat", self)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.owner_note = QLabel("Only the chat's owners can add or remove people.", self)
+        self.owner_note.setObjectName("hint")
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        close.rejected.connect(self.reject)
+        add_row = QHBoxLayout()
+        add_row.addWidget(self.email_edit, 1)
+        add_row.addWidget(self.add_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.member_list, 1)
+        layout.addWidget(self.remove_button, 0, Qt.AlignmentFlag.AlignRight)
+        layout.addLayout(add_row)
+        layout.addWidget(self.owner_note)
+        layout.addWidget(self.error_label)
+        layout.addWidget(close)
+        self.setMinimumSize(self.fontMetrics().averageCharWidth() * 55, self.fontMetrics().height() * 22)
+        bridge.chat_details_loaded.connect(self._on_details)
+        bridge.chat_changed.connect(self._on_changed)
+        self._show_owner_controls()
+        bridge.load_chat_details(session_id)
+
+    def add(self) -> None:
+        if self.busy or not self._owner:
+            return
+        try:
+            emails = parse_emails(self.email_edit.text())
+        except InvalidInput as error:
+            self.show_error(error.message)
+            return
+        if len(emails) != 1:
+            self.show_error("Enter one email address.")
+            return
+        self._begin()
+        self._bridge.add_member(self._session, emails[0])
+
+    def remove_selected(self) -> None:
+        item = self.member_list.currentItem()
+        if self.busy or item is None or not self._owner:
+            return
+        user_id = item.data(Qt.ItemDataRole.UserRole)
+        if user_id == self._own:
+            return
+        self._begin()
+        self._bridge.remove_member(self._session, user_id)
+
+    def _on_details(self, details: ChatDetails) -> None:
+        if details.session.id != self._session:
+            return
+        self.member_list.clear()
+        self._owner = False
+        for member in sorted(details.members, key=lambda member: (member.role != MemberRole.OWNER, member.joined_at)):
+            name = member.display_name or "Someone"
+            if member.user_id == self._own:
+                name += " (you)"
+                self._owner = member.role is MemberRole.OWNER
+            if member.role is MemberRole.OWNER:
+                name += " · owner"
+            item = QListWidgetItem(name, self.member_list)
+            item.setData(Qt.ItemDataRole.UserRole, member.user_id)
+        self._show_owner_controls()
+
+    def _on_changed(self, session_id: SessionId) -> None:
+        if session_id == self._session:
+            self.email_edit.clear()
+            self._bridge.load_chat_details(session_id)
+
+    def _show_owner_controls(self) -> None:
+        for widget in (self.email_edit, self.add_button, self.remove_button):
+            widget.setVisible(self._owner)
+        self.owner_note.setVisible(not self._owner)
+        self._update_buttons()
+
+    def _update_buttons(self, *_: object) -> None:
+        item = self.member_list.currentItem()
+        self.remove_button.setEnabled(
+            self._owner and item is not None and item.data(Qt.ItemDataRole.UserRole) != self._own
+        )
+
+    def _set_inputs_enabled(self, enabled: bool) -> None:
+        super()._set_inputs_enabled(enabled)
+        if enabled:
+            self._update_buttons()
+
+
+class _SwitcherEdit(QLineEdit):
+    """Typing filters; Up and Down move through the results without leaving the text field.
+
+    Signals:
+        stepped(int): Up (-1) or Down (+1) was pressed.
+    """
+
+    stepped = Signal(int)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+            self.stepped.emit(-1 if event.key() == Qt.Key.Key_Up else 1)
+            return
+        super().keyPressEvent(event)
+
+
+class QuickSwitcher(QDialog):
+    """Ctrl+K: type part of a chat's name, Enter opens it, Esc closes.
+
+    Signals:
+        chosen(object): The ``SessionId`` picked.
+    """
+
+    chosen = Signal(object)
+
+    def __init__(self, model: ChatListModel, colors: Colors, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Go to chat")
+        self.setObjectName("quickSwitcher")
+        self.proxy = ChatFilterProxyModel(self)
+        self.proxy.setSourceModel(model)
+        self.search = _SwitcherEdit(self)
+        self.search.setPlaceholderText("Go to chat…")
+        self.search.setAccessibleName("Chat name")
+        self.search.textChanged.connect(self._on_text)
+        self.search.stepped.connect(self._step)
+        self.search.returnPressed.connect(self.choose_current)
+        self.results = QListView(self)
+        self.results.setAccessibleName("Matching chats")
+        self.results.setModel(self.proxy)
+        self.results.setItemDelegate(ChatDelegate(colors, parent=self.results))
+        self.results.setUniformItemSizes(True)
+        self.results.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.results.activated.connect(self._choose_index)
+        self.results.clicked.connect(self._choose_index)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.search)
+        layout.addWidget(self.results, 1)
+        line = self.fontMetrics().height()
+        self.resize(line * 30, line * 26)
+        self._on_text("")
+
+    def choose_current(self) -> None:
+        self._choose_index(self.results.currentIndex())
+
+    def _on_text(self, text: str) -> None:
+        self.proxy.set_filter_text(text)
+        if self.proxy.rowCount():
+            self.results.setCurrentIndex(self.proxy.index(0, 0))
+
+    def _step(self, step: int) -> None:
+        count = self.proxy.rowCount()
+        if not count:
+            return
+        row = self.results.currentIndex().row()
+        self.results.setCurrentIndex(self.proxy.index(max(0, min(count - 1, row + step)), 0))
+
+    def _choose_index(self, index: QModelIndex) -> None:
+        if not index.isValid():
+            return
+        session_id = self.proxy.session_at(index.row())
+        if session_id is not None:
+            self.chosen.emit(session_id)
+            self.accept()

@@ -1,0 +1,313 @@
+"""The main window: chats on the left, the open chat on the right, status at the bottom."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QSplitter, QStackedWidget, QWidget
+
+from desktop_chat import __version__
+from desktop_chat.config import Settings
+from desktop_chat.models import ChatDetails, Message, Profile, SessionId, UserId
+from desktop_chat.ui.bridge import Operation, StoreBridge
+from desktop_chat.ui.chat_list import ChatListPanel
+from desktop_chat.ui.chat_list_model import ChatListModel
+from desktop_chat.ui.chat_panel import ChatPanel
+from desktop_chat.ui.diagnostics import DiagnosticsWindow
+from desktop_chat.ui.dialogs import Confirm, NewChatDialog, QuickSwitcher, ask_confirmation
+from desktop_chat.ui.notifications import Notifier, notification_body, should_notify
+from desktop_chat.ui.settings_dialog import SettingsDialog
+from desktop_chat.ui.status_bar import StatusBar
+from desktop_chat.ui.theme import Colors, Theme
+
+APP_TITLE = "desktop-chat"
+
+SHORTCUTS = (
+    ("Ctrl+N", "New chat"),
+    ("Ctrl+K", "Go to chat (quick switcher)"),
+    ("Ctrl+F", "Search chats"),
+    ("Alt+Up / Alt+Down", "Previous / next chat"),
+    ("Enter", "Send the message"),
+    ("Shift+Enter", "New line in the message"),
+    ("Esc", "Cancel editing, close a dialog"),
+    ("Ctrl+End", "Jump to the newest message"),
+    ("Ctrl+,", "Settings"),
+    ("Ctrl+Shift+D", "Diagnostics"),
+    ("F1", "This list"),
+    ("Ctrl+Q", "Quit"),
+)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class MainWindow(QMainWindow):
+    """Everything a signed-in user works with.
+
+    Args:
+        bridge: The data layer.
+        profile: Who is signed in.
+        settings: The running settings (for the settings dialog).
+        theme: The app's colours.
+        notifier: Where notifications go.
+        clock: "Now", for times in the chat list.
+        confirm: Asks before destructive actions (a seam for tests).
+        is_active: Whether the window is in front; a seam for tests (offscreen windows are never active).
+        parent: Qt parent.
+
+    Signals:
+        sign_out_requested(): The user chose "Sign out".
+        quit_requested(): The user chose "Quit" or closed the window.
+        settings_saved(object): The settings dialog saved these values (a dict).
+    """
+
+    sign_out_requested = Signal()
+    quit_requested = Signal()
+    settings_saved = Signal(object)
+
+    def __init__(
+        self,
+        bridge: StoreBridge,
+        profile: Profile,
+        *,
+        settings: Settings,
+        theme: Theme,
+        notifier: Notifier,
+        clock: Callable[[], datetime] = _utc_now,
+        confirm: Confirm = ask_confirmation,
+        is_active: Callable[[], bool] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self._bridge = bridge
+        self._profile = profile
+        self._settings = settings
+        self._theme = theme
+        self._notifier = notifier
+        self._is_active = is_active or self.isActiveWindow
+        self._names: dict[UserId, str] = {profile.id: profile.display_name}
+        self._select_when_listed: SessionId | None = None
+        self._diagnostics: DiagnosticsWindow | None = None
+        self._closing_for_sign_out = False
+        colors = theme.colors
+
+        self.chats = ChatListModel(self)
+        self.chats.set_own_user(profile.id)
+        self.chats.show_list(bridge.chat_list())
+        self.chat_list = ChatListPanel(self.chats, colors, clock, self)
+        self.chat_panel = ChatPanel(
+            bridge, self.chats, colors=colors, confirm=confirm, is_active=self._panel_active, parent=self
+        )
+        self.chat_panel.set_own_user(profile.id)
+        self.empty_state = QLabel("Pick a chat on the left, or start a new one with Ctrl+N.", self)
+        self.empty_state.setObjectName("emptyState")
+        self.empty_state.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_state.setWordWrap(True)
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.empty_state)
+        self.stack.addWidget(self.chat_panel)
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        splitter.setObjectName("mainSplitter")
+        splitter.addWidget(self.chat_list)
+        splitter.addWidget(self.stack)
+        splitter.setStretchFactor(0, 0)
+        splitter.setStretchFactor(1, 1)
+        splitter.setChildrenCollapsible(False)
+        line = self.fontMetrics().height()
+        self.chat_list.setMinimumWidth(line * 14)
+        splitter.setSizes([line * 22, line * 50])
+        self.setCentralWidget(splitter)
+
+        self.status = StatusBar(self)
+        self.setStatusBar(self.status)
+        self.status.show_status(bridge.status)
+        self.status.show_user(profile.display_name)
+        self._build_menus()
+        self.resize(line * 76, line * 50)
+
+        self.chat_list.chat_selected.connect(self.open_chat)
+        self.chat_list.new_chat_requested.connect(self.new_chat)
+        self.chat_list.current_chat_removed.connect(self._on_current_chat_removed)
+        self.chat_panel.chat_closed.connect(self._on_chat_closed)
+        bridge.status_changed.connect(self.status.show_status)
+        bridge.failed.connect(self._on_failed)
+        bridge.chat_created.connect(self._on_chat_created)
+        bridge.chat_details_loaded.connect(self._remember_names)
+        bridge.incoming_received.connect(self._on_incoming)
+        for signal in (
+            self.chats.dataChanged,
+            self.chats.rowsInserted,
+            self.chats.rowsRemoved,
+            self.chats.modelReset,
+        ):
+            signal.connect(self._update_title)
+        self.chats.rowsInserted.connect(self._select_new_chat)
+        theme.changed.connect(self._apply_colors)
+        self._update_title()
+
+    # --- navigation ----------------------------------------------------------------------------------
+    def open_chat(self, session_id: SessionId) -> None:
+        self.chat_list.select(session_id)
+        self.chat_panel.show_chat(session_id)
+        self.stack.setCurrentWidget(self.chat_panel)
+        self.chat_panel.focus_composer()
+        self._update_title()
+
+    def new_chat(self) -> NewChatDialog:
+        dialog = NewChatDialog(self._bridge, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def quick_switch(self) -> QuickSwitcher:
+        switcher = QuickSwitcher(self.chats, self._theme.colors, self)
+        switcher.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        switcher.chosen.connect(self.open_chat)
+        switcher.open()
+        return switcher
+
+    def show_settings(self) -> SettingsDialog:
+        dialog = SettingsDialog(self._settings, clear_cache=self._bridge.clear_cache, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        previous = self._theme.choice
+        dialog.theme_chosen.connect(self._theme.set_choice)
+        dialog.rejected.connect(lambda: self._theme.set_choice(previous))
+        dialog.saved.connect(self._on_settings_saved)
+        self._bridge.cache_cleared.connect(dialog.set_cache_cleared)
+        dialog.open()
+        return dialog
+
+    def show_diagnostics(self) -> DiagnosticsWindow:
+        if self._diagnostics is None:
+            self._diagnostics = DiagnosticsWindow(self._bridge.metrics_snapshot, colors=self._theme.colors)
+            self._diagnostics.setWindowIcon(self.windowIcon())
+        self._diagnostics.show()
+        self._diagnostics.raise_()
+        return self._diagnostics
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{keys}</b>&nbsp;&nbsp;</td><td>{what}</td></tr>" for keys, what in SHORTCUTS)
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", f"<table>{rows}</table>", parent=self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def show_about(self) -> None:
+        text = (
+            f"<b>desktop-chat {__version__}</b><br>A chat client over Supabase, "
+            "with a Redis read cache, a durable outbox and live sync."
+        )
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "About desktop-chat", text, parent=self)
+        box.setIconPixmap(self.windowIcon().pixmap(self.fontMetrics().height() * 4))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def close_for_sign_out(self) -> None:
+        """Close without asking the app to quit (the sign-in window comes back)."""
+        self._closing_for_sign_out = True
+        if self._diagnostics is not None:
+            self._diagnostics.close()
+        self.close()
+
+    # --- menus ---------------------------------------------------------------------------------------
+    def _action(self, text: str, shortcut: QKeySequence | str | None, slot: Callable[[], object]) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _checked=False: slot())
+        self.addAction(action)  # shortcuts work even with the menu bar hidden
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        chat = bar.addMenu("&Chat")
+        chat.addAction(self._action("&New chat…", "Ctrl+N", self.new_chat))
+        chat.addAction(self._action("&Go to chat…", "Ctrl+K", self.quick_switch))
+        chat.addAction(self._action("&Search chats", "Ctrl+F", self.chat_list.focus_filter))
+        chat.addAction(self._action("&Previous chat", "Alt+Up", lambda: self.chat_list.select_relative(-1)))
+        chat.addAction(self._action("Ne&xt chat", "Alt+Down", lambda: self.chat_list.select_relative(1)))
+        chat.addSeparator()
+        chat.addAction(self._action("Se&ttings…", "Ctrl+,", self.show_settings))
+        chat.addAction(self._action("Sign &out", None, self.sign_out_requested.emit))
+        chat.addAction(self._action("&Quit", "Ctrl+Q", self.quit_requested.emit))
+        view = bar.addMenu("&View")
+        view.addAction(self._action("&Diagnostics", "Ctrl+Shift+D", self.show_diagnostics))
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self._action("&Keyboard shortcuts", "F1", self.show_shortcuts))
+        help_menu.addAction(self._action("&About desktop-chat", None, self.show_about))
+
+    # --- reacting ------------------------------------------------------------------------------------
+    def _panel_active(self) -> bool:
+        return self.chat_panel.isVisible() and self._is_active()
+
+    def _update_title(self, *_: object) -> None:
+        unread = self.chats.unread_total()
+        session_id = self.chat_panel.session_id
+        summary = self.chats.summary(session_id) if session_id else None
+        title = f"{summary.session.title} — {APP_TITLE}" if summary else APP_TITLE
+        self.setWindowTitle(f"({unread}) {title}" if unread else title)
+        self._notifier.set_unread(unread)
+
+    def _on_chat_closed(self, _session_id: SessionId) -> None:
+        self.chat_list.select(None)
+        self.stack.setCurrentWidget(self.empty_state)
+        self._update_title()
+
+    def _on_current_chat_removed(self, session_id: SessionId) -> None:
+        if self.chat_panel.session_id == session_id:
+            self.chat_panel.clear()
+        self._on_chat_closed(session_id)
+
+    def _on_chat_created(self, session_id: SessionId) -> None:
+        if self.chats.row_of(session_id) is not None:
+            self.open_chat(session_id)
+        else:
+            self._select_when_listed = session_id
+
+    def _select_new_chat(self, *_: object) -> None:
+        if self._select_when_listed is not None and self.chats.row_of(self._select_when_listed) is not None:
+            session_id, self._select_when_listed = self._select_when_listed, None
+            self.open_chat(session_id)
+
+    def _remember_names(self, details: ChatDetails) -> None:
+        for member in details.members:
+            if member.display_name:
+                self._names[member.user_id] = member.display_name
+
+    def _on_incoming(self, message: Message) -> None:
+        active = self._is_active()
+        if not should_notify(
+            message, own_user=self._profile.id, open_chat=self.chat_panel.session_id, window_active=active
+        ):
+            return
+        summary = self.chats.summary(message.session_id)
+        title = summary.session.title if summary else "New message"
+        sender = self._names.get(message.sender_id) if message.sender_id else None
+        self._notifier.notify(title, notification_body(sender, message.content))
+        if not active:
+            QApplication.alert(self)
+
+    def _on_failed(self, operation: str, message: str, _context: object) -> None:
+        if operation in (Operation.REFRESH_CHATS.value, Operation.CLEAR_CACHE.value, Operation.SIGN_OUT.value):
+            self.status.show_problem(message)
+
+    def _on_settings_saved(self, values: dict[str, object]) -> None:
+        self._notifier.enabled = bool(values.get("notifications", self._notifier.enabled))
+        self.settings_saved.emit(values)
+
+    def _apply_colors(self, colors: Colors) -> None:
+        self.chat_list.set_colors(colors)
+        self.chat_panel.set_colors(colors)
+        if self._diagnostics is not None:
+            self._diagnostics.set_colors(colors)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._diagnostics is not None:
+            self._diagnostics.close()
+        if not self._closing_for_sign_out:
+            self.quit_requested.emit()
+        super().closeEvent(event)

@@ -1,0 +1,233 @@
+"""``SessionFlow``: which window a user sees, following the session (restored, signed in, signed out)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QWidget
+
+from desktop_chat.config import Settings
+from desktop_chat.errors import DesktopChatError
+from desktop_chat.models import Profile
+from desktop_chat.ui.bridge import Operation, StoreBridge, async_slot
+from desktop_chat.ui.dialogs import Confirm, ask_confirmation
+from desktop_chat.ui.main_window import MainWindow
+from desktop_chat.ui.notifications import Notifier
+from desktop_chat.ui.sign_in import SignInWindow
+from desktop_chat.ui.theme import Theme
+
+_log = logging.getLogger(__name__)
+SwitchServer = Callable[[str], Awaitable[None]]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SessionFlow(QObject):
+    """Shows the sign-in window until someone is signed in, then the main window; and back on sign-out.
+
+    Args:
+        bridge: The data layer.
+        settings: The running settings.
+        theme: The app's colours.
+        notifier: Where notifications go.
+        icon: The app icon.
+        switch_server: Rebuilds the data layer for another server URL (raises ``DesktopChatError``);
+            None when that is not possible.
+        clock: "Now" (for tests and screenshots).
+        confirm: Asks before destructive actions (a seam for tests).
+        is_active: Whether the main window is in front (a seam for tests).
+        parent: Qt parent.
+
+    Signals:
+        quit_requested(): The user closed the last window of this session, or chose Quit.
+        window_shown(object): A window (sign-in or main) is now shown.
+    """
+
+    quit_requested = Signal()
+    window_shown = Signal(object)
+
+    def __init__(
+        self,
+        bridge: StoreBridge,
+        *,
+        settings: Settings,
+        theme: Theme,
+        notifier: Notifier,
+        icon: QIcon,
+        switch_server: SwitchServer | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+        confirm: Confirm = ask_confirmation,
+        is_active: Callable[[], bool] | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._bridge = bridge
+        self._settings = settings
+        self._theme = theme
+        self._notifier = notifier
+        self._icon = icon
+        self._switch_server = switch_server
+        self._clock = clock
+        self._confirm = confirm
+        self._is_active = is_active
+        self._sign_in: SignInWindow | None = None
+        self._main: MainWindow | None = None
+        self._expired_message = ""
+        self._startup_problem = ""
+        bridge.session_checked.connect(self._on_session_checked)
+        bridge.signed_in.connect(self._on_signed_in)
+        bridge.signed_out.connect(self._on_signed_out)
+        bridge.session_expired.connect(self._on_session_expired)
+        bridge.failed.connect(self._on_failed)
+        bridge.finished.connect(self._on_finished)
+
+    # --- public --------------------------------------------------------------------------------------
+    @property
+    def sign_in_window(self) -> SignInWindow | None:
+        return self._sign_in
+
+    @property
+    def main_window(self) -> MainWindow | None:
+        return self._main
+
+    def visible_window(self) -> QWidget | None:
+        for window in (self._main, self._sign_in):
+            if window is not None and window.isVisible():
+                return window
+        return None
+
+    def start(self) -> None:
+        """Restore the saved session if there is one, else ask the user to sign in."""
+        self._bridge.restore_session()
+
+    def show_startup_problem(self, text: str) -> None:
+        """The data layer could not be started: show why, where the user would sign in."""
+        self._startup_problem = text
+        window = self._show_sign_in()
+        window.show_error(text)
+        window.submit_button.setEnabled(False)
+
+    @async_slot(str, str)
+    async def sign_in_automatically(self, email: str, password: str) -> None:
+        """Sign in without the form (the demo's second window)."""
+        window = self._show_sign_in()
+        window.prefill(email)
+        window.set_busy(True)
+        await self._bridge.sign_in(email, password)
+
+    def close_windows(self) -> None:
+        """Close every window of this session without asking anything (shutdown)."""
+        if self._main is not None:
+            self._main.close_for_sign_out()
+            self._main.deleteLater()
+            self._main = None
+        if self._sign_in is not None:
+            self._sign_in.closed.disconnect(self.quit_requested)
+            self._sign_in.close()
+            self._sign_in.deleteLater()
+            self._sign_in = None
+
+    # --- sign-in window ------------------------------------------------------------------------------
+    def _show_sign_in(self) -> SignInWindow:
+        if self._sign_in is None:
+            self._sign_in = SignInWindow(self._bridge.server_url, icon=self._icon)
+            self._sign_in.setWindowIcon(self._icon)
+            self._sign_in.sign_in_requested.connect(self._sign_in_at)
+            self._sign_in.sign_up_requested.connect(self._sign_up_at)
+            self._sign_in.closed.connect(self.quit_requested)
+        self._sign_in.show()
+        self._sign_in.raise_()
+        self.window_shown.emit(self._sign_in)
+        return self._sign_in
+
+    @async_slot(str, str, str)
+    async def _sign_in_at(self, url: str, email: str, password: str) -> None:
+        if await self._use_server(url):
+            await self._bridge.sign_in(email, password)
+
+    @async_slot(str, str, str, str)
+    async def _sign_up_at(self, url: str, email: str, password: str, display_name: str) -> None:
+        if await self._use_server(url):
+            await self._bridge.sign_up(email, password, display_name)
+
+    async def _use_server(self, url: str) -> bool:
+        if url == self._bridge.server_url:
+            return True
+        window = self._sign_in
+        if self._switch_server is None:
+            if window is not None:
+                window.show_error("This build cannot switch servers; set DESKTOP_CHAT_SUPABASE_URL instead.")
+                window.set_busy(False)
+            return False
+        try:
+            await self._switch_server(url)
+        except DesktopChatError as error:
+            if window is not None:
+                window.show_error(error.message)
+                window.set_busy(False)
+            return False
+        return True
+
+    def _on_failed(self, operation: str, message: str, _context: object) -> None:
+        if operation in (Operation.SIGN_IN.value, Operation.SIGN_UP.value) and self._sign_in is not None:
+            self._sign_in.show_error(message)
+        if operation == Operation.RESTORE_SESSION.value:
+            self._show_sign_in().show_error(message)
+
+    def _on_finished(self, operation: str, _context: object) -> None:
+        if operation in (Operation.SIGN_IN.value, Operation.SIGN_UP.value) and self._sign_in is not None:
+            self._sign_in.set_busy(False)
+
+    # --- session -------------------------------------------------------------------------------------
+    def _on_session_checked(self, profile: Profile | None) -> None:
+        if profile is None:
+            self._show_sign_in()
+
+    def _on_signed_in(self, profile: Profile) -> None:
+        _log.info("Signed in; opening the main window")
+        if self._sign_in is not None:
+            self._sign_in.closed.disconnect(self.quit_requested)
+            self._sign_in.close()
+            self._sign_in.deleteLater()
+            self._sign_in = None
+        if self._main is not None:
+            return
+        self._main = MainWindow(
+            self._bridge,
+            profile,
+            settings=self._settings,
+            theme=self._theme,
+            notifier=self._notifier,
+            clock=self._clock,
+            confirm=self._confirm,
+            is_active=self._is_active,
+        )
+        self._main.setWindowIcon(self._icon)
+        self._main.quit_requested.connect(self.quit_requested)
+        self._main.sign_out_requested.connect(self._bridge.sign_out)
+        self._main.show()
+        self.window_shown.emit(self._main)
+        self._bridge.refresh_chats()
+
+    def _on_session_expired(self, message: str) -> None:
+        self._expired_message = message
+
+    def _on_signed_out(self) -> None:
+        _log.info("Signed out; back to the sign-in window")
+        if self._main is not None:
+            self._main.close_for_sign_out()
+            self._main.deleteLater()
+            self._main = None
+        window = self._show_sign_in()
+        if self._expired_message:
+            window.show_error(self._expired_message)
+            self._expired_message = ""
+
+
+__all__ = ["SessionFlow"]

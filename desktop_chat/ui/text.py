@@ -1,0 +1,93 @@
+"""Words the UI shows: times, day labels, typing lines, counts. Pure functions, no Qt."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+
+def local(moment: datetime) -> datetime:
+    """``moment`` in the machine's time zone (the models hold UTC)."""
+    return moment.astimezone()
+
+
+def clock(moment: datetime) -> str:
+    """``14:05``."""
+    return local(moment).strftime("%H:%M")
+
+
+def list_time(moment: datetime, now: datetime) -> str:
+    """The chat list's time column: the clock today, "Yesterday", a weekday this week, else a date."""
+    when, today = local(moment), local(now).date()
+    if when.date() == today:
+        return when.strftime("%H:%M")
+    if when.date() == today - timedelta(days=1):
+        return "Yesterday"
+    if today - when.date() < timedelta(days=7):
+        return when.strftime("%a")
+    if when.year == today.year:
+        return f"{when.day} {when.strftime('%b')}"
+    return f"{when.day} {when.strftime('%b %Y')}"
+
+
+def day_label(day: date, today: date) -> str:
+    """The timeline's day separator: "Today", "Yesterday", "Monday 24 November" (with the year if not this one)."""
+    if day == today:
+        return "Today"
+    if day == today - timedelta(days=1):
+        return "Yesterday"
+    label = f"{day.strftime('%A')} {day.day} {day.strftime('%B')}"
+    return label if day.year == today.year else f"{label} {day.year}"
+
+
+def full_time(moment: datetime) -> str:
+    """A tooltip's complete local time: "Wednesday 26 November 2026, 14:05"."""
+    when = local(moment)
+    return f"{when.strftime('%A')} {when.day} {when.strftime('%B %Y')}, {when.strftime('%H:%M')}"
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``1 message``, ``3 messages``, ``1,200 messages``."""
+    word = singular if count == 1 else (plural_form or singular + "s")
+    return f"{count:,} {word}"
+
+
+def typing_line(names: Sequence[str]) -> str:
+    """ "Alice is typing…", "Alice and Bob are typing…", "Several people are typing…"."""
+    if not names:
+        return ""
+    if len(names) == 1:
+        return f"{names[0]} is typing…"
+    if len(names) == 2:
+        return f"{names[0]} and {names[1]} are typing…"
+    return "Several people are typing…"
+
+
+def one_line(text: str) -> str:
+    """A message as a one-line preview (line breaks become spaces, runs of spaces collapse)."""
+    return " ".join(text.split())
+
+
+def initials(name: str) -> str:
+    """Up to two letters for an avatar: "Alice Martin" → "AM", "bob" → "B", "Release 0.2" → "R"."""
+    words = [word for word in name.replace("@", " ").split() if word[:1].isalpha()]
+    if not words:
+        return "?"
+    if len(words) == 1:
+        return words[0][0].upper()
+    return (words[0][0] + words[-1][0]).upper()
+
+
+def hue_for(key: str) -> int:
+    """A stable hue (0..359) for a person or chat, so its avatar keeps its colour across runs."""
+    return int.from_bytes(hashlib.blake2s(key.encode(), digest_size=2).digest(), "big") % 360
+
+
+def byte_size(count: float) -> str:
+    """``3.4 MB``."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(count) < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")  # the loop returns at "GB"

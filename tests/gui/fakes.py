@@ -1,0 +1,728 @@
+"""``FakeChatStore``: an in-memory ``ChatStoreAPI`` for widget tests, screenshots and GUI benchmarks.
+
+It keeps what a server would keep (accounts, chats, members, numbered history) and what the real store
+shows the UI (the recent-chats ``LiveList``, one timeline per opened chat, the status), and lets a test
+script everything the network would decide: when a pending message is delivered or refused, what the
+next call fails with, when a call is allowed to finish, who is typing, what arrives from others.
+
+History can be synthetic: a chat made with ``history=100_000`` produces its messages on demand from their
+``seq``, so a benchmark chat costs memory only for the pages actually loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from desktop_chat.dal.api import (
+    CacheState,
+    ChatList,
+    ConnectionState,
+    MessageListener,
+    StatusListener,
+    StoreStatus,
+    Timeline,
+    UsersListener,
+    new_chat_list,
+    new_timeline,
+)
+from desktop_chat.dal.live_list import Unsubscribe
+from desktop_chat.errors import DesktopChatError, InvalidInput, NotSignedIn, Rejected, Unauthorized
+from desktop_chat.models import (
+    ChatDetails,
+    ChatMember,
+    ChatSession,
+    ChatSummary,
+    DeliveryState,
+    MemberRole,
+    Message,
+    MessageId,
+    MessagePage,
+    Profile,
+    SessionId,
+    UserId,
+    new_message_id,
+    new_session_id,
+    validate_display_name,
+    validate_message_text,
+    validate_title,
+)
+
+PASSWORD = "password123"
+
+_SENTENCES = (
+    "Morning! Did the build go green overnight?",
+    "Yes, all three pipelines passed.",
+    "I pushed the migration for the read markers, can someone review it today?",
+    "Looking now.",
+    "The cache hit rate after the warm-up is around 94 %, better than I expected.",
+    "Nice. What happens when Redis goes away in the middle of a burst?",
+    "Reads fall back to the in-process tier and the status bar says memory only; nothing else changes.",
+    "Lunch at 12:30?",
+    "Sounds good, see you there.",
+    "Heads-up: the staging database restarts at 17:00 for the upgrade, writes will queue for a few minutes "
+    "and go out afterwards, nothing to do on your side.",
+    "+1",
+    "Could you send me the numbers from yesterday's benchmark run when you get a moment? I want to put them in "
+    "the weekly summary next to the ones from last month so we can see whether the outbox change helped.",
+    "On it.",
+    "Thanks!",
+)
+
+
+def stable_id(*parts: object) -> UUID:
+    """A UUID derived from ``parts``, so fixtures and screenshots look the same on every run."""
+    return uuid5(NAMESPACE_URL, "desktop-chat-fake:" + "/".join(str(part) for part in parts))
+
+
+@dataclass
+class _Account:
+    profile: Profile
+    email: str
+    password: str
+
+
+@dataclass
+class _Chat:
+    session: ChatSession
+    members: dict[UserId, ChatMember]
+    explicit: dict[int, Message] = field(default_factory=dict)  # seq -> message, overrides synthetic ones
+    synthetic: int = 0  # messages 1..synthetic exist without being stored
+    synthetic_senders: tuple[UserId, ...] = ()
+
+
+class FakeChatStore:
+    """An in-memory ``ChatStoreAPI``; see the module docstring.
+
+    Args:
+        auto_deliver: Deliver each sent (or retried) message on the next loop iteration, like a healthy
+            network. Off by default so that tests decide with ``deliver`` and ``reject``.
+        now: The clock for new messages (UTC).
+        page_size: Messages per page for ``open_chat`` and ``load_older``.
+    """
+
+    def __init__(
+        self,
+        *,
+        auto_deliver: bool = False,
+        now: Callable[[], datetime] | None = None,
+        page_size: int = 50,
+    ) -> None:
+        self.auto_deliver = auto_deliver
+        self.page_size = page_size
+        self._now = now or (lambda: datetime.now(UTC))
+        self._accounts: dict[str, _Account] = {}
+        self._current: Profile | None = None
+        self.saved_session: Profile | None = None  # what restore_session finds "in the keyring"
+        self._status = StoreStatus(connection=ConnectionState.LIVE, cache=CacheState.REDIS)
+        self._status_listeners: list[StatusListener] = []
+        self._typing_listeners: list[UsersListener] = []
+        self._presence_listeners: list[UsersListener] = []
+        self._incoming_listeners: list[MessageListener] = []
+        self._chat_list: ChatList = new_chat_list()
+        self._chats: dict[SessionId, _Chat] = {}
+        self._timelines: dict[SessionId, Timeline] = {}
+        self._lowest_loaded: dict[SessionId, int] = {}
+        self._outbox: dict[MessageId, Message] = {}
+        self._failures: dict[str, list[DesktopChatError]] = {}
+        self._gates: dict[str, asyncio.Event] = {}
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.closed = False
+        self.cache_cleared = 0
+        self._random = random.Random(7)
+        self._samples = itertools.count()
+
+    # --- scripting -----------------------------------------------------------------------------------
+    def add_user(self, email: str, display_name: str, password: str = PASSWORD) -> Profile:
+        profile = Profile(id=UserId(stable_id("user", email)), display_name=display_name)
+        self._accounts[email.lower()] = _Account(profile, email.lower(), password)
+        return profile
+
+    def user(self, email: str) -> Profile:
+        return self._accounts[email.lower()].profile
+
+    def add_chat(
+        self,
+        title: str,
+        members: Sequence[Profile],
+        *,
+        owner: Profile | None = None,
+        history: int = 0,
+        last_activity: datetime | None = None,
+    ) -> SessionId:
+        """Create a chat; ``history`` synthetic messages from its members, oldest first, one every 37 s."""
+        owner = owner or members[0]
+        created = (last_activity or self._now()) - timedelta(seconds=37 * (history + 1))
+        session_id = SessionId(stable_id("chat", title, len(self._chats)))
+        session = ChatSession(
+            id=session_id,
+            title=title,
+            created_by=owner.id,
+            created_at=created,
+            updated_at=created,
+            last_message_at=created + timedelta(seconds=37 * history) if history else None,
+            last_seq=history,
+            last_rev=history,
+        )
+        chat = _Chat(session=session, members={}, synthetic=history)
+        for profile in members:
+            chat.members[profile.id] = ChatMember(
+                session_id=session_id,
+                user_id=profile.id,
+                role=MemberRole.OWNER if profile.id == owner.id else MemberRole.MEMBER,
+                joined_at=created,
+                last_read_seq=history,
+                display_name=profile.display_name,
+            )
+        chat.synthetic_senders = tuple(profile.id for profile in members)
+        self._chats[session_id] = chat
+        self._publish_summary(session_id)
+        return session_id
+
+    def add_message(self, session_id: SessionId, sender: Profile, text: str, *, at: datetime | None = None) -> Message:
+        """Store a confirmed message as if the server had it already (no listeners are told)."""
+        chat = self._chats[session_id]
+        return self._store_confirmed(chat, sender.id, text, at or self._now())
+
+    def chat_id(self, title: str) -> SessionId:
+        """The id of the (first) chat called ``title``."""
+        return next(session_id for session_id, chat in self._chats.items() if chat.session.title == title)
+
+    def fail_next(self, operation: str, error: DesktopChatError) -> None:
+        """Make the next call of ``operation`` (a method name) raise ``error``."""
+        self._failures.setdefault(operation, []).append(error)
+
+    def hold(self, operation: str) -> None:
+        """Keep calls of ``operation`` waiting until ``release(operation)``."""
+        self._gates[operation] = asyncio.Event()
+
+    def release(self, operation: str) -> None:
+        gate = self._gates.pop(operation)
+        gate.set()
+
+    def set_status(self, status: StoreStatus) -> None:
+        self._status = status
+        for listener in list(self._status_listeners):
+            listener(status)
+
+    def pending(self) -> list[Message]:
+        """Messages in the outbox (pending or failed), in send order."""
+        return list(self._outbox.values())
+
+    def deliver(self, message_id: MessageId) -> Message:
+        """The server stored a pending message: it gets its ``seq`` and becomes ``sent``."""
+        queued = self._outbox.pop(message_id)
+        chat = self._chats[queued.session_id]
+        sent = self._store_confirmed(chat, queued.sender_id, queued.content, self._now(), message_id=message_id)
+        self._show(sent)
+        self._publish_summary(queued.session_id)
+        self._update_outbox_depth()
+        return sent
+
+    def reject(self, message_id: MessageId, reason: str) -> Message:
+        """The server refused a pending message for good."""
+        failed = self._outbox[message_id].model_copy(update={"delivery": DeliveryState.FAILED, "error": reason})
+        self._outbox[message_id] = failed
+        self._show(failed)
+        return failed
+
+    def receive(self, session_id: SessionId, sender: Profile, text: str) -> Message:
+        """Someone else's message arrives live."""
+        chat = self._chats[session_id]
+        message = self._store_confirmed(chat, sender.id, text, self._now())
+        self._show(message)
+        self._publish_summary(session_id)
+        for listener in list(self._incoming_listeners):
+            listener(message)
+        return message
+
+    def someone_typing(self, session_id: SessionId, users: Sequence[Profile]) -> None:
+        for listener in list(self._typing_listeners):
+            listener(session_id, frozenset(profile.id for profile in users))
+
+    def presence(self, session_id: SessionId, users: Sequence[Profile]) -> None:
+        for listener in list(self._presence_listeners):
+            listener(session_id, frozenset(profile.id for profile in users))
+
+    def timeline(self, session_id: SessionId) -> Timeline:
+        """The timeline ``open_chat`` handed out (KeyError if it was never opened)."""
+        return self._timelines[session_id]
+
+    def call_names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+    # --- session -------------------------------------------------------------------------------------
+    @property
+    def current_user(self) -> Profile | None:
+        return self._current
+
+    async def restore_session(self) -> Profile | None:
+        await self._enter("restore_session")
+        self._current = self.saved_session
+        return self._current
+
+    async def sign_in(self, email: str, password: str) -> Profile:
+        await self._enter("sign_in", email)
+        account = self._accounts.get(email.strip().lower())
+        if account is None or account.password != password:
+            raise Unauthorized("Invalid login credentials", code="invalid_credentials")
+        self._current = account.profile
+        self.saved_session = account.profile
+        return account.profile
+
+    async def sign_up(self, email: str, password: str, display_name: str) -> Profile:
+        await self._enter("sign_up", email, display_name)
+        name = validate_display_name(display_name)
+        if email.strip().lower() in self._accounts:
+            raise Rejected("An account with this e-mail already exists.", code="user_already_exists")
+        if len(password) < 6:
+            raise InvalidInput("The password must be at least 6 characters long.")
+        profile = self.add_user(email.strip(), name, password)
+        self._current = profile
+        self.saved_session = profile
+        return profile
+
+    async def sign_out(self) -> None:
+        await self._enter("sign_out")
+        self._current = None
+        self.saved_session = None
+        self._chat_list.reset([])
+        self._timelines.clear()
+        self.cache_cleared += 1
+
+    # --- status --------------------------------------------------------------------------------------
+    @property
+    def status(self) -> StoreStatus:
+        return self._status
+
+    def subscribe_status(self, listener: StatusListener) -> Unsubscribe:
+        return _subscribe(self._status_listeners, listener)
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        step = next(self._samples)
+        hits = 940 + step * 9
+        misses = 60 + step
+        return {
+            "cache": {
+                "tier": self._status.cache.value,
+                "hits": hits,
+                "misses": misses,
+                "hit_rate": hits / (hits + misses),
+                "redis_memory_bytes": 3_400_000 + 12_000 * step,
+            },
+            "latency_ms": {
+                "cache": {"p50": 0.4 + 0.05 * math.sin(step / 3), "p95": 1.3 + 0.3 * math.sin(step / 5)},
+                "supabase": {"p50": 38.0 + 4 * math.sin(step / 4), "p95": 112.0 + 20 * math.sin(step / 6)},
+            },
+            "realtime": {"lag_ms": 60 + 25 * math.sin(step / 2) + self._random.random() * 15, "reconnects": 1},
+            "outbox": {"depth": self._status.outbox_depth},
+            "errors": {"backend_unavailable": 2, "cache_unavailable": 0, "rejected": 1},
+        }
+
+    # --- reads ---------------------------------------------------------------------------------------
+    def chat_list(self) -> ChatList:
+        return self._chat_list
+
+    async def refresh_chats(self) -> None:
+        await self._enter("refresh_chats")
+        me = self._me()
+        self._chat_list.reset(
+            self._summary(session_id)
+            for session_id, chat in self._chats.items()
+            if me.id in chat.members and not chat.session.deleted
+        )
+
+    async def recent_chats(self) -> list[ChatSummary]:
+        await self.refresh_chats()
+        return list(self._chat_list.rows)
+
+    async def chat_details(self, session_id: SessionId) -> ChatDetails:
+        await self._enter("chat_details", session_id)
+        chat = self._member_chat(session_id)
+        return ChatDetails(session=chat.session, members=tuple(chat.members.values()))
+
+    async def messages(self, session_id: SessionId, before_seq: int | None = None, limit: int = 50) -> MessagePage:
+        await self._enter("messages", session_id, before_seq, limit)
+        chat = self._member_chat(session_id)
+        top = (before_seq - 1) if before_seq is not None else chat.session.last_seq
+        low = max(1, top - limit + 1)
+        rows = tuple(message for seq in range(low, top + 1) if (message := self._message(chat, seq)) is not None)
+        return MessagePage(session_id=session_id, messages=rows, has_more=low > 1)
+
+    async def open_chat(self, session_id: SessionId) -> Timeline:
+        await self._enter("open_chat", session_id)
+        chat = self._member_chat(session_id)
+        timeline = self._timelines.get(session_id)
+        if timeline is None:
+            timeline = new_timeline()
+            top = chat.session.last_seq
+            low = max(1, top - self.page_size + 1)
+            rows = [message for seq in range(low, top + 1) if (message := self._message(chat, seq)) is not None]
+            rows += [message for message in self._outbox.values() if message.session_id == session_id]
+            timeline.reset(rows)
+            self._timelines[session_id] = timeline
+            self._lowest_loaded[session_id] = low if top else 1
+        return timeline
+
+    def close_chat(self, session_id: SessionId) -> None:
+        self.calls.append(("close_chat", (session_id,)))
+
+    def has_older(self, session_id: SessionId) -> bool:
+        return self._lowest_loaded.get(session_id, 1) > 1
+
+    async def load_older(self, session_id: SessionId) -> int:
+        await self._enter("load_older", session_id)
+        chat = self._member_chat(session_id)
+        lowest = self._lowest_loaded.get(session_id, 1)
+        low = max(1, lowest - self.page_size)
+        rows = [message for seq in range(low, lowest) if (message := self._message(chat, seq)) is not None]
+        self._lowest_loaded[session_id] = low
+        self._timelines[session_id].upsert_many(rows)
+        return len(rows)
+
+    # --- writes --------------------------------------------------------------------------------------
+    async def send(self, session_id: SessionId, text: str) -> MessageId:
+        await self._enter("send", session_id, text)
+        validate_message_text(text)
+        me = self._me()
+        self._member_chat(session_id)
+        message = Message(
+            id=new_message_id(),
+            session_id=session_id,
+            sender_id=me.id,
+            content=text,
+            created_at=self._now(),
+            delivery=DeliveryState.PENDING,
+        )
+        self._outbox[message.id] = message
+        self._show(message)
+        self._update_outbox_depth()
+        if self.auto_deliver:
+            asyncio.get_running_loop().call_soon(self._deliver_if_pending, message.id)
+        return message.id
+
+    async def retry(self, message_id: MessageId) -> None:
+        await self._enter("retry", message_id)
+        queued = self._outbox[message_id]
+        pending = queued.model_copy(update={"delivery": DeliveryState.PENDING, "error": None})
+        self._outbox[message_id] = pending
+        self._show(pending)
+        if self.auto_deliver:
+            asyncio.get_running_loop().call_soon(self._deliver_if_pending, message_id)
+
+    async def discard(self, message_id: MessageId) -> None:
+        await self._enter("discard", message_id)
+        queued = self._outbox.pop(message_id)
+        timeline = self._timelines.get(queued.session_id)
+        if timeline is not None:
+            timeline.remove(message_id)
+        self._update_outbox_depth()
+
+    async def edit_message(self, message_id: MessageId, text: str) -> None:
+        await self._enter("edit_message", message_id, text)
+        validate_message_text(text)
+        chat, message = self._own_confirmed(message_id)
+        self._replace(chat, message.model_copy(update={"content": text, "edited_at": self._now()}))
+
+    async def delete_message(self, message_id: MessageId) -> None:
+        await self._enter("delete_message", message_id)
+        chat, message = self._own_confirmed(message_id)
+        self._replace(chat, message.model_copy(update={"content": "", "deleted_at": self._now()}))
+
+    async def create_chat(self, title: str, member_emails: Sequence[str] = ()) -> SessionId:
+        await self._enter("create_chat", title, tuple(member_emails))
+        title = validate_title(title)
+        me = self._me()
+        others = []
+        for email in member_emails:
+            account = self._accounts.get(email.strip().lower())
+            if account is None:
+                raise Rejected(f"No one with the e-mail {email.strip()} has an account.")
+            others.append(account.profile)
+        now = self._now()
+        session_id = new_session_id()
+        session = ChatSession(id=session_id, title=title, created_by=me.id, created_at=now, updated_at=now)
+        chat = _Chat(session=session, members={})
+        for profile in [me, *others]:
+            chat.members[profile.id] = ChatMember(
+                session_id=session_id,
+                user_id=profile.id,
+                role=MemberRole.OWNER if profile.id == me.id else MemberRole.MEMBER,
+                joined_at=now,
+                display_name=profile.display_name,
+            )
+        self._chats[session_id] = chat
+        self._publish_summary(session_id)
+        return session_id
+
+    async def rename_chat(self, session_id: SessionId, title: str) -> None:
+        await self._enter("rename_chat", session_id, title)
+        chat = self._owned_chat(session_id, "rename")
+        chat.session = chat.session.model_copy(update={"title": validate_title(title), "updated_at": self._now()})
+        self._publish_summary(session_id)
+
+    async def add_member(self, session_id: SessionId, email: str) -> None:
+        await self._enter("add_member", session_id, email)
+        chat = self._owned_chat(session_id, "add people to")
+        account = self._accounts.get(email.strip().lower())
+        if account is None:
+            raise Rejected(f"No one with the e-mail {email.strip()} has an account.")
+        chat.members[account.profile.id] = ChatMember(
+            session_id=session_id,
+            user_id=account.profile.id,
+            joined_at=self._now(),
+            display_name=account.profile.display_name,
+        )
+
+    async def remove_member(self, session_id: SessionId, user_id: UserId) -> None:
+        await self._enter("remove_member", session_id, user_id)
+        chat = self._owned_chat(session_id, "remove people from")
+        chat.members.pop(user_id, None)
+
+    async def leave_chat(self, session_id: SessionId) -> None:
+        await self._enter("leave_chat", session_id)
+        chat = self._member_chat(session_id)
+        del chat.members[self._me().id]
+        self._chat_list.remove(session_id)
+
+    async def delete_chat(self, session_id: SessionId) -> None:
+        await self._enter("delete_chat", session_id)
+        chat = self._owned_chat(session_id, "delete")
+        chat.session = chat.session.model_copy(update={"deleted_at": self._now()})
+        self._chat_list.remove(session_id)
+
+    async def mark_read(self, session_id: SessionId, seq: int) -> None:
+        await self._enter("mark_read", session_id, seq)
+        chat = self._member_chat(session_id)
+        me = self._me().id
+        member = chat.members[me]
+        clamped = min(max(member.last_read_seq, seq), chat.session.last_seq)
+        chat.members[me] = member.model_copy(update={"last_read_seq": clamped})
+        self._publish_summary(session_id)
+
+    # --- ephemeral -----------------------------------------------------------------------------------
+    async def set_typing(self, session_id: SessionId, typing: bool) -> None:
+        await self._enter("set_typing", session_id, typing)
+
+    def subscribe_typing(self, listener: UsersListener) -> Unsubscribe:
+        return _subscribe(self._typing_listeners, listener)
+
+    def subscribe_presence(self, listener: UsersListener) -> Unsubscribe:
+        return _subscribe(self._presence_listeners, listener)
+
+    def subscribe_incoming(self, listener: MessageListener) -> Unsubscribe:
+        return _subscribe(self._incoming_listeners, listener)
+
+    # --- housekeeping --------------------------------------------------------------------------------
+    async def clear_cache(self) -> None:
+        await self._enter("clear_cache")
+        self.cache_cleared += 1
+
+    async def close(self) -> None:
+        await self._enter("close")
+        self.closed = True
+
+    # --- internals -----------------------------------------------------------------------------------
+    async def _enter(self, operation: str, *args: Any) -> None:
+        self.calls.append((operation, args))
+        gate = self._gates.get(operation)
+        if gate is not None:
+            await gate.wait()
+        queued = self._failures.get(operation)
+        if queued:
+            raise queued.pop(0)
+
+    def _me(self) -> Profile:
+        if self._current is None:
+            raise NotSignedIn("You are signed out.")
+        return self._current
+
+    def _member_chat(self, session_id: SessionId) -> _Chat:
+        chat = self._chats.get(session_id)
+        if chat is None or self._me().id not in chat.members or chat.session.deleted:
+            raise Rejected("This chat does not exist or you are no longer a member.")
+        return chat
+
+    def _owned_chat(self, session_id: SessionId, verb: str) -> _Chat:
+        chat = self._member_chat(session_id)
+        if chat.members[self._me().id].role is not MemberRole.OWNER:
+            raise Rejected(f"Only the chat's owners can {verb} it.", code="42501")
+        return chat
+
+    def _own_confirmed(self, message_id: MessageId) -> tuple[_Chat, Message]:
+        me = self._me().id
+        for chat in self._chats.values():
+            for message in chat.explicit.values():
+                if message.id == message_id:
+                    if message.sender_id != me:
+                        raise Rejected("Only the sender can change a message.", code="42501")
+                    if message.deleted:
+                        raise Rejected("This message was deleted.")
+                    return chat, message
+        raise Rejected("Only sent messages can be changed.")
+
+    def _replace(self, chat: _Chat, message: Message) -> None:
+        chat.session = chat.session.model_copy(update={"last_rev": chat.session.last_rev + 1})
+        updated = message.model_copy(update={"rev": chat.session.last_rev})
+        assert updated.seq is not None
+        chat.explicit[updated.seq] = updated
+        self._show(updated)
+        self._publish_summary(chat.session.id)
+
+    def _message(self, chat: _Chat, seq: int) -> Message | None:
+        explicit = chat.explicit.get(seq)
+        if explicit is not None:
+            return explicit
+        if seq > chat.synthetic:
+            return None
+        senders = chat.synthetic_senders or (None,)
+        # Runs of two or three messages per sender read more like a real conversation than alternation.
+        sender = senders[(seq // 3 + seq // 7) % len(senders)]
+        text = _SENTENCES[(seq * 5) % len(_SENTENCES)]  # 5 is coprime with 14: every sentence comes round
+        return Message(
+            id=MessageId(stable_id("message", chat.session.id, seq)),
+            session_id=chat.session.id,
+            sender_id=sender,
+            content=text,
+            created_at=chat.session.created_at + timedelta(seconds=37 * seq),
+            seq=seq,
+            rev=seq,
+        )
+
+    def _store_confirmed(
+        self, chat: _Chat, sender: UserId | None, text: str, at: datetime, *, message_id: MessageId | None = None
+    ) -> Message:
+        seq = chat.session.last_seq + 1
+        rev = chat.session.last_rev + 1
+        message = Message(
+            id=message_id or new_message_id(),
+            session_id=chat.session.id,
+            sender_id=sender,
+            content=text,
+            created_at=at,
+            seq=seq,
+            rev=rev,
+        )
+        chat.explicit[seq] = message
+        chat.session = chat.session.model_copy(
+            update={"last_seq": seq, "last_rev": rev, "last_message_at": at, "updated_at": at}
+        )
+        if sender is not None and sender in chat.members:
+            member = chat.members[sender]
+            chat.members[sender] = member.model_copy(update={"last_read_seq": seq})
+        return message
+
+    def _show(self, message: Message) -> None:
+        timeline = self._timelines.get(message.session_id)
+        if timeline is not None:
+            timeline.upsert(message)
+
+    def _summary(self, session_id: SessionId) -> ChatSummary:
+        chat = self._chats[session_id]
+        me = self._me().id
+        member = chat.members[me]
+        last = self._message(chat, chat.session.last_seq) if chat.session.last_seq else None
+        return ChatSummary(
+            session=chat.session,
+            role=member.role,
+            last_read_seq=member.last_read_seq,
+            unread_count=max(0, chat.session.last_seq - member.last_read_seq),
+            last_message=last,
+        )
+
+    def _publish_summary(self, session_id: SessionId) -> None:
+        if self._current is None or self._current.id not in self._chats[session_id].members:
+            return
+        if self._chat_list.get(session_id) is not None or not self._chats[session_id].session.deleted:
+            self._chat_list.upsert(self._summary(session_id))
+
+    def _update_outbox_depth(self) -> None:
+        status = self._status
+        self.set_status(
+            StoreStatus(
+                connection=status.connection,
+                cache=status.cache,
+                outbox_depth=len(self._outbox),
+                backend_reachable=status.backend_reachable,
+                detail=status.detail,
+            )
+        )
+
+    def _deliver_if_pending(self, message_id: MessageId) -> None:
+        queued = self._outbox.get(message_id)
+        if queued is not None and queued.delivery is DeliveryState.PENDING:
+            self.deliver(message_id)
+
+
+def _subscribe(listeners: list[Any], listener: Any) -> Unsubscribe:
+    listeners.append(listener)
+
+    def unsubscribe() -> None:
+        if listener in listeners:
+            listeners.remove(listener)
+
+    return unsubscribe
+
+
+@dataclass(frozen=True)
+class Cast:
+    """The people of the standard fixture: alice (signed in), bob, carol, dave."""
+
+    alice: Profile
+    bob: Profile
+    carol: Profile
+    dave: Profile
+
+
+def populated_store(
+    *,
+    signed_in: bool = True,
+    auto_deliver: bool = False,
+    history: int = 0,
+    now: datetime | None = None,
+    history_ends: datetime | None = None,
+) -> tuple[FakeChatStore, Cast]:
+    """A store with four people and four chats (the largest, "Team", with ``history`` messages).
+
+    Args:
+        signed_in: Alice is signed in (and her session is "in the keyring").
+        auto_deliver: See ``FakeChatStore``.
+        history: Synthetic messages in "Team".
+        now: The store's clock starts here (UTC).
+        history_ends: When Team's synthetic history ends (default: ``now``).
+    """
+    clock_base = now or datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
+    ticks = itertools.count()
+    # A fixed clock that advances a little with every message, so ordering never depends on wall time.
+    store = FakeChatStore(auto_deliver=auto_deliver, now=lambda: clock_base + timedelta(seconds=next(ticks)))
+    cast = Cast(
+        alice=store.add_user("alice@example.com", "Alice Martin"),
+        bob=store.add_user("bob@example.com", "Bob Chen"),
+        carol=store.add_user("carol@example.com", "Carol Diaz"),
+        dave=store.add_user("dave@example.com", "Dave Okafor"),
+    )
+    store.add_chat(
+        "Team",
+        [cast.alice, cast.bob, cast.carol],
+        owner=cast.alice,
+        history=history,
+        last_activity=history_ends or clock_base,
+    )
+    store.add_chat(
+        "Design review", [cast.alice, cast.carol], owner=cast.carol, last_activity=clock_base - timedelta(hours=3)
+    )
+    store.add_chat("Bob", [cast.alice, cast.bob], last_activity=clock_base - timedelta(days=1))
+    store.add_chat(
+        "Release 0.2", [cast.alice, cast.bob, cast.dave], owner=cast.dave, last_activity=clock_base - timedelta(days=9)
+    )
+    if signed_in:
+        store.saved_session = cast.alice
+        store._current = cast.alice
+    return store, cast

@@ -1,0 +1,176 @@
+"""Realistic scenes over ``FakeChatStore`` for screenshots: ``python -m tests.gui.scenes OUTPUT_DIR``.
+
+Run it on a real display server (the screenshot test starts Xvfb and sets ``QT_QPA_PLATFORM=xcb``); it
+writes ``sign-in.png``, ``chat.png``, ``chat-dark.png`` and ``diagnostics.png`` and prints their paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import qasync
+from PySide6.QtWidgets import QApplication, QWidget
+
+from desktop_chat.config import Settings
+from desktop_chat.dal.api import CacheState, ConnectionState, StoreStatus
+from desktop_chat.ui.bridge import StoreBridge
+from desktop_chat.ui.main_window import MainWindow
+from desktop_chat.ui.notifications import Notifier
+from desktop_chat.ui.session import SessionFlow
+from desktop_chat.ui.theme import Theme, app_icon
+from tests.gui.fakes import FakeChatStore, populated_store
+
+NOW = datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
+
+
+async def settle(seconds: float = 0.15) -> None:
+    """Let layouts, delayed layouts and paints happen.
+
+    Sleeping is enough: the qasync loop *is* the Qt event loop. (Calling processEvents() inside a coroutine
+    would run other tasks' steps inside this one, which asyncio refuses.)
+    """
+    await asyncio.sleep(seconds)
+
+
+def save(widget: QWidget, path: Path) -> Path:
+    widget.grab().save(str(path))
+    return path
+
+
+def busy_store() -> FakeChatStore:
+    """Alice's account mid-afternoon: a lively team chat with one message pending and one refused."""
+    # The synthetic history ends yesterday evening, so today's messages follow a "Today" separator.
+    store, cast = populated_store(history=180, now=NOW - timedelta(minutes=1), history_ends=NOW - timedelta(hours=19))
+    team = store.chat_id("Team")
+    design = store.chat_id("Design review")
+    bob_chat = store.chat_id("Bob")
+    earlier = NOW - timedelta(hours=3)
+    store.add_message(design, cast.carol, "Updated the mockups for the settings dialog, have a look.", at=earlier)
+    store.add_message(design, cast.carol, "I'd love your take on the dark theme colours.", at=earlier)
+    yesterday = NOW - timedelta(days=1)
+    store.add_message(bob_chat, cast.bob, "Can you review my pull request before lunch?", at=yesterday)
+    store.add_message(bob_chat, cast.alice, "Sure, looking at it now.", at=yesterday)
+    store.add_message(bob_chat, cast.bob, "Thanks!", at=yesterday)
+    store.add_message(team, cast.carol, "Staging is back up, the upgrade went fine.", at=NOW - timedelta(minutes=5))
+    store.add_message(team, cast.bob, "Great. Are we still on for the demo at three?", at=NOW - timedelta(minutes=4))
+    store.add_message(
+        team,
+        cast.alice,
+        "Yes! I'll share the slides in a minute.\nThe numbers from yesterday's run are in there too.",
+        at=NOW - timedelta(minutes=3),
+    )
+    store.add_message(team, cast.carol, "Perfect, thanks Alice.", at=NOW - timedelta(minutes=2))
+    return store
+
+
+async def main_window_scene(
+    store: FakeChatStore, theme: Theme, settings: Settings
+) -> tuple[MainWindow, StoreBridge, SessionFlow]:
+    bridge = StoreBridge(store, server_url=settings.supabase_url)
+    notifier = Notifier(app_icon(), enabled=False, parent=bridge)
+    flow = SessionFlow(
+        bridge,
+        settings=settings,
+        theme=theme,
+        notifier=notifier,
+        icon=app_icon(),
+        clock=lambda: NOW,
+        is_active=lambda: True,
+    )
+    flow.start()
+    for _ in range(100):
+        if flow.main_window is not None:
+            break
+        await settle(0.02)
+    window = flow.main_window
+    assert window is not None, "the saved session should open the main window"
+    return window, bridge, flow
+
+
+async def chat_scene(theme: Theme, settings: Settings, *, width: int, height: int) -> tuple[MainWindow, FakeChatStore]:
+    store = busy_store()
+    window, bridge, _flow = await main_window_scene(store, theme, settings)
+    window.resize(width, height)
+    window.show()
+    await settle()
+    team = store.chat_id("Team")
+    window.open_chat(team)
+    await settle()
+    await bridge.send(team, "Here is the deck: https://example.com/decks/q4-review-final-v3.pdf")
+    await bridge.send(team, "And the benchmark sheet, in case anyone wants the raw figures")
+    pending = store.pending()
+    store.reject(pending[0].id, "You can no longer post in this chat")
+    store.someone_typing(team, [store.user("bob@example.com")])
+    store.set_status(StoreStatus(connection=ConnectionState.LIVE, cache=CacheState.REDIS, outbox_depth=2))
+    window.chat_panel.composer.set_text("Looks great, one small thing on slide 4:")
+    await settle(0.6)  # past the read-marker debounce: what is on screen counts as read
+    return window, store
+
+
+async def scenes(output: Path) -> list[Path]:
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    settings = Settings()
+    theme = Theme(app, "light")
+    written = []
+
+    signed_out, _ = populated_store(signed_in=False)
+    bridge = StoreBridge(signed_out, server_url=settings.supabase_url)
+    flow = SessionFlow(
+        bridge, settings=settings, theme=theme, notifier=Notifier(app_icon(), enabled=False), icon=app_icon()
+    )
+    flow.start()
+    await settle()
+    sign_in = flow.sign_in_window
+    assert sign_in is not None
+    sign_in.resize(760, 640)
+    sign_in.prefill("alice@example.com")
+    sign_in.password_edit.setText("not her password")
+    sign_in.show_error("Wrong email or password.")
+    await settle()
+    written.append(save(sign_in, output / "sign-in.png"))
+    flow.close_windows()
+
+    window, _ = await chat_scene(theme, settings, width=1180, height=760)
+    written.append(save(window, output / "chat.png"))
+
+    diagnostics = window.show_diagnostics()
+    for _ in range(40):
+        diagnostics.refresh()
+    diagnostics.resize(980, 640)
+    await settle()
+    written.append(save(diagnostics, output / "diagnostics.png"))
+    diagnostics.close()
+    window.close_for_sign_out()
+
+    theme.set_choice("dark")
+    dark_window, _ = await chat_scene(theme, settings, width=1180, height=760)
+    written.append(save(dark_window, output / "chat-dark.png"))
+    dark_window.close_for_sign_out()
+    await settle()
+    return written
+
+
+def main(argv: list[str]) -> int:
+    output = Path(argv[1]) if len(argv) > 1 else Path("tests/artifacts")
+    output.mkdir(parents=True, exist_ok=True)
+    app = QApplication.instance() or QApplication(argv[:1])
+    assert isinstance(app, QApplication)
+    app.setQuitOnLastWindowClosed(False)
+    app.setWindowIcon(app_icon())
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    try:
+        written = loop.run_until_complete(scenes(output))
+    finally:
+        loop.close()
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

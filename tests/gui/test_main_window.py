@@ -1,0 +1,390 @@
+"""The main window over the fake store: chatting, read state, chat management, notifications, status."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+from pytestqt.qtbot import QtBot
+
+from desktop_chat.config import Settings
+from desktop_chat.dal.api import CacheState, ConnectionState, StoreStatus
+from desktop_chat.errors import LocalStorageError
+from desktop_chat.models import DeliveryState, SessionId
+from desktop_chat.ui.bridge import StoreBridge
+from desktop_chat.ui.dialogs import MembersDialog, NewChatDialog, QuickSwitcher, RenameChatDialog
+from desktop_chat.ui.main_window import MainWindow
+from desktop_chat.ui.notifications import Notifier
+from desktop_chat.ui.theme import Theme
+from tests.gui.conftest import NOW
+from tests.gui.fakes import Cast, FakeChatStore
+
+
+class Switches:
+    """What the tests decide: is the window in front, does the user confirm."""
+
+    def __init__(self) -> None:
+        self.active = True
+        self.confirm = True
+        self.questions: list[str] = []
+
+    def ask(self, _parent: object, title: str, _text: str, _action: str) -> bool:
+        self.questions.append(title)
+        return self.confirm
+
+
+@pytest.fixture
+def switches() -> Switches:
+    return Switches()
+
+
+@pytest.fixture
+def window(
+    qtbot: QtBot,
+    bridge: StoreBridge,
+    store: FakeChatStore,
+    cast: Cast,
+    settings: Settings,
+    theme: Theme,
+    notifier: Notifier,
+    switches: Switches,
+) -> MainWindow:
+    main = MainWindow(
+        bridge,
+        cast.alice,
+        settings=settings,
+        theme=theme,
+        notifier=notifier,
+        clock=lambda: NOW,
+        confirm=switches.ask,
+        is_active=lambda: switches.active,
+    )
+    qtbot.addWidget(main)
+    main.resize(1000, 700)
+    main.show()
+    with qtbot.waitSignal(bridge.finished):
+        bridge.refresh_chats()
+    return main
+
+
+def open_chat(qtbot: QtBot, window: MainWindow, bridge: StoreBridge, session_id: SessionId) -> None:
+    with qtbot.waitSignals([bridge.chat_opened, bridge.chat_details_loaded]):
+        window.open_chat(session_id)
+    assert window.chat_panel.model.session_id == session_id
+
+
+def last_row_text(window: MainWindow) -> str:
+    model = window.chat_panel.model
+    return model.item(model.rowCount() - 1).content
+
+
+def test_sending_shows_the_message_at_once_and_the_tick_when_delivered(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore
+) -> None:
+    open_chat(qtbot, window, bridge, store.chat_id("Team"))
+    composer = window.chat_panel.composer
+    qtbot.keyClicks(composer.editor, "On my way")
+    qtbot.keyClick(composer.editor, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: last_row_text(window) == "On my way")
+    model = window.chat_panel.model
+    assert model.item(model.rowCount() - 1).delivery is DeliveryState.PENDING
+    assert composer.text == ""
+    store.deliver(store.pending()[0].id)
+    assert model.item(model.rowCount() - 1).delivery is DeliveryState.SENT
+    assert window.chat_list.list_view.currentIndex().data() == "Team"
+
+
+def test_a_send_that_cannot_be_queued_keeps_the_text_and_says_why(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore
+) -> None:
+    open_chat(qtbot, window, bridge, store.chat_id("Team"))
+    store.fail_next("send", LocalStorageError("The outbox cannot be written: the disk is full."))
+    composer = window.chat_panel.composer
+    qtbot.keyClicks(composer.editor, "important")
+    qtbot.keyClick(composer.editor, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: composer.error_label.isVisible())
+    assert composer.error_label.text() == "The outbox cannot be written: the disk is full."
+    assert composer.text == "important"
+
+
+def test_the_newest_visible_message_is_marked_read_only_while_the_window_is_active(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, switches: Switches
+) -> None:
+    team = store.chat_id("Team")
+    store.receive(team, store.user("bob@example.com"), "unread until seen")  # seq 121
+    switches.active = False
+    open_chat(qtbot, window, bridge, team)
+    qtbot.wait(500)  # longer than the debounce
+    assert "mark_read" not in store.call_names()
+    switches.active = True
+    window.chat_panel.mark_read_now()
+    qtbot.waitUntil(lambda: "mark_read" in store.call_names())
+    assert ("mark_read", (team, 121)) in store.calls
+    assert window.chats.unread_total() == 0
+    window.chat_panel.mark_read_now()
+    assert store.call_names().count("mark_read") == 1  # nothing newer on screen
+
+
+def test_new_chat_with_members_opens_it(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore
+) -> None:
+    dialog = window.new_chat()
+    dialog.title_edit.setText("Offsite")
+    dialog.members_edit.setText("bob@example.com, dave@example.com")
+    with qtbot.waitSignal(dialog.finished):
+        qtbot.mouseClick(dialog.create_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.chat_panel.title_label.text() == "Offsite")
+    assert window.chat_list.list_view.currentIndex().data() == "Offsite"
+    assert ("create_chat", ("Offsite", ("bob@example.com", "dave@example.com"))) in store.calls
+
+
+def test_new_chat_errors_stay_in_the_dialog(qtbot: QtBot, window: MainWindow, store: FakeChatStore) -> None:
+    dialog = window.new_chat()
+    dialog.title_edit.setText("Offsite")
+    dialog.members_edit.setText("bob@example")
+    dialog.submit()
+    assert dialog.error_label.text() == "“bob@example” is not an email address."
+    dialog.members_edit.setText("zed@example.com")
+    dialog.submit()
+    qtbot.waitUntil(lambda: not dialog.busy)
+    assert dialog.error_label.text() == "No one with the e-mail zed@example.com has an account."
+    assert dialog.isVisible()
+    qtbot.keyClick(dialog, Qt.Key.Key_Escape)
+    assert not dialog.isVisible()
+
+
+def test_owners_rename_and_others_cannot(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore
+) -> None:
+    open_chat(qtbot, window, bridge, store.chat_id("Team"))
+    panel = window.chat_panel
+    panel._fill_menu()
+    assert {action.text(): action.isEnabled() for action in panel.chat_menu.actions() if action.text()} == {
+        "Rename…": True,
+        "Members…": True,
+        "Leave chat…": True,
+        "Delete chat…": True,
+    }
+    panel.rename()
+    dialog = window.findChild(RenameChatDialog)
+    assert dialog is not None
+    dialog.title_edit.setText("Team (Q4)")
+    dialog.submit()
+    qtbot.waitUntil(lambda: panel.title_label.text() == "Team (Q4)")
+    open_chat(qtbot, window, bridge, store.chat_id("Design review"))  # owned by Carol
+    panel._fill_menu()
+    enabled = {action.text(): action.isEnabled() for action in panel.chat_menu.actions() if action.text()}
+    assert not enabled["Rename…"] and not enabled["Delete chat…"]
+
+
+def test_leaving_asks_first_and_closes_the_chat(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, switches: Switches
+) -> None:
+    bob_chat = store.chat_id("Bob")
+    open_chat(qtbot, window, bridge, bob_chat)
+    switches.confirm = False
+    window.chat_panel.leave()
+    assert switches.questions == ["Leave chat"]
+    assert "leave_chat" not in store.call_names()
+    switches.confirm = True
+    with qtbot.waitSignal(bridge.chat_left):
+        window.chat_panel.leave()
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.empty_state)
+    assert window.chats.row_of(bob_chat) is None
+    assert window.chat_panel.session_id is None
+    assert not window.chat_list.list_view.currentIndex().isValid()
+
+
+def test_owners_delete_a_chat_after_confirming(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, switches: Switches
+) -> None:
+    team = store.chat_id("Team")
+    open_chat(qtbot, window, bridge, team)
+    with qtbot.waitSignal(bridge.chat_left):
+        window.chat_panel.delete()
+    assert switches.questions == ["Delete chat"]
+    assert window.chats.row_of(team) is None
+
+
+def test_edit_and_delete_own_messages(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+) -> None:
+    team = store.chat_id("Team")
+    mine = store.add_message(team, cast.alice, "tpyo here")
+    open_chat(qtbot, window, bridge, team)
+    panel = window.chat_panel
+    panel.view.edit_requested.emit(mine)
+    assert panel.composer.text == "tpyo here"
+    panel.composer.set_text("typo fixed")
+    qtbot.keyClick(panel.composer.editor, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: last_row_text(window) == "typo fixed")
+    assert panel.model.item(panel.model.rowCount() - 1).edited
+    panel.view.delete_requested.emit(panel.model.item(panel.model.rowCount() - 1))
+    qtbot.waitUntil(lambda: panel.model.item(panel.model.rowCount() - 1).deleted)
+
+
+def test_members_dialog_lets_owners_add_people(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore
+) -> None:
+    open_chat(qtbot, window, bridge, store.chat_id("Team"))
+    window.chat_panel.show_members()
+    dialog = window.findChild(MembersDialog)
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.member_list.count() == 3)
+    assert dialog.add_button.isVisible()
+    dialog.email_edit.setText("dave@example.com")
+    dialog.add()
+    qtbot.waitUntil(lambda: dialog.member_list.count() == 4)
+    assert "Dave Okafor" in [dialog.member_list.item(row).text() for row in range(4)]
+
+
+def test_notifications_for_chats_not_in_view_and_when_inactive(
+    qtbot: QtBot,
+    window: MainWindow,
+    bridge: StoreBridge,
+    store: FakeChatStore,
+    cast: Cast,
+    notifier: Notifier,
+    switches: Switches,
+) -> None:
+    team = store.chat_id("Team")
+    open_chat(qtbot, window, bridge, team)  # its details teach the window Bob's name
+    shown: list[tuple[str, str]] = []
+    notifier.notified.connect(lambda title, body: shown.append((title, body)))
+    store.receive(team, cast.bob, "in the open chat")
+    store.receive(store.chat_id("Bob"), cast.bob, "elsewhere")
+    assert shown == [("Bob", "Bob Chen: elsewhere")]
+    switches.active = False
+    store.receive(team, cast.carol, "while away")
+    assert shown[-1] == ("Team", "Carol Diaz: while away")
+
+
+def test_the_title_counts_unread_messages(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+) -> None:
+    assert window.windowTitle() == "desktop-chat"
+    store.receive(store.chat_id("Bob"), cast.bob, "one")
+    store.receive(store.chat_id("Release 0.2"), cast.dave, "two")
+    assert window.windowTitle() == "(2) desktop-chat"
+    open_chat(qtbot, window, bridge, store.chat_id("Bob"))
+    assert window.windowTitle().endswith("Bob — desktop-chat")
+
+
+def test_the_status_bar_follows_the_store(window: MainWindow, store: FakeChatStore) -> None:
+    status = window.status
+    assert status.connection_label.text() == "Live"
+    assert status.cache_label.text() == "Cache: Redis"
+    assert status.outbox_label.isHidden()
+    store.set_status(
+        StoreStatus(
+            connection=ConnectionState.RECONNECTING,
+            cache=CacheState.MEMORY,
+            outbox_depth=3,
+            backend_reachable=False,
+            detail="Realtime dropped; retrying in 4 s.",
+        )
+    )
+    assert status.connection_label.text() == "Reconnecting…"
+    assert status.cache_label.text() == "Cache: memory only"
+    assert status.outbox_label.text() == "3 messages waiting to send"
+    assert status.stale_label.text() == "Server unreachable: showing saved messages"
+    assert status.connection_label.toolTip() == "Realtime dropped; retrying in 4 s."
+    assert status.user_label.text() == "Alice Martin"
+
+
+def test_typing_shows_in_the_header_and_the_list(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+) -> None:
+    team = store.chat_id("Team")
+    open_chat(qtbot, window, bridge, team)
+    store.someone_typing(team, [cast.bob, cast.alice])
+    assert window.chat_panel.subtitle_label.text() == "Bob Chen is typing…"
+    store.someone_typing(team, [])
+    assert window.chat_panel.subtitle_label.text() == "3 members"
+
+
+def test_quick_switcher_filters_and_opens(qtbot: QtBot, window: MainWindow, store: FakeChatStore) -> None:
+    switcher = window.quick_switch()
+    assert isinstance(switcher, QuickSwitcher)
+    qtbot.keyClicks(switcher.search, "rel")
+    assert switcher.proxy.rowCount() == 1
+    qtbot.keyClick(switcher.search, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.chat_panel.session_id == store.chat_id("Release 0.2"))
+    assert not switcher.isVisible()
+
+
+def test_keyboard_shortcuts_and_accessible_names(window: MainWindow) -> None:
+    shortcuts = {action.shortcut().toString(): action.text().replace("&", "") for action in window.actions()}
+    assert shortcuts["Ctrl+N"] == "New chat…"
+    assert shortcuts["Ctrl+K"] == "Go to chat…"
+    assert shortcuts["Ctrl+F"] == "Search chats"
+    assert shortcuts[QKeySequence("Ctrl+Q").toString()] == "Quit"
+    names = [
+        window.chat_panel.composer.editor.accessibleName(),
+        window.chat_panel.composer.send_button.accessibleName(),
+        window.chat_list.filter_edit.accessibleName(),
+        window.chat_list.list_view.accessibleName(),
+        window.chat_panel.view.accessibleName(),
+        window.chat_list.new_chat_button.accessibleName(),
+    ]
+    assert all(names), names
+
+
+def test_ctrl_n_opens_the_new_chat_dialog(qtbot: QtBot, window: MainWindow) -> None:
+    action = next(action for action in window.actions() if action.shortcut().toString() == "Ctrl+N")
+    action.trigger()
+    assert window.findChild(NewChatDialog) is not None
+
+
+def test_a_chat_taken_away_by_someone_else_closes_calmly(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore
+) -> None:
+    team = store.chat_id("Team")
+    open_chat(qtbot, window, bridge, team)
+    store.chat_list().remove(team)  # what the store does when realtime says the chat is gone
+    qtbot.waitUntil(lambda: window.chat_panel.session_id is None)
+    assert window.stack.currentWidget() is window.empty_state
+    assert not window.chat_list.list_view.currentIndex().isValid()
+
+
+def test_filtering_the_open_chat_out_of_the_list_keeps_it_open(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore
+) -> None:
+    team = store.chat_id("Team")
+    open_chat(qtbot, window, bridge, team)
+    qtbot.keyClicks(window.chat_list.filter_edit, "release")
+    qtbot.wait(10)
+    assert window.chat_panel.session_id == team
+    assert window.chat_list.current == team
+    window.chat_list.filter_edit.clear()
+    qtbot.waitUntil(lambda: window.chat_list.list_view.currentIndex().data() == "Team")
+
+
+def test_owners_remove_people_but_not_themselves(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+) -> None:
+    open_chat(qtbot, window, bridge, store.chat_id("Team"))
+    window.chat_panel.show_members()
+    dialog = window.findChild(MembersDialog)
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.member_list.count() == 3)
+    rows = {dialog.member_list.item(row).text(): row for row in range(3)}
+    dialog.member_list.setCurrentRow(rows["Alice Martin (you) · owner"])
+    assert not dialog.remove_button.isEnabled()
+    dialog.member_list.setCurrentRow(rows["Carol Diaz"])
+    assert dialog.remove_button.isEnabled()
+    dialog.remove_selected()
+    qtbot.waitUntil(lambda: dialog.member_list.count() == 2)
+    assert ("remove_member", (store.chat_id("Team"), cast.carol.id)) in store.calls
+
+
+def test_non_owners_see_members_but_no_controls(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore
+) -> None:
+    open_chat(qtbot, window, bridge, store.chat_id("Design review"))
+    window.chat_panel.show_members()
+    dialog = window.findChild(MembersDialog)
+    assert dialog is not None
+    qtbot.waitUntil(lambda: dialog.member_list.count() == 2)
+    assert dialog.owner_note.isVisible()
+    assert not dialog.add_button.isVisible() and not dialog.remove_button.isVisible()

@@ -1,0 +1,91 @@
+"""Screenshots of the real windows on a real X server (Xvfb), written to tests/artifacts/ for people to look at.
+
+The scenes run in a subprocess with the xcb platform (this process's QApplication is offscreen, and a
+process has only one). The test checks that each picture shows something: enough different colours and
+enough contrast that a blank, black or single-colour window would fail.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from PySide6.QtGui import QColor, QImage
+
+from devstack.config import REPO_ROOT
+
+ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
+EXPECTED = {
+    "sign-in.png": (760, 640),
+    "chat.png": (1180, 760),
+    "chat-dark.png": (1180, 760),
+    "diagnostics.png": (980, 640),
+}
+
+
+@pytest.fixture(scope="module")
+def x_display() -> Iterator[str]:
+    """A private Xvfb on a display number it picks itself (-displayfd), stopped by its pid afterwards."""
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        pass_fds=(write_end,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as announced:
+            number = announced.readline().strip()  # written once the server accepts connections
+        assert number.isdigit(), "Xvfb did not start"
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def spread(image: QImage) -> tuple[int, float]:
+    """How many distinct colours a grid of samples has, and the standard deviation of their lightness."""
+    samples = [
+        QColor(image.pixel(x, y)).lightness()
+        for x in range(0, image.width(), max(1, image.width() // 80))
+        for y in range(0, image.height(), max(1, image.height() // 60))
+    ]
+    colours = {image.pixel(x, y) for x in range(0, image.width(), 4) for y in range(0, image.height(), 4)}
+    mean = sum(samples) / len(samples)
+    deviation = (sum((value - mean) ** 2 for value in samples) / len(samples)) ** 0.5
+    return len(colours), deviation
+
+
+def test_screenshots_of_sign_in_a_busy_chat_and_diagnostics(x_display: str) -> None:
+    for name in EXPECTED:
+        (ARTIFACTS / name).unlink(missing_ok=True)
+    env = {**os.environ, "DISPLAY": x_display, "QT_QPA_PLATFORM": "xcb"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.gui.scenes", str(ARTIFACTS)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for name, size in EXPECTED.items():
+        path = ARTIFACTS / name
+        assert path.exists(), f"{name} was not written"
+        image = QImage(str(path))
+        assert (image.width(), image.height()) == size
+        colours, deviation = spread(image)
+        assert colours > 50, f"{name} looks blank ({colours} colours)"
+        assert deviation > 8, f"{name} has no contrast (lightness deviation {deviation:.1f})"
+
+
+def test_artifacts_are_not_committed() -> None:
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", str(ARTIFACTS / "chat.png")], cwd=REPO_ROOT, check=False
+    ).returncode
+    assert ignored == 0

@@ -1,0 +1,105 @@
+"""MessageDelegate: what each kind of row shows and reserves, and that every size follows the font."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from PySide6.QtGui import QFont
+from pytestqt.qtbot import QtBot
+
+from desktop_chat.dal.api import new_timeline
+from desktop_chat.models import DeliveryState, Message, MessageId, SessionId, UserId
+from desktop_chat.ui.bridge import StoreBridge
+from desktop_chat.ui.text import clock
+from desktop_chat.ui.timeline_delegate import Action, MessageDelegate
+from desktop_chat.ui.timeline_model import TimelineModel
+from tests.gui.fakes import stable_id
+
+ME = UserId(stable_id("me"))
+THEM = UserId(stable_id("them"))
+SESSION = SessionId(stable_id("chat"))
+AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def message(key: str, sender: UserId, text: str = "hello", **extra: object) -> Message:
+    seq = None if extra.get("delivery") in (DeliveryState.PENDING, DeliveryState.FAILED) else len(key)
+    return Message(
+        id=MessageId(stable_id(key)),
+        session_id=SESSION,
+        sender_id=sender,
+        content=text,
+        created_at=AT,
+        seq=seq,
+        rev=seq,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def delegate_for(
+    bridge: StoreBridge, rows: list[Message], *, point_size: float = 10.0
+) -> tuple[MessageDelegate, TimelineModel]:
+    model = TimelineModel(bridge)
+    model.set_own_user(ME)
+    timeline = new_timeline()
+    timeline.reset(rows)
+    model.show_timeline(SESSION, timeline)
+    delegate = MessageDelegate(model)
+    font = QFont()
+    font.setPointSizeF(point_size)
+    delegate.set_font(font)
+    delegate.set_width(600)
+    return delegate, model
+
+
+def test_own_messages_sit_on_the_right_and_others_on_the_left(qtbot: QtBot, bridge: StoreBridge) -> None:
+    delegate, _ = delegate_for(bridge, [message("a", THEM), message("bb", ME)])
+    theirs, mine = delegate.bubble_rect(0), delegate.bubble_rect(1)
+    assert theirs.left() < 600 // 3 < mine.left()
+    assert 600 - mine.right() < theirs.left()
+
+
+def test_only_failed_messages_offer_retry_and_discard(qtbot: QtBot, bridge: StoreBridge) -> None:
+    rows = [
+        message("a", ME),
+        message("p", ME, delivery=DeliveryState.PENDING),
+        message("f", ME, delivery=DeliveryState.FAILED, error="Nope"),
+    ]
+    delegate, model = delegate_for(bridge, rows)
+    by_state = {model.item(row).delivery: row for row in range(3)}
+    assert delegate.action_rect(by_state[DeliveryState.SENT], Action.RETRY) is None
+    assert delegate.action_rect(by_state[DeliveryState.PENDING], Action.RETRY) is None
+    failed = by_state[DeliveryState.FAILED]
+    retry = delegate.action_rect(failed, Action.RETRY)
+    discard = delegate.action_rect(failed, Action.DISCARD)
+    assert retry is not None and discard is not None and retry.right() < discard.left()
+    assert delegate.action_at(failed, retry.center()) is Action.RETRY
+    assert delegate.geometry(failed).failure_text == "Not sent: Nope"
+    assert delegate.geometry(failed).size.height() > delegate.geometry(by_state[DeliveryState.PENDING]).size.height()
+
+
+def test_edited_and_deleted_markers(qtbot: QtBot, bridge: StoreBridge) -> None:
+    edited = message("e", THEM, edited_at=AT)
+    deleted = message("dd", THEM, "gone", deleted_at=AT, edited_at=AT)
+    delegate, _ = delegate_for(bridge, [edited, deleted])
+    assert delegate.geometry(0).meta_text == f"edited  {clock(AT)}"
+    assert delegate.geometry(1).meta_text == clock(AT)  # a deleted message is not "edited"
+    assert delegate.geometry(1).layout.text() == "This message was deleted"
+
+
+def test_the_cache_answers_until_the_message_changes(qtbot: QtBot, bridge: StoreBridge) -> None:
+    delegate, model = delegate_for(bridge, [message("a", THEM, "short")])
+    first = delegate.geometry(0)
+    assert delegate.geometry(0) is first
+    assert model.live is not None
+    model.live.upsert(message("a", THEM, "a much longer text " * 20))
+    assert delegate.geometry(0) is not first
+    assert delegate.geometry(0).size.height() > first.size.height()
+
+
+def test_every_size_follows_the_font(qtbot: QtBot, bridge: StoreBridge) -> None:
+    rows = [message("a", THEM, "hello there"), message("f", ME, delivery=DeliveryState.FAILED, error="x")]
+    small, _small_model = delegate_for(bridge, rows, point_size=10)
+    large, _large_model = delegate_for(bridge, rows, point_size=20)
+    for row in range(2):
+        ratio = large.geometry(row).size.height() / small.geometry(row).size.height()
+        assert 1.7 < ratio < 2.3, ratio  # nothing fixed in pixels: twice the font, about twice the height
