@@ -3,7 +3,8 @@
 ``python -m tests.e2e.sender_process HOME API_URL ANON_KEY send CHAT COUNT PREFIX`` signs in as
 alice (printing "signed-in"), waits for a line on stdin, then puts ``count`` messages into the outbox
 (delivering what it can), printing "queued" once all are on disk. ``... drain`` restores the session
-from the secrets file and runs until the outbox is empty, then prints "drained". The keyring is the user-only file fallback, so the session survives a SIGKILL.
+from the secrets file and runs until the outbox is empty, then prints "drained". The keyring is the
+user-only file fallback, so the session survives a SIGKILL.
 """
 
 from __future__ import annotations
