@@ -34,7 +34,9 @@ from PySide6.QtWidgets import QApplication
 from desktop_chat import __version__
 from desktop_chat.config import LOCAL_ANON_KEY, LOCAL_SUPABASE_URL, Settings, save_user_settings
 from desktop_chat.dal.api import ChatStoreAPI
-from desktop_chat.errors import DesktopChatError, EnvironmentFailure
+from desktop_chat.dal.factory import open_data_layer
+from desktop_chat.errors import DesktopChatError
+from desktop_chat.telemetry.logs import setup_logging, teardown_logging
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.crash import CrashHandler
 from desktop_chat.ui.notifications import Notifier
@@ -45,6 +47,9 @@ from desktop_chat.ui.theme import Theme, app_icon
 _log = logging.getLogger("desktop_chat.app")
 
 DEFAULT_INSTANCE = "default"
+# The devstack seed's accounts (published local test credentials): ``--dev-stack`` signs in as alice when
+# no session was saved, and ``--demo`` opens a second window as bob.
+DEV_EMAIL = "alice@example.com"
 # The devstack seed's second account (published test credentials), for ``--demo``.
 DEMO_INSTANCE = "bob"
 DEMO_EMAIL = "bob@example.com"
@@ -54,24 +59,26 @@ SMOKE_TEST_TIMEOUT = 30.0
 StoreFactory = Callable[[Settings, str], Awaitable[ChatStoreAPI]]
 
 
-async def build_store(settings: Settings, instance: str = DEFAULT_INSTANCE) -> ChatStoreAPI:
-    """Construct the real data layer for ``settings``.
-
-    SEAM for the data layer: replace the body with the real store. With ``desktop_chat.dal.factory``'s
-    ``open_data_layer`` that is the ``DataLayer``'s ``store``, but the object returned here must release
-    *everything* in ``close()`` (the composition root awaits only that): the layer's cache, outbox and
-    client too, so return a thin ``ChatStoreAPI`` whose ``close`` is ``DataLayer.close``. ``instance``
-    names an independent session on this machine (keyring entry, outbox file, cache namespace);
-    ``--demo``'s second window uses ``"bob"``. Expected failures should be ``EnvironmentFailure`` (e.g.
-    ``LocalStorageError`` when the outbox cannot be opened); the app shows their message where the user
-    would sign in.
-
-    Raises:
-        NotImplementedError: Until the data layer lands.
-    """
-    raise NotImplementedError(
-        "This build has no data layer yet (desktop_chat.dal.ChatStore), so it cannot connect to a server."
+def instance_settings(settings: Settings, instance: str) -> Settings:
+    """Settings for an independent session on this machine: its own outbox, keyring entries and cache."""
+    if instance == DEFAULT_INSTANCE:
+        return settings
+    return settings.model_copy(
+        update={
+            "data_dir": settings.data_dir / instance,
+            "config_dir": settings.config_dir / instance,
+            "runtime_dir": settings.runtime_dir / instance,
+        }
     )
+
+
+async def build_store(settings: Settings, instance: str = DEFAULT_INSTANCE) -> ChatStoreAPI:
+    """The real data layer for ``settings``; its ``close`` releases everything (cache, outbox, client).
+
+    ``instance`` names an independent session on this machine (``--demo``'s second window is "bob").
+    """
+    layer = await open_data_layer(instance_settings(settings, instance))
+    return layer.store
 
 
 @dataclass(frozen=True)
@@ -91,11 +98,9 @@ def load_settings(options: Options) -> Settings:
 
 
 def configure_logging(settings: Settings) -> None:
-    # TODO(telemetry): rotating, redacted file logs in settings.log_dir belong to desktop_chat.telemetry.
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    logging.getLogger("desktop_chat").setLevel(settings.log_level)
+    """Rotating, redacted log file in the user log directory, plus stderr."""
+    path = setup_logging(settings.log_dir, settings.log_level)
+    _log.info("Logging to %s", path)
 
 
 def use_offscreen_without_display() -> None:
@@ -136,6 +141,7 @@ def run(
     finally:
         loop.close()
         asyncio.set_event_loop(None)
+        teardown_logging()
 
 
 class Composition:
@@ -176,7 +182,9 @@ class Composition:
         self._handle_signals()
         _log.info("Qt %s ready (%s), theme %s", qasync.QtModuleName, self._app.platformName(), theme.choice)
         try:
-            await self._start_session(DEFAULT_INSTANCE, icon, theme)
+            first = await self._start_session(DEFAULT_INSTANCE, icon, theme)
+            if first is not None and self._options.dev_stack and not self._options.smoke_test:
+                first.sign_in_if_no_session(DEV_EMAIL, DEMO_PASSWORD)
             if self._options.demo:
                 flow = await self._start_session(DEMO_INSTANCE, icon, theme)
                 if flow is not None:
@@ -196,8 +204,8 @@ class Composition:
         _log.info("Building the data layer (%s)", instance)
         try:
             store = await self._factory(self._settings, instance)
-        except (NotImplementedError, DesktopChatError) as error:
-            problem = error.message if isinstance(error, DesktopChatError) else str(error)
+        except DesktopChatError as error:
+            problem = error.message
             _log.warning("The data layer could not be started: %s", problem)
             self._show_problem(problem, icon)
             return None
@@ -226,10 +234,7 @@ class Composition:
 
     async def _switch_server(self, bridge: StoreBridge, instance: str, url: str) -> None:
         settings = self._settings.model_copy(update={"supabase_url": url})
-        try:
-            store = await self._factory(settings, instance)
-        except NotImplementedError as error:
-            raise EnvironmentFailure(str(error)) from error
+        store = await self._factory(settings, instance)
         await bridge.replace_store(store, server_url=url)
         save_user_settings(self._settings.config_dir, {"supabase_url": url})
         _log.info("Switched to the server at %s", url)

@@ -1,8 +1,8 @@
 """``desktop-chat doctor [--json]``: check what the app depends on and say what is wrong, without Qt.
 
 The checks themselves belong to the data layer (can Supabase be reached, is the keyring usable, does
-Redis answer, can the outbox be opened...). ``diagnose`` is the seam where they plug in; this module only
-prints the report and turns it into an exit code.
+Redis answer, can the outbox be opened...), in ``desktop_chat.dal.doctor``; this module prints the report
+and turns it into an exit code.
 """
 
 from __future__ import annotations
@@ -20,20 +20,10 @@ Diagnose = Callable[[Settings], Coroutine[Any, Any, Report]]
 
 
 async def diagnose(settings: Settings) -> Report:
-    """Run every check and return the report.
+    """Run the data layer's checks (``desktop_chat.dal.doctor``) and return the report."""
+    from desktop_chat.dal.doctor import diagnose as data_layer_checks
 
-    SEAM for the data layer: replace the body with its checks. ``run_doctor`` prints ``checks`` as
-    ok/FAIL lines and every other key as ``key: value``, ``--json`` prints the report as it is, and the
-    exit code is 0 only if ``report["ok"]`` is true. (The data layer's ``desktop_chat.dal.doctor`` reports
-    in its own shape, with its own ``render``: wiring it means adding ``ok``/``checks`` to its report, or
-    printing with its ``render`` and deciding the exit code from its ``server.reachable``.)::
-
-        {"ok": bool, "checks": [{"name": str, "ok": bool, "detail": str}, ...], ...anything else}
-
-    Raises:
-        NotImplementedError: Until the data layer lands.
-    """
-    raise NotImplementedError("The data layer's checks have not landed yet, so there is nothing to check.")
+    return await data_layer_checks(settings)
 
 
 def run_doctor(
@@ -50,8 +40,8 @@ def run_doctor(
     settings = settings or Settings()
     try:
         report: Report = asyncio.run(checks(settings))
-    except NotImplementedError as error:
-        print(f"desktop-chat doctor: {error}", file=err)
+    except Exception as error:  # the checks themselves broke: say so, do not dump a traceback
+        print(f"desktop-chat doctor: the checks could not run: {error}", file=err)
         return 2
     if as_json:
         print(json.dumps(report, indent=2, default=str), file=out)

@@ -115,6 +115,7 @@ class ChatStore:
         self._realtime: RealtimeManager | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._unsubscribers: list[Callable[[], None]] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         self.live = LiveSync(self, frame_interval=frame_interval)
         self._unsubscribers.append(cache.subscribe_status(self._on_cache_status))
 
@@ -230,12 +231,23 @@ class ChatStore:
         elif self._realtime is not None:
             self._realtime.update_token(session.access_token)
 
+    def close_with(self, *closers: Callable[[], Awaitable[None]]) -> None:
+        """Have ``close`` also release these (the cache, outbox and client it was built with), in order."""
+        self._closers.extend(closers)
+
     async def close(self) -> None:
-        """Stop background work; the outbox keeps unsent messages on disk for the next start."""
+        """Stop background work, then release what the store was built with. The outbox keeps unsent
+        messages on disk for the next start."""
         await self._stop_user_services()
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         self._unsubscribers.clear()
+        closers, self._closers = self._closers, []
+        for close in closers:
+            try:
+                await close()
+            except Exception:  # keep closing the rest: a failure must not leave a redis-server behind
+                log.exception("closing %s failed", getattr(close, "__qualname__", close))
 
     # ==============================================================================================
     # status
@@ -327,11 +339,21 @@ class ChatStore:
             if not hit.fresh and key not in self._flight:
                 self.spawn(self._refresh_quietly(key, fetch, put), f"refresh-{key.kind}")
             return hit.value
-        return await self._flight.run(key, lambda: self._load(key, fetch, put))  # type: ignore[no-any-return]
+        return await self._flight.run(key, lambda: self._load(key, fetch, put, get))  # type: ignore[no-any-return]
 
     async def _load(
-        self, key: CacheKey, fetch: Callable[[], Awaitable[T]], put: Callable[[T, LoadToken], Awaitable[bool]]
+        self,
+        key: CacheKey,
+        fetch: Callable[[], Awaitable[T]],
+        put: Callable[[T, LoadToken], Awaitable[bool]],
+        get: Callable[[], Awaitable[Cached[T] | None]] | None = None,
     ) -> T:
+        if get is not None:
+            # Our miss may be older than a load that finished a moment ago (its answer was in flight
+            # while that load wrote back): look once more before asking Supabase.
+            hit = await get()
+            if hit is not None and hit.fresh:
+                return hit.value
         token = self._cache.begin_load(key)
         value = await self.call_backend(key.kind, fetch)
         await put(value, token)

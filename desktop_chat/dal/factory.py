@@ -42,19 +42,7 @@ class DataLayer:
         if self._closed:
             return
         self._closed = True
-        steps = (
-            ("store", self.store.close),
-            ("cache", self.cache.close),
-            ("outbox", self.outbox.close),
-            ("backend", self.backend.close),
-        )
-        for name, close in steps:
-            try:
-                await close()
-            except Exception:  # keep closing the rest; a failure here must not leave processes behind
-                log.exception("closing the %s failed", name)
-            else:
-                log.info("closed the %s", name)
+        await self.store.close()  # closes the rest too (see open_data_layer)
 
 
 async def open_data_layer(
@@ -80,4 +68,6 @@ async def open_data_layer(
         raise
     log.info("outbox ready at %s", outbox.path)
     store = ChatStore(settings, backend, cache, outbox, metrics, realtime=realtime)
+    # The UI holds only the store, so the store's close releases everything below it.
+    store.close_with(cache.close, outbox.close, backend.close)
     return DataLayer(settings, metrics, secrets, backend, cache, outbox, store)

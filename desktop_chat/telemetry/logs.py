@@ -42,42 +42,31 @@ def redact(text: str) -> str:
     return text
 
 
-class RedactingFilter(logging.Filter):
-    """Rewrites each record's final message (arguments merged in) through ``redact``."""
+class RedactingFormatter(logging.Formatter):
+    """Formats as usual, then redacts the whole text, traceback included.
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg = cleaned
-            record.args = None
-        if record.exc_info and record.exc_info[1] is not None:
-            # Exception text is rendered later by the formatter; render and clean it now.
-            record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip())
-            record.exc_info = None
-        return True
+    Redacting at the formatter, not in a filter, leaves the record itself alone, so other handlers (a
+    test's log capture, say) still see the original exception information.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def setup_logging(log_dir: Path, level: str = "INFO", *, console: bool = True) -> Path:
     """Send the app's logs to a rotating file (5 × 2 MB) and, optionally, stderr. Returns the file."""
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = log_dir / LOG_FILE
-    formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    redactor = RedactingFilter()
+    formatter = RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=5, encoding="utf-8")
     file_handler.setFormatter(formatter)
-    file_handler.addFilter(redactor)
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_desktop_chat", False):
-            root.removeHandler(handler)
-            handler.close()
+    teardown_logging()
     handlers: list[logging.Handler] = [file_handler]
     if console:
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(formatter)
-        stream.addFilter(redactor)
         handlers.append(stream)
+    root = logging.getLogger()
     for handler in handlers:
         handler._desktop_chat = True  # type: ignore[attr-defined]
         root.addHandler(handler)
@@ -86,6 +75,15 @@ def setup_logging(log_dir: Path, level: str = "INFO", *, console: bool = True) -
     for noisy in ("httpx", "httpcore", "hpack", "websockets", "realtime", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     return path
+
+
+def teardown_logging() -> None:
+    """Remove and close the handlers ``setup_logging`` installed."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_desktop_chat", False):
+            root.removeHandler(handler)
+            handler.close()
 
 
 def write_crash_report(

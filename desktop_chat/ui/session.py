@@ -80,6 +80,7 @@ class SessionFlow(QObject):
         self._main: MainWindow | None = None
         self._expired_message = ""
         self._startup_problem = ""
+        self._fallback_credentials: tuple[str, str] | None = None
         bridge.session_checked.connect(self._on_session_checked)
         bridge.signed_in.connect(self._on_signed_in)
         bridge.signed_out.connect(self._on_signed_out)
@@ -112,6 +113,10 @@ class SessionFlow(QObject):
         window = self._show_sign_in()
         window.show_error(text)
         window.submit_button.setEnabled(False)
+
+    def sign_in_if_no_session(self, email: str, password: str) -> None:
+        """Once the saved session has been checked: sign in with these if there was none (``--dev-stack``)."""
+        self._fallback_credentials = (email, password)
 
     @async_slot(str, str)
     async def sign_in_automatically(self, email: str, password: str) -> None:
@@ -187,7 +192,11 @@ class SessionFlow(QObject):
     # --- session -------------------------------------------------------------------------------------
     def _on_session_checked(self, profile: Profile | None) -> None:
         if profile is None:
-            self._show_sign_in()
+            credentials, self._fallback_credentials = self._fallback_credentials, None
+            if credentials is not None:
+                self.sign_in_automatically(*credentials)
+            else:
+                self._show_sign_in()
 
     def _on_signed_in(self, profile: Profile) -> None:
         _log.info("Signed in; opening the main window")

@@ -6,18 +6,19 @@ import asyncio
 import io
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from desktop_chat.__main__ import main as cli_main
 from desktop_chat.app import Options, build_store, load_settings, run
 from desktop_chat.config import LOCAL_SUPABASE_URL, Settings
 from desktop_chat.dal.api import ChatStoreAPI
 from desktop_chat.doctor import run_doctor
 from desktop_chat.ui.main_window import MainWindow
+from devstack.procs import free_port
 from tests.gui.fakes import FakeChatStore, populated_store
 
 
@@ -91,15 +92,26 @@ def test_quitting_waits_for_the_store_to_close_before_the_loop_stops(
     assert store.closed  # set at the end of close(): the loop ran until it finished
 
 
-def test_without_a_data_layer_the_app_says_so_and_still_paints(
-    qapp: QApplication, caplog: pytest.LogCaptureFixture, app_settings: Settings
+def test_the_real_data_layer_starts_and_the_sign_in_window_paints(
+    qapp: QApplication, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
+    # The real build_store: keyring, cache (its own redis-server), outbox, client; no saved session and
+    # no server to talk to, so the app asks the user to sign in, and shuts everything down again.
     caplog.set_level(logging.INFO, logger="desktop_chat")
-    code = run(Options(smoke_test=True), store_factory=build_store, settings=app_settings)
+    settings = Settings(
+        supabase_url=f"http://127.0.0.1:{free_port()}",
+        config_dir=tmp_path / "config",
+        data_dir=tmp_path / "data",
+        runtime_dir=tmp_path / "run",
+        log_dir=tmp_path / "log",
+    )
+    code = run(Options(smoke_test=True), store_factory=build_store, settings=settings)
     assert code == 0
     steps = messages(caplog)
-    assert any(step.startswith("The data layer could not be started: This build has no data layer") for step in steps)
+    assert "Bridge ready (default)" in steps
     assert any(step.startswith("Smoke test: painted SignInWindow") for step in steps)
+    assert (tmp_path / "data" / "outbox.sqlite3").exists()
+    assert not list((tmp_path / "run").glob("**/*.sock"))  # the cache's redis-server was stopped
 
 
 def test_demo_opens_a_second_session_signed_in_as_bob(
@@ -146,8 +158,3 @@ def test_doctor_prints_a_report_and_exits_by_its_result(app_settings: Settings) 
     out = io.StringIO()
     run_doctor(as_json=True, settings=app_settings, checks=checks, out=out)
     assert json.loads(out.getvalue())["checks"][1]["name"] == "redis"
-
-
-def test_doctor_says_when_there_is_nothing_to_check_yet(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli_main(["doctor", "--json"]) == 2
-    assert "have not landed yet" in capsys.readouterr().err

@@ -54,7 +54,7 @@ async def test_sign_in_warms_the_cache_and_reads_then_come_from_redis(make_layer
     assert store.status.cache is CacheState.REDIS
 
     loads = supabase_calls(layer, "msgs")
-    assert loads == 2  # warming loaded the newest page of both of alice's chats
+    assert loads == min(len(chats), 5)  # warming loaded the newest page of alice's top chats
     page = await store.messages(SessionId(ALICE_BOB_CHAT))
     assert [m.seq for m in page.messages][:5] == [1, 2, 3, 4, 5]
     assert page.has_more is False

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop_chat.telemetry.logs import LOG_FILE, redact, setup_logging, write_crash_report
+from desktop_chat.telemetry.logs import LOG_FILE, redact, setup_logging, teardown_logging, write_crash_report
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMiLCJyb2xlIjoiYXV0aGVudGljYXRlZCJ9.c2lnbmF0dXJlLXZhbHVl"
 
@@ -44,11 +44,7 @@ def test_the_log_file_is_redacted_including_tracebacks(tmp_path: Path) -> None:
         except RuntimeError:
             log.exception("it broke")
     finally:
-        for handler in list(logging.getLogger().handlers):
-            handler.flush()
-            if getattr(handler, "_desktop_chat", False):
-                logging.getLogger().removeHandler(handler)
-                handler.close()
+        teardown_logging()
     text = path.read_text()
     assert path.name == LOG_FILE
     assert JWT not in text
