@@ -53,7 +53,7 @@ from desktop_chat.models import (
 from desktop_chat.realtime.manager import LinkState, RealtimeManager
 from desktop_chat.sync.outbox import Outbox
 from desktop_chat.sync.sender import Sender
-from desktop_chat.telemetry.metrics import ERRORS, SUPABASE_LATENCY, MetricsRegistry
+from desktop_chat.telemetry.metrics import ERRORS, REALTIME_LAG, SUPABASE_LATENCY, MetricsRegistry
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +198,7 @@ class ChatStore:
                 backfill=self.live.backfill_all,
                 on_typing=self.live.typing_changed,
                 on_presence=self.live.presence_changed,
+                on_lag=self._metrics.histogram(REALTIME_LAG).observe,
             )
             session = self._backend.session
             if session is not None:
@@ -292,10 +293,12 @@ class ChatStore:
             "metrics": self._metrics.snapshot(),
         }
         if self._realtime is not None:
+            lag = self._metrics.histogram(REALTIME_LAG).quantile(0.5)
             snapshot["realtime"] = {
                 "state": self._realtime.state.value,
                 "reconnects": self._realtime.reconnects,
                 "last_push_at": self._realtime.last_push_at,
+                "lag_ms": round(lag * 1000, 1) if lag is not None else None,
             }
         return snapshot
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 
 import pydantic
 
@@ -66,3 +67,17 @@ def parse_change(payload: Mapping[str, object]) -> ChangeEvent | None:
         log.warning("Dropped a malformed %s %s push: %s", table, kind, type(error).__name__)
         return None
     return None
+
+
+def commit_time(payload: Mapping[str, object]) -> float | None:
+    """The push's ``commit_timestamp`` as epoch seconds, or None when it is missing or malformed."""
+    data = payload.get("data", payload)
+    if not isinstance(data, Mapping):
+        return None
+    raw = data.get("commit_timestamp")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

@@ -27,7 +27,7 @@ from realtime import AsyncRealtimeChannel, RealtimePostgresChangesListenEvent, R
 from realtime.types import BroadcastPayload, PostgresChangesPayload
 
 from desktop_chat.models import ChangeEvent, SessionId, UserId
-from desktop_chat.realtime.events import TABLES, parse_change
+from desktop_chat.realtime.events import TABLES, commit_time, parse_change
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ class RealtimeManager:
         *,
         on_typing: UsersListener | None = None,
         on_presence: UsersListener | None = None,
+        on_lag: Callable[[float], None] | None = None,
         subscribe_timeout: float = 10.0,
         max_backoff: float = 30.0,
         backfill_interval: float = 15.0,
@@ -94,6 +95,7 @@ class RealtimeManager:
         self._backfill = backfill
         self._on_typing = on_typing
         self._on_presence = on_presence
+        self._on_lag = on_lag
         self._subscribe_timeout = subscribe_timeout
         self._max_backoff = max_backoff
         self._backfill_interval = backfill_interval
@@ -231,7 +233,11 @@ class RealtimeManager:
             self._on_state(state)
 
     def _on_push(self, payload: PostgresChangesPayload) -> None:
-        self.last_push_at = time.time()
+        self.last_push_at = now = time.time()
+        if self._on_lag is not None:
+            committed = commit_time(payload)
+            if committed is not None:
+                self._on_lag(max(now - committed, 0.0))
         event = parse_change(payload)
         if event is not None:
             self._on_changes([event])

@@ -62,6 +62,7 @@ REDIS_USED_MEMORY = "cache.redis.used_memory_bytes"
 MEMORY_TIER_BYTES = "cache.memory.bytes"
 MEMORY_TIER_ENTRIES = "cache.memory.entries"
 SUPABASE_LATENCY = "supabase.latency_seconds"
+REALTIME_LAG = "realtime.lag_seconds"  # commit on the server to the push in this client
 ERRORS = "errors"
 
 

@@ -80,3 +80,11 @@ def test_irrelevant_and_malformed_pushes_are_dropped(caplog: pytest.LogCaptureFi
         assert parse_change(push("chat_messages", "INSERT", {**MESSAGE, "seq": "not a number"})) is None
     assert "malformed" in caplog.text
     assert "hi" not in caplog.text  # never log message text
+
+
+def test_commit_time_reads_the_push_timestamp() -> None:
+    from desktop_chat.realtime.events import commit_time
+
+    assert commit_time(push("chat_messages", "INSERT", MESSAGE)) == 1795694400.0  # 2026-11-26T12:00:00Z
+    assert commit_time({"data": {"commit_timestamp": "yesterday"}}) is None
+    assert commit_time({"data": {}}) is None
