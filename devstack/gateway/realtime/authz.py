@@ -1,0 +1,89 @@
+"""Who may see a change: decided by Postgres, under the subscriber's own role and JWT claims.
+
+Like Supabase Realtime, a row change goes to a subscriber only if, as that subscriber's role with its
+claims in ``request.jwt.claims``, selecting the row by primary key finds it: row level security and
+grants are evaluated by Postgres, never re-implemented here. ``_realtime.visible_rows`` does the role
+switch and the lookup for many rows in one round trip; it runs on the ``authenticator`` pool (which may
+only become the API roles) inside the statement's own transaction, so the role ends with it.
+
+Deleted rows cannot be looked up; a DELETE goes to subscribers whose role may select the table at all,
+with only the primary key in ``old_record``. Table and column privileges are cached per role until
+the catalog changes (the DDL event trigger in ``schema`` says when, GRANT and REVOKE included).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import asyncpg
+
+from devstack.gateway.realtime.catalog import TableInfo
+
+_VISIBLE_SQL = "select _realtime.visible_rows($1, $2, $3::oid, $4::jsonb)"
+
+_PRIVILEGES_SQL = """
+select pg_catalog.has_table_privilege($1, $2::oid, 'SELECT') as table_select,
+       coalesce(array(
+         select a.attname::text from pg_catalog.pg_attribute a
+          where a.attrelid = $2::oid and a.attnum > 0 and not a.attisdropped
+            and pg_catalog.has_column_privilege($1, $2::oid, a.attnum, 'SELECT')), '{}') as columns
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Privileges:
+    """What a role may select from a table: the table as a whole, and which columns."""
+
+    table_select: bool
+    columns: frozenset[str]
+
+
+class Authorizer:
+    """Visibility checks on the API pool; privilege look-ups on the admin pool, cached."""
+
+    def __init__(self, api_pool: asyncpg.Pool, admin_pool: asyncpg.Pool) -> None:
+        self._api = api_pool
+        self._admin = admin_pool
+        self._privileges: dict[tuple[str, int], Privileges] = {}
+
+    def forget_privileges(self) -> None:
+        """Drop cached privileges (the catalog changed)."""
+        self._privileges.clear()
+
+    async def visible(self, role: str, claims_json: str, table: TableInfo, keys: list[dict[str, str]]) -> set[int]:
+        """Indices into ``keys`` (primary key column → text) of the rows ``role`` with ``claims`` may select."""
+        if not keys:
+            return set()
+        async with self._api.acquire() as conn:
+            rows = await conn.fetch(_VISIBLE_SQL, role, claims_json, table.oid, json.dumps(keys))
+        return {int(row[0]) - 1 for row in rows}
+
+    async def privileges(self, role: str, table: TableInfo) -> Privileges:
+        """Whether ``role`` may select ``table`` and which of its columns (cached)."""
+        key = (role, table.oid)
+        cached = self._privileges.get(key)
+        if cached is not None:
+            return cached
+        async with self._admin.acquire() as conn:
+            row = await conn.fetchrow(_PRIVILEGES_SQL, role, table.oid)
+        assert row is not None
+        result = Privileges(bool(row["table_select"]), frozenset(row["columns"]))
+        self._privileges[key] = result
+        return result
+
+    async def can_become(self, role: str) -> bool:
+        """Whether the API login may switch to ``role`` (an unknown role cannot be)."""
+        async with self._api.acquire() as conn:
+            allowed = await conn.fetchval(
+                "select pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER')"
+                " from pg_catalog.pg_roles r where r.rolname = $1",
+                role,
+            )
+        return bool(allowed)
+
+    async def bypasses_rls(self, role: str) -> bool:
+        """Whether ``role`` bypasses row level security (``service_role`` does)."""
+        async with self._admin.acquire() as conn:
+            value = await conn.fetchval("select rolbypassrls from pg_catalog.pg_roles where rolname = $1", role)
+        return bool(value)

@@ -1,0 +1,163 @@
+"""The gateway's private objects in the database, installed idempotently at start-up.
+
+Schema ``_realtime`` (not exposed by the REST gateway, usable only by the API login role):
+
+- ``wake()``: a statement-level AFTER trigger on every published table that sends a ``NOTIFY`` when a
+  statement changed it. The notification is delivered at commit, so the change capture wakes up right
+  after a commit instead of polling the replication slot in a tight loop.
+- ``wake_on_ddl()``: an event trigger for any DDL (``ALTER PUBLICATION``, ``CREATE TABLE``, ``GRANT``,
+  ...), so a table added to the publication gets its wake trigger, and cached privileges are dropped,
+  without waiting for the periodic refresh.
+- ``visible_rows(role, claims, table, keys)``: see ``authz``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from devstack.gateway.realtime.catalog import PUBLICATION
+
+if TYPE_CHECKING:
+    from devstack.gateway.realtime.catalog import AnyConnection
+
+WAKE_CHANNEL = "devstack_realtime_wake"
+DDL_PAYLOAD = "ddl"
+TRIGGER_NAME = "devstack_realtime_wake"
+EVENT_TRIGGER_NAME = "devstack_realtime_ddl"
+
+_INSTALL_SQL = f"""
+create schema if not exists _realtime;
+revoke all on schema _realtime from public;
+
+create or replace function _realtime.wake() returns trigger
+language plpgsql set search_path = ''
+as $$
+begin
+  perform pg_catalog.pg_notify('{WAKE_CHANNEL}', '');
+  return null;
+end
+$$;
+
+create or replace function _realtime.wake_on_ddl() returns event_trigger
+language plpgsql set search_path = ''
+as $$
+begin
+  perform pg_catalog.pg_notify('{WAKE_CHANNEL}', '{DDL_PAYLOAD}');
+end
+$$;
+
+-- Indices (1-based, into p_keys) of the rows that p_role with p_claims may select. The lookup is
+-- built from the table's primary key; the role switch is local to the caller's transaction (one
+-- statement in autocommit), exactly like a PostgREST request. Security invoker on purpose: the
+-- caller must be allowed to become p_role, and the lookup runs with that role's rights only.
+create or replace function _realtime.visible_rows(p_role text, p_claims text, p_table oid, p_keys jsonb)
+returns setof integer
+language plpgsql volatile
+as $$
+declare
+  v_sql text;
+begin
+  if not pg_catalog.has_table_privilege(p_role, p_table, 'SELECT') then
+    return;
+  end if;
+  select pg_catalog.format(
+           'select k.i::integer from pg_catalog.jsonb_array_elements($1) with ordinality as k(v, i)'
+           ' where exists (select from %I.%I t where %s)',
+           n.nspname, c.relname,
+           pg_catalog.string_agg(
+             pg_catalog.format('t.%I = (k.v ->> %L)::%s', a.attname, a.attname,
+                               pg_catalog.format_type(a.atttypid, null)),
+             ' and '))
+    into v_sql
+    from pg_catalog.pg_class c
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    join pg_catalog.pg_index x on x.indrelid = c.oid and x.indisprimary
+    join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum = any(x.indkey::int2[])
+   where c.oid = p_table
+   group by n.nspname, c.relname;
+  if v_sql is null then
+    raise exception 'table % has no primary key', p_table::regclass;
+  end if;
+  perform pg_catalog.set_config('role', p_role, true);
+  perform pg_catalog.set_config('request.jwt.claims', p_claims, true);
+  return query execute v_sql using p_keys;
+end
+$$;
+
+revoke all on function _realtime.wake(), _realtime.wake_on_ddl(),
+  _realtime.visible_rows(text, text, oid, jsonb) from public;
+
+do $$
+begin
+  if not exists (select from pg_catalog.pg_event_trigger where evtname = '{EVENT_TRIGGER_NAME}') then
+    create event trigger {EVENT_TRIGGER_NAME} on ddl_command_end execute function _realtime.wake_on_ddl();
+  end if;
+end
+$$;
+"""  # noqa: S608 - only this module's constants are interpolated
+
+_SYNC_TRIGGERS_SQL = f"""
+do $$
+declare
+  r record;
+begin
+  -- A table dropped or locked by someone else meanwhile is skipped, not an error: the next sync
+  -- (after the next DDL) sees the catalog as it is then.
+  set local lock_timeout = '1s';
+  -- Published tables without the wake trigger get it ...
+  for r in
+    select p.schemaname, p.tablename
+      from pg_catalog.pg_publication_tables p
+     where p.pubname = '{PUBLICATION}'
+       and not exists (
+         select from pg_catalog.pg_trigger t
+          join pg_catalog.pg_class c on c.oid = t.tgrelid
+          join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+          where n.nspname = p.schemaname and c.relname = p.tablename and t.tgname = '{TRIGGER_NAME}')
+  loop
+    begin
+      execute pg_catalog.format(
+        'create trigger {TRIGGER_NAME} after insert or update or delete on %I.%I'
+        ' for each statement execute function _realtime.wake()', r.schemaname, r.tablename);
+    exception when undefined_table or lock_not_available or duplicate_object then
+      null;
+    end;
+  end loop;
+  -- ... and tables that left the publication lose it.
+  for r in
+    select n.nspname, c.relname
+      from pg_catalog.pg_trigger t
+      join pg_catalog.pg_class c on c.oid = t.tgrelid
+      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+     where t.tgname = '{TRIGGER_NAME}'
+       and not exists (
+         select from pg_catalog.pg_publication_tables p
+          where p.pubname = '{PUBLICATION}' and p.schemaname = n.nspname and p.tablename = c.relname)
+  loop
+    begin
+      execute pg_catalog.format('drop trigger if exists {TRIGGER_NAME} on %I.%I', r.nspname, r.relname);
+    exception when undefined_table or lock_not_available then
+      null;
+    end;
+  end loop;
+end
+$$;
+"""  # noqa: S608 - only this module's constants are interpolated
+
+
+async def install(conn: AnyConnection, api_role: str) -> None:
+    """Create or update ``_realtime`` and let ``api_role`` (the API pool's login) use ``visible_rows``."""
+    async with conn.transaction():
+        # Several gateways starting at once (tests) would race on "create or replace".
+        await conn.execute("select pg_advisory_xact_lock(hashtext('devstack_realtime_install'))")
+        await conn.execute(_INSTALL_SQL)
+        role = await conn.fetchval("select quote_ident($1)", api_role)
+        await conn.execute(f"grant usage on schema _realtime to {role}")
+        await conn.execute(f"grant execute on function _realtime.visible_rows(text, text, oid, jsonb) to {role}")
+
+
+async def sync_triggers(conn: AnyConnection) -> None:
+    """Give every published table the wake trigger, and take it from tables no longer published."""
+    async with conn.transaction():
+        await conn.execute("select pg_advisory_xact_lock(hashtext('devstack_realtime_install'))")
+        await conn.execute(_SYNC_TRIGGERS_SQL)
