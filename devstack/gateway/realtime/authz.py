@@ -3,8 +3,9 @@
 Like Supabase Realtime, a row change goes to a subscriber only if, as that subscriber's role with its
 claims in ``request.jwt.claims``, selecting the row by primary key finds it: row level security and
 grants are evaluated by Postgres, never re-implemented here. ``_realtime.visible_rows`` does the role
-switch and the lookup for many rows in one round trip; it runs on the ``authenticator`` pool (which may
-only become the API roles) inside the statement's own transaction, so the role ends with it.
+switch and the lookup for many rows and several subscriber groups in one round trip; it runs on the
+``authenticator`` pool (which may only become the API roles) inside the statement's own transaction,
+so the role ends with it.
 
 Deleted rows cannot be looked up; a DELETE goes to subscribers whose role may select the table at all,
 with only the primary key in ``old_record``. Table and column privileges are cached per role until
@@ -20,7 +21,7 @@ import asyncpg
 
 from devstack.gateway.realtime.catalog import TableInfo
 
-_VISIBLE_SQL = "select _realtime.visible_rows($1, $2, $3::oid, $4::jsonb)"
+_VISIBLE_SQL = "select grp, idx from _realtime.visible_rows($1::text[], $2::text[], $3::oid, $4::jsonb)"
 
 _PRIVILEGES_SQL = """
 select pg_catalog.has_table_privilege($1, $2::oid, 'SELECT') as table_select,
@@ -51,13 +52,25 @@ class Authorizer:
         """Drop cached privileges (the catalog changed)."""
         self._privileges.clear()
 
-    async def visible(self, role: str, claims_json: str, table: TableInfo, keys: list[dict[str, str]]) -> set[int]:
-        """Indices into ``keys`` (primary key column → text) of the rows ``role`` with ``claims`` may select."""
-        if not keys:
-            return set()
+    async def visible(
+        self, groups: list[tuple[str, str]], table: TableInfo, keys: list[dict[str, str]]
+    ) -> dict[tuple[str, str], set[int]]:
+        """For each ``(role, claims json)`` group, the indices into ``keys`` (primary key column →
+        text) of the rows it may select; one round trip for all of them."""
+        result: dict[tuple[str, str], set[int]] = {group: set() for group in groups}
+        if not keys or not groups:
+            return result
         async with self._api.acquire() as conn:
-            rows = await conn.fetch(_VISIBLE_SQL, role, claims_json, table.oid, json.dumps(keys))
-        return {int(row[0]) - 1 for row in rows}
+            rows = await conn.fetch(
+                _VISIBLE_SQL,
+                [role for role, _ in groups],
+                [claims for _, claims in groups],
+                table.oid,
+                json.dumps(keys),
+            )
+        for group_number, key_number in rows:
+            result[groups[group_number - 1]].add(key_number - 1)
+        return result
 
     async def privileges(self, role: str, table: TableInfo) -> Privileges:
         """Whether ``role`` may select ``table`` and which of its columns (cached)."""

@@ -4,8 +4,9 @@ Per batch (one poll of the slot, any number of transactions), in three steps:
 
 1. Match: for each change, the bindings that cover its table and event and whose filters hold.
 2. Authorize, all checks of the batch at once: privileges per (role, table) from a cache; for
-   INSERT and UPDATE on tables with row level security, one ``visible_rows`` query per group of
-   identical claims and table, covering every change of the batch, the groups run concurrently.
+   INSERT and UPDATE on tables with row level security, subscribers with identical claims form one
+   group, and per table the groups are dealt into up to ``PARALLEL_CHECKS`` concurrent
+   ``visible_rows`` queries, each covering every changed row of the batch for its groups.
 3. Emit in commit order: one push per channel and change, listing the ids of its matching bindings,
    the ``data`` serialized once per change and column set.
 
@@ -36,6 +37,10 @@ MAX_DATA_CHARS = MAX_FRAME_BYTES // 4 - 4096
 most); above the frame limit minus room for the envelope, large values are left out (Error 413)."""
 LARGE_VALUE_BYTES = 64
 MAX_RECHECK_ROUNDS = 3
+PARALLEL_CHECKS = 4
+"""Claims groups are checked in up to this many concurrent queries per table (each covering a share of
+the groups), on separate connections."""
+_NO_PRIVILEGES = Privileges(False, frozenset())
 
 Group = tuple[str, str]
 
@@ -126,23 +131,25 @@ class ChangeRouter:
     async def _visibility(
         self, plans: list[_Plan], privileges: dict[tuple[str, int], Privileges]
     ) -> dict[tuple[Group, int], set[int]]:
-        """``(claims group, plan index)`` pairs whose row the group may select, by (group, table oid)."""
+        """Plan indices whose row each claims group may select, by (group, table oid)."""
         visible: dict[tuple[Group, int], set[int]] = {}
         for _ in range(MAX_RECHECK_ROUNDS):
             needed = self._needed_checks(plans, privileges, visible)
             if not needed:
                 break
-            items = list(needed.items())
+            calls = [
+                (table, rows, chunk) for table, rows, groups in needed for chunk in _chunks(groups, PARALLEL_CHECKS)
+            ]
             results = await asyncio.gather(
-                *(self._check(group, table, indexed) for (group, _), (table, indexed) in items),
+                *(self._authorizer.visible(chunk, table, [keys for _, keys in rows]) for table, rows, chunk in calls),
                 return_exceptions=True,
             )
-            for ((group, oid), (_, indexed)), result in zip(items, results, strict=True):
+            for (table, rows, chunk), result in zip(calls, results, strict=True):
                 if isinstance(result, BaseException):
-                    log.warning("realtime: visibility check for role %r failed: %s", group[0], result)
-                    visible[(group, oid)] = set()
-                else:
-                    visible[(group, oid)] = {indexed[i][0] for i in result}
+                    log.warning("realtime: visibility check on %s failed: %s", table.qualified, result)
+                    result = {}
+                for group in chunk:
+                    visible[(group, table.oid)] = {rows[i][0] for i in result.get(group, ())}
         return visible
 
     def _needed_checks(
@@ -150,33 +157,33 @@ class ChangeRouter:
         plans: list[_Plan],
         privileges: dict[tuple[str, int], Privileges],
         done: dict[tuple[Group, int], set[int]],
-    ) -> dict[tuple[Group, int], tuple[TableInfo, list[tuple[int, dict[str, str]]]]]:
-        """Checks still to run: rows of RLS tables per claims group, for groups not checked yet
-        (a channel whose token changed during a round has a new group and is checked again)."""
-        needed: dict[tuple[Group, int], tuple[TableInfo, list[tuple[int, dict[str, str]]]]] = {}
-        seen: set[tuple[Group, int, int]] = set()
+    ) -> list[tuple[TableInfo, list[tuple[int, dict[str, str]]], list[Group]]]:
+        """Checks still to run, per RLS table: its changed rows and the claims groups not checked yet
+        (a channel whose token changed during a round has a new group and is checked again).
+
+        Every group is asked about every row of its table in the batch, even rows its filters skip: one
+        query per table serves all, and the extra primary-key probes cost less than more queries.
+        """
+        tables: dict[int, tuple[TableInfo, list[tuple[int, dict[str, str]]], dict[Group, None]]] = {}
         for index, plan in enumerate(plans):
             if plan.change.kind == "DELETE" or not plan.table.rls_enabled:
                 continue
             keys = plan.change.key_text()
             if keys is None:
                 continue
-            for channel in plan.hits:
-                if not channel.active:
-                    continue
-                group = channel.auth.group
-                privilege = privileges.get((group[0], plan.table.oid))
-                if privilege is None or not privilege.table_select:
-                    continue
-                slot = (group, plan.table.oid)
-                if slot in done or (group, plan.table.oid, index) in seen:
-                    continue
-                seen.add((group, plan.table.oid, index))
-                needed.setdefault(slot, (plan.table, []))[1].append((index, keys))
-        return needed
-
-    async def _check(self, group: Group, table: TableInfo, indexed: list[tuple[int, dict[str, str]]]) -> set[int]:
-        return await self._authorizer.visible(group[0], group[1], table, [keys for _, keys in indexed])
+            groups = [
+                channel.auth.group
+                for channel in plan.hits
+                if channel.active
+                and (channel.auth.group, plan.table.oid) not in done
+                and privileges.get((channel.auth.role, plan.table.oid), _NO_PRIVILEGES).table_select
+            ]
+            if not groups:
+                continue
+            entry = tables.setdefault(plan.table.oid, (plan.table, [], {}))
+            entry[1].append((index, keys))
+            entry[2].update(dict.fromkeys(groups))
+        return [(table, rows, list(groups)) for table, rows, groups in tables.values()]
 
     # --- 3. emit -----------------------------------------------------------------------------------
 
@@ -205,6 +212,12 @@ class ChangeRouter:
                 if data is None:
                     data = rendered[keep] = render_data(change, table, types, keep)
                 channel.push_change(ids, data)
+
+
+def _chunks(groups: list[Group], parts: int) -> list[list[Group]]:
+    """``groups`` dealt into at most ``parts`` non-empty lists."""
+    count = min(parts, len(groups))
+    return [groups[start::count] for start in range(count)]
 
 
 def _columns_to_keep(table: TableInfo, privilege: Privileges, select: frozenset[str] | None) -> frozenset[str] | None:

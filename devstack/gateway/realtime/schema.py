@@ -8,7 +8,7 @@ Schema ``_realtime`` (not exposed by the REST gateway, usable only by the API lo
 - ``wake_on_ddl()``: an event trigger for any DDL (``ALTER PUBLICATION``, ``CREATE TABLE``, ``GRANT``,
   ...), so a table added to the publication gets its wake trigger, and cached privileges are dropped,
   without waiting for the periodic refresh.
-- ``visible_rows(role, claims, table, keys)``: see ``authz``.
+- ``visible_rows(roles, claims, table, keys)``: see ``authz``.
 """
 
 from __future__ import annotations
@@ -46,46 +46,56 @@ begin
 end
 $$;
 
--- Indices (1-based, into p_keys) of the rows that p_role with p_claims may select. The lookup is
--- built from the table's primary key; the role switch is local to the caller's transaction (one
--- statement in autocommit), exactly like a PostgREST request. Security invoker on purpose: the
--- caller must be allowed to become p_role, and the lookup runs with that role's rights only.
-create or replace function _realtime.visible_rows(p_role text, p_claims text, p_table oid, p_keys jsonb)
-returns setof integer
+-- Which rows each subscriber group may select: (grp, idx) pairs, 1-based into p_roles/p_claims and
+-- p_keys (primary keys as {{"column": "text"}} objects). For each group the role and claims are set
+-- exactly as for a PostgREST request, local to the caller's transaction (one statement in
+-- autocommit), then the rows are looked up. Security invoker on purpose: the caller must be allowed
+-- to become each role, and each lookup runs with that role's rights only. The lookup is a nested loop
+-- of primary-key probes (lateral, limit 1), never a scan that would evaluate the policies on every
+-- row; it is prepared once per session and table (Postgres re-plans it when the role or table changes).
+drop function if exists _realtime.visible_rows(text, text, oid, jsonb);
+create or replace function _realtime.visible_rows(p_roles text[], p_claims text[], p_table oid, p_keys jsonb)
+returns table (grp integer, idx integer)
 language plpgsql volatile
 as $$
 declare
+  v_name text := 'devstack_realtime_visible_' || p_table;
   v_sql text;
 begin
-  if not pg_catalog.has_table_privilege(p_role, p_table, 'SELECT') then
-    return;
+  if not exists (select from pg_catalog.pg_prepared_statements s where s.name = v_name) then
+    select pg_catalog.format(
+             'prepare %I(jsonb, integer) as select $2, k.i::integer'
+             ' from pg_catalog.jsonb_array_elements($1) with ordinality as k(v, i)'
+             ' cross join lateral (select from %I.%I t where %s limit 1) as found',
+             v_name, n.nspname, c.relname,
+             pg_catalog.string_agg(
+               pg_catalog.format('t.%I = (k.v ->> %L)::%s', a.attname, a.attname,
+                                 pg_catalog.format_type(a.atttypid, null)),
+               ' and '))
+      into v_sql
+      from pg_catalog.pg_class c
+      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+      join pg_catalog.pg_index x on x.indrelid = c.oid and x.indisprimary
+      join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum = any(x.indkey::int2[])
+     where c.oid = p_table
+     group by n.nspname, c.relname;
+    if v_sql is null then
+      raise exception 'table % has no primary key', p_table::regclass;
+    end if;
+    execute v_sql;
   end if;
-  select pg_catalog.format(
-           'select k.i::integer from pg_catalog.jsonb_array_elements($1) with ordinality as k(v, i)'
-           ' where exists (select from %I.%I t where %s)',
-           n.nspname, c.relname,
-           pg_catalog.string_agg(
-             pg_catalog.format('t.%I = (k.v ->> %L)::%s', a.attname, a.attname,
-                               pg_catalog.format_type(a.atttypid, null)),
-             ' and '))
-    into v_sql
-    from pg_catalog.pg_class c
-    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-    join pg_catalog.pg_index x on x.indrelid = c.oid and x.indisprimary
-    join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum = any(x.indkey::int2[])
-   where c.oid = p_table
-   group by n.nspname, c.relname;
-  if v_sql is null then
-    raise exception 'table % has no primary key', p_table::regclass;
-  end if;
-  perform pg_catalog.set_config('role', p_role, true);
-  perform pg_catalog.set_config('request.jwt.claims', p_claims, true);
-  return query execute v_sql using p_keys;
+  for g in 1 .. coalesce(pg_catalog.array_length(p_roles, 1), 0) loop
+    if pg_catalog.has_table_privilege(p_roles[g], p_table, 'SELECT') then
+      perform pg_catalog.set_config('role', p_roles[g], true);
+      perform pg_catalog.set_config('request.jwt.claims', p_claims[g], true);
+      return query execute pg_catalog.format('execute %I(%L, %s)', v_name, p_keys, g);
+    end if;
+  end loop;
 end
 $$;
 
 revoke all on function _realtime.wake(), _realtime.wake_on_ddl(),
-  _realtime.visible_rows(text, text, oid, jsonb) from public;
+  _realtime.visible_rows(text[], text[], oid, jsonb) from public;
 
 do $$
 begin
@@ -153,7 +163,7 @@ async def install(conn: AnyConnection, api_role: str) -> None:
         await conn.execute(_INSTALL_SQL)
         role = await conn.fetchval("select quote_ident($1)", api_role)
         await conn.execute(f"grant usage on schema _realtime to {role}")
-        await conn.execute(f"grant execute on function _realtime.visible_rows(text, text, oid, jsonb) to {role}")
+        await conn.execute(f"grant execute on function _realtime.visible_rows(text[], text[], oid, jsonb) to {role}")
 
 
 async def sync_triggers(conn: AnyConnection) -> None:
