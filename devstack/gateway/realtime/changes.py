@@ -25,7 +25,6 @@ import contextlib
 import logging
 import os
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -89,8 +88,16 @@ class ChangeCapture:
     batches are always interpreted with a catalog at least as new as the DDL that preceded them.
     """
 
-    def __init__(self, db_url: str, on_changes: ChangesHandler, on_catalog: CatalogHandler) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        on_changes: ChangesHandler,
+        on_catalog: CatalogHandler,
+        *,
+        fallback_seconds: float = FALLBACK_POLL_SECONDS,
+    ) -> None:
         self._db_url = db_url
+        self._fallback_seconds = fallback_seconds
         self._on_changes = on_changes
         self._on_catalog = on_catalog
         self._wake = asyncio.Event()
@@ -197,16 +204,13 @@ class ChangeCapture:
     async def _poll_forever(self) -> None:
         conn = self._conn
         assert conn is not None
-        next_fallback = time.monotonic() + FALLBACK_POLL_SECONDS
         while True:
-            timeout = max(0.0, next_fallback - time.monotonic())
-            woken = False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
-                woken = True
+            if not self._wake.is_set():
+                # (Not wait_for with a zero timeout: it gives up without looking at a set event.)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._fallback_seconds)
+            woken = self._wake.is_set()
             self._wake.clear()
-            if not woken:
-                next_fallback = time.monotonic() + FALLBACK_POLL_SECONDS
             if self._catalog_stale:
                 await self._refresh_catalog(conn)
             if woken:
