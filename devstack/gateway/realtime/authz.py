@@ -7,9 +7,10 @@ switch and the lookup for many rows and several subscriber groups in one round t
 ``authenticator`` pool (which may only become the API roles) inside the statement's own transaction,
 so the role ends with it.
 
-Deleted rows cannot be looked up; a DELETE goes to subscribers whose role may select the table at all,
-with only the primary key in ``old_record``. Table and column privileges are cached per role until
-the catalog changes (the DDL event trigger in ``schema`` says when, GRANT and REVOKE included).
+Deleted rows cannot be looked up; a DELETE goes to subscribers whose role may select the table's primary
+key, with only the primary key in ``old_record``. Column privileges (from table or column grants) are
+cached per role until the catalog changes (the DDL event trigger in ``schema`` says when, GRANT and
+REVOKE included); records leave out the columns a role may not select.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from devstack.gateway.realtime.catalog import TableInfo
 _VISIBLE_SQL = "select grp, idx from _realtime.visible_rows($1::text[], $2::text[], $3::oid, $4::jsonb)"
 
 _PRIVILEGES_SQL = """
-select pg_catalog.has_table_privilege($1, $2::oid, 'SELECT') as table_select,
-       coalesce(array(
+select coalesce(array(
          select a.attname::text from pg_catalog.pg_attribute a
           where a.attrelid = $2::oid and a.attnum > 0 and not a.attisdropped
             and pg_catalog.has_column_privilege($1, $2::oid, a.attnum, 'SELECT')), '{}') as columns
@@ -34,10 +34,19 @@ select pg_catalog.has_table_privilege($1, $2::oid, 'SELECT') as table_select,
 
 @dataclass(frozen=True, slots=True)
 class Privileges:
-    """What a role may select from a table: the table as a whole, and which columns."""
+    """The columns of a table a role may select (through a table grant or column grants)."""
 
-    table_select: bool
     columns: frozenset[str]
+
+    def may_see(self, table: TableInfo) -> bool:
+        """Whether the role may see changes of ``table`` at all: it must be able to select the primary
+        key (any column, for a table without one), as Realtime requires."""
+        if table.pk:
+            return all(column in self.columns for column in table.pk)
+        return bool(self.columns)
+
+
+NO_PRIVILEGES = Privileges(frozenset())
 
 
 class Authorizer:
@@ -73,7 +82,7 @@ class Authorizer:
         return result
 
     async def privileges(self, role: str, table: TableInfo) -> Privileges:
-        """Whether ``role`` may select ``table`` and which of its columns (cached)."""
+        """Which columns of ``table`` ``role`` may select (cached)."""
         key = (role, table.oid)
         cached = self._privileges.get(key)
         if cached is not None:
@@ -81,7 +90,7 @@ class Authorizer:
         async with self._admin.acquire() as conn:
             row = await conn.fetchrow(_PRIVILEGES_SQL, role, table.oid)
         assert row is not None
-        result = Privileges(bool(row["table_select"]), frozenset(row["columns"]))
+        result = Privileges(frozenset(row["columns"]))
         self._privileges[key] = result
         return result
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from devstack.gateway.realtime.authz import Authorizer, Privileges
+from devstack.gateway.realtime.authz import NO_PRIVILEGES, Authorizer, Privileges
 from devstack.gateway.realtime.catalog import Catalog, TableInfo
 from devstack.gateway.realtime.channels import Channel, Hub
 from devstack.gateway.realtime.filters import matches_all
@@ -40,7 +40,6 @@ MAX_RECHECK_ROUNDS = 3
 PARALLEL_CHECKS = 4
 """Claims groups are checked in up to this many concurrent queries per table (each covering a share of
 the groups), on separate connections."""
-_NO_PRIVILEGES = Privileges(False, frozenset())
 
 Group = tuple[str, str]
 
@@ -123,7 +122,7 @@ class ChangeRouter:
         for key, result in zip(keys, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("realtime: privileges of role %r could not be read: %s", key[0], result)
-                privileges[key] = Privileges(False, frozenset())
+                privileges[key] = NO_PRIVILEGES
             else:
                 privileges[key] = result
         return privileges
@@ -176,7 +175,7 @@ class ChangeRouter:
                 for channel in plan.hits
                 if channel.active
                 and (channel.auth.group, plan.table.oid) not in done
-                and privileges.get((channel.auth.role, plan.table.oid), _NO_PRIVILEGES).table_select
+                and privileges.get((channel.auth.role, plan.table.oid), NO_PRIVILEGES).may_see(plan.table)
             ]
             if not groups:
                 continue
@@ -201,7 +200,7 @@ class ChangeRouter:
                 if not channel.active:
                     continue
                 privilege = privileges.get((channel.auth.role, table.oid))
-                if privilege is None or not privilege.table_select:
+                if privilege is None or not privilege.may_see(table):
                     continue
                 if change.kind != "DELETE" and table.rls_enabled:
                     seen = visible.get((channel.auth.group, table.oid))

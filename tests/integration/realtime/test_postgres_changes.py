@@ -308,3 +308,31 @@ async def test_a_change_too_large_for_one_frame_loses_its_large_values(rt: Realt
     assert data["errors"] == ["Error 413: Payload Too Large"]  # as Realtime says it
     assert data["record"]["id"] == row_id and data["record"]["vc"] == "small"
     assert "label" not in data["record"]
+
+
+async def test_grants_and_policies_changed_while_subscribed(rt: Realtime, db: Db, samples: str) -> None:
+    bob = await rt.client(BOB)
+    inbox = Inbox()
+    await subscribe(bob.channel("grants").on_postgres_changes(Event.Insert, inbox, schema="rt_test", table="samples"))
+    before = await db.pool.fetchval(f"insert into {samples} (label, vc) values ('all columns', 'x') returning id")
+    assert set((await inbox.next())["data"]["record"]) > {"id", "label", "vc"}
+    # Now only two columns, and only rows a policy admits (the gateway hears of DDL and re-reads).
+    await db.pool.execute(
+        f"""
+        revoke select on {samples} from authenticated;
+        grant select (id, label) on {samples} to authenticated;
+        alter table {samples} enable row level security;
+        create policy not_hidden on {samples} for select to authenticated using (label <> 'hidden');
+        """
+    )
+    ids = [
+        await db.pool.fetchval(f"insert into {samples} (label, vc) values ($1, 'x') returning id", label)
+        for label in ("shown", "hidden", "shown too")
+    ]
+    first, second = (await inbox.next())["data"], (await inbox.next())["data"]
+    assert [first["record"], second["record"]] == [
+        {"id": ids[0], "label": "shown"},
+        {"id": ids[2], "label": "shown too"},
+    ]
+    assert [c["name"] for c in first["columns"]] == ["id", "label"]
+    assert before not in ids
