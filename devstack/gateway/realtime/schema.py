@@ -71,33 +71,46 @@ begin
     -- Like a REST select of the key: table or column grants on the key columns will do.
     if (select pg_catalog.bool_and(pg_catalog.has_column_privilege(p_roles[g], p_table, k, 'SELECT'))
           from pg_catalog.unnest(v_key) as k) then
-      begin
-        perform pg_catalog.set_config('role', p_roles[g], true);
-        perform pg_catalog.set_config('request.jwt.claims', p_claims[g], true);
-        -- Prepared as the group's role: the lookup needs that role's schema rights, not ours.
-        if not exists (select from pg_catalog.pg_prepared_statements s where s.name = v_name) then
-          select pg_catalog.format(
-                   'prepare %I(jsonb, integer) as select $2, k.i::integer'
-                   ' from pg_catalog.jsonb_array_elements($1) with ordinality as k(v, i)'
-                   ' cross join lateral (select from %I.%I t where %s limit 1) as found',
-                   v_name, n.nspname, c.relname,
-                   pg_catalog.string_agg(
-                     pg_catalog.format('t.%I = (k.v ->> %L)::%s', a.attname, a.attname,
-                                       pg_catalog.format_type(a.atttypid, null)),
-                     ' and '))
-            into v_sql
-            from pg_catalog.pg_class c
-            join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-            join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum = any(v_key)
-           where c.oid = p_table
-           group by n.nspname, c.relname;
-          execute v_sql;
-        end if;
-        return query execute pg_catalog.format('execute %I(%L, %s)', v_name, p_keys, g);
-      exception when insufficient_privilege then
-        -- No usage on the table's schema, say: this group sees none of the rows, as over REST.
-        null;
-      end;
+      for v_attempt in 1 .. 2 loop
+        begin
+          perform pg_catalog.set_config('role', p_roles[g], true);
+          perform pg_catalog.set_config('request.jwt.claims', p_claims[g], true);
+          -- Prepared as the group's role: the lookup needs that role's schema rights, not ours.
+          if not exists (select from pg_catalog.pg_prepared_statements s where s.name = v_name) then
+            select pg_catalog.format(
+                     'prepare %I(jsonb, integer) as select $2, k.i::integer'
+                     ' from pg_catalog.jsonb_array_elements($1) with ordinality as k(v, i)'
+                     ' cross join lateral (select from %I.%I t where %s limit 1) as found',
+                     v_name, n.nspname, c.relname,
+                     pg_catalog.string_agg(
+                       pg_catalog.format('t.%I = (k.v ->> %L)::%s', a.attname, a.attname,
+                                         pg_catalog.format_type(a.atttypid, null)),
+                       ' and '))
+              into v_sql
+              from pg_catalog.pg_class c
+              join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+              join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum = any(v_key)
+             where c.oid = p_table
+             group by n.nspname, c.relname;
+            execute v_sql;
+          end if;
+          return query execute pg_catalog.format('execute %I(%L, %s)', v_name, p_keys, g);
+          exit;
+        exception
+          when insufficient_privilege then
+            -- No usage on the table's schema, say: this group sees none of the rows, as over REST.
+            exit;
+          when undefined_column or undefined_table or datatype_mismatch or feature_not_supported then
+            -- The table changed under the prepared lookup (a key column renamed, say): prepare it
+            -- afresh, once.
+            if exists (select from pg_catalog.pg_prepared_statements s where s.name = v_name) then
+              execute pg_catalog.format('deallocate %I', v_name);
+            end if;
+            if v_attempt = 2 then
+              raise;
+            end if;
+        end;
+      end loop;
     end if;
   end loop;
 end

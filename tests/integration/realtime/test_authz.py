@@ -73,3 +73,28 @@ async def test_the_api_roles_cannot_call_it(db: Db) -> None:
             await conn.execute(f"set local role {role}")
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.fetch(VISIBLE_ROWS, [role], ["{}"], 0, "[]")
+
+
+async def test_a_table_changed_under_the_prepared_lookup(authenticator: asyncpg.Connection, db: Db) -> None:
+    await db.pool.execute(
+        """
+        create schema rt_authz;
+        create table rt_authz.notes (id int primary key, owner uuid not null);
+        alter table rt_authz.notes enable row level security;
+        create policy own on rt_authz.notes for select to authenticated using (owner = (select auth.uid()));
+        grant usage on schema rt_authz to authenticated;
+        grant select on rt_authz.notes to authenticated;
+        """
+    )
+    try:
+        await db.pool.execute("insert into rt_authz.notes values (1, $1), (2, $2)", ALICE, BOB)
+        table = await db.pool.fetchval("select 'rt_authz.notes'::regclass::oid")
+        keys = json.dumps([{"id": "1"}, {"id": "2"}])
+        args = (["authenticated", "authenticated"], [claims(ALICE), claims(BOB)], table)
+        assert sorted(tuple(r) for r in await authenticator.fetch(VISIBLE_ROWS, *args, keys)) == [(1, 1), (2, 2)]
+        # The key column is renamed: the statement prepared by the call above must not stay broken.
+        await db.pool.execute("alter table rt_authz.notes rename column id to note_id")
+        keys = json.dumps([{"note_id": "1"}, {"note_id": "2"}])
+        assert sorted(tuple(r) for r in await authenticator.fetch(VISIBLE_ROWS, *args, keys)) == [(1, 1), (2, 2)]
+    finally:
+        await db.pool.execute("drop schema rt_authz cascade")
