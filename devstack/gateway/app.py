@@ -1,7 +1,8 @@
 """The gateway's ASGI application: one Starlette app mounting the Supabase-compatible services.
 
 Each service module (``auth``, ``rest``, ``realtime``) exposes ``routes()`` and the coroutines
-``startup(ctx)`` and ``shutdown(ctx)`` for background work (realtime's change capture).
+``startup(ctx)`` and ``shutdown(ctx)`` for background work (realtime's change capture), and may expose
+``drain(ctx)``, run when the server starts shutting down, before it cuts the open connections.
 """
 
 from __future__ import annotations
@@ -24,6 +25,17 @@ SERVICES = (auth, rest, realtime)
 
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
+
+
+async def drain(app: Starlette) -> None:
+    """Let each service close its long-lived connections its own way (realtime: close code 1001)."""
+    ctx = getattr(app.state, "ctx", None)
+    if ctx is None:
+        return
+    for service in SERVICES:
+        hook = getattr(service, "drain", None)
+        if hook is not None:
+            await hook(ctx)
 
 
 def create_app(settings: GatewaySettings) -> Starlette:

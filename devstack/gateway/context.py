@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from starlette.requests import HTTPConnection
@@ -17,11 +17,14 @@ class GatewayContext:
     admin_pool: Superuser connections: auth administration, logical decoding.
     api_pool: ``authenticator`` connections: each request switches to ``anon``, ``authenticated`` or
         ``service_role`` inside its own transaction, so row level security applies.
+    services: State a service creates at start-up and its routes use, by service name (realtime's
+        channels and change capture).
     """
 
     settings: GatewaySettings
     admin_pool: asyncpg.Pool
     api_pool: asyncpg.Pool
+    services: dict[str, object] = field(default_factory=dict)
 
 
 def context_of(connection: HTTPConnection) -> GatewayContext:

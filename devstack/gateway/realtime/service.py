@@ -1,0 +1,382 @@
+"""The realtime service: sockets and their channel events, wired to the change capture.
+
+One ``RealtimeService`` per gateway process, created at start-up and kept in the gateway context. It
+owns the hub of channels, the change capture and the router between them, and speaks the protocol
+of ``/realtime/v1/websocket`` as Supabase Realtime does for the official client (``protocol``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+import jwt as pyjwt
+from starlette.websockets import WebSocket
+
+from devstack.gateway import jwt
+from devstack.gateway.context import GatewayContext
+from devstack.gateway.realtime import catalog as catalog_module
+from devstack.gateway.realtime import schema
+from devstack.gateway.realtime.authz import Authorizer
+from devstack.gateway.realtime.bindings import Binder
+from devstack.gateway.realtime.catalog import Catalog
+from devstack.gateway.realtime.changes import ChangeCapture
+from devstack.gateway.realtime.channels import Auth, Channel, Connection, Hub
+from devstack.gateway.realtime.dispatch import ChangeRouter
+from devstack.gateway.realtime.protocol import (
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_UNSUPPORTED_DATA,
+    PHOENIX_TOPIC,
+    ClientFrame,
+    FrameError,
+    JoinError,
+    JoinRequest,
+    decode_frame,
+    dumps,
+    encode_frame,
+    encode_reply,
+    parse_join,
+    system_payload,
+)
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_VSN = "1.0.0"
+MAX_PRESENCE_BYTES = 64 * 1024
+DRAIN_SECONDS = 2.0
+STARTUP_CAPTURE_WAIT_SECONDS = 10.0
+
+
+class TokenRejected(Exception):
+    """A token a channel cannot use; the message is what the client is told."""
+
+
+class RealtimeService:
+    """Channels, presence and ``postgres_changes`` for one gateway process."""
+
+    def __init__(self, ctx: GatewayContext) -> None:
+        self.ctx = ctx
+        self.hub = Hub()
+        self.authorizer = Authorizer(ctx.api_pool, ctx.admin_pool)
+        self.catalog = Catalog()
+        self.router = ChangeRouter(self.hub, self.authorizer, lambda: self.catalog)
+        self.binder = Binder(ctx.admin_pool, lambda: self.catalog)
+        self.capture = ChangeCapture(ctx.settings.db_url, self.router.deliver, self._refresh_catalog)
+        self.connections: set[Connection] = set()
+        self.draining = False
+        self._no_connections = asyncio.Event()
+        self._no_connections.set()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        api_role = await self.ctx.api_pool.fetchval("select session_user")
+        async with self.ctx.admin_pool.acquire() as conn:
+            await schema.install(conn, str(api_role))
+        self.capture.start()
+        # Serve only once changes are being captured: a client that subscribes as soon as the port
+        # opens must not miss a change committed before the slot existed. A database that is down
+        # should not keep broadcast and presence from serving, though.
+        try:
+            await asyncio.wait_for(self.capture.running.wait(), STARTUP_CAPTURE_WAIT_SECONDS)
+        except TimeoutError:
+            log.warning("realtime: change capture not running yet; serving without it for now")
+
+    async def drain(self) -> None:
+        """Refuse new sockets and close open ones with 1001 (going away) after their queued frames."""
+        self.draining = True
+        for conn in list(self.connections):
+            conn.close(CLOSE_GOING_AWAY, "server shutting down")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._no_connections.wait(), DRAIN_SECONDS)
+
+    async def stop(self) -> None:
+        await self.drain()
+        await self.capture.stop()
+
+    async def _refresh_catalog(self, conn: asyncpg.Connection) -> None:
+        await schema.sync_triggers(conn)
+        self.catalog = await catalog_module.load(conn)
+        self.authorizer.forget_privileges()
+
+    # --- sockets -----------------------------------------------------------------------------------
+
+    async def serve(self, websocket: WebSocket) -> None:
+        """Run one client socket until it closes."""
+        params = websocket.query_params
+        apikey = params.get("apikey") or websocket.headers.get("apikey")
+        if self.draining:
+            await websocket.close(CLOSE_GOING_AWAY)
+            return
+        vsn = params.get("vsn", SUPPORTED_VSN)
+        if vsn != SUPPORTED_VSN:
+            log.info("realtime: refused a socket asking for serializer vsn=%s", vsn)
+            await websocket.close(CLOSE_UNSUPPORTED_DATA)
+            return
+        try:
+            if not apikey:
+                raise TokenRejected("no apikey")
+            self._verify(apikey)
+        except TokenRejected as error:
+            # Before accept, a close becomes an HTTP 403 to the upgrade request.
+            log.info("realtime: refused a socket: %s", error)
+            await websocket.close(CLOSE_POLICY_VIOLATION)
+            return
+        await websocket.accept()
+        conn = Connection(websocket, apikey)
+        conn.start()
+        self.connections.add(conn)
+        self._no_connections.clear()
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                if conn.closing:
+                    continue
+                text = message.get("text")
+                if text is None:
+                    conn.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not part of the V1 JSON protocol")
+                    continue
+                await self._handle(conn, text)
+        finally:
+            self.connections.discard(conn)
+            if not self.connections:
+                self._no_connections.set()
+            for channel in list(conn.channels.values()):
+                self.hub.remove(channel)
+            conn.channels.clear()
+            await conn.stop()
+
+    async def _handle(self, conn: Connection, text: str) -> None:
+        try:
+            frame = decode_frame(text)
+        except FrameError as error:
+            if error.close_code is not None:
+                log.info("realtime: closing a socket: %s", error)
+                conn.close(error.close_code, str(error)[:120])
+            elif error.topic is not None:
+                conn.send(encode_reply(error.topic, error.ref, "error", {"reason": f"malformed message: {error}"}))
+            else:
+                log.info("realtime: ignored a malformed frame: %s", error)
+            return
+        if frame.topic == PHOENIX_TOPIC:
+            if frame.event == "heartbeat":
+                conn.send(encode_reply(PHOENIX_TOPIC, frame.ref, "ok", {}))
+            else:
+                conn.send(encode_reply(PHOENIX_TOPIC, frame.ref, "error", {"reason": f"unknown event {frame.event!r}"}))
+            return
+        if frame.event == "phx_join":
+            await self._join(conn, frame)
+            return
+        channel = conn.channels.get(frame.topic)
+        if channel is None:
+            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": "unmatched topic"}))
+            return
+        if frame.event == "phx_leave":
+            conn.send(encode_reply(frame.topic, frame.ref, "ok", {}))
+            self._close_channel(channel)
+        elif frame.event == "access_token":
+            await self._access_token(channel, frame)
+        elif frame.event == "broadcast":
+            self.hub.broadcast(channel.topic_key, frame.payload, channel)
+            if channel.broadcast_ack:
+                conn.send(encode_reply(frame.topic, frame.ref, "ok", {}))
+        elif frame.event == "presence":
+            self._presence(channel, frame)
+        else:
+            log.info("realtime: unknown event %r on %s", frame.event, frame.topic)
+            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": f"unknown event {frame.event!r}"}))
+
+    # --- join --------------------------------------------------------------------------------------
+
+    async def _join(self, conn: Connection, frame: ClientFrame) -> None:
+        try:
+            request = parse_join(frame.topic, frame.payload)
+            token = request.access_token
+            if token is None or token.startswith("sb_"):
+                # No user token (or a publishable key): the channel acts with the socket's apikey.
+                token = conn.apikey
+            auth = Auth.of(token, self._verify(token))
+            await self._authorize_join(request, auth)
+            bindings = await self.binder.bind(request.bindings)
+        except TokenRejected as error:
+            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": f"Unauthorized: {error}"}))
+            return
+        except JoinError as error:
+            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": str(error)}))
+            return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("realtime: join of %s failed on the database: %s", frame.topic, error)
+            reason = "UnableToConnectToProject: Realtime was unable to connect to the project database"
+            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": reason}))
+            return
+        previous = conn.channels.pop(frame.topic, None)
+        if previous is not None:
+            # Phoenix replaces a channel joined twice on one socket. No phx_close for the old one:
+            # this client does not check join_ref and would take it for the new channel's close.
+            self.hub.remove(previous)
+        channel = Channel(
+            conn=conn,
+            topic=frame.topic,
+            sub_topic=request.sub_topic,
+            join_ref=frame.join_ref or frame.ref,
+            private=request.private,
+            broadcast_self=request.broadcast_self,
+            broadcast_ack=request.broadcast_ack,
+            presence_enabled=request.presence_enabled,
+            presence_key=request.presence_key or str(uuid.uuid4()),
+            bindings=tuple(bindings),
+            auth=auth,
+        )
+        # From here on nothing is awaited until the channel is registered, so no change can be pushed
+        # to it before the client has its binding ids from this reply.
+        echoed = [{**binding.request.raw, "id": binding.id} for binding in bindings]
+        conn.send(encode_reply(frame.topic, frame.ref, "ok", {"postgres_changes": echoed}))
+        conn.channels[frame.topic] = channel
+        self.hub.add(channel)
+        self._schedule_expiry(channel)
+        if bindings:
+            if self.capture.running.is_set():
+                channel.push(
+                    "system", system_payload(request.sub_topic, "postgres_changes", "ok", "Subscribed to PostgreSQL")
+                )
+            else:
+                message = "Realtime was unable to connect to the project database"
+                channel.push("system", system_payload(request.sub_topic, "postgres_changes", "error", message))
+        if channel.presence_enabled:
+            channel.push("presence_state", self.hub.presence.state(channel.topic_key))
+
+    async def _authorize_join(self, request: JoinRequest, auth: Auth) -> None:
+        if request.private and not await self.authorizer.bypasses_rls(auth.role):
+            # Private channels are authorized by RLS policies on realtime.messages, which this stack
+            # does not have; without a policy Supabase refuses everyone but roles that bypass RLS.
+            raise TokenRejected(f"You do not have permissions to read from this Channel topic: {request.sub_topic}")
+        if request.bindings and not await self.authorizer.can_become(auth.role):
+            raise TokenRejected(f"role {auth.role!r} cannot be used for postgres_changes")
+
+    # --- tokens ------------------------------------------------------------------------------------
+
+    def _verify(self, token: str) -> dict[str, Any]:
+        """Claims of a token that a channel may act with (HS256 with our secret, ``role`` and ``exp``)."""
+        try:
+            claims = jwt.verify(token, self.ctx.settings.jwt_secret)
+        except jwt.TokenError as error:
+            if error.expired:
+                raise TokenRejected(_expired_message(token)) from None
+            raise TokenRejected(str(error)) from None
+        if not isinstance(claims.get("exp"), int):
+            raise TokenRejected("Fields `role` and `exp` are required in JWT")
+        return claims
+
+    async def _access_token(self, channel: Channel, frame: ClientFrame) -> None:
+        token = frame.payload.get("access_token")
+        # Realtime answers nothing; an unchanged token, null or a publishable key changes nothing.
+        if not isinstance(token, str) or token == channel.auth.token or token.startswith("sb_"):
+            return
+        try:
+            auth = Auth.of(token, self._verify(token))
+            if auth.role != channel.auth.role:
+                if channel.bindings and not await self.authorizer.can_become(auth.role):
+                    raise TokenRejected(f"role {auth.role!r} cannot be used for postgres_changes")
+                if channel.private and not await self.authorizer.bypasses_rls(auth.role):
+                    raise TokenRejected(
+                        f"You no longer have permission to read from this Channel topic: {channel.sub_topic}"
+                    )
+        except TokenRejected as error:
+            if channel.active:
+                self._shut_down(channel, str(error))
+            return
+        if channel.active:
+            channel.auth = auth
+            self._schedule_expiry(channel)
+
+    def _schedule_expiry(self, channel: Channel) -> None:
+        if channel.expiry is not None:
+            channel.expiry.cancel()
+        delay = max(0.0, channel.auth.expires_at - time.time()) + 0.01
+        channel.expiry = asyncio.get_running_loop().call_later(delay, self._expire, channel)
+
+    def _expire(self, channel: Channel) -> None:
+        channel.expiry = None
+        if channel.active:
+            self._shut_down(channel, _expired_message(channel.auth.token))
+
+    def _shut_down(self, channel: Channel, message: str) -> None:
+        """End a channel as Realtime does when its token goes bad: a system error, then phx_close."""
+        channel.push("system", system_payload(channel.sub_topic, "system", "error", message))
+        self._close_channel(channel)
+
+    def _close_channel(self, channel: Channel) -> None:
+        conn = channel.conn
+        if conn.channels.get(channel.topic) is channel:
+            del conn.channels[channel.topic]
+        self.hub.remove(channel)
+        conn.send(encode_frame(channel.topic, "phx_close", {}, channel.join_ref))
+
+    # --- presence ----------------------------------------------------------------------------------
+
+    def _presence(self, channel: Channel, frame: ClientFrame) -> None:
+        conn = channel.conn
+        event = frame.payload.get("event")
+        event = event.lower() if isinstance(event, str) else None
+        if event == "track":
+            fields = frame.payload.get("payload", {})
+            if not isinstance(fields, dict):
+                conn.send(
+                    encode_reply(frame.topic, frame.ref, "error", {"reason": "Presence track payload must be a map"})
+                )
+                return
+            if len(dumps(fields).encode()) > MAX_PRESENCE_BYTES:
+                conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": "Track message size exceeded"}))
+                return
+            newly_enabled = not channel.presence_enabled
+            channel.presence_enabled = True
+            diff = self.hub.presence.track(channel.topic_key, channel, channel.presence_key, fields)
+            conn.send(encode_reply(frame.topic, frame.ref, "ok", {}))
+            if newly_enabled:
+                # This channel never had presence_state: send it whole, and the diff to the others.
+                channel.push("presence_state", self.hub.presence.state(channel.topic_key))
+                if diff is not None:
+                    self.hub.send_presence_diff(channel.topic_key, diff, exclude=channel)
+            elif diff is not None:
+                self.hub.send_presence_diff(channel.topic_key, diff)
+        elif event == "untrack":
+            diff = self.hub.presence.untrack(channel.topic_key, channel)
+            conn.send(encode_reply(frame.topic, frame.ref, "ok", {}))
+            if diff is not None:
+                self.hub.send_presence_diff(channel.topic_key, diff)
+        else:
+            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": f"unknown presence event {event!r}"}))
+
+    # --- HTTP broadcast ----------------------------------------------------------------------------
+
+    async def broadcast_from_http(self, headers: dict[str, str], messages: list[dict[str, Any]]) -> None:
+        """Relay REST broadcasts (``/api/broadcast``); raises ``TokenRejected`` when not allowed."""
+        apikey = headers.get("apikey")
+        if not apikey:
+            raise TokenRejected("no apikey")
+        self._verify(apikey)
+        bearer = headers.get("authorization", "")
+        token = bearer[7:] if bearer.lower().startswith("bearer ") else apikey
+        auth = Auth.of(token, self._verify(token))
+        private = [message for message in messages if message.get("private") is True]
+        if private and not await self.authorizer.bypasses_rls(auth.role):
+            raise TokenRejected(f"You do not have permissions to write to this Channel topic: {private[0]['topic']}")
+        for message in messages:
+            payload = {"type": "broadcast", "event": message["event"], "payload": message.get("payload", {})}
+            self.hub.broadcast((message.get("private") is True, "realtime:" + message["topic"]), payload, None)
+
+
+def _expired_message(token: str) -> str:
+    with contextlib.suppress(pyjwt.PyJWTError, TypeError, ValueError):
+        exp = pyjwt.decode(token, options={"verify_signature": False}).get("exp")
+        if isinstance(exp, int | float):
+            return f"Token has expired {max(0, int(time.time() - exp))} seconds ago"
+    return "Token has expired"
