@@ -26,11 +26,11 @@ from typing import Any
 
 import asyncpg
 from realtime import RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
+from supabase import AsyncClient, acreate_client
 
 from bench.stats import summary_ms
 from devstack.gateway.jwt import issue_access_token
 from devstack.throwaway import throwaway_stack
-from supabase import AsyncClient, acreate_client
 
 SUBSCRIBERS = 10
 VISIBLE = 5

@@ -17,9 +17,9 @@ from typing import Any
 import asyncpg
 import pytest
 from realtime import AsyncRealtimeChannel, RealtimeSubscribeStates
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from devstack.gateway.jwt import issue_access_token
-from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from tests.conftest import StackHandle
 from tests.integration.db.conftest import ALICE, BOB, CAROL, Db
 
