@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
-from desktop_chat.cache import AppendResult, KeyKind, recent_key
+from desktop_chat.cache import AppendResult, KeyKind
 from desktop_chat.dal.api import ChatList, MessageListener, Timeline, UsersListener, new_chat_list, new_timeline
 from desktop_chat.dal.cursor import RevCursor
 from desktop_chat.dal.live_list import Unsubscribe
@@ -326,8 +326,7 @@ class LiveSync:
         if messages or forget_details:
             self._write_recent()
         if reload_list:
-            await self._store.cache.invalidate(me, KeyKind.RECENT)
-            self._store.spawn(self._store.refresh_chats(), "reload-chats")
+            self._store.spawn(self.reload_chats(), "reload-chats")
         if gaps:
             self._gap_chats.update(gaps)
             if self._gap_task is None or self._gap_task.done():
@@ -424,16 +423,22 @@ class LiveSync:
                 with contextlib.suppress(BackendUnavailable):
                     await self.backfill_chat(session_id)
 
+    async def reload_chats(self) -> list[ChatSummary]:
+        """Load the chat list from Supabase (not the cache: a chat appeared or went away), show it and
+        write it through."""
+        store = self._store
+        chats = await store.call_backend(
+            "recent_chats", lambda: store.backend.fetch_recent_chats(store.settings.cache_max_chats_per_user)
+        )
+        self.show_chats(chats)
+        self._write_recent()
+        return chats
+
     async def backfill_all(self) -> None:
         """After every subscribe: reload the chat list, and fetch every known chat's changes since its cursor."""
         me = self._user()
         store = self._store
-        token = store.cache.begin_load(recent_key(me))
-        chats = await store.call_backend(
-            "recent_chats", lambda: store.backend.fetch_recent_chats(store.settings.cache_max_chats_per_user)
-        )
-        await store.cache.set_recent(me, chats, token=token)
-        self.show_chats(chats)
+        chats = await self.reload_chats()
         visible = {summary.session.id for summary in chats}
         for session_id in list(self._cursors):
             if session_id not in visible:

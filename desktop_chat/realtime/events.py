@@ -44,7 +44,9 @@ def parse_change(payload: Mapping[str, object]) -> ChangeEvent | None:
     if not isinstance(data, Mapping) or data.get("schema") != "public":
         return None
     table = data.get("table")
-    kind = str(data.get("type", "")).upper()
+    raw_kind = data.get("type", "")
+    # The client hands over its own str-Enum here, whose str() is "Class.Member": use the value.
+    kind = str(getattr(raw_kind, "value", raw_kind)).upper()
     record = data.get("record")
     old = data.get("old_record")
     try:

@@ -88,3 +88,11 @@ def test_commit_time_reads_the_push_timestamp() -> None:
     assert commit_time(push("chat_messages", "INSERT", MESSAGE)) == 1795694400.0  # 2026-11-26T12:00:00Z
     assert commit_time({"data": {"commit_timestamp": "yesterday"}}) is None
     assert commit_time({"data": {}}) is None
+
+
+def test_the_clients_own_event_type_enum_is_understood() -> None:
+    from realtime import RealtimePostgresChangesListenEvent
+
+    payload = push("chat_messages", "INSERT", MESSAGE)
+    payload["data"]["type"] = RealtimePostgresChangesListenEvent.Insert  # what the official client passes
+    assert isinstance(parse_change(payload), MessageUpserted)

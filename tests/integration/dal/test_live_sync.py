@@ -1,0 +1,210 @@
+"""The write path and live sync, two clients through the real stack: every message once, in server order."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+from desktop_chat.dal.api import ConnectionState, Timeline
+from desktop_chat.dal.factory import DataLayer
+from desktop_chat.models import DeliveryState, Message, SessionId
+from tests.conftest import StackHandle
+from tests.integration.dal.conftest import (
+    ALICE,
+    ALICE_EMAIL,
+    BOB,
+    BOB_EMAIL,
+    PASSWORD,
+    LayerFactory,
+    eventually,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def new_chat(owner: DataLayer, *emails: str) -> SessionId:
+    """A chat of its own for each test, so tests never depend on each other's messages."""
+    return await owner.store.create_chat(f"test {uuid.uuid4().hex[:6]}", list(emails) or [BOB_EMAIL])
+
+
+async def signed_in(make_layer: LayerFactory, name: str, email: str) -> DataLayer:
+    layer = await make_layer(name)
+    await layer.store.sign_in(email, PASSWORD)
+    await eventually(lambda: layer.store.status.connection is ConnectionState.LIVE, what=f"{name} live")
+    return layer
+
+
+def confirmed(timeline: Timeline) -> list[Message]:
+    return [m for m in timeline.rows if m.delivery is DeliveryState.SENT]
+
+
+def assert_once_in_order(timeline: Timeline) -> None:
+    ids = [m.id for m in timeline.rows]
+    assert len(ids) == len(set(ids)), "a message is shown twice"
+    seqs = [m.seq for m in confirmed(timeline)]
+    assert seqs == sorted(seqs), "confirmed messages out of server order"
+
+
+async def stored_count(stack: StackHandle, chat: SessionId, content_prefix: str) -> int:
+    conn = await asyncpg.connect(stack.db_url)
+    try:
+        return int(
+            await conn.fetchval(
+                "select count(*) from public.chat_messages where session_id = $1 and content like $2",
+                chat,
+                content_prefix + "%",
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def test_bob_sees_alices_message_once_with_the_server_order(make_layer: LayerFactory) -> None:
+    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
+    bob = await signed_in(make_layer, "bob", BOB_EMAIL)
+    chat = await new_chat(alice)
+    await eventually(lambda: bob.store.chat_list().get(chat) is not None, what="bob sees the new chat")
+    alice_view = await alice.store.open_chat(chat)
+    bob_view = await bob.store.open_chat(chat)
+
+    message_id = await alice.store.send(chat, "hello bob")
+    pending = alice_view.get(message_id)
+    assert pending is not None and pending.delivery is DeliveryState.PENDING  # shown at once
+
+    await eventually(lambda: (m := bob_view.get(message_id)) is not None and m.seq is not None, what="bob got it")
+    await eventually(lambda: (m := alice_view.get(message_id)) is not None and m.delivery is DeliveryState.SENT)
+    assert alice_view.get(message_id) == bob_view.get(message_id)
+    assert_once_in_order(alice_view)
+    assert_once_in_order(bob_view)
+    assert alice.store.status.outbox_depth == 0
+
+
+async def test_the_same_user_on_two_devices_sees_each_send_once(make_layer: LayerFactory) -> None:
+    laptop = await signed_in(make_layer, "laptop", ALICE_EMAIL)
+    desktop = await signed_in(make_layer, "desktop", ALICE_EMAIL)
+    chat = await new_chat(laptop)
+    await eventually(lambda: desktop.store.chat_list().get(chat) is not None, what="the other device sees it")
+    laptop_view = await laptop.store.open_chat(chat)
+    desktop_view = await desktop.store.open_chat(chat)
+    sent = [await laptop.store.send(chat, f"from the laptop {n}") for n in range(5)]
+    await eventually(lambda: all(desktop_view.get(m) is not None for m in sent), what="desktop got all")
+    await eventually(lambda: all((m := laptop_view.get(i)) is not None and m.seq for i in sent))
+    assert_once_in_order(laptop_view)
+    assert_once_in_order(desktop_view)
+    assert [laptop_view.get(i).seq for i in sent] == [desktop_view.get(i).seq for i in sent]  # type: ignore[union-attr]
+
+
+async def test_a_refused_message_fails_with_its_reason_and_retry_keeps_the_id(
+    make_layer: LayerFactory, stack: StackHandle
+) -> None:
+    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
+    chat = await new_chat(alice)
+    view = await alice.store.open_chat(chat)
+    conn = await asyncpg.connect(stack.db_url)
+    try:
+        # Bob (the other member) is fine; alice loses her membership behind the app's back.
+        await conn.execute("delete from public.chat_members where session_id = $1 and user_id = $2", chat, ALICE)
+        message_id = await alice.store.send(chat, "am I still here?")
+        await eventually(lambda: (m := view.get(message_id)) is not None and m.delivery is DeliveryState.FAILED)
+        failed = view.get(message_id)
+        assert failed is not None and failed.error == "You can no longer post in this chat."
+        await eventually(lambda: alice.store.chat_list().get(chat) is None, what="the chat left alice's list")
+        await conn.execute(
+            "insert into public.chat_members (session_id, user_id, role) values ($1, $2, 'owner')", chat, ALICE
+        )
+    finally:
+        await conn.close()
+    # Removed, the chat left alice's list; back in, it returns, with the failed message still there.
+    await eventually(lambda: alice.store.chat_list().get(chat) is not None, what="the chat is back")
+    view = await alice.store.open_chat(chat)
+    failed_again = view.get(message_id)
+    assert failed_again is not None and failed_again.delivery is DeliveryState.FAILED
+    await alice.store.retry(message_id)
+    await eventually(lambda: (m := view.get(message_id)) is not None and m.delivery is DeliveryState.SENT)
+    assert await stored_count(stack, chat, "am I still here?") == 1
+
+
+async def test_sends_survive_the_gateway_going_away(make_layer: LayerFactory, stack: StackHandle) -> None:
+    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
+    bob = await signed_in(make_layer, "bob", BOB_EMAIL)
+    chat = await new_chat(alice)
+    await eventually(lambda: bob.store.chat_list().get(chat) is not None, what="bob sees the new chat")
+    alice_view = await alice.store.open_chat(chat)
+    bob_view = await bob.store.open_chat(chat)
+    prefix = f"outage {uuid.uuid4().hex[:6]}"
+    gateway = stack.stack.gateway
+    sent = [await alice.store.send(chat, f"{prefix} before {n}") for n in range(3)]
+    gateway.stop()
+    try:
+        sent += [await alice.store.send(chat, f"{prefix} during {n}") for n in range(10)]
+        await asyncio.sleep(1.0)  # let the senders hit the outage
+        assert alice.store.status.outbox_depth > 0
+    finally:
+        gateway.start()
+    await eventually(lambda: alice.store.status.outbox_depth == 0, within=60, what="outbox drained")
+    await eventually(lambda: all(bob_view.get(m) is not None for m in sent), within=60, what="bob has all")
+    assert await stored_count(stack, chat, prefix) == len(sent)
+    assert sum(1 for m in bob_view.rows if m.content.startswith(prefix)) == len(sent)
+    assert sum(1 for m in alice_view.rows if m.content.startswith(prefix)) == len(sent)
+    assert_once_in_order(alice_view)
+    assert_once_in_order(bob_view)
+    # One client's messages land in the order they were typed.
+    seqs = [bob_view.get(m).seq for m in sent]  # type: ignore[union-attr]
+    assert seqs == sorted(seqs)
+
+
+async def test_messages_missed_while_disconnected_are_back_filled_in_order(
+    make_layer: LayerFactory, stack: StackHandle
+) -> None:
+    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
+    bob = await signed_in(make_layer, "bob", BOB_EMAIL)
+    chat = await new_chat(alice)
+    await eventually(lambda: bob.store.chat_list().get(chat) is not None, what="bob sees the new chat")
+    view = await bob.store.open_chat(chat)
+    prefix = f"missed {uuid.uuid4().hex[:6]}"
+    gateway = stack.stack.gateway
+    gateway.stop()  # bob's realtime socket drops
+    try:
+        await eventually(lambda: bob.store.status.connection is not ConnectionState.LIVE, what="bob notices")
+        conn = await asyncpg.connect(stack.db_url)
+        try:
+            for n in range(200):
+                await conn.execute(
+                    "insert into public.chat_messages (id, session_id, sender_id, content)"
+                    " values ($1, $2, 'a11ce000-0000-4000-8000-000000000001', $3)",
+                    uuid.uuid4(),
+                    chat,
+                    f"{prefix} {n:03d}",
+                )
+        finally:
+            await conn.close()
+    finally:
+        gateway.start()
+    await eventually(lambda: bob.store.status.connection is ConnectionState.LIVE, within=60, what="bob back")
+    await eventually(
+        lambda: sum(1 for m in view.rows if m.content.startswith(prefix)) == 200, within=30, what="back-filled"
+    )
+    missed = [m for m in view.rows if m.content.startswith(prefix)]
+    assert [m.content for m in missed] == [f"{prefix} {n:03d}" for n in range(200)]
+    assert_once_in_order(view)
+    assert bob.store.status.outbox_depth == 0
+    assert BOB  # bob received, never sent
+
+
+async def test_edits_and_deletes_reach_the_other_side(make_layer: LayerFactory) -> None:
+    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
+    bob = await signed_in(make_layer, "bob", BOB_EMAIL)
+    chat = await new_chat(alice)
+    await eventually(lambda: bob.store.chat_list().get(chat) is not None, what="bob sees the new chat")
+    await alice.store.open_chat(chat)
+    bob_view = await bob.store.open_chat(chat)
+    message_id = await alice.store.send(chat, "tpyo")
+    await eventually(lambda: bob_view.get(message_id) is not None)
+    await alice.store.edit_message(message_id, "typo")
+    await eventually(lambda: (m := bob_view.get(message_id)) is not None and m.content == "typo" and m.edited)
+    await alice.store.delete_message(message_id)
+    await eventually(lambda: (m := bob_view.get(message_id)) is not None and m.deleted and m.content == "")
+    assert_once_in_order(bob_view)
