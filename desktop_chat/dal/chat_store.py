@@ -410,7 +410,7 @@ class ChatStore:
 
         async def fetch() -> ChatDetails:
             details = await self._backend.fetch_chat_details(session_id)
-            if details is None:
+            if details is None or details.session.deleted:
                 raise Rejected("This chat does not exist or you are no longer in it.")
             return details
 

@@ -31,6 +31,7 @@ from desktop_chat.dal.reducers import (
 from desktop_chat.errors import BackendUnavailable, NotSignedIn
 from desktop_chat.models import (
     ChangeEvent,
+    ChatMember,
     ChatRemoved,
     ChatSummary,
     ChatUpserted,
@@ -86,6 +87,8 @@ class LiveSync:
         self._typing_listeners: list[UsersListener] = []
         self._presence_listeners: list[UsersListener] = []
         self._incoming_listeners: list[MessageListener] = []
+        self._typing: dict[SessionId, frozenset[UserId]] = {}
+        self._online: dict[SessionId, frozenset[UserId]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def reset_for_user(self, user: UserId) -> None:
@@ -100,6 +103,8 @@ class LiveSync:
         self._unsent.clear()
         self._inbox.clear()
         self._gap_chats.clear()
+        self._typing.clear()
+        self._online.clear()
 
     async def stop(self) -> None:
         if self._flush_handle is not None:
@@ -122,11 +127,17 @@ class LiveSync:
 
     # --- listeners ---------------------------------------------------------------------------------
     def subscribe_typing(self, listener: UsersListener) -> Unsubscribe:
+        """Who types where; a new listener first hears the current state of every chat."""
         self._typing_listeners.append(listener)
+        for session_id, users in list(self._typing.items()):
+            listener(session_id, users)
         return lambda: self._typing_listeners.remove(listener) if listener in self._typing_listeners else None
 
     def subscribe_presence(self, listener: UsersListener) -> Unsubscribe:
+        """Who is online where; a new listener first hears the current state of every chat."""
         self._presence_listeners.append(listener)
+        for session_id, users in list(self._online.items()):
+            listener(session_id, users)
         return lambda: self._presence_listeners.remove(listener) if listener in self._presence_listeners else None
 
     def subscribe_incoming(self, listener: MessageListener) -> Unsubscribe:
@@ -134,9 +145,12 @@ class LiveSync:
         return lambda: self._incoming_listeners.remove(listener) if listener in self._incoming_listeners else None
 
     def typing_changed(self, session_id: SessionId, users: frozenset[UserId]) -> None:
-        _listeners_call(self._typing_listeners, session_id, users - {self._me} if self._me else users)
+        others = users - {self._me} if self._me else users
+        self._typing[session_id] = others
+        _listeners_call(self._typing_listeners, session_id, others)
 
     def presence_changed(self, session_id: SessionId, users: frozenset[UserId]) -> None:
+        self._online[session_id] = users
         _listeners_call(self._presence_listeners, session_id, users)
 
     # --- the chat list -----------------------------------------------------------------------------
@@ -249,6 +263,24 @@ class LiveSync:
             if current is not None and current.rev is None:
                 timeline.remove(message_id)
 
+    def _own_membership(self, row: ChatSummary, member: ChatMember) -> ChatSummary | None:
+        """The chat's row after our membership row changed; None when only a reload can tell."""
+        updates: dict[str, object] = {}
+        if member.role != row.role:
+            updates["role"] = member.role
+        if member.last_read_seq > row.last_read_seq:
+            timeline = self._timelines.get(row.session.id)
+            oldest = self._oldest_loaded.get(row.session.id)
+            if member.last_read_seq >= row.session.last_seq:
+                unread = 0
+            elif timeline is not None and oldest is not None and oldest <= member.last_read_seq + 1:
+                unread = unread_after(timeline.rows, member.last_read_seq, self._user())
+            else:
+                return None
+            updates["last_read_seq"] = member.last_read_seq
+            updates["unread_count"] = unread
+        return row.model_copy(update=updates) if updates else row
+
     # --- reading position --------------------------------------------------------------------------
     def mark_read_locally(self, session_id: SessionId, seq: int) -> bool:
         row = self.chat_list.get(session_id)
@@ -306,10 +338,20 @@ class LiveSync:
             elif isinstance(event, ChatRemoved):
                 drop.add(event.session_id)
             elif isinstance(event, MemberUpserted):
-                if event.member.user_id == me and self.chat_list.get(event.member.session_id) is None:
+                member = event.member
+                row = self.chat_list.get(member.session_id)
+                if member.user_id == me and row is None:
                     reload_list = True
+                elif member.user_id == me and row is not None:
+                    # Our own membership changed: read on another device, or made owner.
+                    updated = self._own_membership(row, member)
+                    if updated is None:
+                        reload_list = True  # cannot work out the unread count here: ask Supabase
+                    elif updated != row:
+                        self.chat_list.upsert(updated)
+                        forget_details.add(member.session_id)
                 else:
-                    forget_details.add(event.member.session_id)
+                    forget_details.add(member.session_id)
             elif isinstance(event, MemberRemoved):
                 if event.user_id == me:
                     drop.add(event.session_id)

@@ -66,15 +66,16 @@ def summary_with_message(summary: ChatSummary, message: Message, me: UserId) -> 
     last = summary.last_message
     updates: dict[str, object] = {}
     if last is None or message.seq > (last.seq or 0):
+        # New to this row: beyond the newest message it knew. (Not beyond session.last_seq: the chat
+        # row's update, which moves that counter, is pushed before the message itself.)
         updates["last_message"] = message
-        is_new = message.seq > session.last_seq
         session_updates: dict[str, object] = {"last_seq": max(session.last_seq, message.seq)}
         if message.rev is not None:
             session_updates["last_rev"] = max(session.last_rev, message.rev)
         if session.last_message_at is None or message.created_at > session.last_message_at:
             session_updates["last_message_at"] = message.created_at
         updates["session"] = session.model_copy(update=session_updates)
-        if is_new and message.sender_id != me and not message.deleted and message.seq > summary.last_read_seq:
+        if message.sender_id != me and not message.deleted and message.seq > summary.last_read_seq:
             updates["unread_count"] = summary.unread_count + 1
     elif last.id == message.id:
         kept = newer_message(last, message)

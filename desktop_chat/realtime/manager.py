@@ -106,7 +106,7 @@ class RealtimeManager:
         self._broken = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._chats: dict[SessionId, _ChatChannel] = {}
-        self._wanted_chats: set[SessionId] = set()
+        self._wanted_chats: list[SessionId] = []
         self.reconnects = 0
         self.last_push_at: float | None = None
 
@@ -130,7 +130,7 @@ class RealtimeManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._teardown()
-        self._wanted_chats.clear()
+        self._wanted_chats = []
         self._user_id = None
         self._set_state(LinkState.OFFLINE)
 
@@ -215,8 +215,7 @@ class RealtimeManager:
             status = await outcome
         if status is not RealtimeSubscribeStates.SUBSCRIBED:
             raise ConnectionError(f"subscribe ended with {status.value}")
-        for session_id in sorted(self._wanted_chats, key=str):
-            await self._join_chat(session_id)
+        await self._join_chats(self._wanted_chats)
 
     async def _teardown(self) -> None:
         self._chats.clear()
@@ -245,17 +244,20 @@ class RealtimeManager:
     # --- per-chat ephemeral channels ---------------------------------------------------------------
     async def watch_chats(self, session_ids: Sequence[SessionId]) -> None:
         """Keep typing/presence channels for exactly these chats."""
-        wanted = set(session_ids)
-        for gone in self._wanted_chats - wanted:
+        wanted = list(dict.fromkeys(session_ids))  # most important first
+        for gone in set(self._wanted_chats) - set(wanted):
             chat = self._chats.pop(gone, None)
             if chat is not None:
                 with contextlib.suppress(Exception):
                     await self._client.realtime.remove_channel(chat.channel)
-        added = wanted - self._wanted_chats
+        added = [session_id for session_id in wanted if session_id not in self._wanted_chats]
         self._wanted_chats = wanted
         if self._state is LinkState.LIVE:
-            for session_id in added:
-                await self._join_chat(session_id)
+            await self._join_chats(added)
+
+    async def _join_chats(self, session_ids: Sequence[SessionId]) -> None:
+        """Join several chat channels at once: one slow join must not hold up the others."""
+        await asyncio.gather(*(self._join_chat(session_id) for session_id in session_ids))
 
     async def _join_chat(self, session_id: SessionId) -> None:
         if session_id in self._chats or self._user_id is None:
@@ -270,8 +272,9 @@ class RealtimeManager:
         channel.on_presence_sync(lambda: self._on_presence_sync(session_id))
         self._chats[session_id] = chat
         try:
-            await channel.subscribe()
-            await channel.track({"user_id": str(user_id)})
+            async with asyncio.timeout(self._subscribe_timeout):
+                await channel.subscribe()
+                await channel.track({"user_id": str(user_id)})
         except Exception as error:  # ephemeral: a chat without typing indicators is not worth failing
             log.info("Typing/presence for chat %s unavailable: %s", session_id, type(error).__name__)
 

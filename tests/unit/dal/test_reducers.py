@@ -132,3 +132,11 @@ def test_reading_lowers_the_count() -> None:
     row = summary(last_seq=7, read=0, unread=5)
     assert summary_read_up_to(row, 5, unread_after(msgs, 5, ME)).unread_count == 0
     assert summary_read_up_to(row, 0, 99) == row
+
+
+def test_a_message_after_its_chat_row_update_still_counts_as_unread() -> None:
+    # The chat row's update (its counters) is pushed before the message that moved them.
+    row = summary(last_seq=3, read=3)
+    bumped = summary_with_session(row, row.session.model_copy(update={"last_seq": 4, "last_rev": 4}))
+    after = summary_with_message(bumped, message(4), ME)
+    assert after.unread_count == 1
