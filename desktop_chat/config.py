@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +53,15 @@ USER_EDITABLE = frozenset(
 )
 
 _log = logging.getLogger(__name__)
+
+
+def default_runtime_dir() -> Path:
+    """Where the app's own redis-server puts its socket: the XDG runtime directory, or, on a Linux
+    session without one (a container, ssh), a per-user directory in the temp dir instead of
+    platformdirs' fallback, which warns on every start."""
+    if sys.platform.startswith("linux") and not os.environ.get("XDG_RUNTIME_DIR"):
+        return Path(tempfile.gettempdir()) / f"{APP_NAME}-{os.getuid()}"
+    return Path(platformdirs.user_runtime_dir(APP_NAME))
 
 
 def _default_config_dir() -> Path:
@@ -209,4 +220,4 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir(APP_NAME)))
     config_dir: Path = Field(default_factory=_default_config_dir)
     log_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_log_dir(APP_NAME)))
-    runtime_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_runtime_dir(APP_NAME)))
+    runtime_dir: Path = Field(default_factory=lambda: default_runtime_dir())
