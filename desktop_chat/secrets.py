@@ -11,10 +11,12 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 import keyring
+import keyring.backends.null
 import keyring.errors
 from keyring.backend import KeyringBackend
 
@@ -44,9 +46,21 @@ class SecretStore:
     def __init__(self, fallback_dir: Path, backend: KeyringBackend | None = None, service: str = SERVICE) -> None:
         self._service = service
         self._fallback_path = fallback_dir / FALLBACK_FILE
-        chosen = backend if backend is not None else keyring.get_keyring()
-        self._backend: KeyringBackend | None = chosen if _usable(chosen) else None
+        if backend is None:
+            chosen = keyring.get_keyring()
+            usable = _usable(chosen)
+        else:
+            # Chosen on purpose (tests, a configured backend): used until it fails. Only the null backend,
+            # which silently drops what it is given, is never used.
+            chosen = backend
+            usable = not isinstance(backend, keyring.backends.null.Keyring)
+        self._backend: KeyringBackend | None = chosen if usable else None
         self._warned = False
+
+    @property
+    def uses_keyring(self) -> bool:
+        """Whether secrets currently go to the OS keyring (False: the user-only file)."""
+        return self._backend is not None
 
     @property
     def location(self) -> str:
@@ -98,6 +112,14 @@ class SecretStore:
 
     def _read_file(self) -> dict[str, str]:
         self._warn_once()
+        try:
+            info = self._fallback_path.stat()
+        except FileNotFoundError:
+            return {}
+        if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            # Someone else could have read it: what it holds protects nothing any more. Start over.
+            log.warning("The secrets file %s is readable by others; its secrets are discarded", self._fallback_path)
+            return {}
         try:
             raw = json.loads(self._fallback_path.read_text())
         except FileNotFoundError:

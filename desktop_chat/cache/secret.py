@@ -16,19 +16,17 @@ import base64
 import binascii
 import hashlib
 import logging
-import os
 import secrets
-import stat
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-import keyring
 from keyring.backend import KeyringBackend
+
+from desktop_chat.secrets import SecretStore
 
 __all__ = [
     "KEYRING_SERVICE",
-    "KEY_FILE_NAME",
     "CacheSecret",
     "KeyStorage",
     "LoadedSecret",
@@ -39,7 +37,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 KEYRING_SERVICE = "desktop-chat"
-KEY_FILE_NAME = "cache-key"
 KEY_BYTES = 32
 KEY_ID_BYTES = 4
 _TEXT_PREFIX = "dc-cache-key-v1:"
@@ -102,70 +99,27 @@ def keyring_account(config_dir: Path) -> str:
 def load_cache_secret(config_dir: Path, *, backend: KeyringBackend | None = None) -> LoadedSecret:
     """Load this install's cache key, making and storing one when there is none.
 
-    Blocking (the keyring may talk to D-Bus); call it through ``asyncio.to_thread`` from async code.
+    The key is kept by ``desktop_chat.secrets.SecretStore``: the OS keyring, or its user-only fallback
+    file in ``config_dir`` (with the warning that store gives). Blocking (the keyring may talk to
+    D-Bus); call it through ``asyncio.to_thread`` from async code.
 
     Args:
         config_dir: The app's config directory; names the keyring entry and holds the fallback file.
         backend: The keyring backend to use; the OS default when omitted.
     """
     account = keyring_account(config_dir)
-    chosen = backend if backend is not None else keyring.get_keyring()
-    try:
-        return _from_keyring(chosen, account)
-    # Any backend failure (no backend, locked, D-Bus errors that backends do not wrap) means: use the file.
-    except Exception as error:
-        log.warning(
-            "No working keyring backend (%s); the cache key is kept in a user-only file in %s",
-            type(error).__name__,
-            config_dir,
-        )
-    return _from_file(config_dir / KEY_FILE_NAME)
-
-
-def _from_keyring(backend: KeyringBackend, account: str) -> LoadedSecret:
-    stored = backend.get_password(KEYRING_SERVICE, account)
+    store = SecretStore(config_dir, backend=backend, service=KEYRING_SERVICE)
+    stored = store.get(account)
     if stored is not None:
         try:
-            return LoadedSecret(CacheSecret.from_text(stored), KeyStorage.KEYRING, created=False)
+            return LoadedSecret(CacheSecret.from_text(stored), _storage(store), created=False)
         except ValueError:
-            log.warning("The cache key in the keyring is unreadable; making a new one (the cache is rebuilt)")
+            log.warning("The stored cache key is unreadable; making a new one (the cache is rebuilt)")
     secret = CacheSecret.generate()
-    backend.set_password(KEYRING_SERVICE, account, secret.to_text())
-    log.info("Made a new cache key (id %s) and stored it in the keyring", secret.key_id_hex)
-    return LoadedSecret(secret, KeyStorage.KEYRING, created=True)
+    store.set(account, secret.to_text())
+    log.info("Made a new cache key (id %s), kept in the %s", secret.key_id_hex, _storage(store).value)
+    return LoadedSecret(secret, _storage(store), created=True)
 
 
-def _from_file(path: Path) -> LoadedSecret:
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        pass
-    else:
-        if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            # Someone else could have read it: the key no longer protects anything.
-            log.warning("The cache key file %s is readable by others; replacing the key", path)
-        else:
-            try:
-                return LoadedSecret(CacheSecret.from_text(path.read_text()), KeyStorage.FILE, created=False)
-            except (OSError, ValueError, UnicodeDecodeError):
-                log.warning("The cache key file %s is unreadable; making a new key (the cache is rebuilt)", path)
-    secret = CacheSecret.generate()
-    _write_private(path, secret.to_text() + "\n")
-    log.info("Made a new cache key (id %s) in %s", secret.key_id_hex, path)
-    return LoadedSecret(secret, KeyStorage.FILE, created=True)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that it is never, even briefly, readable by anyone but us."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+def _storage(store: SecretStore) -> KeyStorage:
+    return KeyStorage.KEYRING if store.uses_keyring else KeyStorage.FILE

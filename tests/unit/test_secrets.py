@@ -69,3 +69,14 @@ def test_a_corrupt_file_is_replaced_not_fatal(tmp_path: Path, caplog: pytest.Log
         assert store.get("token") is None
         store.set("token", "abc")
     assert store.get("token") == "abc"
+
+
+def test_a_fallback_file_readable_by_others_is_discarded(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import keyring.backends.fail
+
+    store = SecretStore(tmp_path, backend=keyring.backends.fail.Keyring())
+    store.set("token", "abc")
+    (tmp_path / "secrets.json").chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="desktop_chat.secrets"):
+        assert store.get("token") is None
+    assert "readable by others" in caplog.text

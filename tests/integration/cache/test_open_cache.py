@@ -10,9 +10,9 @@ import pytest
 from desktop_chat.cache.factory import open_cache
 from desktop_chat.cache.keys import META_KEY_ID, chat_key
 from desktop_chat.cache.redis_store import redis_client
-from desktop_chat.cache.secret import KEY_FILE_NAME
 from desktop_chat.cache.tiered import CacheStatus
 from desktop_chat.config import Settings
+from desktop_chat.secrets import FALLBACK_FILE
 from desktop_chat.telemetry.metrics import CACHE_HITS, MetricsRegistry
 from devstack.procs import free_port, pid_alive
 from tests.builders import chat_details, new_session, new_user
@@ -45,7 +45,7 @@ async def test_without_a_redis_url_the_app_runs_its_own_redis(tmp_path: Path) ->
         assert (await admin.config_get("zset-max-listpack-entries")) == {"zset-max-listpack-entries": "201"}
         await admin.aclose()
         # No keyring under pytest: the key went to a user-only file.
-        assert stat.S_IMODE((tmp_path / "config" / KEY_FILE_NAME).stat().st_mode) == 0o600
+        assert stat.S_IMODE((tmp_path / "config" / FALLBACK_FILE).stat().st_mode) == 0o600
     finally:
         await cache.close()
     assert not pid_alive(pid) and not run_dir.exists()

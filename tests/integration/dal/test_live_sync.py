@@ -11,6 +11,7 @@ import pytest
 from desktop_chat.dal.api import ConnectionState, Timeline
 from desktop_chat.dal.factory import DataLayer
 from desktop_chat.models import DeliveryState, Message, SessionId
+from desktop_chat.sync.outbox import EntryState
 from tests.conftest import StackHandle
 from tests.integration.dal.conftest import (
     ALICE,
@@ -108,9 +109,12 @@ async def test_a_refused_message_fails_with_its_reason_and_retry_keeps_the_id(
         # Bob (the other member) is fine; alice loses her membership behind the app's back.
         await conn.execute("delete from public.chat_members where session_id = $1 and user_id = $2", chat, ALICE)
         message_id = await alice.store.send(chat, "am I still here?")
-        await eventually(lambda: (m := view.get(message_id)) is not None and m.delivery is DeliveryState.FAILED)
-        failed = view.get(message_id)
-        assert failed is not None and failed.error == "You can no longer post in this chat."
+        # The failure and the removal race: the chat (and its open view) may be gone before the answer
+        # comes, so the outbox, which keeps the failed message either way, is what to watch.
+        async with asyncio.timeout(10):
+            while (entry := await alice.outbox.get(message_id)) is None or entry.state is not EntryState.FAILED:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        assert entry.last_error == "You can no longer post in this chat."
         await eventually(lambda: alice.store.chat_list().get(chat) is None, what="the chat left alice's list")
         await conn.execute(
             "insert into public.chat_members (session_id, user_id, role) values ($1, $2, 'owner')", chat, ALICE

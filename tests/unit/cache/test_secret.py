@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -12,13 +13,13 @@ from keyring.backend import KeyringBackend
 from keyring.errors import KeyringLocked
 
 from desktop_chat.cache.secret import (
-    KEY_FILE_NAME,
     KEYRING_SERVICE,
     CacheSecret,
     KeyStorage,
     keyring_account,
     load_cache_secret,
 )
+from desktop_chat.secrets import FALLBACK_FILE
 
 
 class DictKeyring(KeyringBackend):
@@ -52,7 +53,7 @@ def test_a_new_key_is_made_once_and_kept_in_the_keyring(tmp_path: Path) -> None:
     assert list(backend.passwords) == [(KEYRING_SERVICE, keyring_account(tmp_path))]
     again = load_cache_secret(tmp_path, backend=backend)
     assert (again.secret, again.created) == (first.secret, False)
-    assert not (tmp_path / KEY_FILE_NAME).exists()
+    assert not (tmp_path / FALLBACK_FILE).exists()
 
 
 def test_each_install_has_its_own_key(tmp_path: Path) -> None:
@@ -80,28 +81,30 @@ def test_without_a_working_keyring_the_key_goes_to_a_user_only_file(
     with caplog.at_level(logging.WARNING):
         first = load_cache_secret(tmp_path / "config", backend=backend)
     assert (first.storage, first.created) == (KeyStorage.FILE, True)
-    path = tmp_path / "config" / KEY_FILE_NAME
+    path = tmp_path / "config" / FALLBACK_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert "No working keyring backend" in caplog.text
+    assert "No OS keyring is available" in caplog.text or "keyring failed" in caplog.text
     again = load_cache_secret(tmp_path / "config", backend=backend)
     assert (again.secret, again.created) == (first.secret, False)
 
 
 def test_an_exposed_key_file_is_replaced(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     first = load_cache_secret(tmp_path, backend=LockedKeyring())
-    os.chmod(tmp_path / KEY_FILE_NAME, 0o644)
+    os.chmod(tmp_path / FALLBACK_FILE, 0o644)
     second = load_cache_secret(tmp_path, backend=LockedKeyring())
     assert second.created and second.secret != first.secret
     assert "readable by others" in caplog.text
-    assert stat.S_IMODE((tmp_path / KEY_FILE_NAME).stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / FALLBACK_FILE).stat().st_mode) == 0o600
 
 
 def test_a_garbled_key_file_is_replaced(tmp_path: Path) -> None:
-    (tmp_path / KEY_FILE_NAME).write_text("dc-cache-key-v1:not base64!")
-    os.chmod(tmp_path / KEY_FILE_NAME, 0o600)
+    account = keyring_account(tmp_path)
+    (tmp_path / FALLBACK_FILE).write_text(json.dumps({account: "dc-cache-key-v1:not base64!"}))
+    os.chmod(tmp_path / FALLBACK_FILE, 0o600)
     loaded = load_cache_secret(tmp_path, backend=LockedKeyring())
     assert loaded.created
-    assert CacheSecret.from_text((tmp_path / KEY_FILE_NAME).read_text()) == loaded.secret
+    stored = json.loads((tmp_path / FALLBACK_FILE).read_text())[account]
+    assert CacheSecret.from_text(stored) == loaded.secret
 
 
 def test_the_key_never_appears_in_logs_or_repr(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
