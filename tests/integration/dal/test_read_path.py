@@ -11,7 +11,7 @@ import pytest
 from desktop_chat.cache import CacheStatus, msgs_key, recent_key
 from desktop_chat.dal.api import CacheState
 from desktop_chat.errors import BackendUnavailable, Unauthorized
-from desktop_chat.models import MessageUpserted, SessionId
+from desktop_chat.models import MessageUpserted, SessionId, UserId
 from desktop_chat.telemetry.metrics import CACHE_HITS, SUPABASE_LATENCY
 from tests.conftest import StackHandle
 from tests.integration.dal.conftest import (
@@ -199,3 +199,45 @@ async def test_an_unreachable_server_serves_the_cache_and_says_so(make_layer: La
         gateway.start()
     await store.messages(SessionId(FALCON_CHAT), before_seq=2)
     assert store.status.backend_reachable is True
+
+
+async def test_the_newest_page_reads_only_the_page_from_the_cache(
+    make_layer: LayerFactory, stack: StackHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layer = await make_layer("alice", realtime=False)
+    store = layer.store
+    await store.sign_in(ALICE_EMAIL, PASSWORD)
+    chat = await store.create_chat("long history", [BOB_EMAIL])
+    conn = await asyncpg.connect(stack.db_url)
+    try:
+        await conn.execute(
+            "insert into public.chat_messages (session_id, sender_id, content)"
+            " select $1, $2, 'line ' || g from generate_series(1, 130) g",
+            chat,
+            ALICE,
+        )
+    finally:
+        await conn.close()
+    # A miss with only the newest 20 wanted still loads and caches the whole window.
+    assert [m.seq for m in await store.message_window(chat, 20)] == list(range(111, 131))
+    cached = await layer.cache.get_messages(ALICE, chat)
+    assert cached is not None and len(cached.value) == 130
+
+    asked: list[int | None] = []
+    get_messages = layer.cache.get_messages
+
+    async def spy(user: UserId, session: SessionId, limit: int | None = None) -> object:
+        asked.append(limit)
+        return await get_messages(user, session, limit)
+
+    monkeypatch.setattr(layer.cache, "get_messages", spy)
+    loads = supabase_calls(layer, "msgs")
+    page = await store.messages(chat)
+    assert [m.seq for m in page.messages] == list(range(81, 131)) and page.has_more
+    assert asked == [50]  # the hit decrypted one page, not the whole window
+    short = await store.messages(chat, limit=10)
+    assert [m.seq for m in short.messages] == list(range(121, 131)) and short.has_more
+    older = await store.messages(chat, before_seq=81)  # older pages are cut from the whole window
+    assert [m.seq for m in older.messages] == list(range(31, 81)) and older.has_more
+    assert asked == [50, 10, None]
+    assert supabase_calls(layer, "msgs") == loads
