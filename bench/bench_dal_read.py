@@ -20,7 +20,9 @@ realistic messages (``bench_cache.realistic_messages``: short lines, a long tail
    the metrics registry. Goal: at least 95 %.
 4. Redis memory per cached message: measured by ``bench cache`` (``bench/results/cache.json``).
 
-The calls of one loop run in a rotating order, so machine noise falls on all of them alike.
+The calls of one loop run in a new random order each round (seeded), so machine noise, and the work one
+call leaves behind (the gateway commits after it answered, garbage to collect), fall on all of them alike;
+a rotation would keep the cyclic order and put the same call after Supabase every time.
 """
 
 from __future__ import annotations
@@ -355,11 +357,11 @@ async def page_reads(layer: DataLayer, keyring: MemoryKeyring, chat: SessionId) 
             "supabase_fetch_messages": supabase_page,
         }
         names = list(paths)
+        order_rng = random.Random(SEED)
         times: dict[str, list[float]] = {name: [] for name in names}
         before = counters(layer)
         for run in range(WARMUP + RUNS):
-            turn = run % len(names)
-            for name in names[turn:] + names[:turn]:
+            for name in order_rng.sample(names, len(names)):
                 started = time.perf_counter()
                 rows = await paths[name]()
                 elapsed = time.perf_counter() - started
