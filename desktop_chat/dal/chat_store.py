@@ -422,8 +422,15 @@ class ChatStore:
         )
         return details
 
-    async def message_window(self, session_id: SessionId) -> tuple[Message, ...]:
-        """The newest messages of a chat (up to the cache's cap), ascending: cached, or loaded on a miss."""
+    async def message_window(self, session_id: SessionId, newest: int | None = None) -> tuple[Message, ...]:
+        """The newest messages of a chat (up to the cache's cap), ascending: cached, or loaded on a miss.
+
+        ``newest``: only that many of the newest messages are wanted. A hit then reads and decrypts just
+        those (the window holds up to ``cache_max_messages_per_chat``, four pages by default); a miss still
+        loads and caches the whole window.
+        """
+        if newest is not None and newest < 1:
+            raise InvalidInput("A page holds at least one message.")
         user = self.require_user()
         cap = self._settings.cache_max_messages_per_chat
 
@@ -433,17 +440,20 @@ class ChatStore:
 
         window: tuple[Message, ...] = await self.read_through(
             msgs_key(user, session_id),
-            lambda: self._cache.get_messages(user, session_id),
+            lambda: self._cache.get_messages(user, session_id, newest),
             fetch,
             lambda value, token: self._cache.set_messages(user, session_id, value, token=token),
         )
+        if newest is not None and newest < len(window):
+            return window[-newest:]
         return window
 
     async def messages(self, session_id: SessionId, before_seq: int | None = None, limit: int = PAGE) -> MessagePage:
         """A page of confirmed messages (ascending). The newest pages come from the cached window."""
         if limit < 1:
             raise InvalidInput("A page holds at least one message.")
-        window = await self.message_window(session_id)
+        # The newest page needs only the newest `limit` of the window: same answer, far less to decrypt.
+        window = await self.message_window(session_id, limit if before_seq is None else None)
         cached = [m for m in window if before_seq is None or (m.seq or 0) < before_seq]
         oldest_cached = window[0].seq if window else None
         covers = len(cached) >= limit or (oldest_cached is not None and oldest_cached <= 1) or not window

@@ -174,7 +174,10 @@ class LiveSync:
         if timeline is None:
             timeline = new_timeline()
             self._timelines[session_id] = timeline
-        window = await self._store.message_window(session_id)
+        # The view shows one page. The whole window is read only to start the chat's cursor (its newest rev
+        # may be on an older message that was edited); once the cursor exists, the page is enough.
+        known = session_id in self._cursors
+        window = await self._store.message_window(session_id, PAGE if known else None)
         self._ensure_cursor(session_id, window)
         page = window[-PAGE:]
         oldest = page[0].seq if page else None

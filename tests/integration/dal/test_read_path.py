@@ -10,8 +10,10 @@ import pytest
 
 from desktop_chat.cache import CacheStatus, msgs_key, recent_key
 from desktop_chat.dal.api import CacheState
+from desktop_chat.dal.chat_store import ChatStore
+from desktop_chat.dal.factory import DataLayer
 from desktop_chat.errors import BackendUnavailable, Unauthorized
-from desktop_chat.models import MessageUpserted, SessionId
+from desktop_chat.models import MessageUpserted, SessionId, UserId
 from desktop_chat.telemetry.metrics import CACHE_HITS, SUPABASE_LATENCY
 from tests.conftest import StackHandle
 from tests.integration.dal.conftest import (
@@ -201,3 +203,103 @@ async def test_an_unreachable_server_serves_the_cache_and_says_so(make_layer: La
         gateway.start()
     await store.messages(SessionId(FALCON_CHAT), before_seq=2)
     assert store.status.backend_reachable is True
+
+
+async def long_chat(store: ChatStore, stack: StackHandle, messages: int) -> SessionId:
+    """A new chat of alice and bob with ``messages`` lines, written straight into the database.
+
+    Nothing may cache the chat's window before the rows are there (they bypass the live path): the
+    sign-in warming runs in the background and could pick the new chat up, so it finishes first.
+    """
+    await store.settle()
+    chat = await store.create_chat("long history", [BOB_EMAIL])
+    await store.settle()
+    conn = await asyncpg.connect(stack.db_url)
+    try:
+        await conn.execute(
+            "insert into public.chat_messages (session_id, sender_id, content)"
+            " select $1, $2, 'line ' || g from generate_series(1, $3::int) g",
+            chat,
+            ALICE,
+            messages,
+        )
+    finally:
+        await conn.close()
+    return chat
+
+
+def spy_on_message_reads(layer: DataLayer, monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """The ``limit`` of every ``cache.get_messages`` call from now on."""
+    asked: list[int | None] = []
+    get_messages = layer.cache.get_messages
+
+    async def spy(user: UserId, session: SessionId, limit: int | None = None) -> object:
+        asked.append(limit)
+        return await get_messages(user, session, limit)
+
+    monkeypatch.setattr(layer.cache, "get_messages", spy)
+    return asked
+
+
+async def test_the_newest_page_reads_only_the_page_from_the_cache(
+    make_layer: LayerFactory, stack: StackHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layer = await make_layer("alice", realtime=False)
+    store = layer.store
+    await store.sign_in(ALICE_EMAIL, PASSWORD)
+    chat = await long_chat(store, stack, 130)
+    # A miss with only the newest 20 wanted still loads and caches the whole window.
+    assert [m.seq for m in await store.message_window(chat, 20)] == list(range(111, 131))
+    cached = await layer.cache.get_messages(ALICE, chat)
+    assert cached is not None and len(cached.value) == 130
+
+    asked = spy_on_message_reads(layer, monkeypatch)
+    loads = supabase_calls(layer, "msgs")
+    page = await store.messages(chat)
+    assert [m.seq for m in page.messages] == list(range(81, 131)) and page.has_more
+    assert asked == [50]  # the hit decrypted one page, not the whole window
+    short = await store.messages(chat, limit=10)
+    assert [m.seq for m in short.messages] == list(range(121, 131)) and short.has_more
+    older = await store.messages(chat, before_seq=81)  # older pages are cut from the whole window
+    assert [m.seq for m in older.messages] == list(range(31, 81)) and older.has_more
+    assert asked == [50, 10, None]
+    assert supabase_calls(layer, "msgs") == loads
+
+
+async def test_reopening_a_chat_reads_only_the_page_and_keeps_its_cursor(
+    make_layer: LayerFactory, stack: StackHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layer = await make_layer("alice", realtime=False)
+    store = layer.store
+    await store.sign_in(ALICE_EMAIL, PASSWORD)
+    chat = await long_chat(store, stack, 130)
+    # An edit of a message older than the page: the window's newest rev is not on the page.
+    edited = await store.backend.fetch_messages(chat, 11, 1)
+    await store.edit_message(edited.messages[0].id, "line 10, edited")
+    await store.settle()
+    asked = spy_on_message_reads(layer, monkeypatch)
+
+    first = await store.open_chat(chat)
+    assert asked == [None]  # the first open reads the whole window, to start the chat's cursor
+    store.close_chat(chat)
+    again = await store.open_chat(chat)
+    assert asked == [None, 50]  # later opens read the page they show
+    assert [m.seq for m in again.rows] == [m.seq for m in first.rows] == list(range(81, 131))
+    await store.settle()  # the back-fills of both opens
+
+    # The cursor still knows the edit: bob's next message is no gap, so the cached window stays.
+    conn = await asyncpg.connect(stack.db_url)
+    try:
+        row = await conn.fetchrow(
+            "insert into public.chat_messages (session_id, sender_id, content)"
+            " values ($1, 'b0b00000-0000-4000-8000-000000000002', 'after the edit') returning rev",
+            chat,
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    message = (await store.backend.fetch_messages_since(chat, row["rev"] - 1))[0]
+    await store.live.apply_now([MessageUpserted(message=message)])
+    cached = await layer.cache.get_messages(ALICE, chat)
+    assert cached is not None and cached.value[-1].id == message.id and len(cached.value) == 131
+    assert again.rows[-1].content == "after the edit"
