@@ -21,7 +21,7 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from desktop_chat.backend.errors import map_error
 from desktop_chat.backend.session import SessionInfo, SessionKeeper, SessionListener
 from desktop_chat.config import Settings
-from desktop_chat.errors import Bug, Unauthorized
+from desktop_chat.errors import BackendUnavailable, Bug, EnvironmentFailure, Unauthorized
 from desktop_chat.models import (
     ChatDetails,
     ChatMember,
@@ -166,7 +166,23 @@ class SupabaseBackend:
         return await self._load_profile(info)
 
     async def restore_session(self) -> Profile | None:
-        info = await self.sessions.restore()
+        """Sign in again from the saved refresh token.
+
+        When the server cannot be reached, the saved identity signs the user in *offline*: the profile is
+        known, the cache can be read, the session is confirmed in the background (``sessions.waiting``),
+        and calls that need the server raise BackendUnavailable until it is.
+        """
+        try:
+            info = await self.sessions.restore()
+        except EnvironmentFailure:
+            saved = self.sessions.saved_identity()
+            if saved is None:
+                raise
+            user_id, _email, display_name = saved
+            log.info("The server cannot be reached; starting offline from the saved session")
+            self._profile = Profile(id=user_id, display_name=display_name)
+            self.sessions.reconnect_in_background()
+            return self._profile
         if info is None:
             return None
         return await self._load_profile(info)
@@ -186,11 +202,16 @@ class SupabaseBackend:
         if not rows:
             raise Bug("Signed in, but the account has no profile row")
         self._profile = Profile.model_validate(rows[0])
+        self.sessions.remember_identity(info.user_id, info.email, self._profile.display_name)
         return self._profile
 
     # --- calling -----------------------------------------------------------------------------------
     async def _call(self, operation: str, run: Callable[[], Awaitable[T]]) -> T:
         """Run ``run`` with the timeout and error mapping; after a 401, refresh once and retry."""
+        if operation != "health" and self._session is not None and self._session.waiting:
+            # Started offline: without a confirmed session the request would go out as anon, and row
+            # level security would answer "nothing", which must not be mistaken for data.
+            raise BackendUnavailable(f"Not connected to {self._server} yet; showing what is saved on this computer.")
         for attempt in (1, 2):
             started = time.perf_counter()
             try:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 from supabase import AsyncClient
@@ -65,6 +67,7 @@ class SessionKeeper:
         self._session: SessionInfo | None = None
         self._listeners: list[SessionListener] = []
         self._refresher: asyncio.Task[None] | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._refresh_lock = asyncio.Lock()
 
@@ -73,8 +76,61 @@ class SessionKeeper:
         return f"refresh-token {self._server}"
 
     @property
+    def identity_name(self) -> str:
+        return f"identity {self._server}"
+
+    @property
     def current(self) -> SessionInfo | None:
         return self._session
+
+    @property
+    def waiting(self) -> bool:
+        """Started offline from a saved session; the server has not confirmed it yet."""
+        return self._session is None and self._reconnecting is not None and not self._reconnecting.done()
+
+    def remember_identity(self, user_id: UserId, email: str, display_name: str) -> None:
+        """Who signed in last (not a secret, kept beside the token): lets the app start offline."""
+        self._secrets.set(
+            self.identity_name, json.dumps({"user_id": str(user_id), "email": email, "display_name": display_name})
+        )
+
+    def saved_identity(self) -> tuple[UserId, str, str] | None:
+        """The identity saved with the refresh token, when both are there."""
+        if not self._secrets.get(self.secret_name):
+            return None
+        raw = self._secrets.get(self.identity_name)
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+            return (UserId(uuid.UUID(data["user_id"])), str(data["email"]), str(data["display_name"]))
+        except (ValueError, TypeError, KeyError):
+            return None
+
+    def reconnect_in_background(self) -> None:
+        """Keep trying the saved refresh token (with backoff) until the server answers; listeners hear
+        the session when it does, or None if the server refuses the token."""
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.get_running_loop().create_task(
+                self._reconnect_forever(), name="session-reconnect"
+            )
+
+    async def _reconnect_forever(self) -> None:
+        backoff = 1.0
+        while self._session is None:
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, 30.0)
+            token = self._secrets.get(self.secret_name)
+            if not token:
+                return
+            try:
+                response = await self.call(partial(self._client.auth.refresh_session, token))
+            except EnvironmentFailure:
+                continue
+            except AuthError:
+                await self._ended()
+                return
+            self._accept(response)
 
     def require(self) -> SessionInfo:
         if self._session is None:
@@ -131,9 +187,12 @@ class SessionKeeper:
     async def sign_out(self) -> None:
         """Revoke the session on the server when possible, and always forget it locally."""
         self._stop_refresher()
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
         had_session = self._session is not None
         self._session = None
         self._secrets.delete(self.secret_name)
+        self._secrets.delete(self.identity_name)
         if had_session:
             try:
                 await self.call(lambda: self._client.auth.sign_out({"scope": "local"}))
@@ -229,8 +288,9 @@ class SessionKeeper:
                 log.exception("session listener failed")
 
     async def close(self) -> None:
-        task, self._refresher = self._refresher, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._refresher, self._reconnecting):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._refresher = self._reconnecting = None

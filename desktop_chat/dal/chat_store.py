@@ -188,6 +188,16 @@ class ChatStore:
             on_message=self.live.local_message,
             on_depth=lambda depth: self._set_status(outbox_depth=depth),
         )
+        online = self._backend.session is not None
+        if not online:
+            # Started offline from the saved session: show the cache, hold the sends, and let the session
+            # keeper confirm the session in the background (see _on_session).
+            self._sender.pause()
+            self._set_status(
+                connection=ConnectionState.OFFLINE,
+                backend_reachable=False,
+                detail=f"Cannot reach {self._backend.server}; showing what is saved on this computer.",
+            )
         unsent = await self._sender.start()
         self.live.remember_unsent(unsent)
         if self._realtime_enabled:
@@ -203,7 +213,7 @@ class ChatStore:
             session = self._backend.session
             if session is not None:
                 await self._realtime.start(profile.id, session.access_token)
-            self._unsubscribers.append(self._backend.subscribe_session(self._on_session))
+        self._unsubscribers.append(self._backend.subscribe_session(self._on_session))
         self.spawn(self._warm(), "warm-cache")
 
     async def _stop_user_services(self) -> None:
@@ -216,11 +226,12 @@ class ChatStore:
         if self._sender is not None:
             await self._sender.close()
             self._sender = None
-        for task in list(self._background):
-            task.cancel()
-        for task in list(self._background):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        pending = {task for task in self._background if task is not asyncio.current_task()}
+        while pending := {task for task in pending if not task.done()}:
+            # Cancel again if a library swallowed the first cancellation: closing must never hang.
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=1.0)
         await self.live.stop()
         self._user = None
 
@@ -229,8 +240,16 @@ class ChatStore:
             # The server ended the session (refresh token revoked): stop, keep the outbox for next time.
             self.spawn(self._stop_user_services(), "session-ended")
             self._set_status(connection=ConnectionState.OFFLINE, detail="Signed out by the server.")
-        elif self._realtime is not None:
-            self._realtime.update_token(session.access_token)
+            return
+        if self._sender is not None:
+            self._sender.resume()
+        self.backend_reached(True)
+        if self._realtime is not None and self._user is not None:
+            if self._realtime.state is LinkState.OFFLINE:
+                # The session was confirmed after an offline start: the link comes up now.
+                self.spawn(self._realtime.start(self._user.id, session.access_token), "realtime-start")
+            else:
+                self._realtime.update_token(session.access_token)
 
     def close_with(self, *closers: Callable[[], Awaitable[None]]) -> None:
         """Have ``close`` also release these (the cache, outbox and client it was built with), in order."""
@@ -337,12 +356,16 @@ class ChatStore:
         a miss loads once (however many ask) and stores the result unless an event changed the key while
         it loaded (the cache's load token).
         """
+        loads_before = self._flight.completed(key)
         hit = await get()
         if hit is not None:
             if not hit.fresh and key not in self._flight:
                 self.spawn(self._refresh_quietly(key, fetch, put), f"refresh-{key.kind}")
             return hit.value
-        return await self._flight.run(key, lambda: self._load(key, fetch, put, get))  # type: ignore[no-any-return]
+        # A load of this key that finished while our miss was on its way has just written the value:
+        # look once more rather than ask Supabase again.
+        recheck = get if self._flight.completed(key) != loads_before else None
+        return await self._flight.run(key, lambda: self._load(key, fetch, put, recheck))  # type: ignore[no-any-return]
 
     async def _load(
         self,
@@ -352,8 +375,6 @@ class ChatStore:
         get: Callable[[], Awaitable[Cached[T] | None]] | None = None,
     ) -> T:
         if get is not None:
-            # Our miss may be older than a load that finished a moment ago (its answer was in flight
-            # while that load wrote back): look once more before asking Supabase.
             hit = await get()
             if hit is not None and hit.fresh:
                 return hit.value

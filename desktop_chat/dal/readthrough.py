@@ -26,6 +26,11 @@ class SingleFlight(Generic[K, V]):
 
     def __init__(self) -> None:
         self._inflight: dict[K, asyncio.Task[V]] = {}
+        self._completed: dict[K, int] = {}
+
+    def completed(self, key: K) -> int:
+        """How many loads of ``key`` have finished (to tell whether one ended during a cache read)."""
+        return self._completed.get(key, 0)
 
     def __contains__(self, key: K) -> bool:
         return key in self._inflight
@@ -41,6 +46,7 @@ class SingleFlight(Generic[K, V]):
     def _forget(self, key: K, task: asyncio.Task[V]) -> None:
         if self._inflight.get(key) is task:
             del self._inflight[key]
+        self._completed[key] = self._completed.get(key, 0) + 1
         if not task.cancelled():
             task.exception()  # retrieved here so an error nobody awaited is not reported as lost
 

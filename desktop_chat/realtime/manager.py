@@ -126,9 +126,13 @@ class RealtimeManager:
     async def stop(self) -> None:
         task, self._supervisor = self._supervisor, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Cancel until it is done: a library awaited inside the supervisor may swallow one
+            # cancellation (seen with Python 3.11's asyncio.timeout), and stop() must never hang.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                task.result()
         await self._teardown()
         self._wanted_chats = []
         self._user_id = None

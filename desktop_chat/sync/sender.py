@@ -80,6 +80,8 @@ class Sender:
         self._clock = clock
         self._queues: dict[SessionId, _ChatQueue] = {}
         self._closed = False
+        self._online = asyncio.Event()
+        self._online.set()
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> list[OutboxEntry]:
@@ -134,6 +136,15 @@ class Sender:
         await self._report_depth()
         return removed
 
+    def pause(self) -> None:
+        """Hold every attempt (signed in offline: a request now would go out without a session)."""
+        self._online.clear()
+
+    def resume(self) -> None:
+        """The session is confirmed: send what waits, now."""
+        self._online.set()
+        self.nudge()
+
     def nudge(self) -> None:
         """The server may be reachable again: end every backoff wait now."""
         for queue in self._queues.values():
@@ -155,6 +166,7 @@ class Sender:
 
     async def _drain(self, session_id: SessionId, queue: _ChatQueue) -> None:
         while queue.entries and not self._closed:
+            await self._online.wait()
             entry = queue.entries[0]
             delay = entry.next_attempt_at - self._clock()
             if delay > 0:

@@ -34,7 +34,13 @@ _DATABASES = itertools.cycle(range(8, 16))
 
 class LayerFactory(Protocol):
     def __call__(
-        self, name: str, *, realtime: bool = ..., redis_url: str | None = ..., **settings: Any
+        self,
+        name: str,
+        *,
+        realtime: bool = ...,
+        redis_url: str | None = ...,
+        keyring: MemoryKeyring | None = ...,
+        **settings: Any,
     ) -> Awaitable[DataLayer]: ...
 
 
@@ -46,7 +52,14 @@ def redis_db_url(base: str, db: int) -> str:
 async def make_layer(stack: StackHandle, tmp_path: Path) -> AsyncIterator[LayerFactory]:
     opened: list[DataLayer] = []
 
-    async def make(name: str, *, realtime: bool = True, redis_url: str | None = None, **overrides: Any) -> DataLayer:
+    async def make(
+        name: str,
+        *,
+        realtime: bool = True,
+        redis_url: str | None = None,
+        keyring: MemoryKeyring | None = None,
+        **overrides: Any,
+    ) -> DataLayer:
         home = tmp_path / name
         values: dict[str, Any] = {
             "supabase_url": stack.api_url,
@@ -59,7 +72,7 @@ async def make_layer(stack: StackHandle, tmp_path: Path) -> AsyncIterator[LayerF
             "request_timeout": 5.0,
         }
         values.update(overrides)
-        layer = await open_data_layer(Settings(**values), keyring_backend=MemoryKeyring(), realtime=realtime)
+        layer = await open_data_layer(Settings(**values), keyring_backend=keyring or MemoryKeyring(), realtime=realtime)
         opened.append(layer)
         return layer
 

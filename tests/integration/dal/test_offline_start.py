@@ -1,0 +1,59 @@
+"""Starting with the server down: the saved session opens the cache, sends wait, and all catches up later."""
+
+from __future__ import annotations
+
+import pytest
+
+from desktop_chat.dal.api import ConnectionState
+from desktop_chat.errors import BackendUnavailable
+from desktop_chat.models import DeliveryState
+from tests.conftest import StackHandle
+from tests.integration.dal.conftest import ALICE, ALICE_EMAIL, BOB_EMAIL, PASSWORD, LayerFactory, eventually
+from tests.keyrings import MemoryKeyring
+
+pytestmark = pytest.mark.integration
+
+
+async def test_an_offline_start_shows_the_cache_and_sends_later(make_layer: LayerFactory, stack: StackHandle) -> None:
+    keyring = MemoryKeyring()  # the same OS keyring for both runs of the app
+    redis_url = stack.redis_url.rsplit("/", 1)[0] + "/11"
+    first = await make_layer("alice", keyring=keyring, redis_url=redis_url)
+    await first.store.sign_in(ALICE_EMAIL, PASSWORD)
+    chat = await first.store.create_chat("offline start", [BOB_EMAIL])
+    await first.store.open_chat(chat)
+    await first.store.settle()
+    chats = await first.store.recent_chats()
+    settings = first.settings
+    await first.close()
+
+    gateway = stack.stack.gateway
+    gateway.stop()
+    try:
+        again = await make_layer(
+            "alice-again",
+            keyring=keyring,
+            redis_url=redis_url,
+            config_dir=settings.config_dir,
+            data_dir=settings.data_dir,
+        )
+        store = again.store
+        profile = await store.restore_session()
+        assert profile is not None and profile.id == ALICE and profile.display_name == "Alice"
+        assert store.status.backend_reachable is False
+        assert "Cannot reach" in store.status.detail
+        assert [c.session.id for c in await store.recent_chats()] == [c.session.id for c in chats]  # the cache
+        timeline = await store.open_chat(chat)
+        message_id = await store.send(chat, "typed while offline")
+        assert timeline.get(message_id).delivery is DeliveryState.PENDING  # type: ignore[union-attr]
+        with pytest.raises(BackendUnavailable, match="Not connected"):
+            await store.backend.fetch_recent_chats()  # never as anon: that would read as "no chats"
+    finally:
+        gateway.start()
+    await eventually(lambda: store.status.connection is ConnectionState.LIVE, within=60, what="back online")
+    await eventually(
+        lambda: (m := timeline.get(message_id)) is not None and m.delivery is DeliveryState.SENT,
+        within=30,
+        what="the offline message went out",
+    )
+    assert store.status.backend_reachable is True
+    assert store.status.outbox_depth == 0
