@@ -489,15 +489,17 @@ class ChatStore:
 
     async def _warm(self) -> None:
         """After sign-in: the recent list, then the newest page of the top chats, in the background."""
+        ticket = self.live.begin_chat_list_load()
         chats = await self.recent_chats()
-        self.live.show_chats(chats)
+        self.live.show_chats(chats, ticket)
         for summary in chats[:WARM_CHATS]:
             with contextlib.suppress(BackendUnavailable, Rejected):
                 await self.message_window(summary.session.id)
 
     async def refresh_chats(self) -> None:
+        ticket = self.live.begin_chat_list_load()
         chats = await self.recent_chats()
-        self.live.show_chats(chats)
+        self.live.show_chats(chats, ticket)
 
     # ==============================================================================================
     # views
@@ -632,8 +634,8 @@ class ChatStore:
     async def _after_membership_change(self, session_id: SessionId) -> None:
         user = self.require_user()
         await self._cache.invalidate(user, KeyKind.CHAT, session_id)
-        await self._cache.invalidate(user, KeyKind.RECENT)
-        await self.refresh_chats()
+        # Straight from Supabase: a cached or in-flight load may predate the change.
+        await self.live.reload_chats()
 
     async def mark_read(self, session_id: SessionId, seq: int) -> None:
         user = self.require_user()

@@ -82,6 +82,8 @@ class LiveSync:
         self._apply_lock = asyncio.Lock()
         self._gap_chats: set[SessionId] = set()
         self._gap_task: asyncio.Task[None] | None = None
+        self._list_tickets = 0
+        self._shown_ticket = 0
         self._recent_dirty = False
         self._recent_writer: asyncio.Task[None] | None = None
         self._typing_listeners: list[UsersListener] = []
@@ -154,8 +156,19 @@ class LiveSync:
         _listeners_call(self._presence_listeners, session_id, users)
 
     # --- the chat list -----------------------------------------------------------------------------
-    def show_chats(self, chats: Sequence[ChatSummary]) -> None:
+    def begin_chat_list_load(self) -> int:
+        """A ticket taken before a chat-list load starts; ``show_chats`` drops a result older than one
+        already shown (a slow load that began before a chat was created must not hide it)."""
+        self._list_tickets += 1
+        return self._list_tickets
+
+    def show_chats(self, chats: Sequence[ChatSummary], ticket: int | None = None) -> None:
         """Replace the chat list with a fresh load, keeping rows' newer live state."""
+        if ticket is None:
+            ticket = self.begin_chat_list_load()
+        if ticket < self._shown_ticket:
+            return
+        self._shown_ticket = ticket
         merged = []
         for summary in chats:
             current = self.chat_list.get(summary.session.id)
@@ -472,10 +485,11 @@ class LiveSync:
         """Load the chat list from Supabase (not the cache: a chat appeared or went away), show it and
         write it through."""
         store = self._store
+        ticket = self.begin_chat_list_load()
         chats = await store.call_backend(
             "recent_chats", lambda: store.backend.fetch_recent_chats(store.settings.cache_max_chats_per_user)
         )
-        self.show_chats(chats)
+        self.show_chats(chats, ticket)
         self._write_recent()
         return chats
 
