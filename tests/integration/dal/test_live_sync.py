@@ -212,3 +212,30 @@ async def test_edits_and_deletes_reach_the_other_side(make_layer: LayerFactory) 
     await alice.store.delete_message(message_id)
     await eventually(lambda: (m := bob_view.get(message_id)) is not None and m.deleted and m.content == "")
     assert_once_in_order(bob_view)
+
+
+async def test_a_burst_of_a_thousand_messages_reaches_the_view_in_a_few_batches(
+    make_layer: LayerFactory, stack: StackHandle
+) -> None:
+    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
+    bob = await signed_in(make_layer, "bob", BOB_EMAIL)
+    chat = await new_chat(alice)
+    await eventually(lambda: bob.store.chat_list().get(chat) is not None, what="bob sees the new chat")
+    view = await bob.store.open_chat(chat)
+    batches: list[int] = []
+    view.subscribe(lambda changes: batches.append(len(changes)))
+    conn = await asyncpg.connect(stack.db_url)
+    try:
+        await conn.execute(
+            "insert into public.chat_messages (session_id, sender_id, content)"
+            " select $1, $2, 'burst ' || lpad(g::text, 4, '0') from generate_series(1, 1000) g",
+            chat,
+            ALICE,
+        )
+    finally:
+        await conn.close()
+    await eventually(lambda: sum(1 for m in view.rows if m.content.startswith("burst")) == 1000, within=30)
+    assert [m.content for m in view.rows if m.content.startswith("burst")] == [f"burst {n:04d}" for n in range(1, 1001)]
+    # Coalesced per frame: a handful of view updates, not a thousand.
+    assert len(batches) < 100, len(batches)
+    assert_once_in_order(view)
