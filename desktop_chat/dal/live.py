@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PAGE = 50
+FRAME_INTERVAL = 0.016  # seconds live changes are collected before the views hear of them (a 60 Hz frame)
 BACKFILL_BATCH = 500
 GAP_GRACE = 1.0  # seconds to let realtime close a gap by itself before back-filling
 WATCHED_CHATS = 20  # chats whose typing and presence are followed
