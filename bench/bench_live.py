@@ -11,12 +11,15 @@ first appears confirmed (``seq`` set).
    sender delivers the earlier ones and their realtime echoes come back. Measured twice: straight to the
    gateway, and through a loopback TCP proxy that holds each direction's bytes for 200 ms (a 400 ms round
    trip, for REST and the realtime socket). Every message must then be delivered (outbox empty, all rows
-   confirmed).
-2. End to end: alice's ``send()`` → bob's timeline holds the confirmed row, one message at a time. The
-   time is split at the moment bob's realtime push reaches ``LiveSync.enqueue`` (wrapped by the bench):
-   before it, the outbox, the REST insert, WAL decoding and the push; after it, the frame batching
-   (``frame_interval``) and applying (cache first, then the views). Measured with the default frame
-   interval, and again (fewer messages) with ``frame_interval=0``, i.e. applied on the next loop turn.
+   confirmed). Also reported: how much of it is the outbox's durable insert (``Outbox.add``), and the
+   floor under that, a bare SQLite insert with the outbox's settings on the same disk.
+2. End to end: alice's ``send()`` → bob's timeline holds the confirmed row. Alice sends one message every
+   30 ms (mostly one in flight, a few when one is slow). The time is split at the moment bob's realtime
+   push reaches ``LiveSync.enqueue`` (wrapped by the bench): before it, the outbox, the REST insert, WAL
+   decoding and the push; after it, the frame batching (``frame_interval``) and applying (cache first,
+   then the views). Also measured (fewer messages): closed loop, each message sent as soon as bob shows
+   the one before (so every push lands within a frame of the last batch), and with
+   ``frame_interval=0``, i.e. applied on the next loop turn.
 3. Back-fill: bob has the chat open; the gateway is stopped; 1,000 messages are inserted as alice (asyncpg,
    through RLS, one transaction); the gateway is started again. Timed from ``gateway.start()`` returning
    (port open) to bob's view holding all 1,000, split at bob's link coming back LIVE (its reconnect
@@ -56,6 +59,7 @@ from bench.stats import percentile, summary_ms
 from desktop_chat.config import Settings
 from desktop_chat.dal.api import ConnectionState, Timeline
 from desktop_chat.dal.factory import DataLayer, open_data_layer
+from desktop_chat.dal.live import FRAME_INTERVAL
 from desktop_chat.dal.live_list import RowChange, RowsRemoved, apply_changes
 from desktop_chat.models import ChangeEvent, DeliveryState, Message, MessageId, MessageUpserted, SessionId
 from desktop_chat.sync.outbox import OutboxEntry
@@ -73,7 +77,8 @@ SEND_PERIOD = 0.02  # one send every 20 ms, round robin over the chats
 PROXY_DELAY = 0.2  # seconds, each direction
 
 E2E_MESSAGES = 1000
-E2E_FAST_MESSAGES = 300  # the frame_interval=0 comparison
+E2E_PERIOD = 0.03  # one send every 30 ms: mostly one message in flight, a few when one is slow
+E2E_SMALL = 300  # the comparisons: closed loop, and frame_interval=0
 
 BACKFILL_MESSAGES = 1000
 
@@ -472,34 +477,50 @@ async def optimistic(clients: Clients, stack_info: dict[str, Any], chats: Sequen
 # 2. end to end
 # ==================================================================================================
 async def _end_to_end(
-    alice: DataLayer, bob: DataLayer, pushes: dict[MessageId, float], chat: SessionId, count: int, label: str
+    alice: DataLayer,
+    bob: DataLayer,
+    pushes: dict[MessageId, float],
+    chat: SessionId,
+    count: int,
+    label: str,
+    period: float | None,
 ) -> dict[str, Any]:
+    """Alice sends ``count`` messages, one every ``period`` seconds (None: each as soon as bob shows the
+    one before); each is timed from its ``send()`` call to bob's view holding it confirmed."""
     alice_probe = ViewProbe(await alice.store.open_chat(chat))
     bob_probe = ViewProbe(await bob.store.open_chat(chat))
     await alice.store.settle()
     await bob.store.settle()
-    total: list[float] = []
-    to_push: list[float] = []
-    push_to_view: list[float] = []
-    alice_confirmed: list[float] = []
+    alice_base, bob_base = len(alice_probe.confirmed_at), len(bob_probe.confirmed_at)
     expected = [f"{label} {n:04d}" for n in range(count)]
-    for text in expected:
-        begun = time.perf_counter()
+    begun: dict[MessageId, float] = {}
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for n, text in enumerate(expected):
+        if period is not None and (wait := started + n * period - loop.time()) > 0:
+            await asyncio.sleep(wait)
+        called = time.perf_counter()
         message_id = await alice.store.send(chat, text)
-        await bob_probe.wait_for(lambda m=message_id: m in bob_probe.confirmed_at, "bob's row")  # type: ignore[misc]
-        seen = bob_probe.confirmed_at[message_id]
-        total.append(seen - begun)
-        pushed = pushes.get(message_id, seen)
-        to_push.append(pushed - begun)
-        push_to_view.append(seen - pushed)
-        await alice_probe.wait_for(lambda m=message_id: m in alice_probe.confirmed_at, "alice's row")  # type: ignore[misc]
-        alice_confirmed.append(alice_probe.confirmed_at[message_id] - begun)
+        begun[message_id] = called
+        if period is None:
+            await bob_probe.wait_for(lambda m=message_id: m in bob_probe.confirmed_at, "bob's row")  # type: ignore[misc]
+    await bob_probe.wait_for(lambda: len(bob_probe.confirmed_at) - bob_base >= count, "bob's rows")
+    await alice_probe.wait_for(lambda: len(alice_probe.confirmed_at) - alice_base >= count, "alice's rows")
     await until(lambda: alice.store.status.outbox_depth == 0, "alice's outbox drained")
+    total, to_push, push_to_view, alice_confirmed = [], [], [], []
+    for message_id, called in begun.items():
+        seen = bob_probe.confirmed_at[message_id]
+        pushed = pushes.get(message_id, seen)
+        total.append(seen - called)
+        to_push.append(pushed - called)
+        push_to_view.append(seen - pushed)
+        alice_confirmed.append(alice_probe.confirmed_at[message_id] - called)
     checks = bob_probe.check(f"{label} ", expected)
     alice_probe.close()
     bob_probe.close()
     return {
         "messages": count,
+        "pacing": f"one send every {period * 1000:g} ms" if period is not None else "each after bob shows the last",
         "send_to_bob_confirmed": summary_ms(total),
         "send_to_bob_push": summary_ms(to_push),
         "bob_push_to_view": summary_ms(push_to_view),
@@ -508,15 +529,21 @@ async def _end_to_end(
     }
 
 
-async def end_to_end(clients: Clients, alice: DataLayer, chat: SessionId, fast_chat: SessionId) -> dict[str, Any]:
+async def end_to_end(clients: Clients, alice: DataLayer, chats: Sequence[SessionId]) -> dict[str, Any]:
+    paced_chat, closed_chat, fast_chat = chats
     bob = await clients.open("bob-e2e", BOB_EMAIL)
     pushes = record_pushes(bob)
     await clients.sign_in(bob, BOB_EMAIL)
+    default_frame = {"frame_interval_ms": FRAME_INTERVAL * 1000}
     result: dict[str, Any] = {
         "default_frame_interval": {
-            "frame_interval_ms": bob.store.live._frame * 1000,
-            **await _end_to_end(alice, bob, pushes, chat, E2E_MESSAGES, "e2e"),
-        }
+            **default_frame,
+            **await _end_to_end(alice, bob, pushes, paced_chat, E2E_MESSAGES, "e2e", E2E_PERIOD),
+        },
+        "default_frame_interval_closed_loop": {
+            **default_frame,
+            **await _end_to_end(alice, bob, pushes, closed_chat, E2E_SMALL, "e2e-closed", None),
+        },
     }
     await clients.close(bob)
     fast = await clients.open("bob-e2e-fast", BOB_EMAIL, frame_interval=0.0)
@@ -524,7 +551,7 @@ async def end_to_end(clients: Clients, alice: DataLayer, chat: SessionId, fast_c
     await clients.sign_in(fast, BOB_EMAIL)
     result["frame_interval_0"] = {
         "frame_interval_ms": 0.0,
-        **await _end_to_end(alice, fast, fast_pushes, fast_chat, E2E_FAST_MESSAGES, "e2e-fast"),
+        **await _end_to_end(alice, fast, fast_pushes, fast_chat, E2E_SMALL, "e2e-fast", E2E_PERIOD),
     }
     await clients.close(fast)
     default, zero = result["default_frame_interval"], result["frame_interval_0"]
@@ -772,8 +799,7 @@ async def _run(stack: Stack, info: dict[str, Any], home: Path) -> dict[str, Any]
         assert me is not None
         alice_id = uuid.UUID(str(me.id))
         chats = [await new_chat(owner, None, f"optimistic {n}") for n in range(OPTIMISTIC_CHATS)]
-        e2e_chat = await new_chat(owner, None, "end to end")
-        fast_chat = await new_chat(owner, None, "end to end, frame 0")
+        e2e_chats = [await new_chat(owner, None, f"end to end {n}") for n in range(3)]
         backfill_chat = await new_chat(owner, None, "back-fill")
         sustained_chat = await new_chat(owner, None, "sustained")
         await clients.close(owner)
@@ -786,7 +812,7 @@ async def _run(stack: Stack, info: dict[str, Any], home: Path) -> dict[str, Any]
         timer = time.perf_counter()
         alice = await clients.open("alice-e2e", ALICE_EMAIL)
         await clients.sign_in(alice, ALICE_EMAIL)
-        figures["end_to_end"] = await end_to_end(clients, alice, e2e_chat, fast_chat)
+        figures["end_to_end"] = await end_to_end(clients, alice, e2e_chats)
         await clients.close(alice)
         print(f"   end to end done in {time.perf_counter() - timer:.1f} s", flush=True)
 
