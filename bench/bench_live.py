@@ -600,11 +600,18 @@ async def backfill(clients: Clients, stack: Stack, db_url: str, alice_id: uuid.U
         finally:
             await conn.close()
     finally:
+        monitor = StallMonitor()
+        monitor.start()
+        callbacks = len(probe.callbacks)
         starting = time.perf_counter()
         await asyncio.to_thread(stack.gateway.start)
     started = time.perf_counter()
-    await probe.wait_for(lambda: len(probe.confirmed_at) - base >= BACKFILL_MESSAGES, "the back-fill", within=120)
+    try:
+        await probe.wait_for(lambda: len(probe.confirmed_at) - base >= BACKFILL_MESSAGES, "the back-fill", within=120)
+    finally:
+        await monitor.stop()
     shown = time.perf_counter()
+    view_updates = len(probe.callbacks) - callbacks
     unsubscribe()
     live = next((t for t in live_at if t >= starting), None)
     await asyncio.sleep(1.0)  # anything doubled by a late realtime push or a second back-fill shows now
@@ -618,6 +625,8 @@ async def backfill(clients: Clients, stack: Stack, db_url: str, alice_id: uuid.U
         "start_to_all_shown_ms": ms(shown - started),
         "start_to_link_live_ms": ms(live - started) if live is not None else None,
         "link_live_to_all_shown_ms": ms(shown - live) if live is not None else None,
+        "view_updates": view_updates,
+        "loop_stall_while_reconnecting_and_back_filling": monitor.figures(),
         **checks,
         "goal": "lost 0, duplicates 0",
     }
