@@ -31,7 +31,7 @@ from desktop_chat.dal.api import (
     Timeline,
     UsersListener,
 )
-from desktop_chat.dal.live import LiveSync
+from desktop_chat.dal.live import FRAME_INTERVAL, LiveSync
 from desktop_chat.dal.live_list import Unsubscribe
 from desktop_chat.dal.readthrough import SingleFlight
 from desktop_chat.errors import BackendUnavailable, InvalidInput, NotSignedIn, Rejected
@@ -99,7 +99,7 @@ class ChatStore:
         metrics: MetricsRegistry,
         *,
         realtime: bool = True,
-        frame_interval: float = 0.016,
+        frame_interval: float = FRAME_INTERVAL,
     ) -> None:
         self._settings = settings
         self._backend = backend

@@ -15,6 +15,7 @@ from desktop_chat.backend.client import SupabaseBackend
 from desktop_chat.cache import TieredCache, open_cache
 from desktop_chat.config import Settings
 from desktop_chat.dal.chat_store import ChatStore
+from desktop_chat.dal.live import FRAME_INTERVAL
 from desktop_chat.secrets import SecretStore
 from desktop_chat.sync.outbox import Outbox
 from desktop_chat.telemetry.metrics import MetricsRegistry
@@ -51,8 +52,12 @@ async def open_data_layer(
     keyring_backend: KeyringBackend | None = None,
     realtime: bool = True,
     outbox_path: Path | None = None,
+    frame_interval: float = FRAME_INTERVAL,
 ) -> DataLayer:
-    """Open every part of the data layer (nothing talks to Supabase until sign-in)."""
+    """Open every part of the data layer (nothing talks to Supabase until sign-in).
+
+    ``frame_interval``: how long live changes are collected before the views hear of them (see LiveSync).
+    """
     metrics = MetricsRegistry()
     secrets = SecretStore(settings.config_dir, backend=keyring_backend)
     backend = SupabaseBackend(settings, secrets)
@@ -67,7 +72,7 @@ async def open_data_layer(
         await backend.close()
         raise
     log.info("outbox ready at %s", outbox.path)
-    store = ChatStore(settings, backend, cache, outbox, metrics, realtime=realtime)
+    store = ChatStore(settings, backend, cache, outbox, metrics, realtime=realtime, frame_interval=frame_interval)
     # The UI holds only the store, so the store's close releases everything below it.
     store.close_with(cache.close, outbox.close, backend.close)
     return DataLayer(settings, metrics, secrets, backend, cache, outbox, store)

@@ -1,8 +1,10 @@
 """LiveSync: keeps the views and the cache in step with the server as changes arrive.
 
 Changes come from realtime pushes, from the sender (a send confirmed or failed) and from back-fill.
-They are collected for one frame and then applied in a batch: **cache first**, then the views, so a
-burst of a thousand messages becomes one cache write per chat and one row operation per view.
+They are applied in batches: **cache first**, then the views, so a burst of a thousand messages becomes
+one cache write per chat and one row operation per view. Realtime changes are applied at most once a
+frame: the first after a quiet frame goes out on the next loop turn (a lone message does not wait), the
+ones that follow within the frame are collected until it ends.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from functools import partial
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PAGE = 50
+FRAME_INTERVAL = 0.016  # seconds live changes are collected before the views hear of them (a 60 Hz frame)
 BACKFILL_BATCH = 500
 GAP_GRACE = 1.0  # seconds to let realtime close a gap by itself before back-filling
 WATCHED_CHATS = 20  # chats whose typing and presence are followed
@@ -79,6 +83,7 @@ class LiveSync:
         self._unsent: dict[SessionId, dict[MessageId, Message]] = defaultdict(dict)
         self._inbox: list[ChangeEvent] = []
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._last_flush = -math.inf  # loop time of the last batch of realtime changes
         self._apply_lock = asyncio.Lock()
         self._gap_chats: set[SessionId] = set()
         self._gap_task: asyncio.Task[None] | None = None
@@ -313,14 +318,17 @@ class LiveSync:
 
     # --- applying changes --------------------------------------------------------------------------
     def enqueue(self, events: Sequence[ChangeEvent]) -> None:
-        """Collect changes; they are applied together at the end of the frame."""
+        """Collect changes. Applied on the next loop turn if the last batch went out a frame or more ago,
+        else together with everything else that arrives until the frame since that batch ends."""
         self._inbox.extend(events)
         if self._flush_handle is None:
             loop = asyncio.get_running_loop()
-            self._flush_handle = loop.call_later(self._frame, self._flush)
+            delay = max(0.0, self._last_flush + self._frame - loop.time())
+            self._flush_handle = loop.call_later(delay, self._flush)
 
     def _flush(self) -> None:
         self._flush_handle = None
+        self._last_flush = asyncio.get_running_loop().time()
         events, self._inbox = self._inbox, []
         if events:
             self._store.spawn(self.apply_now(events), "apply-changes")

@@ -220,7 +220,7 @@ class Sender:
             queue.entries[0] = updated
             log.info("Send of a message in chat %s will be retried in %.1f s", entry.session_id, decision.delay)
             return False
-        await self._outbox.remove(entry.id)
+        await self._outbox.remove_delivered(entry.id)
         await self._report_depth()
         self._on_message(stored.model_copy(update={"delivery": DeliveryState.SENT, "error": None}))
         return True

@@ -68,6 +68,27 @@ async def test_attempts_failures_retry_and_removal(tmp_path: Path) -> None:
         await outbox.close()
 
 
+async def test_a_delivered_message_leaves_and_the_next_send_is_still_fully_synchronous(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    outbox = await Outbox.open(path)
+    try:
+        delivered = await outbox.add(new_message_id(), SERVER, ALICE, CHAT, "delivered")
+        waiting = await outbox.add(new_message_id(), SERVER, ALICE, CHAT, "still waiting")
+        assert await outbox.remove_delivered(delivered.id)
+        assert not await outbox.remove_delivered(delivered.id)
+        assert [entry.id for entry in await outbox.entries(SERVER, ALICE)] == [waiting.id]
+        # The relaxed durability was for that one delete: a new send is on disk when add() returns.
+        full = 2
+        assert await outbox._run(lambda db: db.execute("pragma synchronous").fetchone()[0]) == full
+    finally:
+        await outbox.close()
+    reopened = await Outbox.open(path)
+    try:
+        assert [entry.id for entry in await reopened.entries(SERVER, ALICE)] == [waiting.id]
+    finally:
+        await reopened.close()
+
+
 async def test_users_and_servers_are_kept_apart(tmp_path: Path) -> None:
     outbox = await Outbox.open(tmp_path / "outbox.sqlite3")
     try:
