@@ -38,6 +38,7 @@ from desktop_chat.errors import BackendUnavailable, InvalidInput, NotSignedIn, R
 from desktop_chat.models import (
     ChatDetails,
     ChatSummary,
+    DeliveryState,
     Message,
     MessageId,
     MessagePage,
@@ -185,7 +186,7 @@ class ChatStore:
             self._backend,
             self._backend.server,
             profile.id,
-            on_message=self.live.local_message,
+            on_message=self._on_delivery,
             on_depth=lambda depth: self._set_status(outbox_depth=depth),
         )
         online = self._backend.session is not None
@@ -234,6 +235,11 @@ class ChatStore:
             await asyncio.wait(pending, timeout=1.0)
         await self.live.stop()
         self._user = None
+
+    def _on_delivery(self, message: Message) -> None:
+        if message.delivery is DeliveryState.SENT:
+            self.backend_reached(True)  # a send went through: the server is there
+        self.live.local_message(message)
 
     def _on_session(self, session: SessionInfo | None) -> None:
         if session is None:
@@ -299,6 +305,8 @@ class ChatStore:
 
     def backend_reached(self, ok: bool, detail: str = "") -> None:
         self._set_status(backend_reachable=ok, detail="" if ok else detail)
+        if ok and self._realtime is not None and self._realtime.state is LinkState.RECONNECTING:
+            self._realtime.nudge()  # REST works again, so the realtime link probably will too
 
     def metrics_snapshot(self) -> dict[str, Any]:
         snapshot: dict[str, Any] = {

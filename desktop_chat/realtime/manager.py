@@ -104,6 +104,7 @@ class RealtimeManager:
         self._token: str | None = None
         self._channel: AsyncRealtimeChannel | None = None
         self._broken = asyncio.Event()
+        self._wake = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._chats: dict[SessionId, _ChatChannel] = {}
         self._wanted_chats: list[SessionId] = []
@@ -180,10 +181,18 @@ class RealtimeManager:
     async def _wait_and_backfill(self, delay: float) -> None:
         """Wait out a backoff; back-fill on the way when the wait is long (the link may stay down)."""
         deadline = time.monotonic() + delay
+        self._wake.clear()
         while (remaining := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(min(remaining, self._backfill_interval))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, self._backfill_interval)):
+                    await self._wake.wait()
+                return  # woken: the server answers again, try now
             if time.monotonic() < deadline:
                 await self._run_backfill()
+
+    def nudge(self) -> None:
+        """The server answered another request: cut a reconnect backoff short."""
+        self._wake.set()
 
     async def _run_backfill(self) -> None:
         try:
