@@ -1,9 +1,7 @@
-"""The two guards of a read-through cache: one load per key at a time, and no stale write-back.
+"""One load per key at a time: ``SingleFlight`` makes concurrent readers of a missing key share one load.
 
-``SingleFlight`` makes concurrent readers of the same missing key share one load. ``Generations`` gives
-each key a counter that every invalidation bumps; a load remembers the generation it started under and
-writes its result back only if no invalidation happened meanwhile, so a slow load can never overwrite
-fresher data with what it read before the change.
+(The other guard of the read-through, no stale write-back, is the cache's load tokens:
+``TieredCache.begin_load``.)
 """
 
 from __future__ import annotations
@@ -49,21 +47,3 @@ class SingleFlight(Generic[K, V]):
         self._completed[key] = self._completed.get(key, 0) + 1
         if not task.cancelled():
             task.exception()  # retrieved here so an error nobody awaited is not reported as lost
-
-
-class Generations(Generic[K]):
-    """A counter per key, bumped by every invalidation."""
-
-    def __init__(self) -> None:
-        self._counters: dict[K, int] = {}
-
-    def current(self, key: K) -> int:
-        return self._counters.get(key, 0)
-
-    def bump(self, key: K) -> int:
-        value = self._counters.get(key, 0) + 1
-        self._counters[key] = value
-        return value
-
-    def unchanged_since(self, key: K, generation: int) -> bool:
-        return self._counters.get(key, 0) == generation

@@ -1,4 +1,4 @@
-"""SingleFlight shares one load among concurrent readers; Generations catches a load racing a change."""
+"""SingleFlight shares one load among concurrent readers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from desktop_chat.dal.readthrough import Generations, SingleFlight
+from desktop_chat.dal.readthrough import SingleFlight
 
 
 async def test_concurrent_readers_share_one_load() -> None:
@@ -76,12 +76,3 @@ async def test_a_cancelled_reader_does_not_cancel_the_load_for_others() -> None:
     with pytest.raises(asyncio.CancelledError):
         await first
     assert await second == 5
-
-
-async def test_generations_detect_an_invalidation_during_a_load() -> None:
-    generations: Generations[str] = Generations()
-    started = generations.current("k")
-    # ... a load is under way when an event invalidates the key ...
-    generations.bump("k")
-    assert not generations.unchanged_since("k", started)
-    assert generations.unchanged_since("other", generations.current("other"))
