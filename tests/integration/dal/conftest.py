@@ -13,7 +13,9 @@ import pytest
 from pydantic import SecretStr
 
 from desktop_chat.config import Settings
+from desktop_chat.dal.api import ConnectionState
 from desktop_chat.dal.factory import DataLayer, open_data_layer
+from desktop_chat.models import SessionId
 from tests.conftest import StackHandle
 from tests.keyrings import MemoryKeyring
 
@@ -87,3 +89,21 @@ async def eventually(check: Callable[[], bool], within: float = 10.0, what: str 
         while not check():  # noqa: ASYNC110 - polling state the store changes from its own tasks
             await asyncio.sleep(0.01)
     assert check(), what
+
+
+async def signed_in(make_layer: LayerFactory, name: str, email: str) -> DataLayer:
+    """A device of ``email``'s, signed in with its realtime link up."""
+    layer = await make_layer(name)
+    await layer.store.sign_in(email, PASSWORD)
+    await eventually(lambda: layer.store.status.connection is ConnectionState.LIVE, what=f"{name} live")
+    return layer
+
+
+async def alice_and_bob_in_a_new_chat(make_layer: LayerFactory) -> tuple[DataLayer, DataLayer, SessionId]:
+    """Alice and bob signed in, and a chat of its own for the test that both already see, so tests never
+    depend on each other's messages."""
+    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
+    bob = await signed_in(make_layer, "bob", BOB_EMAIL)
+    chat = await alice.store.create_chat(f"test {uuid.uuid4().hex[:6]}", [BOB_EMAIL])
+    await eventually(lambda: bob.store.chat_list().get(chat) is not None, what="bob sees the new chat")
+    return alice, bob, chat

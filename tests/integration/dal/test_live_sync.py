@@ -18,9 +18,10 @@ from tests.integration.dal.conftest import (
     ALICE_EMAIL,
     BOB,
     BOB_EMAIL,
-    PASSWORD,
     LayerFactory,
+    alice_and_bob_in_a_new_chat,
     eventually,
+    signed_in,
 )
 
 pytestmark = pytest.mark.integration
@@ -29,13 +30,6 @@ pytestmark = pytest.mark.integration
 async def new_chat(owner: DataLayer, *emails: str) -> SessionId:
     """A chat of its own for each test, so tests never depend on each other's messages."""
     return await owner.store.create_chat(f"test {uuid.uuid4().hex[:6]}", list(emails) or [BOB_EMAIL])
-
-
-async def signed_in(make_layer: LayerFactory, name: str, email: str) -> DataLayer:
-    layer = await make_layer(name)
-    await layer.store.sign_in(email, PASSWORD)
-    await eventually(lambda: layer.store.status.connection is ConnectionState.LIVE, what=f"{name} live")
-    return layer
 
 
 def confirmed(timeline: Timeline) -> list[Message]:
@@ -64,10 +58,7 @@ async def stored_count(stack: StackHandle, chat: SessionId, content_prefix: str)
 
 
 async def test_bob_sees_alices_message_once_with_the_server_order(make_layer: LayerFactory) -> None:
-    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
-    bob = await signed_in(make_layer, "bob", BOB_EMAIL)
-    chat = await new_chat(alice)
-    await eventually(lambda: bob.store.chat_list().get(chat) is not None, what="bob sees the new chat")
+    alice, bob, chat = await alice_and_bob_in_a_new_chat(make_layer)
     alice_view = await alice.store.open_chat(chat)
     bob_view = await bob.store.open_chat(chat)
 
@@ -138,10 +129,7 @@ async def test_a_refused_message_fails_with_its_reason_and_retry_keeps_the_id(
 
 
 async def test_sends_survive_the_gateway_going_away(make_layer: LayerFactory, stack: StackHandle) -> None:
-    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
-    bob = await signed_in(make_layer, "bob", BOB_EMAIL)
-    chat = await new_chat(alice)
-    await eventually(lambda: bob.store.chat_list().get(chat) is not None, what="bob sees the new chat")
+    alice, bob, chat = await alice_and_bob_in_a_new_chat(make_layer)
     alice_view = await alice.store.open_chat(chat)
     bob_view = await bob.store.open_chat(chat)
     prefix = f"outage {uuid.uuid4().hex[:6]}"
@@ -169,10 +157,7 @@ async def test_sends_survive_the_gateway_going_away(make_layer: LayerFactory, st
 async def test_messages_missed_while_disconnected_are_back_filled_in_order(
     make_layer: LayerFactory, stack: StackHandle
 ) -> None:
-    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
-    bob = await signed_in(make_layer, "bob", BOB_EMAIL)
-    chat = await new_chat(alice)
-    await eventually(lambda: bob.store.chat_list().get(chat) is not None, what="bob sees the new chat")
+    _alice, bob, chat = await alice_and_bob_in_a_new_chat(make_layer)
     view = await bob.store.open_chat(chat)
     prefix = f"missed {uuid.uuid4().hex[:6]}"
     gateway = stack.stack.gateway
@@ -205,10 +190,7 @@ async def test_messages_missed_while_disconnected_are_back_filled_in_order(
 
 
 async def test_edits_and_deletes_reach_the_other_side(make_layer: LayerFactory) -> None:
-    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
-    bob = await signed_in(make_layer, "bob", BOB_EMAIL)
-    chat = await new_chat(alice)
-    await eventually(lambda: bob.store.chat_list().get(chat) is not None, what="bob sees the new chat")
+    alice, bob, chat = await alice_and_bob_in_a_new_chat(make_layer)
     await alice.store.open_chat(chat)
     bob_view = await bob.store.open_chat(chat)
     message_id = await alice.store.send(chat, "tpyo")
@@ -223,10 +205,7 @@ async def test_edits_and_deletes_reach_the_other_side(make_layer: LayerFactory) 
 async def test_a_burst_of_a_thousand_messages_reaches_the_view_in_a_few_batches(
     make_layer: LayerFactory, stack: StackHandle
 ) -> None:
-    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
-    bob = await signed_in(make_layer, "bob", BOB_EMAIL)
-    chat = await new_chat(alice)
-    await eventually(lambda: bob.store.chat_list().get(chat) is not None, what="bob sees the new chat")
+    _alice, bob, chat = await alice_and_bob_in_a_new_chat(make_layer)
     view = await bob.store.open_chat(chat)
     batches: list[int] = []
     view.subscribe(lambda changes: batches.append(len(changes)))

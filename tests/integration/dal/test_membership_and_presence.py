@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from desktop_chat.cache import CacheStatus
-from desktop_chat.dal.api import CacheState, ConnectionState
+from desktop_chat.dal.api import CacheState
 from desktop_chat.dal.factory import DataLayer
 from desktop_chat.errors import Rejected
 from desktop_chat.models import DeliveryState, SessionId, UserId
@@ -19,21 +19,15 @@ from tests.integration.dal.conftest import (
     BOB,
     BOB_EMAIL,
     CAROL_EMAIL,
-    PASSWORD,
     LayerFactory,
+    alice_and_bob_in_a_new_chat,
     eventually,
+    signed_in,
 )
 
 pytestmark = pytest.mark.integration
 
 CAROL = uuid.UUID("ca201000-0000-4000-8000-000000000003")
-
-
-async def signed_in(make_layer: LayerFactory, name: str, email: str) -> DataLayer:
-    layer = await make_layer(name)
-    await layer.store.sign_in(email, PASSWORD)
-    await eventually(lambda: layer.store.status.connection is ConnectionState.LIVE, what=f"{name} live")
-    return layer
 
 
 async def test_added_chats_appear_renames_show_and_removal_purges(make_layer: LayerFactory) -> None:
@@ -64,10 +58,7 @@ async def test_added_chats_appear_renames_show_and_removal_purges(make_layer: La
 
 
 async def test_a_deleted_chat_disappears_everywhere(make_layer: LayerFactory) -> None:
-    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
-    bob = await signed_in(make_layer, "bob", BOB_EMAIL)
-    chat = await alice.store.create_chat("short-lived", [BOB_EMAIL])
-    await eventually(lambda: bob.store.chat_list().get(chat) is not None)
+    alice, bob, chat = await alice_and_bob_in_a_new_chat(make_layer)
     await bob.store.open_chat(chat)
     await alice.store.delete_chat(chat)
     assert alice.store.chat_list().get(chat) is None
@@ -112,10 +103,7 @@ async def test_read_state_follows_across_devices(make_layer: LayerFactory) -> No
 
 
 async def test_typing_and_presence_reach_the_other_client(make_layer: LayerFactory) -> None:
-    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
-    bob = await signed_in(make_layer, "bob", BOB_EMAIL)
-    chat = await alice.store.create_chat(f"typing {uuid.uuid4().hex[:4]}", [BOB_EMAIL])
-    await eventually(lambda: bob.store.chat_list().get(chat) is not None)
+    alice, bob, chat = await alice_and_bob_in_a_new_chat(make_layer)
     typing: dict[SessionId, frozenset[UserId]] = {}
     online: dict[SessionId, frozenset[UserId]] = {}
     alice.store.subscribe_typing(lambda session, users: typing.__setitem__(session, users))
@@ -134,10 +122,7 @@ async def test_typing_and_presence_reach_the_other_client(make_layer: LayerFacto
 
 
 async def test_redis_going_down_does_not_stop_the_conversation(make_layer: LayerFactory, stack: StackHandle) -> None:
-    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
-    bob = await signed_in(make_layer, "bob", BOB_EMAIL)
-    chat = await alice.store.create_chat(f"redis {uuid.uuid4().hex[:4]}", [BOB_EMAIL])
-    await eventually(lambda: bob.store.chat_list().get(chat) is not None)
+    alice, bob, chat = await alice_and_bob_in_a_new_chat(make_layer)
     bob_view = await bob.store.open_chat(chat)
     await alice.store.open_chat(chat)
     redis = stack.stack.redis
