@@ -40,8 +40,8 @@ from desktop_chat.telemetry.logs import setup_logging, teardown_logging
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.crash import CrashHandler
 from desktop_chat.ui.notifications import Notifier
-from desktop_chat.ui.session import SessionFlow
 from desktop_chat.ui.sign_in import SignInWindow
+from desktop_chat.ui.sign_in_flow import SignInFlow
 from desktop_chat.ui.theme import Theme, app_icon
 
 _log = logging.getLogger("desktop_chat.app")
@@ -170,7 +170,7 @@ class Composition:
         self._clock = clock
         self._quit = asyncio.Event()
         self._bridges: list[StoreBridge] = []
-        self._flows: list[SessionFlow] = []
+        self._flows: list[SignInFlow] = []
         self._problem_window: SignInWindow | None = None
         self.crash_handler = CrashHandler(show_dialog=not options.smoke_test, log_location=str(settings.log_dir))
 
@@ -200,7 +200,7 @@ class Composition:
         self._quit.set()
 
     # --- start-up ------------------------------------------------------------------------------------
-    async def _start_session(self, instance: str, icon: QIcon, theme: Theme) -> SessionFlow | None:
+    async def _start_session(self, instance: str, icon: QIcon, theme: Theme) -> SignInFlow | None:
         _log.info("Building the data layer (%s)", instance)
         try:
             store = await self._factory(self._settings, instance)
@@ -217,7 +217,7 @@ class Composition:
         async def switch_server(url: str) -> None:
             await self._switch_server(bridge, instance, url)
 
-        flow = SessionFlow(
+        flow = SignInFlow(
             bridge,
             settings=self._settings,
             theme=theme,

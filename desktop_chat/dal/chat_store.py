@@ -16,15 +16,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
+from desktop_chat.backend.auth import SessionInfo
 from desktop_chat.backend.client import SupabaseBackend
-from desktop_chat.backend.session import SessionInfo
 from desktop_chat.cache import CacheKey, CacheStatus, KeyKind, LoadToken, TieredCache, chat_key, msgs_key, recent_key
 from desktop_chat.cache.tiered import Cached
 from desktop_chat.config import Settings
 from desktop_chat.dal.api import (
-    CacheState,
     ChatList,
-    ConnectionState,
     MessageListener,
     StatusListener,
     StoreStatus,
@@ -37,6 +35,7 @@ from desktop_chat.dal.readthrough import SingleFlight
 from desktop_chat.errors import BackendUnavailable, InvalidInput, NotSignedIn, Rejected
 from desktop_chat.models import (
     ChatDetails,
+    ChatId,
     ChatSummary,
     DeliveryState,
     Message,
@@ -44,14 +43,13 @@ from desktop_chat.models import (
     MessagePage,
     MessageUpserted,
     Profile,
-    SessionId,
     UserId,
+    new_chat_id,
     new_message_id,
-    new_session_id,
     validate_message_text,
     validate_title,
 )
-from desktop_chat.realtime.manager import LinkState, RealtimeManager
+from desktop_chat.realtime.manager import ConnectionState, RealtimeManager
 from desktop_chat.sync.outbox import Outbox
 from desktop_chat.sync.sender import Sender
 from desktop_chat.telemetry.metrics import ERRORS, REALTIME_LAG, SUPABASE_LATENCY, MetricsRegistry
@@ -62,20 +60,6 @@ T = TypeVar("T")
 
 PAGE = 50
 WARM_CHATS = 5
-
-_CACHE_STATE = {
-    CacheStatus.ONLINE: CacheState.REDIS,
-    CacheStatus.OFFLINE: CacheState.MEMORY,
-    CacheStatus.MEMORY_ONLY: CacheState.MEMORY,
-    CacheStatus.DISABLED: CacheState.OFF,
-}
-
-_LINK_TO_CONNECTION = {
-    LinkState.OFFLINE: ConnectionState.OFFLINE,
-    LinkState.CONNECTING: ConnectionState.CONNECTING,
-    LinkState.LIVE: ConnectionState.LIVE,
-    LinkState.RECONNECTING: ConnectionState.RECONNECTING,
-}
 
 
 class ChatStore:
@@ -109,7 +93,7 @@ class ChatStore:
         self._metrics = metrics
         self._realtime_enabled = realtime
         self._user: Profile | None = None
-        self._status = StoreStatus(cache=_CACHE_STATE[cache.status], detail=cache.detail)
+        self._status = StoreStatus(cache=cache.status, detail=cache.detail)
         self._status_listeners: list[StatusListener] = []
         self._flight: SingleFlight[CacheKey, Any] = SingleFlight()
         self._sender: Sender | None = None
@@ -251,7 +235,7 @@ class ChatStore:
             self._sender.resume()
         self.backend_reached(True)
         if self._realtime is not None and self._user is not None:
-            if self._realtime.state is LinkState.OFFLINE:
+            if self._realtime.state is ConnectionState.OFFLINE:
                 # The session was confirmed after an offline start: the link comes up now.
                 self.spawn(self._realtime.start(self._user.id, session.access_token), "realtime-start")
             else:
@@ -296,16 +280,16 @@ class ChatStore:
                 listener(status)
 
     def _on_cache_status(self, status: CacheStatus, detail: str) -> None:
-        self._set_status(cache=_CACHE_STATE[status])
+        self._set_status(cache=status)
 
-    def _on_link_state(self, state: LinkState) -> None:
-        self._set_status(connection=_LINK_TO_CONNECTION[state])
-        if state is LinkState.LIVE and self._sender is not None:
+    def _on_link_state(self, state: ConnectionState) -> None:
+        self._set_status(connection=state)
+        if state is ConnectionState.LIVE and self._sender is not None:
             self._sender.nudge()  # the server is back: send what waits without sitting out backoffs
 
     def backend_reached(self, ok: bool, detail: str = "") -> None:
         self._set_status(backend_reachable=ok, detail="" if ok else detail)
-        if ok and self._realtime is not None and self._realtime.state is LinkState.RECONNECTING:
+        if ok and self._realtime is not None and self._realtime.state is ConnectionState.RECONNECTING:
             self._realtime.nudge()  # REST works again, so the realtime link probably will too
 
     def metrics_snapshot(self) -> dict[str, Any]:
@@ -434,24 +418,24 @@ class ChatStore:
         )
         return list(chats)
 
-    async def chat_details(self, session_id: SessionId) -> ChatDetails:
+    async def chat_details(self, chat_id: ChatId) -> ChatDetails:
         user = self.require_user()
 
         async def fetch() -> ChatDetails:
-            details = await self._backend.fetch_chat_details(session_id)
-            if details is None or details.session.deleted:
+            details = await self._backend.fetch_chat_details(chat_id)
+            if details is None or details.chat.deleted:
                 raise Rejected("This chat does not exist or you are no longer in it.")
             return details
 
         details: ChatDetails = await self.read_through(
-            chat_key(user, session_id),
-            lambda: self._cache.get_chat(user, session_id),
+            chat_key(user, chat_id),
+            lambda: self._cache.get_chat(user, chat_id),
             fetch,
             lambda value, token: self._cache.set_chat(user, value, token=token),
         )
         return details
 
-    async def message_window(self, session_id: SessionId, newest: int | None = None) -> tuple[Message, ...]:
+    async def message_window(self, chat_id: ChatId, newest: int | None = None) -> tuple[Message, ...]:
         """The newest messages of a chat (up to the cache's cap), ascending: cached, or loaded on a miss.
 
         ``newest``: only that many of the newest messages are wanted. A hit then reads and decrypts just
@@ -464,35 +448,35 @@ class ChatStore:
         cap = self._settings.cache_max_messages_per_chat
 
         async def fetch() -> tuple[Message, ...]:
-            page = await self._backend.fetch_messages(session_id, None, cap)
+            page = await self._backend.fetch_messages(chat_id, None, cap)
             return page.messages
 
         window: tuple[Message, ...] = await self.read_through(
-            msgs_key(user, session_id),
-            lambda: self._cache.get_messages(user, session_id, newest),
+            msgs_key(user, chat_id),
+            lambda: self._cache.get_messages(user, chat_id, newest),
             fetch,
-            lambda value, token: self._cache.set_messages(user, session_id, value, token=token),
+            lambda value, token: self._cache.set_messages(user, chat_id, value, token=token),
         )
         if newest is not None and newest < len(window):
             return window[-newest:]
         return window
 
-    async def messages(self, session_id: SessionId, before_seq: int | None = None, limit: int = PAGE) -> MessagePage:
+    async def messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = PAGE) -> MessagePage:
         """A page of confirmed messages (ascending). The newest pages come from the cached window."""
         if limit < 1:
             raise InvalidInput("A page holds at least one message.")
         # The newest page needs only the newest `limit` of the window: same answer, far less to decrypt.
-        window = await self.message_window(session_id, limit if before_seq is None else None)
+        window = await self.message_window(chat_id, limit if before_seq is None else None)
         cached = [m for m in window if before_seq is None or (m.seq or 0) < before_seq]
         oldest_cached = window[0].seq if window else None
         covers = len(cached) >= limit or (oldest_cached is not None and oldest_cached <= 1) or not window
         if covers:
             chosen = cached[-limit:]
             first = chosen[0].seq if chosen else None
-            return MessagePage(session_id=session_id, messages=tuple(chosen), has_more=bool(first and first > 1))
+            return MessagePage(chat_id=chat_id, messages=tuple(chosen), has_more=bool(first and first > 1))
         # Older than the cached window: straight from Supabase (history pages are not cached).
         return await self.call_backend(
-            "messages_page", lambda: self._backend.fetch_messages(session_id, before_seq, limit)
+            "messages_page", lambda: self._backend.fetch_messages(chat_id, before_seq, limit)
         )
 
     async def _warm(self) -> None:
@@ -502,7 +486,7 @@ class ChatStore:
         self.live.show_chats(chats, ticket)
         for summary in chats[:WARM_CHATS]:
             with contextlib.suppress(BackendUnavailable, Rejected):
-                await self.message_window(summary.session.id)
+                await self.message_window(summary.chat.id)
 
     async def refresh_chats(self) -> None:
         ticket = self.live.begin_chat_list_load()
@@ -515,17 +499,17 @@ class ChatStore:
     def chat_list(self) -> ChatList:
         return self.live.chat_list
 
-    async def open_chat(self, session_id: SessionId) -> Timeline:
-        return await self.live.open_timeline(session_id)
+    async def open_chat(self, chat_id: ChatId) -> Timeline:
+        return await self.live.open_timeline(chat_id)
 
-    def close_chat(self, session_id: SessionId) -> None:
-        self.live.close_timeline(session_id)
+    def close_chat(self, chat_id: ChatId) -> None:
+        self.live.close_timeline(chat_id)
 
-    def has_older(self, session_id: SessionId) -> bool:
-        return self.live.has_older(session_id)
+    def has_older(self, chat_id: ChatId) -> bool:
+        return self.live.has_older(chat_id)
 
-    async def load_older(self, session_id: SessionId) -> int:
-        return await self.live.load_older(session_id)
+    async def load_older(self, chat_id: ChatId) -> int:
+        return await self.live.load_older(chat_id)
 
     def subscribe_typing(self, listener: UsersListener) -> Unsubscribe:
         return self.live.subscribe_typing(listener)
@@ -548,11 +532,11 @@ class ChatStore:
             raise NotSignedIn("You are not signed in.")
         return self._sender
 
-    async def send(self, session_id: SessionId, text: str) -> MessageId:
+    async def send(self, chat_id: ChatId, text: str) -> MessageId:
         user = self.require_user()
         sender = self._require_sender()
         validate_message_text(text)
-        entry = await self._outbox.add(new_message_id(), self._backend.server, user, session_id, text)
+        entry = await self._outbox.add(new_message_id(), self._backend.server, user, chat_id, text)
         self.live.show_local(entry.as_message())
         await sender.submit(entry)
         return entry.id
@@ -565,7 +549,7 @@ class ChatStore:
         entry = await self._outbox.get(message_id)
         await self._require_sender().discard(message_id)
         if entry is not None:
-            self.live.forget_local(entry.session_id, message_id)
+            self.live.forget_local(entry.chat_id, message_id)
 
     async def edit_message(self, message_id: MessageId, text: str) -> None:
         self.require_user()
@@ -582,7 +566,7 @@ class ChatStore:
             raise Rejected("Only the sender can delete a message.")
         await self.live.apply_now([MessageUpserted(message=stored)])
 
-    async def create_chat(self, title: str, member_emails: Sequence[str] = ()) -> SessionId:
+    async def create_chat(self, title: str, member_emails: Sequence[str] = ()) -> ChatId:
         user = self.require_user()
         clean_title = validate_title(title)
         members: list[UserId] = []
@@ -592,72 +576,70 @@ class ChatStore:
                 raise InvalidInput(f"There is no account for {email}.")
             if profile.id != user:
                 members.append(profile.id)
-        session_id = new_session_id()
-        await self.call_backend("create_chat", lambda: self._backend.create_chat(session_id, clean_title))
+        chat_id = new_chat_id()
+        await self.call_backend("create_chat", lambda: self._backend.create_chat(chat_id, clean_title))
         if members:
-            await self.call_backend("add_members", lambda: self._backend.add_members(session_id, members))
-        await self._after_membership_change(session_id)
-        return session_id
+            await self.call_backend("add_members", lambda: self._backend.add_members(chat_id, members))
+        await self._after_membership_change(chat_id)
+        return chat_id
 
-    async def rename_chat(self, session_id: SessionId, title: str) -> None:
+    async def rename_chat(self, chat_id: ChatId, title: str) -> None:
         self.require_user()
         clean = validate_title(title)
-        updated = await self.call_backend(
-            "rename_chat", lambda: self._backend.update_chat(session_id, {"title": clean})
-        )
+        updated = await self.call_backend("rename_chat", lambda: self._backend.update_chat(chat_id, {"title": clean}))
         if updated is None:
             raise Rejected("Only the chat's owners can rename it.")
-        await self._after_membership_change(session_id)
+        await self._after_membership_change(chat_id)
 
-    async def delete_chat(self, session_id: SessionId) -> None:
+    async def delete_chat(self, chat_id: ChatId) -> None:
         self.require_user()
         updated = await self.call_backend(
-            "delete_chat", lambda: self._backend.update_chat(session_id, {"deleted_at": "now"})
+            "delete_chat", lambda: self._backend.update_chat(chat_id, {"deleted_at": "now"})
         )
         if updated is None:
             raise Rejected("Only the chat's owners can delete it.")
-        await self.live.drop_chat(session_id)
+        await self.live.drop_chat(chat_id)
 
-    async def add_member(self, session_id: SessionId, email: str) -> None:
+    async def add_member(self, chat_id: ChatId, email: str) -> None:
         self.require_user()
         profile = await self.call_backend("find_profile", lambda: self._backend.find_profile_by_email(email))
         if profile is None:
             raise InvalidInput(f"There is no account for {email.strip()}.")
-        await self.call_backend("add_members", lambda: self._backend.add_members(session_id, [profile.id]))
-        await self._after_membership_change(session_id)
+        await self.call_backend("add_members", lambda: self._backend.add_members(chat_id, [profile.id]))
+        await self._after_membership_change(chat_id)
 
-    async def remove_member(self, session_id: SessionId, user_id: UserId) -> None:
+    async def remove_member(self, chat_id: ChatId, user_id: UserId) -> None:
         me = self.require_user()
-        removed = await self.call_backend("remove_member", lambda: self._backend.remove_member(session_id, user_id))
+        removed = await self.call_backend("remove_member", lambda: self._backend.remove_member(chat_id, user_id))
         if not removed:
             raise Rejected("Only the chat's owners can remove someone else.")
         if user_id == me:
-            await self.live.drop_chat(session_id)
+            await self.live.drop_chat(chat_id)
         else:
-            await self._after_membership_change(session_id)
+            await self._after_membership_change(chat_id)
 
-    async def leave_chat(self, session_id: SessionId) -> None:
-        await self.remove_member(session_id, self.require_user())
+    async def leave_chat(self, chat_id: ChatId) -> None:
+        await self.remove_member(chat_id, self.require_user())
 
-    async def _after_membership_change(self, session_id: SessionId) -> None:
+    async def _after_membership_change(self, chat_id: ChatId) -> None:
         user = self.require_user()
-        await self._cache.invalidate(user, KeyKind.CHAT, session_id)
+        await self._cache.invalidate(user, KeyKind.CHAT, chat_id)
         # Straight from Supabase: a cached or in-flight load may predate the change.
         await self.live.reload_chats()
 
-    async def mark_read(self, session_id: SessionId, seq: int) -> None:
+    async def mark_read(self, chat_id: ChatId, seq: int) -> None:
         user = self.require_user()
         if seq < 1:
             return
-        if not self.live.mark_read_locally(session_id, seq):
+        if not self.live.mark_read_locally(chat_id, seq):
             return  # already read that far
-        stored = await self.call_backend("mark_read", lambda: self._backend.mark_read(session_id, user, seq))
+        stored = await self.call_backend("mark_read", lambda: self._backend.mark_read(chat_id, user, seq))
         if stored is None:
             raise Rejected("You are no longer in this chat.")
 
-    async def set_typing(self, session_id: SessionId, typing: bool) -> None:
+    async def set_typing(self, chat_id: ChatId, typing: bool) -> None:
         if self._realtime is not None:
-            await self._realtime.send_typing(session_id, typing)
+            await self._realtime.send_typing(chat_id, typing)
 
     async def clear_cache(self) -> None:
         await self._cache.wipe()

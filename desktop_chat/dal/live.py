@@ -27,13 +27,14 @@ from desktop_chat.dal.reducers import (
     max_rev,
     newer_message,
     summary_read_up_to,
+    summary_with_chat,
     summary_with_message,
-    summary_with_session,
     unread_after,
 )
 from desktop_chat.errors import BackendUnavailable, NotSignedIn
 from desktop_chat.models import (
     ChangeEvent,
+    ChatId,
     ChatMember,
     ChatRemoved,
     ChatSummary,
@@ -45,7 +46,6 @@ from desktop_chat.models import (
     MessageId,
     MessageUpserted,
     ProfileUpserted,
-    SessionId,
     UserId,
 )
 from desktop_chat.sync.outbox import OutboxEntry
@@ -76,16 +76,16 @@ class LiveSync:
         self._frame = frame_interval
         self.chat_list: ChatList = new_chat_list()
         self._me: UserId | None = None
-        self._timelines: dict[SessionId, Timeline] = {}
-        self._oldest_loaded: dict[SessionId, int | None] = {}
-        self._has_older: dict[SessionId, bool] = {}
-        self._cursors: dict[SessionId, RevCursor] = {}
-        self._unsent: dict[SessionId, dict[MessageId, Message]] = defaultdict(dict)
+        self._timelines: dict[ChatId, Timeline] = {}
+        self._oldest_loaded: dict[ChatId, int | None] = {}
+        self._has_older: dict[ChatId, bool] = {}
+        self._cursors: dict[ChatId, RevCursor] = {}
+        self._unsent: dict[ChatId, dict[MessageId, Message]] = defaultdict(dict)
         self._inbox: list[ChangeEvent] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self._last_flush = -math.inf  # loop time of the last batch of realtime changes
         self._apply_lock = asyncio.Lock()
-        self._gap_chats: set[SessionId] = set()
+        self._gap_chats: set[ChatId] = set()
         self._gap_task: asyncio.Task[None] | None = None
         self._list_tickets = 0
         self._shown_ticket = 0
@@ -94,8 +94,8 @@ class LiveSync:
         self._typing_listeners: list[UsersListener] = []
         self._presence_listeners: list[UsersListener] = []
         self._incoming_listeners: list[MessageListener] = []
-        self._typing: dict[SessionId, frozenset[UserId]] = {}
-        self._online: dict[SessionId, frozenset[UserId]] = {}
+        self._typing: dict[ChatId, frozenset[UserId]] = {}
+        self._online: dict[ChatId, frozenset[UserId]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def reset_for_user(self, user: UserId) -> None:
@@ -136,29 +136,29 @@ class LiveSync:
     def subscribe_typing(self, listener: UsersListener) -> Unsubscribe:
         """Who types where; a new listener first hears the current state of every chat."""
         self._typing_listeners.append(listener)
-        for session_id, users in list(self._typing.items()):
-            listener(session_id, users)
+        for chat_id, users in list(self._typing.items()):
+            listener(chat_id, users)
         return lambda: self._typing_listeners.remove(listener) if listener in self._typing_listeners else None
 
     def subscribe_presence(self, listener: UsersListener) -> Unsubscribe:
         """Who is online where; a new listener first hears the current state of every chat."""
         self._presence_listeners.append(listener)
-        for session_id, users in list(self._online.items()):
-            listener(session_id, users)
+        for chat_id, users in list(self._online.items()):
+            listener(chat_id, users)
         return lambda: self._presence_listeners.remove(listener) if listener in self._presence_listeners else None
 
     def subscribe_incoming(self, listener: MessageListener) -> Unsubscribe:
         self._incoming_listeners.append(listener)
         return lambda: self._incoming_listeners.remove(listener) if listener in self._incoming_listeners else None
 
-    def typing_changed(self, session_id: SessionId, users: frozenset[UserId]) -> None:
+    def typing_changed(self, chat_id: ChatId, users: frozenset[UserId]) -> None:
         others = users - {self._me} if self._me else users
-        self._typing[session_id] = others
-        _listeners_call(self._typing_listeners, session_id, others)
+        self._typing[chat_id] = others
+        _listeners_call(self._typing_listeners, chat_id, others)
 
-    def presence_changed(self, session_id: SessionId, users: frozenset[UserId]) -> None:
-        self._online[session_id] = users
-        _listeners_call(self._presence_listeners, session_id, users)
+    def presence_changed(self, chat_id: ChatId, users: frozenset[UserId]) -> None:
+        self._online[chat_id] = users
+        _listeners_call(self._presence_listeners, chat_id, users)
 
     # --- the chat list -----------------------------------------------------------------------------
     def begin_chat_list_load(self) -> int:
@@ -176,33 +176,33 @@ class LiveSync:
         self._shown_ticket = ticket
         merged = []
         for summary in chats:
-            current = self.chat_list.get(summary.session.id)
-            if current is not None and current.session.last_rev > summary.session.last_rev:
+            current = self.chat_list.get(summary.chat.id)
+            if current is not None and current.chat.last_rev > summary.chat.last_rev:
                 summary = current  # a live update is newer than what the load read
             merged.append(summary)
         self.chat_list.reset(merged)
         realtime = self._store.realtime
         if realtime is not None:
-            watched = [row.session.id for row in self.chat_list.rows[:WATCHED_CHATS]]
+            watched = [row.chat.id for row in self.chat_list.rows[:WATCHED_CHATS]]
             self._store.spawn(realtime.watch_chats(watched), "watch-chats")
 
     # --- timelines ---------------------------------------------------------------------------------
-    async def open_timeline(self, session_id: SessionId) -> Timeline:
-        timeline = self._timelines.get(session_id)
+    async def open_timeline(self, chat_id: ChatId) -> Timeline:
+        timeline = self._timelines.get(chat_id)
         if timeline is None:
             timeline = new_timeline()
-            self._timelines[session_id] = timeline
+            self._timelines[chat_id] = timeline
         # The view shows one page. The whole window is read only to start the chat's cursor (its newest rev
         # may be on an older message that was edited); once the cursor exists, the page is enough.
-        known = session_id in self._cursors
-        window = await self._store.message_window(session_id, PAGE if known else None)
-        self._ensure_cursor(session_id, window)
+        known = chat_id in self._cursors
+        window = await self._store.message_window(chat_id, PAGE if known else None)
+        self._ensure_cursor(chat_id, window)
         page = window[-PAGE:]
         oldest = page[0].seq if page else None
-        self._oldest_loaded[session_id] = oldest
-        self._has_older[session_id] = bool(oldest and oldest > 1)
+        self._oldest_loaded[chat_id] = oldest
+        self._has_older[chat_id] = bool(oldest and oldest > 1)
         rows: dict[MessageId, Message] = {m.id: m for m in page}
-        for local in self._unsent.get(session_id, {}).values():
+        for local in self._unsent.get(chat_id, {}).values():
             rows.setdefault(local.id, local)
         # Keep rows a live change already brought in that are newer than the window's copy.
         for existing in timeline.rows:
@@ -211,53 +211,53 @@ class LiveSync:
                 rows[existing.id] = kept
         timeline.reset(rows.values())
         # The window may come from a cache written in an earlier run: catch up on what changed since.
-        self._store.spawn(self.backfill_chat(session_id), "backfill-on-open")
+        self._store.spawn(self.backfill_chat(chat_id), "backfill-on-open")
         return timeline
 
-    def close_timeline(self, session_id: SessionId) -> None:
-        self._timelines.pop(session_id, None)
-        self._oldest_loaded.pop(session_id, None)
-        self._has_older.pop(session_id, None)
+    def close_timeline(self, chat_id: ChatId) -> None:
+        self._timelines.pop(chat_id, None)
+        self._oldest_loaded.pop(chat_id, None)
+        self._has_older.pop(chat_id, None)
 
-    def has_older(self, session_id: SessionId) -> bool:
-        return self._has_older.get(session_id, False)
+    def has_older(self, chat_id: ChatId) -> bool:
+        return self._has_older.get(chat_id, False)
 
-    async def load_older(self, session_id: SessionId) -> int:
-        timeline = self._timelines.get(session_id)
-        oldest = self._oldest_loaded.get(session_id)
+    async def load_older(self, chat_id: ChatId) -> int:
+        timeline = self._timelines.get(chat_id)
+        oldest = self._oldest_loaded.get(chat_id)
         if timeline is None or not oldest or oldest <= 1:
             return 0
-        page = await self._store.messages(session_id, before_seq=oldest, limit=PAGE)
-        if self._timelines.get(session_id) is not timeline:
+        page = await self._store.messages(chat_id, before_seq=oldest, limit=PAGE)
+        if self._timelines.get(chat_id) is not timeline:
             return 0  # closed meanwhile
         timeline.upsert_many(page.messages)
         if page.messages:
-            self._oldest_loaded[session_id] = page.messages[0].seq
-        self._has_older[session_id] = page.has_more
+            self._oldest_loaded[chat_id] = page.messages[0].seq
+        self._has_older[chat_id] = page.has_more
         return len(page.messages)
 
-    def _ensure_cursor(self, session_id: SessionId, window: Sequence[Message]) -> RevCursor:
+    def _ensure_cursor(self, chat_id: ChatId, window: Sequence[Message]) -> RevCursor:
         """The chat's cursor, starting from the window's newest rev.
 
         That is safe because the cached window is only ever loaded whole from Supabase or extended by
         changes that arrived in rev order; changes with revs between the window's newest and the chat's
         newest can only touch messages older than the window, which the cache does not hold.
         """
-        cursor = self._cursors.get(session_id)
+        cursor = self._cursors.get(chat_id)
         if cursor is None:
             cursor = RevCursor(max_rev(window))
-            self._cursors[session_id] = cursor
+            self._cursors[chat_id] = cursor
         return cursor
 
     # --- local (outbox) rows -----------------------------------------------------------------------
     def remember_unsent(self, entries: Sequence[OutboxEntry]) -> None:
         for entry in entries:
-            self._unsent[entry.session_id][entry.id] = entry.as_message()
+            self._unsent[entry.chat_id][entry.id] = entry.as_message()
 
     def show_local(self, message: Message) -> None:
         """A pending or failed row of ours: shown until the confirmed row replaces it."""
-        self._unsent[message.session_id][message.id] = message
-        timeline = self._timelines.get(message.session_id)
+        self._unsent[message.chat_id][message.id] = message
+        timeline = self._timelines.get(message.chat_id)
         if timeline is not None:
             current = timeline.get(message.id)
             if current is None or current.rev is None:
@@ -271,14 +271,14 @@ class LiveSync:
         of this very row brings it there).
         """
         if message.delivery is DeliveryState.SENT:
-            self._unsent[message.session_id].pop(message.id, None)
+            self._unsent[message.chat_id].pop(message.id, None)
             self._store.spawn(self.apply_now([MessageUpserted(message=message)], source="local"), "apply-sent")
         else:
             self.show_local(message)
 
-    def forget_local(self, session_id: SessionId, message_id: MessageId) -> None:
-        self._unsent[session_id].pop(message_id, None)
-        timeline = self._timelines.get(session_id)
+    def forget_local(self, chat_id: ChatId, message_id: MessageId) -> None:
+        self._unsent[chat_id].pop(message_id, None)
+        timeline = self._timelines.get(chat_id)
         if timeline is not None:
             current = timeline.get(message_id)
             if current is not None and current.rev is None:
@@ -290,9 +290,9 @@ class LiveSync:
         if member.role != row.role:
             updates["role"] = member.role
         if member.last_read_seq > row.last_read_seq:
-            timeline = self._timelines.get(row.session.id)
-            oldest = self._oldest_loaded.get(row.session.id)
-            if member.last_read_seq >= row.session.last_seq:
+            timeline = self._timelines.get(row.chat.id)
+            oldest = self._oldest_loaded.get(row.chat.id)
+            if member.last_read_seq >= row.chat.last_seq:
                 unread = 0
             elif timeline is not None and oldest is not None and oldest <= member.last_read_seq + 1:
                 unread = unread_after(timeline.rows, member.last_read_seq, self._user())
@@ -303,15 +303,15 @@ class LiveSync:
         return row.model_copy(update=updates) if updates else row
 
     # --- reading position --------------------------------------------------------------------------
-    def mark_read_locally(self, session_id: SessionId, seq: int) -> bool:
-        row = self.chat_list.get(session_id)
+    def mark_read_locally(self, chat_id: ChatId, seq: int) -> bool:
+        row = self.chat_list.get(chat_id)
         if row is None or seq <= row.last_read_seq:
             return False
-        timeline = self._timelines.get(session_id)
+        timeline = self._timelines.get(chat_id)
         if timeline is not None:
             remaining = unread_after(timeline.rows, seq, self._user())
         else:
-            remaining = 0 if seq >= row.session.last_seq else row.unread_count
+            remaining = 0 if seq >= row.chat.last_seq else row.unread_count
         self.chat_list.upsert(summary_read_up_to(row, seq, remaining))
         self._write_recent()
         return True
@@ -341,29 +341,29 @@ class LiveSync:
 
     async def _apply(self, events: Sequence[ChangeEvent], *, source: str) -> None:
         me = self._user()
-        messages: dict[SessionId, list[Message]] = defaultdict(list)
-        drop: set[SessionId] = set()
-        forget_details: set[SessionId] = set()
+        messages: dict[ChatId, list[Message]] = defaultdict(list)
+        drop: set[ChatId] = set()
+        forget_details: set[ChatId] = set()
         reload_list = False
         for event in events:
             if isinstance(event, MessageUpserted):
-                messages[event.message.session_id].append(event.message)
+                messages[event.message.chat_id].append(event.message)
             elif isinstance(event, ChatUpserted):
-                session = event.session
+                session = event.chat
                 row = self.chat_list.get(session.id)
                 if session.deleted:
                     drop.add(session.id)
                 elif row is None:
                     reload_list = True  # a chat we did not know: we were just added to it
                 else:
-                    if details_changed(row.session, session):
+                    if details_changed(row.chat, session):
                         forget_details.add(session.id)
-                    self.chat_list.upsert(summary_with_session(row, session))
+                    self.chat_list.upsert(summary_with_chat(row, session))
             elif isinstance(event, ChatRemoved):
-                drop.add(event.session_id)
+                drop.add(event.chat_id)
             elif isinstance(event, MemberUpserted):
                 member = event.member
-                row = self.chat_list.get(member.session_id)
+                row = self.chat_list.get(member.chat_id)
                 if member.user_id == me and row is None:
                     reload_list = True
                 elif member.user_id == me and row is not None:
@@ -373,22 +373,22 @@ class LiveSync:
                         reload_list = True  # cannot work out the unread count here: ask Supabase
                     elif updated != row:
                         self.chat_list.upsert(updated)
-                        forget_details.add(member.session_id)
+                        forget_details.add(member.chat_id)
                 else:
-                    forget_details.add(member.session_id)
+                    forget_details.add(member.chat_id)
             elif isinstance(event, MemberRemoved):
                 if event.user_id == me:
-                    drop.add(event.session_id)
+                    drop.add(event.chat_id)
                 else:
-                    forget_details.add(event.session_id)
+                    forget_details.add(event.chat_id)
             elif isinstance(event, ProfileUpserted):
                 forget_details.update(self._timelines)
 
         gaps = await self._apply_messages(messages, me, source=source)
-        for session_id in forget_details - drop:
-            await self._forget_details(session_id)
-        for session_id in drop:
-            await self.drop_chat(session_id)
+        for chat_id in forget_details - drop:
+            await self._forget_details(chat_id)
+        for chat_id in drop:
+            await self.drop_chat(chat_id)
         if messages or forget_details:
             self._write_recent()
         if reload_list:
@@ -398,17 +398,15 @@ class LiveSync:
             if self._gap_task is None or self._gap_task.done():
                 self._gap_task = asyncio.get_running_loop().create_task(self._close_gaps())
 
-    async def _apply_messages(
-        self, by_chat: dict[SessionId, list[Message]], me: UserId, *, source: str
-    ) -> set[SessionId]:
-        gaps: set[SessionId] = set()
+    async def _apply_messages(self, by_chat: dict[ChatId, list[Message]], me: UserId, *, source: str) -> set[ChatId]:
+        gaps: set[ChatId] = set()
         cache = self._store.cache
         # 1. The cache, one atomic append per chat, and only from changes known to be in rev order.
-        for session_id, incoming in by_chat.items():
+        for chat_id, incoming in by_chat.items():
             incoming.sort(key=lambda m: m.rev or 0)
             if source == "local":
                 continue
-            cursor = self._cursors.get(session_id)
+            cursor = self._cursors.get(chat_id)
             gap = False
             if cursor is not None and source == "realtime":
                 for message in incoming:
@@ -417,16 +415,16 @@ class LiveSync:
             confirmed = [m for m in incoming if m.seq is not None]
             if gap:
                 # Something was missed: the cached window can no longer be trusted until a back-fill.
-                gaps.add(session_id)
-                await cache.invalidate(me, KeyKind.MSGS, session_id)
-            elif confirmed and await cache.append_messages(me, session_id, confirmed) is AppendResult.GAP:
-                gaps.add(session_id)
+                gaps.add(chat_id)
+                await cache.invalidate(me, KeyKind.MSGS, chat_id)
+            elif confirmed and await cache.append_messages(me, chat_id, confirmed) is AppendResult.GAP:
+                gaps.add(chat_id)
         # 2. The views.
         with self.chat_list.batch():
-            for session_id, incoming in by_chat.items():
-                row = self.chat_list.get(session_id)
-                timeline = self._timelines.get(session_id)
-                oldest = self._oldest_loaded.get(session_id)
+            for chat_id, incoming in by_chat.items():
+                row = self.chat_list.get(chat_id)
+                timeline = self._timelines.get(chat_id)
+                oldest = self._oldest_loaded.get(chat_id)
                 if timeline is not None:
                     with timeline.batch():
                         for message in incoming:
@@ -436,11 +434,11 @@ class LiveSync:
                             if kept is not None:
                                 timeline.upsert(kept)
                 for message in incoming:
-                    self._unsent[session_id].pop(message.id, None)
+                    self._unsent[chat_id].pop(message.id, None)
                 if row is None:
                     continue
                 for message in sorted(incoming, key=lambda m: m.seq or 0):
-                    before = row.session.last_seq
+                    before = row.chat.last_seq
                     row = summary_with_message(row, message, me)
                     if (
                         message.seq is not None
@@ -465,29 +463,29 @@ class LiveSync:
             self._recent_dirty = False
             await self._store.cache.set_recent(self._me, list(self.chat_list.rows))
 
-    async def _forget_details(self, session_id: SessionId) -> None:
-        await self._store.cache.invalidate(self._user(), KeyKind.CHAT, session_id)
+    async def _forget_details(self, chat_id: ChatId) -> None:
+        await self._store.cache.invalidate(self._user(), KeyKind.CHAT, chat_id)
 
-    async def drop_chat(self, session_id: SessionId) -> None:
+    async def drop_chat(self, chat_id: ChatId) -> None:
         """The chat is gone for this user (left, removed, deleted): out of every view and the cache."""
-        await self._store.cache.invalidate_chat(self._user(), session_id)
-        self.chat_list.remove(session_id)
-        timeline = self._timelines.get(session_id)
+        await self._store.cache.invalidate_chat(self._user(), chat_id)
+        self.chat_list.remove(chat_id)
+        timeline = self._timelines.get(chat_id)
         if timeline is not None:
             timeline.reset([])
-        self.close_timeline(session_id)
-        self._cursors.pop(session_id, None)
+        self.close_timeline(chat_id)
+        self._cursors.pop(chat_id, None)
         self._write_recent()
 
     # --- back-fill ---------------------------------------------------------------------------------
     async def _close_gaps(self) -> None:
         await asyncio.sleep(GAP_GRACE)  # realtime usually closes the gap by itself within this time
         while self._gap_chats:
-            session_id = self._gap_chats.pop()
-            cursor = self._cursors.get(session_id)
+            chat_id = self._gap_chats.pop()
+            cursor = self._cursors.get(chat_id)
             if cursor is not None and cursor.has_gap:
                 with contextlib.suppress(BackendUnavailable):
-                    await self.backfill_chat(session_id)
+                    await self.backfill_chat(chat_id)
 
     async def reload_chats(self) -> list[ChatSummary]:
         """Load the chat list from Supabase (not the cache: a chat appeared or went away), show it and
@@ -506,29 +504,29 @@ class LiveSync:
         me = self._user()
         store = self._store
         chats = await self.reload_chats()
-        visible = {summary.session.id for summary in chats}
-        for session_id in list(self._cursors):
-            if session_id not in visible:
-                await self.drop_chat(session_id)
+        visible = {summary.chat.id for summary in chats}
+        for chat_id in list(self._cursors):
+            if chat_id not in visible:
+                await self.drop_chat(chat_id)
         # Chats whose window is cached (maybe by an earlier run) get a cursor, so they catch up too.
-        for session_id in await store.cache.cached_chats(me):
-            if session_id in visible and session_id not in self._cursors:
-                cached = await store.cache.get_messages(me, session_id)
+        for chat_id in await store.cache.cached_chats(me):
+            if chat_id in visible and chat_id not in self._cursors:
+                cached = await store.cache.get_messages(me, chat_id)
                 if cached is not None:
-                    self._ensure_cursor(session_id, cached.value)
-        for session_id in list(self._cursors):
-            await self.backfill_chat(session_id)
+                    self._ensure_cursor(chat_id, cached.value)
+        for chat_id in list(self._cursors):
+            await self.backfill_chat(chat_id)
 
-    async def backfill_chat(self, session_id: SessionId) -> int:
+    async def backfill_chat(self, chat_id: ChatId) -> int:
         """Apply every change of the chat above its cursor. Returns how many rows came."""
-        cursor = self._cursors.get(session_id)
+        cursor = self._cursors.get(chat_id)
         if cursor is None:
             return 0
         total = 0
         while True:
             after = cursor.value
             rows = await self._store.call_backend(
-                "messages_since", partial(self._store.backend.fetch_messages_since, session_id, after, BACKFILL_BATCH)
+                "messages_since", partial(self._store.backend.fetch_messages_since, chat_id, after, BACKFILL_BATCH)
             )
             if rows:
                 await self.apply_now([MessageUpserted(message=m) for m in rows], source="backfill")

@@ -16,8 +16,9 @@ import pydantic
 
 from desktop_chat.models import (
     ChangeEvent,
+    Chat,
+    ChatId,
     ChatMember,
-    ChatSession,
     ChatUpserted,
     MemberRemoved,
     MemberUpserted,
@@ -25,7 +26,6 @@ from desktop_chat.models import (
     MessageUpserted,
     Profile,
     ProfileUpserted,
-    SessionId,
     UserId,
 )
 
@@ -54,7 +54,7 @@ def parse_change(payload: Mapping[str, object]) -> ChangeEvent | None:
             if table == "chat_messages":
                 return MessageUpserted(message=Message.model_validate(record))
             if table == "chat_sessions":
-                return ChatUpserted(session=ChatSession.model_validate(record))
+                return ChatUpserted(chat=Chat.model_validate(record))
             if table == "chat_members":
                 return MemberUpserted(member=ChatMember.model_validate(record))
             if table == "profiles":
@@ -62,7 +62,7 @@ def parse_change(payload: Mapping[str, object]) -> ChangeEvent | None:
         elif kind == "DELETE" and isinstance(old, Mapping) and table == "chat_members":
             # Deletes carry only the primary key: (session_id, user_id).
             return MemberRemoved(
-                session_id=SessionId(uuid.UUID(str(old["session_id"]))),
+                chat_id=ChatId(uuid.UUID(str(old["session_id"]))),
                 user_id=UserId(uuid.UUID(str(old["user_id"]))),
             )
     except (pydantic.ValidationError, KeyError, ValueError, TypeError) as error:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from desktop_chat.errors import LocalStorageError
-from desktop_chat.models import DeliveryState, Message, MessageId, SessionId, UserId
+from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserId
 
 T = TypeVar("T")
 
@@ -55,7 +55,7 @@ class OutboxEntry:
     id: MessageId
     server: str
     user_id: UserId
-    session_id: SessionId
+    chat_id: ChatId
     content: str
     created_at: float  # local epoch seconds: the pending row's time and sort position
     local_seq: int
@@ -68,7 +68,7 @@ class OutboxEntry:
         """The optimistic row the views show until the server's copy arrives."""
         return Message(
             id=self.id,
-            session_id=self.session_id,
+            chat_id=self.chat_id,
             sender_id=self.user_id,
             content=self.content,
             created_at=datetime.fromtimestamp(self.created_at, tz=UTC),
@@ -82,7 +82,7 @@ def _entry(row: sqlite3.Row) -> OutboxEntry:
         id=MessageId(uuid.UUID(row["id"])),
         server=row["server"],
         user_id=UserId(uuid.UUID(row["user_id"])),
-        session_id=SessionId(uuid.UUID(row["session_id"])),
+        chat_id=ChatId(uuid.UUID(row["session_id"])),
         content=row["content"],
         created_at=row["created_at"],
         local_seq=row["local_seq"],
@@ -150,14 +150,14 @@ class Outbox:
 
     # --- writing -----------------------------------------------------------------------------------
     async def add(
-        self, message_id: MessageId, server: str, user_id: UserId, session_id: SessionId, content: str
+        self, message_id: MessageId, server: str, user_id: UserId, chat_id: ChatId, content: str
     ) -> OutboxEntry:
         """Persist a new message; returns once it is on disk."""
         entry = OutboxEntry(
             id=message_id,
             server=server,
             user_id=user_id,
-            session_id=session_id,
+            chat_id=chat_id,
             content=content,
             created_at=time.time(),
             local_seq=self._next_seq,
@@ -171,7 +171,7 @@ class Outbox:
                     str(entry.id),
                     entry.server,
                     str(entry.user_id),
-                    str(entry.session_id),
+                    str(entry.chat_id),
                     entry.content,
                     entry.created_at,
                     entry.local_seq,
@@ -246,14 +246,14 @@ class Outbox:
         row = await self._run(lambda db: db.execute("select * from outbox where id = ?", (str(message_id),)).fetchone())
         return _entry(row) if row is not None else None
 
-    async def entries(self, server: str, user_id: UserId, session_id: SessionId | None = None) -> list[OutboxEntry]:
+    async def entries(self, server: str, user_id: UserId, chat_id: ChatId | None = None) -> list[OutboxEntry]:
         """This user's unsent messages (pending and failed) in send order."""
-        if session_id is None:
+        if chat_id is None:
             query = "select * from outbox where server = ? and user_id = ? order by local_seq"
             params: tuple[str, ...] = (server, str(user_id))
         else:
             query = "select * from outbox where server = ? and user_id = ? and session_id = ? order by local_seq"
-            params = (server, str(user_id), str(session_id))
+            params = (server, str(user_id), str(chat_id))
         rows = await self._run(lambda db: db.execute(query, params).fetchall())
         return [_entry(row) for row in rows]
 

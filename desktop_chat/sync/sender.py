@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from desktop_chat.errors import DesktopChatError
-from desktop_chat.models import DeliveryState, Message, MessageId, SessionId, UserId
+from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserId
 from desktop_chat.sync.delivery import GiveUp, RefreshAndRetry, RetryLater, backoff, decide
 from desktop_chat.sync.outbox import EntryState, Outbox, OutboxEntry
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class SendingBackend(Protocol):
     """What the sender needs from the backend (``SupabaseBackend`` provides it)."""
 
-    async def insert_message(self, message_id: MessageId, session_id: SessionId, content: str) -> Message | None: ...
+    async def insert_message(self, message_id: MessageId, chat_id: ChatId, content: str) -> Message | None: ...
 
     async def fetch_message(self, message_id: MessageId) -> Message | None: ...
 
@@ -78,7 +78,7 @@ class Sender:
         self._on_message = on_message
         self._on_depth = on_depth
         self._clock = clock
-        self._queues: dict[SessionId, _ChatQueue] = {}
+        self._queues: dict[ChatId, _ChatQueue] = {}
         self._closed = False
         self._online = asyncio.Event()
         self._online.set()
@@ -103,10 +103,6 @@ class Sender:
         for worker in workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
-
-    @property
-    def in_flight_chats(self) -> int:
-        return sum(1 for queue in self._queues.values() if queue.entries)
 
     # --- commands ----------------------------------------------------------------------------------
     async def submit(self, entry: OutboxEntry) -> None:
@@ -152,7 +148,7 @@ class Sender:
 
     # --- the per-chat worker -----------------------------------------------------------------------
     def _enqueue(self, entry: OutboxEntry) -> None:
-        queue = self._queues.setdefault(entry.session_id, _ChatQueue())
+        queue = self._queues.setdefault(entry.chat_id, _ChatQueue())
         if any(existing.id == entry.id for existing in queue.entries):
             return
         # No wake-up here: a new message queues behind a head that is backing off; only ``nudge`` (the
@@ -161,10 +157,10 @@ class Sender:
         queue.entries.append(entry)
         if (queue.worker is None or queue.worker.done()) and not self._closed:
             queue.worker = asyncio.get_running_loop().create_task(
-                self._drain(entry.session_id, queue), name=f"sender-{entry.session_id}"
+                self._drain(entry.chat_id, queue), name=f"sender-{entry.chat_id}"
             )
 
-    async def _drain(self, session_id: SessionId, queue: _ChatQueue) -> None:
+    async def _drain(self, chat_id: ChatId, queue: _ChatQueue) -> None:
         while queue.entries and not self._closed:
             await self._online.wait()
             entry = queue.entries[0]
@@ -184,7 +180,7 @@ class Sender:
         if await self._outbox.get(entry.id) is None:
             return True  # discarded meanwhile
         try:
-            stored = await self._backend.insert_message(entry.id, entry.session_id, entry.content)
+            stored = await self._backend.insert_message(entry.id, entry.chat_id, entry.content)
             if stored is None:
                 # The row exists: an earlier attempt got through and only its answer was lost.
                 stored = await self._backend.fetch_message(entry.id)
@@ -218,7 +214,7 @@ class Sender:
                 return True
             updated = await self._outbox.record_attempt(entry, decision.reason, self._clock() + decision.delay)
             queue.entries[0] = updated
-            log.info("Send of a message in chat %s will be retried in %.1f s", entry.session_id, decision.delay)
+            log.info("Send of a message in chat %s will be retried in %.1f s", entry.chat_id, decision.delay)
             return False
         await self._outbox.remove_delivered(entry.id)
         await self._report_depth()
@@ -227,7 +223,7 @@ class Sender:
 
     async def _fail(self, entry: OutboxEntry, reason: str) -> None:
         failed = await self._outbox.mark_failed(entry, reason)
-        log.info("A message in chat %s failed: %s", entry.session_id, reason)
+        log.info("A message in chat %s failed: %s", entry.chat_id, reason)
         await self._report_depth()
         self._on_message(failed.as_message())
 

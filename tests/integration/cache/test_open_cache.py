@@ -15,7 +15,7 @@ from desktop_chat.config import Settings
 from desktop_chat.secrets import FALLBACK_FILE
 from desktop_chat.telemetry.metrics import CACHE_HITS, MetricsRegistry
 from devstack.procs import free_port, pid_alive
-from tests.builders import chat_details, new_session, new_user
+from tests.builders import chat_details, new_chat_id, new_user
 from tests.conftest import StackHandle
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,7 @@ async def test_without_a_redis_url_the_app_runs_its_own_redis(tmp_path: Path) ->
     cache = await open_cache(settings(tmp_path), metrics)
     try:
         assert cache.status is CacheStatus.ONLINE
-        user, session = new_user(), new_session()
+        user, session = new_user(), new_chat_id()
         await cache.set_chat(user, chat_details(session, user))
         hit = await cache.get_chat(user, session)
         assert hit is not None and hit.tier == "redis"
@@ -62,7 +62,7 @@ async def test_a_configured_redis_is_used(tmp_path: Path, stack: StackHandle) ->
 
 async def test_a_new_key_wipes_what_the_old_key_wrote(tmp_path: Path, stack: StackHandle) -> None:
     url = stack.redis_url.rsplit("/", 1)[0] + f"/{OWN_DB}"
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     first = await open_cache(settings(tmp_path / "one", redis_url=url), MetricsRegistry())
     await first.set_chat(user, chat_details(session, user))
     await first.close()
@@ -83,7 +83,7 @@ async def test_an_unreachable_redis_starts_offline_without_raising(tmp_path: Pat
     cache = await open_cache(settings(tmp_path, redis_url=url, cache_probe_backoff=600), MetricsRegistry())
     try:
         assert cache.status is CacheStatus.OFFLINE and "cannot be reached" in cache.detail
-        user, session = new_user(), new_session()
+        user, session = new_user(), new_chat_id()
         await cache.set_chat(user, chat_details(session, user))
         hit = await cache.get_chat(user, session)
         assert hit is not None and hit.tier == "memory"
@@ -96,7 +96,7 @@ async def test_without_a_redis_server_the_cache_runs_in_memory(tmp_path: Path) -
     cache = await open_cache(settings(tmp_path), MetricsRegistry(), redis_search_path=str(tmp_path / "empty"))
     try:
         assert cache.status is CacheStatus.MEMORY_ONLY and "no redis-server" in cache.detail
-        user, session = new_user(), new_session()
+        user, session = new_user(), new_chat_id()
         await cache.set_chat(user, chat_details(session, user))
         hit = await cache.get_chat(user, session)
         assert hit is not None and hit.tier == "memory"
@@ -107,7 +107,7 @@ async def test_without_a_redis_server_the_cache_runs_in_memory(tmp_path: Path) -
 async def test_a_disabled_cache_stores_nothing_and_leaves_the_keyring_alone(tmp_path: Path) -> None:
     cache = await open_cache(settings(tmp_path, cache_enabled=False), MetricsRegistry())
     assert cache.status is CacheStatus.DISABLED
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     await cache.set_chat(user, chat_details(session, user))
     assert await cache.get_chat(user, session) is None
     assert not (tmp_path / "config").exists()

@@ -10,7 +10,7 @@ import pytest
 
 from desktop_chat.dal.api import ConnectionState, Timeline
 from desktop_chat.dal.factory import DataLayer
-from desktop_chat.models import DeliveryState, Message, SessionId
+from desktop_chat.models import ChatId, DeliveryState, Message
 from desktop_chat.sync.outbox import EntryState
 from tests.conftest import StackHandle
 from tests.integration.dal.conftest import (
@@ -27,7 +27,7 @@ from tests.integration.dal.conftest import (
 pytestmark = pytest.mark.integration
 
 
-async def new_chat(owner: DataLayer, *emails: str) -> SessionId:
+async def new_chat(owner: DataLayer, *emails: str) -> ChatId:
     """A chat of its own for each test, so tests never depend on each other's messages."""
     return await owner.store.create_chat(f"test {uuid.uuid4().hex[:6]}", list(emails) or [BOB_EMAIL])
 
@@ -43,7 +43,7 @@ def assert_once_in_order(timeline: Timeline) -> None:
     assert seqs == sorted(seqs), "confirmed messages out of server order"
 
 
-async def stored_count(stack: StackHandle, chat: SessionId, content_prefix: str) -> int:
+async def stored_count(stack: StackHandle, chat: ChatId, content_prefix: str) -> int:
     conn = await asyncpg.connect(stack.db_url)
     try:
         return int(

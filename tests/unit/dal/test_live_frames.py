@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
 from desktop_chat.dal.live import LiveSync
-from desktop_chat.models import ChangeEvent, ChatRemoved, SessionId
+from desktop_chat.models import ChangeEvent, ChatId, ChatRemoved
 
 HOUR = 3600.0
 
@@ -38,7 +38,7 @@ def live_sync(frame: float) -> tuple[LiveSync, list[list[ChangeEvent]]]:
 
 
 def change() -> ChangeEvent:
-    return ChatRemoved(session_id=SessionId(uuid.uuid4()))
+    return ChatRemoved(chat_id=ChatId(uuid.uuid4()))
 
 
 async def loop_turns(count: int = 5) -> None:

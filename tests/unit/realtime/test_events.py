@@ -46,7 +46,7 @@ MESSAGE = {
 def test_message_insert_and_update() -> None:
     event = parse_change(push("chat_messages", "INSERT", MESSAGE))
     assert isinstance(event, MessageUpserted)
-    assert (event.message.seq, event.message.rev, str(event.message.session_id)) == (7, 9, CHAT)
+    assert (event.message.seq, event.message.rev, str(event.message.chat_id)) == (7, 9, CHAT)
     edited = parse_change(push("chat_messages", "UPDATE", {**MESSAGE, "content": "hey", "rev": 10}))
     assert isinstance(edited, MessageUpserted)
     assert edited.message.content == "hey"
@@ -68,7 +68,7 @@ def test_chat_member_and_profile_changes() -> None:
     member = {"session_id": CHAT, "user_id": ALICE, "role": "owner", "joined_at": "2026-11-01T00:00:00+00:00"}
     assert isinstance(parse_change(push("chat_members", "INSERT", member)), MemberUpserted)
     removed = parse_change(push("chat_members", "DELETE", old={"session_id": CHAT, "user_id": ALICE}))
-    assert removed == MemberRemoved(session_id=uuid.UUID(CHAT), user_id=uuid.UUID(ALICE))
+    assert removed == MemberRemoved(chat_id=uuid.UUID(CHAT), user_id=uuid.UUID(ALICE))
     profile = parse_change(push("profiles", "UPDATE", {"id": ALICE, "display_name": "Al"}))
     assert isinstance(profile, ProfileUpserted)
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from desktop_chat.errors import LocalStorageError
-from desktop_chat.models import DeliveryState, SessionId, UserId, new_message_id
+from desktop_chat.models import ChatId, DeliveryState, UserId, new_message_id
 from desktop_chat.sync.outbox import EntryState, Outbox
 
 SERVER = "http://127.0.0.1:54321"
 ALICE = UserId(uuid.uuid4())
 BOB = UserId(uuid.uuid4())
-CHAT = SessionId(uuid.uuid4())
-OTHER = SessionId(uuid.uuid4())
+CHAT = ChatId(uuid.uuid4())
+OTHER = ChatId(uuid.uuid4())
 
 
 async def test_entries_survive_a_restart_in_send_order(tmp_path: Path) -> None:

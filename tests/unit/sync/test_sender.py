@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from desktop_chat.errors import BackendUnavailable, Rejected, Unauthorized
-from desktop_chat.models import DeliveryState, Message, MessageId, SessionId, UserId, new_message_id
+from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserId, new_message_id
 from desktop_chat.sync.outbox import Outbox
 from desktop_chat.sync.sender import Sender
 
 SERVER = "http://127.0.0.1:54321"
 ALICE = UserId(uuid.uuid4())
-CHAT_A = SessionId(uuid.uuid4())
-CHAT_B = SessionId(uuid.uuid4())
+CHAT_A = ChatId(uuid.uuid4())
+CHAT_B = ChatId(uuid.uuid4())
 
 
 class ScriptedBackend:
@@ -32,16 +32,16 @@ class ScriptedBackend:
         self.lose_answer = False
         self.attempts: list[MessageId] = []
         self.refreshes = 0
-        self.in_flight: dict[SessionId, int] = defaultdict(int)
-        self.max_in_flight: dict[SessionId, int] = defaultdict(int)
+        self.in_flight: dict[ChatId, int] = defaultdict(int)
+        self.max_in_flight: dict[ChatId, int] = defaultdict(int)
         self.gate: asyncio.Event | None = None
         self.answered = asyncio.Event()
-        self._seq: dict[SessionId, int] = defaultdict(int)
+        self._seq: dict[ChatId, int] = defaultdict(int)
 
-    async def insert_message(self, message_id: MessageId, session_id: SessionId, content: str) -> Message | None:
+    async def insert_message(self, message_id: MessageId, chat_id: ChatId, content: str) -> Message | None:
         self.attempts.append(message_id)
-        self.in_flight[session_id] += 1
-        self.max_in_flight[session_id] = max(self.max_in_flight[session_id], self.in_flight[session_id])
+        self.in_flight[chat_id] += 1
+        self.max_in_flight[chat_id] = max(self.max_in_flight[chat_id], self.in_flight[chat_id])
         try:
             await asyncio.sleep(0)
             if self.gate is not None:
@@ -50,11 +50,11 @@ class ScriptedBackend:
                 raise self.failures.pop(0)
             if message_id in self.stored:
                 return None
-            self._seq[session_id] += 1
-            seq = self._seq[session_id]
+            self._seq[chat_id] += 1
+            seq = self._seq[chat_id]
             message = Message(
                 id=message_id,
-                session_id=session_id,
+                chat_id=chat_id,
                 sender_id=ALICE,
                 content=content,
                 created_at=datetime.now(UTC),
@@ -68,7 +68,7 @@ class ScriptedBackend:
                 raise BackendUnavailable("connection dropped before the answer")
             return message
         finally:
-            self.in_flight[session_id] -= 1
+            self.in_flight[chat_id] -= 1
             self.answered.set()
 
     async def fetch_message(self, message_id: MessageId) -> Message | None:
@@ -107,7 +107,7 @@ class Harness:
     def on_depth(self, depth: int) -> None:
         self.depth = depth
 
-    async def send(self, chat: SessionId, text: str) -> MessageId:
+    async def send(self, chat: ChatId, text: str) -> MessageId:
         entry = await self.outbox.add(new_message_id(), SERVER, ALICE, chat, text)
         await self.sender.submit(entry)
         return entry.id
