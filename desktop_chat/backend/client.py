@@ -84,7 +84,7 @@ class SupabaseBackend:
         )
         self._owns_http = http is None
         self._client: AsyncClient | None = None
-        self._session: AuthSession | None = None
+        self._auth: AuthSession | None = None
         self._profile: Profile | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -100,11 +100,11 @@ class SupabaseBackend:
         self._client = await acreate_client(
             self._server, self._settings.supabase_anon_key.get_secret_value(), options=options
         )
-        self._session = AuthSession(self._client, self._secrets, self._server, self._timeout)
+        self._auth = AuthSession(self._client, self._secrets, self._server, self._timeout)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._auth is not None:
+            await self._auth.close()
         if self._client is not None:
             await self._client.remove_all_channels()
         if self._owns_http:
@@ -118,10 +118,10 @@ class SupabaseBackend:
         return self._client
 
     @property
-    def sessions(self) -> AuthSession:
-        if self._session is None:
+    def auth(self) -> AuthSession:
+        if self._auth is None:
             raise Bug("SupabaseBackend.start() was not awaited")
-        return self._session
+        return self._auth
 
     @property
     def server(self) -> str:
@@ -144,40 +144,40 @@ class SupabaseBackend:
     # --- auth --------------------------------------------------------------------------------------
     @property
     def session(self) -> SessionInfo | None:
-        return self._session.current if self._session else None
+        return self._auth.current if self._auth else None
 
     @property
     def profile(self) -> Profile | None:
         return self._profile
 
     def subscribe_session(self, listener: SessionListener) -> Callable[[], None]:
-        return self.sessions.subscribe(listener)
+        return self.auth.subscribe(listener)
 
     async def sign_in(self, email: str, password: str) -> Profile:
-        info = await self.sessions.sign_in(email, password)
+        info = await self.auth.sign_in(email, password)
         return await self._load_profile(info)
 
     async def sign_up(self, email: str, password: str, display_name: str) -> Profile:
-        info = await self.sessions.sign_up(email, password, display_name)
+        info = await self.auth.sign_up(email, password, display_name)
         return await self._load_profile(info)
 
     async def restore_session(self) -> Profile | None:
         """Sign in again from the saved refresh token.
 
         When the server cannot be reached, the saved identity signs the user in *offline*: the profile is
-        known, the cache can be read, the session is confirmed in the background (``sessions.waiting``),
+        known, the cache can be read, the session is confirmed in the background (``auth.waiting``),
         and calls that need the server raise BackendUnavailable until it is.
         """
         try:
-            info = await self.sessions.restore()
+            info = await self.auth.restore()
         except EnvironmentFailure:
-            saved = self.sessions.saved_identity()
+            saved = self.auth.saved_identity()
             if saved is None:
                 raise
             user_id, _email, display_name = saved
             log.info("The server cannot be reached; starting offline from the saved session")
             self._profile = Profile(id=user_id, display_name=display_name)
-            self.sessions.reconnect_in_background()
+            self.auth.reconnect_in_background()
             return self._profile
         if info is None:
             return None
@@ -185,10 +185,10 @@ class SupabaseBackend:
 
     async def sign_out(self) -> None:
         self._profile = None
-        await self.sessions.sign_out()
+        await self.auth.sign_out()
 
     async def refresh_session(self) -> SessionInfo:
-        return await self.sessions.refresh()
+        return await self.auth.refresh()
 
     async def _load_profile(self, info: SessionInfo) -> Profile:
         rows = await self._rows(
@@ -198,13 +198,13 @@ class SupabaseBackend:
         if not rows:
             raise Bug("Signed in, but the account has no profile row")
         self._profile = Profile.model_validate(rows[0])
-        self.sessions.remember_identity(info.user_id, info.email, self._profile.display_name)
+        self.auth.remember_identity(info.user_id, info.email, self._profile.display_name)
         return self._profile
 
     # --- calling -----------------------------------------------------------------------------------
     async def _call(self, operation: str, run: Callable[[], Awaitable[T]]) -> T:
         """Run ``run`` with the timeout and error mapping; after a 401, refresh once and retry."""
-        if operation != "health" and self._session is not None and self._session.waiting:
+        if operation != "health" and self._auth is not None and self._auth.waiting:
             # Started offline: without a confirmed session the request would go out as anon, and row
             # level security would answer "nothing", which must not be mistaken for data.
             raise BackendUnavailable(f"Not connected to {self._server} yet; showing what is saved on this computer.")

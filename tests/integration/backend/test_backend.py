@@ -57,12 +57,12 @@ async def test_sign_in_keeps_only_the_refresh_token_and_it_rotates(
 ) -> None:
     profile = await backend.sign_in("alice@example.com", "password123")
     assert profile.id == ALICE
-    token_entry = ("desktop-chat", backend.sessions.secret_name)
+    token_entry = ("desktop-chat", backend.auth.secret_name)
     stored = keyring_backend.values[token_entry]
     assert len(stored) < 2560
     assert "." not in stored  # a refresh token, not a JWT and not a whole session
     # Beside it, who signed in (not a secret): what an offline start needs.
-    assert "Alice" in keyring_backend.values[("desktop-chat", backend.sessions.identity_name)]
+    assert "Alice" in keyring_backend.values[("desktop-chat", backend.auth.identity_name)]
     await backend.refresh_session()
     assert keyring_backend.values[token_entry] != stored
     await backend.sign_out()

@@ -152,7 +152,7 @@ async def test_the_session_is_restored_from_the_keyring(make_layer: LayerFactory
     first = await make_layer("alice", realtime=False)
     await first.store.sign_in(ALICE_EMAIL, PASSWORD)
     # The keyring holds the refresh token, never the whole session.
-    secret = first.secrets.get(first.backend.sessions.secret_name)
+    secret = first.secrets.get(first.backend.auth.secret_name)
     assert secret is not None and len(secret) < 2560 and "access_token" not in secret
     await first.close()
 
