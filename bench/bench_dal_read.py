@@ -181,7 +181,7 @@ class Arrivals:
         # Realtime pushes the chat row too: every change moved its counters (last_seq, last_rev).
         rows = await self._conn.fetch("select * from public.chat_sessions where id = any($1::uuid[])", list(touched))
         events += [ChatUpserted(chat=Chat.model_validate(dict(row))) for row in rows]
-        await self._layer.store.live.apply_now(events)
+        await self._layer.store.signed_in.live.apply_now(events)
 
 
 def _scored(reply: Any) -> list[tuple[int, bytes]]:

@@ -336,9 +336,9 @@ async def until(check: Callable[[], bool], what: str, within: float = TIMEOUT, p
 
 
 def record_pushes(layer: DataLayer) -> dict[MessageId, float]:
-    """When each confirmed message first reached ``LiveSync.enqueue`` (wrap it before sign-in)."""
+    """When each confirmed message first reached ``LiveSync.enqueue`` (wrap it right after sign-in)."""
     arrivals: dict[MessageId, float] = {}
-    live = layer.store.live
+    live = layer.store.signed_in.live
     enqueue = live.enqueue
 
     def timed(events: Sequence[ChangeEvent]) -> None:
@@ -532,8 +532,8 @@ async def _end_to_end(
 async def end_to_end(clients: Clients, alice: DataLayer, chats: Sequence[ChatId]) -> dict[str, Any]:
     paced_chat, closed_chat, fast_chat = chats
     bob = await clients.open("bob-e2e", BOB_EMAIL)
-    pushes = record_pushes(bob)
     await clients.sign_in(bob, BOB_EMAIL)
+    pushes = record_pushes(bob)
     default_frame = {"frame_interval_ms": FRAME_INTERVAL * 1000}
     result: dict[str, Any] = {
         "default_frame_interval": {
@@ -547,8 +547,8 @@ async def end_to_end(clients: Clients, alice: DataLayer, chats: Sequence[ChatId]
     }
     await clients.close(bob)
     fast = await clients.open("bob-e2e-fast", BOB_EMAIL, frame_interval=0.0)
-    fast_pushes = record_pushes(fast)
     await clients.sign_in(fast, BOB_EMAIL)
+    fast_pushes = record_pushes(fast)
     result["frame_interval_0"] = {
         "frame_interval_ms": 0.0,
         **await _end_to_end(alice, fast, fast_pushes, fast_chat, E2E_SMALL, "e2e-fast", E2E_PERIOD),
@@ -720,8 +720,8 @@ class StallMonitor:
 
 async def sustained(clients: Clients, db_url: str, alice_id: uuid.UUID, chat: ChatId, out: Path) -> dict[str, Any]:
     bob = await clients.open("bob-sustained", BOB_EMAIL)
-    pushes = record_pushes(bob)
     await clients.sign_in(bob, BOB_EMAIL)
+    pushes = record_pushes(bob)
     probe = ViewProbe(await bob.store.open_chat(chat))
     await bob.store.settle()
     total = SUSTAINED_RATE * SUSTAINED_SECONDS

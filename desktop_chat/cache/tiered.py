@@ -119,7 +119,6 @@ class TieredCache:
         memory: The in-process tier, or None (with ``redis`` None too: caching disabled).
         breaker: Decides when Redis is used; one with default thresholds when omitted.
         timer: Seconds for latencies (tests pass one to make calls look slow).
-        on_close: Awaited last by ``close`` (stops a managed redis-server).
         detail: Why there is no Redis, for the status line (with ``redis`` None).
     """
 
@@ -133,7 +132,6 @@ class TieredCache:
         memory: CacheStore | None = None,
         breaker: CircuitBreaker | None = None,
         timer: Callable[[], float] = time.perf_counter,
-        on_close: Callable[[], Awaitable[None]] | None = None,
         detail: str = "",
     ) -> None:
         self._codec = codec
@@ -144,7 +142,6 @@ class TieredCache:
         self._breaker = breaker or CircuitBreaker()
         self._breaker.subscribe(self._on_breaker_change)
         self._timer = timer
-        self._on_close = on_close
         self._base_detail = detail
         self._listeners: list[StatusListener] = []
         self._users: set[UserId] = set()
@@ -234,7 +231,7 @@ class TieredCache:
             await self._run("claim", lambda store: store.ensure_key_id(key_id), mutating=True, fallback=False)
 
     async def close(self) -> None:
-        """Finish pending writes, stop probing, close the stores, then run ``on_close``. Idempotent."""
+        """Finish pending writes, stop probing, close the stores. Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -250,8 +247,6 @@ class TieredCache:
                 log.info("closing the Redis connection failed (%s)", type(error).__name__)
         if self._memory is not None:
             await self._memory.close()
-        if self._on_close is not None:
-            await self._on_close()
 
     # --- load tokens -------------------------------------------------------------------------------
     def begin_load(self, key: CacheKey) -> LoadToken:

@@ -184,7 +184,3 @@ class ChatStoreAPI(Protocol):
 
     # --- housekeeping ------------------------------------------------------------------------------
     async def clear_cache(self) -> None: ...
-
-    async def close(self) -> None:
-        """Flush the outbox, stop realtime and background work, release connections."""
-        ...

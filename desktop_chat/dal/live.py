@@ -1,59 +1,42 @@
-"""LiveSync: keeps the views and the cache in step with the server as changes arrive.
+"""LiveSync: keeps one user's views and cache in step with the server as changes arrive.
 
-Changes come from realtime pushes, from the sender (a send confirmed or failed) and from back-fill.
-They are applied in batches: **cache first**, then the views, so a burst of a thousand messages becomes
-one cache write per chat and one row operation per view. Realtime changes are applied at most once a
-frame: the first after a quiet frame goes out on the next loop turn (a lone message does not wait), the
-ones that follow within the frame are collected until it ends.
+Changes come from realtime pushes and from back-fill; what each one means is the change-type table's
+business (``desktop_chat.dal.changes``). They are applied in batches: **cache first**, then the views,
+so a burst of a thousand messages becomes one cache write per chat and one row operation per view.
+Realtime changes are applied at most once a frame: the first after a quiet frame goes out on the next
+loop turn (a lone message does not wait), the ones that follow within the frame are collected until it
+ends. This user's own pending messages are the sender's; live sync shows what the sender announces
+(``on_pending``) and tells it when the change stream brought one back (``PendingRows.confirm``).
+
+LiveSync depends on narrow interfaces only: ``Spawner`` (runs background work), the cache, ``LiveReads``
+(the cached window, older pages, the server's own answers) and ``PendingRows``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from functools import partial
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
-from desktop_chat.cache import AppendResult, KeyKind
-from desktop_chat.dal.api import ChatList, MessageListener, Timeline, UsersListener, new_chat_list, new_timeline
+from desktop_chat.cache import TieredCache
+from desktop_chat.dal.api import ChatList, MessageListener, Timeline, new_chat_list, new_timeline
+from desktop_chat.dal.changes import ChangeBatch, reduce, write_cache
 from desktop_chat.dal.cursor import RevCursor
-from desktop_chat.dal.live_list import Unsubscribe
-from desktop_chat.dal.reducers import (
-    details_changed,
-    max_rev,
-    newer_message,
-    summary_read_up_to,
-    summary_with_chat,
-    summary_with_message,
-    unread_after,
-)
-from desktop_chat.errors import BackendUnavailable, NotSignedIn
+from desktop_chat.dal.reducers import max_rev, newer_message, summary_read_up_to, summary_with_message, unread_after
+from desktop_chat.errors import BackendUnavailable
 from desktop_chat.models import (
     ChangeEvent,
     ChatId,
-    ChatMember,
-    ChatRemoved,
     ChatSummary,
-    ChatUpserted,
-    DeliveryState,
-    MemberRemoved,
-    MemberUpserted,
     Message,
     MessageId,
+    MessagePage,
     MessageUpserted,
-    ProfileUpserted,
     UserId,
 )
-from desktop_chat.sync.outbox import OutboxEntry
-
-if TYPE_CHECKING:
-    from desktop_chat.dal.chat_store import ChatStore
-
-log = logging.getLogger(__name__)
+from desktop_chat.sync.lifecycle import Discarded, Failed, PendingEvent, Retried, Sent, Submitted
 
 PAGE = 50
 FRAME_INTERVAL = 0.016  # seconds live changes are collected before the views hear of them (a 60 Hz frame)
@@ -62,25 +45,76 @@ GAP_GRACE = 1.0  # seconds to let realtime close a gap by itself before back-fil
 WATCHED_CHATS = 20  # chats whose typing and presence are followed
 
 
-def _listeners_call(listeners: Iterable[object], *args: object) -> None:
-    for listener in list(listeners):
-        try:
-            listener(*args)  # type: ignore[operator]
-        except Exception:  # a view's bug must not stop the data layer
-            log.exception("listener failed")
+class Spawner(Protocol):
+    """Runs background work (the signed-in user's ``TaskGroup``)."""
+
+    def spawn(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]: ...
+
+
+class LiveReads(Protocol):
+    """What live sync reads (``Reads``)."""
+
+    async def recent_chats(self) -> list[ChatSummary]: ...
+
+    async def message_window(self, chat_id: ChatId, newest: int | None = None) -> tuple[Message, ...]: ...
+
+    async def messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = PAGE) -> MessagePage: ...
+
+    async def load_chat_list(self) -> list[ChatSummary]: ...
+
+    async def changes_since(self, chat_id: ChatId, after_rev: int, limit: int) -> list[Message]: ...
+
+
+class PendingRows(Protocol):
+    """This user's messages not yet confirmed (the ``Sender``, their one owner)."""
+
+    def unsent(self, chat_id: ChatId) -> Sequence[Message]: ...
+
+    def confirm(self, messages: Iterable[Message]) -> None: ...
+
+
+WatchChats = Callable[[Sequence[ChatId]], Awaitable[None]]
 
 
 class LiveSync:
-    def __init__(self, store: ChatStore, *, frame_interval: float) -> None:
-        self._store = store
+    """The live chat list and timelines of one signed-in user.
+
+    Args:
+        me: The signed-in user.
+        cache: The typed cache (changes are written there first).
+        reads: Windows, pages and the server's answers.
+        tasks: Where background work runs.
+        pending: This user's unconfirmed messages.
+        on_incoming: Told of each message from someone else as it arrives live.
+        watch_chats: Follows typing and presence in these chats (None without realtime).
+        frame_interval: How long live changes are collected before the views hear of them.
+    """
+
+    def __init__(
+        self,
+        me: UserId,
+        *,
+        cache: TieredCache,
+        reads: LiveReads,
+        tasks: Spawner,
+        pending: PendingRows,
+        on_incoming: MessageListener,
+        watch_chats: WatchChats | None = None,
+        frame_interval: float = FRAME_INTERVAL,
+    ) -> None:
+        self._me = me
+        self._cache = cache
+        self._reads = reads
+        self._tasks = tasks
+        self._pending = pending
+        self._on_incoming = on_incoming
+        self._watch_chats = watch_chats
         self._frame = frame_interval
         self.chat_list: ChatList = new_chat_list()
-        self._me: UserId | None = None
         self._timelines: dict[ChatId, Timeline] = {}
         self._oldest_loaded: dict[ChatId, int | None] = {}
         self._has_older: dict[ChatId, bool] = {}
         self._cursors: dict[ChatId, RevCursor] = {}
-        self._unsent: dict[ChatId, dict[MessageId, Message]] = defaultdict(dict)
         self._inbox: list[ChangeEvent] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self._last_flush = -math.inf  # loop time of the last batch of realtime changes
@@ -91,28 +125,8 @@ class LiveSync:
         self._shown_ticket = 0
         self._recent_dirty = False
         self._recent_writer: asyncio.Task[None] | None = None
-        self._typing_listeners: list[UsersListener] = []
-        self._presence_listeners: list[UsersListener] = []
-        self._incoming_listeners: list[MessageListener] = []
-        self._typing: dict[ChatId, frozenset[UserId]] = {}
-        self._online: dict[ChatId, frozenset[UserId]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------
-    def reset_for_user(self, user: UserId) -> None:
-        self._me = user
-        self.chat_list.reset([])
-        for timeline in self._timelines.values():
-            timeline.reset([])
-        self._timelines.clear()
-        self._oldest_loaded.clear()
-        self._has_older.clear()
-        self._cursors.clear()
-        self._unsent.clear()
-        self._inbox.clear()
-        self._gap_chats.clear()
-        self._typing.clear()
-        self._online.clear()
-
     async def stop(self) -> None:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
@@ -127,38 +141,18 @@ class LiveSync:
     def clear_cursors(self) -> None:
         self._cursors.clear()
 
-    def _user(self) -> UserId:
-        if self._me is None:
-            raise NotSignedIn("You are not signed in.")
-        return self._me
+    # --- what reducers may look at (changes.ViewState) ----------------------------------------------
+    def row(self, chat_id: ChatId) -> ChatSummary | None:
+        return self.chat_list.get(chat_id)
 
-    # --- listeners ---------------------------------------------------------------------------------
-    def subscribe_typing(self, listener: UsersListener) -> Unsubscribe:
-        """Who types where; a new listener first hears the current state of every chat."""
-        self._typing_listeners.append(listener)
-        for chat_id, users in list(self._typing.items()):
-            listener(chat_id, users)
-        return lambda: self._typing_listeners.remove(listener) if listener in self._typing_listeners else None
+    def open_chats(self) -> Collection[ChatId]:
+        return self._timelines.keys()
 
-    def subscribe_presence(self, listener: UsersListener) -> Unsubscribe:
-        """Who is online where; a new listener first hears the current state of every chat."""
-        self._presence_listeners.append(listener)
-        for chat_id, users in list(self._online.items()):
-            listener(chat_id, users)
-        return lambda: self._presence_listeners.remove(listener) if listener in self._presence_listeners else None
-
-    def subscribe_incoming(self, listener: MessageListener) -> Unsubscribe:
-        self._incoming_listeners.append(listener)
-        return lambda: self._incoming_listeners.remove(listener) if listener in self._incoming_listeners else None
-
-    def typing_changed(self, chat_id: ChatId, users: frozenset[UserId]) -> None:
-        others = users - {self._me} if self._me else users
-        self._typing[chat_id] = others
-        _listeners_call(self._typing_listeners, chat_id, others)
-
-    def presence_changed(self, chat_id: ChatId, users: frozenset[UserId]) -> None:
-        self._online[chat_id] = users
-        _listeners_call(self._presence_listeners, chat_id, users)
+    def loaded(self, chat_id: ChatId) -> tuple[Sequence[Message], int | None] | None:
+        timeline = self._timelines.get(chat_id)
+        if timeline is None:
+            return None
+        return timeline.rows, self._oldest_loaded.get(chat_id)
 
     # --- the chat list -----------------------------------------------------------------------------
     def begin_chat_list_load(self) -> int:
@@ -181,10 +175,36 @@ class LiveSync:
                 summary = current  # a live update is newer than what the load read
             merged.append(summary)
         self.chat_list.reset(merged)
-        realtime = self._store.realtime
-        if realtime is not None:
+        if self._watch_chats is not None:
             watched = [row.chat.id for row in self.chat_list.rows[:WATCHED_CHATS]]
-            self._store.spawn(realtime.watch_chats(watched), "watch-chats")
+            self._tasks.spawn(self._watch_chats(watched), "watch-chats")
+
+    async def refresh_chats(self) -> list[ChatSummary]:
+        """Show the recent chats (cached, or loaded once)."""
+        ticket = self.begin_chat_list_load()
+        chats = await self._reads.recent_chats()
+        self.show_chats(chats, ticket)
+        return chats
+
+    async def reload_chats(self) -> list[ChatSummary]:
+        """Load the chat list from Supabase (not the cache: a chat appeared or went away), show it and
+        write it through."""
+        ticket = self.begin_chat_list_load()
+        chats = await self._reads.load_chat_list()
+        self.show_chats(chats, ticket)
+        self._write_recent()
+        return chats
+
+    def _write_recent(self) -> None:
+        """Write the chat list through to the cache; one writer, always the latest rows."""
+        self._recent_dirty = True
+        if self._recent_writer is None or self._recent_writer.done():
+            self._recent_writer = self._tasks.spawn(self._recent_writer_loop(), "write-recent")
+
+    async def _recent_writer_loop(self) -> None:
+        while self._recent_dirty:
+            self._recent_dirty = False
+            await self._cache.set_recent(self._me, list(self.chat_list.rows))
 
     # --- timelines ---------------------------------------------------------------------------------
     async def open_timeline(self, chat_id: ChatId) -> Timeline:
@@ -195,14 +215,14 @@ class LiveSync:
         # The view shows one page. The whole window is read only to start the chat's cursor (its newest rev
         # may be on an older message that was edited); once the cursor exists, the page is enough.
         known = chat_id in self._cursors
-        window = await self._store.message_window(chat_id, PAGE if known else None)
+        window = await self._reads.message_window(chat_id, PAGE if known else None)
         self._ensure_cursor(chat_id, window)
         page = window[-PAGE:]
         oldest = page[0].seq if page else None
         self._oldest_loaded[chat_id] = oldest
         self._has_older[chat_id] = bool(oldest and oldest > 1)
         rows: dict[MessageId, Message] = {m.id: m for m in page}
-        for local in self._unsent.get(chat_id, {}).values():
+        for local in self._pending.unsent(chat_id):
             rows.setdefault(local.id, local)
         # Keep rows a live change already brought in that are newer than the window's copy.
         for existing in timeline.rows:
@@ -211,7 +231,7 @@ class LiveSync:
                 rows[existing.id] = kept
         timeline.reset(rows.values())
         # The window may come from a cache written in an earlier run: catch up on what changed since.
-        self._store.spawn(self.backfill_chat(chat_id), "backfill-on-open")
+        self._tasks.spawn(self.backfill_chat(chat_id), "backfill-on-open")
         return timeline
 
     def close_timeline(self, chat_id: ChatId) -> None:
@@ -227,7 +247,7 @@ class LiveSync:
         oldest = self._oldest_loaded.get(chat_id)
         if timeline is None or not oldest or oldest <= 1:
             return 0
-        page = await self._store.messages(chat_id, before_seq=oldest, limit=PAGE)
+        page = await self._reads.messages(chat_id, before_seq=oldest, limit=PAGE)
         if self._timelines.get(chat_id) is not timeline:
             return 0  # closed meanwhile
         timeline.upsert_many(page.messages)
@@ -249,58 +269,36 @@ class LiveSync:
             self._cursors[chat_id] = cursor
         return cursor
 
-    # --- local (outbox) rows -----------------------------------------------------------------------
-    def remember_unsent(self, entries: Sequence[OutboxEntry]) -> None:
-        for entry in entries:
-            self._unsent[entry.chat_id][entry.id] = entry.as_message()
+    # --- this user's pending messages (the sender's lifecycle events) -------------------------------
+    def on_pending(self, event: PendingEvent) -> None:
+        """Show what the sender announces. The server's answer to a send goes to the views only, not
+        into the cache: its rev may be ahead of changes realtime has not delivered yet, and the cache only
+        takes changes in rev order (the realtime echo of this very row brings it there)."""
+        match event:
+            case Submitted(message) | Retried(message) | Failed(message):
+                self._show_local(message)
+            case Sent(message):
+                self._show_messages({message.chat_id: [message]}, from_stream=False)
+                self._write_recent()
+            case Discarded(message):
+                self._forget_local(message.chat_id, message.id)
+            case _:
+                pass  # Sending and Confirmed change nothing on screen
 
-    def show_local(self, message: Message) -> None:
+    def _show_local(self, message: Message) -> None:
         """A pending or failed row of ours: shown until the confirmed row replaces it."""
-        self._unsent[message.chat_id][message.id] = message
         timeline = self._timelines.get(message.chat_id)
         if timeline is not None:
             current = timeline.get(message.id)
             if current is None or current.rev is None:
                 timeline.upsert(message)
 
-    def local_message(self, message: Message) -> None:
-        """The sender's word on one of our messages.
-
-        A confirmation goes to the views at once but not into the cache: its rev may be ahead of changes
-        realtime has not delivered yet, and the cache only takes changes in rev order (the realtime echo
-        of this very row brings it there).
-        """
-        if message.delivery is DeliveryState.SENT:
-            self._unsent[message.chat_id].pop(message.id, None)
-            self._store.spawn(self.apply_now([MessageUpserted(message=message)], source="local"), "apply-sent")
-        else:
-            self.show_local(message)
-
-    def forget_local(self, chat_id: ChatId, message_id: MessageId) -> None:
-        self._unsent[chat_id].pop(message_id, None)
+    def _forget_local(self, chat_id: ChatId, message_id: MessageId) -> None:
         timeline = self._timelines.get(chat_id)
         if timeline is not None:
             current = timeline.get(message_id)
             if current is not None and current.rev is None:
                 timeline.remove(message_id)
-
-    def _own_membership(self, row: ChatSummary, member: ChatMember) -> ChatSummary | None:
-        """The chat's row after our membership row changed; None when only a reload can tell."""
-        updates: dict[str, object] = {}
-        if member.role != row.role:
-            updates["role"] = member.role
-        if member.last_read_seq > row.last_read_seq:
-            timeline = self._timelines.get(row.chat.id)
-            oldest = self._oldest_loaded.get(row.chat.id)
-            if member.last_read_seq >= row.chat.last_seq:
-                unread = 0
-            elif timeline is not None and oldest is not None and oldest <= member.last_read_seq + 1:
-                unread = unread_after(timeline.rows, member.last_read_seq, self._user())
-            else:
-                return None
-            updates["last_read_seq"] = member.last_read_seq
-            updates["unread_count"] = unread
-        return row.model_copy(update=updates) if updates else row
 
     # --- reading position --------------------------------------------------------------------------
     def mark_read_locally(self, chat_id: ChatId, seq: int) -> bool:
@@ -309,7 +307,7 @@ class LiveSync:
             return False
         timeline = self._timelines.get(chat_id)
         if timeline is not None:
-            remaining = unread_after(timeline.rows, seq, self._user())
+            remaining = unread_after(timeline.rows, seq, self._me)
         else:
             remaining = 0 if seq >= row.chat.last_seq else row.unread_count
         self.chat_list.upsert(summary_read_up_to(row, seq, remaining))
@@ -331,95 +329,39 @@ class LiveSync:
         self._last_flush = asyncio.get_running_loop().time()
         events, self._inbox = self._inbox, []
         if events:
-            self._store.spawn(self.apply_now(events), "apply-changes")
+            self._tasks.spawn(self.apply_now(events), "apply-changes")
 
-    async def apply_now(self, events: Sequence[ChangeEvent], *, source: str = "realtime") -> None:
-        """Apply changes now. ``source`` is "realtime" (in commit order), "backfill" (everything above
-        a cursor, authoritative) or "local" (an answer to our own request: views only)."""
+    async def apply_now(self, events: Sequence[ChangeEvent]) -> None:
+        """Apply changes now, as realtime brings them (in commit order)."""
         async with self._apply_lock:
-            await self._apply(events, source=source)
+            await self._apply(events, realtime=True)
 
-    async def _apply(self, events: Sequence[ChangeEvent], *, source: str) -> None:
-        me = self._user()
-        messages: dict[ChatId, list[Message]] = defaultdict(list)
-        drop: set[ChatId] = set()
-        forget_details: set[ChatId] = set()
-        reload_list = False
-        for event in events:
-            if isinstance(event, MessageUpserted):
-                messages[event.message.chat_id].append(event.message)
-            elif isinstance(event, ChatUpserted):
-                session = event.chat
-                row = self.chat_list.get(session.id)
-                if session.deleted:
-                    drop.add(session.id)
-                elif row is None:
-                    reload_list = True  # a chat we did not know: we were just added to it
-                else:
-                    if details_changed(row.chat, session):
-                        forget_details.add(session.id)
-                    self.chat_list.upsert(summary_with_chat(row, session))
-            elif isinstance(event, ChatRemoved):
-                drop.add(event.chat_id)
-            elif isinstance(event, MemberUpserted):
-                member = event.member
-                row = self.chat_list.get(member.chat_id)
-                if member.user_id == me and row is None:
-                    reload_list = True
-                elif member.user_id == me and row is not None:
-                    # Our own membership changed: read on another device, or made owner.
-                    updated = self._own_membership(row, member)
-                    if updated is None:
-                        reload_list = True  # cannot work out the unread count here: ask Supabase
-                    elif updated != row:
-                        self.chat_list.upsert(updated)
-                        forget_details.add(member.chat_id)
-                else:
-                    forget_details.add(member.chat_id)
-            elif isinstance(event, MemberRemoved):
-                if event.user_id == me:
-                    drop.add(event.chat_id)
-                else:
-                    forget_details.add(event.chat_id)
-            elif isinstance(event, ProfileUpserted):
-                forget_details.update(self._timelines)
+    async def _apply(self, events: Sequence[ChangeEvent], *, realtime: bool) -> None:
+        batch = reduce(events, ChangeBatch(self._me, self, self._cursors, realtime=realtime))
+        await write_cache(batch, self._cache)
+        self._show(batch)
 
-        gaps = await self._apply_messages(messages, me, source=source)
-        for chat_id in forget_details - drop:
-            await self._forget_details(chat_id)
-        for chat_id in drop:
-            await self.drop_chat(chat_id)
-        if messages or forget_details:
+    def _show(self, batch: ChangeBatch) -> None:
+        if batch.rows:
+            with self.chat_list.batch():
+                for row in batch.rows.values():
+                    self.chat_list.upsert(row)
+        self._show_messages(batch.messages, from_stream=True)
+        for chat_id in batch.drop:
+            self._drop_views(chat_id)
+        if batch.messages or batch.forget_details:
             self._write_recent()
-        if reload_list:
-            self._store.spawn(self.reload_chats(), "reload-chats")
-        if gaps:
-            self._gap_chats.update(gaps)
+        if batch.reload_list:
+            self._tasks.spawn(self.reload_chats(), "reload-chats")
+        if batch.gaps:
+            self._gap_chats.update(batch.gaps)
             if self._gap_task is None or self._gap_task.done():
                 self._gap_task = asyncio.get_running_loop().create_task(self._close_gaps())
 
-    async def _apply_messages(self, by_chat: dict[ChatId, list[Message]], me: UserId, *, source: str) -> set[ChatId]:
-        gaps: set[ChatId] = set()
-        cache = self._store.cache
-        # 1. The cache, one atomic append per chat, and only from changes known to be in rev order.
-        for chat_id, incoming in by_chat.items():
-            incoming.sort(key=lambda m: m.rev or 0)
-            if source == "local":
-                continue
-            cursor = self._cursors.get(chat_id)
-            gap = False
-            if cursor is not None and source == "realtime":
-                for message in incoming:
-                    if message.rev is not None and cursor.observe(message.rev):
-                        gap = True
-            confirmed = [m for m in incoming if m.seq is not None]
-            if gap:
-                # Something was missed: the cached window can no longer be trusted until a back-fill.
-                gaps.add(chat_id)
-                await cache.invalidate(me, KeyKind.MSGS, chat_id)
-            elif confirmed and await cache.append_messages(me, chat_id, confirmed) is AppendResult.GAP:
-                gaps.add(chat_id)
-        # 2. The views.
+    def _show_messages(self, by_chat: Mapping[ChatId, Sequence[Message]], *, from_stream: bool) -> None:
+        """Messages into the open timelines and the chat list; ``from_stream``: they came through the
+        ordered change stream, which confirms this user's sent ones."""
+        me = self._me
         with self.chat_list.batch():
             for chat_id, incoming in by_chat.items():
                 row = self.chat_list.get(chat_id)
@@ -433,8 +375,8 @@ class LiveSync:
                             kept = newer_message(timeline.get(message.id), message)
                             if kept is not None:
                                 timeline.upsert(kept)
-                for message in incoming:
-                    self._unsent[chat_id].pop(message.id, None)
+                if from_stream:
+                    self._pending.confirm(incoming)
                 if row is None:
                     continue
                 for message in sorted(incoming, key=lambda m: m.seq or 0):
@@ -446,29 +388,15 @@ class LiveSync:
                         and message.sender_id != me
                         and not message.deleted
                     ):
-                        _listeners_call(self._incoming_listeners, message)
+                        self._on_incoming(message)
                 self.chat_list.upsert(row)
-        return gaps
-
-    def _write_recent(self) -> None:
-        """Write the chat list through to the cache; one writer, always the latest rows."""
-        if self._me is None:
-            return
-        self._recent_dirty = True
-        if self._recent_writer is None or self._recent_writer.done():
-            self._recent_writer = self._store.spawn(self._recent_writer_loop(), "write-recent")
-
-    async def _recent_writer_loop(self) -> None:
-        while self._recent_dirty and self._me is not None:
-            self._recent_dirty = False
-            await self._store.cache.set_recent(self._me, list(self.chat_list.rows))
-
-    async def _forget_details(self, chat_id: ChatId) -> None:
-        await self._store.cache.invalidate(self._user(), KeyKind.CHAT, chat_id)
 
     async def drop_chat(self, chat_id: ChatId) -> None:
         """The chat is gone for this user (left, removed, deleted): out of every view and the cache."""
-        await self._store.cache.invalidate_chat(self._user(), chat_id)
+        await self._cache.invalidate_chat(self._me, chat_id)
+        self._drop_views(chat_id)
+
+    def _drop_views(self, chat_id: ChatId) -> None:
         self.chat_list.remove(chat_id)
         timeline = self._timelines.get(chat_id)
         if timeline is not None:
@@ -487,31 +415,17 @@ class LiveSync:
                 with contextlib.suppress(BackendUnavailable):
                     await self.backfill_chat(chat_id)
 
-    async def reload_chats(self) -> list[ChatSummary]:
-        """Load the chat list from Supabase (not the cache: a chat appeared or went away), show it and
-        write it through."""
-        store = self._store
-        ticket = self.begin_chat_list_load()
-        chats = await store.call_backend(
-            "recent_chats", lambda: store.backend.fetch_recent_chats(store.settings.cache_max_chats_per_user)
-        )
-        self.show_chats(chats, ticket)
-        self._write_recent()
-        return chats
-
     async def backfill_all(self) -> None:
         """After every subscribe: reload the chat list, and fetch every known chat's changes since its cursor."""
-        me = self._user()
-        store = self._store
         chats = await self.reload_chats()
         visible = {summary.chat.id for summary in chats}
         for chat_id in list(self._cursors):
             if chat_id not in visible:
                 await self.drop_chat(chat_id)
         # Chats whose window is cached (maybe by an earlier run) get a cursor, so they catch up too.
-        for chat_id in await store.cache.cached_chats(me):
+        for chat_id in await self._cache.cached_chats(self._me):
             if chat_id in visible and chat_id not in self._cursors:
-                cached = await store.cache.get_messages(me, chat_id)
+                cached = await self._cache.get_messages(self._me, chat_id)
                 if cached is not None:
                     self._ensure_cursor(chat_id, cached.value)
         for chat_id in list(self._cursors):
@@ -524,12 +438,10 @@ class LiveSync:
             return 0
         total = 0
         while True:
-            after = cursor.value
-            rows = await self._store.call_backend(
-                "messages_since", partial(self._store.backend.fetch_messages_since, chat_id, after, BACKFILL_BATCH)
-            )
+            rows = await self._reads.changes_since(chat_id, cursor.value, BACKFILL_BATCH)
             if rows:
-                await self.apply_now([MessageUpserted(message=m) for m in rows], source="backfill")
+                async with self._apply_lock:
+                    await self._apply([MessageUpserted(message=m) for m in rows], realtime=False)
                 cursor.backfilled(max(m.rev or 0 for m in rows))
                 total += len(rows)
             if len(rows) < BACKFILL_BATCH:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from desktop_chat.models import (
     Chat,
+    ChatMember,
     ChatSummary,
     DeliveryState,
     Message,
@@ -117,6 +118,29 @@ def unread_after(messages: Iterable[Message], read_seq: int, me: UserId) -> int:
         for message in messages
         if message.seq is not None and message.seq > read_seq and message.sender_id != me and not message.deleted
     )
+
+
+def summary_after_own_membership(
+    row: ChatSummary, member: ChatMember, loaded: tuple[Sequence[Message], int | None] | None, me: UserId
+) -> ChatSummary | None:
+    """The chat's row after our own membership row changed (role, read position); None when only a reload
+    of the chat list can tell the unread count.
+
+    ``loaded``: the chat's open timeline (its rows and the oldest ``seq`` it loaded), if it is open.
+    """
+    updates: dict[str, object] = {}
+    if member.role != row.role:
+        updates["role"] = member.role
+    if member.last_read_seq > row.last_read_seq:
+        if member.last_read_seq >= row.chat.last_seq:
+            unread = 0
+        elif loaded is not None and loaded[1] is not None and loaded[1] <= member.last_read_seq + 1:
+            unread = unread_after(loaded[0], member.last_read_seq, me)
+        else:
+            return None
+        updates["last_read_seq"] = member.last_read_seq
+        updates["unread_count"] = unread
+    return row.model_copy(update=updates) if updates else row
 
 
 def details_changed(before: Chat, after: Chat) -> bool:

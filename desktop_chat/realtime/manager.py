@@ -18,7 +18,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -27,7 +27,7 @@ from realtime import AsyncRealtimeChannel, RealtimePostgresChangesListenEvent, R
 from realtime.types import BroadcastPayload, PostgresChangesPayload
 
 from desktop_chat.models import ChangeEvent, ChatId, UserId
-from desktop_chat.realtime.events import TABLES, commit_time, parse_change
+from desktop_chat.realtime.events import commit_time
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class RealtimeClientLike(Protocol):
 
 
 ChangesListener = Callable[[Sequence[ChangeEvent]], None]
+PushParser = Callable[[Mapping[str, object]], ChangeEvent | None]
 StateListener = Callable[[ConnectionState], None]
 Backfill = Callable[[], Awaitable[None]]
 UsersListener = Callable[[ChatId, frozenset[UserId]], None]
@@ -71,6 +72,8 @@ class RealtimeManager:
 
     Args:
         client: The official async client (its realtime socket is driven from here).
+        tables: The ``public`` tables whose changes the user's channel binds.
+        parse: Turns one push into a change event (None: not one to apply).
         on_changes: Called with each batch of change events, in arrival (commit) order.
         on_state: Called when the link state changes.
         backfill: Awaited after every successful subscribe, and on ``backfill_interval`` while down.
@@ -80,6 +83,8 @@ class RealtimeManager:
     def __init__(
         self,
         client: RealtimeClientLike,
+        tables: Sequence[str],
+        parse: PushParser,
         on_changes: ChangesListener,
         on_state: StateListener,
         backfill: Backfill,
@@ -92,6 +97,8 @@ class RealtimeManager:
         backfill_interval: float = 15.0,
     ) -> None:
         self._client = client
+        self._tables = tuple(tables)
+        self._parse = parse
         self._on_changes = on_changes
         self._on_state = on_state
         self._backfill = backfill
@@ -207,7 +214,7 @@ class RealtimeManager:
         await realtime.set_auth(self._token)
         await realtime.connect()
         channel = self._client.channel(f"user:{self._user_id}")
-        for table in TABLES:
+        for table in self._tables:
             channel.on_postgres_changes(
                 RealtimePostgresChangesListenEvent.All, callback=self._on_push, table=table, schema="public"
             )
@@ -248,7 +255,7 @@ class RealtimeManager:
             committed = commit_time(payload)
             if committed is not None:
                 self._on_lag(max(now - committed, 0.0))
-        event = parse_change(payload)
+        event = self._parse(payload)
         if event is not None:
             self._on_changes([event])
 

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
@@ -45,11 +44,6 @@ create index if not exists outbox_by_chat on outbox (server, user_id, session_id
 """
 
 
-class EntryState(StrEnum):
-    PENDING = "pending"  # will be (re)tried
-    FAILED = "failed"  # refused for good; waits for the user's retry or discard
-
-
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
     id: MessageId
@@ -60,7 +54,7 @@ class OutboxEntry:
     created_at: float  # local epoch seconds: the pending row's time and sort position
     local_seq: int
     attempts: int = 0
-    state: EntryState = EntryState.PENDING
+    state: DeliveryState = DeliveryState.PENDING  # PENDING (will be tried) or FAILED (waits for the user)
     last_error: str | None = None
     next_attempt_at: float = 0.0
 
@@ -72,8 +66,8 @@ class OutboxEntry:
             sender_id=self.user_id,
             content=self.content,
             created_at=datetime.fromtimestamp(self.created_at, tz=UTC),
-            delivery=DeliveryState.FAILED if self.state is EntryState.FAILED else DeliveryState.PENDING,
-            error=self.last_error if self.state is EntryState.FAILED else None,
+            delivery=self.state,
+            error=self.last_error if self.state is DeliveryState.FAILED else None,
         )
 
 
@@ -87,7 +81,7 @@ def _entry(row: sqlite3.Row) -> OutboxEntry:
         created_at=row["created_at"],
         local_seq=row["local_seq"],
         attempts=row["attempts"],
-        state=EntryState(row["state"]),
+        state=DeliveryState(row["state"]),
         last_error=row["last_error"],
         next_attempt_at=row["next_attempt_at"],
     )
@@ -192,7 +186,7 @@ class Outbox:
         return updated
 
     async def mark_failed(self, entry: OutboxEntry, reason: str) -> OutboxEntry:
-        updated = replace(entry, attempts=entry.attempts + 1, state=EntryState.FAILED, last_error=reason)
+        updated = replace(entry, attempts=entry.attempts + 1, state=DeliveryState.FAILED, last_error=reason)
         await self._run(
             lambda db: db.execute(
                 "update outbox set attempts = ?, state = 'failed', last_error = ? where id = ?",

@@ -318,14 +318,13 @@ class StoreBridge(QObject):
             self.cache_cleared.emit()
 
     # --- lifecycle -----------------------------------------------------------------------------------
-    async def close(self) -> None:
-        """Stop listening and close the store (flushes the outbox, stops realtime); awaited at shutdown."""
+    def detach(self) -> None:
+        """Stop listening to the store (at shutdown). The store is closed by whoever built it."""
         self._unsubscribe()
-        await self._store.close()
 
-    async def replace_store(self, store: ChatStoreAPI, *, server_url: str) -> None:
-        """Close the current store and continue with ``store`` (the user chose another server)."""
-        await self.close()
+    def replace_store(self, store: ChatStoreAPI, *, server_url: str) -> None:
+        """Continue with ``store`` (the user chose another server); whoever built the old one closes it."""
+        self.detach()
         self._store = store
         self._server_url = server_url
         self._subscribe()

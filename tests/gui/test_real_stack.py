@@ -68,7 +68,8 @@ def clients(
     yield made
     for client in made.values():
         client.flow.close_windows()
-        closing = asyncio.ensure_future(client.bridge.close())
+        client.bridge.detach()
+        closing = asyncio.ensure_future(client.layer.close())
         qtbot.waitUntil(closing.done, timeout=20_000)
 
 

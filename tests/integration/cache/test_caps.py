@@ -75,7 +75,6 @@ async def test_the_managed_redis_evicts_instead_of_failing_when_full(tmp_path) -
         redis=RedisCacheStore(redis_client(unix_socket=str(endpoint.socket), password=endpoint.password), policy),
         memory=MemoryCacheStore(policy),
         breaker=CircuitBreaker(backoff=600),
-        on_close=managed.stop,
     )
     try:
         await cache.start()
@@ -90,3 +89,4 @@ async def test_the_managed_redis_evicts_instead_of_failing_when_full(tmp_path) -
         assert used is not None and used <= 9 * 1024 * 1024
     finally:
         await cache.close()
+        await managed.stop()

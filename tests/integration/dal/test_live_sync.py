@@ -11,7 +11,6 @@ import pytest
 from desktop_chat.dal.api import ConnectionState, Timeline
 from desktop_chat.dal.factory import DataLayer
 from desktop_chat.models import ChatId, DeliveryState, Message
-from desktop_chat.sync.outbox import EntryState
 from tests.conftest import StackHandle
 from tests.integration.dal.conftest import (
     ALICE,
@@ -106,10 +105,10 @@ async def test_a_refused_message_fails_with_its_reason_and_retry_keeps_the_id(
         # kept with its reason: in the outbox now, and in the chat's view once she is back.
         await eventually(lambda: alice.store.chat_list().get(chat) is None, what="the chat left alice's list")
         async with asyncio.timeout(10):
-            entry = await alice.store.outbox.get(message_id)
-            while entry is None or entry.state is not EntryState.FAILED:
+            entry = await alice.outbox.get(message_id)
+            while entry is None or entry.state is not DeliveryState.FAILED:
                 await asyncio.sleep(0.01)
-                entry = await alice.store.outbox.get(message_id)
+                entry = await alice.outbox.get(message_id)
         assert entry.last_error == reason
         assert not view.rows  # the chat she had open was emptied when she left it
         await conn.execute(

@@ -65,14 +65,12 @@ async def test_a_deleted_chat_disappears_everywhere(make_layer: LayerFactory) ->
     with pytest.raises(Rejected, match="does not exist or you are no longer in it"):
         await bob.store.chat_details(chat)
     late = await bob.store.send(chat, "hello?")  # a send that was already typed fails with a reason
+    pending = bob.store.signed_in.sender  # the one owner of bob's pending messages
     await eventually(
-        lambda: (
-            bob.store.live._unsent[chat].get(late) is not None
-            and bob.store.live._unsent[chat][late].delivery is DeliveryState.FAILED
-        ),
+        lambda: (m := pending.get(late)) is not None and m.delivery is DeliveryState.FAILED,
         what="failed",
     )
-    assert bob.store.live._unsent[chat][late].error == "This chat no longer exists."
+    assert (m := pending.get(late)) is not None and m.error == "This chat no longer exists."
 
 
 async def test_read_state_follows_across_devices(make_layer: LayerFactory) -> None:

@@ -112,8 +112,8 @@ async def test_live_changes_are_written_through_to_the_cached_window(
     finally:
         await conn.close()
     assert row is not None
-    message = (await store.backend.fetch_messages_since(chat, row["rev"] - 1))[0]
-    await store.live.apply_now([MessageUpserted(message=message)])
+    message = (await layer.backend.fetch_messages_since(chat, row["rev"] - 1))[0]
+    await store.signed_in.live.apply_now([MessageUpserted(message=message)])
 
     cached = await layer.cache.get_messages(ALICE, chat)
     assert cached is not None
@@ -248,7 +248,7 @@ async def test_the_newest_page_reads_only_the_page_from_the_cache(
     await store.sign_in(ALICE_EMAIL, PASSWORD)
     chat = await long_chat(store, stack, 130)
     # A miss with only the newest 20 wanted still loads and caches the whole window.
-    assert [m.seq for m in await store.message_window(chat, 20)] == list(range(111, 131))
+    assert [m.seq for m in await store.signed_in.reads.message_window(chat, 20)] == list(range(111, 131))
     cached = await layer.cache.get_messages(ALICE, chat)
     assert cached is not None and len(cached.value) == 130
 
@@ -273,7 +273,7 @@ async def test_reopening_a_chat_reads_only_the_page_and_keeps_its_cursor(
     await store.sign_in(ALICE_EMAIL, PASSWORD)
     chat = await long_chat(store, stack, 130)
     # An edit of a message older than the page: the window's newest rev is not on the page.
-    edited = await store.backend.fetch_messages(chat, 11, 1)
+    edited = await layer.backend.fetch_messages(chat, 11, 1)
     await store.edit_message(edited.messages[0].id, "line 10, edited")
     await store.settle()
     asked = spy_on_message_reads(layer, monkeypatch)
@@ -297,8 +297,8 @@ async def test_reopening_a_chat_reads_only_the_page_and_keeps_its_cursor(
     finally:
         await conn.close()
     assert row is not None
-    message = (await store.backend.fetch_messages_since(chat, row["rev"] - 1))[0]
-    await store.live.apply_now([MessageUpserted(message=message)])
+    message = (await layer.backend.fetch_messages_since(chat, row["rev"] - 1))[0]
+    await store.signed_in.live.apply_now([MessageUpserted(message=message)])
     cached = await layer.cache.get_messages(ALICE, chat)
     assert cached is not None and cached.value[-1].id == message.id and len(cached.value) == 131
     assert again.rows[-1].content == "after the edit"
