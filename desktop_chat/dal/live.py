@@ -380,11 +380,13 @@ class LiveSync:
                 if row is None:
                     continue
                 for message in sorted(incoming, key=lambda m: m.seq or 0):
-                    before = row.chat.last_seq
+                    # New to this row: beyond the newest message it showed. (Not beyond chat.last_seq: the
+                    # chat row's update, which moves that counter, is pushed before the message itself.)
+                    known = row.last_message.seq if row.last_message is not None else None
                     row = summary_with_message(row, message, me)
                     if (
                         message.seq is not None
-                        and message.seq > before
+                        and message.seq > (known or 0)
                         and message.sender_id != me
                         and not message.deleted
                     ):
