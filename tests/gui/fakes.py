@@ -1,5 +1,8 @@
 """``FakeChatStore``: an in-memory ``ChatStoreAPI`` for widget tests, screenshots and GUI benchmarks.
 
+``tests/contract/test_chat_store.py`` holds it to the real store's behaviour and wording: whatever the
+contract checks, the fake does as ``desktop_chat.dal.chat_store.ChatStore`` does over the real stack.
+
 It keeps what a server would keep (accounts, chats, members, numbered history) and what the real store
 shows the UI (the recent-chats ``LiveList``, one timeline per opened chat, the status), and lets a test
 script everything the network would decide: when a pending message is delivered or refused, what the
@@ -270,9 +273,11 @@ class FakeChatStore:
 
     async def sign_in(self, email: str, password: str) -> Profile:
         await self._enter("sign_in", email)
+        if not email.strip() or not password:
+            raise InvalidInput("Enter your email address and password.")
         account = self._accounts.get(email.strip().lower())
         if account is None or account.password != password:
-            raise Unauthorized("Invalid login credentials", code="invalid_credentials")
+            raise Unauthorized("Wrong email or password.", code="invalid_credentials")
         self._current = account.profile
         self.saved_session = account.profile
         return account.profile
@@ -281,9 +286,9 @@ class FakeChatStore:
         await self._enter("sign_up", email, display_name)
         name = validate_display_name(display_name)
         if email.strip().lower() in self._accounts:
-            raise Rejected("An account with this e-mail already exists.", code="user_already_exists")
+            raise Rejected("An account with this email address already exists.", code="user_already_exists")
         if len(password) < 6:
-            raise InvalidInput("The password must be at least 6 characters long.")
+            raise InvalidInput("That password is too weak (length); use at least 6 characters.", code="weak_password")
         profile = self.add_user(email.strip(), name, password)
         self._current = profile
         self.saved_session = profile
@@ -350,7 +355,11 @@ class FakeChatStore:
 
     async def messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = 50) -> MessagePage:
         await self._enter("messages", chat_id, before_seq, limit)
-        chat = self._member_chat(chat_id)
+        if limit < 1:
+            raise InvalidInput("A page holds at least one message.")
+        chat = self._readable_chat(chat_id)
+        if chat is None:
+            return MessagePage(chat_id=chat_id)  # row level security: nothing to read
         top = (before_seq - 1) if before_seq is not None else chat.session.last_seq
         low = max(1, top - limit + 1)
         rows = tuple(message for seq in range(low, top + 1) if (message := self._message(chat, seq)) is not None)
@@ -358,11 +367,11 @@ class FakeChatStore:
 
     async def open_chat(self, chat_id: ChatId) -> Timeline:
         await self._enter("open_chat", chat_id)
-        chat = self._member_chat(chat_id)
+        chat = self._readable_chat(chat_id)
         timeline = self._timelines.get(chat_id)
         if timeline is None:
             timeline = new_timeline()
-            top = chat.session.last_seq
+            top = chat.session.last_seq if chat is not None else 0  # not a member: nothing to read
             low = max(1, top - self.page_size + 1)
             rows = [message for seq in range(low, top + 1) if (message := self._message(chat, seq)) is not None]
             rows += [message for message in self._outbox.values() if message.chat_id == chat_id]
@@ -390,9 +399,8 @@ class FakeChatStore:
     # --- writes --------------------------------------------------------------------------------------
     async def send(self, chat_id: ChatId, text: str) -> MessageId:
         await self._enter("send", chat_id, text)
-        validate_message_text(text)
         me = self._me()
-        self._member_chat(chat_id)
+        validate_message_text(text)
         message = Message(
             id=new_message_id(),
             chat_id=chat_id,
@@ -410,7 +418,12 @@ class FakeChatStore:
 
     async def retry(self, message_id: MessageId) -> None:
         await self._enter("retry", message_id)
-        queued = self._outbox[message_id]
+        self._me()
+        queued = self._outbox.get(message_id)
+        if queued is None:
+            raise InvalidInput("That message is no longer waiting to be sent.")
+        if queued.delivery is DeliveryState.PENDING:
+            return  # already on its way
         pending = queued.model_copy(update={"delivery": DeliveryState.PENDING, "error": None})
         self._outbox[message_id] = pending
         self._show(pending)
@@ -419,7 +432,10 @@ class FakeChatStore:
 
     async def discard(self, message_id: MessageId) -> None:
         await self._enter("discard", message_id)
-        queued = self._outbox.pop(message_id)
+        self._me()
+        queued = self._outbox.pop(message_id, None)
+        if queued is None:
+            return  # sent or discarded already
         timeline = self._timelines.get(queued.chat_id)
         if timeline is not None:
             timeline.remove(message_id)
@@ -427,24 +443,27 @@ class FakeChatStore:
 
     async def edit_message(self, message_id: MessageId, text: str) -> None:
         await self._enter("edit_message", message_id, text)
+        self._me()
         validate_message_text(text)
-        chat, message = self._own_confirmed(message_id)
+        chat, message = self._own_confirmed(
+            message_id, "Only the sender can edit a message, and not after deleting it."
+        )
         self._replace(chat, message.model_copy(update={"content": text, "edited_at": self._now()}))
 
     async def delete_message(self, message_id: MessageId) -> None:
         await self._enter("delete_message", message_id)
-        chat, message = self._own_confirmed(message_id)
+        chat, message = self._own_confirmed(message_id, "Only the sender can delete a message.")
         self._replace(chat, message.model_copy(update={"content": "", "deleted_at": self._now()}))
 
     async def create_chat(self, title: str, member_emails: Sequence[str] = ()) -> ChatId:
         await self._enter("create_chat", title, tuple(member_emails))
-        title = validate_title(title)
         me = self._me()
+        title = validate_title(title)
         others = []
-        for email in member_emails:
-            account = self._accounts.get(email.strip().lower())
+        for email in dict.fromkeys(e.strip().lower() for e in member_emails if e.strip()):
+            account = self._accounts.get(email)
             if account is None:
-                raise Rejected(f"No one with the e-mail {email.strip()} has an account.")
+                raise InvalidInput(f"There is no account for {email}.")
             others.append(account.profile)
         now = self._now()
         chat_id = new_chat_id()
@@ -464,16 +483,20 @@ class FakeChatStore:
 
     async def rename_chat(self, chat_id: ChatId, title: str) -> None:
         await self._enter("rename_chat", chat_id, title)
-        chat = self._owned_chat(chat_id, "rename")
-        chat.session = chat.session.model_copy(update={"title": validate_title(title), "updated_at": self._now()})
+        self._me()
+        clean = validate_title(title)
+        chat = self._owned_chat(chat_id, "Only the chat's owners can rename it.")
+        chat.session = chat.session.model_copy(update={"title": clean, "updated_at": self._now()})
         self._publish_summary(chat_id)
 
     async def add_member(self, chat_id: ChatId, email: str) -> None:
         await self._enter("add_member", chat_id, email)
-        chat = self._owned_chat(chat_id, "add people to")
+        self._me()
         account = self._accounts.get(email.strip().lower())
         if account is None:
-            raise Rejected(f"No one with the e-mail {email.strip()} has an account.")
+            raise InvalidInput(f"There is no account for {email.strip()}.")
+        # Row level security refuses the insert (42501), which the backend words like this.
+        chat = self._owned_chat(chat_id, "You are not allowed to do that (you may have been removed from the chat).")
         chat.members[account.profile.id] = ChatMember(
             chat_id=chat_id,
             user_id=account.profile.id,
@@ -483,18 +506,25 @@ class FakeChatStore:
 
     async def remove_member(self, chat_id: ChatId, user_id: UserId) -> None:
         await self._enter("remove_member", chat_id, user_id)
-        chat = self._owned_chat(chat_id, "remove people from")
+        if user_id == self._me().id:
+            await self._leave(chat_id)
+            return
+        chat = self._owned_chat(chat_id, "Only the chat's owners can remove someone else.")
         chat.members.pop(user_id, None)
 
     async def leave_chat(self, chat_id: ChatId) -> None:
         await self._enter("leave_chat", chat_id)
+        await self._leave(chat_id)
+
+    async def _leave(self, chat_id: ChatId) -> None:
         chat = self._member_chat(chat_id)
         del chat.members[self._me().id]
         self._chat_list.remove(chat_id)
 
     async def delete_chat(self, chat_id: ChatId) -> None:
         await self._enter("delete_chat", chat_id)
-        chat = self._owned_chat(chat_id, "delete")
+        self._me()
+        chat = self._owned_chat(chat_id, "Only the chat's owners can delete it.")
         chat.session = chat.session.model_copy(update={"deleted_at": self._now()})
         self._chat_list.remove(chat_id)
 
@@ -541,32 +571,39 @@ class FakeChatStore:
 
     def _me(self) -> Profile:
         if self._current is None:
-            raise NotSignedIn("You are signed out.")
+            raise NotSignedIn("You are not signed in.")
         return self._current
 
-    def _member_chat(self, chat_id: ChatId) -> _Chat:
+    def _readable_chat(self, chat_id: ChatId) -> _Chat | None:
+        """The chat, if row level security lets the signed-in user read it."""
         chat = self._chats.get(chat_id)
-        if chat is None or self._me().id not in chat.members or chat.session.deleted:
-            raise Rejected("This chat does not exist or you are no longer a member.")
+        if chat is None or self._me().id not in chat.members:
+            return None
         return chat
 
-    def _owned_chat(self, chat_id: ChatId, verb: str) -> _Chat:
+    def _member_chat(self, chat_id: ChatId) -> _Chat:
+        chat = self._readable_chat(chat_id)
+        if chat is None or chat.session.deleted:
+            raise Rejected("This chat does not exist or you are no longer in it.")
+        return chat
+
+    def _owned_chat(self, chat_id: ChatId, refusal: str) -> _Chat:
         chat = self._member_chat(chat_id)
         if chat.members[self._me().id].role is not MemberRole.OWNER:
-            raise Rejected(f"Only the chat's owners can {verb} it.", code="42501")
+            raise Rejected(refusal)
         return chat
 
-    def _own_confirmed(self, message_id: MessageId) -> tuple[_Chat, Message]:
+    def _own_confirmed(self, message_id: MessageId, refusal: str) -> tuple[_Chat, Message]:
+        """A sent message of the signed-in user's; else the server changes no row (``refusal``)."""
         me = self._me().id
         for chat in self._chats.values():
             for message in chat.explicit.values():
-                if message.id == message_id:
-                    if message.sender_id != me:
-                        raise Rejected("Only the sender can change a message.", code="42501")
+                if message.id == message_id and message.sender_id == me:
                     if message.deleted:
-                        raise Rejected("This message was deleted.")
+                        # The database's trigger refuses it (a check violation, worded by the backend).
+                        raise Rejected("The server refused the data: a deleted message cannot be edited", code="23514")
                     return chat, message
-        raise Rejected("Only sent messages can be changed.")
+        raise Rejected(refusal)
 
     def _replace(self, chat: _Chat, message: Message) -> None:
         chat.session = chat.session.model_copy(update={"last_rev": chat.session.last_rev + 1})
@@ -657,7 +694,14 @@ class FakeChatStore:
 
     def _deliver_if_pending(self, message_id: MessageId) -> None:
         queued = self._outbox.get(message_id)
-        if queued is not None and queued.delivery is DeliveryState.PENDING:
+        if queued is None or queued.delivery is not DeliveryState.PENDING:
+            return
+        chat = self._chats.get(queued.chat_id)
+        if chat is None or chat.session.deleted:
+            self.reject(message_id, "This chat no longer exists.")
+        elif queued.sender_id not in chat.members:
+            self.reject(message_id, "You can no longer post in this chat.")
+        else:
             self.deliver(message_id)
 
 

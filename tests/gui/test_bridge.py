@@ -65,7 +65,7 @@ def test_an_expected_failure_becomes_failed_with_a_sentence_and_no_result(
         bridge.create_chat("Planning", ["nobody@example.com"])
     assert failed.args == [
         "create_chat",
-        "No one with the e-mail nobody@example.com has an account.",
+        "There is no account for nobody@example.com.",
         None,
     ]
     assert created == []

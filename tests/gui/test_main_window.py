@@ -147,7 +147,7 @@ def test_new_chat_errors_stay_in_the_dialog(qtbot: QtBot, window: MainWindow, st
     dialog.members_edit.setText("zed@example.com")
     dialog.submit()
     qtbot.waitUntil(lambda: not dialog.busy)
-    assert dialog.error_label.text() == "No one with the e-mail zed@example.com has an account."
+    assert dialog.error_label.text() == "There is no account for zed@example.com."
     assert dialog.isVisible()
     qtbot.keyClick(dialog, Qt.Key.Key_Escape)
     assert not dialog.isVisible()

@@ -133,7 +133,7 @@ def test_sign_up_errors_from_the_server_are_shown(
     window.name_edit.setText("Another Bob")
     window.submit()
     qtbot.waitUntil(lambda: window.error_label.isVisible())
-    assert window.error_label.text() == "An account with this e-mail already exists."
+    assert window.error_label.text() == "An account with this email address already exists."
 
 
 def test_sign_out_clears_the_session_and_returns_to_sign_in(
