@@ -7,11 +7,10 @@ TTLs as the safety net.
 Building it (composition root)::
 
     metrics = MetricsRegistry()
-    cache = await open_cache(settings, metrics)   # keyring key, managed or configured Redis, memory tier
-    ...
-    await cache.close()                           # also stops the managed redis-server
+    async with open_cache(settings, metrics) as cache:   # keyring key, managed or configured Redis, memory
+        ...                                             # leaving closes the cache, then its redis-server
 
-Using it (``ChatStore`` in ``desktop_chat.dal``), read-through with stale-while-revalidate::
+Using it (``Reads`` in ``desktop_chat.dal``), read-through with stale-while-revalidate::
 
     hit = await cache.get_chat(user, chat_id)              # Cached[ChatDetails] | None
     if hit is not None:

@@ -4,8 +4,8 @@ Every key carries the signed-in user, so one user's entries can never be read th
 key (the codec additionally binds each value to its key, see ``codec``)::
 
     dc:v1:{user}:recent             recent chats of {user}                       (KeyKind.RECENT)
-    dc:v1:{user}:chat:{session}     one chat's details and members               (KeyKind.CHAT)
-    dc:v1:{user}:msgs:{session}     the newest messages of one chat, by seq      (KeyKind.MSGS)
+    dc:v1:{user}:chat:{chat}        one chat's details and members               (KeyKind.CHAT)
+    dc:v1:{user}:msgs:{chat}        the newest messages of one chat, by seq      (KeyKind.MSGS)
     dc:v1:{user}:chats              index: the user's cached chats, scored by last use
     dc:v1:meta:key-id               which encryption key wrote this namespace
     dc:v1:meta:probe                written by the breaker's probe
@@ -52,7 +52,7 @@ class KeyKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CacheKey:
-    """One cache entry of one user. ``session`` is set exactly for the per-chat kinds."""
+    """One cache entry of one user. ``chat_id`` is set exactly for the per-chat kinds."""
 
     user: UserId
     kind: KeyKind

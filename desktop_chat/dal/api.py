@@ -80,9 +80,15 @@ MessageListener = Callable[[Message], None]
 
 
 class ChatStoreAPI(Protocol):
-    """Everything the UI may ask of the data layer."""
+    """Everything the UI may ask of the data layer.
 
-    # --- session -----------------------------------------------------------------------------------
+    Signed out, reads and writes raise ``NotSignedIn``; ``chat_list`` is empty, ``has_older`` is False,
+    ``close_chat`` and ``set_typing`` do nothing. Refusals are ``InvalidInput`` (before anything is sent) or
+    ``Rejected`` (the server said no), in plain words; ``tests/contract/test_chat_store.py`` pins them. The UI
+    never closes the store: whoever built it does.
+    """
+
+    # --- signing in and out -------------------------------------------------------------------------
     @property
     def current_user(self) -> Profile | None: ...
 
