@@ -13,9 +13,9 @@ One row per kind of change, in ``CHANGE_TYPES`` (event, table, parse, reduce, wr
     ProfileUpserted  profiles        INSERT/UPDATE  forget the open chats' details  (same)
 
 ``LiveSync`` applies a batch of events in three steps: every event's ``reduce`` (pure: it only reads the
-views through ``ViewState`` and writes the ``ChangeBatch``), then each distinct ``write_cache`` once (the
-cache first), then the views. The realtime channel binds exactly the tables named here, and a push is
-parsed by the rows of its table.
+views through ``ViewState`` and writes the ``ChangeBatch``; the chat-list rows it works out go in at once),
+then each distinct ``write_cache`` once (the cache first), then the rest of the views. The realtime
+channel binds exactly the tables named here, and a push is parsed by the rows of its table.
 
 Adding a table (reactions, say) is a row here with its parse, reduce and cache writer; when its reduce
 needs a kind of effect the batch does not have yet, it adds a field to ``ChangeBatch`` and LiveSync a

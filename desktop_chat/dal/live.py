@@ -338,14 +338,16 @@ class LiveSync:
 
     async def _apply(self, events: Sequence[ChangeEvent], *, realtime: bool) -> None:
         batch = reduce(events, ChangeBatch(self._me, self, self._cursors, realtime=realtime))
-        await write_cache(batch, self._cache)
-        self._show(batch)
-
-    def _show(self, batch: ChangeBatch) -> None:
+        # The chat-list rows go in at once: they were reduced from the list as it is now, and the list may
+        # change while the cache is written (the answer to a send, say), which they must not overwrite.
         if batch.rows:
             with self.chat_list.batch():
                 for row in batch.rows.values():
                     self.chat_list.upsert(row)
+        await write_cache(batch, self._cache)
+        self._show(batch)
+
+    def _show(self, batch: ChangeBatch) -> None:
         self._show_messages(batch.messages, from_stream=True)
         for chat_id in batch.drop:
             self._drop_views(chat_id)
