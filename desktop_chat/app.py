@@ -140,7 +140,7 @@ def run(
     QCoreApplication.setApplicationName("desktop-chat")
     QCoreApplication.setApplicationVersion(__version__)
     QApplication.setDesktopFileName("desktop-chat")
-    # Quitting is ours to decide: store.close() must finish before the event loop stops.
+    # Quitting is ours to decide: the data layers must be closed before the event loop stops.
     app.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
