@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -151,4 +152,94 @@ async def _measure(info: dict[str, Any]) -> dict[str, Any]:
 
 def run() -> dict[str, Any]:
     with throwaway_stack() as (_, info):
-        return asyncio.run(_measure(info))
+        figures = asyncio.run(_measure(info))
+    figures["writers"] = run_writers()
+    return figures
+
+
+# --- Writers: how a hot chat's row lock limits sends through the gateway ------------------------------------
+#
+# Every message insert locks its chat's row (the seq/rev trigger) until COMMIT. When the gateway sends COMMIT
+# as a round trip of its own, the lock is held across that round trip and writers into one chat queue behind
+# each other; 16 chats spread the same load over 16 locks. Each writer sends the app's idempotent insert
+# (``upsert(..., on_conflict="id", ignore_duplicates=True)``) through the official client, one at a time.
+
+WRITER_MESSAGES = 120
+WRITER_ROUNDS = 3
+WRITER_SCENARIOS: tuple[tuple[str, int, int], ...] = (
+    ("1 writer, 1 chat", 1, 1),
+    ("4 writers, 1 chat", 4, 1),
+    ("16 writers, 1 chat", 16, 1),
+    ("16 writers, 16 chats", 16, 16),
+)
+
+
+async def _writer_chats(db_url: str, owner: uuid.UUID, count: int) -> list[uuid.UUID]:
+    conn = await asyncpg.connect(db_url)
+    try:
+        chats = [uuid.uuid4() for _ in range(count)]
+        await conn.executemany(
+            "insert into public.chat_sessions (id, title, created_by) values ($1, $2, $3)",
+            [(chat, f"writers {i}", owner) for i, chat in enumerate(chats)],
+        )
+        return chats
+    finally:
+        await conn.close()
+
+
+async def _measure_writers(info: dict[str, Any]) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        client: AsyncClient = await acreate_client(
+            info["api_url"], info["anon_key"], AsyncClientOptions(httpx_client=http, auto_refresh_token=False)
+        )
+        email = f"bench-writer-{uuid.uuid4().hex[:8]}@example.com"
+        signed_up = await client.auth.sign_up({"email": email, "password": PASSWORD})
+        assert signed_up.user is not None
+        owner = uuid.UUID(signed_up.user.id)
+
+        async def writer(chat: uuid.UUID, latencies: list[float]) -> None:
+            for i in range(WRITER_MESSAGES):
+                row = {"id": str(uuid.uuid4()), "session_id": str(chat), "content": f"message {i}"}
+                started = time.perf_counter()
+                response = await (
+                    client.table("chat_messages").upsert(row, on_conflict="id", ignore_duplicates=True).execute()
+                )
+                latencies.append(time.perf_counter() - started)
+                assert len(response.data) == 1
+
+        rates: dict[str, list[float]] = {name: [] for name, _, _ in WRITER_SCENARIOS}
+        latencies: dict[str, list[float]] = {name: [] for name, _, _ in WRITER_SCENARIOS}
+        for round_ in range(WRITER_ROUNDS):
+            # Rotate the order, so no scenario always runs first (cold) or last (warm, bloated tables).
+            order = list(WRITER_SCENARIOS[round_ % 4 :] + WRITER_SCENARIOS[: round_ % 4])
+            for name, writers, chat_count in order:
+                chats = await _writer_chats(info["db_url"], owner, chat_count)
+                started = time.perf_counter()
+                await asyncio.gather(*(writer(chats[w % chat_count], latencies[name]) for w in range(writers)))
+                elapsed = time.perf_counter() - started
+                rates[name].append(writers * WRITER_MESSAGES / elapsed)
+
+    figures: dict[str, Any] = {}
+    for name, _, _ in WRITER_SCENARIOS:
+        figures[name] = {
+            "messages_per_s": round(statistics.median(rates[name]), 1),
+            "rounds_messages_per_s": [round(rate, 1) for rate in rates[name]],
+            **summary_ms(latencies[name]),
+        }
+    single = figures["1 writer, 1 chat"]["messages_per_s"]
+    hot = figures["16 writers, 1 chat"]["messages_per_s"]
+    spread = figures["16 writers, 16 chats"]["messages_per_s"]
+    figures["hot_chat_vs_single_writer"] = round(hot / single, 2)
+    figures["hot_chat_vs_16_chats"] = round(hot / spread, 2)
+    figures["note"] = (
+        f"{WRITER_MESSAGES} sends per writer, {WRITER_ROUNDS} rounds in rotating order; messages_per_s is the "
+        "median round, latencies pool all rounds. Each send is the app's idempotent insert through the official "
+        "client and the gateway; client, gateway and PostgreSQL share the machine."
+    )
+    return figures
+
+
+def run_writers() -> dict[str, Any]:
+    with throwaway_stack() as (_, info):
+        return asyncio.run(_measure_writers(info))
