@@ -195,7 +195,8 @@ async def _hosted(host: str, port: int, bootstrap_url: str) -> None:
         assert await project.fetchval("select count(*) from auth.users") == 3
         assert await project.fetchval("select count(*) from public.profiles") == 3
         owners = await project.fetch(
-            "select distinct pg_get_userbyid(relowner) as owner from pg_class where relnamespace = 'public'::regnamespace"
+            "select distinct pg_get_userbyid(relowner) as owner from pg_class"
+            " where relnamespace = 'public'::regnamespace"
         )
         assert [o["owner"] for o in owners] == ["postgres"]
         # A security definer function reading auth.users works for a signed-in caller: its owner bypasses RLS.
