@@ -357,7 +357,7 @@ async def _rpc(request: Request, ctx: GatewayContext) -> Response:
         rollback=prefs.tx == "rollback",
     )
     headers: dict[str, str] = {}
-    _applied(prefs, ("params", "count", "tx", "handling", "max_affected"), headers)
+    _applied(prefs, ("count", "tx", "handling", "max_affected"), headers)
     if function.result == "void":
         headers["Content-Range"] = _content_range(
             query.offset or 0, (query.offset or 0) + result.rows - 1, result.total
