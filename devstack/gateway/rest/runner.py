@@ -9,8 +9,8 @@ one that commits when the statement completes, in the same round trip. A row loc
 (the chat row behind every message insert) is therefore held for the statement and its commit only,
 never across a further network round trip for COMMIT. Reads get the same with
 ``default_transaction_read_only`` set for them, so a write attempted by a read is refused (25006) as in
-PostgREST's read-only transactions. The settings are session-level; the pool's reset (``RESET ALL``)
-clears them when the connection goes back, off the latency path.
+PostgREST's read-only transactions. The settings are session-level; the pool's reset
+(``reset_connection``) clears them when the connection goes back, off the latency path.
 
 What must decide between commit and rollback after seeing the result (``single()`` on a write,
 ``Prefer: max-affected`` with ``handling=strict``, ``Prefer: tx=rollback``) runs in an explicit
@@ -165,6 +165,15 @@ async def _in_transaction(
     else:
         await transaction.commit()
     return result
+
+
+async def reset_connection(conn: asyncpg.Connection) -> None:
+    """The API pool's reset: the role too, which ``RESET ALL`` leaves alone, in the same round trip.
+
+    Without it a connection would go back to the pool still acting as the last request's role, and the
+    next user of the pool that does not set a role itself (realtime's visibility checks) would run as it.
+    """
+    await conn.execute("RESET ROLE;\n" + conn.get_reset_query())
 
 
 def _result(row: asyncpg.Record | None) -> Result:
