@@ -6,6 +6,11 @@ asks for the newest 50 through the official async client (``.select("*").eq("ses
 process, as the member (``set_config`` of role and claims in a transaction, as the gateway does it),
 and once more as a raw HTTP request without the client library. The three are interleaved, in a
 rotating order, so that machine noise falls on all of them alike.
+
+A second section (``writers``, also ``run_writers()`` on its own) measures sends: 1, 4 and 16 writers into
+one chat against 16 writers into 16 chats, each send the app's idempotent insert through the official
+client, rounds in rotating order. A message insert locks its chat's row until the transaction ends, so the
+gap between the statement and its COMMIT is what writers into one chat queue on.
 """
 
 from __future__ import annotations
@@ -154,6 +159,7 @@ def run() -> dict[str, Any]:
     with throwaway_stack() as (_, info):
         figures = asyncio.run(_measure(info))
     figures["writers"] = run_writers()
+    figures["lock_held"] = run_lock_probe()
     return figures
 
 
@@ -243,3 +249,62 @@ async def _measure_writers(info: dict[str, Any]) -> dict[str, Any]:
 def run_writers() -> dict[str, Any]:
     with throwaway_stack() as (_, info):
         return asyncio.run(_measure_writers(info))
+
+
+# --- How long a send holds its chat's row lock ---------------------------------------------------------------
+#
+# One writer sends back to back through the official client while a probe on its own connection asks, again
+# and again, whether the chat row can be share-locked right now (``for share nowait``). The share of refused
+# probes is the share of time the row was locked: the insert statement and its commit, plus whatever lies
+# between them (a COMMIT sent as a round trip of its own waits for the gateway's event loop and the network).
+
+PROBE_SENDS = 400
+
+
+async def _measure_lock_held(info: dict[str, Any]) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=60) as http:
+        client: AsyncClient = await acreate_client(
+            info["api_url"], info["anon_key"], AsyncClientOptions(httpx_client=http, auto_refresh_token=False)
+        )
+        signed_up = await client.auth.sign_up(
+            {"email": f"bench-probe-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD}
+        )
+        assert signed_up.user is not None
+        [chat] = await _writer_chats(info["db_url"], uuid.UUID(signed_up.user.id), 1)
+        probe = await asyncpg.connect(info["db_url"])
+        counts = {"held": 0, "free": 0}
+        done = asyncio.Event()
+
+        async def probing() -> None:
+            while not done.is_set():
+                try:
+                    await probe.fetchval(
+                        "select exists (select from public.chat_sessions where id = $1 for share nowait)", chat
+                    )
+                    counts["free"] += 1
+                except asyncpg.LockNotAvailableError:
+                    counts["held"] += 1
+                await asyncio.sleep(0)
+
+        prober = asyncio.create_task(probing())
+        started = time.perf_counter()
+        for i in range(PROBE_SENDS):
+            row = {"id": str(uuid.uuid4()), "session_id": str(chat), "content": f"probe {i}"}
+            await client.table("chat_messages").upsert(row, on_conflict="id", ignore_duplicates=True).execute()
+        elapsed = time.perf_counter() - started
+        done.set()
+        await prober
+        await probe.close()
+    probes = counts["held"] + counts["free"]
+    return {
+        "sends": PROBE_SENDS,
+        "sends_per_s": round(PROBE_SENDS / elapsed, 1),
+        "probes": probes,
+        "locked_share_pct": round(100 * counts["held"] / probes, 2),
+        "locked_ms_per_send": round(elapsed * 1000 * counts["held"] / probes / PROBE_SENDS, 3),
+    }
+
+
+def run_lock_probe() -> dict[str, Any]:
+    with throwaway_stack() as (_, info):
+        return asyncio.run(_measure_lock_held(info))

@@ -84,8 +84,7 @@ def _error_response(error: RestError) -> Response:
 
 def _request_info(request: Request, path: str) -> RequestInfo:
     headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in request.scope["headers"]}
-    # The credentials are in request.jwt.claims already; PostgREST leaves them out of request.headers too.
-    headers.pop("authorization", None)
+    # As PostgREST: every header but the cookies, which go to request.cookies.
     headers.pop("cookie", None)
     return RequestInfo(request.method, path, headers, dict(request.cookies))
 

@@ -147,3 +147,25 @@ async def test_stable_functions_called_by_post_run_read_only(make_client: Client
     assert (await client.rpc("gwx_read_only", {}, get=True).execute()).data == "on"
     # A character argument is not cut to one letter either.
     assert (await client.rpc("gwx_char_arg", {"p_iso": "DZ"}).execute()).data == "DZ"
+
+
+async def test_request_settings_are_exposed_as_postgrest_exposes_them(
+    http: httpx.AsyncClient, gateway: Gateway, db: Db, surface_schema: None
+) -> None:
+    await db.pool.execute(
+        "create or replace function public.gwx_request() returns json language sql stable as $$"
+        " select json_build_object('method', current_setting('request.method'),"
+        " 'path', current_setting('request.path'), 'custom', current_setting('request.headers')::json ->> 'x-custom',"
+        " 'role', current_user, 'sub', current_setting('request.jwt.claims')::json ->> 'sub',"
+        " 'search_path', current_setting('search_path')) $$;"
+        " grant execute on function public.gwx_request() to authenticated"
+    )
+    response = await http.get("/rest/v1/rpc/gwx_request", headers={**gateway.headers(ALICE_EMAIL), "X-Custom": "hello"})
+    assert response.json() == {
+        "method": "GET",
+        "path": "/rpc/gwx_request",
+        "custom": "hello",
+        "role": "authenticated",
+        "sub": "a11ce000-0000-4000-8000-000000000001",
+        "search_path": "public, extensions",
+    }
