@@ -1,4 +1,5 @@
-"""Apply the Supabase baseline, the project's migrations (in order, recorded) and the seed."""
+"""Apply the Supabase baseline (with the ``realtime`` schema), the project's migrations (in order, recorded) and
+the seed."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from devstack.config import DB_PASSWORD
 from devstack.procs import DevstackError
 
 BASELINE = Path(__file__).parent / "sql" / "baseline.sql"
+REALTIME = Path(__file__).parent / "sql" / "realtime.sql"
+"""The ``realtime`` schema objects a Supabase project has (applied after the baseline, before migrations)."""
 _MIGRATION_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[A-Za-z0-9_\-]+)\.sql$")
 
 _SEED_TABLE = """
@@ -98,6 +101,12 @@ async def apply(db_url: str, supabase_dir: Path, *, seed: bool = True) -> Migrat
                 await conn.execute(_SEED_TABLE)
         except asyncpg.PostgresError as error:
             raise MigrationError(describe_error(BASELINE, baseline, error)) from None
+        realtime = REALTIME.read_text()
+        try:
+            async with conn.transaction():
+                await conn.execute(realtime)
+        except asyncpg.PostgresError as error:
+            raise MigrationError(describe_error(REALTIME, realtime, error)) from None
 
         rows = await conn.fetch("select version from supabase_migrations.schema_migrations")
         done = {row["version"] for row in rows}
