@@ -98,10 +98,21 @@ async def send_from_database(db: Db, topic: str, event: str, payload: dict[str, 
     await db.pool.execute("select realtime.send($1::jsonb, $2, $3, $4)", json.dumps(payload), event, topic, private)
 
 
+async def settled(db: Db, wire: Callable[[], Any], stack: StackHandle) -> None:
+    """Wait until every broadcast committed so far has been relayed (the relay keeps commit order), so
+    that a socket joined from now on gets none of them (a new chat's "member" events, say)."""
+    raw = await wire()
+    topic = f"settle:{uuid.uuid4()}"
+    assert (await raw.join(topic, stack.anon_key, private=False))["payload"]["status"] == "ok"
+    await send_from_database(db, topic, "settled", {}, private=False)
+    assert (await raw.receive())["payload"]["event"] == "settled"
+
+
 async def test_a_member_hears_the_database_and_a_non_member_is_refused_on_the_wire(
-    wire: Callable[[], Any], rt: Realtime, db: Db
+    wire: Callable[[], Any], rt: Realtime, db: Db, stack: StackHandle
 ) -> None:
     chat = await db.new_chat(ALICE, BOB)
+    await settled(db, wire, stack)
     bob, carol = await wire(), await wire()
     reply = await bob.join(f"chat:{chat}", rt.token(BOB))
     assert reply["payload"] == {"status": "ok", "response": {"postgres_changes": []}}
@@ -197,6 +208,7 @@ async def test_non_members_cannot_broadcast_into_a_chat_and_members_not_as_the_d
     wire: Callable[[], Any], rt: Realtime, db: Db, stack: StackHandle
 ) -> None:
     chat = await db.new_chat(ALICE, BOB)
+    await settled(db, wire, stack)
     alice, bob = await wire(), await wire()
     assert (await alice.join(f"chat:{chat}", rt.token(ALICE)))["payload"]["status"] == "ok"
     assert (await alice.join(f"chat:{chat}:typing", rt.token(ALICE)))["payload"]["status"] == "ok"
@@ -229,8 +241,11 @@ async def test_non_members_cannot_broadcast_into_a_chat_and_members_not_as_the_d
     assert frame["payload"]["event"] == "message" and frame["payload"]["payload"]["record"]["content"] == "real"
 
 
-async def test_typing_and_presence_between_members(wire: Callable[[], Any], rt: Realtime, db: Db) -> None:
+async def test_typing_and_presence_between_members(
+    wire: Callable[[], Any], rt: Realtime, db: Db, stack: StackHandle
+) -> None:
     chat = await db.new_chat(ALICE, BOB)
+    await settled(db, wire, stack)
     alice, bob = await wire(), await wire()
     with_presence = {"presence": {"key": str(ALICE), "enabled": True}}
     assert (await alice.join(f"chat:{chat}", rt.token(ALICE), **with_presence))["payload"]["status"] == "ok"
