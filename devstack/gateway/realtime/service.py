@@ -492,7 +492,7 @@ class RealtimeService:
             try:
                 rights = await self._check_topic(auth, topic, x_headers, write=(BROADCAST,))
                 allowed[topic] = rights.broadcast_write is True
-            except (TokenRejected, CheckFailed) as error:
+            except (TokenRejected, CheckFailed, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.info("realtime: HTTP broadcast to %s not authorized: %s", topic, error)
                 allowed[topic] = False
         for message in messages:
