@@ -1,4 +1,5 @@
-"""Apply the Supabase baseline, the project's migrations (in order, recorded) and the seed."""
+"""Apply the Supabase baseline (with the ``realtime`` schema), the project's migrations (in order, recorded) and
+the seed."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from devstack.config import DB_PASSWORD
 from devstack.procs import DevstackError
 
 BASELINE = Path(__file__).parent / "sql" / "baseline.sql"
+REALTIME = Path(__file__).parent / "sql" / "realtime.sql"
+"""The ``realtime`` schema objects a Supabase project has (applied after the baseline, before migrations)."""
 _MIGRATION_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[A-Za-z0-9_\-]+)\.sql$")
 
 # Where the Supabase CLI records applied migrations and seed files; it creates them itself, as the user
@@ -86,7 +89,7 @@ def describe_error(path: Path, sql: str, error: asyncpg.PostgresError) -> str:
 
 
 async def apply_baseline(conn: asyncpg.Connection) -> None:
-    """The platform's part (``baseline.sql``), as the platform's superuser applies it."""
+    """The platform's part (``baseline.sql``, then ``realtime.sql``), as the platform's superuser applies it."""
     baseline = BASELINE.read_text()
     try:
         async with conn.transaction():
@@ -97,6 +100,12 @@ async def apply_baseline(conn: asyncpg.Connection) -> None:
                 await conn.execute(f"alter role {role} with login password '{DB_PASSWORD}'")
     except asyncpg.PostgresError as error:
         raise MigrationError(describe_error(BASELINE, baseline, error)) from None
+    realtime = REALTIME.read_text()
+    try:
+        async with conn.transaction():
+            await conn.execute(realtime)
+    except asyncpg.PostgresError as error:
+        raise MigrationError(describe_error(REALTIME, realtime, error)) from None
 
 
 async def apply(
