@@ -178,8 +178,10 @@ async def _hosted(host: str, port: int, bootstrap_url: str) -> None:
     platform = await asyncpg.connect(url("supabase_admin_login", "hosted"))
     try:
         await migrate.apply_baseline(platform)
-        # Supabase's supautils lets `postgres` alter the publication it does not own; here it owns it.
+        # Supabase's supautils extension lets `postgres` alter the publication and write policies on
+        # realtime.messages, neither of which it owns; here ownership and membership stand in for it.
         await platform.execute("alter publication supabase_realtime owner to postgres")
+        await platform.execute("grant supabase_realtime_admin to postgres")
     finally:
         await platform.close()
 
