@@ -149,7 +149,8 @@ async def _measure(info: dict[str, Any]) -> dict[str, Any]:
         "note": (
             "asyncpg: BEGIN, set_config(role, claims), the query (rows decoded by asyncpg), COMMIT on one "
             "connection as `authenticator`; client: the official supabase client (httpx, HTTP/1.1 keep-alive) "
-            "through the gateway, JSON decoded (the gateway sends the response before its read-only COMMIT); "
+            "through the gateway, JSON decoded (the gateway sets role and claims, then runs the read as one "
+            "statement that commits in its own round trip); "
             "raw_http: the same request with httpx alone"
         ),
     }
@@ -194,7 +195,8 @@ async def _writer_chats(db_url: str, owner: uuid.UUID, count: int) -> list[uuid.
 
 
 async def _measure_writers(info: dict[str, Any]) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so no send races a server-side close.
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2.0)
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
         client: AsyncClient = await acreate_client(
             info["api_url"], info["anon_key"], AsyncClientOptions(httpx_client=http, auto_refresh_token=False)
