@@ -1,25 +1,35 @@
-"""The change types: what a change of each database table means here, from the push to the cache.
+"""The change types: what each broadcast from the database means here, from the push to the cache.
 
-One row per kind of change, in ``CHANGE_TYPES`` (event, table, parse, reduce, write_cache)::
+One row per kind of change, in ``CHANGE_TYPES`` (event, broadcast event, table, parse, reduce,
+write_cache); the schema's triggers send these events on the private topics (``user:<me>``,
+``chat:<id>``, see ``desktop_chat.realtime.topics``)::
 
-    MessageUpserted  chat_messages   INSERT/UPDATE  the chat's messages to apply    append per chat, by rev
-    ChatUpserted     chat_sessions   INSERT/UPDATE  the chat-list row; deleted:     forget details, purge
-                                                    drop; unknown: reload the list  the dropped chats
-    ChatRemoved      (the data layer makes it)      drop the chat                   (same)
-    MemberUpserted   chat_members    INSERT/UPDATE  ours: read position, role;      (same)
-                                                    others: forget the details
-    MemberRemoved    chat_members    DELETE         ours: drop the chat;            (same)
-                                                    others: forget the details
-    ProfileUpserted  profiles        INSERT/UPDATE  forget the open chats' details  (same)
+    MessageUpserted  message   chat_messages  INSERT/UPDATE  the chat's messages to apply     append per chat, by rev
+    MessageNoticed   activity  (a notice)     new message    the chat-list row; notify        (none: the list is
+                                                                                              written through)
+    ChatUpserted     chat      chat_sessions  INSERT/UPDATE  the chat-list row; deleted:      forget details, purge
+                                                             drop; unknown: reload the list   the dropped chats
+    ChatRemoved      chat      chat_sessions  DELETE         drop the chat (also made here)   (same)
+    MemberUpserted   member    chat_members   INSERT/UPDATE  ours: read position, role;       (same)
+                                                             others: forget the details
+    MemberRemoved    member    chat_members   DELETE         ours: drop the chat;             (same)
+                                                             others: forget the details
 
 ``LiveSync`` applies a batch of events in three steps: every event's ``reduce`` (pure: it only reads the
 views through ``ViewState`` and writes the ``ChangeBatch``; the chat-list rows it works out go in at once),
 then each distinct ``write_cache`` once (the cache first), then the rest of the views. The realtime
-channel binds exactly the tables named here, and a push is parsed by the rows of its table.
+link listens to exactly the broadcast events named here, and a push is parsed by the rows of its event.
+The same change may come twice (a rename on ``chat:<id>`` and on ``user:<me>``; a new message on
+``chat:<id>`` and as an ``activity`` notice): every reducer is idempotent, and a notice of a message the
+row already shows changes nothing.
 
-Adding a table (reactions, say) is a row here with its parse, reduce and cache writer; when its reduce
-needs a kind of effect the batch does not have yet, it adds a field to ``ChangeBatch`` and LiveSync a
-step that shows it.
+Profiles are not here: the database does not broadcast display-name changes (one would have to go to
+every chat of the user); names come with a chat's details, re-read when its cache entry expires or its
+membership changes.
+
+Adding a table (reactions, say) is a trigger that broadcasts it and a row here with its parse, reduce and
+cache writer; when its reduce needs a kind of effect the batch does not have yet, it adds a field to
+``ChangeBatch`` and LiveSync a step that shows it.
 """
 
 from __future__ import annotations
@@ -35,7 +45,12 @@ import pydantic
 
 from desktop_chat.cache import AppendResult, KeyKind, TieredCache
 from desktop_chat.dal.cursor import RevCursor
-from desktop_chat.dal.reducers import details_changed, summary_after_own_membership, summary_with_chat
+from desktop_chat.dal.reducers import (
+    details_changed,
+    summary_after_own_membership,
+    summary_with_chat,
+    summary_with_message,
+)
 from desktop_chat.models import (
     ChangeEvent,
     Chat,
@@ -47,12 +62,11 @@ from desktop_chat.models import (
     MemberRemoved,
     MemberUpserted,
     Message,
+    MessageNoticed,
     MessageUpserted,
-    Profile,
-    ProfileUpserted,
     UserId,
 )
-from desktop_chat.realtime.events import RowChange, row_change
+from desktop_chat.realtime.events import Push, RowChange, row_change
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +112,7 @@ class ChangeBatch:
     drop: set[ChatId] = field(default_factory=set)  # chats gone for this user
     reload_list: bool = False  # only the server can tell what the chat list is now
     gaps: set[ChatId] = field(default_factory=set)  # chats that missed a change (set by the message writer)
+    notify: list[Message] = field(default_factory=list)  # new messages from others, announced by a notice
 
     def row(self, chat_id: ChatId) -> ChatSummary | None:
         """The chat's row as this batch has it so far."""
@@ -105,7 +120,7 @@ class ChangeBatch:
         return row if row is not None else self.view.row(chat_id)
 
 
-Parser = Callable[[RowChange], E | None]
+Parser = Callable[[Push], E | None]
 Reducer = Callable[[E, ChangeBatch], None]
 CacheWriter = Callable[[ChangeBatch, TieredCache], Awaitable[None]]
 
@@ -115,34 +130,69 @@ class ChangeType(Generic[E]):
     """One kind of change: where it comes from, how it is read, what it means and what it writes."""
 
     event: type[E]
-    table: str | None  # the database table; None for a change the data layer makes itself
+    broadcast: str | None  # the broadcast event that carries it; None for a change the data layer makes
+    table: str | None  # the table whose row change it is (``broadcast_changes`` payloads), if any
     parse: Parser[E] | None
     reduce: Reducer[E]
     write_cache: CacheWriter
 
 
 # --- parsers (pure) ----------------------------------------------------------------------------------
-def parse_message(change: RowChange) -> MessageUpserted | None:
-    if change.kind in _UPSERTS and change.record is not None:
+def _change(push: Push, table: str) -> RowChange | None:
+    change = row_change(push.payload)
+    return change if change is not None and change.table == table else None
+
+
+def parse_message(push: Push) -> MessageUpserted | None:
+    change = _change(push, "chat_messages")
+    if change is not None and change.kind in _UPSERTS and change.record is not None:
         return MessageUpserted(message=Message.model_validate(change.record))
     return None
 
 
-def parse_chat(change: RowChange) -> ChatUpserted | None:
-    if change.kind in _UPSERTS and change.record is not None:
+def parse_notice(push: Push) -> MessageNoticed | None:
+    """The ``activity`` notice: ``{chat_id, message_id, sender_id, seq, rev, created_at, preview}``."""
+    body = push.payload
+    message = Message.model_validate(
+        {
+            "id": body["message_id"],
+            "chat_id": body["chat_id"],
+            "sender_id": body["sender_id"],
+            "content": body["preview"],
+            "created_at": body["created_at"],
+            "seq": body["seq"],
+            "rev": body["rev"],
+        }
+    )
+    if message.seq is None or message.rev is None:
+        raise ValueError("an activity notice without seq or rev")
+    return MessageNoticed(message=message)
+
+
+def parse_chat(push: Push) -> ChatUpserted | None:
+    change = _change(push, "chat_sessions")
+    if change is not None and change.kind in _UPSERTS and change.record is not None:
         return ChatUpserted(chat=Chat.model_validate(change.record))
     return None
 
 
-def parse_member(change: RowChange) -> MemberUpserted | None:
-    if change.kind in _UPSERTS and change.record is not None:
+def parse_chat_purged(push: Push) -> ChatRemoved | None:
+    change = _change(push, "chat_sessions")
+    if change is not None and change.kind == "DELETE" and change.old is not None:
+        return ChatRemoved(chat_id=ChatId(uuid.UUID(str(change.old["id"]))))
+    return None
+
+
+def parse_member(push: Push) -> MemberUpserted | None:
+    change = _change(push, "chat_members")
+    if change is not None and change.kind in _UPSERTS and change.record is not None:
         return MemberUpserted(member=ChatMember.model_validate(change.record))
     return None
 
 
-def parse_member_removed(change: RowChange) -> MemberRemoved | None:
-    if change.kind == "DELETE" and change.old is not None:
-        # Deletes carry only the primary key: (session_id, user_id).
+def parse_member_removed(push: Push) -> MemberRemoved | None:
+    change = _change(push, "chat_members")
+    if change is not None and change.kind == "DELETE" and change.old is not None:
         return MemberRemoved(
             chat_id=ChatId(uuid.UUID(str(change.old["session_id"]))),
             user_id=UserId(uuid.UUID(str(change.old["user_id"]))),
@@ -150,15 +200,25 @@ def parse_member_removed(change: RowChange) -> MemberRemoved | None:
     return None
 
 
-def parse_profile(change: RowChange) -> ProfileUpserted | None:
-    if change.kind in _UPSERTS and change.record is not None:
-        return ProfileUpserted(profile=Profile.model_validate(change.record))
-    return None
-
-
 # --- reducers (pure) ---------------------------------------------------------------------------------
 def reduce_message(event: MessageUpserted, batch: ChangeBatch) -> None:
     batch.messages[event.message.chat_id].append(event.message)
+
+
+def reduce_notice(event: MessageNoticed, batch: ChangeBatch) -> None:
+    """A new message, announced: the chat moves up and counts it unread, and someone else's is notified.
+    The message itself (and the cache) waits for the chat's own topic or a back-fill."""
+    message = event.message
+    row = batch.row(message.chat_id)
+    if row is None:
+        batch.reload_list = True  # a chat we do not list yet
+        return
+    known = row.last_message.seq if row.last_message is not None else None
+    if message.seq is None or message.seq <= (known or 0):
+        return  # the row shows it already (the chat's own topic brought it first)
+    batch.rows[message.chat_id] = summary_with_message(row, message, batch.me)
+    if message.sender_id != batch.me:
+        batch.notify.append(message)
 
 
 def reduce_chat(event: ChatUpserted, batch: ChangeBatch) -> None:
@@ -203,10 +263,6 @@ def reduce_member_removed(event: MemberRemoved, batch: ChangeBatch) -> None:
         batch.forget_details.add(event.chat_id)
 
 
-def reduce_profile(event: ProfileUpserted, batch: ChangeBatch) -> None:
-    batch.forget_details.update(batch.view.open_chats())
-
-
 # --- cache writers -----------------------------------------------------------------------------------
 async def write_messages(batch: ChangeBatch, cache: TieredCache) -> None:
     """One atomic append per chat, and only from changes known to be in rev order; a gap drops the window.
@@ -230,6 +286,10 @@ async def write_messages(batch: ChangeBatch, cache: TieredCache) -> None:
             batch.gaps.add(chat_id)
 
 
+async def write_nothing(batch: ChangeBatch, cache: TieredCache) -> None:
+    """For changes that only touch the chat list, which the views write through themselves."""
+
+
 async def write_chat_entries(batch: ChangeBatch, cache: TieredCache) -> None:
     """Forget details that changed; purge every entry of a chat that is gone."""
     for chat_id in batch.forget_details - batch.drop:
@@ -240,39 +300,38 @@ async def write_chat_entries(batch: ChangeBatch, cache: TieredCache) -> None:
 
 # --- the table -----------------------------------------------------------------------------------------
 CHANGE_TYPES: tuple[ChangeType[Any], ...] = (
-    ChangeType(MessageUpserted, "chat_messages", parse_message, reduce_message, write_messages),
-    ChangeType(ChatUpserted, "chat_sessions", parse_chat, reduce_chat, write_chat_entries),
-    ChangeType(ChatRemoved, None, None, reduce_chat_removed, write_chat_entries),
-    ChangeType(MemberUpserted, "chat_members", parse_member, reduce_member, write_chat_entries),
-    ChangeType(MemberRemoved, "chat_members", parse_member_removed, reduce_member_removed, write_chat_entries),
-    ChangeType(ProfileUpserted, "profiles", parse_profile, reduce_profile, write_chat_entries),
+    ChangeType(MessageUpserted, "message", "chat_messages", parse_message, reduce_message, write_messages),
+    ChangeType(MessageNoticed, "activity", None, parse_notice, reduce_notice, write_nothing),
+    ChangeType(ChatUpserted, "chat", "chat_sessions", parse_chat, reduce_chat, write_chat_entries),
+    ChangeType(ChatRemoved, "chat", "chat_sessions", parse_chat_purged, reduce_chat_removed, write_chat_entries),
+    ChangeType(MemberUpserted, "member", "chat_members", parse_member, reduce_member, write_chat_entries),
+    ChangeType(
+        MemberRemoved, "member", "chat_members", parse_member_removed, reduce_member_removed, write_chat_entries
+    ),
 )
 
-TABLES: tuple[str, ...] = tuple(dict.fromkeys(row.table for row in CHANGE_TYPES if row.table is not None))
+EVENTS: tuple[str, ...] = tuple(dict.fromkeys(row.broadcast for row in CHANGE_TYPES if row.broadcast is not None))
 _BY_EVENT: dict[type[ChangeEvent], ChangeType[Any]] = {row.event: row for row in CHANGE_TYPES}
-_BY_TABLE: dict[str, tuple[ChangeType[Any], ...]] = {
-    table: tuple(row for row in CHANGE_TYPES if row.table == table) for table in TABLES
+_BY_BROADCAST: dict[str, tuple[ChangeType[Any], ...]] = {
+    name: tuple(row for row in CHANGE_TYPES if row.broadcast == name) for name in EVENTS
 }
 _WRITERS: tuple[CacheWriter, ...] = tuple(dict.fromkeys(row.write_cache for row in CHANGE_TYPES))
 
 
-def parse_change(payload: Mapping[str, object]) -> ChangeEvent | None:
+def parse_change(push: Push) -> ChangeEvent | None:
     """The change event a push describes, or None for one that is irrelevant or malformed.
 
     Malformed pushes are logged (without their content) and dropped rather than raised: one bad frame
     must not stop the stream, and back-fill repairs anything missed.
     """
-    change = row_change(payload)
-    if change is None:
-        return None
     try:
-        for row in _BY_TABLE.get(change.table, ()):
-            assert row.parse is not None  # rows with a table have a parser
-            event: ChangeEvent | None = row.parse(change)
+        for row in _BY_BROADCAST.get(push.event, ()):
+            assert row.parse is not None  # rows with a broadcast event have a parser
+            event: ChangeEvent | None = row.parse(push)
             if event is not None:
                 return event
     except (pydantic.ValidationError, KeyError, ValueError, TypeError) as error:
-        log.warning("Dropped a malformed %s %s push: %s", change.table, change.kind, type(error).__name__)
+        log.warning("Dropped a malformed %s push on %s: %s", push.event, push.topic.split(":")[0], type(error).__name__)
     return None
 
 

@@ -1,8 +1,11 @@
 """LiveSync: keeps one user's views and cache in step with the server as changes arrive.
 
 Changes come from realtime pushes and from back-fill; what each one means is the change-type table's
-business (``desktop_chat.dal.changes``). They are applied in batches: **cache first**, then the views,
-so a burst of a thousand messages becomes one cache write per chat and one row operation per view.
+business (``desktop_chat.dal.changes``). Pushes are a fast path that may lose something; the back-fill by
+``rev`` is the truth: after every (re)subscribe (``backfill_all``) and whenever the consistency probe finds
+a chat whose newest ``rev`` on the server is beyond this client's cursor (``check_consistency``).
+Changes are applied in batches: **cache first**, then the views, so a burst of a thousand messages
+becomes one cache write per chat and one row operation per view.
 Realtime changes are applied at most once a frame: the first after a quiet frame goes out on the next
 loop turn (a lone message does not wait), the ones that follow within the frame are collected until it
 ends. This user's own pending messages are the sender's; live sync shows what the sender announces
@@ -24,7 +27,14 @@ from desktop_chat.cache import TieredCache
 from desktop_chat.dal.api import ChatList, MessageListener, Timeline, new_chat_list, new_timeline
 from desktop_chat.dal.changes import ChangeBatch, reduce, write_cache
 from desktop_chat.dal.cursor import RevCursor
-from desktop_chat.dal.reducers import max_rev, newer_message, summary_read_up_to, summary_with_message, unread_after
+from desktop_chat.dal.reducers import (
+    max_rev,
+    newer_message,
+    summary_from_server,
+    summary_read_up_to,
+    summary_with_message,
+    unread_after,
+)
 from desktop_chat.errors import BackendUnavailable
 from desktop_chat.models import (
     ChangeEvent,
@@ -36,13 +46,14 @@ from desktop_chat.models import (
     MessageUpserted,
     UserId,
 )
+from desktop_chat.realtime.plan import HOT_CHATS, choose_hot_chats
 from desktop_chat.sync.lifecycle import Discarded, Failed, PendingEvent, Retried, Sent, Submitted
 
 PAGE = 50
 FRAME_INTERVAL = 0.016  # seconds live changes are collected before the views hear of them (a 60 Hz frame)
 BACKFILL_BATCH = 500
 GAP_GRACE = 1.0  # seconds to let realtime close a gap by itself before back-filling
-WATCHED_CHATS = 20  # chats whose typing and presence are followed
+RECENT_KEPT = 20  # chats remembered as recently opened
 
 
 class Spawner(Protocol):
@@ -62,7 +73,18 @@ class LiveReads(Protocol):
 
     async def load_chat_list(self) -> list[ChatSummary]: ...
 
-    async def changes_since(self, chat_id: ChatId, after_rev: int, limit: int) -> list[Message]: ...
+
+class ServerState(Protocol):
+    """What the server says about many chats at once, for back-fill and the consistency probe
+    (``desktop_chat.dal.probe.ServerRevs``)."""
+
+    async def newest_revs(self) -> tuple[list[ChatSummary], bool]:
+        """The chat list's rows (each with its chat's newest ``rev``), and whether they are all of them."""
+        ...
+
+    async def changes_since_many(self, after: Mapping[ChatId, int], limit: int) -> dict[ChatId, list[Message]]:
+        """Each chat's messages above the given ``rev``, by rev, at most ``limit`` per chat."""
+        ...
 
 
 class PendingRows(Protocol):
@@ -73,7 +95,7 @@ class PendingRows(Protocol):
     def confirm(self, messages: Iterable[Message]) -> None: ...
 
 
-WatchChats = Callable[[Sequence[ChatId]], Awaitable[None]]
+WatchChats = Callable[[Sequence[ChatId], Sequence[ChatId]], None]  # (open chats, other hot chats)
 
 
 class LiveSync:
@@ -83,10 +105,12 @@ class LiveSync:
         me: The signed-in user.
         cache: The typed cache (changes are written there first).
         reads: Windows, pages and the server's answers.
+        server: The newest revs and the back-fill of many chats at once.
         tasks: Where background work runs.
         pending: This user's unconfirmed messages.
         on_incoming: Told of each message from someone else as it arrives live.
-        watch_chats: Follows typing and presence in these chats (None without realtime).
+        watch_chats: Holds the realtime topics of these chats: the open ones, then recent ones (None
+            without realtime).
         frame_interval: How long live changes are collected before the views hear of them.
     """
 
@@ -96,6 +120,7 @@ class LiveSync:
         *,
         cache: TieredCache,
         reads: LiveReads,
+        server: ServerState,
         tasks: Spawner,
         pending: PendingRows,
         on_incoming: MessageListener,
@@ -105,6 +130,7 @@ class LiveSync:
         self._me = me
         self._cache = cache
         self._reads = reads
+        self._server = server
         self._tasks = tasks
         self._pending = pending
         self._on_incoming = on_incoming
@@ -125,6 +151,7 @@ class LiveSync:
         self._shown_ticket = 0
         self._recent_dirty = False
         self._recent_writer: asyncio.Task[None] | None = None
+        self._recently_opened: list[ChatId] = []  # most recent first
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def stop(self) -> None:
@@ -175,9 +202,19 @@ class LiveSync:
                 summary = current  # a live update is newer than what the load read
             merged.append(summary)
         self.chat_list.reset(merged)
-        if self._watch_chats is not None:
-            watched = [row.chat.id for row in self.chat_list.rows[:WATCHED_CHATS]]
-            self._tasks.spawn(self._watch_chats(watched), "watch-chats")
+        if not self._recently_opened:
+            # Before the user opens anything, the most active chats stand in for the recent ones.
+            self._recently_opened = [row.chat.id for row in self.chat_list.rows[:HOT_CHATS]]
+        self._update_watch()
+
+    def _update_watch(self) -> None:
+        """Tell realtime which chats' topics to hold (it joins and leaves only what changed)."""
+        if self._watch_chats is None:
+            return
+        opened = [chat_id for chat_id in self._recently_opened if chat_id in self._timelines]
+        opened += [chat_id for chat_id in self._timelines if chat_id not in opened]
+        hot, others = choose_hot_chats(opened, self._recently_opened, lambda c: self.chat_list.get(c) is not None)
+        self._watch_chats(hot, others)
 
     async def refresh_chats(self) -> list[ChatSummary]:
         """Show the recent chats (cached, or loaded once)."""
@@ -212,6 +249,8 @@ class LiveSync:
         if timeline is None:
             timeline = new_timeline()
             self._timelines[chat_id] = timeline
+        self._recently_opened = [chat_id, *(c for c in self._recently_opened if c != chat_id)][:RECENT_KEPT]
+        self._update_watch()
         # The view shows one page. The whole window is read only to start the chat's cursor (its newest rev
         # may be on an older message that was edited); once the cursor exists, the page is enough.
         known = chat_id in self._cursors
@@ -235,7 +274,8 @@ class LiveSync:
         return timeline
 
     def close_timeline(self, chat_id: ChatId) -> None:
-        self._timelines.pop(chat_id, None)
+        if self._timelines.pop(chat_id, None) is not None:
+            self._update_watch()
         self._oldest_loaded.pop(chat_id, None)
         self._has_older.pop(chat_id, None)
 
@@ -349,9 +389,11 @@ class LiveSync:
 
     def _show(self, batch: ChangeBatch) -> None:
         self._show_messages(batch.messages, from_stream=True)
+        for message in batch.notify:
+            self._on_incoming(message)
         for chat_id in batch.drop:
             self._drop_views(chat_id)
-        if batch.messages or batch.forget_details:
+        if batch.messages or batch.forget_details or batch.rows:
             self._write_recent()
         if batch.reload_list:
             self._tasks.spawn(self.reload_chats(), "reload-chats")
@@ -407,20 +449,22 @@ class LiveSync:
             timeline.reset([])
         self.close_timeline(chat_id)
         self._cursors.pop(chat_id, None)
+        self._recently_opened = [c for c in self._recently_opened if c != chat_id]
         self._write_recent()
+        self._update_watch()
 
-    # --- back-fill ---------------------------------------------------------------------------------
+    # --- back-fill and the consistency probe -------------------------------------------------------
     async def _close_gaps(self) -> None:
         await asyncio.sleep(GAP_GRACE)  # realtime usually closes the gap by itself within this time
         while self._gap_chats:
-            chat_id = self._gap_chats.pop()
-            cursor = self._cursors.get(chat_id)
-            if cursor is not None and cursor.has_gap:
-                with contextlib.suppress(BackendUnavailable):
-                    await self.backfill_chat(chat_id)
+            chats = [chat_id for chat_id in self._gap_chats if (c := self._cursors.get(chat_id)) and c.has_gap]
+            self._gap_chats.clear()
+            with contextlib.suppress(BackendUnavailable):
+                await self.backfill_chats(chats)
 
     async def backfill_all(self) -> None:
-        """After every subscribe: reload the chat list, and fetch every known chat's changes since its cursor."""
+        """After every subscribe: reload the chat list, and fetch the changes of every known chat whose
+        newest ``rev`` moved beyond its cursor."""
         chats = await self.reload_chats()
         visible = {summary.chat.id for summary in chats}
         for chat_id in list(self._cursors):
@@ -432,21 +476,59 @@ class LiveSync:
                 cached = await self._cache.get_messages(self._me, chat_id)
                 if cached is not None:
                     self._ensure_cursor(chat_id, cached.value)
-        for chat_id in list(self._cursors):
-            await self.backfill_chat(chat_id)
+        await self.backfill_chats(self._behind(chats))
+
+    async def check_consistency(self) -> int:
+        """Compare every listed chat's newest ``rev`` on the server with this client's, and repair what
+        differs: rows that changed are shown (a chat the server no longer lists for the user goes), chats
+        whose cursor is behind are back-filled. Returns how many changes the back-fill brought."""
+        tickets = self._list_tickets
+        rows, complete = await self._server.newest_revs()
+        changed = False
+        with self.chat_list.batch():
+            for server in rows:
+                row = summary_from_server(self.chat_list.get(server.chat.id), server)
+                if row is not None:
+                    self.chat_list.upsert(row)
+                    changed = True
+        if complete and tickets == self._list_tickets:  # no load began meanwhile (a chat just created)
+            listed = {row.chat.id for row in rows}
+            for gone in [row.chat.id for row in self.chat_list.rows if row.chat.id not in listed]:
+                await self.drop_chat(gone)
+        if changed:
+            self._write_recent()
+            self._update_watch()
+        return await self.backfill_chats(self._behind(rows))
+
+    def _behind(self, rows: Iterable[ChatSummary]) -> list[ChatId]:
+        """The chats with a cursor that the server's rows show newer changes for."""
+        newest = {row.chat.id: row.chat.last_rev for row in rows}
+        return [chat_id for chat_id, cursor in self._cursors.items() if newest.get(chat_id, 0) > cursor.value]
 
     async def backfill_chat(self, chat_id: ChatId) -> int:
         """Apply every change of the chat above its cursor. Returns how many rows came."""
-        cursor = self._cursors.get(chat_id)
-        if cursor is None:
-            return 0
+        return await self.backfill_chats([chat_id])
+
+    async def backfill_chats(self, chat_ids: Iterable[ChatId]) -> int:
+        """Apply every change above the cursors of these chats (asked for all at once). Returns how many
+        rows came."""
         total = 0
-        while True:
-            rows = await self._reads.changes_since(chat_id, cursor.value, BACKFILL_BATCH)
+        todo = list(dict.fromkeys(chat_ids))
+        while todo:
+            after = {chat_id: cursor.value for chat_id in todo if (cursor := self._cursors.get(chat_id)) is not None}
+            if not after:
+                break
+            found = await self._server.changes_since_many(after, BACKFILL_BATCH)
+            rows = [message for messages in found.values() for message in messages]
             if rows:
                 async with self._apply_lock:
                     await self._apply([MessageUpserted(message=m) for m in rows], realtime=False)
-                cursor.backfilled(max(m.rev or 0 for m in rows))
-                total += len(rows)
-            if len(rows) < BACKFILL_BATCH:
-                return total
+            todo = []
+            for chat_id, messages in found.items():
+                cursor = self._cursors.get(chat_id)
+                if messages and cursor is not None:
+                    cursor.backfilled(max(m.rev or 0 for m in messages))
+                    if len(messages) >= BACKFILL_BATCH:
+                        todo.append(chat_id)
+            total += len(rows)
+        return total

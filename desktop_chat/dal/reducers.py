@@ -104,6 +104,35 @@ def summary_with_chat(summary: ChatSummary, chat: Chat) -> ChatSummary:
     return summary.model_copy(update={"chat": chat})
 
 
+def summary_from_server(current: ChatSummary | None, server: ChatSummary) -> ChatSummary | None:
+    """The row to show when a fresh read of the chat list says ``server`` and the view shows ``current``;
+    None when the view's row stays (the same, or newer: changes applied while the read was on its way).
+
+    The server's row is the truth for everything it was read after: its messages (``last_rev``), its
+    title and deletion (``updated_at``, which moves with them and not with new messages) and the read
+    position, which only moves forward.
+    """
+    if current is None:
+        return server
+    if server.chat.last_rev < current.chat.last_rev:
+        return None
+    chat = server.chat
+    if chat.updated_at < current.chat.updated_at:
+        chat = chat.model_copy(
+            update={
+                "title": current.chat.title,
+                "deleted_at": current.chat.deleted_at,
+                "updated_at": current.chat.updated_at,
+            }
+        )
+    updates: dict[str, object] = {"chat": chat}
+    if server.last_read_seq < current.last_read_seq:
+        updates["last_read_seq"] = current.last_read_seq
+        updates["unread_count"] = min(server.unread_count, current.unread_count)
+    row = server.model_copy(update=updates)
+    return None if row == current else row
+
+
 def summary_read_up_to(summary: ChatSummary, seq: int, unread_after: int) -> ChatSummary:
     """The row after the user read up to ``seq``; ``unread_after`` is the count still unread."""
     if seq <= summary.last_read_seq:

@@ -8,8 +8,9 @@ here, so nothing of one user survives into the next one's session::
     ├── tasks     TaskGroup    background work (warming, refreshes, write-through, back-fill)
     ├── sender    Sender       the one owner of this user's pending messages (outbox, queues, lifecycle)
     ├── reads     Reads        cached reads, single-flight, stale-while-revalidate
-    ├── realtime  RealtimeManager (optional) the user's channel and the per-chat typing/presence channels
+    ├── realtime  RealtimeManager (optional) ``user:<me>`` and the topics of the open and recent chats
     ├── live      LiveSync     the chat list and timelines, fed by realtime, back-fill and the sender
+    ├── probe     ConsistencyProbe (with realtime) repairs what a push lost, every few seconds
     ├── edits     Edits        edit and delete messages, mark read
     └── chats     ChatAdmin    create, rename, delete chats; members
 
@@ -26,21 +27,24 @@ from desktop_chat.backend.client import SupabaseBackend
 from desktop_chat.cache import TieredCache
 from desktop_chat.config import Settings
 from desktop_chat.dal.calls import BackendCalls, TimedSending
-from desktop_chat.dal.changes import TABLES, parse_change
+from desktop_chat.dal.changes import EVENTS, parse_change
 from desktop_chat.dal.chat_admin import ChatAdmin
 from desktop_chat.dal.edits import Edits
 from desktop_chat.dal.live import FRAME_INTERVAL, LiveSync
 from desktop_chat.dal.presence import Presence
+from desktop_chat.dal.probe import PROBE_INTERVAL, ConsistencyProbe, ServerRevs
 from desktop_chat.dal.reads import Reads
 from desktop_chat.dal.status import StatusBoard
 from desktop_chat.dal.tasks import TaskGroup
 from desktop_chat.errors import BackendUnavailable, Rejected
-from desktop_chat.models import ChangeEvent, Profile
-from desktop_chat.realtime.manager import ConnectionState, RealtimeManager
+from desktop_chat.models import ChangeEvent, ChatId, Profile
+from desktop_chat.realtime.manager import ConnectionState, RealtimeManager, socket_factory
+from desktop_chat.realtime.plan import LinkTiming
+from desktop_chat.realtime.topics import topic_kind
 from desktop_chat.sync.lifecycle import PendingEvent
 from desktop_chat.sync.outbox import Outbox
 from desktop_chat.sync.sender import Sender
-from desktop_chat.telemetry.metrics import REALTIME_LAG, MetricsRegistry
+from desktop_chat.telemetry.metrics import REALTIME_JOINS, REALTIME_LAG, MetricsRegistry
 
 WARM_CHATS = 5
 
@@ -52,8 +56,10 @@ class SignedIn:
         profile: Who signed in.
         settings: TTLs, caps and timeouts.
         backend, cache, outbox, metrics, status, calls, presence: The data layer's long-lived parts.
-        realtime: Run the realtime link (tests of the read path turn it off).
+        realtime: Run the realtime link and the consistency probe (tests of the read path turn them off).
         frame_interval: How long live changes are collected before the views hear of them.
+        link_timing: The realtime link's heartbeat and reconnect timing (the product's by default).
+        probe_interval: The range the consistency probe's pause is drawn from, in seconds.
     """
 
     def __init__(
@@ -70,6 +76,8 @@ class SignedIn:
         presence: Presence,
         realtime: bool = True,
         frame_interval: float = FRAME_INTERVAL,
+        link_timing: LinkTiming | None = None,
+        probe_interval: tuple[float, float] | None = None,
     ) -> None:
         me = profile.id
         self.profile = profile
@@ -83,8 +91,8 @@ class SignedIn:
         self.realtime: RealtimeManager | None = None
         if realtime:
             self.realtime = RealtimeManager(
-                backend.client,
-                TABLES,
+                socket_factory(backend.client),
+                EVENTS,
                 parse_change,
                 on_changes=self._deliver,
                 on_state=self._on_link_state,
@@ -92,17 +100,24 @@ class SignedIn:
                 on_typing=presence.typing_changed,
                 on_presence=presence.presence_changed,
                 on_lag=metrics.histogram(REALTIME_LAG).observe,
+                on_chat_lost=self._on_chat_lost,
+                on_join=lambda topic: metrics.counter(REALTIME_JOINS, topic=topic_kind(topic)).inc(),
+                timing=link_timing,
             )
         self.live = LiveSync(
             me,
             cache=cache,
             reads=self.reads,
+            server=ServerRevs(self.reads, settings.cache_max_chats_per_user),
             tasks=self.tasks,
             pending=self.sender,
             on_incoming=presence.incoming,
             watch_chats=self.realtime.watch_chats if self.realtime is not None else None,
             frame_interval=frame_interval,
         )
+        self.probe: ConsistencyProbe | None = None
+        if realtime:
+            self.probe = ConsistencyProbe(self.live.check_consistency, interval=probe_interval or PROBE_INTERVAL)
         self.edits = Edits(me, backend, calls, self.live)
         self.chats = ChatAdmin(me, backend, cache, calls, self.live)
         self._unsubscribers: list[Callable[[], None]] = []
@@ -129,6 +144,8 @@ class SignedIn:
         self._status.update(outbox_depth=self.sender.depth)
         if self.realtime is not None and session is not None:
             await self.realtime.start(self.profile.id, session.access_token)
+        if self.probe is not None:
+            self.probe.start()
         self.tasks.spawn(self._warm(), "warm-cache")
 
     async def close(self) -> None:
@@ -136,6 +153,8 @@ class SignedIn:
         for unsubscribe in self._unsubscribers:
             unsubscribe()
         self._unsubscribers.clear()
+        if self.probe is not None:
+            await self.probe.stop()
         if self.realtime is not None:
             await self.realtime.stop()
         await self.sender.close()
@@ -172,6 +191,10 @@ class SignedIn:
         self._status.update(connection=state)
         if state is ConnectionState.LIVE:
             self.sender.nudge()  # the server is back: send what waits without sitting out backoffs
+
+    def _on_chat_lost(self, _chat_id: ChatId) -> None:
+        # Realtime refused or closed a chat's topic for lack of rights: the user may have been removed.
+        self.tasks.spawn(self.live.reload_chats(), "reload-chats")
 
     def _on_reached(self) -> None:
         if self.realtime is not None and self.realtime.state is ConnectionState.RECONNECTING:

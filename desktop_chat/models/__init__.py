@@ -11,8 +11,8 @@ from desktop_chat.models.changes import (
     ChatUpserted,
     MemberRemoved,
     MemberUpserted,
+    MessageNoticed,
     MessageUpserted,
-    ProfileUpserted,
 )
 from desktop_chat.models.entities import (
     Chat,
@@ -53,10 +53,10 @@ __all__ = [
     "MemberUpserted",
     "Message",
     "MessageId",
+    "MessageNoticed",
     "MessagePage",
     "MessageUpserted",
     "Profile",
-    "ProfileUpserted",
     "UserId",
     "new_chat_id",
     "new_message_id",

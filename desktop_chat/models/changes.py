@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from desktop_chat.models.entities import Chat, ChatMember, Message, Profile
+from desktop_chat.models.entities import Chat, ChatMember, Message
 from desktop_chat.models.ids import ChatId, UserId
 
 
@@ -43,8 +43,12 @@ class MemberRemoved(_Event):
     user_id: UserId
 
 
-class ProfileUpserted(_Event):
-    profile: Profile
+class MessageNoticed(_Event):
+    """A new message as its chat's ``activity`` notice announces it: enough to move the chat up the list,
+    count it unread and notify. Its ``content`` is only the first 100 characters; the message itself
+    comes with the chat's own topic or a back-fill."""
+
+    message: Message
 
 
-ChangeEvent = MessageUpserted | ChatUpserted | ChatRemoved | MemberUpserted | MemberRemoved | ProfileUpserted
+ChangeEvent = MessageUpserted | ChatUpserted | ChatRemoved | MemberUpserted | MemberRemoved | MessageNoticed

@@ -1,13 +1,23 @@
-"""One supervised Realtime subscription per signed-in user, plus ephemeral per-chat channels.
+"""The signed-in user's realtime link, on private topics, supervised, with a watchdog.
 
-The client library's own reconnect gives up after a few tries and rejoins with whatever token it had,
-so this manager owns the connection instead: it builds the channel, waits for SUBSCRIBED, and on any
-error, close or token change tears everything down and builds it again, with backoff, for as long as
-the user is signed in. Realtime does not replay what was missed while disconnected, so after **every**
-successful subscribe it asks the data layer to back-fill (and, while disconnected, on a timer).
+The link is one socket of the official client holding private channels (``config.private = true``,
+authorized once per join by the schema's policies on ``realtime.messages``, see ``topics``):
 
-Per-chat channels (``chat:<id>``) carry typing indicators (broadcast) and who is online (presence);
-they are ephemeral and never stored.
+- ``user:<me>``, always: the user's memberships, their chats' renames and deletes, and an ``activity``
+  notice per new message, which keep the chat list and unread counts live. The link is *live* once this
+  topic is joined.
+- ``chat:<id>`` and ``chat:<id>:typing`` for the few chats the data layer names (``watch_chats``: the open
+  chat first, then recent ones): full messages, edits and deletes, membership changes, presence (tracked
+  here under the user's id) and typing. Joined and left as the user moves; a refused join or a channel the
+  server closes for lack of rights is left and reported (``on_chat_lost``).
+
+This manager owns the connection (the client's own reconnect gives up after a few tries and comes back
+all at once): it builds a new socket for each attempt, and on any error, close or silence it drops the
+socket and builds another after a random delay (``plan``), for as long as the user is signed in. A
+heartbeat (``liveness``) must be answered within a few seconds, else the socket counts as dead: a socket
+that a proxy black-holes or a server stops writing to would otherwise look live forever. Realtime does
+not replay what was missed, so after **every** successful join of ``user:<me>`` the data layer
+back-fills (by ``rev``); what a push loses while the link looks fine, its consistency probe repairs.
 """
 
 from __future__ import annotations
@@ -18,21 +28,25 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from realtime import AsyncRealtimeChannel, RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
-from realtime.types import BroadcastPayload, PostgresChangesPayload
+from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
 
 from desktop_chat.models import ChangeEvent, ChatId, UserId
-from desktop_chat.realtime.events import commit_time
+from desktop_chat.realtime.events import Push, change_time, push_from
+from desktop_chat.realtime.liveness import Heartbeat
+from desktop_chat.realtime.plan import LinkTiming, deferred_delay, reconnect_delay
+from desktop_chat.realtime.topics import chat_topic, typing_topic, user_topic
 
 log = logging.getLogger(__name__)
 
 TYPING_EVENT = "typing"
 TYPING_TTL = 6.0  # seconds a "typing" signal lasts unless repeated
+CLOSE_WAIT = 2.0  # seconds a closing socket may take before it is left to itself
+_REFUSED = ("Unauthorized", "permission")  # Realtime's words when a topic's policies say no
 
 
 class ConnectionState(StrEnum):
@@ -44,25 +58,41 @@ class ConnectionState(StrEnum):
     RECONNECTING = "reconnecting"
 
 
-class RealtimeClientLike(Protocol):
-    """The part of ``supabase.AsyncClient`` the manager uses."""
+class SupabaseClientLike(Protocol):
+    """What a new socket is made from: the official ``supabase.AsyncClient``'s address and key."""
 
     @property
-    def realtime(self) -> Any: ...
+    def realtime_url(self) -> Any: ...
 
-    def channel(self, topic: str, params: Any = None) -> AsyncRealtimeChannel: ...
+    @property
+    def supabase_key(self) -> str: ...
+
+
+def socket_factory(client: SupabaseClientLike) -> Callable[[], AsyncRealtimeClient]:
+    """New official Realtime clients for the project of ``client``, one per connection attempt.
+
+    One client object per socket: a socket being closed (which on a dead link can take a while) then never
+    touches the next one's state, and the library's own reconnect stays off.
+    """
+    url = str(client.realtime_url)
+    key = client.supabase_key
+    return lambda: AsyncRealtimeClient(url, token=key, auto_reconnect=False)
 
 
 ChangesListener = Callable[[Sequence[ChangeEvent]], None]
-PushParser = Callable[[Mapping[str, object]], ChangeEvent | None]
+PushParser = Callable[[Push], ChangeEvent | None]
 StateListener = Callable[[ConnectionState], None]
 Backfill = Callable[[], Awaitable[None]]
 UsersListener = Callable[[ChatId, frozenset[UserId]], None]
+ChatListener = Callable[[ChatId], None]
 
 
 @dataclass
-class _ChatChannel:
-    channel: AsyncRealtimeChannel
+class _ChatTopics:
+    """The two channels of one chat, and what they told."""
+
+    chat: AsyncRealtimeChannel
+    typing_channel: AsyncRealtimeChannel
     typing: dict[UserId, float] = field(default_factory=dict)  # user -> expiry (monotonic)
     online: frozenset[UserId] = frozenset()
 
@@ -71,19 +101,26 @@ class RealtimeManager:
     """Keeps the user's realtime link up and turns pushes into change events.
 
     Args:
-        client: The official async client (its realtime socket is driven from here).
-        tables: The ``public`` tables whose changes the user's channel binds.
+        new_socket: Makes a fresh official Realtime client (``socket_factory``).
+        events: The broadcast events to listen to on ``user:<me>`` and ``chat:<id>`` (the change-type
+            table's); others are ignored.
         parse: Turns one push into a change event (None: not one to apply).
-        on_changes: Called with each batch of change events, in arrival (commit) order.
+        on_changes: Called with each batch of change events, in arrival order.
         on_state: Called when the link state changes.
-        backfill: Awaited after every successful subscribe, and on ``backfill_interval`` while down.
-        on_typing, on_presence: Called with the users typing / online in a chat.
+        backfill: Awaited after every successful join of ``user:<me>``.
+        on_typing, on_presence: Called with the users typing / online in a chat (an empty set when its
+            topics are left).
+        on_lag: Called with each new message's delay from its write to its arrival, in seconds.
+        on_chat_lost: Called when the server refuses or closes a chat's topic for lack of rights.
+        on_join: Called with each topic a join is sent for (metrics; the benchmark counts them).
+        timing: Heartbeat, reconnect and join timing (``plan.LinkTiming``).
+        rng: Where the random delays come from.
     """
 
     def __init__(
         self,
-        client: RealtimeClientLike,
-        tables: Sequence[str],
+        new_socket: Callable[[], AsyncRealtimeClient],
+        events: Sequence[str],
         parse: PushParser,
         on_changes: ChangesListener,
         on_state: StateListener,
@@ -92,12 +129,13 @@ class RealtimeManager:
         on_typing: UsersListener | None = None,
         on_presence: UsersListener | None = None,
         on_lag: Callable[[float], None] | None = None,
-        subscribe_timeout: float = 10.0,
-        max_backoff: float = 30.0,
-        backfill_interval: float = 15.0,
+        on_chat_lost: ChatListener | None = None,
+        on_join: Callable[[str], None] | None = None,
+        timing: LinkTiming | None = None,
+        rng: random.Random | None = None,
     ) -> None:
-        self._client = client
-        self._tables = tuple(tables)
+        self._new_socket = new_socket
+        self._events = tuple(events)
         self._parse = parse
         self._on_changes = on_changes
         self._on_state = on_state
@@ -105,24 +143,46 @@ class RealtimeManager:
         self._on_typing = on_typing
         self._on_presence = on_presence
         self._on_lag = on_lag
-        self._subscribe_timeout = subscribe_timeout
-        self._max_backoff = max_backoff
-        self._backfill_interval = backfill_interval
+        self._on_chat_lost = on_chat_lost
+        self._on_join = on_join
+        self.timing = timing or LinkTiming()
+        self._rng = rng or random.Random()
         self._state = ConnectionState.OFFLINE
         self._user_id: UserId | None = None
         self._token: str | None = None
-        self._channel: AsyncRealtimeChannel | None = None
+        self._socket: AsyncRealtimeClient | None = None
+        self._heartbeat: Heartbeat | None = None
+        self._generation = 0  # bumped at every teardown: callbacks of older sockets are ignored
         self._broken = asyncio.Event()
+        self._broken_reason = ""
         self._wake = asyncio.Event()
+        self._waiting_backoff = False
         self._supervisor: asyncio.Task[None] | None = None
-        self._chats: dict[ChatId, _ChatChannel] = {}
-        self._wanted_chats: list[ChatId] = []
+        self._link_tasks: set[asyncio.Task[Any]] = set()
+        self._closing: set[asyncio.Task[None]] = set()
+        self._chats: dict[ChatId, _ChatTopics] = {}
+        self._wanted: tuple[tuple[ChatId, ...], tuple[ChatId, ...]] = ((), ())
+        self._wanted_changed = asyncio.Event()
+        self._retry_at: dict[ChatId, float] = {}
+        self._deferred_until = 0.0
         self.reconnects = 0
+        self.joins = 0
+        self.heartbeats = 0
+        self.heartbeat_misses = 0
+        self.token_updates = 0  # new tokens handed to a live socket
         self.last_push_at: float | None = None
 
     @property
     def state(self) -> ConnectionState:
         return self._state
+
+    @property
+    def topics(self) -> frozenset[str]:
+        """The chat topics held now (joined or joining), ``user:<me>`` aside."""
+        names: set[str] = set()
+        for chat_id in self._chats:
+            names.update((chat_topic(chat_id), typing_topic(chat_id)))
+        return frozenset(names)
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self, user_id: UserId, access_token: str) -> None:
@@ -143,199 +203,410 @@ class RealtimeManager:
                 await asyncio.wait({task}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 task.result()
-        await self._teardown()
-        self._wanted_chats = []
+        await self._teardown(dead=False)
+        if self._closing:
+            await asyncio.wait(self._closing, timeout=CLOSE_WAIT * 6)
+        self._retry_at.clear()
         self._user_id = None
         self._set_state(ConnectionState.OFFLINE)
 
     def update_token(self, access_token: str) -> None:
-        """A refreshed access token: rebuild the channels with it (rejoining does not refresh it)."""
+        """A refreshed access token: hand it to the joined channels (Realtime re-checks their rights with
+        it, and closes a channel whose rights are gone); rejoins and new sockets use it too."""
         if access_token == self._token:
             return
         self._token = access_token
-        self._broken.set()
+        socket = self._socket
+        if socket is not None and self._state is ConnectionState.LIVE:
+            self.token_updates += 1
+            self._spawn(lambda: socket.set_auth(access_token), "realtime-token")
+
+    def nudge(self) -> None:
+        """The server answered another request: cut a long reconnect backoff short."""
+        if self._waiting_backoff:
+            self._wake.set()
 
     # --- supervision -------------------------------------------------------------------------------
     async def _supervise(self) -> None:
         failures = 0
+        wait = 0.0  # the first attempt after sign-in goes at once
         while True:
+            if wait > 0:
+                await self._sleep(wait, failures)
             self._broken.clear()
+            reconnecting = self._state is not ConnectionState.CONNECTING
             try:
                 await self._connect()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 failures += 1
-                log.info("Realtime is not available (%s); retrying", type(error).__name__)
-                await self._teardown()
+                log.info("Realtime is not available (%s: %s); retrying", type(error).__name__, error)
+                await self._teardown(dead=True)
                 self._set_state(ConnectionState.RECONNECTING)
-                await self._wait_and_backfill(self._delay(failures))
+                wait = reconnect_delay(failures, self.timing, self._rng)
                 continue
             failures = 0
             self._set_state(ConnectionState.LIVE)
+            loop = asyncio.get_running_loop()
+            self._deferred_until = loop.time() + (deferred_delay(self.timing, self._rng) if reconnecting else 0.0)
+            await self._join_open_chats()
+            self._link_task(self._reconcile(), "realtime-topics")
+            self._link_task(self._watch_heartbeat(), "realtime-heartbeat")
             await self._run_backfill()
             await self._broken.wait()
             self.reconnects += 1
-            await self._teardown()
+            log.info("Realtime link lost (%s); reconnecting", self._broken_reason)
+            await self._teardown(dead=True)
             self._set_state(ConnectionState.RECONNECTING)
+            wait = reconnect_delay(0, self.timing, self._rng)
 
-    def _delay(self, failures: int) -> float:
-        ceiling = min(self._max_backoff, 0.5 * 2.0 ** min(failures, 10))
-        return ceiling / 2 + random.random() * ceiling / 2
-
-    async def _wait_and_backfill(self, delay: float) -> None:
-        """Wait out a backoff; back-fill on the way when the wait is long (the link may stay down)."""
-        deadline = time.monotonic() + delay
+    async def _sleep(self, delay: float, failures: int) -> None:
+        """Wait out a reconnect delay. A nudge (the server answers REST again) ends a backoff after failed
+        attempts early, but never the first spread after a lost link: that spread is what keeps every
+        client that lost its link at the same moment from joining in the same second."""
         self._wake.clear()
-        while (remaining := deadline - time.monotonic()) > 0:
+        self._waiting_backoff = failures > 0
+        try:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(remaining, self._backfill_interval)):
+                async with asyncio.timeout(delay):
                     await self._wake.wait()
-                return  # woken: the server answers again, try now
-            if time.monotonic() < deadline:
-                await self._run_backfill()
+        finally:
+            self._waiting_backoff = False
 
-    def nudge(self) -> None:
-        """The server answered another request: cut a reconnect backoff short."""
-        self._wake.set()
+    def _break(self, reason: str, generation: int) -> None:
+        if generation == self._generation and not self._broken.is_set():
+            self._broken_reason = reason
+            self._broken.set()
 
     async def _run_backfill(self) -> None:
         try:
             await self._backfill()
         except asyncio.CancelledError:
             raise
-        except Exception as error:  # the server may be unreachable too; the next round tries again
+        except Exception as error:  # the server may be unreachable too; the probe tries again
             log.info("Back-fill did not complete: %s", error)
 
     async def _connect(self) -> None:
         if self._user_id is None or self._token is None:
             raise RuntimeError("not signed in")
-        realtime = self._client.realtime
-        await realtime.set_auth(self._token)
-        await realtime.connect()
-        channel = self._client.channel(f"user:{self._user_id}")
-        for table in self._tables:
-            channel.on_postgres_changes(
-                RealtimePostgresChangesListenEvent.All, callback=self._on_push, table=table, schema="public"
-            )
-        outcome: asyncio.Future[RealtimeSubscribeStates] = asyncio.get_running_loop().create_future()
-
-        def on_status(status: RealtimeSubscribeStates, error: Exception | None) -> None:
-            if not outcome.done():
-                outcome.set_result(status)
-            elif status is not RealtimeSubscribeStates.SUBSCRIBED:
-                log.info("Realtime channel %s: %s", status.value, type(error).__name__ if error else "")
-                self._broken.set()
-
-        self._channel = channel
-        await channel.subscribe(on_status)
-        async with asyncio.timeout(self._subscribe_timeout):
-            status = await outcome
+        socket = self._new_socket()
+        self._socket = socket
+        await socket.set_auth(self._token)
+        await socket.connect()
+        self._heartbeat = Heartbeat(socket)
+        generation = self._generation
+        topic = user_topic(self._user_id)
+        channel = socket.channel(topic, _private(presence_key=None))
+        for event in self._events:
+            channel.on_broadcast(event, self._broadcast_listener(topic, generation))
+        status, error = await self._subscribe(
+            channel, topic, lambda status, _error: self._break(f"{topic} {status.value}", generation)
+        )
         if status is not RealtimeSubscribeStates.SUBSCRIBED:
-            raise ConnectionError(f"subscribe ended with {status.value}")
-        await self._join_chats(self._wanted_chats)
+            raise ConnectionError(f"joining {topic} ended with {status.value}: {error}")
 
-    async def _teardown(self) -> None:
-        self._chats.clear()
-        self._channel = None
-        realtime = self._client.realtime
-        with contextlib.suppress(Exception):
-            await realtime.remove_all_channels()
-        with contextlib.suppress(Exception):
-            await realtime.close()
+    async def _teardown(self, *, dead: bool) -> None:
+        self._generation += 1
+        tasks = [task for task in self._link_tasks if task is not asyncio.current_task()]
+        self._link_tasks.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=CLOSE_WAIT)
+        for chat_id in list(self._chats):
+            self._forget_chat(chat_id)
+        socket, self._socket = self._socket, None
+        self._heartbeat = None
+        if socket is not None:
+            closing = asyncio.get_running_loop().create_task(_close_socket(socket, dead=dead), name="realtime-close")
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     def _set_state(self, state: ConnectionState) -> None:
         if state is not self._state:
             self._state = state
             self._on_state(state)
 
-    def _on_push(self, payload: PostgresChangesPayload) -> None:
+    def _link_task(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run ``coroutine`` for as long as this socket lives (cancelled at its teardown)."""
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self._link_tasks.add(task)
+        task.add_done_callback(self._link_tasks.discard)
+
+    def _spawn(self, work: Callable[[], Coroutine[Any, Any, Any]], name: str) -> None:
+        """Run ``work()`` for this socket, and ignore its failure (a callback's follow-up work)."""
+
+        async def contained() -> None:
+            try:
+                await work()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.info("Realtime %s failed: %s", name, type(error).__name__)
+
+        self._link_task(contained(), name)
+
+    async def _subscribe(
+        self,
+        channel: AsyncRealtimeChannel,
+        topic: str,
+        on_trouble: Callable[[RealtimeSubscribeStates, Exception | None], None],
+    ) -> tuple[RealtimeSubscribeStates, Exception | None]:
+        """Join ``channel``; its first status is returned, later ones other than SUBSCRIBED go to
+        ``on_trouble`` (the library's callback runs inside its receive loop: nothing here may raise)."""
+        outcome: asyncio.Future[tuple[RealtimeSubscribeStates, Exception | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+        def on_status(status: RealtimeSubscribeStates, error: Exception | None) -> None:
+            if not outcome.done():
+                outcome.set_result((status, error))
+            elif status is not RealtimeSubscribeStates.SUBSCRIBED:
+                try:
+                    on_trouble(status, error)
+                except Exception:  # never into the client's receive loop
+                    log.exception("realtime status handler failed")
+
+        self.joins += 1
+        if self._on_join is not None:
+            self._on_join(topic)
+        try:
+            async with asyncio.timeout(self.timing.subscribe_timeout):
+                await channel.subscribe(on_status)
+                return await outcome
+        except TimeoutError:
+            return RealtimeSubscribeStates.TIMED_OUT, None
+
+    # --- the heartbeat watchdog --------------------------------------------------------------------
+    async def _watch_heartbeat(self) -> None:
+        generation = self._generation
+        heartbeat = self._heartbeat
+        timing = self.timing
+        if heartbeat is None:
+            return
+        while True:
+            await asyncio.sleep(timing.heartbeat_interval)
+            self.heartbeats += 1
+            if not await heartbeat.round_trip(timing.heartbeat_timeout):
+                self.heartbeat_misses += 1
+                self._break(f"no heartbeat reply within {timing.heartbeat_timeout:g} s", generation)
+                return
+
+    # --- pushes ------------------------------------------------------------------------------------
+    def _broadcast_listener(self, topic: str, generation: int) -> Callable[[Any], None]:
+        def listener(message: Any) -> None:
+            if generation != self._generation or not isinstance(message, Mapping):
+                return
+            try:
+                self._on_push(topic, message)
+            except Exception:  # never into the client's receive loop: one bad push must not stop the link
+                log.exception("realtime push handler failed")
+
+        return listener
+
+    def _on_push(self, topic: str, message: Mapping[str, object]) -> None:
+        push = push_from(topic, message)
+        if push is None:
+            return
         self.last_push_at = now = time.time()
         if self._on_lag is not None:
-            committed = commit_time(payload)
-            if committed is not None:
-                self._on_lag(max(now - committed, 0.0))
-        event = self._parse(payload)
+            written = change_time(push)
+            if written is not None:
+                self._on_lag(max(now - written, 0.0))
+        event = self._parse(push)
         if event is not None:
             self._on_changes([event])
 
-    # --- per-chat ephemeral channels ---------------------------------------------------------------
-    async def watch_chats(self, session_ids: Sequence[ChatId]) -> None:
-        """Keep typing/presence channels for exactly these chats."""
-        wanted = list(dict.fromkeys(session_ids))  # most important first
-        for gone in set(self._wanted_chats) - set(wanted):
-            chat = self._chats.pop(gone, None)
-            if chat is not None:
-                with contextlib.suppress(Exception):
-                    await self._client.realtime.remove_channel(chat.channel)
-        added = [chat_id for chat_id in wanted if chat_id not in self._wanted_chats]
-        self._wanted_chats = wanted
-        if self._state is ConnectionState.LIVE:
-            await self._join_chats(added)
+    # --- chat topics -------------------------------------------------------------------------------
+    def watch_chats(self, open_chats: Sequence[ChatId], others: Sequence[ChatId] = ()) -> None:
+        """Hold the topics of exactly these chats: ``open_chats`` first (joined at once, even after a
+        reconnect), then ``others`` (after a reconnect only once the deferral is over). Topics of chats
+        no longer named are left."""
+        opened = tuple(dict.fromkeys(open_chats))
+        rest = tuple(chat for chat in dict.fromkeys(others) if chat not in opened)
+        if (opened, rest) != self._wanted:
+            self._wanted = (opened, rest)
+            self._wanted_changed.set()
 
-    async def _join_chats(self, session_ids: Sequence[ChatId]) -> None:
-        """Join several chat channels at once: one slow join must not hold up the others."""
-        await asyncio.gather(*(self._join_chat(chat_id) for chat_id in session_ids))
+    async def _join_open_chats(self) -> None:
+        await asyncio.gather(*(self._join_chat(chat_id) for chat_id in self._wanted[0] if chat_id not in self._chats))
+
+    async def _reconcile(self) -> None:
+        """Join and leave chat topics as the wanted set changes, the deferral ends and retries fall due."""
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wanted_changed.clear()
+            opened, others = self._wanted
+            wanted = {*opened, *others}
+            for chat_id in [chat_id for chat_id in self._chats if chat_id not in wanted]:
+                await self._leave_chat(chat_id)
+            now = loop.time()
+            due = [c for c in opened if c not in self._chats and self._retry_at.get(c, 0.0) <= now]
+            later = [c for c in others if c not in self._chats and self._retry_at.get(c, 0.0) <= now]
+            if now >= self._deferred_until:
+                due += later
+                later = []
+            if due:
+                await asyncio.gather(*(self._join_chat(chat_id) for chat_id in due))
+                continue  # joining took time: look again before sleeping
+            wakes = [self._deferred_until] if later else []
+            wakes += [at for chat_id, at in self._retry_at.items() if chat_id in wanted and at > now]
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(min(wakes) if wakes else None):
+                    await self._wanted_changed.wait()
 
     async def _join_chat(self, chat_id: ChatId) -> None:
-        if chat_id in self._chats or self._user_id is None:
+        socket = self._socket
+        me = self._user_id
+        if socket is None or me is None or chat_id in self._chats:
             return
-        user_id = self._user_id
-        channel = self._client.channel(
-            f"chat:{chat_id}",
-            {"config": {"broadcast": {"ack": False, "self": False}, "presence": {"key": str(user_id)}}},
+        generation = self._generation
+        topic, typing = chat_topic(chat_id), typing_topic(chat_id)
+        topics = _ChatTopics(
+            chat=socket.channel(topic, _private(presence_key=str(me))),
+            typing_channel=socket.channel(typing, _private(presence_key=None)),
         )
-        chat = _ChatChannel(channel)
-        channel.on_broadcast(TYPING_EVENT, lambda payload: self._on_typing_push(chat_id, payload))
-        channel.on_presence_sync(lambda: self._on_presence_sync(chat_id))
-        self._chats[chat_id] = chat
-        try:
-            async with asyncio.timeout(self._subscribe_timeout):
-                await channel.subscribe()
-                await channel.track({"user_id": str(user_id)})
-        except Exception as error:  # ephemeral: a chat without typing indicators is not worth failing
-            log.info("Typing/presence for chat %s unavailable: %s", chat_id, type(error).__name__)
+        for event in self._events:
+            topics.chat.on_broadcast(event, self._broadcast_listener(topic, generation))
+        topics.chat.on_presence_sync(lambda: self._on_presence_sync(chat_id, topics, generation))
+        topics.typing_channel.on_broadcast(
+            TYPING_EVENT, lambda payload: self._on_typing_push(chat_id, topics, payload, generation)
+        )
+        self._chats[chat_id] = topics
 
+        def trouble(name: str) -> Callable[[RealtimeSubscribeStates, Exception | None], None]:
+            return lambda status, error: self._on_chat_trouble(chat_id, topics, name, status, error, generation)
+
+        (status, error), (typing_status, typing_error) = await asyncio.gather(
+            self._subscribe(topics.chat, topic, trouble(topic)),
+            self._subscribe(topics.typing_channel, typing, trouble(typing)),
+        )
+        if generation != self._generation or self._chats.get(chat_id) is not topics:
+            return
+        if status is not RealtimeSubscribeStates.SUBSCRIBED:
+            self._on_chat_trouble(chat_id, topics, topic, status, error, generation)
+        elif typing_status is not RealtimeSubscribeStates.SUBSCRIBED:
+            self._on_chat_trouble(chat_id, topics, typing, typing_status, typing_error, generation)
+        else:
+            await topics.chat.track({"user_id": str(me)})
+
+    def _on_chat_trouble(
+        self,
+        chat_id: ChatId,
+        topics: _ChatTopics,
+        topic: str,
+        status: RealtimeSubscribeStates,
+        error: Exception | None,
+        generation: int,
+    ) -> None:
+        """A chat topic was refused, timed out, errored or closed: leave both of the chat's topics. For lack
+        of rights, tell the data layer (the user may have been removed); else try again a little later."""
+        if generation != self._generation or self._chats.get(chat_id) is not topics:
+            return
+        if self._socket is None or not self._socket.is_connected:
+            return  # the socket itself went: the link is rebuilt as a whole
+        refused = error is not None and any(word in str(error) for word in _REFUSED)
+        log.info("Realtime topic %s: %s%s", topic, status.value, " (no rights)" if refused else "")
+        delay = self.timing.chat_retry * (12 if refused else 1)
+        self._retry_at[chat_id] = asyncio.get_running_loop().time() + delay
+        self._spawn(lambda: self._leave_chat(chat_id), "realtime-leave")
+        if refused and self._on_chat_lost is not None:
+            self._on_chat_lost(chat_id)
+
+    async def _leave_chat(self, chat_id: ChatId) -> None:
+        topics = self._forget_chat(chat_id)
+        socket = self._socket
+        if topics is None or socket is None:
+            return
+        for channel in (topics.chat, topics.typing_channel):
+            with contextlib.suppress(Exception):
+                await socket.remove_channel(channel)
+
+    def _forget_chat(self, chat_id: ChatId) -> _ChatTopics | None:
+        """Stop holding a chat's topics: whoever listened hears that nobody types or is online there."""
+        topics = self._chats.pop(chat_id, None)
+        if topics is None:
+            return None
+        if topics.typing and self._on_typing is not None:
+            self._on_typing(chat_id, frozenset())
+        if topics.online and self._on_presence is not None:
+            self._on_presence(chat_id, frozenset())
+        return topics
+
+    # --- typing and presence -----------------------------------------------------------------------
     async def send_typing(self, chat_id: ChatId, typing: bool) -> None:
-        chat = self._chats.get(chat_id)
-        if chat is None or self._user_id is None:
+        topics = self._chats.get(chat_id)
+        if topics is None or self._user_id is None or not topics.typing_channel.is_joined:
             return
         with contextlib.suppress(Exception):
-            await chat.channel.send_broadcast(TYPING_EVENT, {"user_id": str(self._user_id), "typing": typing})
+            await topics.typing_channel.send_broadcast(TYPING_EVENT, {"user_id": str(self._user_id), "typing": typing})
 
     def typing_users(self, chat_id: ChatId) -> frozenset[UserId]:
-        chat = self._chats.get(chat_id)
-        if chat is None:
+        topics = self._chats.get(chat_id)
+        if topics is None:
             return frozenset()
         now = time.monotonic()
-        return frozenset(user for user, expiry in chat.typing.items() if expiry > now)
+        return frozenset(user for user, expiry in topics.typing.items() if expiry > now)
 
-    def _on_typing_push(self, chat_id: ChatId, payload: BroadcastPayload) -> None:
-        chat = self._chats.get(chat_id)
-        body: Any = payload.get("payload")
-        if chat is None or not isinstance(body, dict):
+    def online_users(self, chat_id: ChatId) -> frozenset[UserId]:
+        topics = self._chats.get(chat_id)
+        return topics.online if topics is not None else frozenset()
+
+    def _on_typing_push(self, chat_id: ChatId, topics: _ChatTopics, payload: Any, generation: int) -> None:
+        if generation != self._generation or self._chats.get(chat_id) is not topics:
+            return
+        body = payload.get("payload") if isinstance(payload, Mapping) else None
+        if not isinstance(body, Mapping):
             return
         try:
             user = UserId(uuid.UUID(str(body.get("user_id"))))
         except ValueError:
             return
         if body.get("typing"):
-            chat.typing[user] = time.monotonic() + TYPING_TTL
+            topics.typing[user] = time.monotonic() + TYPING_TTL
         else:
-            chat.typing.pop(user, None)
+            topics.typing.pop(user, None)
         if self._on_typing is not None:
             self._on_typing(chat_id, self.typing_users(chat_id))
 
-    def _on_presence_sync(self, chat_id: ChatId) -> None:
-        chat = self._chats.get(chat_id)
-        if chat is None:
+    def _on_presence_sync(self, chat_id: ChatId, topics: _ChatTopics, generation: int) -> None:
+        if generation != self._generation or self._chats.get(chat_id) is not topics:
             return
         users: set[UserId] = set()
-        for metas in chat.channel.presence_state().values():
+        for metas in topics.chat.presence_state().values():
             for meta in metas:
                 fields: dict[str, Any] = dict(meta)  # the tracked fields sit beside presence_ref
                 with contextlib.suppress(ValueError, KeyError, TypeError):
                     users.add(UserId(uuid.UUID(str(fields["user_id"]))))
-        chat.online = frozenset(users)
+        topics.online = frozenset(users)
         if self._on_presence is not None:
-            self._on_presence(chat_id, chat.online)
+            self._on_presence(chat_id, topics.online)
+
+
+def _private(*, presence_key: str | None) -> Any:
+    """A private channel's options; presence only where a key is given (``chat:<id>``)."""
+    return {
+        "config": {
+            "private": True,
+            "broadcast": {"ack": False, "self": False},
+            "presence": {"key": presence_key or "", "enabled": presence_key is not None},
+        }
+    }
+
+
+async def _close_socket(socket: AsyncRealtimeClient, *, dead: bool) -> None:
+    """Close a socket that is no longer used.
+
+    A live one closes with the websocket's closing handshake. A dead one (black-holed, deaf) would wait out
+    that handshake (websockets' ``close_timeout``, 10 s) for a peer that never answers, so its transport is
+    aborted first. The official client keeps its websocket in a private attribute; without it, the
+    handshake's timeout ends the wait all the same.
+    """
+    if dead:
+        transport = getattr(getattr(socket, "_ws_connection", None), "transport", None)
+        if transport is not None:
+            transport.abort()
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(CLOSE_WAIT if dead else CLOSE_WAIT * 5):
+            await socket.close()

@@ -62,7 +62,8 @@ REDIS_USED_MEMORY = "cache.redis.used_memory_bytes"
 MEMORY_TIER_BYTES = "cache.memory.bytes"
 MEMORY_TIER_ENTRIES = "cache.memory.entries"
 SUPABASE_LATENCY = "supabase.latency_seconds"
-REALTIME_LAG = "realtime.lag_seconds"  # commit on the server to the push in this client
+REALTIME_LAG = "realtime.lag_seconds"  # a new message written on the server to its push in this client
+REALTIME_JOINS = "realtime.joins"  # channel joins sent, by topic kind (user, chat)
 ERRORS = "errors"
 
 

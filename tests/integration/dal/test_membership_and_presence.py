@@ -101,6 +101,9 @@ async def test_read_state_follows_across_devices(make_layer: LayerFactory) -> No
 
 async def test_typing_and_presence_reach_the_other_client(make_layer: LayerFactory) -> None:
     alice, bob, chat = await alice_and_bob_in_a_new_chat(make_layer)
+    # Both have the chat open: its topics (presence and typing among them) are held for the open chat.
+    await alice.store.open_chat(chat)
+    await bob.store.open_chat(chat)
     typing: dict[ChatId, frozenset[UserId]] = {}
     online: dict[ChatId, frozenset[UserId]] = {}
     alice.store.subscribe_typing(lambda session, users: typing.__setitem__(session, users))

@@ -1,5 +1,5 @@
-"""The change-type table: pushes become change events (malformed ones are dropped, not raised), reducers
-turn events into a batch without touching anything, and every event type has its row."""
+"""The change-type table: broadcasts become change events (malformed ones are dropped, not raised),
+reducers turn events into a batch without touching anything, and every event type has its row."""
 
 from __future__ import annotations
 
@@ -9,41 +9,45 @@ import uuid
 
 import pytest
 
-from desktop_chat.dal.changes import CHANGE_TYPES, TABLES, ChangeBatch, parse_change, reduce
+from desktop_chat.dal.changes import CHANGE_TYPES, EVENTS, ChangeBatch, parse_change, reduce
 from desktop_chat.models import (
     ChangeEvent,
     ChatId,
     ChatMember,
+    ChatRemoved,
     ChatSummary,
     ChatUpserted,
     MemberRemoved,
     MemberUpserted,
     Message,
+    MessageNoticed,
     MessageUpserted,
-    Profile,
-    ProfileUpserted,
     UserId,
 )
+from desktop_chat.realtime.events import Push
 from tests.builders import chat_summary, message
 
 CHAT = "c0000000-0000-4000-8000-00000000a0b0"
 ALICE = "a11ce000-0000-4000-8000-000000000001"
 
 
-def push(table: str, kind: str, record: dict[str, object] | None = None, old: dict[str, object] | None = None):
-    data: dict[str, object] = {
+EVENT_OF = {"chat_messages": "message", "chat_sessions": "chat", "chat_members": "member"}
+
+
+def body(table: str, kind: str, record: dict[str, object] | None = None, old: dict[str, object] | None = None):
+    """What ``realtime.broadcast_changes`` sends: the row change, and the id of its realtime.messages row."""
+    return {
         "schema": "public",
         "table": table,
-        "type": kind,
-        "commit_timestamp": "2026-11-26T12:00:00.000Z",
-        "columns": [],
-        "errors": None,
+        "operation": kind,
+        "record": record,
+        "old_record": old,
+        "id": str(uuid.uuid4()),
     }
-    if record is not None:
-        data["record"] = record
-    if old is not None:
-        data["old_record"] = old
-    return {"data": data, "ids": [1]}
+
+
+def push(table: str, kind: str, record: dict[str, object] | None = None, old: dict[str, object] | None = None) -> Push:
+    return Push(topic=f"chat:{CHAT}", event=EVENT_OF.get(table, table), payload=body(table, kind, record, old))
 
 
 MESSAGE = {
@@ -68,7 +72,7 @@ def test_message_insert_and_update() -> None:
     assert edited.message.content == "hey"
 
 
-def test_chat_member_and_profile_changes() -> None:
+def test_chat_and_member_changes() -> None:
     chat = {
         "id": CHAT,
         "title": "Renamed",
@@ -85,33 +89,52 @@ def test_chat_member_and_profile_changes() -> None:
     assert isinstance(parse_change(push("chat_members", "INSERT", member)), MemberUpserted)
     removed = parse_change(push("chat_members", "DELETE", old={"session_id": CHAT, "user_id": ALICE}))
     assert removed == MemberRemoved(chat_id=uuid.UUID(CHAT), user_id=uuid.UUID(ALICE))
-    profile = parse_change(push("profiles", "UPDATE", {"id": ALICE, "display_name": "Al"}))
-    assert isinstance(profile, ProfileUpserted)
+    purged = parse_change(push("chat_sessions", "DELETE", old=chat))
+    assert purged == ChatRemoved(chat_id=uuid.UUID(CHAT))
+
+
+NOTICE = {
+    "chat_id": CHAT,
+    "message_id": MESSAGE["id"],
+    "sender_id": ALICE,
+    "seq": 7,
+    "rev": 9,
+    "created_at": "2026-11-26T12:00:00.123456+00:00",
+    "preview": "hi",
+    "id": str(uuid.uuid4()),
+}
+
+
+def test_an_activity_notice_is_a_message_announced() -> None:
+    event = parse_change(Push(topic=f"user:{ALICE}", event="activity", payload=NOTICE))
+    assert isinstance(event, MessageNoticed)
+    assert (str(event.message.id), event.message.seq, event.message.rev, event.message.content) == (
+        MESSAGE["id"],
+        7,
+        9,
+        "hi",
+    )
 
 
 def test_irrelevant_and_malformed_pushes_are_dropped(caplog: pytest.LogCaptureFixture) -> None:
     assert parse_change(push("other_table", "INSERT", {"x": 1})) is None
-    assert parse_change({"data": {"schema": "private", "table": "chat_messages"}}) is None
+    assert parse_change(Push(f"chat:{CHAT}", "message", {**body("chat_messages", "INSERT"), "schema": "x"})) is None
+    assert parse_change(Push(f"chat:{CHAT}", "chat", body("chat_messages", "INSERT", MESSAGE))) is None
     with caplog.at_level(logging.WARNING):
         assert parse_change(push("chat_messages", "INSERT", {**MESSAGE, "seq": "not a number"})) is None
-    assert "malformed" in caplog.text
-    assert "hi" not in caplog.text  # never log message text
-
-
-def test_the_clients_own_event_type_enum_is_understood() -> None:
-    from realtime import RealtimePostgresChangesListenEvent
-
-    payload = push("chat_messages", "INSERT", MESSAGE)
-    payload["data"]["type"] = RealtimePostgresChangesListenEvent.Insert  # what the official client passes
-    assert isinstance(parse_change(payload), MessageUpserted)
+        assert parse_change(Push(f"user:{ALICE}", "activity", {**NOTICE, "seq": None})) is None
+        assert parse_change(Push(f"user:{ALICE}", "activity", {"preview": "secret"})) is None
+    assert caplog.text.count("malformed") == 3
+    assert "hi" not in caplog.text and "secret" not in caplog.text  # never log message text
+    assert ALICE not in caplog.text  # nor whose topic it was
 
 
 # --- the table ---------------------------------------------------------------------------------------
-def test_every_change_event_has_one_row_and_realtime_binds_its_tables() -> None:
+def test_every_change_event_has_one_row_and_realtime_listens_to_its_events() -> None:
     events = typing.get_args(ChangeEvent)
     assert sorted(row.event.__name__ for row in CHANGE_TYPES) == sorted(event.__name__ for event in events)
-    assert TABLES == ("chat_messages", "chat_sessions", "chat_members", "profiles")
-    assert all(row.parse is not None for row in CHANGE_TYPES if row.table is not None)
+    assert EVENTS == ("message", "activity", "chat", "member")
+    assert all(row.parse is not None for row in CHANGE_TYPES if row.broadcast is not None)
 
 
 # --- reducers: the batch an event makes, without touching views or cache -----------------------------
@@ -178,11 +201,29 @@ def test_our_membership_moves_the_read_position_or_asks_for_a_reload() -> None:
     assert other.forget_details == {CHAT_ID} and not other.drop
 
 
-def test_messages_are_collected_per_chat_and_profiles_forget_open_details() -> None:
+def test_messages_are_collected_per_chat() -> None:
     first, second = message(CHAT_ID, 1), message(CHAT_ID, 2)
-    profile = ProfileUpserted(profile=Profile(id=ME, display_name="Al"))
-    result = reduce(
-        [MessageUpserted(message=second), profile, MessageUpserted(message=first)], batch(Views({}, {CHAT_ID: []}))
-    )
+    result = reduce([MessageUpserted(message=second), MessageUpserted(message=first)], batch(Views({}, {CHAT_ID: []})))
     assert result.messages == {CHAT_ID: [second, first]}
-    assert result.forget_details == {CHAT_ID}
+    assert not result.rows and not result.notify
+
+
+def test_a_notice_moves_the_row_counts_it_unread_and_notifies_once() -> None:
+    row = summary(last_seq=5, read=2)
+    row = row.model_copy(update={"last_message": message(CHAT_ID, 5)})
+    other = UserId(uuid.uuid4())
+    new = message(CHAT_ID, 6, sender=other, rev=6, content="preview")
+    noticed = reduce([MessageNoticed(message=new)], batch(Views({CHAT_ID: row}, {})))
+    assert noticed.rows[CHAT_ID].last_message == new and noticed.rows[CHAT_ID].unread_count == row.unread_count + 1
+    assert noticed.rows[CHAT_ID].chat.last_seq == 6 and noticed.notify == [new]
+    assert not noticed.messages  # the message itself (and the cache) waits for the chat's topic or a back-fill
+    # The chat's own topic brought it first: the notice adds nothing.
+    shown = row.model_copy(update={"last_message": new})
+    again = reduce([MessageNoticed(message=new)], batch(Views({CHAT_ID: shown}, {})))
+    assert not again.rows and not again.notify
+    # One's own message (from another device) moves the row but is neither unread nor notified.
+    mine = message(CHAT_ID, 6, sender=ME, rev=6)
+    own = reduce([MessageNoticed(message=mine)], batch(Views({CHAT_ID: row}, {})))
+    assert own.rows[CHAT_ID].unread_count == row.unread_count and not own.notify
+    # A chat not listed yet: only the server can say what it is.
+    assert reduce([MessageNoticed(message=new)], batch(Views({}, {}))).reload_list

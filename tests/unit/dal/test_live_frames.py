@@ -32,6 +32,7 @@ def live_sync(frame: float) -> tuple[LiveSync, list[list[ChangeEvent]]]:
         UserId(uuid.uuid4()),
         cache=unused,
         reads=unused,
+        server=unused,
         tasks=Spawner(),
         pending=unused,
         on_incoming=unused,

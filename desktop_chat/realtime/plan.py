@@ -1,0 +1,99 @@
+"""How the app uses Realtime's budget: which chat topics it holds, when it joins them, how it notices a dead
+link and when it comes back. Pure: no I/O, no clock (delays are drawn from the ``random.Random`` given).
+
+The numbers that decided it (Supabase's published quotas; docs/architecture.md section 5 measures them):
+
+- 100 channels per connection; channel joins per second per *project*: 100 (Free), 500 (Pro), 2,500
+  (Team); concurrent connections 200 (Free), 500 (Pro), 10,000 (Team).
+- A client holds ``user:<me>`` (1 join) and, for each of at most ``HOT_CHATS`` chats, ``chat:<id>`` and
+  ``chat:<id>:typing`` (2 joins): 1 + 2 × 3 = 7 joins, far below 100 channels.
+- When the server or a proxy drops every socket at once, every client comes back at once. 500 clients (a
+  full Pro project) × 7 joins in the same second would be 3,500 joins/s, seven times Pro's limit (the
+  excess is refused with ``ClientJoinRateLimitReached`` and retried by the client 30 s later). So a lost
+  link is rebuilt after a random ``0 .. RECONNECT_SPREAD`` s; then ``user:<me>`` and the open chat's two
+  topics come first (3 joins: 500 × 3 / 5 s = 300 joins/s), and the other hot chats only after another
+  ``DEFERRED_AFTER .. DEFERRED_AFTER + DEFERRED_SPREAD`` s (500 × 4 / 10 s = 200 joins/s, once the first
+  wave is over): at most 300 joins/s, 60 % of Pro's limit.
+- Nothing a user reads depends on this timing: every reconnect back-fills by ``rev``, and the periodic
+  consistency probe (``desktop_chat.dal.probe``) repairs what a push lost within ``PROBE_INTERVAL``.
+- A dead link is noticed by a Phoenix heartbeat that must be answered within ``HEARTBEAT_TIMEOUT``; one is
+  sent every ``HEARTBEAT_INTERVAL``: a deaf or black-holed socket is given up 2-4 s after it went quiet
+  (the official client sends one every 25 s and never checks the reply). 500 clients send 250
+  heartbeats a second, which Realtime answers in the socket's own process, without the database.
+- So a link that went deaf is back within 4 + 5 s plus a join, and what it missed is shown by then.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from desktop_chat.models import ChatId
+
+HOT_CHATS = 3  # chats whose own topics (messages, presence, typing) are held: the open one(s) first
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTiming:
+    """The realtime link's timing, in seconds (tests may shorten it; the defaults are the product's).
+
+    Attributes:
+        heartbeat_interval: How often a heartbeat goes out while the link is up.
+        heartbeat_timeout: How long its reply may take before the link counts as dead.
+        reconnect_spread: A lost link is rebuilt after a random delay up to this.
+        deferred_after, deferred_spread: After a reconnect, hot chats other than the open ones are
+            joined this much later, spread over ``deferred_spread``.
+        max_backoff: The longest wait between failed attempts to connect.
+        subscribe_timeout: How long a join may take.
+        chat_retry: How long a chat topic whose join failed (for a reason other than rights) waits.
+    """
+
+    heartbeat_interval: float = 2.0
+    heartbeat_timeout: float = 2.0
+    reconnect_spread: float = 5.0
+    deferred_after: float = 5.0
+    deferred_spread: float = 10.0
+    max_backoff: float = 30.0
+    subscribe_timeout: float = 10.0
+    chat_retry: float = 5.0
+
+
+def reconnect_delay(failures: int, timing: LinkTiming, rng: random.Random) -> float:
+    """How long to wait before the next attempt to connect.
+
+    ``failures`` is the number of attempts that failed since the link was last up (0: it just broke).
+    Full jitter (a uniform draw from zero to the ceiling), so that clients which lost their link at the
+    same moment do not come back at the same moment; the ceiling doubles with each failure.
+    """
+    ceiling = min(timing.max_backoff, timing.reconnect_spread * 2.0 ** min(failures, 16))
+    return rng.uniform(0.0, ceiling)
+
+
+def deferred_delay(timing: LinkTiming, rng: random.Random) -> float:
+    """After a reconnect, how long the hot chats that are not open wait before they are joined."""
+    return timing.deferred_after + rng.uniform(0.0, timing.deferred_spread)
+
+
+def choose_hot_chats(
+    open_chats: Sequence[ChatId],
+    recently_opened: Iterable[ChatId],
+    listed: Callable[[ChatId], bool],
+    limit: int = HOT_CHATS,
+) -> tuple[tuple[ChatId, ...], tuple[ChatId, ...]]:
+    """The chats whose topics to hold: ``(open, others)``.
+
+    Every open chat is held (its view needs the pushes and typing); the rest of the ``limit`` go to the
+    chats opened most recently (switching back is instant, and the chat list shows their presence and
+    typing). The set changes only when the user opens a chat, never because another chat got a message:
+    a held set that followed the list's order would leave and join topics with every message. Only listed
+    chats qualify: a chat the user left or was removed from is never joined again.
+    """
+    opened = tuple(chat for chat in dict.fromkeys(open_chats) if listed(chat))
+    others: list[ChatId] = []
+    for chat in recently_opened:
+        if len(opened) + len(others) >= limit:
+            break
+        if chat not in opened and chat not in others and listed(chat):
+            others.append(chat)
+    return opened, tuple(others)
