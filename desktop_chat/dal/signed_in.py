@@ -101,6 +101,7 @@ class SignedIn:
                 on_presence=presence.presence_changed,
                 on_lag=metrics.histogram(REALTIME_LAG).observe,
                 on_chat_lost=self._on_chat_lost,
+                on_chat_joined=self._on_chat_joined,
                 on_join=lambda topic: metrics.counter(REALTIME_JOINS, topic=topic_kind(topic)).inc(),
                 timing=link_timing,
             )
@@ -195,6 +196,10 @@ class SignedIn:
     def _on_chat_lost(self, _chat_id: ChatId) -> None:
         # Realtime refused or closed a chat's topic for lack of rights: the user may have been removed.
         self.tasks.spawn(self.live.reload_chats(), "reload-chats")
+
+    def _on_chat_joined(self, chat_id: ChatId) -> None:
+        # What the chat got before its topic was joined was not pushed.
+        self.tasks.spawn(self.live.backfill_chat(chat_id), "backfill-on-join")
 
     def _on_reached(self) -> None:
         if self.realtime is not None and self.realtime.state is ConnectionState.RECONNECTING:

@@ -112,6 +112,8 @@ class RealtimeManager:
             topics are left).
         on_lag: Called with each new message's delay from its write to its arrival, in seconds.
         on_chat_lost: Called when the server refuses or closes a chat's topic for lack of rights.
+        on_chat_joined: Called when a chat's topics were joined while the link was up (not with the link:
+            ``backfill`` covers those); what the chat got before is not pushed, so it wants a back-fill.
         on_join: Called with each topic a join is sent for (metrics; the benchmark counts them).
         timing: Heartbeat, reconnect and join timing (``plan.LinkTiming``).
         rng: Where the random delays come from.
@@ -130,6 +132,7 @@ class RealtimeManager:
         on_presence: UsersListener | None = None,
         on_lag: Callable[[float], None] | None = None,
         on_chat_lost: ChatListener | None = None,
+        on_chat_joined: ChatListener | None = None,
         on_join: Callable[[str], None] | None = None,
         timing: LinkTiming | None = None,
         rng: random.Random | None = None,
@@ -144,6 +147,7 @@ class RealtimeManager:
         self._on_presence = on_presence
         self._on_lag = on_lag
         self._on_chat_lost = on_chat_lost
+        self._on_chat_joined = on_chat_joined
         self._on_join = on_join
         self.timing = timing or LinkTiming()
         self._rng = rng or random.Random()
@@ -448,7 +452,11 @@ class RealtimeManager:
                 due += later
                 later = []
             if due:
-                await asyncio.gather(*(self._join_chat(chat_id) for chat_id in due))
+                joined = await asyncio.gather(*(self._join_chat(chat_id) for chat_id in due))
+                if self._on_chat_joined is not None:
+                    for chat_id, ok in zip(due, joined, strict=True):
+                        if ok:
+                            self._on_chat_joined(chat_id)
                 continue  # joining took time: look again before sleeping
             wakes = [self._deferred_until] if later else []
             wakes += [at for chat_id, at in self._retry_at.items() if chat_id in wanted and at > now]
@@ -456,11 +464,12 @@ class RealtimeManager:
                 async with asyncio.timeout_at(min(wakes) if wakes else None):
                     await self._wanted_changed.wait()
 
-    async def _join_chat(self, chat_id: ChatId) -> None:
+    async def _join_chat(self, chat_id: ChatId) -> bool:
+        """Join a chat's two topics and track presence on the first; True when both are joined."""
         socket = self._socket
         me = self._user_id
         if socket is None or me is None or chat_id in self._chats:
-            return
+            return False
         generation = self._generation
         topic, typing = chat_topic(chat_id), typing_topic(chat_id)
         topics = _ChatTopics(
@@ -483,13 +492,15 @@ class RealtimeManager:
             self._subscribe(topics.typing_channel, typing, trouble(typing)),
         )
         if generation != self._generation or self._chats.get(chat_id) is not topics:
-            return
+            return False
         if status is not RealtimeSubscribeStates.SUBSCRIBED:
             self._on_chat_trouble(chat_id, topics, topic, status, error, generation)
-        elif typing_status is not RealtimeSubscribeStates.SUBSCRIBED:
+            return False
+        if typing_status is not RealtimeSubscribeStates.SUBSCRIBED:
             self._on_chat_trouble(chat_id, topics, typing, typing_status, typing_error, generation)
-        else:
-            await topics.chat.track({"user_id": str(me)})
+            return False
+        await topics.chat.track({"user_id": str(me)})
+        return True
 
     def _on_chat_trouble(
         self,
