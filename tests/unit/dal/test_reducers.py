@@ -13,6 +13,7 @@ from desktop_chat.dal.reducers import (
     max_rev,
     merge_messages,
     newer_message,
+    summary_from_server,
     summary_read_up_to,
     summary_with_chat,
     summary_with_message,
@@ -138,3 +139,26 @@ def test_a_message_after_its_chat_row_update_still_counts_as_unread() -> None:
     bumped = summary_with_chat(row, row.chat.model_copy(update={"last_seq": 4, "last_rev": 4}))
     after = summary_with_message(bumped, message(4), ME)
     assert after.unread_count == 1
+
+
+def test_a_fresh_read_of_the_chat_list_wins_unless_the_view_moved_on_meanwhile() -> None:
+    shown = summary_with_message(summary(last_seq=3, read=3), message(4), ME)
+    # The server knows more (a push was lost): its row is shown.
+    server = summary_with_message(shown, message(5), ME).model_copy(update={"unread_count": 2})
+    assert summary_from_server(shown, server) == server
+    assert summary_from_server(None, server) == server  # a chat the view did not list
+    assert summary_from_server(server, server) is None  # nothing to change
+    # A push applied while the read was on its way: the view's row is newer.
+    assert summary_from_server(server, shown) is None
+    # Renamed after the read began: same messages, the view keeps the newer title.
+    renamed = server.model_copy(
+        update={"chat": server.chat.model_copy(update={"title": "new", "updated_at": T0 + timedelta(hours=1)})}
+    )
+    assert summary_from_server(renamed, server) is None
+    # Read here after the read began: the read position never moves back.
+    read_here = server.model_copy(update={"last_read_seq": 5, "unread_count": 0})
+    assert summary_from_server(read_here, server) is None
+    newer = summary_with_message(server, message(6), ME)
+    merged = summary_from_server(read_here, newer)
+    assert merged is not None and merged.chat.last_rev == 6
+    assert (merged.last_read_seq, merged.unread_count) == (5, 0)

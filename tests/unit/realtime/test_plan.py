@@ -1,0 +1,59 @@
+"""The link's plan: reconnects spread out, the open chat first, and the held chats follow the user only."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+from desktop_chat.models import ChatId
+from desktop_chat.realtime.plan import HOT_CHATS, LinkTiming, choose_hot_chats, deferred_delay, reconnect_delay
+
+TIMING = LinkTiming()
+
+
+def chats(count: int) -> list[ChatId]:
+    return [ChatId(uuid.uuid4()) for _ in range(count)]
+
+
+def test_a_lost_link_comes_back_within_the_spread_and_backs_off_after_failures() -> None:
+    rng = random.Random(7)
+    first = [reconnect_delay(0, TIMING, rng) for _ in range(2000)]
+    assert min(first) >= 0 and max(first) <= TIMING.reconnect_spread
+    # Spread over the whole window, not bunched: every fifth of it gets its share.
+    fifths = [
+        sum(1 for d in first if k * TIMING.reconnect_spread / 5 <= d < (k + 1) * TIMING.reconnect_spread / 5)
+        for k in range(5)
+    ]
+    assert min(fifths) > 300, fifths
+    later = [reconnect_delay(3, TIMING, rng) for _ in range(500)]
+    assert max(later) <= TIMING.max_backoff and max(later) > TIMING.reconnect_spread * 2
+    assert max(reconnect_delay(60, TIMING, rng) for _ in range(100)) <= TIMING.max_backoff
+
+
+def test_the_other_hot_chats_wait_until_the_first_wave_is_over() -> None:
+    rng = random.Random(3)
+    delays = [deferred_delay(TIMING, rng) for _ in range(1000)]
+    assert TIMING.deferred_after <= min(delays) and max(delays) <= TIMING.deferred_after + TIMING.deferred_spread
+    assert TIMING.deferred_after >= TIMING.reconnect_spread  # the two waves do not overlap
+
+
+def test_the_join_budget_of_a_storm_stays_under_the_pro_plan() -> None:
+    clients = 500  # a full Pro project (500 concurrent connections)
+    first_wave = clients * (1 + 2) / TIMING.reconnect_spread  # user:<me>, the open chat and its typing
+    second_wave = clients * 2 * (HOT_CHATS - 1) / TIMING.deferred_spread
+    assert max(first_wave, second_wave) <= 500 * 0.6
+
+
+def test_open_chats_come_first_then_the_recently_opened() -> None:
+    a, b, c, d, e = chats(5)
+    listed = {a, b, c, d, e}.__contains__
+    assert choose_hot_chats([a], [a, b, c, d], listed) == ((a,), (b, c))
+    assert choose_hot_chats([], [d, e], listed) == ((), (d, e))
+    assert choose_hot_chats([a, b, c, d], [e], listed) == ((a, b, c, d), ())  # every open chat is held
+    assert choose_hot_chats([a], [b, b, a, c], listed, limit=2) == ((a,), (b,))
+
+
+def test_chats_no_longer_listed_are_never_held() -> None:
+    a, b, c = chats(3)
+    gone = {a, c}.__contains__
+    assert choose_hot_chats([b], [b, c, a], gone) == ((), (c, a))
