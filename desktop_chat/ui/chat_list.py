@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from desktop_chat.models import ChatId, ChatSummary
 from desktop_chat.ui.chat_list_model import ChatFilterProxyModel, ChatListModel, ChatRole
+from desktop_chat.ui.presence import paint_online_dot
 from desktop_chat.ui.text import hue_for, initials, list_time
 from desktop_chat.ui.theme import LIGHT, Colors
 
@@ -43,7 +44,8 @@ def _utc_now() -> datetime:
 
 
 class ChatDelegate(QStyledItemDelegate):
-    """Paints one chat: avatar, title, time, last message (or who is typing) and the unread badge.
+    """Paints one chat: avatar (with a dot when someone else is online in it), title, time, last message (or
+    who is typing) and the unread badge.
 
     Args:
         colors: Custom colours.
@@ -99,6 +101,9 @@ class ChatDelegate(QStyledItemDelegate):
         painter.setFont(bold)
         painter.setPen(QColor("#ffffff"))
         painter.drawText(avatar, Qt.AlignmentFlag.AlignCenter, initials(summary.chat.title))
+        if index.data(ChatRole.ONLINE):
+            ring = c.selection if state & QStyle.StateFlag.State_Selected else c.surface
+            paint_online_dot(painter, avatar, c.online, ring)
 
         left = avatar.right() + unit * 3
         right = card.right() - unit * 3

@@ -1,7 +1,8 @@
 """The recent-chats list: ``ChatListModel`` over ``store.chat_list()`` and a filtering proxy.
 
 The ``LiveList`` already keeps chats sorted by last activity; the model only translates its row
-operations (a chat that gets a message *moves* to the top, keeping its selection) and adds who is typing.
+operations (a chat that gets a message *moves* to the top, keeping its selection) and adds who is typing
+and who is online.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class ChatRole(IntEnum):
     ACTIVITY = Qt.ItemDataRole.UserRole + 4  # datetime: last message or creation
     UNREAD = Qt.ItemDataRole.UserRole + 5  # int
     TYPING = Qt.ItemDataRole.UserRole + 6  # int: how many others are typing
+    ONLINE = Qt.ItemDataRole.UserRole + 7  # int: how many others are online (0 also when unknown)
 
 
 def summary_key(summary: ChatSummary) -> ChatId:
@@ -49,10 +51,12 @@ class ChatListModel(LiveListModel[ChatSummary]):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(key=summary_key, parent=parent)
         self._typing: dict[ChatId, frozenset[UserId]] = {}
+        self._online: dict[ChatId, frozenset[UserId]] = {}
         self._own: UserId | None = None
 
     def show_list(self, chats: ChatList) -> None:
         self._typing = {}
+        self._online = {}
         self.attach(chats)
 
     def set_own_user(self, user_id: UserId | None) -> None:
@@ -72,6 +76,23 @@ class ChatListModel(LiveListModel[ChatSummary]):
 
     def typing(self, chat_id: ChatId) -> frozenset[UserId]:
         return self._typing.get(chat_id, frozenset())
+
+    def set_online(self, chat_id: ChatId, users: frozenset[UserId]) -> None:
+        """Who is in the chat now, by its presence (the signed-in user is left out)."""
+        others = frozenset(user for user in users if user != self._own)
+        if others == self._online.get(chat_id, frozenset()):
+            return
+        if others:
+            self._online[chat_id] = others
+        else:
+            self._online.pop(chat_id, None)
+        row = self.row_of(chat_id)
+        if row is not None:
+            self.dataChanged.emit(self.index(row, 0), self.index(row, 0), [ChatRole.ONLINE])
+
+    def online(self, chat_id: ChatId) -> frozenset[UserId]:
+        """The others online in the chat, as far as the app knows (the chats whose topics it holds)."""
+        return self._online.get(chat_id, frozenset())
 
     def summary(self, chat_id: ChatId) -> ChatSummary | None:
         row = self.row_of(chat_id)
@@ -98,8 +119,12 @@ class ChatListModel(LiveListModel[ChatSummary]):
             return summary.unread_count
         if role == ChatRole.TYPING:
             return len(self.typing(summary.chat.id))
+        if role == ChatRole.ONLINE:
+            return len(self.online(summary.chat.id))
         if role == Qt.ItemDataRole.AccessibleTextRole:
             spoken = summary.chat.title
+            if self.online(summary.chat.id):
+                spoken += ", someone is online"
             if summary.unread_count:
                 spoken += f", {plural(summary.unread_count, 'unread message')}"
             text = preview(summary)

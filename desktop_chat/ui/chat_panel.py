@@ -68,6 +68,7 @@ class ChatPanel(QWidget):
         self._bridge = bridge
         self._chats = chats
         self._confirm = confirm
+        self._colors = colors
         self._is_active = is_active or (lambda: self.isVisible() and self.window().isActiveWindow())
         self._session: ChatId | None = None
         self._details: ChatDetails | None = None
@@ -141,6 +142,7 @@ class ChatPanel(QWidget):
         bridge.chat_details_loaded.connect(self._on_details)
         bridge.chat_changed.connect(self._on_chat_changed)
         bridge.typing_changed.connect(self._on_typing)
+        bridge.presence_changed.connect(self._on_presence)
         bridge.message_queued.connect(self._on_queued)
         bridge.failed.connect(self._on_failed)
         bridge.chat_left.connect(self._on_chat_left)
@@ -155,6 +157,7 @@ class ChatPanel(QWidget):
         return self._session
 
     def set_colors(self, colors: Colors) -> None:
+        self._colors = colors
         self.view.set_colors(colors)
 
     def set_own_user(self, user_id: UserId | None) -> None:
@@ -171,6 +174,7 @@ class ChatPanel(QWidget):
         self._details = None
         self._typing = frozenset()
         self.model.clear()
+        self.model.set_online(self._chats.online(chat_id))
         self.view.message_delegate.forget()
         summary = self._chats.summary(chat_id)
         self._read_seq = summary.last_read_seq if summary else 0
@@ -214,7 +218,14 @@ class ChatPanel(QWidget):
         if self._session is None:
             return
         own = self._bridge.current_user.id if self._bridge.current_user else None
-        dialog = MembersDialog(self._bridge, self._session, own_user=own, parent=self)
+        dialog = MembersDialog(
+            self._bridge,
+            self._session,
+            own_user=own,
+            online=self._chats.online(self._session),
+            colors=self._colors,
+            parent=self,
+        )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
 
@@ -288,6 +299,11 @@ class ChatPanel(QWidget):
         if chat_id == self._session:
             self._typing = frozenset(user for user in users if user != own)
             self._refresh_header()
+
+    def _on_presence(self, chat_id: ChatId, users: frozenset[UserId]) -> None:
+        self._chats.set_online(chat_id, users)
+        if chat_id == self._session:
+            self.model.set_online(self._chats.online(chat_id))
 
     def _on_queued(self, chat_id: ChatId, _message_id: MessageId) -> None:
         if chat_id == self._session:

@@ -33,7 +33,8 @@ from desktop_chat.models import MAX_TITLE_CHARS, ChatDetails, ChatId, MemberRole
 from desktop_chat.ui.bridge import Operation, StoreBridge
 from desktop_chat.ui.chat_list import ChatDelegate
 from desktop_chat.ui.chat_list_model import ChatFilterProxyModel, ChatListModel
-from desktop_chat.ui.theme import Colors
+from desktop_chat.ui.presence import online_icon
+from desktop_chat.ui.theme import LIGHT, Colors
 
 Confirm = Callable[[QWidget, str, str, str], bool]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -200,8 +201,20 @@ class RenameChatDialog(_OperationDialog):
             self.accept()
 
 
+_NAME_ROLE = Qt.ItemDataRole.UserRole + 1  # the member's line as written, without the presence
+
+
 class MembersDialog(_OperationDialog):
-    """Who is in a chat; owners add people by email and remove them."""
+    """Who is in a chat, with a dot beside those online now; owners add people by email and remove them.
+
+    Args:
+        bridge: The data layer.
+        chat_id: The chat.
+        own_user: The signed-in user.
+        online: Who is online in the chat as the dialog opens (it follows the bridge's news after).
+        colors: Custom colours (the dot's).
+        parent: Qt parent.
+    """
 
     def __init__(
         self,
@@ -209,12 +222,18 @@ class MembersDialog(_OperationDialog):
         chat_id: ChatId,
         *,
         own_user: UserId | None,
+        online: frozenset[UserId] = frozenset(),
+        colors: Colors = LIGHT,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(bridge, {Operation.ADD_MEMBER, Operation.REMOVE_MEMBER}, "Members", parent)
         self._session = chat_id
         self._own = own_user
         self._owner = False
+        self._online = online
+        size = self.fontMetrics().height()
+        self._dot = online_icon(size, colors.online)
+        self._no_dot = online_icon(size, None)
         self.member_list = QListWidget(self)
         self.member_list.setAccessibleName("Members")
         self.member_list.currentItemChanged.connect(self._update_buttons)
@@ -243,6 +262,7 @@ class MembersDialog(_OperationDialog):
         self.setMinimumSize(self.fontMetrics().averageCharWidth() * 55, self.fontMetrics().height() * 22)
         bridge.chat_details_loaded.connect(self._on_details)
         bridge.chat_changed.connect(self._on_changed)
+        bridge.presence_changed.connect(self._on_presence)
         self._show_owner_controls()
         bridge.load_chat_details(chat_id)
 
@@ -284,7 +304,27 @@ class MembersDialog(_OperationDialog):
                 name += " · owner"
             item = QListWidgetItem(name, self.member_list)
             item.setData(Qt.ItemDataRole.UserRole, member.user_id)
+            item.setData(_NAME_ROLE, name)
+        self._show_presence()
         self._show_owner_controls()
+
+    def is_online(self, user_id: UserId) -> bool:
+        """Whether the list shows ``user_id`` as online (never oneself: the dot is for others)."""
+        return user_id != self._own and user_id in self._online
+
+    def _on_presence(self, chat_id: ChatId, users: frozenset[UserId]) -> None:
+        if chat_id == self._session and users != self._online:
+            self._online = users
+            self._show_presence()
+
+    def _show_presence(self) -> None:
+        for row in range(self.member_list.count()):
+            item = self.member_list.item(row)
+            online = self.is_online(item.data(Qt.ItemDataRole.UserRole))
+            item.setIcon(self._dot if online else self._no_dot)
+            name = str(item.data(_NAME_ROLE))
+            item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{name}, online" if online else name)
+            item.setToolTip("Online now" if online else "")
 
     def _on_changed(self, chat_id: ChatId) -> None:
         if chat_id == self._session:

@@ -42,6 +42,7 @@ class Colors:
     selection: QColor
     hover: QColor
     separator: QColor
+    online: QColor  # the presence dot
 
 
 LIGHT = Colors(
@@ -61,6 +62,7 @@ LIGHT = Colors(
     selection=QColor("#e3ecfd"),
     hover=QColor("#eef1f5"),
     separator=QColor("#e6e8eb"),
+    online=QColor("#1f9d55"),
 )
 
 DARK = Colors(
@@ -80,6 +82,7 @@ DARK = Colors(
     selection=QColor("#2b3a52"),
     hover=QColor("#282c32"),
     separator=QColor("#30343a"),
+    online=QColor("#3fcf7a"),
 )
 
 

@@ -1,9 +1,10 @@
 """``MessageDelegate``: paints messages as bubbles, with no widget per message.
 
 Each row may carry a day separator, then a bubble (own messages on the right in the accent tint, others'
-on the left under the sender's name and avatar), the time, "edited", and for own messages the delivery
-state: a clock while pending, a tick once sent, and for a failed message a line with the reason and two
-links, Retry and Discard, whose areas ``action_at`` reports for the view's clicks.
+on the left under the sender's name and avatar, dotted while the sender is online), the time, "edited",
+and for own messages the delivery state: a clock while pending, a tick once sent, and for a failed
+message a line with the reason and two links, Retry and Discard, whose areas ``action_at`` reports for the
+view's clicks.
 
 Every size comes from font metrics (no fixed pixels), so the layout scales with the font and the screen.
 The geometry of a message, including its laid-out text, is cached per message: ``LiveList`` rows are
@@ -42,6 +43,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
 
 from desktop_chat.models import DeliveryState, Message, MessageId
+from desktop_chat.ui.presence import paint_online_dot
 from desktop_chat.ui.text import clock, day_label, hue_for, initials
 from desktop_chat.ui.theme import LIGHT, Colors
 from desktop_chat.ui.timeline_model import DELETED_TEXT, TimelineModel, day_of, starts_day, starts_run
@@ -430,6 +432,8 @@ class MessageDelegate(QStyledItemDelegate):
         painter.setFont(font)
         painter.setPen(QColor("#ffffff"))
         painter.drawText(circle, Qt.AlignmentFlag.AlignCenter, initials(name))
+        if self._model.is_online(message):
+            paint_online_dot(painter, circle, self._colors.online, self._colors.surface)
 
     def _name_color(self, message: Message) -> QColor:
         lightness = 165 if self._colors.dark else 95

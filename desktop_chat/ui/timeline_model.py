@@ -74,6 +74,7 @@ class TimelineModel(LiveListModel[Message]):
         self._session: ChatId | None = None
         self._own: UserId | None = None
         self._names: dict[UserId, str] = {}
+        self._online: frozenset[UserId] = frozenset()
         self._older_wanted = False
         self._loading_older = False
         bridge.older_loaded.connect(self._on_older_loaded)
@@ -93,6 +94,7 @@ class TimelineModel(LiveListModel[Message]):
         self.detach()
         self._session = None
         self._names = {}
+        self._online = frozenset()
 
     def set_own_user(self, user_id: UserId | None) -> None:
         self._own = user_id
@@ -102,6 +104,18 @@ class TimelineModel(LiveListModel[Message]):
         self._names = dict(names)
         if self.rowCount():
             self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, 0))
+
+    def set_online(self, users: frozenset[UserId]) -> None:
+        """Who is in the open chat now (their avatars get the online dot)."""
+        if users == self._online:
+            return
+        self._online = users
+        if self.rowCount():
+            self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, 0))
+
+    def is_online(self, message: Message) -> bool:
+        """Whether the message's sender is in the chat now (never for one's own: the dot is for others)."""
+        return message.sender_id is not None and message.sender_id in self._online and not self.is_own(message)
 
     def is_own(self, message: Message) -> bool:
         return self._own is not None and message.sender_id == self._own
