@@ -83,9 +83,9 @@ class ChatStoreAPI(Protocol):
     """Everything the UI may ask of the data layer.
 
     Signed out, reads and writes raise ``NotSignedIn``; ``chat_list`` is empty, ``has_older`` is False,
-    ``close_chat`` and ``set_typing`` do nothing. Refusals are ``InvalidInput`` (before anything is sent) or
-    ``Rejected`` (the server said no), in plain words; ``tests/contract/test_chat_store.py`` pins them. The UI
-    never closes the store: whoever built it does.
+    ``close_chat``, ``catch_up`` and ``set_typing`` do nothing. Refusals are ``InvalidInput`` (before anything
+    is sent) or ``Rejected`` (the server said no), in plain words; ``tests/contract/test_chat_store.py`` pins
+    them. The UI never closes the store: whoever built it does.
     """
 
     # --- signing in and out -------------------------------------------------------------------------
@@ -141,6 +141,11 @@ class ChatStoreAPI(Protocol):
         ...
 
     def close_chat(self, chat_id: ChatId) -> None: ...
+
+    def catch_up(self) -> None:
+        """Check with the server now that nothing was missed (the window came back to the front), rather
+        than at the next round of the periodic check. Returns at once."""
+        ...
 
     def has_older(self, chat_id: ChatId) -> bool:
         """Whether messages older than the timeline's first row exist."""

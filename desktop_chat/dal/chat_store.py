@@ -185,6 +185,10 @@ class ChatStore:
         if self._signed_in is not None:
             self._signed_in.live.close_timeline(chat_id)
 
+    def catch_up(self) -> None:
+        if self._signed_in is not None and self._signed_in.probe is not None:
+            self._signed_in.probe.poke()
+
     def has_older(self, chat_id: ChatId) -> bool:
         return self._signed_in is not None and self._signed_in.live.has_older(chat_id)
 

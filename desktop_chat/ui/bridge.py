@@ -183,6 +183,10 @@ class StoreBridge(QObject):
     def close_chat(self, chat_id: ChatId) -> None:
         self._store.close_chat(chat_id)
 
+    def catch_up(self) -> None:
+        """The user is back: have the data layer check with the server now that nothing was missed."""
+        self._store.catch_up()
+
     # --- session -------------------------------------------------------------------------------------
     @async_slot()
     async def restore_session(self) -> None:

@@ -355,7 +355,10 @@ class ChatPanel(QWidget):
 
     # --- window activation ---------------------------------------------------------------------------
     def changeEvent(self, event: QEvent) -> None:
-        # Coming back to the window counts as seeing what is on screen.
+        # Coming back to the window counts as seeing what is on screen, and is a moment to check with the
+        # server that nothing was missed while away (a laptop that slept, a socket that died quietly).
         if event.type() == QEvent.Type.ActivationChange:
             self._read_timer.start()
+            if self._is_active():
+                self._bridge.catch_up()
         super().changeEvent(event)

@@ -383,6 +383,9 @@ class FakeChatStore:
     def close_chat(self, chat_id: ChatId) -> None:
         self.calls.append(("close_chat", (chat_id,)))
 
+    def catch_up(self) -> None:
+        self.calls.append(("catch_up", ()))
+
     def has_older(self, chat_id: ChatId) -> bool:
         return self._lowest_loaded.get(chat_id, 1) > 1
 

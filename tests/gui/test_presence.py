@@ -1,13 +1,14 @@
 """Presence in the window: a dot on the chat's avatar in the list, on a sender's avatar in the timeline,
-and beside the member's name; never for oneself, and gone when the person leaves."""
+and beside the member's name; never for oneself, and gone when the person leaves. And coming back to the
+window asks the data layer to check that nothing was missed."""
 
 from __future__ import annotations
 
 from datetime import date
 
-from PySide6.QtCore import QRect, Qt
+from PySide6.QtCore import QEvent, QRect, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
-from PySide6.QtWidgets import QStyleOptionViewItem, QWidget
+from PySide6.QtWidgets import QApplication, QStyleOptionViewItem, QWidget
 from pytestqt.qtbot import QtBot
 
 from desktop_chat.models import ChatId
@@ -17,9 +18,9 @@ from desktop_chat.ui.dialogs import MembersDialog
 from desktop_chat.ui.main_window import MainWindow
 from desktop_chat.ui.theme import LIGHT
 from tests.gui.fakes import Cast, FakeChatStore
-from tests.gui.test_main_window import open_chat, switches, window
+from tests.gui.test_main_window import Switches, open_chat, switches, window
 
-__all__ = ["switches", "window"]
+__all__ = ["Switches", "switches", "window"]
 
 
 def dot_pixels(image: QImage, color: QColor = LIGHT.online) -> int:
@@ -121,3 +122,16 @@ def test_the_members_list_marks_who_is_online_and_follows_changes(
     store.presence(store.chat_id("Bob"), [cast.bob])  # another chat: nothing changes here
     assert marked()["Bob Chen"] is False
     dialog.close()
+
+
+def test_coming_back_to_the_window_asks_the_data_layer_to_catch_up(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, switches: Switches
+) -> None:
+    open_chat(qtbot, window, bridge, store.chat_id("Team"))
+    switches.active = False
+    qtbot.wait(1)
+    QApplication.sendEvent(window.chat_panel, QEvent(QEvent.Type.ActivationChange))  # the window went away
+    assert "catch_up" not in store.call_names()
+    switches.active = True
+    QApplication.sendEvent(window.chat_panel, QEvent(QEvent.Type.ActivationChange))  # and came back
+    assert store.call_names().count("catch_up") == 1
