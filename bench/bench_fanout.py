@@ -16,8 +16,17 @@ p50/p99 (wall clock, one machine); messages lost; the database's work from its o
 
 Then a reconnect storm: every member's socket of the Broadcast run drops at once and comes back with its
 two private joins (``user:<id>`` and ``chat:<id>``): joins issued, authorization checks run
-(``_realtime.topic_policies`` calls) and the time until all are joined again. The back-fill that follows
-a reconnect is the app's (``rev`` back-fill) and is measured with it.
+(``_realtime.topic_policies`` calls) and the time until all are joined again.
+
+Last, the app-level reconnect storm (``bench/storm_clients.py``): ``APP_CLIENTS`` clients, each the app's
+own ``RealtimeManager`` on the official client holding ``user:<me>``, the open chat (one big chat all of
+them have open) and two recent chats (7 joins), with the app's back-fill over REST. Every socket is cut at
+once, ``STORM_MESSAGES`` messages go into the big chat, and each client must be live again, hold its
+topics and have every message. Measured side by side: the app's plan (reconnects spread over 5 s, the
+open chat first, the other chats 5-15 s later) and every client straight back with every topic: joins
+issued, the busiest second's joins (Supabase counts joins per second per project: 500 on Pro),
+authorization checks, REST calls, and the time until all are live, all back-filled and all hold their
+topics.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import asyncpg
 import websockets
 
 from bench.stats import percentile, summary_ms
+from bench.storm_clients import run_worker as run_storm_worker
 from devstack.gateway.jwt import issue_access_token
 from devstack.throwaway import throwaway_stack
 
@@ -44,6 +54,8 @@ MESSAGES = 200
 TIMEOUT = 60.0
 STATS_IDLE_SECONDS = 11.0
 PRO_JOINS_PER_SECOND = 500
+APP_CLIENTS = 500
+STORM_MESSAGES = 20
 
 
 # --- worker processes ------------------------------------------------------------------------------
@@ -326,21 +338,165 @@ async def _storm(pool: asyncpg.Pool, workers: Workers, members: int, joins_each:
     }
 
 
-async def _run(info: dict[str, Any]) -> dict[str, Any]:
+# --- the app-level reconnect storm ------------------------------------------------------------------
+
+
+class AppWorkers:
+    """The app clients of the storm, dealt over ``WORKERS`` processes (``bench/storm_clients.py``)."""
+
+    def __init__(self, info: dict[str, Any], chat: uuid.UUID, clients: list[tuple[str, str, list[str]]]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.results: Any = context.Queue()
+        self.commands: list[Any] = []
+        self.processes = []
+        for index in range(WORKERS):
+            spec = {
+                "api_url": str(info["api_url"]),
+                "realtime_url": str(info["api_url"]).replace("http", "ws", 1) + "/realtime/v1",
+                "anon_key": str(info["anon_key"]),
+                "chat": str(chat),
+                "clients": clients[index::WORKERS],
+            }
+            commands = context.Queue()
+            process = context.Process(target=run_storm_worker, args=(spec, commands, self.results), daemon=True)
+            process.start()
+            self.commands.append(commands)
+            self.processes.append(process)
+
+    def tell(self, command: str, argument: object = None) -> list[Any]:
+        for commands in self.commands:
+            commands.put((command, argument))
+        out = []
+        for _ in self.processes:
+            try:
+                got, value = self.results.get(timeout=TIMEOUT * 4)
+            except queue.Empty:
+                raise RuntimeError(f"an app worker did not answer {command!r}") from None
+            if got != command:
+                raise RuntimeError(f"expected {command!r} from an app worker, got {got!r}")
+            out.append(value)
+        return out
+
+    def stop(self) -> None:
+        try:
+            self.tell("stop")
+        finally:
+            for process in self.processes:
+                process.join(timeout=10)
+                if process.is_alive():
+                    process.kill()
+
+
+async def _setup_app(pool: asyncpg.Pool, clients: int) -> tuple[uuid.UUID, list[tuple[uuid.UUID, list[uuid.UUID]]]]:
+    """One big chat of every client, and a ring of two-person chats: each client's two recent chats."""
+    chat, users = await _setup(pool, clients)
+    pairs = [uuid.uuid4() for _ in users]
+    async with pool.acquire() as conn:
+        await conn.executemany(
+            "insert into public.chat_sessions (id, title, created_by) values ($1, 'pair', $2)",
+            list(zip(pairs, users, strict=True)),
+        )
+        await conn.executemany(
+            "insert into public.chat_members (session_id, user_id) values ($1, $2)",
+            [(pair, users[(index + 1) % clients]) for index, pair in enumerate(pairs)],
+        )
+    return chat, [(user, [pairs[index - 1], pairs[index]]) for index, user in enumerate(users)]
+
+
+async def _burst(pool: asyncpg.Pool, writer: uuid.UUID, chat: uuid.UUID) -> int:
+    """``STORM_MESSAGES`` messages into the big chat at once; its newest rev after them."""
+    async with pool.acquire() as conn:
+        for index in range(STORM_MESSAGES):
+            await conn.execute(
+                "insert into public.chat_messages (id, session_id, sender_id, content) values ($1, $2, $3, $4)",
+                uuid.uuid4(),
+                chat,
+                writer,
+                f"while away {index}",
+            )
+        return int(await conn.fetchval("select last_rev from public.chat_sessions where id = $1", chat))
+
+
+def _storm_figures(
+    reports: list[dict[str, Any]], dropped: float, before: dict[str, list[float]], after: dict[str, list[float]]
+) -> dict[str, Any]:
+    joins = sorted(at - dropped for report in reports for at in report["joins"])
+    per_second: dict[int, int] = {}
+    for at in joins:
+        per_second[int(at)] = per_second.get(int(at), 0) + 1
+    complete = [report for report in reports if report["complete"]]
+
+    def after_drop(key: str) -> list[float]:
+        return [report[key] - dropped for report in complete]
+
+    policies = "_realtime.topic_policies"
+    checks = after.get(policies, [0, 0.0])[0] - before.get(policies, [0, 0.0])[0]
+    live, done, hot = after_drop("live_at"), after_drop("done_at"), after_drop("hot_at")
+
+    def spread(values: list[float]) -> dict[str, float] | None:
+        return {"p50": round(percentile(values, 50), 3), "all": round(max(values), 3)} if values else None
+
+    return {
+        "clients": len(reports),
+        "incomplete": len(reports) - len(complete),
+        "joins_issued": len(joins),
+        "joins_in_busiest_second": max(per_second.values(), default=0),
+        "joins_per_second_by_second": [per_second.get(second, 0) for second in range(int(max(joins, default=0)) + 1)],
+        "pro_plan_joins_per_second": PRO_JOINS_PER_SECOND,
+        "authorization_checks": checks,
+        "rest_calls": sum(report["rest_calls"] for report in reports),
+        "reconnects": sum(report["reconnects"] for report in reports),
+        "seconds_until_live": {"p50": round(percentile(live, 50), 3), "all": round(max(live), 3)} if live else None,
+        "seconds_until_live_and_back_filled": (
+            {"p50": round(percentile(done, 50), 3), "all": round(max(done), 3)} if done else None
+        ),
+        "seconds_until_all_topics_held": {"p50": round(percentile(hot, 50), 3), "all": round(max(hot), 3)}
+        if hot
+        else None,
+    }
+
+
+async def _app_storms(info: dict[str, Any], pool: asyncpg.Pool) -> dict[str, Any]:
+    chat, members = await _setup_app(pool, APP_CLIENTS)
+    clients = [(str(user), _token(info, user), [str(c) for c in recent]) for user, recent in members]
+    workers = AppWorkers(info, chat, clients)
+    try:
+        figures: dict[str, Any] = {"clients": APP_CLIENTS, "joins_per_client": 7, "messages_missed": STORM_MESSAGES}
+        for variant in ("app", "at_once"):
+            ready = sum(await asyncio.to_thread(workers.tell, "ready"))
+            if ready < APP_CLIENTS:
+                raise RuntimeError(f"only {ready} of {APP_CLIENTS} clients are live with their topics")
+            await asyncio.sleep(STATS_IDLE_SECONDS)
+            before, _ = await _stats(pool)
+            dropped = min(await asyncio.to_thread(workers.tell, "drop", variant))
+            target = await _burst(pool, members[0][0], chat)
+            reports = [report for share in await asyncio.to_thread(workers.tell, "wait", target) for report in share]
+            await asyncio.sleep(STATS_IDLE_SECONDS)
+            after, _ = await _stats(pool)
+            figures[variant] = _storm_figures(reports, dropped, before, after)
+        return figures
+    finally:
+        await asyncio.to_thread(workers.stop)
+
+
+async def _run(info: dict[str, Any], sections: tuple[str, ...]) -> dict[str, Any]:
     pool = await asyncpg.create_pool(str(info["db_url"]), min_size=2, max_size=4)
     try:
         await pool.execute("alter system set track_functions = 'all'")
         await pool.execute("select pg_reload_conf()")
         figures: dict[str, Any] = {"workers": WORKERS}
-        for members in MEMBER_COUNTS:
-            figures[f"members_{members}"] = {
-                method: await _one(info, pool, members, method) for method in ("postgres_changes", "broadcast")
-            }
+        if "fanout" in sections:
+            for members in MEMBER_COUNTS:
+                figures[f"members_{members}"] = {
+                    method: await _one(info, pool, members, method) for method in ("postgres_changes", "broadcast")
+                }
+        if "app_storm" in sections:
+            figures["app_reconnect_storm"] = await _app_storms(info, pool)
         return figures
     finally:
         await pool.close()
 
 
-def run() -> dict[str, Any]:
+def run(sections: tuple[str, ...] = ("fanout", "app_storm")) -> dict[str, Any]:
     with throwaway_stack() as (_, info):
-        return asyncio.run(_run(info))
+        return asyncio.run(_run(info, sections))
