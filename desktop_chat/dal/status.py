@@ -72,6 +72,9 @@ class StatusBoard:
             snapshot["realtime"] = {
                 "state": realtime.state.value,
                 "reconnects": realtime.reconnects,
+                "heartbeat_misses": realtime.heartbeat_misses,
+                "joins": realtime.joins,
+                "chat_topics": len(realtime.topics),
                 "last_push_at": realtime.last_push_at,
                 "lag_ms": round(lag * 1000, 1) if lag is not None else None,
             }

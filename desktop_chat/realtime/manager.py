@@ -209,7 +209,7 @@ class RealtimeManager:
                 task.result()
         await self._teardown(dead=False)
         if self._closing:
-            await asyncio.wait(self._closing, timeout=CLOSE_WAIT * 6)
+            await asyncio.wait(self._closing, timeout=CLOSE_WAIT * 2)
         self._retry_at.clear()
         self._user_id = None
         self._set_state(ConnectionState.OFFLINE)
@@ -609,15 +609,18 @@ def _private(*, presence_key: str | None) -> Any:
 async def _close_socket(socket: AsyncRealtimeClient, *, dead: bool) -> None:
     """Close a socket that is no longer used.
 
-    A live one closes with the websocket's closing handshake. A dead one (black-holed, deaf) would wait out
-    that handshake (websockets' ``close_timeout``, 10 s) for a peer that never answers, so its transport is
-    aborted first. The official client keeps its websocket in a private attribute; without it, the
-    handshake's timeout ends the wait all the same.
+    A live one closes with the websocket's closing handshake, for up to ``CLOSE_WAIT``. A dead one
+    (black-holed, deaf) would wait out that handshake (websockets' ``close_timeout``, 10 s) for a peer that
+    never answers, so its transport is aborted at once, as is any socket whose handshake takes too long.
+    The official client keeps its websocket in a private attribute; without it, the handshake's own
+    timeout ends the wait.
     """
-    if dead:
-        transport = getattr(getattr(socket, "_ws_connection", None), "transport", None)
+    transport = getattr(getattr(socket, "_ws_connection", None), "transport", None)
+    if dead and transport is not None:
+        transport.abort()
+    try:
+        async with asyncio.timeout(CLOSE_WAIT):
+            await socket.close()
+    except Exception:  # a timeout, or whatever a broken socket raises on the way out
         if transport is not None:
             transport.abort()
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(CLOSE_WAIT if dead else CLOSE_WAIT * 5):
-            await socket.close()
