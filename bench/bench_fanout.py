@@ -463,9 +463,11 @@ async def _app_storms(info: dict[str, Any], pool: asyncpg.Pool) -> dict[str, Any
     try:
         figures: dict[str, Any] = {"clients": APP_CLIENTS, "joins_per_client": 7, "messages_missed": STORM_MESSAGES}
         for variant in ("app", "at_once"):
-            ready = sum(await asyncio.to_thread(workers.tell, "ready"))
-            if ready < APP_CLIENTS:
-                raise RuntimeError(f"only {ready} of {APP_CLIENTS} clients are live with their topics")
+            census = await asyncio.to_thread(workers.tell, "ready")
+            standing = {key: sum(share[key] for share in census) for key in census[0]}
+            print(f"   app storm {variant}: before the storm {standing}", flush=True)
+            if standing["ready"] < APP_CLIENTS:
+                raise RuntimeError(f"not every client is live with its topics: {standing}")
             await asyncio.sleep(STATS_IDLE_SECONDS)
             before, _ = await _stats(pool)
             dropped = min(await asyncio.to_thread(workers.tell, "drop", variant))

@@ -137,7 +137,7 @@ async def _main(spec: dict[str, Any], commands: Any, results: Any) -> None:
                 command, argument = await loop.run_in_executor(None, commands.get)
                 if command == "ready":
                     await _until(clients, lambda c: _holds(c), WAIT)
-                    results.put(("ready", sum(1 for c in clients if _holds(c))))
+                    results.put(("ready", _census(clients)))
                 elif command == "drop":
                     for client in clients:
                         client.reset()
@@ -158,6 +158,19 @@ async def _main(spec: dict[str, Any], commands: Any, results: Any) -> None:
                 if client.manager is not None:
                     await client.manager.stop()
             results.put(("stop", None))
+
+
+def _census(clients: list[Client]) -> dict[str, int]:
+    """How the clients stand (what the driver checks before a storm, and shows when it cannot start)."""
+    managers = [client.manager for client in clients if client.manager is not None]
+    return {
+        "clients": len(clients),
+        "ready": sum(1 for client in clients if _holds(client)),
+        "live": sum(1 for manager in managers if manager.state is ConnectionState.LIVE),
+        "reconnects": sum(manager.reconnects for manager in managers),
+        "heartbeat_misses": sum(manager.heartbeat_misses for manager in managers),
+        "joins": sum(manager.joins for manager in managers),
+    }
 
 
 def _holds(client: Client) -> bool:

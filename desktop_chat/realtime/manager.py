@@ -38,7 +38,7 @@ from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscrib
 from desktop_chat.models import ChangeEvent, ChatId, UserId
 from desktop_chat.realtime.events import Push, change_time, push_from
 from desktop_chat.realtime.liveness import Heartbeat
-from desktop_chat.realtime.plan import LinkTiming, deferred_delay, reconnect_delay
+from desktop_chat.realtime.plan import PRESENCE_CROWD, LinkTiming, TrackBudget, deferred_delay, reconnect_delay
 from desktop_chat.realtime.topics import chat_topic, typing_topic, user_topic
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ class _ChatTopics:
     typing_channel: AsyncRealtimeChannel
     typing: dict[UserId, float] = field(default_factory=dict)  # user -> expiry (monotonic)
     online: frozenset[UserId] = frozenset()
+    synced: asyncio.Event = field(default_factory=asyncio.Event)  # the first presence state came
 
 
 class RealtimeManager:
@@ -169,6 +170,8 @@ class RealtimeManager:
         self._wanted_changed = asyncio.Event()
         self._retry_at: dict[ChatId, float] = {}
         self._deferred_until = 0.0
+        self._presence_until = 0.0  # after a reconnect, tracks are spread until then
+        self._budget = TrackBudget()
         self.reconnects = 0
         self.joins = 0
         self.heartbeats = 0
@@ -254,6 +257,7 @@ class RealtimeManager:
             self._set_state(ConnectionState.LIVE)
             loop = asyncio.get_running_loop()
             self._deferred_until = loop.time() + (deferred_delay(self.timing, self._rng) if reconnecting else 0.0)
+            self._presence_until = loop.time() + (self.timing.presence_spread if reconnecting else 0.0)
             await self._join_open_chats()
             self._link_task(self._reconcile(), "realtime-topics")
             self._link_task(self._watch_heartbeat(), "realtime-heartbeat")
@@ -465,7 +469,20 @@ class RealtimeManager:
                     await self._wanted_changed.wait()
 
     async def _join_chat(self, chat_id: ChatId) -> bool:
-        """Join a chat's two topics and track presence on the first; True when both are joined."""
+        """Join a chat's two topics and track presence on the first; True when both are joined. Never
+        raises: a chat whose topics fail is left and tried again later, the link goes on."""
+        try:
+            return await self._try_join_chat(chat_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.info("Joining chat %s's topics failed: %s", chat_id, type(error).__name__)
+            self._retry_at[chat_id] = asyncio.get_running_loop().time() + self.timing.chat_retry
+            if chat_id in self._chats:
+                self._spawn(lambda: self._leave_chat(chat_id), "realtime-leave")
+            return False
+
+    async def _try_join_chat(self, chat_id: ChatId) -> bool:
         socket = self._socket
         me = self._user_id
         if socket is None or me is None or chat_id in self._chats:
@@ -499,8 +516,28 @@ class RealtimeManager:
         if typing_status is not RealtimeSubscribeStates.SUBSCRIBED:
             self._on_chat_trouble(chat_id, topics, typing, typing_status, typing_error, generation)
             return False
-        await topics.chat.track({"user_id": str(me)})
+        self._spawn(lambda: self._track(chat_id, topics, generation), "realtime-track")
         return True
+
+    async def _track(self, chat_id: ChatId, topics: _ChatTopics, generation: int) -> None:
+        """Show this user online in the chat, within the presence budget (``plan``): spread after a
+        reconnect, at most a few tracks per 30 s, and not in a crowd."""
+        loop = asyncio.get_running_loop()
+        spread = self._presence_until - loop.time()
+        if spread > 0:
+            await asyncio.sleep(self._rng.uniform(0.0, spread))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.timing.subscribe_timeout):
+                await topics.synced.wait()  # the presence state tells how many are there already
+        # Sleeps exactly until the budget has room: waiting on time, not on a state another task changes.
+        while (wait := self._budget.wait(loop.time())) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(wait)
+        if generation != self._generation or self._chats.get(chat_id) is not topics or self._user_id is None:
+            return
+        if len(topics.online - {self._user_id}) >= PRESENCE_CROWD:
+            return  # a crowd shows as online without us; our track would reach every one of them
+        self._budget.spend(loop.time())
+        await topics.chat.track({"user_id": str(self._user_id)})
 
     def _on_chat_trouble(
         self,
@@ -591,6 +628,7 @@ class RealtimeManager:
                 with contextlib.suppress(ValueError, KeyError, TypeError):
                     users.add(UserId(uuid.UUID(str(fields["user_id"]))))
         topics.online = frozenset(users)
+        topics.synced.set()
         if self._on_presence is not None:
             self._on_presence(chat_id, topics.online)
 

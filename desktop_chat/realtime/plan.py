@@ -21,17 +21,29 @@ The numbers that decided it (Supabase's published quotas; docs/architecture.md s
   (the official client sends one every 25 s and never checks the reply). 500 clients send 250
   heartbeats a second, which Realtime answers in the socket's own process, without the database.
 - So a link that went deaf is back within 4 + 5 s plus a join, and what it missed is shown by then.
+- Presence is the costly part: every track reaches every subscriber of the topic (a chat of 500 where all
+  track is 500 × 500 deliveries, and each client's presence state is rebuilt with every one of them), a
+  client may send 5 presence updates per 30 s (the sixth gets its channel closed:
+  ``ClientPresenceRateLimitReached``) and a project 20 (Free) / 50 (Pro) / 1,000 (Team) presence messages
+  a second. So a client tracks at most ``TRACKS_PER_WINDOW`` times per ``TRACK_WINDOW``, not at all in a chat
+  where ``PRESENCE_CROWD`` others are already online (a crowd shows as online anyway; the tracks of a big
+  chat stay bounded), and after a reconnect spreads its tracks over ``presence_spread`` (500 clients × 3
+  tracks over 30 s: 50 a second).
 """
 
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from desktop_chat.models import ChatId
 
 HOT_CHATS = 3  # chats whose own topics (messages, presence, typing) are held: the open one(s) first
+PRESENCE_CROWD = 25  # others online in a chat above which this client does not add itself
+TRACKS_PER_WINDOW = 4  # presence updates a client sends per TRACK_WINDOW (Supabase closes a channel at 5)
+TRACK_WINDOW = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +59,7 @@ class LinkTiming:
         max_backoff: The longest wait between failed attempts to connect.
         subscribe_timeout: How long a join may take.
         chat_retry: How long a chat topic whose join failed (for a reason other than rights) waits.
+        presence_spread: After a reconnect, each chat's presence track waits a random delay up to this.
     """
 
     heartbeat_interval: float = 2.0
@@ -57,6 +70,7 @@ class LinkTiming:
     max_backoff: float = 30.0
     subscribe_timeout: float = 10.0
     chat_retry: float = 5.0
+    presence_spread: float = 30.0
 
 
 def reconnect_delay(failures: int, timing: LinkTiming, rng: random.Random) -> float:
@@ -97,3 +111,24 @@ def choose_hot_chats(
         if chat not in opened and chat not in others and listed(chat):
             others.append(chat)
     return opened, tuple(others)
+
+
+@dataclass
+class TrackBudget:
+    """At most ``limit`` presence updates in any ``window`` seconds (times are the caller's clock)."""
+
+    limit: int = TRACKS_PER_WINDOW
+    window: float = TRACK_WINDOW
+    _sent: deque[float] = field(default_factory=deque)
+
+    def wait(self, now: float) -> float:
+        """Seconds from ``now`` until one more update fits (0: now)."""
+        while self._sent and self._sent[0] <= now - self.window:
+            self._sent.popleft()
+        if len(self._sent) < self.limit:
+            return 0.0
+        return self._sent[0] + self.window - now
+
+    def spend(self, now: float) -> None:
+        """One update goes at ``now`` (after ``wait`` said it fits)."""
+        self._sent.append(now)

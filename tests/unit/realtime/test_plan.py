@@ -6,7 +6,16 @@ import random
 import uuid
 
 from desktop_chat.models import ChatId
-from desktop_chat.realtime.plan import HOT_CHATS, LinkTiming, choose_hot_chats, deferred_delay, reconnect_delay
+from desktop_chat.realtime.plan import (
+    HOT_CHATS,
+    TRACK_WINDOW,
+    TRACKS_PER_WINDOW,
+    LinkTiming,
+    TrackBudget,
+    choose_hot_chats,
+    deferred_delay,
+    reconnect_delay,
+)
 
 TIMING = LinkTiming()
 
@@ -57,3 +66,20 @@ def test_chats_no_longer_listed_are_never_held() -> None:
     a, b, c = chats(3)
     gone = {a, c}.__contains__
     assert choose_hot_chats([b], [b, c, a], gone) == ((), (c, a))
+
+
+def test_the_presence_budget_keeps_under_supabases_five_per_thirty_seconds() -> None:
+    budget = TrackBudget()
+    now = 100.0
+    for _ in range(TRACKS_PER_WINDOW):
+        assert budget.wait(now) == 0.0
+        budget.spend(now)
+        now += 1.0
+    assert TRACKS_PER_WINDOW < 5
+    assert budget.wait(now) == 100.0 + TRACK_WINDOW - now  # the oldest must leave the window first
+    assert budget.wait(100.0 + TRACK_WINDOW) == 0.0
+
+
+def test_a_storms_tracks_fit_the_pro_plans_presence_rate() -> None:
+    clients, tracks_each, pro_presence_per_second = 500, HOT_CHATS, 50
+    assert clients * tracks_each / TIMING.presence_spread <= pro_presence_per_second
