@@ -4,8 +4,8 @@ Each client is the app's ``RealtimeManager`` (its heartbeat, reconnect spread, t
 joins) on the official Realtime client, holding ``user:<me>``, the open chat (the big one every client
 has open) and two recent chats. Its back-fill after each (re)connect is the app's: the chat list
 (``rpc/recent_chats``), then the open chat's changes above its cursor (``chat_messages?rev=gt.``) when
-the list shows a newer ``rev``, over REST with the user's token. The rest of the data layer (cache,
-views) is left out: it costs the server nothing.
+the list shows a newer ``rev``, over REST with the user's token. Each chat joined is back-filled on its own,
+as the app does. The rest of the data layer (cache, views) is left out: it costs the server nothing.
 
 A worker process runs its share of the clients on one event loop and answers the driver's commands on
 a queue: ``ready`` (every client live and holding its topics), ``drop`` (every socket cut at once, as by a
@@ -55,6 +55,7 @@ class Client:
     joins: list[float] = field(default_factory=list)
     rest_calls: int = 0
     reconnects_before: int = 0
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def cursor(self) -> int:
         value = 0
@@ -72,21 +73,35 @@ class Client:
             self.live_at = time.time()
 
     async def backfill(self) -> None:
-        headers = {"Authorization": f"Bearer {self.token}"}
+        """The link's back-fill: the chat list, then the open chat if the list shows it moved."""
         self.rest_calls += 1
-        response = await self.http.post("/rest/v1/rpc/recent_chats", json={"p_limit": 200}, headers=headers)
+        response = await self.http.post("/rest/v1/rpc/recent_chats", json={"p_limit": 200}, headers=self._auth())
         response.raise_for_status()
         newest = next((row["last_rev"] for row in response.json() if row["id"] == str(self.chat)), 0)
-        after = self.cursor()
-        if newest > after:
-            self.rest_calls += 1
-            response = await self.http.get(
-                "/rest/v1/chat_messages",
-                params={"select": "rev", "session_id": f"eq.{self.chat}", "rev": f"gt.{after}", "order": "rev"},
-                headers=headers,
-            )
-            response.raise_for_status()
+        if newest > self.cursor():
+            await self.backfill_chat(self.chat)
+
+    async def backfill_chat(self, chat: ChatId) -> None:
+        """One chat's changes above its cursor (the open chat's; the recent ones have none here)."""
+        after = self.cursor() if chat == self.chat else 0
+        self.rest_calls += 1
+        response = await self.http.get(
+            "/rest/v1/chat_messages",
+            params={"select": "rev", "session_id": f"eq.{chat}", "rev": f"gt.{after}", "order": "rev"},
+            headers=self._auth(),
+        )
+        response.raise_for_status()
+        if chat == self.chat:
             self.have.update(int(row["rev"]) for row in response.json())
+
+    def on_chat_joined(self, chat: ChatId) -> None:
+        """As the app does: a chat whose topics were just joined is back-filled."""
+        task = asyncio.get_running_loop().create_task(self.backfill_chat(chat))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
     def on_join(self, _topic: str) -> None:
         self.joins.append(time.time())
@@ -127,6 +142,7 @@ async def _main(spec: dict[str, Any], commands: Any, results: Any) -> None:
                 on_changes=client.on_changes,
                 on_state=client.on_state,
                 backfill=client.backfill,
+                on_chat_joined=client.on_chat_joined,
                 on_join=client.on_join,
             )
             client.manager.watch_chats([client.chat], client.recent)

@@ -108,13 +108,13 @@ class RealtimeManager:
         parse: Turns one push into a change event (None: not one to apply).
         on_changes: Called with each batch of change events, in arrival order.
         on_state: Called when the link state changes.
-        backfill: Awaited after every successful join of ``user:<me>``.
+        backfill: Awaited after every successful join of ``user:<me>``, while the chats' topics are joined.
         on_typing, on_presence: Called with the users typing / online in a chat (an empty set when its
             topics are left).
         on_lag: Called with each new message's delay from its write to its arrival, in seconds.
         on_chat_lost: Called when the server refuses or closes a chat's topic for lack of rights.
-        on_chat_joined: Called when a chat's topics were joined while the link was up (not with the link:
-            ``backfill`` covers those); what the chat got before is not pushed, so it wants a back-fill.
+        on_chat_joined: Called when a chat's topics were joined; what the chat got before the join was not
+            pushed, and the link's back-fill may have run before the join, so the chat wants one of its own.
         on_join: Called with each topic a join is sent for (metrics; the benchmark counts them).
         timing: Heartbeat, reconnect and join timing (``plan.LinkTiming``).
         rng: Where the random delays come from.
@@ -258,7 +258,8 @@ class RealtimeManager:
             loop = asyncio.get_running_loop()
             self._deferred_until = loop.time() + (deferred_delay(self.timing, self._rng) if reconnecting else 0.0)
             self._presence_until = loop.time() + (self.timing.presence_spread if reconnecting else 0.0)
-            await self._join_open_chats()
+            # The chats' topics are joined (the open ones at once) while the back-fill runs: the back-fill
+            # need not wait for them, and each chat joined asks for its own (``on_chat_joined``).
             self._link_task(self._reconcile(), "realtime-topics")
             self._link_task(self._watch_heartbeat(), "realtime-heartbeat")
             await self._run_backfill()
@@ -436,9 +437,6 @@ class RealtimeManager:
         if (opened, rest) != self._wanted:
             self._wanted = (opened, rest)
             self._wanted_changed.set()
-
-    async def _join_open_chats(self) -> None:
-        await asyncio.gather(*(self._join_chat(chat_id) for chat_id in self._wanted[0] if chat_id not in self._chats))
 
     async def _reconcile(self) -> None:
         """Join and leave chat topics as the wanted set changes, the deferral ends and retries fall due."""
