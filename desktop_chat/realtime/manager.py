@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 TYPING_EVENT = "typing"
 TYPING_TTL = 6.0  # seconds a "typing" signal lasts unless repeated
 CLOSE_WAIT = 2.0  # seconds a closing socket may take before it is left to itself
+OPEN_JOIN_WAIT = 2.0  # seconds the back-fill after a (re)connect waits for the open chats' joins
 _REFUSED = ("Unauthorized", "permission")  # Realtime's words when a topic's policies say no
 
 
@@ -113,8 +114,8 @@ class RealtimeManager:
             topics are left).
         on_lag: Called with each new message's delay from its write to its arrival, in seconds.
         on_chat_lost: Called when the server refuses or closes a chat's topic for lack of rights.
-        on_chat_joined: Called when a chat's topics were joined; what the chat got before the join was not
-            pushed, and the link's back-fill may have run before the join, so the chat wants one of its own.
+        on_chat_joined: Called when a chat's topics were joined after the link's back-fill began (what the
+            chat got before the join was not pushed, and that back-fill may have missed it).
         on_join: Called with each topic a join is sent for (metrics; the benchmark counts them).
         timing: Heartbeat, reconnect and join timing (``plan.LinkTiming``).
         rng: Where the random delays come from.
@@ -170,6 +171,8 @@ class RealtimeManager:
         self._wanted_changed = asyncio.Event()
         self._retry_at: dict[ChatId, float] = {}
         self._deferred_until = 0.0
+        self._open_joined = asyncio.Event()  # the open chats' first joins on this socket are done
+        self._backfill_begun = False  # the link's back-fill on this socket has begun
         self._presence_until = 0.0  # after a reconnect, tracks are spread until then
         self._budget = TrackBudget()
         self.reconnects = 0
@@ -258,10 +261,18 @@ class RealtimeManager:
             loop = asyncio.get_running_loop()
             self._deferred_until = loop.time() + (deferred_delay(self.timing, self._rng) if reconnecting else 0.0)
             self._presence_until = loop.time() + (self.timing.presence_spread if reconnecting else 0.0)
-            # The chats' topics are joined (the open ones at once) while the back-fill runs: the back-fill
-            # need not wait for them, and each chat joined asks for its own (``on_chat_joined``).
+            # The open chats' topics are joined first, so that the back-fill that follows covers what they
+            # got before; a chat joined after the back-fill began (late, deferred, opened later) asks for
+            # one of its own (``on_chat_joined``). A slow join holds the back-fill up for OPEN_JOIN_WAIT at
+            # most.
+            self._open_joined.clear()
+            self._backfill_begun = False
             self._link_task(self._reconcile(), "realtime-topics")
             self._link_task(self._watch_heartbeat(), "realtime-heartbeat")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(OPEN_JOIN_WAIT):
+                    await self._open_joined.wait()
+            self._backfill_begun = True
             await self._run_backfill()
             await self._broken.wait()
             self.reconnects += 1
@@ -455,11 +466,13 @@ class RealtimeManager:
                 later = []
             if due:
                 joined = await asyncio.gather(*(self._join_chat(chat_id) for chat_id in due))
-                if self._on_chat_joined is not None:
+                if self._on_chat_joined is not None and self._backfill_begun:
                     for chat_id, ok in zip(due, joined, strict=True):
                         if ok:
                             self._on_chat_joined(chat_id)
+                self._open_joined.set()
                 continue  # joining took time: look again before sleeping
+            self._open_joined.set()
             wakes = [self._deferred_until] if later else []
             wakes += [at for chat_id, at in self._retry_at.items() if chat_id in wanted and at > now]
             with contextlib.suppress(TimeoutError):
