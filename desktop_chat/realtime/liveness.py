@@ -40,10 +40,11 @@ class Heartbeat:
         self._receiver = AsyncRealtimeChannel(socket, PHOENIX_TOPIC)
         socket.channels[PHOENIX_TOPIC] = self._receiver
 
-    async def round_trip(self, within: float) -> bool:
-        """Send a heartbeat; True when the server answered within ``within`` seconds."""
+    async def round_trip(self, within: float) -> float | None:
+        """Send a heartbeat; the seconds its reply took, or None when none came within ``within``."""
         loop = asyncio.get_running_loop()
         answered: asyncio.Future[bool] = loop.create_future()
+        sent = loop.time()
 
         def settle(value: bool) -> None:
             if not answered.done():
@@ -60,9 +61,9 @@ class Heartbeat:
             # The send itself may hang on a socket whose peer stopped reading: the deadline covers both.
             async with asyncio.timeout(within):
                 await push.send()
-                return await answered
+                return loop.time() - sent if await answered else None
         except TimeoutError:
-            return False
+            return None
         finally:
             push.destroy()
             if push.ref is not None:

@@ -38,7 +38,14 @@ from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscrib
 from desktop_chat.models import ChangeEvent, ChatId, UserId
 from desktop_chat.realtime.events import Push, change_time, push_from
 from desktop_chat.realtime.liveness import Heartbeat
-from desktop_chat.realtime.plan import PRESENCE_CROWD, LinkTiming, TrackBudget, deferred_delay, reconnect_delay
+from desktop_chat.realtime.plan import (
+    PRESENCE_CROWD,
+    LinkTiming,
+    TrackBudget,
+    Watchdog,
+    deferred_delay,
+    reconnect_delay,
+)
 from desktop_chat.realtime.topics import chat_topic, typing_topic, user_topic
 
 log = logging.getLogger(__name__)
@@ -175,6 +182,7 @@ class RealtimeManager:
         self._backfill_begun = False  # the link's back-fill on this socket has begun
         self._presence_until = 0.0  # after a reconnect, tracks are spread until then
         self._budget = TrackBudget()
+        self.watchdog = Watchdog(floor=self.timing.heartbeat_timeout)
         self.reconnects = 0
         self.joins = 0
         self.heartbeats = 0
@@ -405,13 +413,18 @@ class RealtimeManager:
         timing = self.timing
         if heartbeat is None:
             return
+        watchdog = self.watchdog
         while True:
             await asyncio.sleep(timing.heartbeat_interval)
             self.heartbeats += 1
-            if not await heartbeat.round_trip(timing.heartbeat_timeout):
+            patience = watchdog.timeout()
+            rtt = await heartbeat.round_trip(patience)
+            if rtt is None:
                 self.heartbeat_misses += 1
-                self._break(f"no heartbeat reply within {timing.heartbeat_timeout:g} s", generation)
+                watchdog.silent()
+                self._break(f"no heartbeat reply within {patience:.1f} s", generation)
                 return
+            watchdog.answered(rtt)
 
     # --- pushes ------------------------------------------------------------------------------------
     def _broadcast_listener(self, topic: str, generation: int) -> Callable[[Any], None]:

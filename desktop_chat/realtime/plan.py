@@ -21,6 +21,11 @@ The numbers that decided it (Supabase's published quotas; docs/architecture.md s
   (the official client sends one every 25 s and never checks the reply). 500 clients send 250
   heartbeats a second, which Realtime answers in the socket's own process, without the database.
 - So a link that went deaf is back within 4 + 5 s plus a join, and what it missed is shown by then.
+- A slow server must not be taken for a dead one: a heartbeat timeout that fires on an overloaded server
+  makes every client reconnect, which is more load (7 joins and a back-fill each), which makes more
+  heartbeats late. So the timeout follows the replies' round trips (TCP's estimate: smoothed time plus
+  four deviations, never under ``heartbeat_timeout``) and doubles, up to 8 s, each time a link in a row was
+  given up for silence (``Watchdog``); a link that answers for a minute resets it.
 - Presence is the costly part: every track reaches every subscriber of the topic (a chat of 500 where all
   track is 500 × 500 deliveries, and each client's presence state is rebuilt with every one of them), a
   client may send 5 presence updates per 30 s (the sixth gets its channel closed:
@@ -132,3 +137,47 @@ class TrackBudget:
     def spend(self, now: float) -> None:
         """One update goes at ``now`` (after ``wait`` said it fits)."""
         self._sent.append(now)
+
+
+@dataclass
+class Watchdog:
+    """How long a heartbeat's reply may take, learnt from the replies (RFC 6298's estimator) and from the
+    links given up for silence in a row. Lives as long as the manager, across sockets.
+
+    Attributes:
+        floor: The shortest timeout (``LinkTiming.heartbeat_timeout``).
+        cap: The longest.
+        srtt, rttvar: The smoothed round trip and its deviation, seconds (None: no reply seen yet).
+        strikes: Links in a row given up for a missing reply.
+        answered_in_a_row: Replies since the last miss (``HEALTHY_REPLIES`` of them clear the strikes).
+    """
+
+    floor: float = 2.0
+    cap: float = 10.0
+    srtt: float | None = None
+    rttvar: float = 0.0
+    strikes: int = 0
+    answered_in_a_row: int = 0
+
+    HEALTHY_REPLIES = 30  # a minute of replies at one every 2 s
+
+    def timeout(self) -> float:
+        patience = self.floor * 2.0 ** min(self.strikes, 2)
+        if self.srtt is not None:
+            patience = max(patience, self.srtt + 4.0 * self.rttvar)
+        return min(self.cap, patience)
+
+    def answered(self, rtt: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2.0
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.answered_in_a_row += 1
+        if self.answered_in_a_row >= self.HEALTHY_REPLIES:
+            self.strikes = 0
+
+    def silent(self) -> None:
+        """A reply did not come in time: the link is given up."""
+        self.strikes += 1
+        self.answered_in_a_row = 0

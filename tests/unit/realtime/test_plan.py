@@ -12,6 +12,7 @@ from desktop_chat.realtime.plan import (
     TRACKS_PER_WINDOW,
     LinkTiming,
     TrackBudget,
+    Watchdog,
     choose_hot_chats,
     deferred_delay,
     reconnect_delay,
@@ -83,3 +84,31 @@ def test_the_presence_budget_keeps_under_supabases_five_per_thirty_seconds() -> 
 def test_a_storms_tracks_fit_the_pro_plans_presence_rate() -> None:
     clients, tracks_each, pro_presence_per_second = 500, HOT_CHATS, 50
     assert clients * tracks_each / TIMING.presence_spread <= pro_presence_per_second
+
+
+def test_the_watchdog_gives_a_quiet_link_two_seconds_and_a_slow_server_more() -> None:
+    watchdog = Watchdog(floor=2.0, cap=10.0)
+    assert watchdog.timeout() == 2.0  # nothing known yet
+    for _ in range(20):
+        watchdog.answered(0.002)  # a healthy loopback: the floor holds
+    assert watchdog.timeout() == 2.0
+    for _ in range(20):
+        watchdog.answered(1.5)  # the server got slow: patience follows the replies
+    assert 2.0 < watchdog.timeout() <= 10.0
+    for _ in range(50):
+        watchdog.answered(30.0)
+    assert watchdog.timeout() == 10.0  # but never past the cap
+
+
+def test_links_given_up_in_a_row_make_the_watchdog_more_patient_until_a_healthy_minute() -> None:
+    watchdog = Watchdog(floor=2.0, cap=10.0)
+    timeouts = []
+    for _ in range(4):
+        watchdog.silent()
+        timeouts.append(watchdog.timeout())
+    assert timeouts == [4.0, 8.0, 8.0, 8.0]  # an overloaded server is not answered with a reconnect storm
+    for _ in range(Watchdog.HEALTHY_REPLIES - 1):
+        watchdog.answered(0.002)
+    assert watchdog.timeout() == 8.0
+    watchdog.answered(0.002)
+    assert watchdog.timeout() == 2.0
