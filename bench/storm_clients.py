@@ -74,25 +74,34 @@ class Client:
 
     async def backfill(self) -> None:
         """The link's back-fill: the chat list, then the open chat if the list shows it moved."""
-        self.rest_calls += 1
-        response = await self.http.post("/rest/v1/rpc/recent_chats", json={"p_limit": 200}, headers=self._auth())
-        response.raise_for_status()
-        newest = next((row["last_rev"] for row in response.json() if row["id"] == str(self.chat)), 0)
+        rows = await self._rest("POST", "/rest/v1/rpc/recent_chats", json={"p_limit": 200})
+        newest = next((row["last_rev"] for row in rows if row["id"] == str(self.chat)), 0)
         if newest > self.cursor():
             await self.backfill_chat(self.chat)
 
     async def backfill_chat(self, chat: ChatId) -> None:
         """One chat's changes above its cursor (the open chat's; the recent ones have none here)."""
         after = self.cursor() if chat == self.chat else 0
-        self.rest_calls += 1
-        response = await self.http.get(
-            "/rest/v1/chat_messages",
-            params={"select": "rev", "session_id": f"eq.{chat}", "rev": f"gt.{after}", "order": "rev"},
-            headers=self._auth(),
-        )
-        response.raise_for_status()
+        params = {"select": "rev", "session_id": f"eq.{chat}", "rev": f"gt.{after}", "order": "rev"}
+        rows = await self._rest("GET", "/rest/v1/chat_messages", params=params)
         if chat == self.chat:
-            self.have.update(int(row["rev"]) for row in response.json())
+            self.have.update(int(row["rev"]) for row in rows)
+
+    async def _rest(self, method: str, path: str, **options: Any) -> list[dict[str, Any]]:
+        """One REST call, tried again after a second when the connection fails (the app's probe would try
+        again a few seconds later; a storm must not leave a client behind for a dropped keep-alive)."""
+        for attempt in range(5):
+            self.rest_calls += 1
+            try:
+                response = await self.http.request(method, path, headers=self._auth(), **options)
+                response.raise_for_status()
+                rows: list[dict[str, Any]] = response.json()
+                return rows
+            except httpx.HTTPError:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(1.0)
+        raise AssertionError("unreachable")
 
     def on_chat_joined(self, chat: ChatId) -> None:
         """As the app does: a chat whose topics were just joined is back-filled."""
