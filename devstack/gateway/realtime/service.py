@@ -30,24 +30,25 @@ from devstack.gateway.realtime.channels import Auth, Channel, Connection, Hub
 from devstack.gateway.realtime.dispatch import ChangeRouter
 from devstack.gateway.realtime.protocol import (
     CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
     CLOSE_POLICY_VIOLATION,
-    CLOSE_UNSUPPORTED_DATA,
     PHOENIX_TOPIC,
+    TOPIC_PREFIX,
+    Broadcast,
     ClientFrame,
     FrameError,
     JoinError,
     JoinRequest,
-    decode_frame,
     dumps,
-    encode_frame,
-    encode_reply,
     parse_join,
     system_payload,
 )
+from devstack.gateway.realtime.serializer import SERIALIZERS
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_VSN = "1.0.0"
+DEFAULT_VSN = "1.0.0"
+"""Phoenix's default when a client names no ``vsn``."""
 MAX_PRESENCE_BYTES = 64 * 1024
 DRAIN_SECONDS = 2.0
 STARTUP_CAPTURE_WAIT_SECONDS = 10.0
@@ -114,22 +115,24 @@ class RealtimeService:
         if self.draining:
             await websocket.close(CLOSE_GOING_AWAY)
             return
-        vsn = params.get("vsn", SUPPORTED_VSN)
-        if vsn != SUPPORTED_VSN:
+        vsn = params.get("vsn", DEFAULT_VSN)
+        serializer = SERIALIZERS.get(vsn)
+        if serializer is None:
+            # Before accept, a close becomes an HTTP 403 to the upgrade request, as Phoenix answers.
             log.info("realtime: refused a socket asking for serializer vsn=%s", vsn)
-            await websocket.close(CLOSE_UNSUPPORTED_DATA)
+            await websocket.close(CLOSE_POLICY_VIOLATION)
             return
         try:
             if not apikey:
                 raise TokenRejected("no apikey")
             self._verify(apikey)
         except TokenRejected as error:
-            # Before accept, a close becomes an HTTP 403 to the upgrade request.
             log.info("realtime: refused a socket: %s", error)
             await websocket.close(CLOSE_POLICY_VIOLATION)
             return
         await websocket.accept()
-        conn = Connection(websocket, apikey)
+        conn = Connection(websocket, apikey, serializer)
+        conn.on_broken = self._drop_channels
         conn.start()
         self.connections.add(conn)
         self._no_connections.clear()
@@ -140,59 +143,72 @@ class RealtimeService:
                     break
                 if conn.closing:
                     continue
-                text = message.get("text")
-                if text is None:
-                    conn.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not part of the V1 JSON protocol")
-                    continue
-                await self._handle(conn, text)
+                data = message.get("text")
+                if data is None:
+                    data = message.get("bytes") or b""
+                try:
+                    await self._handle(conn, data)
+                except Exception:
+                    # A bug: say so, and close this socket properly rather than leave it half served.
+                    log.exception("realtime: handling a frame failed; closing the socket")
+                    conn.close(CLOSE_INTERNAL_ERROR, "internal error")
         finally:
             self.connections.discard(conn)
             if not self.connections:
                 self._no_connections.set()
-            for channel in list(conn.channels.values()):
-                self.hub.remove(channel)
-            conn.channels.clear()
+            self._drop_channels(conn)
             await conn.stop()
 
-    async def _handle(self, conn: Connection, text: str) -> None:
+    def _drop_channels(self, conn: Connection) -> None:
+        """Forget every channel of ``conn`` (its presences leave); it is closing."""
+        for channel in list(conn.channels.values()):
+            self.hub.remove(channel)
+        conn.channels.clear()
+
+    def _reply(self, conn: Connection, frame: ClientFrame, status: str, response: dict[str, Any]) -> None:
+        conn.send(conn.serializer.reply(frame.topic, frame.ref, status, response, join_ref=frame.join_ref))
+
+    async def _handle(self, conn: Connection, data: str | bytes) -> None:
         try:
-            frame = decode_frame(text)
+            frame = conn.serializer.decode(data)
         except FrameError as error:
             if error.close_code is not None:
                 log.info("realtime: closing a socket: %s", error)
                 conn.close(error.close_code, str(error)[:120])
             elif error.topic is not None:
-                conn.send(encode_reply(error.topic, error.ref, "error", {"reason": f"malformed message: {error}"}))
+                reason = {"reason": f"malformed message: {error}"}
+                conn.send(conn.serializer.reply(error.topic, error.ref, "error", reason, join_ref=error.join_ref))
             else:
                 log.info("realtime: ignored a malformed frame: %s", error)
             return
         if frame.topic == PHOENIX_TOPIC:
             if frame.event == "heartbeat":
-                conn.send(encode_reply(PHOENIX_TOPIC, frame.ref, "ok", {}))
+                self._reply(conn, frame, "ok", {})
             else:
-                conn.send(encode_reply(PHOENIX_TOPIC, frame.ref, "error", {"reason": f"unknown event {frame.event!r}"}))
+                self._reply(conn, frame, "error", {"reason": f"unknown event {frame.event!r}"})
             return
         if frame.event == "phx_join":
             await self._join(conn, frame)
             return
         channel = conn.channels.get(frame.topic)
         if channel is None:
-            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": "unmatched topic"}))
+            self._reply(conn, frame, "error", {"reason": "unmatched topic"})
             return
         if frame.event == "phx_leave":
-            conn.send(encode_reply(frame.topic, frame.ref, "ok", {}))
+            self._reply(conn, frame, "ok", {})
             self._close_channel(channel)
         elif frame.event == "access_token":
             await self._access_token(channel, frame)
         elif frame.event == "broadcast":
-            self.hub.broadcast(channel.topic_key, frame.payload, channel)
+            message = Broadcast(user=frame.user_broadcast) if frame.user_broadcast else Broadcast(payload=frame.payload)
+            self.hub.broadcast(channel.topic_key, message, channel)
             if channel.broadcast_ack:
-                conn.send(encode_reply(frame.topic, frame.ref, "ok", {}))
+                self._reply(conn, frame, "ok", {})
         elif frame.event == "presence":
             self._presence(channel, frame)
         else:
             log.info("realtime: unknown event %r on %s", frame.event, frame.topic)
-            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": f"unknown event {frame.event!r}"}))
+            self._reply(conn, frame, "error", {"reason": f"unknown event {frame.event!r}"})
 
     # --- join --------------------------------------------------------------------------------------
 
@@ -207,15 +223,15 @@ class RealtimeService:
             await self._authorize_join(request, auth)
             bindings = await self.binder.bind(request.bindings)
         except TokenRejected as error:
-            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": f"Unauthorized: {error}"}))
+            self._reply(conn, frame, "error", {"reason": f"Unauthorized: {error}"})
             return
         except JoinError as error:
-            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": str(error)}))
+            self._reply(conn, frame, "error", {"reason": str(error)})
             return
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             log.warning("realtime: join of %s failed on the database: %s", frame.topic, error)
             reason = "UnableToConnectToProject: Realtime was unable to connect to the project database"
-            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": reason}))
+            self._reply(conn, frame, "error", {"reason": reason})
             return
         previous = conn.channels.pop(frame.topic, None)
         if previous is not None:
@@ -238,7 +254,7 @@ class RealtimeService:
         # From here on nothing is awaited until the channel is registered, so no change can be pushed
         # to it before the client has its binding ids from this reply.
         echoed = [{**binding.request.raw, "id": binding.id} for binding in bindings]
-        conn.send(encode_reply(frame.topic, frame.ref, "ok", {"postgres_changes": echoed}))
+        self._reply(conn, frame, "ok", {"postgres_changes": echoed})
         conn.channels[frame.topic] = channel
         self.hub.add(channel)
         self._schedule_expiry(channel)
@@ -318,7 +334,7 @@ class RealtimeService:
         if conn.channels.get(channel.topic) is channel:
             del conn.channels[channel.topic]
         self.hub.remove(channel)
-        conn.send(encode_frame(channel.topic, "phx_close", {}, channel.join_ref))
+        conn.send(conn.serializer.close(channel.topic, channel.join_ref))
 
     # --- presence ----------------------------------------------------------------------------------
 
@@ -329,17 +345,15 @@ class RealtimeService:
         if event == "track":
             fields = frame.payload.get("payload", {})
             if not isinstance(fields, dict):
-                conn.send(
-                    encode_reply(frame.topic, frame.ref, "error", {"reason": "Presence track payload must be a map"})
-                )
+                self._reply(conn, frame, "error", {"reason": "Presence track payload must be a map"})
                 return
             if len(dumps(fields).encode()) > MAX_PRESENCE_BYTES:
-                conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": "Track message size exceeded"}))
+                self._reply(conn, frame, "error", {"reason": "Track message size exceeded"})
                 return
             newly_enabled = not channel.presence_enabled
             channel.presence_enabled = True
             diff = self.hub.presence.track(channel.topic_key, channel, channel.presence_key, fields)
-            conn.send(encode_reply(frame.topic, frame.ref, "ok", {}))
+            self._reply(conn, frame, "ok", {})
             if newly_enabled:
                 # This channel never had presence_state: send it whole, and the diff to the others.
                 channel.push("presence_state", self.hub.presence.state(channel.topic_key))
@@ -349,29 +363,36 @@ class RealtimeService:
                 self.hub.send_presence_diff(channel.topic_key, diff)
         elif event == "untrack":
             diff = self.hub.presence.untrack(channel.topic_key, channel)
-            conn.send(encode_reply(frame.topic, frame.ref, "ok", {}))
+            self._reply(conn, frame, "ok", {})
             if diff is not None:
                 self.hub.send_presence_diff(channel.topic_key, diff)
         else:
-            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": f"unknown presence event {event!r}"}))
+            self._reply(conn, frame, "error", {"reason": f"unknown presence event {event!r}"})
 
     # --- HTTP broadcast ----------------------------------------------------------------------------
 
-    async def broadcast_from_http(self, headers: dict[str, str], messages: list[dict[str, Any]]) -> None:
-        """Relay REST broadcasts (``/api/broadcast``); raises ``TokenRejected`` when not allowed."""
+    def http_auth(self, headers: dict[str, str]) -> Auth:
+        """The token an HTTP broadcast acts with (the bearer token, else the apikey); ``TokenRejected``."""
         apikey = headers.get("apikey")
         if not apikey:
             raise TokenRejected("no apikey")
         self._verify(apikey)
         bearer = headers.get("authorization", "")
         token = bearer[7:] if bearer.lower().startswith("bearer ") else apikey
-        auth = Auth.of(token, self._verify(token))
+        return Auth.of(token, self._verify(token))
+
+    async def broadcast_from_http(self, headers: dict[str, str], messages: list[dict[str, Any]]) -> None:
+        """Relay REST broadcasts (``/api/broadcast``); raises ``TokenRejected`` when not allowed."""
+        auth = self.http_auth(headers)
         private = [message for message in messages if message.get("private") is True]
         if private and not await self.authorizer.bypasses_rls(auth.role):
             raise TokenRejected(f"You do not have permissions to write to this Channel topic: {private[0]['topic']}")
         for message in messages:
-            payload = {"type": "broadcast", "event": message["event"], "payload": message.get("payload", {})}
-            self.hub.broadcast((message.get("private") is True, "realtime:" + message["topic"]), payload, None)
+            payload = {"type": "broadcast", "event": message["event"], "payload": message["payload"]}
+            if isinstance(message.get("id"), str):
+                payload["meta"] = {"id": message["id"]}  # as Realtime passes a message id on
+            key = (message.get("private") is True, TOPIC_PREFIX + message["topic"])
+            self.hub.broadcast(key, Broadcast(payload=payload), None)
 
 
 def _expired_message(token: str) -> str:

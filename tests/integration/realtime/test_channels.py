@@ -215,7 +215,7 @@ async def test_rest_broadcast_endpoint(rt: Realtime) -> None:
         forged = {"apikey": rt.stack.anon_key, "Authorization": "Bearer not.a.jwt"}
         assert (await http.post(url, json={"messages": [message]}, headers=forged)).status_code == 401
         headers = {"apikey": rt.stack.anon_key}
-        assert (await http.post(url, json={"messages": "all"}, headers=headers)).status_code == 400
+        assert (await http.post(url, json={"messages": "all"}, headers=headers)).status_code == 422
         private = {**message, "private": True}
         assert (await http.post(url, json={"messages": [private]}, headers=headers)).status_code == 401
         assert (await http.post(url, json={"messages": [message]}, headers=headers)).status_code == 202
