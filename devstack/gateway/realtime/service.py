@@ -52,6 +52,7 @@ DEFAULT_VSN = "1.0.0"
 MAX_PRESENCE_BYTES = 64 * 1024
 DRAIN_SECONDS = 2.0
 STARTUP_CAPTURE_WAIT_SECONDS = 10.0
+GAP_MESSAGE = "Realtime lost its replication slot while reconnecting to the database; changes may be missing"
 
 
 class TokenRejected(Exception):
@@ -68,7 +69,9 @@ class RealtimeService:
         self.catalog = Catalog()
         self.router = ChangeRouter(self.hub, self.authorizer, lambda: self.catalog)
         self.binder = Binder(ctx.admin_pool, lambda: self.catalog)
-        self.capture = ChangeCapture(ctx.settings.db_url, self.router.deliver, self._refresh_catalog)
+        self.capture = ChangeCapture(
+            ctx.settings.db_url, self.router.deliver, self._refresh_catalog, on_gap=self._changes_missed
+        )
         self.connections: set[Connection] = set()
         self.draining = False
         self._no_connections = asyncio.Event()
@@ -100,6 +103,12 @@ class RealtimeService:
     async def stop(self) -> None:
         await self.drain()
         await self.capture.stop()
+
+    def _changes_missed(self) -> None:
+        """The capture may have missed changes: each ``postgres_changes`` channel gets a ``system`` error,
+        on which the client rejoins (and an app back-fills), as after any Realtime error."""
+        for channel in self.hub.subscribed():
+            channel.push("system", system_payload(channel.sub_topic, "postgres_changes", "error", GAP_MESSAGE))
 
     async def _refresh_catalog(self, conn: asyncpg.Connection) -> None:
         await schema.sync_triggers(conn)
