@@ -201,7 +201,13 @@ class ChangeCapture:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
                 attempt += 1
-                if self._connection_alive() and not isinstance(error, asyncpg.PostgresConnectionError):
+                # The slot dropped under us: reconnecting finds it gone, recreates it and reports the gap.
+                slot_gone = isinstance(error, asyncpg.UndefinedObjectError) and self.slot_name in str(error)
+                if (
+                    self._connection_alive()
+                    and not slot_gone
+                    and not isinstance(error, asyncpg.PostgresConnectionError)
+                ):
                     # A query failed on a healthy connection (a table dropped under a catalog read, the
                     # permission checks' connections broken by a restart, ...): the slot still holds every
                     # change not delivered, so just try again.

@@ -170,28 +170,30 @@ async def test_changes_committed_around_a_restart_are_all_pushed(own_stack: Stac
     assert all(status == State.SUBSCRIBED for status, _ in statuses.items), statuses.items
 
 
-async def drop_the_capture_slot(db_url: str) -> None:
-    """Cut the capture's connection and drop its slot before it reconnects: changes may be missed now."""
+async def drop_the_capture_slot(db_url: str, *, disconnect: bool) -> None:
+    """Drop the capture's slot (after cutting its connection, or under it): changes may be missed now."""
     conn = await asyncpg.connect(db_url)
     try:
         slot = await conn.fetchval(
             "select slot_name from pg_replication_slots where slot_name like 'devstack\\_realtime\\_%'"
         )
-        await conn.execute(
-            "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'devstack realtime'"
-        )
+        if disconnect:
+            await conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'devstack realtime'"
+            )
         async with asyncio.timeout(30):
             while True:
                 try:
                     await conn.execute("select pg_drop_replication_slot($1)", slot)
                     return
-                except asyncpg.ObjectInUseError:  # the terminated backend is still letting go of it
-                    await asyncio.sleep(0.01)
+                except asyncpg.ObjectInUseError:  # being read right now, or let go of by a terminated backend
+                    await asyncio.sleep(0.001)
     finally:
         await conn.close()
 
 
-async def test_a_lost_slot_tells_subscribers_to_rejoin(own_stack: StackHandle) -> None:
+@pytest.mark.parametrize("disconnect", [True, False], ids=["while-disconnected", "while-connected"])
+async def test_a_lost_slot_tells_subscribers_to_rejoin(own_stack: StackHandle, disconnect: bool) -> None:
     alice, bob, chat = await setup_chat(own_stack.db_url)
     client = await acreate_client(own_stack.api_url, own_stack.anon_key, AsyncClientOptions(auto_refresh_token=False))
     token, _ = issue_access_token(
@@ -206,7 +208,7 @@ async def test_a_lost_slot_tells_subscribers_to_rejoin(own_stack: StackHandle) -
     await channel.subscribe(statuses)
     try:
         assert (await statuses.next())[0] == State.SUBSCRIBED
-        await drop_the_capture_slot(own_stack.db_url)
+        await drop_the_capture_slot(own_stack.db_url, disconnect=disconnect)
         status, error = await statuses.next(DELIVERY_TIMEOUT)
         assert status == State.CHANNEL_ERROR and "lost its replication slot" in str(error)
         await statuses.wait_for(State.SUBSCRIBED, DELIVERY_TIMEOUT)  # the client rejoined (and would back-fill)
