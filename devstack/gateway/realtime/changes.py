@@ -72,10 +72,21 @@ _PEEK_CHANGES_SQL = (
     " 'filter-msg-prefixes', 'devstack_realtime')"  # leaves out our own flush messages (below)
 )
 _ADVANCE_SQL = "select end_lsn from pg_catalog.pg_replication_slot_advance($1, $2)"
+# A poll's first round trip: our flush, the snapshot that tells which decoded commits are visible yet and,
+# once a batch was delivered, moving the slot past it (left for this round trip to save one).
+_FLUSH_SQL = (
+    "select pg_catalog.pg_logical_emit_message(true, 'devstack_realtime', '') as upto,"
+    " pg_catalog.pg_current_snapshot()::text as snapshot"
+)
+_ADVANCE_AND_FLUSH_SQL = (
+    "select (select end_lsn from pg_catalog.pg_replication_slot_advance($1, $2)) as moved,"
+    " pg_catalog.pg_logical_emit_message(true, 'devstack_realtime', '') as upto,"
+    " pg_catalog.pg_current_snapshot()::text as snapshot"
+)
 _COMMIT_ROW = '{"action":"C"'
 """A transaction's end (``include-transaction``): its ``lsn`` is where the slot may move to after it."""
-_FLUSH_SQL = "select pg_catalog.pg_logical_emit_message(true, 'devstack_realtime', '')"
-_SNAPSHOT_SQL = "select pg_catalog.pg_current_snapshot()::text"
+SNAPSHOT_SQL = "select pg_catalog.pg_current_snapshot()::text"
+"""What the capture asks, over and over, while it waits for a commit it read to become visible."""
 _SLOT_PATTERN = SLOT_PREFIX.replace("_", "\\_") + "%"
 _SLOT_PID = re.compile(re.escape(SLOT_PREFIX) + r"(\d+)_[0-9a-f]+$")
 
@@ -161,6 +172,8 @@ class ChangeCapture:
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
         self._had_slot = False
+        self._delivered_to: int | None = None
+        """Where the slot may move to: everything before it was delivered (moved at the next poll)."""
         self.slot_name = new_slot_name()
         self.running = asyncio.Event()
         """Set while the slot exists and is being polled; cleared while reconnecting."""
@@ -260,6 +273,7 @@ class ChangeCapture:
                 "select pg_catalog.pg_create_logical_replication_slot($1, 'wal2json', false)", self.slot_name
             )
             self._had_slot = True
+            self._delivered_to = None  # a new slot starts at the end of the WAL, after that
         self._catalog_stale = True
         await self._refresh_catalog(conn)
         return lost
@@ -310,8 +324,14 @@ class ChangeCapture:
             self._wake.clear()
             if self._catalog_stale:
                 await self._refresh_catalog(conn)
-            # Every commit before this message is flushed once it returns; read exactly up to it.
-            upto = await conn.fetchval(_FLUSH_SQL)
+            # Every commit before our message is flushed once this returns; read exactly up to it.
+            if self._delivered_to is None:
+                row = await conn.fetchrow(_FLUSH_SQL)
+            else:
+                row = await conn.fetchrow(_ADVANCE_AND_FLUSH_SQL, self.slot_name, self._delivered_to)
+                self._delivered_to = None
+            assert row is not None
+            upto, snapshot = row["upto"], row["snapshot"]
             while True:
                 rows = await conn.fetch(_PEEK_CHANGES_SQL, self.slot_name, upto, MAX_CHANGES_PER_POLL)
                 changes = []
@@ -322,24 +342,29 @@ class ChangeCapture:
                     elif (change := parse_change(data)) is not None:
                         changes.append(change)
                 if changes:
-                    await self._until_visible(conn, changes)
+                    await self._until_visible(conn, changes, snapshot)
                     await self._deliver(changes)
-                # Read to the end: move past all of it. Cut short (the peek stops after the transaction
-                # that reached the limit): move past the whole transactions read, and read on.
-                complete = len(rows) < MAX_CHANGES_PER_POLL
-                target = upto if complete else last_commit
-                if target is not None:
-                    await conn.fetchval(_ADVANCE_SQL, self.slot_name, target)
-                if complete or target is None:
+                if len(rows) < MAX_CHANGES_PER_POLL or last_commit is None:
+                    self._delivered_to = upto
                     break
+                # Cut short (the peek stops after the transaction that reached the limit): move past the
+                # whole transactions read, and read on.
+                await conn.fetchval(_ADVANCE_SQL, self.slot_name, last_commit)
+                snapshot = None
 
-    async def _until_visible(self, conn: asyncpg.Connection, changes: list[Change]) -> None:
-        """Wait until every transaction of ``changes`` is visible to new snapshots."""
+    async def _until_visible(self, conn: asyncpg.Connection, changes: list[Change], snapshot: str | None) -> None:
+        """Wait until every transaction of ``changes`` is visible to new snapshots.
+
+        ``snapshot`` was taken with this poll's flush: what it sees is visible for good (the usual case: no
+        round trip); a transaction it does not see (still committing then) is asked about again.
+        """
         xids = {change.xid for change in changes if change.xid}
+        if snapshot is not None and not invisible_xids(xids, snapshot):
+            return
         started = time.monotonic()
         pauses = iter(VISIBILITY_WAIT_SECONDS)
         warned = False
-        while waiting := invisible_xids(xids, await conn.fetchval(_SNAPSHOT_SQL)):
+        while waiting := invisible_xids(xids, await conn.fetchval(SNAPSHOT_SQL)):
             if not warned and time.monotonic() - started > SLOW_VISIBILITY_SECONDS:
                 # A commit waiting on a standby that does not answer, say: the stream waits with it.
                 log.warning("realtime: waiting for transactions %s to become visible", sorted(waiting))

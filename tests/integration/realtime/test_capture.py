@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 from realtime import RealtimePostgresChangesListenEvent as Event
 
+from devstack.gateway.realtime.changes import SNAPSHOT_SQL
 from tests.integration.realtime.conftest import Db, Inbox, Realtime, subscribe
 
 pytestmark = pytest.mark.integration
@@ -49,10 +50,11 @@ async def capture_read_past(db: Db, lsn: str) -> None:
         while True:
             done = await db.pool.fetchval(
                 "select exists (select from pg_stat_activity where application_name = 'devstack realtime'"
-                "                and query like '%pg_current_snapshot%')"
+                "                and query = $2)"
                 " or exists (select from pg_replication_slots where slot_name like 'devstack\\_realtime\\_%'"
                 "            and confirmed_flush_lsn >= $1::text::pg_lsn)",
                 lsn,
+                SNAPSHOT_SQL,
             )
             if done:
                 return
