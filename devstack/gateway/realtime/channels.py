@@ -13,6 +13,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from devstack.gateway.realtime.bindings import Binding
+from devstack.gateway.realtime.policies import Policies
 from devstack.gateway.realtime.presence import Diff, PresenceRegistry
 from devstack.gateway.realtime.protocol import (
     CLOSE_INTERNAL_ERROR,
@@ -76,6 +77,10 @@ class Connection:
         self.websocket = websocket
         self.apikey = apikey
         self.serializer = serializer
+        # What Realtime hands to policies as `request.headers`: the upgrade request's x- headers.
+        self.x_headers = {
+            name.lower(): value for name, value in websocket.headers.items() if name.lower().startswith("x-")
+        }
         self.channels: dict[str, Channel] = {}
         self.on_broken: Callable[[Connection], None] | None = None
         self._queue: asyncio.Queue[Frame | tuple[int, str]] = asyncio.Queue()
@@ -160,12 +165,24 @@ class Channel:
     presence_key: str
     bindings: tuple[Binding, ...]
     auth: Auth
+    policies: Policies | None = None
+    """A private channel's rights on its topic (``policies``); None for a public channel."""
     active: bool = True
     expiry: asyncio.TimerHandle | None = None
 
     @property
     def topic_key(self) -> TopicKey:
         return (self.private, self.topic)
+
+    @property
+    def reads_broadcasts(self) -> bool:
+        """Whether broadcasts on the topic reach this channel (a private one needs the read right)."""
+        return self.policies is None or self.policies.broadcast_read is True
+
+    @property
+    def reads_presence(self) -> bool:
+        """Whether presence of the topic reaches this channel (a private one needs the read right)."""
+        return self.policies is None or self.policies.presence_read is True
 
     def push(self, event: str, payload: Any) -> None:
         """A push of this channel (``system``, ``presence_state``), carrying its join ref in V2."""
@@ -215,7 +232,7 @@ class Hub:
     def send_presence_diff(self, key: TopicKey, diff: Diff, exclude: Channel | None = None) -> None:
         frames: dict[Serializer, Frame] = {}  # each frame built once per wire format
         for member in self._topics.get(key, {}):
-            if member.presence_enabled and member is not exclude:
+            if member.presence_enabled and member.reads_presence and member is not exclude:
                 serializer = member.conn.serializer
                 frame = frames.get(serializer)
                 if frame is None:
@@ -226,7 +243,7 @@ class Hub:
         """Relay a broadcast to the topic; to ``sender`` too only when it asked for ``self``."""
         frames: dict[Serializer, Frame | None] = {}
         for member in self._topics.get(key, {}):
-            if member is sender and not member.broadcast_self:
+            if (member is sender and not member.broadcast_self) or not member.reads_broadcasts:
                 continue
             serializer = member.conn.serializer
             if serializer not in frames:

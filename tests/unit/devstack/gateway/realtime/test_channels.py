@@ -24,6 +24,7 @@ class FakeWebSocket:
         self.sent: list[str | bytes] = []
         self.closed: tuple[int, str] | None = None
         self.application_state = WebSocketState.CONNECTED
+        self.headers: dict[str, str] = {}
         self.arrived = asyncio.Event()
 
     async def send_text(self, text: str) -> None:
