@@ -64,6 +64,9 @@ RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 VISIBILITY_WAIT_SECONDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
 """Pauses between snapshots while a batch's transactions finish committing (usually none is needed)."""
 SLOW_VISIBILITY_SECONDS = 10.0
+ADVANCE_SECONDS = 0.1
+"""How often the slot moves past what was delivered. Moving re-reads the WAL from the slot's restart point
+(up to ~15 s of it) as a read does; between moves, reads skip the transactions they return again."""
 
 _PEEK_CHANGES_SQL = (
     "select lsn, data from pg_catalog.pg_logical_slot_peek_changes($1, $2, $3,"
@@ -173,7 +176,10 @@ class ChangeCapture:
         self._conn: asyncpg.Connection | None = None
         self._had_slot = False
         self._delivered_to: int | None = None
-        """Where the slot may move to: everything before it was delivered (moved at the next poll)."""
+        """Everything committed before this LSN was delivered: the slot may move there, and transactions
+        a read returns again before it has (it moves at most every ``ADVANCE_SECONDS``) are skipped."""
+        self._moved_to: int | None = None
+        self._moved_at = 0.0
         self.slot_name = new_slot_name()
         self.running = asyncio.Event()
         """Set while the slot exists and is being polled; cleared while reconnecting."""
@@ -273,7 +279,7 @@ class ChangeCapture:
                 "select pg_catalog.pg_create_logical_replication_slot($1, 'wal2json', false)", self.slot_name
             )
             self._had_slot = True
-            self._delivered_to = None  # a new slot starts at the end of the WAL, after that
+            self._delivered_to = self._moved_to = None  # a new slot starts at the end of the WAL, after that
         self._catalog_stale = True
         await self._refresh_catalog(conn)
         return lost
@@ -325,22 +331,17 @@ class ChangeCapture:
             if self._catalog_stale:
                 await self._refresh_catalog(conn)
             # Every commit before our message is flushed once this returns; read exactly up to it.
-            if self._delivered_to is None:
-                row = await conn.fetchrow(_FLUSH_SQL)
+            delivered = self._delivered_to
+            if delivered is not None and delivered != self._moved_to and self._may_move():
+                row = await conn.fetchrow(_ADVANCE_AND_FLUSH_SQL, self.slot_name, delivered)
+                self._moved(delivered)
             else:
-                row = await conn.fetchrow(_ADVANCE_AND_FLUSH_SQL, self.slot_name, self._delivered_to)
-                self._delivered_to = None
+                row = await conn.fetchrow(_FLUSH_SQL)
             assert row is not None
             upto, snapshot = row["upto"], row["snapshot"]
             while True:
                 rows = await conn.fetch(_PEEK_CHANGES_SQL, self.slot_name, upto, MAX_CHANGES_PER_POLL)
-                changes = []
-                last_commit = None
-                for lsn, data in rows:
-                    if data.startswith(_COMMIT_ROW):
-                        last_commit = lsn
-                    elif (change := parse_change(data)) is not None:
-                        changes.append(change)
+                changes, last_commit = self._unread(rows)
                 if changes:
                     await self._until_visible(conn, changes, snapshot)
                     await self._deliver(changes)
@@ -350,7 +351,35 @@ class ChangeCapture:
                 # Cut short (the peek stops after the transaction that reached the limit): move past the
                 # whole transactions read, and read on.
                 await conn.fetchval(_ADVANCE_SQL, self.slot_name, last_commit)
+                self._moved(last_commit)
+                self._delivered_to = last_commit
                 snapshot = None
+
+    def _may_move(self) -> bool:
+        return time.monotonic() - self._moved_at >= ADVANCE_SECONDS
+
+    def _moved(self, lsn: int) -> None:
+        self._moved_to = lsn
+        self._moved_at = time.monotonic()
+
+    def _unread(self, rows: list[asyncpg.Record]) -> tuple[list[Change], int | None]:
+        """The changes of the transactions in ``rows`` not delivered yet, and the last commit's LSN.
+
+        Rows come in whole transactions (``B``, changes, ``C``); a transaction that committed before
+        ``_delivered_to`` was delivered by an earlier poll, read again because the slot has not moved yet.
+        """
+        changes: list[Change] = []
+        transaction: list[str] = []
+        last_commit = None
+        for lsn, data in rows:
+            if not data.startswith(_COMMIT_ROW):
+                transaction.append(data)
+                continue
+            last_commit = lsn
+            if self._delivered_to is None or lsn > self._delivered_to:
+                changes.extend(change for change in map(parse_change, transaction) if change is not None)
+            transaction = []
+        return changes, last_commit
 
     async def _until_visible(self, conn: asyncpg.Connection, changes: list[Change], snapshot: str | None) -> None:
         """Wait until every transaction of ``changes`` is visible to new snapshots.

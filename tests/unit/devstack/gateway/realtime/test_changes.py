@@ -170,6 +170,7 @@ async def test_a_bug_in_delivery_drops_the_batch_and_goes_on(caplog: pytest.LogC
 
 async def test_a_long_backlog_is_read_in_whole_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("devstack.gateway.realtime.changes.MAX_CHANGES_PER_POLL", 4)
+    monkeypatch.setattr("devstack.gateway.realtime.changes.ADVANCE_SECONDS", 0)
     delivered: asyncio.Queue[list[int]] = asyncio.Queue()
 
     async def on_changes(changes: list[Change]) -> None:
@@ -192,6 +193,32 @@ async def test_a_long_backlog_is_read_in_whole_transactions(monkeypatch: pytest.
     advances = [lsn for kind, lsn in slot.calls if kind == "advance"]
     flush = next(lsn for kind, lsn in slot.calls if kind == "flush")
     assert advances[:4] == [*commits, flush]  # past each whole transaction, then (next poll) to the flush
+
+
+async def test_between_moves_of_the_slot_a_read_skips_what_was_delivered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Moving the slot costs a re-read of the WAL from its restart point: it moves at most every
+    ``ADVANCE_SECONDS``, and reads in between return delivered transactions again, to be skipped."""
+    monkeypatch.setattr("devstack.gateway.realtime.changes.ADVANCE_SECONDS", 3600)
+    delivered: asyncio.Queue[list[int]] = asyncio.Queue()
+
+    async def on_changes(changes: list[Change]) -> None:
+        delivered.put_nowait([change.xid for change in changes])
+
+    slot = Slot()
+    slot.commit(1, 10)
+    capture = capture_with(slot, on_changes)
+    task = asyncio.create_task(capture._poll_forever())
+    try:
+        first = await asyncio.wait_for(delivered.get(), 5)
+        slot.commit(2, 20)
+        second = await asyncio.wait_for(delivered.get(), 5)
+        slot.commit(3, 30)
+        third = await asyncio.wait_for(delivered.get(), 5)
+    finally:
+        task.cancel()
+    assert (first, second, third) == ([1], [2], [3])  # each once, though read again and again
+    flushes = [lsn for kind, lsn in slot.calls if kind == "flush"]
+    assert [lsn for kind, lsn in slot.calls if kind == "advance"] == flushes[:1]  # moved once, to the first read
 
 
 def test_invisible_xids() -> None:
