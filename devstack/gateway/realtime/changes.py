@@ -61,8 +61,9 @@ SLOT_PREFIX = "devstack_realtime_"
 FALLBACK_POLL_SECONDS = 0.5
 MAX_CHANGES_PER_POLL = 5000
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
-VISIBILITY_WAIT_SECONDS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05)
-"""Pauses between snapshots while a batch's transactions finish committing (usually none is needed)."""
+VISIBILITY_WAIT_SECONDS = (0.0005, 0.001, 0.002, 0.004)
+"""Pauses between snapshots while a batch's transactions finish committing (usually none is needed; the
+last repeats). Short: the commit is only waiting for its backend to get a core again."""
 SLOW_VISIBILITY_SECONDS = 10.0
 ADVANCE_SECONDS = 0.1
 """How often the slot moves past what was delivered. Moving re-reads the WAL from the slot's restart point
