@@ -51,6 +51,7 @@ import asyncpg
 
 from devstack.gateway.realtime import schema
 from devstack.gateway.realtime.wal import Change, parse_change
+from devstack.procs import cmdline, pid_alive
 
 if TYPE_CHECKING:
     from devstack.gateway.realtime.catalog import AnyConnection
@@ -113,17 +114,20 @@ def new_slot_name() -> str:
 
 
 def owner_gone(slot_name: str) -> bool:
-    """Whether the process that named ``slot_name`` has ended (names not of this form count as gone)."""
+    """Whether the gateway that named ``slot_name`` has ended (names not of this form count as gone).
+
+    Its pid alone does not tell: after a reboot the number may belong to any process, and a slot kept for
+    it would hold WAL for good; the process must still run the gateway's server (or this process, tests).
+    """
     match = _SLOT_PID.match(slot_name)
     if match is None:
         return True
-    try:
-        os.kill(int(match.group(1)), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, under another user
+    pid = int(match.group(1))
+    if pid == os.getpid():
         return False
-    return False
+    if not pid_alive(pid):
+        return True
+    return not any("devstack.gateway" in part for part in cmdline(pid))
 
 
 def invisible_xids(xids: Collection[int], snapshot: str) -> set[int]:

@@ -231,9 +231,18 @@ def test_invisible_xids() -> None:
     assert invisible_xids({2**32 - 2}, f"{epoch + 1}:{epoch + 3}:") == set()  # from before the turn
 
 
-def test_slots_whose_process_ended_are_stale() -> None:
+def test_slots_whose_gateway_ended_are_stale(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    assert not owner_gone(f"devstack_realtime_{os.getpid()}_0a1b2c3d")
-    assert owner_gone("devstack_realtime_999999999_0a1b2c3d")
+    assert not owner_gone(f"devstack_realtime_{os.getpid()}_0a1b2c3d")  # this process's own
+    assert owner_gone("devstack_realtime_999999999_0a1b2c3d")  # no such process
     assert owner_gone("devstack_realtime_not_ours")
+    # A live process: a gateway keeps its slot, anything else (a pid reused after a reboot) does not.
+    parent = os.getppid()
+    monkeypatch.setattr("devstack.gateway.realtime.changes.cmdline", lambda pid: ["python", "-m", "pytest"])
+    assert owner_gone(f"devstack_realtime_{parent}_0a1b2c3d")
+    monkeypatch.setattr(
+        "devstack.gateway.realtime.changes.cmdline",
+        lambda pid: ["python", "-m", "devstack.gateway.server", "--settings", "x.json"],
+    )
+    assert not owner_gone(f"devstack_realtime_{parent}_0a1b2c3d")
