@@ -70,7 +70,14 @@ class KeyRecord:
             value = [[_b64(a), _b64(b)] for a, b in self.value]
         else:
             value = [_b64(member) for member in self.value]
-        record = {"k": _b64(self.key), "t": self.kind, "ttl": self.ttl, "v": value, "part": self.part, "last": self.last}
+        record = {
+            "k": _b64(self.key),
+            "t": self.kind,
+            "ttl": self.ttl,
+            "v": value,
+            "part": self.part,
+            "last": self.last,
+        }
         return json.dumps(record, separators=(",", ":"))
 
     @classmethod
@@ -137,7 +144,9 @@ async def read_keys(source: LegacySource, keys: list[bytes]) -> AsyncIterator[Ke
         meta = await source.pipeline([cmd for key in group for cmd in (("type", key), ("pttl", key))])
         kinds = [(k.decode() if isinstance(k, bytes) else str(k)) for k in meta[0::2]]
         ttls = [int(t) for t in meta[1::2]]
-        simple = [(key, kind) for key, kind in zip(group, kinds, strict=True) if kind in ("string", "hash", "set", "list")]
+        simple = [
+            (key, kind) for key, kind in zip(group, kinds, strict=True) if kind in ("string", "hash", "set", "list")
+        ]
         getters = {"string": "get", "hash": "hgetall", "set": "smembers"}
         values = await source.pipeline(
             (getters[kind], key) if kind != "list" else ("lrange", key, 0, -1) for key, kind in simple
@@ -225,11 +234,19 @@ async def redis_checksum(source: LegacySource, keys: list[bytes]) -> str:
     return checksum.hexdigest()
 
 
-async def backup(redis_url: str, out: Path, reporter: Reporter) -> dict[str, Any]:
+def _check_target(out: Path) -> None:
     if out.exists():
         raise BadInput(f"{out} exists; choose another file (a backup is never overwritten)")
     if not out.parent.is_dir():
         raise BadInput(f"there is no directory {out.parent}")
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size
+
+
+async def backup(redis_url: str, out: Path, reporter: Reporter) -> dict[str, Any]:
+    _check_target(out)
     source = await LegacySource.open(redis_url)
     temp = out.with_name(out.name + ".partial")
     try:
@@ -268,7 +285,7 @@ async def backup(redis_url: str, out: Path, reporter: Reporter) -> dict[str, Any
         "command": "backup",
         "file": str(out),
         "keys": written,
-        "bytes": out.stat().st_size,
+        "bytes": _size(out),
         "checksum": digest,
         "source": redact(redis_url),
     }
@@ -309,8 +326,14 @@ async def restore(redis_url: str, path: Path, replace: bool, reporter: Reporter)
         await source.close()
     if actual != check.checksum:
         raise MigrateError("restored, but what Redis holds now does not match the backup's checksum")
-    return {"command": "restore", "file": str(path), "keys": len(check.keys), "checksum": actual,
-            "replaced": len(present), "source": redact(redis_url)}
+    return {
+        "command": "restore",
+        "file": str(path),
+        "keys": len(check.keys),
+        "checksum": actual,
+        "replaced": len(present),
+        "source": redact(redis_url),
+    }
 
 
 def _write(pipe: Any, item: KeyRecord) -> None:
@@ -333,10 +356,14 @@ async def cleanup(redis_url: str, db_url: str, run_id: int, path: Path, reporter
     check = check_file(path)
     conn = await connect(db_url)
     try:
-        status = await conn.fetchval(
-            f"select status from {SCHEMA}.runs where id = $1",  # noqa: S608
-            run_id,
-        ) if await conn.fetchval("select exists (select from pg_namespace where nspname = $1)", SCHEMA) else None
+        status = (
+            await conn.fetchval(
+                f"select status from {SCHEMA}.runs where id = $1",
+                run_id,
+            )
+            if await conn.fetchval("select exists (select from pg_namespace where nspname = $1)", SCHEMA)
+            else None
+        )
         if status is None:
             raise MigrateError(f"there is no run {run_id} in this database")
         if status != "done":
@@ -369,7 +396,7 @@ async def cleanup(redis_url: str, db_url: str, run_id: int, path: Path, reporter
             deleted = await source.delete_keys(keys)
         finally:
             await source.close()
-        await conn.execute(f"update {SCHEMA}.runs set cleaned_up_at = now() where id = $1", run_id)  # noqa: S608
+        await conn.execute(f"update {SCHEMA}.runs set cleaned_up_at = now() where id = $1", run_id)
     finally:
         await conn.close()
     return {

@@ -48,9 +48,7 @@ def _db(parser: argparse.ArgumentParser) -> None:
 
 
 def _emails(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--email-domain", metavar="DOMAIN", help="give each legacy user the address <username>@DOMAIN"
-    )
+    parser.add_argument("--email-domain", metavar="DOMAIN", help="give each legacy user the address <username>@DOMAIN")
     parser.add_argument(
         "--emails",
         metavar="FILE.csv",
@@ -71,6 +69,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress or log lines on standard error")
 
 
+def _add(parser: argparse.ArgumentParser, *groups: Callable[[argparse.ArgumentParser], None]) -> None:
+    for group in groups:
+        group(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chat-migrate",
@@ -83,34 +86,34 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("plan", help="report what run would create and quarantine; writes nothing")
-    _redis(p), _db(p), _emails(p), _common(p)
+    _add(p, _redis, _db, _emails, _common)
 
     p = sub.add_parser("run", help="migrate users, chats, memberships and messages (resumable, idempotent)")
-    _redis(p), _db(p), _emails(p), _common(p)
+    _add(p, _redis, _db, _emails, _common)
 
     p = sub.add_parser("verify", help="compare every room, user and membership with the legacy store")
-    _redis(p), _db(p), _common(p)
+    _add(p, _redis, _db, _common)
     p.add_argument("--run", type=int, metavar="ID", help="check only what run ID migrated")
     p.add_argument("--show", type=int, default=20, metavar="N", help="list at most N differences (default 20)")
 
     p = sub.add_parser("rollback", help="remove exactly what a run created")
-    _db(p), _common(p)
+    _add(p, _db, _common)
     p.add_argument("--run", type=int, metavar="ID", required=True, help="the run to undo")
     p.add_argument(
         "--force", action="store_true", help="also when people have used the migrated chats since (deletes that too)"
     )
 
     p = sub.add_parser("backup", help="save every legacy key to a file (checksummed)")
-    _redis(p), _common(p)
+    _add(p, _redis, _common)
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the backup file to write (gzip)")
 
     p = sub.add_parser("cleanup", help="delete the legacy keys, once verify passes and the backup matches Redis")
-    _redis(p), _db(p), _common(p)
+    _add(p, _redis, _db, _common)
     p.add_argument("--run", type=int, metavar="ID", required=True, help="the finished run the cleanup follows")
     p.add_argument("--backup", type=Path, required=True, metavar="FILE", help="the backup taken after that run")
 
     p = sub.add_parser("restore", help="put the keys of a backup file back into Redis")
-    _redis(p), _common(p)
+    _add(p, _redis, _common)
     p.add_argument("--backup", type=Path, required=True, metavar="FILE")
     p.add_argument("--replace", action="store_true", help="overwrite keys that exist in Redis")
     return parser
@@ -142,7 +145,11 @@ async def _dispatch(args: argparse.Namespace, reporter: Reporter) -> tuple[dict[
         from chat_migrate import verify
 
         return await verify.verify(
-            _need(args.redis, "--redis", REDIS_ENV), _need(args.db_url, "--db-url", DB_ENV), args.run, args.show, reporter
+            _need(args.redis, "--redis", REDIS_ENV),
+            _need(args.db_url, "--db-url", DB_ENV),
+            args.run,
+            args.show,
+            reporter,
         )
     if command == "rollback":
         from chat_migrate import rollback

@@ -128,11 +128,11 @@ def _where(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
 
 
-async def connect(url: str, *, timeout: float = 15.0) -> asyncpg.Connection:
+async def connect(url: str, *, connect_timeout: float = 15.0) -> asyncpg.Connection:
     """A connection with the session settings the migration wants, or :class:`Unavailable` in plain words."""
     where = _where(url)
     try:
-        conn: asyncpg.Connection = await asyncpg.connect(url, timeout=timeout, command_timeout=None)
+        conn: asyncpg.Connection = await asyncpg.connect(url, timeout=connect_timeout, command_timeout=None)
     except asyncpg.InvalidPasswordError:
         user = urlsplit(url).username or "the user"
         raise Unavailable(f"the database at {where} refused the password for {user} (check --db-url)") from None

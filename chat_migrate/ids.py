@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 
 try:  # asyncpg's UUID is a uuid.UUID subclass made in C: ten times faster to build from 16 bytes
-    from asyncpg.pgproto.pgproto import UUID as _FastUUID  # type: ignore[import-untyped]
+    from asyncpg.pgproto.pgproto import UUID as _FastUUID
 
     _from_bytes: Callable[[bytes], uuid.UUID] = _FastUUID
 except ImportError:  # pragma: no cover - asyncpg is a dependency of the tool

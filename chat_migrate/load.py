@@ -27,6 +27,7 @@ and dropping constraints on a live project is not a risk worth a faster benchmar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -96,7 +97,11 @@ def batches(rooms: Sequence[LegacyRoom], batch_size: int) -> list[list[LegacyRoo
 
 
 def parse_chunk(
-    members: list[bytes], scores: Sequence[float | bytes], start: int, stats: RoomStats, message_id: Callable[[bytes], uuid.UUID],
+    members: list[bytes],
+    scores: Sequence[float | bytes],
+    start: int,
+    stats: RoomStats,
+    message_id: Callable[[bytes], uuid.UUID],
     accounts: Mapping[int, uuid.UUID],
 ) -> list[Row]:
     """Clean rows of one chunk; rejected members go to ``stats.rejected``. The hot loop of the tool."""
@@ -252,7 +257,8 @@ select m.session_id, m.user_id, $3 from unnest($1::uuid[], $2::uuid[]) as m (ses
 _RECORD_QUARANTINE = f"""
 insert into {SCHEMA}.quarantine (run_id, legacy_room, position, category, detail, member)
 select $1, q.room, q.position, q.category, q.detail, q.member
-from unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bytea[]) as q (room, position, category, detail, member)
+from unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bytea[])
+  as q (room, position, category, detail, member)
 """
 
 
@@ -334,8 +340,16 @@ class Loader:
                 "chat_migrate_batch",
                 records=chats,
                 columns=[
-                    "session_id", "legacy_room", "title", "owner", "legacy_size", "messages", "quarantined",
-                    "members", "first_at", "last_at",
+                    "session_id",
+                    "legacy_room",
+                    "title",
+                    "owner",
+                    "legacy_size",
+                    "messages",
+                    "quarantined",
+                    "members",
+                    "first_at",
+                    "last_at",
                 ],
             )
             await set_triggers(conn, LOAD_DISABLED, enabled=False)
@@ -394,7 +408,5 @@ async def pump(events: AsyncIterator[Rows | BatchEnd], sink: Callable[[Rows | Ba
             await sink(item)
     finally:
         producer.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await producer
-        except asyncio.CancelledError:
-            pass

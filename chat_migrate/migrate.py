@@ -14,6 +14,7 @@ every batch of users is committed together with its bookkeeping.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -81,7 +82,7 @@ async def survey(
     done_rooms: dict[str, int] = {}
     if fitness.bookkeeping:
         rows = await conn.fetch(
-            f"select c.legacy_room, c.legacy_size from {SCHEMA}.chats c"  # noqa: S608
+            f"select c.legacy_room, c.legacy_size from {SCHEMA}.chats c"
             f" join {SCHEMA}.runs r on r.id = c.run_id where r.status <> 'rolled_back'"
         )
         done_rooms = {row["legacy_room"]: row["legacy_size"] for row in rows}
@@ -190,8 +191,12 @@ async def plan(options: Options, reporter: Reporter) -> tuple[dict[str, Any], bo
         },
         "users": _users_summary(s),
         "linked_to_existing_supabase_users": [
-            {"legacy_user": a.legacy_id, "username": s.inventory.users[a.legacy_id].username, "email": a.email,
-             "supabase_user": str(a.user_id)}
+            {
+                "legacy_user": a.legacy_id,
+                "username": s.inventory.users[a.legacy_id].username,
+                "email": a.email,
+                "supabase_user": str(a.user_id),
+            }
             for a in s.users.link
         ],
         "blockers": blockers,
@@ -217,17 +222,19 @@ async def plan(options: Options, reporter: Reporter) -> tuple[dict[str, Any], bo
 async def _start_run(conn: asyncpg.Connection, options: Options, reporter: Reporter) -> tuple[int, bool]:
     """A new run, or the interrupted one (status running or failed) resumed under its own id."""
     row = await conn.fetchrow(
-        f"select id, status from {SCHEMA}.runs where status in ('running', 'failed', 'rolling_back')"  # noqa: S608
+        f"select id, status from {SCHEMA}.runs where status in ('running', 'failed', 'rolling_back')"
         " order by id desc limit 1"
     )
     if row is not None and row["status"] == "rolling_back":
-        raise MigrateError(f"run {row['id']} was being rolled back; finish that first (chat-migrate rollback --run {row['id']})")
+        raise MigrateError(
+            f"run {row['id']} was being rolled back; finish that first (chat-migrate rollback --run {row['id']})"
+        )
     if row is not None:
-        await conn.execute(f"update {SCHEMA}.runs set status = 'running' where id = $1", row["id"])  # noqa: S608
+        await conn.execute(f"update {SCHEMA}.runs set status = 'running' where id = $1", row["id"])
         reporter.log(f"resuming run {row['id']}, which stopped before it was done")
         return int(row["id"]), True
     run_id = await conn.fetchval(
-        f"insert into {SCHEMA}.runs (tool_version, source, options) values ($1, $2, $3::jsonb) returning id",  # noqa: S608
+        f"insert into {SCHEMA}.runs (tool_version, source, options) values ($1, $2, $3::jsonb) returning id",
         __version__,
         redact(options.redis_url),
         json.dumps(
@@ -323,10 +330,9 @@ async def _run(
         return summary
     except BaseException as error:
         if not conn.is_closed():
-            try:
+            # If the connection is gone, the run stays "running" and is resumed all the same.
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                 await _finish_run(conn, run_id, "failed", {"error": str(error) or type(error).__name__})
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-                pass  # the connection is gone; the run stays "running" and is resumed all the same
         raise
 
 
@@ -334,7 +340,7 @@ async def _finish_run(conn: asyncpg.Connection, run_id: int, status: str, summar
     async with conn.transaction():
         await conn.execute("set local synchronous_commit = on")
         await conn.execute(
-            f"update {SCHEMA}.runs set status = $2, finished_at = now(),"  # noqa: S608
+            f"update {SCHEMA}.runs set status = $2, finished_at = now(),"
             " summary = coalesce(summary, '{}'::jsonb) || $3::jsonb where id = $1",
             run_id,
             status,

@@ -15,11 +15,12 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.progress import ProgressColumn, Task
 from rich.text import Text
 
 LOG_EVERY = 5.0  # seconds between plain progress lines

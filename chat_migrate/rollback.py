@@ -62,20 +62,20 @@ async def _rollback(conn: asyncpg.Connection, run_id: int, force: bool, reporter
     if not fitness.bookkeeping:
         raise MigrateError("nothing has been migrated into this database (it has no chat_migrate schema)")
     await take_lock(conn)
-    run = await conn.fetchrow(f"select id, status from {SCHEMA}.runs where id = $1", run_id)  # noqa: S608
+    run = await conn.fetchrow(f"select id, status from {SCHEMA}.runs where id = $1", run_id)
     if run is None:
         raise MigrateError(f"there is no run {run_id} in this database")
     if run["status"] == "rolled_back":
         raise MigrateError(f"run {run_id} has already been rolled back")
     later = await conn.fetch(
-        f"select id from {SCHEMA}.runs where id > $1 and status <> 'rolled_back' order by id",  # noqa: S608
+        f"select id from {SCHEMA}.runs where id > $1 and status <> 'rolled_back' order by id",
         run_id,
     )
     later_with_rows = [
         row["id"]
         for row in later
         if await conn.fetchval(
-            f"select exists (select from {SCHEMA}.chats where run_id = $1)"  # noqa: S608
+            f"select exists (select from {SCHEMA}.chats where run_id = $1)"
             f" or exists (select from {SCHEMA}.users where run_id = $1)",
             row["id"],
         )
@@ -94,12 +94,12 @@ async def _rollback(conn: asyncpg.Connection, run_id: int, force: bool, reporter
             f"people have used what run {run_id} migrated since ({what}); rollback would delete that too."
             " Pass --force to roll back anyway"
         )
-    await conn.execute(f"update {SCHEMA}.runs set status = 'rolling_back' where id = $1", run_id)  # noqa: S608
+    await conn.execute(f"update {SCHEMA}.runs set status = 'rolling_back' where id = $1", run_id)
 
     chats = [
         row["session_id"]
         for row in await conn.fetch(
-            f"select session_id from {SCHEMA}.chats where run_id = $1 order by legacy_room",  # noqa: S608
+            f"select session_id from {SCHEMA}.chats where run_id = $1 order by legacy_room",
             run_id,
         )
     ]
@@ -126,8 +126,8 @@ async def _rollback(conn: asyncpg.Connection, run_id: int, force: bool, reporter
                 )
                 deleted = await conn.execute("delete from public.chat_sessions where id = any($1::uuid[])", batch)
                 await set_triggers(conn, ROLLBACK_DISABLED, enabled=True)
-                await conn.execute(f"delete from {SCHEMA}.members where session_id = any($1::uuid[])", batch)  # noqa: S608
-                await conn.execute(f"delete from {SCHEMA}.chats where session_id = any($1::uuid[])", batch)  # noqa: S608
+                await conn.execute(f"delete from {SCHEMA}.members where session_id = any($1::uuid[])", batch)
+                await conn.execute(f"delete from {SCHEMA}.chats where session_id = any($1::uuid[])", batch)
             removed["chats"] += int(deleted.split()[-1])
             removed["messages"] += int(counts["messages"])
             removed["memberships"] += int(counts["members"])
@@ -135,12 +135,13 @@ async def _rollback(conn: asyncpg.Connection, run_id: int, force: bool, reporter
 
     async with conn.transaction():
         # Memberships this run added to chats it did not create (none today: rooms are migrated whole).
-        await conn.execute(f"delete from {SCHEMA}.members where run_id = $1", run_id)  # noqa: S608
+        await conn.execute(f"delete from {SCHEMA}.members where run_id = $1", run_id)
         made = await conn.fetch(
-            f"select user_id from {SCHEMA}.users where run_id = $1 and action = 'created'", run_id  # noqa: S608
+            f"select user_id from {SCHEMA}.users where run_id = $1 and action = 'created'",
+            run_id,
         )
         profiles = await conn.fetch(
-            f"select user_id from {SCHEMA}.users where run_id = $1 and action = 'linked' and profile_created",  # noqa: S608
+            f"select user_id from {SCHEMA}.users where run_id = $1 and action = 'linked' and profile_created",
             run_id,
         )
         if profiles:
@@ -154,13 +155,19 @@ async def _rollback(conn: asyncpg.Connection, run_id: int, force: bool, reporter
             )
             removed["users"] = int(result.split()[-1])
         removed["profiles_of_linked_users"] = len(profiles)
-        await conn.execute(f"delete from {SCHEMA}.users where run_id = $1", run_id)  # noqa: S608
-        await conn.execute(f"delete from {SCHEMA}.quarantine where run_id = $1", run_id)  # noqa: S608
+        await conn.execute(f"delete from {SCHEMA}.users where run_id = $1", run_id)
+        await conn.execute(f"delete from {SCHEMA}.quarantine where run_id = $1", run_id)
         await conn.execute(
-            f"update {SCHEMA}.runs set status = 'rolled_back', rolled_back_at = now(),"  # noqa: S608
+            f"update {SCHEMA}.runs set status = 'rolled_back', rolled_back_at = now(),"
             " summary = coalesce(summary, '{}'::jsonb) || jsonb_build_object('rolled_back', $2::jsonb)"
             " where id = $1",
             run_id,
             json.dumps(removed),
         )
-    return {"command": "rollback", "run": run_id, "forced": bool(used) and force, "used_since": used, "removed": removed}
+    return {
+        "command": "rollback",
+        "run": run_id,
+        "forced": bool(used) and force,
+        "used_since": used,
+        "removed": removed,
+    }

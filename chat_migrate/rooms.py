@@ -35,10 +35,7 @@ def chat_title(room: LegacyRoom, users: Mapping[int, LegacyUser]) -> str:
         title = room.name.strip()
     else:
         parties = private_parties(room.id)
-        if parties is None:
-            title = f"Room {room.id}"
-        else:
-            title = f"{_name(parties[0], users)} & {_name(parties[1], users)}"
+        title = f"Room {room.id}" if parties is None else f"{_name(parties[0], users)} & {_name(parties[1], users)}"
     if len(title) > MAX_TITLE:
         title = title[: MAX_TITLE - 1] + "…"
     return title

@@ -60,10 +60,12 @@ class LegacySource:
         self.redis = client
 
     @classmethod
-    async def open(cls, url: str, *, timeout: float = 15.0) -> LegacySource:
+    async def open(cls, url: str, *, connect_timeout: float = 15.0) -> LegacySource:
         """Connect and check that Redis answers (and accepts the password); else :class:`Unavailable`."""
         try:
-            client = aredis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout * 4, protocol=2)
+            client = aredis.from_url(
+                url, socket_connect_timeout=connect_timeout, socket_timeout=connect_timeout * 4, protocol=2
+            )
         except ValueError as error:
             raise Unavailable(f"cannot use Redis URL {redact(url)}: {error}") from None
         # ZRANGE … WITHSCORES as Redis sends it: a flat list, scores as bytes (redis-py would build a pair
@@ -119,7 +121,10 @@ class LegacySource:
         """Users (hash, room set) and rooms (name, size), read without touching the messages."""
         keys = await self.layout_keys()
         types = await self.pipeline(("type", key) for key in keys)
-        kinds = {key: (kind.decode() if isinstance(kind, bytes) else str(kind)) for key, kind in zip(keys, types)}
+        kinds = {
+            key: (kind.decode() if isinstance(kind, bytes) else str(kind))
+            for key, kind in zip(keys, types, strict=True)
+        }
         inventory = Inventory(keys=len(keys))
 
         user_keys = [key for key in keys if kinds[key] == "hash" and user_of_key(key) is not None]
@@ -148,16 +153,22 @@ class LegacySource:
 
         room_keys = [key for key in keys if kinds[key] == "zset" and room_of_key(key) is not None]
         sizes = await self.pipeline(("zcard", key) for key in room_keys)
-        name_keys = [key for key in keys if kinds[key] == "string" and key.startswith(b"room:") and key.endswith(b":name")]
+        name_keys = [
+            key for key in keys if kinds[key] == "string" and key.startswith(b"room:") and key.endswith(b":name")
+        ]
         names_raw = await self.pipeline(("get", key) for key in name_keys)
         names = {
-            _text(key[len(b"room:") : -len(b":name")]): _text(value) for key, value in zip(name_keys, names_raw) if value
+            _text(key[len(b"room:") : -len(b":name")]): _text(value)
+            for key, value in zip(name_keys, names_raw, strict=True)
+            if value
         }
-        room_ids = {room_of_key(key) for key in room_keys} | set(names) | set(inventory.listed)
-        size_of = {room_of_key(key): int(size) for key, size in zip(room_keys, sizes, strict=True)}
-        for room in room_ids:
-            if room is not None:
-                inventory.rooms[room] = LegacyRoom(room, names.get(room), size_of.get(room, 0))
+        size_of: dict[str, int] = {}
+        for key, size in zip(room_keys, sizes, strict=True):
+            room_id = room_of_key(key)
+            if room_id is not None:
+                size_of[room_id] = int(size)
+        for room in set(size_of) | set(names) | set(inventory.listed):
+            inventory.rooms[room] = LegacyRoom(room, names.get(room), size_of.get(room, 0))
         if b"total_users" in kinds:
             inventory.total_users = parse_user_id(await self.call(self.redis.get("total_users")))
         return inventory
@@ -189,9 +200,7 @@ class LegacySource:
     async def _fetch(self, plan: list[tuple[str, int, int]]) -> list[Chunk]:
         # Raw ZRANGE … WITHSCORES (no client-side score conversion): scores stay bytes until one is needed.
         replies = await self.pipeline(
-            ("zrange", f"room:{room}", start, stop, False, True)
-            for room, start, stop in plan
-            if stop >= start
+            ("zrange", f"room:{room}", start, stop, False, True) for room, start, stop in plan if stop >= start
         )
         out: list[Chunk] = []
         it = iter(replies)

@@ -16,7 +16,6 @@ legacy user name); a linked account without a profile gets one, recorded so roll
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -91,7 +90,7 @@ async def plan_users(
     recorded: dict[int, asyncpg.Record] = {}
     if bookkeeping:
         rows = await conn.fetch(
-            f"select u.legacy_id, u.user_id, u.email, u.username, u.action from {SCHEMA}.users u"  # noqa: S608
+            f"select u.legacy_id, u.user_id, u.email, u.username, u.action from {SCHEMA}.users u"
             f" join {SCHEMA}.runs r on r.id = u.run_id where r.status <> 'rolled_back'"
         )
         recorded = {row["legacy_id"]: row for row in rows}
@@ -147,7 +146,11 @@ async def apply_users(
 
 
 async def _create(
-    conn: asyncpg.Connection, accounts: list[Account], users: dict[int, LegacyUser], run_id: int, columns: frozenset[str]
+    conn: asyncpg.Connection,
+    accounts: list[Account],
+    users: dict[int, LegacyUser],
+    run_id: int,
+    columns: frozenset[str],
 ) -> None:
     names = [display_name(users[a.legacy_id]) for a in accounts]
     hashes = [usable_hash(users[a.legacy_id].password_hash) for a in accounts]
@@ -165,13 +168,13 @@ async def _create(
         "created_at": "now()",
         "updated_at": "now()",
     }
-    values.update({name: "''" for name in _GOTRUE_STRINGS})
-    values.update({name: "false" for name in _GOTRUE_FALSE})
+    values.update(dict.fromkeys(_GOTRUE_STRINGS, "''"))
+    values.update(dict.fromkeys(_GOTRUE_FALSE, "false"))
     values["email_change_confirm_status"] = "0"
     chosen = [name for name in values if name in columns]
     # Column names come from the fixed table above, filtered by the catalog; values are bound.
     await conn.execute(
-        f"insert into auth.users ({', '.join(chosen)})"  # noqa: S608
+        f"insert into auth.users ({', '.join(chosen)})"
         f" select {', '.join(values[name] for name in chosen)}"
         " from unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) as x (id, email, hash, name)",
         [a.user_id for a in accounts],
@@ -197,7 +200,7 @@ async def _create(
         names,
     )
     await conn.execute(
-        f"insert into {SCHEMA}.users (legacy_id, run_id, user_id, username, email, action)"  # noqa: S608
+        f"insert into {SCHEMA}.users (legacy_id, run_id, user_id, username, email, action)"
         " select x.legacy, $1, x.id, x.name, x.email, 'created'"
         " from unnest($2::bigint[], $3::uuid[], $4::text[], $5::text[]) as x (legacy, id, name, email)",
         run_id,
@@ -217,9 +220,10 @@ async def _link(conn: asyncpg.Connection, accounts: list[Account], users: dict[i
     )
     made = {row["id"] for row in created}
     await conn.execute(
-        f"insert into {SCHEMA}.users (legacy_id, run_id, user_id, username, email, action, profile_created)"  # noqa: S608
+        f"insert into {SCHEMA}.users (legacy_id, run_id, user_id, username, email, action, profile_created)"
         " select x.legacy, $1, x.id, x.name, x.email, 'linked', x.made"
-        " from unnest($2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::boolean[]) as x (legacy, id, name, email, made)",
+        " from unnest($2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::boolean[])"
+        " as x (legacy, id, name, email, made)",
         run_id,
         [a.legacy_id for a in accounts],
         [a.user_id for a in accounts],

@@ -55,7 +55,8 @@ with expected as (
 legacy as (
   select v.session_id, count(*) as n,
          md5(string_agg(coalesce(v.sender_id::text, '-') || ':' || v.micros::text || ':'
-                        || case when m.edited_at is null and m.deleted_at is null then md5(v.content) else 'changed' end,
+                        || case when m.edited_at is null and m.deleted_at is null then md5(v.content)
+                                else 'changed' end,
                         ',' order by v.micros, v.pos)) as sum
   from chat_migrate_verify v
   left join public.chat_messages m on m.id = v.id and m.session_id = v.session_id
@@ -66,7 +67,8 @@ target as (
          count(*) filter (where m.edited_at is not null or m.deleted_at is not null) as changed,
          md5(string_agg(coalesce(m.sender_id::text, '-') || ':'
                         || (extract(epoch from m.created_at) * 1000000)::bigint::text || ':'
-                        || case when m.edited_at is null and m.deleted_at is null then md5(m.content) else 'changed' end,
+                        || case when m.edited_at is null and m.deleted_at is null then md5(m.content)
+                                else 'changed' end,
                         ',' order by m.seq)) as sum
   from public.chat_messages m join expected e on e.session_id = m.session_id and m.seq <= e.messages
   group by m.session_id
@@ -138,7 +140,7 @@ async def _verify(
     live = f"r.status <> 'rolled_back'{'' if run_id is None else ' and r.id = $1'}"
     args: list[Any] = [] if run_id is None else [run_id]
     if run_id is not None:
-        status = await conn.fetchval(f"select status from {SCHEMA}.runs where id = $1", run_id)  # noqa: S608
+        status = await conn.fetchval(f"select status from {SCHEMA}.runs where id = $1", run_id)
         if status is None:
             raise MigrateError(f"there is no run {run_id} in this database")
     reporter.log("reading the legacy store")
@@ -146,7 +148,7 @@ async def _verify(
     differences = Differences(show)
 
     users = await conn.fetch(
-        f"select u.legacy_id, u.user_id, u.email, u.action, a.id is not null as exists, a.email as auth_email,"  # noqa: S608
+        f"select u.legacy_id, u.user_id, u.email, u.action, a.id is not null as exists, a.email as auth_email,"
         " a.encrypted_password, p.id is not null as has_profile"
         f" from {SCHEMA}.users u join {SCHEMA}.runs r on r.id = u.run_id"
         " left join auth.users a on a.id = u.user_id left join public.profiles p on p.id = u.user_id"
@@ -154,14 +156,14 @@ async def _verify(
         *args,
     )
     all_users = await conn.fetch(
-        f"select u.legacy_id, u.user_id from {SCHEMA}.users u join {SCHEMA}.runs r on r.id = u.run_id"  # noqa: S608
+        f"select u.legacy_id, u.user_id from {SCHEMA}.users u join {SCHEMA}.runs r on r.id = u.run_id"
         " where r.status <> 'rolled_back'"
     )
     accounts = {int(row["legacy_id"]): row["user_id"] for row in all_users}
     user_result = _check_users(inventory, users, run_id is None, differences)
 
     chats = await conn.fetch(
-        f"select c.legacy_room, c.session_id, c.messages, c.legacy_size from {SCHEMA}.chats c"  # noqa: S608
+        f"select c.legacy_room, c.session_id, c.messages, c.legacy_size from {SCHEMA}.chats c"
         f" join {SCHEMA}.runs r on r.id = c.run_id where {live}",
         *args,
     )
@@ -169,7 +171,7 @@ async def _verify(
     dropped = {
         row["legacy_room"]
         for row in await conn.fetch(
-            f"select distinct q.legacy_room from {SCHEMA}.quarantine q join {SCHEMA}.runs r on r.id = q.run_id"  # noqa: S608
+            f"select distinct q.legacy_room from {SCHEMA}.quarantine q join {SCHEMA}.runs r on r.id = q.run_id"
             f" where {live} and q.category = 'room_without_members'",
             *args,
         )
@@ -267,7 +269,11 @@ async def _check_rooms(
                 )
             elif row["legacy_sum"] != row["target_sum"]:
                 first = await conn.fetchrow(_FIRST_DIFFERENCE, row["session_id"], recorded[room.id]["messages"])
-                where = f" first at message {first['n']}: Redis {first['l_text']!r}, Supabase {first['t_text']!r}" if first else ""
+                where = (
+                    f" first at message {first['n']}: Redis {first['l_text']!r}, Supabase {first['t_text']!r}"
+                    if first
+                    else ""
+                )
                 differences.add(f"room {room.id}: checksums differ;{where}")
         await _check_members(conn, event.rooms, accounts, inventory, differences, member_totals)
         tracker.advance(sum(len(s.rejected) for s in event.rooms))

@@ -35,7 +35,17 @@ SEED = 3  # supabase/seed.sql's chats and users
 
 def start(redis_url: str, db_url: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "chat_migrate", "run", "--email-domain", "legacy.example", "--batch-size", "700", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "chat_migrate",
+            "run",
+            "--email-domain",
+            "legacy.example",
+            "--batch-size",
+            "700",
+            "--json",
+        ],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -53,7 +63,9 @@ async def wait_then_kill(process: subprocess.Popen[str], conn: asyncpg.Connectio
         except asyncpg.UndefinedTableError:
             pass  # the bookkeeping schema is not there yet
         await asyncio.sleep(0.01)
-    assert process.poll() is None, f"the run finished before the kill: {process.stderr.read() if process.stderr else ''}"
+    assert process.poll() is None, (
+        f"the run finished before the kill: {process.stderr.read() if process.stderr else ''}"
+    )
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
 
@@ -63,7 +75,8 @@ async def check_whole_rooms(conn: asyncpg.Connection) -> int:
     assert await conn.fetchval("select count(*) from pg_trigger where tgenabled = 'D'") == 0
     rows = await conn.fetch(
         "select c.session_id, c.messages, s.last_seq, (select count(*) from public.chat_messages m"
-        "  where m.session_id = c.session_id) as n from chat_migrate.chats c join public.chat_sessions s on s.id = c.session_id"
+        "  where m.session_id = c.session_id) as n"
+        " from chat_migrate.chats c join public.chat_sessions s on s.id = c.session_id"
     )
     for row in rows:
         assert row["n"] == row["messages"] == row["last_seq"]
@@ -107,7 +120,9 @@ async def test_sigkill_at_any_point_then_resume(stack: StackHandle) -> None:
                 assert summary["created"]["chats"] == ROOMS - done_3
                 assert await check_whole_rooms(conn) == ROOMS
                 assert await conn.fetchval("select status from chat_migrate.runs") == "done"
-                total = await conn.fetchval("select count(*) from public.chat_messages m join chat_migrate.chats c using (session_id)")
+                total = await conn.fetchval(
+                    "select count(*) from public.chat_messages m join chat_migrate.chats c using (session_id)"
+                )
                 assert total == 60_000  # every legacy message once: the generator writes no dirt
             finally:
                 await conn.close()

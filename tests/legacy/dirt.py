@@ -94,7 +94,11 @@ def write_dirty_store(server: LegacyServer) -> DirtyStore:
         (json.dumps({"date": T0 + 94, "message": "no sender"}).encode(), T0 + 94, "bad_sender"),
         (json.dumps({"from": alice, "date": T0 + 95}).encode(), T0 + 95, "no_text"),
         (json.dumps({"from": alice, "date": "soon", "message": "bad date"}).encode(), float("inf"), "bad_date"),
-        (json.dumps({"from": alice, "date": T0 + 96, "message": "nul \u0000 inside"}).encode(), T0 + 96, "nul_character"),
+        (
+            json.dumps({"from": alice, "date": T0 + 96, "message": "nul \u0000 inside"}).encode(),
+            T0 + 96,
+            "nul_character",
+        ),
     ]
     for raw, score, category in raw_dirt:
         server.send_raw(general, raw, score)
@@ -121,7 +125,9 @@ def write_dirty_store(server: LegacyServer) -> DirtyStore:
 
     # A private room whose two users never existed here: nobody could see it, so it is quarantined.
     orphan = "998:999"
-    server.send_raw(orphan, json.dumps({"from": 998, "date": T0 + 120, "message": "lost", "roomId": orphan}).encode(), T0 + 120)
+    server.send_raw(
+        orphan, json.dumps({"from": 998, "date": T0 + 120, "message": "lost", "roomId": orphan}).encode(), T0 + 120
+    )
     store.quarantined_rooms.append(orphan)
     quarantine["room_without_members"] = 1
 

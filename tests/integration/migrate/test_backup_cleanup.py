@@ -28,12 +28,14 @@ def snapshot(legacy: Legacy) -> dict[bytes, object]:
     out: dict[bytes, object] = {}
     for key in sorted(client.keys("*")):
         kind = client.type(key).decode()
-        value: object = {
-            "string": lambda: client.get(key),
-            "hash": lambda: client.hgetall(key),
-            "set": lambda: client.smembers(key),
-            "zset": lambda: client.zrange(key, 0, -1, withscores=True),
-        }[kind]()
+        if kind == "string":
+            value: object = client.get(key)
+        elif kind == "hash":
+            value = client.hgetall(key)
+        elif kind == "set":
+            value = client.smembers(key)
+        else:
+            value = client.zrange(key, 0, -1, withscores=True)
         out[key] = (kind, value, client.pttl(key))
     return out
 
@@ -59,7 +61,9 @@ async def test_verify_lists_differences_and_cleanup_then_refuses(
     legacy.writer.send("5", dirty.users["carol"], "posted after the migration", 1_800_000_000)
     summary, ok = await verify(legacy.url, hosted.url, None, 20, quiet)
     assert not ok and summary["differences"] == 2
-    assert any(f"room {dirty.rooms['alice_bob']}: 2 messages in Redis, 1 migrated" in d for d in summary["first_differences"])
+    assert any(
+        f"room {dirty.rooms['alice_bob']}: 2 messages in Redis, 1 migrated" in d for d in summary["first_differences"]
+    )
     assert any("room 5: 3 messages in Redis, 2 migrated" in d for d in summary["first_differences"])
 
     file = tmp_path / "legacy.backup.gz"
@@ -79,14 +83,17 @@ async def test_verify_names_the_first_differing_message(
         async with conn.transaction():
             await conn.execute("alter table public.chat_messages disable trigger chat_messages_revise")
             await conn.execute(
-                "update public.chat_messages set content = 'tampered' where session_id = $1 and seq = 3", ids.chat_id("0")
+                "update public.chat_messages set content = 'tampered' where session_id = $1 and seq = 3",
+                ids.chat_id("0"),
             )
             await conn.execute("alter table public.chat_messages enable trigger chat_messages_revise")
     finally:
         await conn.close()
     summary, ok = await verify(legacy.url, hosted.url, None, 20, quiet)
     assert not ok
-    assert summary["first_differences"] == ["room 0: checksums differ; first at message 3: Redis 'fractional date', Supabase 'tampered'"]
+    assert summary["first_differences"] == [
+        "room 0: checksums differ; first at message 3: Redis 'fractional date', Supabase 'tampered'"
+    ]
 
 
 async def test_an_edit_by_its_sender_is_not_a_difference(

@@ -25,7 +25,12 @@ pytestmark = pytest.mark.integration
 def chat_migrate(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_MIGRATE_")}
     return subprocess.run(
-        [sys.executable, "-m", "chat_migrate", *args], capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=120
+        [sys.executable, "-m", "chat_migrate", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=120,
     )
 
 
@@ -56,28 +61,45 @@ async def bookkeeping(db: HostedDb) -> bool:
 
 async def test_unreachable_redis(hosted: HostedDb) -> None:
     before = await fingerprint(hosted)
-    result = chat_migrate("run", "--redis", f"redis://127.0.0.1:{free_port()}/0", "--db-url", hosted.url, "--email-domain", DOMAIN)
+    result = chat_migrate(
+        "run", "--redis", f"redis://127.0.0.1:{free_port()}/0", "--db-url", hosted.url, "--email-domain", DOMAIN
+    )
     assert result.returncode == 3
     assert "cannot reach Redis at 127.0.0.1:" in one_line(result)
     assert await fingerprint(hosted) == before and not await bookkeeping(hosted)
 
 
 async def test_wrong_redis_password(legacy: Legacy, dirty: DirtyStore, hosted: HostedDb) -> None:
-    result = chat_migrate("run", "--redis", with_password(legacy.url, "wrong"), "--db-url", hosted.url, "--email-domain", DOMAIN)
+    result = chat_migrate(
+        "run", "--redis", with_password(legacy.url, "wrong"), "--db-url", hosted.url, "--email-domain", DOMAIN
+    )
     assert result.returncode == 3
-    assert one_line(result) == f"chat-migrate: Redis at 127.0.0.1:{legacy.server.port} refused the password (check --redis)"
+    assert (
+        one_line(result)
+        == f"chat-migrate: Redis at 127.0.0.1:{legacy.server.port} refused the password (check --redis)"
+    )
     assert not await bookkeeping(hosted)
 
 
 async def test_unreachable_database(legacy: Legacy, dirty: DirtyStore) -> None:
     port = free_port()
-    result = chat_migrate("run", "--redis", legacy.url, "--db-url", f"postgresql://postgres:x@127.0.0.1:{port}/postgres", "--email-domain", DOMAIN)
+    result = chat_migrate(
+        "run",
+        "--redis",
+        legacy.url,
+        "--db-url",
+        f"postgresql://postgres:x@127.0.0.1:{port}/postgres",
+        "--email-domain",
+        DOMAIN,
+    )
     assert result.returncode == 3
     assert one_line(result).startswith(f"chat-migrate: cannot reach the database at 127.0.0.1:{port}")
 
 
 async def test_wrong_database_password(legacy: Legacy, dirty: DirtyStore, hosted: HostedDb) -> None:
-    result = chat_migrate("run", "--redis", legacy.url, "--db-url", with_password(hosted.url, "wrong"), "--email-domain", DOMAIN)
+    result = chat_migrate(
+        "run", "--redis", legacy.url, "--db-url", with_password(hosted.url, "wrong"), "--email-domain", DOMAIN
+    )
     assert result.returncode == 3
     assert "refused the password for chat_migrator" in one_line(result)
     assert not await bookkeeping(hosted)

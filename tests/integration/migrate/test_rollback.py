@@ -29,7 +29,11 @@ def options(legacy: Legacy, db: HostedDb, tmp_path: Path) -> Options:
 async def state(db: HostedDb) -> dict[str, tuple[int, str]]:
     """Row counts and checksums of every public table and of GoTrue's users and identities."""
     tables = await table_fingerprint(db.admin_url, ("public", "auth"))
-    return {name: value for name, value in tables.items() if name.startswith("public.") or name in ("auth.users", "auth.identities")}
+    return {
+        name: value
+        for name, value in tables.items()
+        if name.startswith("public.") or name in ("auth.users", "auth.identities")
+    }
 
 
 async def test_rollback_leaves_the_database_as_before(
@@ -43,7 +47,9 @@ async def test_rollback_leaves_the_database_as_before(
     assert await state(hosted) == before
     conn = await asyncpg.connect(hosted.admin_url)
     try:
-        assert await conn.fetchval("select status from chat_migrate.runs where id = $1", summary["run"]) == "rolled_back"
+        assert (
+            await conn.fetchval("select status from chat_migrate.runs where id = $1", summary["run"]) == "rolled_back"
+        )
         assert await conn.fetchval("select count(*) from chat_migrate.chats") == 0
         events = dict(await conn.fetch("select action, count(*) from audit.events group by 1"))
         assert events["chat.migrated"] == events["chat.migration_rolled_back"] == 4
@@ -68,7 +74,8 @@ async def test_rollback_refuses_after_people_posted_unless_forced(
         async with conn.transaction():  # alice posts in General through RLS, as the app would
             await conn.execute(
                 "select set_config('role', 'authenticated', true),"
-                " set_config('request.jwt.claims', json_build_object('sub', $1::text, 'role', 'authenticated')::text, true)",
+                " set_config('request.jwt.claims',"
+                "            json_build_object('sub', $1::text, 'role', 'authenticated')::text, true)",
                 str(alice),
             )
             await conn.execute(

@@ -83,23 +83,34 @@ async def test_run_migrates_the_dirty_store_exactly(
     try:
         assert await conn.fetchval("select rolsuper from pg_roles where rolname = 'chat_migrator'") is False
         people = {
-            row["email"]: row["id"] for row in await conn.fetch("select id, email from auth.users where email like '%legacy.example'")
+            row["email"]: row["id"]
+            for row in await conn.fetch("select id, email from auth.users where email like '%legacy.example'")
         }
         assert set(people) == {f"{n}@{DOMAIN}" for n in ("alice", "bob", "carol", "dave", "dave.two", "nopass")}
         assert people[f"alice@{DOMAIN}"] == ids.user_id(dirty.users["alice"])
         # The legacy bcrypt hash is carried over as it is; the user without one gets no password.
-        hashes = dict(await conn.fetch("select email, encrypted_password from auth.users where email like '%legacy.example'"))
+        hashes = dict(
+            await conn.fetch("select email, encrypted_password from auth.users where email like '%legacy.example'")
+        )
         assert hashes[f"alice@{DOMAIN}"].startswith("$2b$10$")
         assert legacy.client.hget(f"user:{dirty.users['alice']}", "password").decode() == hashes[f"alice@{DOMAIN}"]
         assert hashes[f"nopass@{DOMAIN}"] == ""
-        identities = await conn.fetch("select provider, user_id, identity_data from auth.identities where user_id = any($1::uuid[])", list(people.values()))
+        identities = await conn.fetch(
+            "select provider, user_id, identity_data from auth.identities where user_id = any($1::uuid[])",
+            list(people.values()),
+        )
         assert len(identities) == 6 and {row["provider"] for row in identities} == {"email"}
-        names = dict(await conn.fetch("select id, display_name from public.profiles where id = any($1::uuid[])", list(people.values())))
+        names = dict(
+            await conn.fetch(
+                "select id, display_name from public.profiles where id = any($1::uuid[])", list(people.values())
+            )
+        )
         assert names[people[f"dave.two@{DOMAIN}"]] == "dave" and names[people[f"dave@{DOMAIN}"]] == "Dave"
 
         for room, texts in dirty.texts.items():
             rows = await conn.fetch(
-                "select content, seq, rev, sender_id, created_at from public.chat_messages where session_id = $1 order by seq",
+                "select content, seq, rev, sender_id, created_at from public.chat_messages"
+                " where session_id = $1 order by seq",
                 ids.chat_id(room),
             )
             assert [row["content"] for row in rows] == texts, room
@@ -108,27 +119,53 @@ async def test_run_migrates_the_dirty_store_exactly(
             chat = await conn.fetchrow("select * from public.chat_sessions where id = $1", ids.chat_id(room))
             assert chat["last_seq"] == chat["last_rev"] == len(texts)
             assert chat["last_message_at"] == rows[-1]["created_at"]
-            members = await conn.fetch("select user_id, role, last_read_seq from public.chat_members where session_id = $1", ids.chat_id(room))
+            members = await conn.fetch(
+                "select user_id, role, last_read_seq from public.chat_members where session_id = $1", ids.chat_id(room)
+            )
             assert {m["last_read_seq"] for m in members} == {len(texts)}
             assert chat["created_by"] in {m["user_id"] for m in members if m["role"] == "owner"}
 
-        general = await conn.fetch("select sender_id, created_at, content from public.chat_messages where session_id = $1 order by seq", ids.chat_id("0"))
+        general = await conn.fetch(
+            "select sender_id, created_at, content from public.chat_messages where session_id = $1 order by seq",
+            ids.chat_id("0"),
+        )
         by_text = {row["content"]: row for row in general}
         assert by_text["a message from someone who left"]["sender_id"] is None
         assert by_text["typed &lt; literally, and &copy; too"]["sender_id"] == people[f"bob@{DOMAIN}"]
         assert by_text["fractional date"]["created_at"] == dt.datetime.fromtimestamp(T0 + 20.25, dt.UTC)
         assert by_text["no date at all"]["created_at"] == dt.datetime.fromtimestamp(T0 + 80, dt.UTC)
-        titles = dict(await conn.fetch("select id, title from public.chat_sessions where id = any($1::uuid[])", [ids.chat_id(r) for r in dirty.texts]))
+        titles = dict(
+            await conn.fetch(
+                "select id, title from public.chat_sessions where id = any($1::uuid[])",
+                [ids.chat_id(r) for r in dirty.texts],
+            )
+        )
         assert titles[ids.chat_id("0")] == "General"
         assert titles[ids.chat_id(dirty.rooms["alice_bob"])] == "alice & bob"
         assert titles[ids.chat_id(dirty.rooms["alice_ghost"])] == f"alice & deleted user {dirty.gone_user}"
         assert titles[ids.chat_id("5")] == "Book club"
-        book = {r["user_id"]: r["role"] for r in await conn.fetch("select user_id, role from public.chat_members where session_id = $1", ids.chat_id("5"))}
+        book = {
+            r["user_id"]: r["role"]
+            for r in await conn.fetch(
+                "select user_id, role from public.chat_members where session_id = $1", ids.chat_id("5")
+            )
+        }
         # carol and Dave are listed; dave posted without being listed, and is a member too.
-        assert book == {people[f"carol@{DOMAIN}"]: "owner", people[f"dave@{DOMAIN}"]: "member", people[f"dave.two@{DOMAIN}"]: "member"}
-        private = {r["role"] for r in await conn.fetch("select role from public.chat_members where session_id = $1", ids.chat_id(dirty.rooms["alice_bob"]))}
+        assert book == {
+            people[f"carol@{DOMAIN}"]: "owner",
+            people[f"dave@{DOMAIN}"]: "member",
+            people[f"dave.two@{DOMAIN}"]: "member",
+        }
+        private = {
+            r["role"]
+            for r in await conn.fetch(
+                "select role from public.chat_members where session_id = $1", ids.chat_id(dirty.rooms["alice_bob"])
+            )
+        }
         assert private == {"owner"}
-        assert not await conn.fetchval("select exists (select from public.chat_sessions where id = $1)", ids.chat_id("998:999"))
+        assert not await conn.fetchval(
+            "select exists (select from public.chat_sessions where id = $1)", ids.chat_id("998:999")
+        )
 
         # One audit event per chat, none per membership; the triggers are on again.
         audit_after = dict(await conn.fetch("select action, count(*) from audit.events group by action"))
