@@ -56,6 +56,7 @@ class Survey:
     users: UserPlan
     pending: list[LegacyRoom]
     done_rooms: dict[str, int]
+    left_out: set[str] = field(default_factory=set)
     drift: list[str] = field(default_factory=list)
 
 
@@ -80,20 +81,28 @@ async def survey(
     emails = assign(inventory.users, domain=domain, mapping=mapping)
     users = await plan_users(conn, inventory.users, emails.emails, bookkeeping=fitness.bookkeeping)
     done_rooms: dict[str, int] = {}
+    left_out: set[str] = set()
     if fitness.bookkeeping:
         rows = await conn.fetch(
             f"select c.legacy_room, c.legacy_size from {SCHEMA}.chats c"
             f" join {SCHEMA}.runs r on r.id = c.run_id where r.status <> 'rolled_back'"
         )
         done_rooms = {row["legacy_room"]: row["legacy_size"] for row in rows}
+        # Rooms a run left out because none of their users exists are done too (and stay in Redis).
+        dropped = await conn.fetch(
+            f"select q.legacy_room, max(q.detail) as detail from {SCHEMA}.quarantine q"
+            f" join {SCHEMA}.runs r on r.id = q.run_id"
+            " where r.status <> 'rolled_back' and q.category = 'room_without_members' group by 1"
+        )
+        left_out = {row["legacy_room"] for row in dropped} - set(done_rooms)
     rooms = sorted(inventory.rooms.values(), key=lambda room: room_sort_key(room.id))
-    pending = [room for room in rooms if room.id not in done_rooms]
+    pending = [room for room in rooms if room.id not in done_rooms and room.id not in left_out]
     drift = [
         f"room {room.id}: {room.size} members in Redis, {done_rooms[room.id]} when it was migrated"
         for room in rooms
         if room.id in done_rooms and done_rooms[room.id] != room.size
     ]
-    return Survey(inventory, fitness, emails, users, pending, done_rooms, drift)
+    return Survey(inventory, fitness, emails, users, pending, done_rooms, left_out, drift)
 
 
 def _users_summary(s: Survey) -> dict[str, Any]:

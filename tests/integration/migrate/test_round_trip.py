@@ -187,7 +187,15 @@ async def test_a_second_run_adds_nothing(
 ) -> None:
     await run(options(legacy, hosted, tmp_path), quiet)
     before = await fingerprint(hosted)
-    again = await run(options(legacy, hosted, tmp_path), quiet)
+    quarantined = "select count(*) from chat_migrate.quarantine"
+    conn = await asyncpg.connect(hosted.admin_url)
+    try:
+        quarantine_before = await conn.fetchval(quarantined)
+        again = await run(options(legacy, hosted, tmp_path), quiet)
+        # The room nobody could see is not looked at again either (nor quarantined twice).
+        assert await conn.fetchval(quarantined) == quarantine_before
+    finally:
+        await conn.close()
     assert again["created"] == {"users": 0, "profiles": 0, "chats": 0, "memberships": 0, "messages": 0}
     assert again["already_migrated"] == {"users": 6, "rooms": 4}
     assert await fingerprint(hosted) == before
