@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -176,6 +177,11 @@ class LoadTotals:
     members: int = 0
     quarantined: int = 0
     rooms_without_members: int = 0
+    # Seconds spent waiting for the database: copying into staging, the one INSERT of the messages, and
+    # the rest of each batch (chats, counters, members, audit, bookkeeping, commit).
+    copy_s: float = 0.0
+    insert_s: float = 0.0
+    rest_s: float = 0.0
 
 
 _STAGE = """
@@ -284,7 +290,9 @@ class Loader:
         if self._tx is None:
             self._tx = self.conn.transaction()
             await self._tx.start()
+        started = time.perf_counter()
         await self.conn.copy_records_to_table("chat_migrate_stage", records=rows, columns=STAGE_COLUMNS)
+        self.totals.copy_s += time.perf_counter() - started
 
     async def abort(self) -> None:
         if self._tx is not None:
@@ -333,6 +341,7 @@ class Loader:
             member_rows.extend((stats.chat_id, account, role) for _, account, role in members)
             self.totals.quarantined += len(stats.rejected)
         conn = self.conn
+        started = time.perf_counter()
         try:
             if dropped:
                 await conn.execute("delete from chat_migrate_stage where session_id = any($1::uuid[])", dropped)
@@ -354,7 +363,10 @@ class Loader:
             )
             await set_triggers(conn, LOAD_DISABLED, enabled=False)
             await conn.execute(_INSERT_CHATS)
+            inserting = time.perf_counter()
             await conn.execute(_INSERT_MESSAGES)
+            self.totals.insert_s += time.perf_counter() - inserting
+            inserting = time.perf_counter() - inserting
             await conn.execute(SET_COUNTERS)
             await conn.execute(
                 INSERT_MEMBERS, [m[0] for m in member_rows], [m[1] for m in member_rows], [m[2] for m in member_rows]
@@ -375,6 +387,7 @@ class Loader:
             await set_triggers(conn, LOAD_DISABLED, enabled=True)
             tx, self._tx = self._tx, None
             await tx.commit()
+            self.totals.rest_s += time.perf_counter() - started - inserting
         except BaseException:
             await self.abort()
             raise

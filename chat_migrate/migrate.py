@@ -291,8 +291,10 @@ async def _run(
     try:
         if s.users.create or s.users.link:
             reporter.log(f"run {run_id}: {len(s.users.create)} users to create, {len(s.users.link)} to link")
+        surveyed = time.monotonic()
         columns = s.fitness.auth_user_columns
         await apply_users(conn, s.users, s.inventory.users, run_id, columns)
+        users_done = time.monotonic()
         accounts = s.users.accounts()
         context = Context(run_id, s.inventory.users, accounts, s.inventory.listed)
         loader = Loader(conn, context)
@@ -334,6 +336,14 @@ async def _run(
             "rooms_without_members": totals.rooms_without_members,
             "rooms_changed_since_migrated": s.drift[:20],
             "seconds": round(time.monotonic() - started, 2),
+            "timings_s": {
+                "survey": round(surveyed - started, 2),
+                "users": round(users_done - surveyed, 2),
+                "rooms": round(time.monotonic() - users_done, 2),
+                "database_copy_to_staging": round(totals.copy_s, 2),
+                "database_insert_messages": round(totals.insert_s, 2),
+                "database_rest_of_batches": round(totals.rest_s, 2),
+            },
         }
         await _finish_run(conn, run_id, "done", summary)
         return summary

@@ -48,35 +48,40 @@ create temp table if not exists chat_migrate_verify (
 
 # One expression for both sides: sender, time in microseconds, text. A message changed by its sender
 # since the migration (edited or deleted) counts by sender and time only.
-_COMPARE = """
-with expected as (
-  select r.session_id, r.messages from unnest($1::uuid[], $2::bigint[]) as r (session_id, messages)
-),
-legacy as (
-  select v.session_id, count(*) as n,
-         md5(string_agg(coalesce(v.sender_id::text, '-') || ':' || v.micros::text || ':'
-                        || case when m.edited_at is null and m.deleted_at is null then md5(v.content)
-                                else 'changed' end,
-                        ',' order by v.micros, v.pos)) as sum
-  from chat_migrate_verify v
-  left join public.chat_messages m on m.id = v.id and m.session_id = v.session_id
-  group by v.session_id
-),
-target as (
-  select m.session_id, count(*) as n,
-         count(*) filter (where m.edited_at is not null or m.deleted_at is not null) as changed,
-         md5(string_agg(coalesce(m.sender_id::text, '-') || ':'
-                        || (extract(epoch from m.created_at) * 1000000)::bigint::text || ':'
-                        || case when m.edited_at is null and m.deleted_at is null then md5(m.content)
-                                else 'changed' end,
-                        ',' order by m.seq)) as sum
-  from public.chat_messages m join expected e on e.session_id = m.session_id and m.seq <= e.messages
-  group by m.session_id
-)
-select e.session_id, coalesce(l.n, 0) as legacy_n, l.sum as legacy_sum, coalesce(t.n, 0) as target_n,
-       t.sum as target_sum, coalesce(t.changed, 0) as changed
-from expected e left join legacy l using (session_id) left join target t using (session_id)
+_TARGET = """
+select m.session_id, count(*) as n,
+       count(*) filter (where m.edited_at is not null or m.deleted_at is not null) as changed,
+       md5(string_agg(coalesce(m.sender_id::text, '-') || ':'
+                      || (extract(epoch from m.created_at) * 1000000)::bigint::text || ':'
+                      || case when m.edited_at is null and m.deleted_at is null then md5(m.content)
+                              else 'changed' end,
+                      ',' order by m.seq)) as sum
+from public.chat_messages m
+join unnest($1::uuid[], $2::bigint[]) as e (session_id, messages) on e.session_id = m.session_id and m.seq <= e.messages
+group by m.session_id
 """
+# The legacy side of chats nobody changed since (no join needed), and of chats with changed messages
+# (joined by id, so a changed message counts as "changed" on both sides).
+_LEGACY = """
+select v.session_id, count(*) as n,
+       md5(string_agg(coalesce(v.sender_id::text, '-') || ':' || v.micros::text || ':' || md5(v.content),
+                      ',' order by v.micros, v.pos)) as sum
+from chat_migrate_verify v
+where v.session_id = any($1::uuid[])
+group by v.session_id
+"""
+_LEGACY_CHANGED = """
+select v.session_id, count(*) as n,
+       md5(string_agg(coalesce(v.sender_id::text, '-') || ':' || v.micros::text || ':'
+                      || case when m.edited_at is null and m.deleted_at is null then md5(v.content)
+                              else 'changed' end,
+                      ',' order by v.micros, v.pos)) as sum
+from chat_migrate_verify v
+left join public.chat_messages m on m.id = v.id and m.session_id = v.session_id
+where v.session_id = any($1::uuid[])
+group by v.session_id
+"""
+
 
 # Where two lists first part: the first position whose row differs, with both rows.
 _FIRST_DIFFERENCE = """
@@ -250,25 +255,31 @@ async def _check_rooms(
             await conn.copy_records_to_table("chat_migrate_verify", records=event.rows, columns=STAGE_COLUMNS)
             tracker.advance(len(event.rows))
             return
-        stats = {s.chat_id: s for s in event.rooms}
-        ids = [s.chat_id for s in event.rooms]
-        rows = await conn.fetch(_COMPARE, ids, [recorded[s.room.id]["messages"] for s in event.rooms])
-        for row in rows:
-            room_stats = stats[row["session_id"]]
+        chat_ids = [s.chat_id for s in event.rooms]
+        target = {
+            row["session_id"]: row
+            for row in await conn.fetch(_TARGET, chat_ids, [recorded[s.room.id]["messages"] for s in event.rooms])
+        }
+        changed = [chat for chat, row in target.items() if row["changed"]]
+        plain = [chat for chat in chat_ids if chat not in set(changed)]
+        legacy = {row["session_id"]: row for row in await conn.fetch(_LEGACY, plain)}
+        if changed:
+            legacy.update({row["session_id"]: row for row in await conn.fetch(_LEGACY_CHANGED, changed)})
+        for room_stats in event.rooms:
             room = room_stats.room
+            ours, theirs = legacy.get(room_stats.chat_id), target.get(room_stats.chat_id)
+            legacy_n, target_n = (ours["n"] if ours else 0), (theirs["n"] if theirs else 0)
             checked += 1
-            totals["legacy"] += row["legacy_n"]
-            totals["supabase"] += row["target_n"]
-            totals["changed_by_people_since"] += row["changed"]
+            totals["legacy"] += legacy_n
+            totals["supabase"] += target_n
+            totals["changed_by_people_since"] += theirs["changed"] if theirs else 0
             totals["quarantined"] += len(room_stats.rejected)
-            if recorded[room.id]["session_id"] != row["session_id"]:
+            if recorded[room.id]["session_id"] != room_stats.chat_id:
                 differences.add(f"room {room.id}: recorded under another chat id")
-            elif row["legacy_n"] != row["target_n"]:
-                differences.add(
-                    f"room {room.id}: {row['legacy_n']} messages in Redis, {row['target_n']} migrated in Supabase"
-                )
-            elif row["legacy_sum"] != row["target_sum"]:
-                first = await conn.fetchrow(_FIRST_DIFFERENCE, row["session_id"], recorded[room.id]["messages"])
+            elif legacy_n != target_n:
+                differences.add(f"room {room.id}: {legacy_n} messages in Redis, {target_n} migrated in Supabase")
+            elif (ours["sum"] if ours else None) != (theirs["sum"] if theirs else None):
+                first = await conn.fetchrow(_FIRST_DIFFERENCE, room_stats.chat_id, recorded[room.id]["messages"])
                 where = (
                     f" first at message {first['n']}: Redis {first['l_text']!r}, Supabase {first['t_text']!r}"
                     if first
