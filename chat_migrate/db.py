@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from chat_migrate.errors import MigrateError, Unavailable
+from chat_migrate.source import check_url, where
 
 SCHEMA = "chat_migrate"
 LOCK_KEY = 0x63686D67  # "chmg": one chat-migrate writer per database at a time
@@ -124,27 +125,27 @@ _API_ROLES = ("anon", "authenticated", "service_role")
 
 
 def _where(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+    return where(url, 5432)
 
 
 async def connect(url: str, *, connect_timeout: float = 15.0) -> asyncpg.Connection:
     """A connection with the session settings the migration wants, or :class:`Unavailable` in plain words."""
-    where = _where(url)
+    check_url(url, "--db-url", ("postgresql", "postgres"))
+    address = _where(url)
     try:
         conn: asyncpg.Connection = await asyncpg.connect(url, timeout=connect_timeout, command_timeout=None)
     except asyncpg.InvalidPasswordError:
         user = urlsplit(url).username or "the user"
-        raise Unavailable(f"the database at {where} refused the password for {user} (check --db-url)") from None
+        raise Unavailable(f"the database at {address} refused the password for {user} (check --db-url)") from None
     except asyncpg.InvalidAuthorizationSpecificationError as error:
-        raise Unavailable(f"the database at {where} refused the connection: {error}") from None
+        raise Unavailable(f"the database at {address} refused the connection: {error}") from None
     except asyncpg.InvalidCatalogNameError as error:
-        raise Unavailable(f"the database at {where} says: {error}") from None
+        raise Unavailable(f"the database at {address} says: {error}") from None
     except (OSError, TimeoutError, socket.gaierror) as error:
         reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-        raise Unavailable(f"cannot reach the database at {where}: {reason}") from None
+        raise Unavailable(f"cannot reach the database at {address}: {reason}") from None
     except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as error:
-        raise Unavailable(f"cannot connect to the database at {where}: {error}") from None
+        raise Unavailable(f"cannot connect to the database at {address}: {error}") from None
     # All user-settable: no superuser needed. jit only costs time on the load's one-off statements; a
     # lost commit after a server crash is redone by the next run, since each batch commits together
     # with its bookkeeping.

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -365,7 +364,3 @@ async def _finish_run(conn: asyncpg.Connection, run_id: int, status: str, summar
             status,
             json.dumps(summary),
         )
-
-
-def account_map(survey_: Survey) -> dict[int, uuid.UUID]:
-    return survey_.users.accounts()

@@ -36,8 +36,8 @@ class Inventory:
 
     users: dict[int, LegacyUser] = field(default_factory=dict)
     rooms: dict[str, LegacyRoom] = field(default_factory=dict)
-    # Users whose hash is gone but whose id still appears (room sets, private room ids, senders).
-    listed: dict[str, set[int]] = field(default_factory=dict)  # room -> user ids listing it
+    # room -> ids of the users whose ``user:{id}:rooms`` set lists it (whether or not their hash still exists)
+    listed: dict[str, set[int]] = field(default_factory=dict)
     total_users: int | None = None
     keys: int = 0  # keys of the legacy layout
 

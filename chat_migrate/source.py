@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as aredis
 from redis import exceptions as redis_errors
 
-from chat_migrate.errors import Unavailable
+from chat_migrate.errors import BadInput, Unavailable
 from chat_migrate.legacy import parse_user_id, room_of_key, user_of_key
 from chat_migrate.model import Inventory, LegacyRoom, LegacyUser
 
@@ -24,17 +24,36 @@ LAYOUT_PATTERNS = ("total_users", "online_users", "username:*", "user:*", "room:
 
 
 def redact(url: str) -> str:
-    """``url`` without user name or password, for messages and logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port else ""
+    """``url`` without user name or password, for messages and logs (also when it is malformed)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<a malformed URL>"
     path = parts.path if parts.path not in ("", "/") else ""
     return f"{parts.scheme}://{host}{port}{path}"
 
 
-def _where(url: str) -> str:
+def where(url: str, default_port: int) -> str:
+    """``host:port`` of a URL already known to parse."""
     parts = urlsplit(url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+    return f"{parts.hostname or 'localhost'}:{parts.port or default_port}"
+
+
+def check_url(url: str, option: str, schemes: tuple[str, ...]) -> None:
+    """:class:`BadInput` unless ``url`` parses, has one of ``schemes`` and a numeric port (if any)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as error:
+        raise BadInput(f"{option} is not a usable URL ({error})") from None
+    if parts.scheme not in schemes:
+        raise BadInput(f"{option} is not a usable URL (it should start with {' or '.join(s + '://' for s in schemes)})")
+
+
+def _where(url: str) -> str:
+    return where(url, 6379)
 
 
 def is_layout_key(key: bytes) -> bool:
@@ -62,6 +81,7 @@ class LegacySource:
     @classmethod
     async def open(cls, url: str, *, connect_timeout: float = 15.0) -> LegacySource:
         """Connect and check that Redis answers (and accepts the password); else :class:`Unavailable`."""
+        check_url(url, "--redis", ("redis", "rediss", "unix"))
         try:
             client = aredis.from_url(
                 url, socket_connect_timeout=connect_timeout, socket_timeout=connect_timeout * 4, protocol=2
