@@ -31,21 +31,32 @@ KNOWN_TRIGGERS: dict[str, dict[str, str]] = {
         "chat_messages_assign_order": "disabled during the load; load.py assigns seq/rev and the counters",
         "chat_messages_revise": "update only; not fired by inserts",
         "chat_messages_audit": "update/delete only; disabled during rollback (one event per chat instead)",
+        "chat_messages_broadcast_insert": (
+            "disabled during the load: announcing each historical message would fan out to every member"
+            " (members learn about their chats from chat_members_broadcast, one broadcast per member)"
+        ),
+        "chat_messages_broadcast_update": "update only; not fired by inserts",
     },
     "chat_members": {
         "chat_members_audit": "disabled during the load and rollback; one audit event per chat instead",
         "chat_members_clamp_last_read_seq": "update of last_read_seq only; not fired by inserts",
         "chat_members_after_delete": "delete only (rollback); a no-op when the chat goes with its members",
+        "chat_members_broadcast": "left on: each new member hears about the chat (and, on rollback, its end)",
+        "chat_members_broadcast_update": "update of role/last_read_seq only; not fired by inserts",
     },
     "chat_sessions": {
         "chat_sessions_guard": "insert: zeroes the counters, which load.py then sets in one update",
         "chat_sessions_add_creator": "insert: chats are inserted without created_by, so it does nothing",
         "chat_sessions_touch_updated_at": "update of title/deleted_at only; the counter update touches neither",
         "chat_sessions_audit": "update of deleted_at/delete only; disabled during rollback",
+        "chat_sessions_broadcast_update": "update of title/deleted_at only; the counter update touches neither",
+        "chat_sessions_broadcast_delete": "left on: a rolled-back chat's delete reaches its open clients",
     },
 }
-# What the load disables for the length of each load transaction (and nothing else).
+# What the load disables for the length of each load transaction (and nothing else): the first two must
+# exist (their work is what the load does set-based); the others are disabled where the schema has them.
 LOAD_DISABLED = (("chat_messages", "chat_messages_assign_order"), ("chat_members", "chat_members_audit"))
+LOAD_DISABLED_IF_PRESENT = (("chat_messages", "chat_messages_broadcast_insert"),)
 # What rollback disables while it deletes (it writes one audit event per chat instead).
 ROLLBACK_DISABLED = (
     ("chat_messages", "chat_messages_audit"),
@@ -165,6 +176,7 @@ class Fitness:
     auth_user_columns: frozenset[str]
     unknown_triggers: tuple[str, ...]
     bookkeeping: bool
+    load_disabled: tuple[tuple[str, str], ...] = LOAD_DISABLED
 
 
 _REQUIRED_TABLES = (
@@ -218,6 +230,7 @@ async def preflight(conn: asyncpg.Connection, *, write: bool) -> Fitness:
         auth_user_columns=frozenset(row["column_name"] for row in columns),
         unknown_triggers=unknown,
         bookkeeping=bookkeeping,
+        load_disabled=LOAD_DISABLED + tuple(t for t in LOAD_DISABLED_IF_PRESENT if t in names),
     )
     if write:
         await _check_privileges(conn, fitness)

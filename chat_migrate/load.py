@@ -9,10 +9,11 @@ batch, what it learnt about each room (counts, senders, quarantined members). ``
 Loading one batch is one transaction:
 
 1. the rows are copied into a temporary staging table (``COPY``, binary), as they arrive;
-2. the two per-row triggers whose work the load does itself are disabled, by name, for this
-   transaction only (``ALTER TABLE … DISABLE TRIGGER`` is transactional: a crash or an error re-enables
-   them; it needs table ownership, not superuser, and locks out other *writers* of those two tables
-   until commit, not readers);
+2. the two per-row triggers whose work the load does itself (seq/rev, membership audit), and the
+   per-message realtime announcement (history is not news), are disabled, by name, for this transaction
+   only (``ALTER TABLE … DISABLE TRIGGER`` is transactional: a crash or an error re-enables them; it
+   needs table ownership, not superuser, and locks out other *writers* of those tables until commit, not
+   readers);
 3. the chats are inserted, then all messages with one ``INSERT … SELECT`` that numbers each chat's
    messages in legacy order (date, then the member's position in the sorted set, which is score and
    then member bytes) as both ``seq`` and ``rev``;
@@ -168,6 +169,7 @@ class Context:
     users: Mapping[int, LegacyUser]
     accounts: Mapping[int, uuid.UUID]
     listed: Mapping[str, set[int]]
+    disabled: tuple[tuple[str, str], ...] = LOAD_DISABLED  # the triggers each load transaction switches off
 
 
 @dataclass
@@ -361,7 +363,7 @@ class Loader:
                     "last_at",
                 ],
             )
-            await set_triggers(conn, LOAD_DISABLED, enabled=False)
+            await set_triggers(conn, ctx.disabled, enabled=False)
             await conn.execute(_INSERT_CHATS)
             inserting = time.perf_counter()
             await conn.execute(_INSERT_MESSAGES)
@@ -384,7 +386,7 @@ class Loader:
                     [q[3] for q in quarantine],
                     [q[4] for q in quarantine],
                 )
-            await set_triggers(conn, LOAD_DISABLED, enabled=True)
+            await set_triggers(conn, ctx.disabled, enabled=True)
             tx, self._tx = self._tx, None
             await tx.commit()
             self.totals.rest_s += time.perf_counter() - started - inserting

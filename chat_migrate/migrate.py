@@ -295,7 +295,7 @@ async def _run(
         await apply_users(conn, s.users, s.inventory.users, run_id, columns)
         users_done = time.monotonic()
         accounts = s.users.accounts()
-        context = Context(run_id, s.inventory.users, accounts, s.inventory.listed)
+        context = Context(run_id, s.inventory.users, accounts, s.inventory.listed, s.fitness.load_disabled)
         loader = Loader(conn, context)
         await loader.prepare()
         total = sum(room.size for room in s.pending)

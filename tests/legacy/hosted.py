@@ -19,8 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from devstack import migrate
 from devstack.config import REPO_ROOT
-from devstack.migrate import BASELINE
 
 ROLE = "chat_migrator"
 PASSWORD = "migrator-pw"
@@ -48,7 +48,9 @@ class HostedDb:
 async def _ensure_role(admin: asyncpg.Connection) -> None:
     exists = await admin.fetchval("select exists (select from pg_roles where rolname = $1)", ROLE)
     if not exists:
-        await admin.execute(f"create role {ROLE} login nosuperuser bypassrls createrole password '{PASSWORD}'")
+        await admin.execute(
+            f"create role {ROLE} login nosuperuser createdb createrole replication bypassrls password '{PASSWORD}'"
+        )
 
 
 async def _build_template(admin_url: str, name: str) -> None:
@@ -58,35 +60,29 @@ async def _build_template(admin_url: str, name: str) -> None:
         await admin.execute(f"create database {name} owner {ROLE}")
     finally:
         await admin.close()
-    db_admin = await asyncpg.connect(_with(admin_url, database=name))
+    platform_url = _with(admin_url, database=name)
+    platform = await asyncpg.connect(platform_url)
     try:
-        # What the platform sets up before the project's own migrations, as its superuser.
-        await db_admin.execute(BASELINE.read_text())
-        await db_admin.execute(
+        # The platform's part, as its superuser applies it; then what the platform grants `postgres`
+        # (the auth tables) and what its supautils extension lets `postgres` do without owning the objects
+        # (alter the publication, write policies on realtime.messages), here by ownership and membership.
+        await migrate.apply_baseline(platform)
+        await platform.execute(
             f"""
-            grant usage on schema auth, extensions to {ROLE};
-            grant select, insert, update, delete, references, trigger on all tables in schema auth to {ROLE};
+            grant all on schema auth to {ROLE};
+            grant all on auth.users, auth.identities, auth.sessions, auth.refresh_tokens to {ROLE};
+            grant all on all sequences in schema auth to {ROLE};
+            grant usage on schema extensions to {ROLE};
             alter publication supabase_realtime owner to {ROLE};
-            alter schema supabase_migrations owner to {ROLE};
-            alter table supabase_migrations.schema_migrations owner to {ROLE};
+            grant supabase_realtime_admin to {ROLE};
             """
         )
     finally:
-        await db_admin.close()
+        await platform.close()
     # `supabase db push` and the seed, as the project's (non-superuser) owner role.
-    owner = await asyncpg.connect(_with(admin_url, user=ROLE, password=PASSWORD, database=name))
-    try:
-        async with owner.transaction():
-            for path in sorted((REPO_ROOT / "supabase" / "migrations").glob("*.sql")):
-                await owner.execute(path.read_text())
-                await owner.execute(
-                    "insert into supabase_migrations.schema_migrations (version, name) values ($1, $2)",
-                    path.name[:14],
-                    path.stem[15:],
-                )
-        await owner.execute((REPO_ROOT / "supabase" / "seed.sql").read_text())
-    finally:
-        await owner.close()
+    await migrate.apply(
+        _with(admin_url, user=ROLE, password=PASSWORD, database=name), REPO_ROOT / "supabase", platform_url=platform_url
+    )
 
 
 @asynccontextmanager

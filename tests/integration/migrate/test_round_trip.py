@@ -73,6 +73,7 @@ async def test_run_migrates_the_dirty_store_exactly(
     conn = await asyncpg.connect(hosted.admin_url)
     try:
         audit_before = dict(await conn.fetch("select action, count(*) from audit.events group by action"))
+        broadcasts_before = [row["id"] for row in await conn.fetch("select id from realtime.messages")]
     finally:
         await conn.close()
     summary = await run(options(legacy, hosted, tmp_path), quiet)
@@ -170,6 +171,16 @@ async def test_run_migrates_the_dirty_store_exactly(
         # One audit event per chat, none per membership; the triggers are on again.
         audit_after = dict(await conn.fetch("select action, count(*) from audit.events group by action"))
         assert audit_after == {**audit_before, "chat.migrated": 4}
+        # Realtime: each new member hears about their chat (on the chat's and their own topic); history is
+        # not announced message by message.
+        events = dict(
+            await conn.fetch(
+                "select event, count(*) from realtime.messages where id <> all($1::uuid[]) group by 1",
+                broadcasts_before,
+            )
+        )
+        memberships = await conn.fetchval("select count(*) from chat_migrate.members")
+        assert events == {"member": 2 * memberships}
         disabled = await conn.fetchval("select count(*) from pg_trigger where tgenabled = 'D'")
         assert disabled == 0
         quarantined = dict(await conn.fetch("select category, count(*) from chat_migrate.quarantine group by 1"))
