@@ -249,7 +249,8 @@ def iter_toc(toc: Iterable[tuple[str, str, str]]) -> Iterator[tuple[str, str, st
 # --- the spec's steps ------------------------------------------------------------------------------------
 def excludes(*, keep: Iterable[str] = ()) -> list[str]:
     """Modules the Analysis must not follow: dev tools, devstack, tests, benchmarks, unused Qt bindings."""
-    names = {"devstack", "tests", "bench", "tkinter", "_tkinter"} | set(foreign_modules()) | set(unused_qt_bindings())
+    # readline: a GUI app has no interactive prompt, and it would make the .deb depend on libreadline.
+    names = {"devstack", "tests", "bench", "tkinter", "_tkinter", "readline"} | set(foreign_modules()) | set(unused_qt_bindings())
     return sorted(names - set(keep))
 
 
