@@ -250,7 +250,11 @@ def iter_toc(toc: Iterable[tuple[str, str, str]]) -> Iterator[tuple[str, str, st
 def excludes(*, keep: Iterable[str] = ()) -> list[str]:
     """Modules the Analysis must not follow: dev tools, devstack, tests, benchmarks, unused Qt bindings."""
     # readline: a GUI app has no interactive prompt, and it would make the .deb depend on libreadline.
-    names = {"devstack", "tests", "bench", "tkinter", "_tkinter", "readline"} | set(foreign_modules()) | set(unused_qt_bindings())
+    names = (
+        {"devstack", "tests", "bench", "chat_migrate", "tkinter", "_tkinter", "readline"}
+        | set(foreign_modules())
+        | set(unused_qt_bindings())
+    )
     return sorted(names - set(keep))
 
 

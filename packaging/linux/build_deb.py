@@ -102,9 +102,10 @@ def fingerprint() -> str:
     return digest.hexdigest()
 
 
-def is_current(deb: Path) -> bool:
+def is_current(deb: Path, inputs: str | None = None) -> bool:
+    """Whether ``deb`` was built from the inputs as they are now."""
     stamp = deb.with_name(deb.name + ".fingerprint")
-    return deb.is_file() and stamp.is_file() and stamp.read_text().strip() == fingerprint()
+    return deb.is_file() and stamp.is_file() and stamp.read_text().strip() == (inputs or fingerprint())
 
 
 def freeze() -> None:
@@ -159,7 +160,13 @@ def smoke_test(executable: Path) -> None:
             "XDG_RUNTIME_DIR": home,
         }
         result = subprocess.run(
-            [str(executable), "--smoke-test"], env=env, cwd=home, capture_output=True, text=True, timeout=120, check=False
+            [str(executable), "--smoke-test"],
+            env=env,
+            cwd=home,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
     if result.returncode != 0:
         raise SystemExit(f"the bundle's --smoke-test failed ({result.returncode}):\n{result.stderr[-4000:]}")
@@ -212,7 +219,11 @@ def _copyright() -> str:
         licence = dist.metadata.get("License-Expression") or dist.metadata.get("License") or ""
         licence = licence.strip().splitlines()[0] if licence.strip() else ""
         if not licence or len(licence) > 60:
-            classifiers = [c.split("::")[-1].strip() for c in dist.metadata.get_all("Classifier") or [] if c.startswith("License ::")]
+            classifiers = [
+                c.split("::")[-1].strip()
+                for c in dist.metadata.get_all("Classifier") or []
+                if c.startswith("License ::")
+            ]
             licence = ", ".join(classifiers) or "see the distribution's metadata"
         lines.append(f" {dist.metadata['Name']} {dist.version}: {licence}")
     listing = "\n".join(lines)
@@ -285,7 +296,8 @@ def stage(version: str, maintainer: str) -> Path:
 def build(*, force: bool = False) -> Path:
     """The .deb, rebuilt only when its inputs changed (or ``force``); returns its path."""
     deb = deb_path()
-    if not force and is_current(deb):
+    inputs = fingerprint()  # before building: an edit made meanwhile must not pass for built
+    if not force and is_current(deb, inputs):
         print(f"{deb.relative_to(ROOT)} is up to date (same inputs); --force rebuilds it")
         return deb
     print("Freezing the app with PyInstaller ...", flush=True)
@@ -307,7 +319,7 @@ def build(*, force: bool = False) -> Path:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    deb.with_name(deb.name + ".fingerprint").write_text(fingerprint() + "\n")
+    deb.with_name(deb.name + ".fingerprint").write_text(inputs + "\n")
     print(f"built {deb.relative_to(ROOT)} ({deb.stat().st_size / 2**20:.1f} MiB)")
     return deb
 

@@ -164,7 +164,9 @@ def derive(tree: Path) -> str:
 
 
 def control_field(deb: Path, field: str) -> str:
-    return subprocess.run(["dpkg-deb", "--field", str(deb), field], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["dpkg-deb", "--field", str(deb), field], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def check(deb: Path) -> list[str]:
