@@ -39,7 +39,7 @@ from desktop_chat.cache.policy import CachePolicy
 from desktop_chat.cache.redis_store import RedisCacheStore, redis_client
 from desktop_chat.cache.secret import CacheSecret
 from desktop_chat.cache.tiered import TieredCache
-from desktop_chat.models import Message, MessageId, SessionId, UserId
+from desktop_chat.models import ChatId, Message, MessageId, UserId
 from desktop_chat.telemetry.metrics import MetricsRegistry
 from devstack.redis_server import RedisServer
 from devstack.throwaway import throwaway_config
@@ -64,7 +64,7 @@ _VOCABULARY = tuple(
 )
 
 
-def realistic_messages(session: SessionId, count: int, rng: random.Random) -> list[Message]:
+def realistic_messages(session: ChatId, count: int, rng: random.Random) -> list[Message]:
     """A chat's history: 4 people, mostly short lines, a few long ones, some edits and deletions."""
     people = [UserId(uuid.UUID(int=rng.getrandbits(128))) for _ in range(4)]
     start = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -80,7 +80,7 @@ def realistic_messages(session: SessionId, count: int, rng: random.Random) -> li
         out.append(
             Message(
                 id=MessageId(uuid.UUID(int=rng.getrandbits(128))),
-                session_id=session,
+                chat_id=session,
                 sender_id=rng.choice(people),
                 content="" if deleted else content,
                 created_at=moment,
@@ -94,7 +94,7 @@ def realistic_messages(session: SessionId, count: int, rng: random.Random) -> li
 
 
 def encoding_sizes(rng: random.Random) -> dict[str, Any]:
-    sample = realistic_messages(SessionId(uuid.uuid4()), 2000, rng)
+    sample = realistic_messages(ChatId(uuid.uuid4()), 2000, rng)
     codec = Codec(CacheSecret.generate())
 
     def mean(values: list[int]) -> float:
@@ -130,7 +130,7 @@ async def measure_reads(
     codec = Codec(CacheSecret.generate())
     cache = make_cache(new_client(), policy, codec)
     bare = new_client()
-    user, session = UserId(uuid.uuid4()), SessionId(uuid.uuid4())
+    user, session = UserId(uuid.uuid4()), ChatId(uuid.uuid4())
     key = msgs_key(user, session)
     history = realistic_messages(session, PER_CHAT, rng)
     try:
@@ -218,7 +218,7 @@ async def measure_memory(client: aioredis.Redis, rng: random.Random, tuning: dic
     stored_bytes = 0
     encodings: set[str] = set()
     for _ in range(CHATS):
-        session = SessionId(uuid.uuid4())
+        session = ChatId(uuid.uuid4())
         history = realistic_messages(session, PER_CHAT, rng)
         await cache.set_messages(user, session, history)
         stored_bytes += sum(len(pack_message(m)) + codec.overhead for m in history)

@@ -47,11 +47,11 @@ from desktop_chat.config import Settings
 from desktop_chat.dal.factory import DataLayer, open_data_layer
 from desktop_chat.models import (
     ChangeEvent,
-    ChatSession,
+    Chat,
+    ChatId,
     ChatUpserted,
     Message,
     MessageUpserted,
-    SessionId,
     UserId,
 )
 from desktop_chat.telemetry.metrics import BREAKER_TRANSITIONS, CACHE_HITS, CACHE_MISSES, SUPABASE_LATENCY
@@ -83,9 +83,9 @@ MESSAGE_COLUMNS = "id, session_id, sender_id, content, created_at, edited_at, de
 
 
 # --- the data ----------------------------------------------------------------------------------------
-async def fill(conn: asyncpg.Connection, rng: random.Random) -> list[SessionId]:
+async def fill(conn: asyncpg.Connection, rng: random.Random) -> list[ChatId]:
     """20 chats owned by alice with bob and carol in them; the first one has the longest history."""
-    chats = [SessionId(uuid.uuid4()) for _ in range(CHATS)]
+    chats = [ChatId(uuid.uuid4()) for _ in range(CHATS)]
     people = (ALICE, *OTHERS)
     for index, chat in enumerate(chats):
         await conn.execute(
@@ -132,7 +132,7 @@ async def fill(conn: asyncpg.Connection, rng: random.Random) -> list[SessionId]:
 class Arrivals:
     """Bob and carol writing into alice's chats while she reads; each change reaches the store like a push."""
 
-    def __init__(self, conn: asyncpg.Connection, layer: DataLayer, chats: list[SessionId], rng: random.Random):
+    def __init__(self, conn: asyncpg.Connection, layer: DataLayer, chats: list[ChatId], rng: random.Random):
         self._conn = conn
         self._layer = layer
         self._chats = chats
@@ -143,7 +143,7 @@ class Arrivals:
 
     async def arrive(self, count: int) -> None:
         events: list[ChangeEvent] = []
-        touched: set[SessionId] = set()
+        touched: set[ChatId] = set()
         for _ in range(count):
             chat = self._rng.choice(self._chats)
             touched.add(chat)
@@ -180,8 +180,8 @@ class Arrivals:
             return
         # Realtime pushes the chat row too: every change moved its counters (last_seq, last_rev).
         rows = await self._conn.fetch("select * from public.chat_sessions where id = any($1::uuid[])", list(touched))
-        events += [ChatUpserted(session=ChatSession.model_validate(dict(row))) for row in rows]
-        await self._layer.store.live.apply_now(events)
+        events += [ChatUpserted(chat=Chat.model_validate(dict(row))) for row in rows]
+        await self._layer.store.signed_in.live.apply_now(events)
 
 
 def _scored(reply: Any) -> list[tuple[int, bytes]]:
@@ -242,15 +242,15 @@ def hit_rates(before: dict[str, float], after: dict[str, float]) -> dict[str, An
 
 
 async def session(
-    layer: DataLayer, conn: asyncpg.Connection, chats: list[SessionId], rng: random.Random
+    layer: DataLayer, conn: asyncpg.Connection, chats: list[ChatId], rng: random.Random
 ) -> dict[str, Any]:
     """Part 3: open the 20 chats, then 500 switches among them while changes arrive."""
     store = layer.store
     arrivals = Arrivals(conn, layer, chats, rng)
-    current: SessionId | None = None
+    current: ChatId | None = None
     switch_times: list[float] = []
 
-    async def switch(chat: SessionId) -> None:
+    async def switch(chat: ChatId) -> None:
         nonlocal current
         started = time.perf_counter()
         if current is not None:
@@ -259,7 +259,7 @@ async def session(
         page = await store.messages(chat)
         details = await store.chat_details(chat)
         switch_times.append(time.perf_counter() - started)
-        assert page.messages and len(timeline) >= len(page.messages) and details.session.id == chat
+        assert page.messages and len(timeline) >= len(page.messages) and details.chat.id == chat
         current = chat
 
     start = counters(layer)
@@ -299,7 +299,7 @@ async def session(
     }
 
 
-async def page_reads(layer: DataLayer, keyring: MemoryKeyring, chat: SessionId) -> dict[str, Any]:
+async def page_reads(layer: DataLayer, keyring: MemoryKeyring, chat: ChatId) -> dict[str, Any]:
     """Parts 1 and 2: the cached page against its floor and against Supabase, interleaved."""
     store, cache, backend, settings = layer.store, layer.cache, layer.backend, layer.settings
     codec = Codec(load_cache_secret(settings.config_dir, backend=keyring).secret)

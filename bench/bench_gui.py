@@ -192,19 +192,19 @@ async def _main_window(store: Any) -> Any:
     return window
 
 
-async def _open_chat(window: Any, session_id: Any) -> float:
+async def _open_chat(window: Any, chat_id: Any) -> float:
     """Seconds from the click to the chat painted with its first page."""
     model = window.chat_panel.model
     viewport = window.chat_panel.view.viewport()
     shown = asyncio.Event()
 
     def on_reset() -> None:
-        if model.session_id == session_id and model.rowCount() > 0:
+        if model.chat_id == chat_id and model.rowCount() > 0:
             shown.set()
 
     model.modelReset.connect(on_reset)
     started = time.perf_counter()
-    window.open_chat(session_id)
+    window.open_chat(chat_id)
     async with asyncio.timeout(30):
         await shown.wait()
     viewport.repaint()
@@ -296,8 +296,8 @@ async def scenario_memory() -> dict[str, Any]:
     window = await _main_window(store)
     baseline = rss_mb()
     view = window.chat_panel.view
-    for session_id in chats:
-        await _open_chat(window, session_id)
+    for chat_id in chats:
+        await _open_chat(window, chat_id)
         bar = view.verticalScrollBar()
         bar.setValue(max(0, bar.value() - view.viewport().height()))
         await asyncio.sleep(0)

@@ -61,7 +61,7 @@ from desktop_chat.dal.api import ConnectionState, Timeline
 from desktop_chat.dal.factory import DataLayer, open_data_layer
 from desktop_chat.dal.live import FRAME_INTERVAL
 from desktop_chat.dal.live_list import RowChange, RowsRemoved, apply_changes
-from desktop_chat.models import ChangeEvent, DeliveryState, Message, MessageId, MessageUpserted, SessionId
+from desktop_chat.models import ChangeEvent, ChatId, DeliveryState, Message, MessageId, MessageUpserted
 from desktop_chat.sync.outbox import OutboxEntry
 from devstack.stack import Stack
 from devstack.throwaway import throwaway_stack
@@ -336,9 +336,9 @@ async def until(check: Callable[[], bool], what: str, within: float = TIMEOUT, p
 
 
 def record_pushes(layer: DataLayer) -> dict[MessageId, float]:
-    """When each confirmed message first reached ``LiveSync.enqueue`` (wrap it before sign-in)."""
+    """When each confirmed message first reached ``LiveSync.enqueue`` (wrap it right after sign-in)."""
     arrivals: dict[MessageId, float] = {}
-    live = layer.store.live
+    live = layer.store.signed_in.live
     enqueue = live.enqueue
 
     def timed(events: Sequence[ChangeEvent]) -> None:
@@ -352,7 +352,7 @@ def record_pushes(layer: DataLayer) -> dict[MessageId, float]:
     return arrivals
 
 
-async def new_chat(owner: DataLayer, peer: DataLayer | None, title: str) -> SessionId:
+async def new_chat(owner: DataLayer, peer: DataLayer | None, title: str) -> ChatId:
     chat = await owner.store.create_chat(title, [BOB_EMAIL])
     if peer is not None:
         await until(lambda: peer.store.chat_list().get(chat) is not None, f"{title} in bob's list")
@@ -366,7 +366,7 @@ def ms(seconds: float) -> float:
 # ==================================================================================================
 # 1. optimistic latency
 # ==================================================================================================
-async def _optimistic(alice: DataLayer, chats: Sequence[SessionId], label: str) -> dict[str, Any]:
+async def _optimistic(alice: DataLayer, chats: Sequence[ChatId], label: str) -> dict[str, Any]:
     store = alice.store
     timelines = await asyncio.gather(*(store.open_chat(chat) for chat in chats))
     probes = [ViewProbe(timeline) for timeline in timelines]
@@ -441,7 +441,7 @@ def sqlite_floor(directory: Path, count: int = 300, period: float = 0.01) -> dic
     return summary_ms(times)
 
 
-async def optimistic(clients: Clients, stack_info: dict[str, Any], chats: Sequence[SessionId]) -> dict[str, Any]:
+async def optimistic(clients: Clients, stack_info: dict[str, Any], chats: Sequence[ChatId]) -> dict[str, Any]:
     direct = await clients.open("alice-direct", ALICE_EMAIL)
     await clients.sign_in(direct, ALICE_EMAIL)
     result: dict[str, Any] = {
@@ -480,7 +480,7 @@ async def _end_to_end(
     alice: DataLayer,
     bob: DataLayer,
     pushes: dict[MessageId, float],
-    chat: SessionId,
+    chat: ChatId,
     count: int,
     label: str,
     period: float | None,
@@ -529,11 +529,11 @@ async def _end_to_end(
     }
 
 
-async def end_to_end(clients: Clients, alice: DataLayer, chats: Sequence[SessionId]) -> dict[str, Any]:
+async def end_to_end(clients: Clients, alice: DataLayer, chats: Sequence[ChatId]) -> dict[str, Any]:
     paced_chat, closed_chat, fast_chat = chats
     bob = await clients.open("bob-e2e", BOB_EMAIL)
-    pushes = record_pushes(bob)
     await clients.sign_in(bob, BOB_EMAIL)
+    pushes = record_pushes(bob)
     default_frame = {"frame_interval_ms": FRAME_INTERVAL * 1000}
     result: dict[str, Any] = {
         "default_frame_interval": {
@@ -547,8 +547,8 @@ async def end_to_end(clients: Clients, alice: DataLayer, chats: Sequence[Session
     }
     await clients.close(bob)
     fast = await clients.open("bob-e2e-fast", BOB_EMAIL, frame_interval=0.0)
-    fast_pushes = record_pushes(fast)
     await clients.sign_in(fast, BOB_EMAIL)
+    fast_pushes = record_pushes(fast)
     result["frame_interval_0"] = {
         "frame_interval_ms": 0.0,
         **await _end_to_end(alice, fast, fast_pushes, fast_chat, E2E_SMALL, "e2e-fast", E2E_PERIOD),
@@ -565,7 +565,7 @@ async def end_to_end(clients: Clients, alice: DataLayer, chats: Sequence[Session
 # ==================================================================================================
 # 3. back-fill
 # ==================================================================================================
-async def _insert_as(conn: asyncpg.Connection, user: uuid.UUID, chat: SessionId, texts: Sequence[str]) -> None:
+async def _insert_as(conn: asyncpg.Connection, user: uuid.UUID, chat: ChatId, texts: Sequence[str]) -> None:
     """Insert messages as ``user`` through row level security, as PostgREST would."""
     async with conn.transaction():
         await conn.execute(
@@ -578,7 +578,7 @@ async def _insert_as(conn: asyncpg.Connection, user: uuid.UUID, chat: SessionId,
         )
 
 
-async def backfill(clients: Clients, stack: Stack, db_url: str, alice_id: uuid.UUID, chat: SessionId) -> dict[str, Any]:
+async def backfill(clients: Clients, stack: Stack, db_url: str, alice_id: uuid.UUID, chat: ChatId) -> dict[str, Any]:
     bob = await clients.open("bob-backfill", BOB_EMAIL)
     await clients.sign_in(bob, BOB_EMAIL)
     probe = ViewProbe(await bob.store.open_chat(chat))
@@ -718,10 +718,10 @@ class StallMonitor:
         }
 
 
-async def sustained(clients: Clients, db_url: str, alice_id: uuid.UUID, chat: SessionId, out: Path) -> dict[str, Any]:
+async def sustained(clients: Clients, db_url: str, alice_id: uuid.UUID, chat: ChatId, out: Path) -> dict[str, Any]:
     bob = await clients.open("bob-sustained", BOB_EMAIL)
-    pushes = record_pushes(bob)
     await clients.sign_in(bob, BOB_EMAIL)
+    pushes = record_pushes(bob)
     probe = ViewProbe(await bob.store.open_chat(chat))
     await bob.store.settle()
     total = SUSTAINED_RATE * SUSTAINED_SECONDS

@@ -4,13 +4,15 @@ Start-up, each step logged at INFO in this order:
 
 1. settings (defaults, the user's settings file, ``DESKTOP_CHAT_*``, ``--dev-stack``), then logging;
 2. the Qt application, its theme and icon, the crash handler, the qasync loop;
-3. the data layer, from ``build_store`` (**the seam where the real ChatStore gets constructed**);
+3. the data layer, from ``open_store`` (**the seam where the real data layer gets built**; it is also
+   what takes it down again);
 4. the bridge, the notifier, and one session flow per signed-in window (two with ``--demo``);
 5. the windows: the main window if a saved session was restored, else the sign-in window.
 
 Shutdown (Quit, a closed window, SIGINT/SIGTERM) runs in reverse and completes before the loop stops:
-windows closed, then ``bridge.close()`` awaits ``store.close()`` (outbox flushed, realtime closed,
-managed Redis stopped). Nothing here is global: every object gets what it needs through its constructor.
+windows closed, bridges detached, then each data layer closed by the composition that opened it (the
+signed-in user's session ended, outbox closed, realtime closed, managed Redis stopped). Nothing here is
+global: every object gets what it needs through its constructor.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -40,8 +43,8 @@ from desktop_chat.telemetry.logs import setup_logging, teardown_logging
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.crash import CrashHandler
 from desktop_chat.ui.notifications import Notifier
-from desktop_chat.ui.session import SessionFlow
 from desktop_chat.ui.sign_in import SignInWindow
+from desktop_chat.ui.sign_in_flow import SignInFlow
 from desktop_chat.ui.theme import Theme, app_icon
 
 _log = logging.getLogger("desktop_chat.app")
@@ -56,7 +59,8 @@ DEMO_EMAIL = "bob@example.com"
 DEMO_PASSWORD = "password123"  # noqa: S105 (a published local test account, not a secret)
 SMOKE_TEST_TIMEOUT = 30.0
 
-StoreFactory = Callable[[Settings, str], Awaitable[ChatStoreAPI]]
+# Opens a data layer for (settings, instance) for the time of an ``async with``; leaving it closes it.
+StoreFactory = Callable[[Settings, str], AbstractAsyncContextManager[ChatStoreAPI]]
 
 
 def instance_settings(settings: Settings, instance: str) -> Settings:
@@ -72,13 +76,18 @@ def instance_settings(settings: Settings, instance: str) -> Settings:
     )
 
 
-async def build_store(settings: Settings, instance: str = DEFAULT_INSTANCE) -> ChatStoreAPI:
-    """The real data layer for ``settings``; its ``close`` releases everything (cache, outbox, client).
+@asynccontextmanager
+async def open_store(settings: Settings, instance: str = DEFAULT_INSTANCE) -> AsyncIterator[ChatStoreAPI]:
+    """The real data layer for ``settings``, closed on leaving (the user's session, outbox, cache and its
+    redis-server, client).
 
     ``instance`` names an independent session on this machine (``--demo``'s second window is "bob").
     """
     layer = await open_data_layer(instance_settings(settings, instance))
-    return layer.store
+    try:
+        yield layer.store
+    finally:
+        await layer.close()
 
 
 @dataclass(frozen=True)
@@ -112,7 +121,7 @@ def use_offscreen_without_display() -> None:
 def run(
     options: Options,
     *,
-    store_factory: StoreFactory = build_store,
+    store_factory: StoreFactory = open_store,
     settings: Settings | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> int:
@@ -132,7 +141,7 @@ def run(
     QCoreApplication.setApplicationVersion(__version__)
     # The desktop entry's name: the Wayland app id, so the shell shows the entry's icon and name for the window.
     QApplication.setDesktopFileName(APP_ID)
-    # Quitting is ours to decide: store.close() must finish before the event loop stops.
+    # Quitting is ours to decide: the data layers must be closed before the event loop stops.
     app.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
@@ -152,7 +161,7 @@ class Composition:
         app: The Qt application.
         options: The command line.
         settings: The running settings.
-        store_factory: Builds the data layer (``build_store``; tests pass a fake).
+        store_factory: Opens a data layer (``open_store``; tests pass a fake).
         clock: "Now" for the UI (tests and screenshots fix it).
     """
 
@@ -171,7 +180,9 @@ class Composition:
         self._clock = clock
         self._quit = asyncio.Event()
         self._bridges: list[StoreBridge] = []
-        self._flows: list[SessionFlow] = []
+        self._layers: dict[str, AsyncExitStack] = {}  # per instance: what closes its data layer
+        self._closing: list[AsyncExitStack] = []  # layers replaced by another server's, to close
+        self._flows: list[SignInFlow] = []
         self._problem_window: SignInWindow | None = None
         self.crash_handler = CrashHandler(show_dialog=not options.smoke_test, log_location=str(settings.log_dir))
 
@@ -201,10 +212,10 @@ class Composition:
         self._quit.set()
 
     # --- start-up ------------------------------------------------------------------------------------
-    async def _start_session(self, instance: str, icon: QIcon, theme: Theme) -> SessionFlow | None:
+    async def _start_session(self, instance: str, icon: QIcon, theme: Theme) -> SignInFlow | None:
         _log.info("Building the data layer (%s)", instance)
         try:
-            store = await self._factory(self._settings, instance)
+            store = await self._open_layer(self._settings, instance)
         except DesktopChatError as error:
             problem = error.message
             _log.warning("The data layer could not be started: %s", problem)
@@ -218,7 +229,7 @@ class Composition:
         async def switch_server(url: str) -> None:
             await self._switch_server(bridge, instance, url)
 
-        flow = SessionFlow(
+        flow = SignInFlow(
             bridge,
             settings=self._settings,
             theme=theme,
@@ -233,12 +244,33 @@ class Composition:
         flow.start()
         return flow
 
+    async def _open_layer(self, settings: Settings, instance: str) -> ChatStoreAPI:
+        """Open a data layer for ``instance``; the one it replaces, if any, is closed afterwards."""
+        layer = AsyncExitStack()
+        store = await layer.enter_async_context(self._factory(settings, instance))
+        previous = self._layers.get(instance)
+        self._layers[instance] = layer
+        if previous is not None:
+            self._closing.append(previous)
+        return store
+
     async def _switch_server(self, bridge: StoreBridge, instance: str, url: str) -> None:
         settings = self._settings.model_copy(update={"supabase_url": url})
-        store = await self._factory(settings, instance)
-        await bridge.replace_store(store, server_url=url)
+        store = await self._open_layer(settings, instance)
+        bridge.replace_store(store, server_url=url)
+        await self._close_replaced()
         save_user_settings(self._settings.config_dir, {"supabase_url": url})
         _log.info("Switched to the server at %s", url)
+
+    async def _close_replaced(self) -> None:
+        while self._closing:
+            await self._close_layer(self._closing.pop())
+
+    async def _close_layer(self, layer: AsyncExitStack) -> None:
+        try:
+            await layer.aclose()
+        except DesktopChatError as error:
+            _log.warning("The data layer did not close cleanly: %s", error.message)
 
     def _show_problem(self, problem: str, icon: QIcon) -> None:
         if self._problem_window is not None:
@@ -291,11 +323,12 @@ class Composition:
             self._problem_window.deleteLater()
             self._problem_window = None
         for bridge in reversed(self._bridges):
+            bridge.detach()
+        await self._close_replaced()
+        for layer in reversed(list(self._layers.values())):
             _log.info("Closing the data layer (outbox, realtime, cache)")
-            try:
-                await bridge.close()
-            except DesktopChatError as error:
-                _log.warning("The data layer did not close cleanly: %s", error.message)
+            await self._close_layer(layer)
+        self._layers.clear()
         self.crash_handler.uninstall()
         _log.info("Shut down")
 

@@ -1,19 +1,23 @@
 """The error tree of desktop-chat.
 
 Errors split into "the environment failed" (show a banner, retry later) and "we have a bug" (show the
-crash dialog, write a report). Everything the data layer raises to the UI is one of these::
+crash dialog, write a report). Everything the data layer raises to the UI on purpose is a
+``DesktopChatError``; ``Bug`` stands apart, so that ``except DesktopChatError`` never swallows one::
 
-    DesktopChatError
+    DesktopChatError                expected: the user gets a sentence
     ├── EnvironmentFailure          the world is not as needed; retrying later can help
     │   ├── BackendUnavailable      Supabase unreachable, timed out, or answered 5xx
-    │   ├── CacheUnavailable        Redis down, slow or out of memory (the data layer hides this)
     │   └── LocalStorageError       the outbox or settings file cannot be read or written
     ├── AuthError                   who you are is the problem
     │   ├── NotSignedIn             no session
     │   └── Unauthorized            credentials wrong, or the session expired and cannot refresh
     ├── Rejected                    the server understood and said no (constraint, permission)
-    ├── InvalidInput                refused before sending: the input breaks a known limit
-    └── Bug                         an impossible state or a malformed reply: our fault
+    └── InvalidInput                refused before sending: the input breaks a known limit
+
+    Bug                             an impossible state or a malformed reply: our fault (crash dialog)
+
+A cache that fails (Redis down, slow, full) raises nothing: the cache falls back to memory and says so in
+its status.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ __all__ = [
     "AuthError",
     "BackendUnavailable",
     "Bug",
-    "CacheUnavailable",
     "DesktopChatError",
     "EnvironmentFailure",
     "InvalidInput",
@@ -55,10 +58,6 @@ class BackendUnavailable(EnvironmentFailure):
     """Supabase could not be reached, timed out, or answered with a server error."""
 
 
-class CacheUnavailable(EnvironmentFailure):
-    """Redis is down, slow or full."""
-
-
 class LocalStorageError(EnvironmentFailure):
     """A local file (outbox database, settings, keyring fallback) cannot be used."""
 
@@ -83,5 +82,17 @@ class InvalidInput(DesktopChatError):
     """Input refused before it was sent, because it breaks a limit the server would enforce."""
 
 
-class Bug(DesktopChatError):
-    """A state that should be impossible, or a reply that does not match the contract."""
+class Bug(Exception):
+    """A state that should be impossible, or a reply that does not match the contract.
+
+    Not a ``DesktopChatError``: handlers of expected failures let it through to the crash handler.
+
+    Args:
+        message: What went wrong, for the crash report.
+        code: A machine-readable code when there is one (a PostgREST code).
+    """
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code

@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,6 +28,13 @@ SERVICE_ROLE_KEY = (
 DB_USER = "postgres"
 DB_PASSWORD = "postgres"
 DB_NAME = "postgres"
+
+# GoTrue's per-IP limits as the Supabase CLI writes them in ``[auth.rate_limit]`` (its defaults when absent):
+# requests per 5 minutes for sign-in/refresh (``token_refresh``) and for sign-up and user updates
+# (``sign_in_sign_ups``), each with GoTrue's burst of 30.
+DEFAULT_RATE_LIMITS: dict[str, float] = {"token_refresh": 150.0, "sign_in_sign_ups": 30.0}
+# Throwaway stacks serve a test suite that signs in hundreds of times from 127.0.0.1.
+RAISED_RATE_LIMITS: dict[str, float] = {"token_refresh": 1e9, "sign_in_sign_ups": 1e9}
 
 DEFAULT_API_PORT = 54321
 DEFAULT_DB_PORT = 54322
@@ -54,6 +64,7 @@ class StackConfig:
         ephemeral: Trade durability for speed (no fsync); for throwaway test stacks.
         access_token_ttl: Lifetime of access tokens issued by the gateway, in seconds.
         gateway: Whether ``up`` starts the API gateway.
+        auth_rate_limits: Overrides of ``[auth.rate_limit]`` in ``config.toml`` (throwaway stacks raise them).
     """
 
     state_dir: Path
@@ -66,6 +77,19 @@ class StackConfig:
     access_token_ttl: int = 3600
     gateway: bool = True
     jwt_secret: str = field(default=JWT_SECRET, repr=False)
+    auth_rate_limits: Mapping[str, float] | None = None
+
+    @property
+    def project(self) -> ProjectSettings:
+        """What ``supabase/config.toml`` says, with this stack's overrides applied."""
+        settings = ProjectSettings.load(self.supabase_dir)
+        if self.auth_rate_limits is not None:
+            settings = ProjectSettings(
+                max_rows=settings.max_rows,
+                refresh_token_reuse_interval=settings.refresh_token_reuse_interval,
+                rate_limits={**settings.rate_limits, **self.auth_rate_limits},
+            )
+        return settings
 
     @classmethod
     def from_env(cls, state_dir: Path | None = None, **overrides: object) -> StackConfig:
@@ -130,6 +154,39 @@ class StackConfig:
     def role_db_url(self, role: str) -> str:
         """URL for one of the baseline login roles (``authenticator``, ``supabase_auth_admin``)."""
         return f"postgresql://{role}:{DB_PASSWORD}@{self.host}:{self.db_port}/{DB_NAME}"
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    """The parts of ``supabase/config.toml`` devstack serves as the Supabase CLI would.
+
+    Attributes:
+        max_rows: ``[api] max_rows``, PostgREST's ``db-max-rows``.
+        refresh_token_reuse_interval: ``[auth] refresh_token_reuse_interval``, seconds.
+        rate_limits: ``[auth.rate_limit]``, GoTrue's per-IP limits per 5 minutes.
+    """
+
+    max_rows: int = 1000
+    refresh_token_reuse_interval: int = 10
+    rate_limits: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+
+    @classmethod
+    def load(cls, supabase_dir: Path) -> ProjectSettings:
+        path = supabase_dir / "config.toml"
+        try:
+            data: dict[str, Any] = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            return cls()
+        except tomllib.TOMLDecodeError as error:
+            raise SystemExit(f"{path}: {error}") from None
+        api = data.get("api", {})
+        auth = data.get("auth", {})
+        limits = {key: float(value) for key, value in auth.get("rate_limit", {}).items() if key in DEFAULT_RATE_LIMITS}
+        return cls(
+            max_rows=int(api.get("max_rows", 1000)),
+            refresh_token_reuse_interval=int(auth.get("refresh_token_reuse_interval", 10)),
+            rate_limits={**DEFAULT_RATE_LIMITS, **limits},
+        )
 
 
 def _world_traversable(path: Path) -> bool:

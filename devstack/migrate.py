@@ -1,4 +1,5 @@
-"""Apply the Supabase baseline, the project's migrations (in order, recorded) and the seed."""
+"""Apply the Supabase baseline (with the ``realtime`` schema), the project's migrations (in order, recorded) and
+the seed."""
 
 from __future__ import annotations
 
@@ -13,9 +14,19 @@ from devstack.config import DB_PASSWORD
 from devstack.procs import DevstackError
 
 BASELINE = Path(__file__).parent / "sql" / "baseline.sql"
+REALTIME = Path(__file__).parent / "sql" / "realtime.sql"
+"""The ``realtime`` schema objects a Supabase project has (applied after the baseline, before migrations)."""
 _MIGRATION_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[A-Za-z0-9_\-]+)\.sql$")
 
-_SEED_TABLE = """
+# Where the Supabase CLI records applied migrations and seed files; it creates them itself, as the user
+# that runs the migrations (``postgres``), and so does devstack.
+_TRACKING_TABLES = """
+create schema if not exists supabase_migrations;
+create table if not exists supabase_migrations.schema_migrations (
+  version text primary key,
+  statements text[],
+  name text
+);
 create table if not exists supabase_migrations.seed_files (
   path text primary key,
   hash text not null
@@ -77,27 +88,49 @@ def describe_error(path: Path, sql: str, error: asyncpg.PostgresError) -> str:
     return "\n".join(parts)
 
 
-async def apply(db_url: str, supabase_dir: Path, *, seed: bool = True) -> MigrationReport:
+async def apply_baseline(conn: asyncpg.Connection) -> None:
+    """The platform's part (``baseline.sql``, then ``realtime.sql``), as the platform's superuser applies it."""
+    baseline = BASELINE.read_text()
+    try:
+        async with conn.transaction():
+            await conn.execute(baseline)
+            for role in ("authenticator", "supabase_auth_admin"):
+                # Passwords are not secrets here (the Supabase CLI's local default), but they are
+                # set from config rather than written into the baseline file.
+                await conn.execute(f"alter role {role} with login password '{DB_PASSWORD}'")
+    except asyncpg.PostgresError as error:
+        raise MigrationError(describe_error(BASELINE, baseline, error)) from None
+    realtime = REALTIME.read_text()
+    try:
+        async with conn.transaction():
+            await conn.execute(realtime)
+    except asyncpg.PostgresError as error:
+        raise MigrationError(describe_error(REALTIME, realtime, error)) from None
+
+
+async def apply(
+    db_url: str, supabase_dir: Path, *, seed: bool = True, platform_url: str | None = None
+) -> MigrationReport:
     """Bring the database up to date.
 
-    All pending migrations run in one transaction, so a failure leaves the database exactly as it
-    was. The seed runs once per cluster (again after ``devstack reset``).
+    The baseline is applied first, through ``platform_url`` when given (the platform's superuser, while
+    ``db_url`` is the project's ``postgres`` as on a hosted project), else through ``db_url``. All pending
+    migrations run in one transaction, so a failure leaves the database exactly as it was. The seed runs
+    once per cluster (again after ``devstack reset``).
     """
     report = MigrationReport()
     migrations = discover(supabase_dir / "migrations")
+    if platform_url is not None:
+        platform = await asyncpg.connect(platform_url, timeout=30)
+        try:
+            await apply_baseline(platform)
+        finally:
+            await platform.close()
     conn = await asyncpg.connect(db_url, timeout=30)
     try:
-        baseline = BASELINE.read_text()
-        try:
-            async with conn.transaction():
-                await conn.execute(baseline)
-                for role in ("authenticator", "supabase_auth_admin"):
-                    # Passwords are not secrets here (the Supabase CLI's local default), but they are
-                    # set from config rather than written into the baseline file.
-                    await conn.execute(f"alter role {role} with login password '{DB_PASSWORD}'")
-                await conn.execute(_SEED_TABLE)
-        except asyncpg.PostgresError as error:
-            raise MigrationError(describe_error(BASELINE, baseline, error)) from None
+        if platform_url is None:
+            await apply_baseline(conn)
+        await conn.execute(_TRACKING_TABLES)
 
         rows = await conn.fetch("select version from supabase_migrations.schema_migrations")
         done = {row["version"] for row in rows}

@@ -8,19 +8,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from devstack.config import StackConfig
+from devstack.config import RAISED_RATE_LIMITS, StackConfig
 from devstack.procs import free_port
 from devstack.stack import Stack
 
 
 def throwaway_config(state_dir: Path | None = None, **overrides: Any) -> StackConfig:
-    """A config in a fresh temporary directory on free ports, without fsync."""
+    """A config in a fresh temporary directory on free ports, without fsync.
+
+    Auth rate limits are raised (a test suite signs in hundreds of times from one address); pass
+    ``auth_rate_limits`` to test them.
+    """
     values: dict[str, Any] = {
         "state_dir": state_dir or Path(tempfile.mkdtemp(prefix="devstack-throwaway-")),
         "api_port": free_port(),
         "db_port": free_port(),
         "redis_port": free_port(),
         "ephemeral": True,
+        "auth_rate_limits": RAISED_RATE_LIMITS,
     }
     values.update(overrides)
     return StackConfig(**values)

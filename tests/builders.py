@@ -7,14 +7,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from desktop_chat.models import (
+    Chat,
     ChatDetails,
+    ChatId,
     ChatMember,
-    ChatSession,
     ChatSummary,
     MemberRole,
     Message,
     MessageId,
-    SessionId,
     UserId,
     new_message_id,
 )
@@ -35,8 +35,8 @@ def new_user() -> UserId:
     return UserId(uuid.uuid4())
 
 
-def new_session() -> SessionId:
-    return SessionId(uuid.uuid4())
+def new_chat_id() -> ChatId:
+    return ChatId(uuid.uuid4())
 
 
 def text(rng: random.Random, words: int | None = None) -> str:
@@ -45,7 +45,7 @@ def text(rng: random.Random, words: int | None = None) -> str:
 
 
 def message(
-    session: SessionId,
+    session: ChatId,
     seq: int,
     *,
     sender: UserId | None = None,
@@ -58,7 +58,7 @@ def message(
     created = BASE_TIME + timedelta(seconds=seq * 37, microseconds=seq * 101)
     return Message(
         id=MessageId(new_message_id()),
-        session_id=session,
+        chat_id=session,
         sender_id=sender if sender is not None else UserId(uuid.UUID(int=rng.getrandbits(128))),
         content=content if content is not None else text(rng),
         created_at=created,
@@ -68,15 +68,15 @@ def message(
     )
 
 
-def messages(session: SessionId, first: int, last: int, *, seed: int = 1) -> list[Message]:
+def messages(session: ChatId, first: int, last: int, *, seed: int = 1) -> list[Message]:
     """Messages ``first..last`` (by seq) of a chat between three people."""
     rng = random.Random(seed)
     people = [UserId(uuid.UUID(int=rng.getrandbits(128))) for _ in range(3)]
     return [message(session, seq, sender=rng.choice(people), rng=rng) for seq in range(first, last + 1)]
 
 
-def chat_session(session: SessionId, *, title: str = "Release planning", last_seq: int = 0) -> ChatSession:
-    return ChatSession(
+def chat_row(session: ChatId, *, title: str = "Release planning", last_seq: int = 0) -> Chat:
+    return Chat(
         id=session,
         title=title,
         created_by=None,
@@ -88,12 +88,12 @@ def chat_session(session: SessionId, *, title: str = "Release planning", last_se
     )
 
 
-def chat_details(session: SessionId, *members: UserId, title: str = "Release planning") -> ChatDetails:
+def chat_details(session: ChatId, *members: UserId, title: str = "Release planning") -> ChatDetails:
     return ChatDetails(
-        session=chat_session(session, title=title, last_seq=12),
+        chat=chat_row(session, title=title, last_seq=12),
         members=tuple(
             ChatMember(
-                session_id=session,
+                chat_id=session,
                 user_id=member,
                 role=MemberRole.OWNER if index == 0 else MemberRole.MEMBER,
                 joined_at=BASE_TIME,
@@ -105,9 +105,9 @@ def chat_details(session: SessionId, *members: UserId, title: str = "Release pla
     )
 
 
-def chat_summary(session: SessionId, *, title: str = "Release planning", last_seq: int = 12) -> ChatSummary:
+def chat_summary(session: ChatId, *, title: str = "Release planning", last_seq: int = 12) -> ChatSummary:
     return ChatSummary(
-        session=chat_session(session, title=title, last_seq=last_seq),
+        chat=chat_row(session, title=title, last_seq=last_seq),
         role=MemberRole.MEMBER,
         last_read_seq=last_seq - 2,
         unread_count=2,

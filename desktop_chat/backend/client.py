@@ -18,20 +18,20 @@ from postgrest import CountMethod
 from pydantic import TypeAdapter
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
+from desktop_chat.backend.auth import AuthSession, SessionInfo, SessionListener
 from desktop_chat.backend.errors import map_error
-from desktop_chat.backend.session import SessionInfo, SessionKeeper, SessionListener
 from desktop_chat.config import Settings
 from desktop_chat.errors import BackendUnavailable, Bug, EnvironmentFailure, Unauthorized
 from desktop_chat.models import (
+    Chat,
     ChatDetails,
+    ChatId,
     ChatMember,
-    ChatSession,
     ChatSummary,
     Message,
     MessageId,
     MessagePage,
     Profile,
-    SessionId,
     UserId,
 )
 from desktop_chat.secrets import SecretStore
@@ -39,7 +39,6 @@ from desktop_chat.secrets import SecretStore
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-LatencyObserver = Callable[[str, float], None]
 
 MESSAGE_COLUMNS = "id,session_id,sender_id,content,created_at,edited_at,deleted_at,seq,rev"
 _messages = TypeAdapter(list[Message])
@@ -49,7 +48,7 @@ def _summary(row: dict[str, Any]) -> ChatSummary:
     """A row of ``recent_chats()`` as a ChatSummary (the chat's columns are flat in the row)."""
     return ChatSummary.model_validate(
         {
-            "session": row,
+            "chat": row,
             "role": row["role"],
             "last_read_seq": row["last_read_seq"],
             "unread_count": row["unread_count"],
@@ -66,7 +65,6 @@ class SupabaseBackend:
         secrets: Keeps the refresh token between runs.
         http: An ``httpx.AsyncClient`` for every REST and auth call (a seam for tests; made from the
             settings when omitted).
-        observe: Called with (operation, seconds) after each call, for the metrics.
     """
 
     def __init__(
@@ -75,7 +73,6 @@ class SupabaseBackend:
         secrets: SecretStore,
         *,
         http: httpx.AsyncClient | None = None,
-        observe: LatencyObserver | None = None,
     ) -> None:
         self._settings = settings
         self._secrets = secrets
@@ -86,17 +83,16 @@ class SupabaseBackend:
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
         )
         self._owns_http = http is None
-        self._observe = observe
         self._client: AsyncClient | None = None
-        self._session: SessionKeeper | None = None
+        self._auth: AuthSession | None = None
         self._profile: Profile | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
         """Create the client (no network traffic yet)."""
         options = AsyncClientOptions(
-            auto_refresh_token=False,  # SessionKeeper refreshes; the library's timer gives up silently
-            persist_session=False,  # SessionKeeper keeps only the refresh token, in the keyring
+            auto_refresh_token=False,  # AuthSession refreshes; the library's timer gives up silently
+            persist_session=False,  # AuthSession keeps only the refresh token, in the keyring
             httpx_client=self._http,
             postgrest_client_retry=False,  # the data layer decides what to do when the server is away
             realtime={"auto_reconnect": False},  # the realtime manager owns reconnecting
@@ -104,11 +100,11 @@ class SupabaseBackend:
         self._client = await acreate_client(
             self._server, self._settings.supabase_anon_key.get_secret_value(), options=options
         )
-        self._session = SessionKeeper(self._client, self._secrets, self._server, self._timeout)
+        self._auth = AuthSession(self._client, self._secrets, self._server, self._timeout)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._auth is not None:
+            await self._auth.close()
         if self._client is not None:
             await self._client.remove_all_channels()
         if self._owns_http:
@@ -122,10 +118,10 @@ class SupabaseBackend:
         return self._client
 
     @property
-    def sessions(self) -> SessionKeeper:
-        if self._session is None:
+    def auth(self) -> AuthSession:
+        if self._auth is None:
             raise Bug("SupabaseBackend.start() was not awaited")
-        return self._session
+        return self._auth
 
     @property
     def server(self) -> str:
@@ -148,40 +144,40 @@ class SupabaseBackend:
     # --- auth --------------------------------------------------------------------------------------
     @property
     def session(self) -> SessionInfo | None:
-        return self._session.current if self._session else None
+        return self._auth.current if self._auth else None
 
     @property
     def profile(self) -> Profile | None:
         return self._profile
 
     def subscribe_session(self, listener: SessionListener) -> Callable[[], None]:
-        return self.sessions.subscribe(listener)
+        return self.auth.subscribe(listener)
 
     async def sign_in(self, email: str, password: str) -> Profile:
-        info = await self.sessions.sign_in(email, password)
+        info = await self.auth.sign_in(email, password)
         return await self._load_profile(info)
 
     async def sign_up(self, email: str, password: str, display_name: str) -> Profile:
-        info = await self.sessions.sign_up(email, password, display_name)
+        info = await self.auth.sign_up(email, password, display_name)
         return await self._load_profile(info)
 
     async def restore_session(self) -> Profile | None:
         """Sign in again from the saved refresh token.
 
         When the server cannot be reached, the saved identity signs the user in *offline*: the profile is
-        known, the cache can be read, the session is confirmed in the background (``sessions.waiting``),
+        known, the cache can be read, the session is confirmed in the background (``auth.waiting``),
         and calls that need the server raise BackendUnavailable until it is.
         """
         try:
-            info = await self.sessions.restore()
+            info = await self.auth.restore()
         except EnvironmentFailure:
-            saved = self.sessions.saved_identity()
+            saved = self.auth.saved_identity()
             if saved is None:
                 raise
             user_id, _email, display_name = saved
             log.info("The server cannot be reached; starting offline from the saved session")
             self._profile = Profile(id=user_id, display_name=display_name)
-            self.sessions.reconnect_in_background()
+            self.auth.reconnect_in_background()
             return self._profile
         if info is None:
             return None
@@ -189,10 +185,10 @@ class SupabaseBackend:
 
     async def sign_out(self) -> None:
         self._profile = None
-        await self.sessions.sign_out()
+        await self.auth.sign_out()
 
     async def refresh_session(self) -> SessionInfo:
-        return await self.sessions.refresh()
+        return await self.auth.refresh()
 
     async def _load_profile(self, info: SessionInfo) -> Profile:
         rows = await self._rows(
@@ -202,18 +198,17 @@ class SupabaseBackend:
         if not rows:
             raise Bug("Signed in, but the account has no profile row")
         self._profile = Profile.model_validate(rows[0])
-        self.sessions.remember_identity(info.user_id, info.email, self._profile.display_name)
+        self.auth.remember_identity(info.user_id, info.email, self._profile.display_name)
         return self._profile
 
     # --- calling -----------------------------------------------------------------------------------
     async def _call(self, operation: str, run: Callable[[], Awaitable[T]]) -> T:
         """Run ``run`` with the timeout and error mapping; after a 401, refresh once and retry."""
-        if operation != "health" and self._session is not None and self._session.waiting:
+        if operation != "health" and self._auth is not None and self._auth.waiting:
             # Started offline: without a confirmed session the request would go out as anon, and row
             # level security would answer "nothing", which must not be mistaken for data.
             raise BackendUnavailable(f"Not connected to {self._server} yet; showing what is saved on this computer.")
         for attempt in (1, 2):
-            started = time.perf_counter()
             try:
                 async with asyncio.timeout(self._timeout):
                     result = await run()
@@ -223,9 +218,6 @@ class SupabaseBackend:
                     await self.refresh_session()
                     continue
                 raise error from raw
-            finally:
-                if self._observe is not None:
-                    self._observe(operation, time.perf_counter() - started)
             return result
         raise Bug("unreachable: the retry loop always returns or raises")
 
@@ -241,38 +233,36 @@ class SupabaseBackend:
         rows = await self._rows("recent_chats", lambda: self.client.rpc("recent_chats", {"p_limit": limit}).execute())
         return [_summary(row) for row in rows]
 
-    async def fetch_chat_details(self, session_id: SessionId) -> ChatDetails | None:
+    async def fetch_chat_details(self, chat_id: ChatId) -> ChatDetails | None:
         """The chat and its members, or None when the chat does not exist for this user."""
         response = await self._call(
-            "chat_details", lambda: self.client.rpc("chat_details", {"p_session": str(session_id)}).execute()
+            "chat_details", lambda: self.client.rpc("chat_details", {"p_session": str(chat_id)}).execute()
         )
         if response.data is None or response.data == []:
             return None
         return ChatDetails.model_validate(response.data)
 
-    async def fetch_messages(
-        self, session_id: SessionId, before_seq: int | None = None, limit: int = 50
-    ) -> MessagePage:
+    async def fetch_messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = 50) -> MessagePage:
         """Up to ``limit`` messages older than ``before_seq`` (the newest ones when None), ascending."""
 
         def query() -> Awaitable[Any]:
-            builder = self.client.table("chat_messages").select(MESSAGE_COLUMNS).eq("session_id", str(session_id))
+            builder = self.client.table("chat_messages").select(MESSAGE_COLUMNS).eq("session_id", str(chat_id))
             if before_seq is not None:
                 builder = builder.lt("seq", before_seq)
             return builder.order("seq", desc=True).limit(limit + 1).execute()
 
         rows = await self._rows("messages_page", query)
         messages = _messages.validate_python(rows[:limit])
-        return MessagePage(session_id=session_id, messages=tuple(reversed(messages)), has_more=len(rows) > limit)
+        return MessagePage(chat_id=chat_id, messages=tuple(reversed(messages)), has_more=len(rows) > limit)
 
-    async def fetch_messages_since(self, session_id: SessionId, after_rev: int, limit: int = 500) -> list[Message]:
+    async def fetch_messages_since(self, chat_id: ChatId, after_rev: int, limit: int = 500) -> list[Message]:
         """Messages of the chat whose ``rev`` is above ``after_rev``, by rev (the back-fill query)."""
         rows = await self._rows(
             "messages_since",
             lambda: (
                 self.client.table("chat_messages")
                 .select(MESSAGE_COLUMNS)
-                .eq("session_id", str(session_id))
+                .eq("session_id", str(chat_id))
                 .gt("rev", after_rev)
                 .order("rev")
                 .limit(limit)
@@ -294,26 +284,26 @@ class SupabaseBackend:
         )
         return Profile.model_validate(rows[0]) if rows else None
 
-    async def count_messages(self, session_id: SessionId) -> int:
+    async def count_messages(self, chat_id: ChatId) -> int:
         response = await self._call(
             "count_messages",
             lambda: (
                 self.client.table("chat_messages")
                 .select("id", count=CountMethod.exact, head=True)
-                .eq("session_id", str(session_id))
+                .eq("session_id", str(chat_id))
                 .execute()
             ),
         )
         return int(response.count or 0)
 
     # --- writes ------------------------------------------------------------------------------------
-    async def insert_message(self, message_id: MessageId, session_id: SessionId, content: str) -> Message | None:
+    async def insert_message(self, message_id: MessageId, chat_id: ChatId, content: str) -> Message | None:
         """Store a message idempotently (``on conflict (id) do nothing``).
 
         Returns the stored row, or None when a row with this id already existed (an earlier attempt got
         through); the caller fetches it then.
         """
-        row = {"id": str(message_id), "session_id": str(session_id), "content": content}
+        row = {"id": str(message_id), "session_id": str(chat_id), "content": content}
         rows = await self._rows(
             "insert_message",
             lambda: self.client.table("chat_messages").upsert(row, on_conflict="id", ignore_duplicates=True).execute(),
@@ -339,50 +329,50 @@ class SupabaseBackend:
         )
         return Message.model_validate(rows[0]) if rows else None
 
-    async def create_chat(self, session_id: SessionId, title: str) -> ChatSession:
+    async def create_chat(self, chat_id: ChatId, title: str) -> Chat:
         rows = await self._rows(
             "create_chat",
-            lambda: self.client.table("chat_sessions").insert({"id": str(session_id), "title": title}).execute(),
+            lambda: self.client.table("chat_sessions").insert({"id": str(chat_id), "title": title}).execute(),
         )
         if not rows:
             raise Bug("create_chat returned no row")
-        return ChatSession.model_validate(rows[0])
+        return Chat.model_validate(rows[0])
 
-    async def update_chat(self, session_id: SessionId, changes: dict[str, Any]) -> ChatSession | None:
+    async def update_chat(self, chat_id: ChatId, changes: dict[str, Any]) -> Chat | None:
         rows = await self._rows(
             "update_chat",
-            lambda: self.client.table("chat_sessions").update(changes).eq("id", str(session_id)).execute(),
+            lambda: self.client.table("chat_sessions").update(changes).eq("id", str(chat_id)).execute(),
         )
-        return ChatSession.model_validate(rows[0]) if rows else None
+        return Chat.model_validate(rows[0]) if rows else None
 
-    async def add_members(self, session_id: SessionId, user_ids: Sequence[UserId]) -> list[ChatMember]:
+    async def add_members(self, chat_id: ChatId, user_ids: Sequence[UserId]) -> list[ChatMember]:
         if not user_ids:
             return []
-        payload = [{"session_id": str(session_id), "user_id": str(user)} for user in user_ids]
+        payload = [{"session_id": str(chat_id), "user_id": str(user)} for user in user_ids]
         rows = await self._rows("add_members", lambda: self.client.table("chat_members").insert(payload).execute())
         return [ChatMember.model_validate(row) for row in rows]
 
-    async def remove_member(self, session_id: SessionId, user_id: UserId) -> bool:
+    async def remove_member(self, chat_id: ChatId, user_id: UserId) -> bool:
         rows = await self._rows(
             "remove_member",
             lambda: (
                 self.client.table("chat_members")
                 .delete()
-                .eq("session_id", str(session_id))
+                .eq("session_id", str(chat_id))
                 .eq("user_id", str(user_id))
                 .execute()
             ),
         )
         return bool(rows)
 
-    async def mark_read(self, session_id: SessionId, user_id: UserId, seq: int) -> int | None:
+    async def mark_read(self, chat_id: ChatId, user_id: UserId, seq: int) -> int | None:
         """Move the read position forward; returns the stored value (the database clamps it)."""
         rows = await self._rows(
             "mark_read",
             lambda: (
                 self.client.table("chat_members")
                 .update({"last_read_seq": seq})
-                .eq("session_id", str(session_id))
+                .eq("session_id", str(chat_id))
                 .eq("user_id", str(user_id))
                 .execute()
             ),

@@ -45,7 +45,7 @@ _AUTH_MESSAGES = {
 }
 
 
-def _from_postgrest(error: APIError, server: str) -> DesktopChatError:
+def _from_postgrest(error: APIError, server: str) -> DesktopChatError | Bug:
     code = str(error.code or "")
     message = str(error.message or "")
     if code in _JWT_CODES:
@@ -68,7 +68,7 @@ def _from_postgrest(error: APIError, server: str) -> DesktopChatError:
     return Bug(f"The server rejected a request the app should not have made ({code}: {message}).", code=code)
 
 
-def _from_auth(error: AuthError, server: str) -> DesktopChatError:
+def _from_auth(error: AuthError, server: str) -> DesktopChatError | Bug:
     if isinstance(error, AuthWeakPasswordError):
         reasons = ", ".join(error.reasons) if error.reasons else "too short"
         return InvalidInput(f"That password is too weak ({reasons}); use at least 6 characters.", code="weak_password")
@@ -91,9 +91,9 @@ def _from_auth(error: AuthError, server: str) -> DesktopChatError:
     return Bug(f"Unexpected sign-in error: {error.message}", code=code)
 
 
-def map_error(error: BaseException, server: str) -> DesktopChatError:
-    """Translate an exception from the supabase client stack into our error tree."""
-    if isinstance(error, DesktopChatError):
+def map_error(error: BaseException, server: str) -> DesktopChatError | Bug:
+    """Translate an exception from the supabase client stack into our error tree (or a Bug: a reply we never expect)."""
+    if isinstance(error, (DesktopChatError, Bug)):
         return error
     if isinstance(error, APIError):
         return _from_postgrest(error, server)

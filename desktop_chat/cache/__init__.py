@@ -7,19 +7,18 @@ TTLs as the safety net.
 Building it (composition root)::
 
     metrics = MetricsRegistry()
-    cache = await open_cache(settings, metrics)   # keyring key, managed or configured Redis, memory tier
-    ...
-    await cache.close()                           # also stops the managed redis-server
+    async with open_cache(settings, metrics) as cache:   # keyring key, managed or configured Redis, memory
+        ...                                             # leaving closes the cache, then its redis-server
 
-Using it (``ChatStore`` in ``desktop_chat.dal``), read-through with stale-while-revalidate::
+Using it (``Reads`` in ``desktop_chat.dal``), read-through with stale-while-revalidate::
 
-    hit = await cache.get_chat(user, session)              # Cached[ChatDetails] | None
+    hit = await cache.get_chat(user, chat_id)              # Cached[ChatDetails] | None
     if hit is not None:
         if not hit.fresh:
             refresh_in_background(...)                     # single-flight is the DAL's
         return hit.value
-    token = cache.begin_load(chat_key(user, session))      # before asking Supabase
-    details = await backend.chat_details(session)
+    token = cache.begin_load(chat_key(user, chat_id))      # before asking Supabase
+    details = await backend.fetch_chat_details(chat_id)
     await cache.set_chat(user, details, token=token)       # skipped if an event changed the key meanwhile
     return details
 
@@ -29,7 +28,7 @@ Per key kind (``KeyKind``; TTLs and caps from ``Settings`` via ``CachePolicy``):
 kind      read                                write                                  TTL (default)
 ========  ==================================  =====================================  ===================
 recent    ``get_recent(user)``                ``set_recent(user, chats, token=)``    ``cache_ttl_recent``
-chat      ``get_chat(user, session)``         ``set_chat(user, details, token=)``    ``cache_ttl_chat``
+chat      ``get_chat(user, chat_id)``         ``set_chat(user, details, token=)``    ``cache_ttl_chat``
 msgs      ``get_messages(user, s, limit)``    ``set_messages(user, s, msgs, token=)``  ``cache_ttl_messages``
                                               ``append_messages(user, s, msgs)``
 ========  ==================================  =====================================  ===================
@@ -43,14 +42,14 @@ msgs      ``get_messages(user, s, limit)``    ``set_messages(user, s, msgs, toke
 - ``append_messages`` writes realtime inserts and edits through (atomic append, replace by ``seq``,
   trim). It returns ``AppendResult.NOT_CACHED`` when nothing is cached (a later load fills it) and
   ``GAP`` when a ``seq`` jumped past the newest cached one: the list was dropped, reload it.
-- Invalidation: ``invalidate(user, kind, session=None)`` drops one entry (e.g. ``RECENT`` after a chat
-  changed), ``invalidate_chat(user, session)`` drops a chat's entries (deleted, or the user left),
+- Invalidation: ``invalidate(user, kind, chat_id=None)`` drops one entry (e.g. ``RECENT`` after a chat
+  changed), ``invalidate_chat(user, chat_id)`` drops a chat's entries (deleted, or the user left),
   ``purge_user(user)`` drops a user's entries (sign-out), ``wipe()`` drops everything.
 - Caps: ``cache_max_chats_per_user`` chats per user (least recently used chats evicted),
   ``cache_max_messages_per_chat`` messages per chat; ``cached_chats(user)`` lists a user's cached chats.
 - Status: ``status`` is a ``CacheStatus`` (``ONLINE``, ``OFFLINE`` = "cache offline", ``MEMORY_ONLY``,
-  ``DISABLED``) with a ``detail`` sentence; ``subscribe_status(listener)``. The DAL maps it onto
-  ``dal.api.CacheState``: ONLINE → REDIS, OFFLINE and MEMORY_ONLY → MEMORY, DISABLED → OFF.
+  ``DISABLED``) with a ``detail`` sentence; ``subscribe_status(listener)``. The data layer's
+  ``StoreStatus.cache`` is this same value (the status bar words it).
   ``probe_now()`` retries Redis at once.
 - Nothing in this API raises for an unavailable Redis. ``ValueError`` means a caller's bug (an unconfirmed
   message, a model under another chat's key).

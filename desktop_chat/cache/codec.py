@@ -35,7 +35,7 @@ __all__ = ["ENVELOPE_VERSION", "SCHEMA_VERSION", "Codec", "CodecError"]
 
 ENVELOPE_VERSION = 1
 # Bump when a cached model or the packed message layout changes: old entries then read as misses.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: chats are "chat"/"chat_id" in the JSON of cached models (were "session")
 
 _HEADER = struct.Struct("<BB4s")
 _NONCE_BYTES = 12
@@ -122,7 +122,7 @@ class Codec:
 
     def encode_chat(self, key: CacheKey, details: ChatDetails) -> bytes:
         _expect(key, KeyKind.CHAT)
-        if details.session.id != key.session:
+        if details.chat.id != key.chat_id:
             raise ValueError("chat details stored under another chat's key")
         return self.seal(_DETAILS.dump_json(details, exclude_defaults=True), _context(key))
 
@@ -133,14 +133,14 @@ class Codec:
             details = _DETAILS.validate_json(plaintext)
         except ValidationError:
             raise CodecError("invalid") from None
-        if details.session.id != key.session:
+        if details.chat.id != key.chat_id:
             raise CodecError("invalid")
         return details
 
     def encode_message(self, key: CacheKey, message: Message) -> tuple[int, bytes]:
         """The ``(seq, envelope)`` of one confirmed message of ``key``'s list."""
         _expect(key, KeyKind.MSGS)
-        if message.session_id != key.session:
+        if message.chat_id != key.chat_id:
             raise ValueError("message stored under another chat's key")
         try:
             plaintext = pack_message(message)
@@ -151,10 +151,10 @@ class Codec:
 
     def decode_message(self, key: CacheKey, seq: int, envelope: bytes) -> Message:
         _expect(key, KeyKind.MSGS)
-        assert key.session is not None
+        assert key.chat_id is not None
         plaintext = self.open(envelope, _item_context(key, seq))
         try:
-            message = unpack_message(plaintext, key.session)
+            message = unpack_message(plaintext, key.chat_id)
         except PackingError:
             raise CodecError("invalid") from None
         if message.seq != seq:

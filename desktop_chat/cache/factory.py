@@ -1,9 +1,11 @@
-"""``open_cache``: build the whole cache from ``Settings``, for the composition root."""
+"""``open_cache``: build the whole cache from ``Settings``, for the composition root, and take it down again."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from keyring.backend import KeyringBackend
@@ -37,18 +39,19 @@ def breaker_from_settings(settings: Settings) -> CircuitBreaker:
     )
 
 
+@asynccontextmanager
 async def open_cache(
     settings: Settings,
     metrics: MetricsRegistry,
     *,
     keyring_backend: KeyringBackend | None = None,
     redis_search_path: str | None = None,
-) -> TieredCache:
-    """Build the cache: key from the keyring, Redis (configured or managed), memory tier, breaker.
+) -> AsyncIterator[TieredCache]:
+    """The cache, for the time of the ``async with``: key from the keyring, Redis (configured or managed),
+    memory tier, breaker. On the way out the cache is closed, then the managed redis-server it started.
 
     Never fails for lack of Redis: without ``redis_url`` and without a usable ``redis-server`` the cache
     runs on the memory tier (``MEMORY_ONLY``); an unreachable Redis starts ``OFFLINE`` and is probed.
-    ``await cache.close()`` stops a managed redis-server too.
 
     Args:
         settings: The app's settings (``cache_*``, ``redis_*``, ``config_dir``, ``runtime_dir``).
@@ -56,6 +59,20 @@ async def open_cache(
         keyring_backend: A keyring backend other than the OS default (tests).
         redis_search_path: Where to look for ``redis-server`` instead of ``PATH`` (tests).
     """
+    async with AsyncExitStack() as built:
+        cache = await _build(settings, metrics, built, keyring_backend, redis_search_path)
+        built.push_async_callback(cache.close)
+        yield cache
+
+
+async def _build(
+    settings: Settings,
+    metrics: MetricsRegistry,
+    built: AsyncExitStack,
+    keyring_backend: KeyringBackend | None,
+    redis_search_path: str | None,
+) -> TieredCache:
+    """The cache's parts; what must be stopped again goes on ``built``, in the order it was started."""
     policy = CachePolicy.from_settings(settings)
     if not settings.cache_enabled:
         # Nothing is ever stored, so no key is needed (and the keyring is left alone).
@@ -65,7 +82,6 @@ async def open_cache(
     memory = MemoryCacheStore(
         policy, max_entries=settings.cache_memory_max_entries, max_bytes=settings.cache_memory_max_bytes
     )
-    managed: ManagedRedis | None = None
     if settings.redis_url is not None:
         client = redis_client(
             url=settings.redis_url,
@@ -80,6 +96,7 @@ async def open_cache(
             # Listpack pays off for a few hundred entries; longer lists are better off as skiplists.
             list_entries=min(settings.cache_max_messages_per_chat + 1, _LISTPACK_MAX_ENTRIES),
         )
+        built.push_async_callback(managed.stop)
         try:
             endpoint = await managed.start()
         except ManagedRedisError as error:
@@ -103,7 +120,6 @@ async def open_cache(
         redis=RedisCacheStore(client, policy),
         memory=memory,
         breaker=breaker_from_settings(settings),
-        on_close=managed.stop if managed is not None else None,
     )
     await cache.start()
     return cache

@@ -4,8 +4,8 @@ Every key carries the signed-in user, so one user's entries can never be read th
 key (the codec additionally binds each value to its key, see ``codec``)::
 
     dc:v1:{user}:recent             recent chats of {user}                       (KeyKind.RECENT)
-    dc:v1:{user}:chat:{session}     one chat's details and members               (KeyKind.CHAT)
-    dc:v1:{user}:msgs:{session}     the newest messages of one chat, by seq      (KeyKind.MSGS)
+    dc:v1:{user}:chat:{chat}        one chat's details and members               (KeyKind.CHAT)
+    dc:v1:{user}:msgs:{chat}        the newest messages of one chat, by seq      (KeyKind.MSGS)
     dc:v1:{user}:chats              index: the user's cached chats, scored by last use
     dc:v1:meta:key-id               which encryption key wrote this namespace
     dc:v1:meta:probe                written by the breaker's probe
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from uuid import UUID
 
-from desktop_chat.models import SessionId, UserId
+from desktop_chat.models import ChatId, UserId
 
 __all__ = [
     "META_KEY_ID",
@@ -52,18 +52,18 @@ class KeyKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CacheKey:
-    """One cache entry of one user. ``session`` is set exactly for the per-chat kinds."""
+    """One cache entry of one user. ``chat_id`` is set exactly for the per-chat kinds."""
 
     user: UserId
     kind: KeyKind
-    session: SessionId | None = None
+    chat_id: ChatId | None = None
     # Built once: formatting two UUIDs costs more than decrypting a message, and reads use it per item.
     _name: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if (self.kind is KeyKind.RECENT) != (self.session is None):
-            raise ValueError(f"a {self.kind} key {'takes no' if self.kind is KeyKind.RECENT else 'needs a'} session")
-        suffix = "" if self.session is None else f":{self.session}"
+        if (self.kind is KeyKind.RECENT) != (self.chat_id is None):
+            raise ValueError(f"a {self.kind} key {'takes no' if self.kind is KeyKind.RECENT else 'needs a'} chat")
+        suffix = "" if self.chat_id is None else f":{self.chat_id}"
         object.__setattr__(self, "_name", f"{NAMESPACE}:{self.user}:{self.kind}{suffix}")
 
     @property
@@ -78,12 +78,12 @@ def recent_key(user: UserId) -> CacheKey:
     return CacheKey(user, KeyKind.RECENT)
 
 
-def chat_key(user: UserId, session: SessionId) -> CacheKey:
-    return CacheKey(user, KeyKind.CHAT, session)
+def chat_key(user: UserId, chat_id: ChatId) -> CacheKey:
+    return CacheKey(user, KeyKind.CHAT, chat_id)
 
 
-def msgs_key(user: UserId, session: SessionId) -> CacheKey:
-    return CacheKey(user, KeyKind.MSGS, session)
+def msgs_key(user: UserId, chat_id: ChatId) -> CacheKey:
+    return CacheKey(user, KeyKind.MSGS, chat_id)
 
 
 def chats_index_key(user: UserId) -> str:
@@ -99,8 +99,8 @@ def parse_key(text: str) -> CacheKey:
     if len(parts) > 5:
         raise ValueError(f"not a cache entry key: {text!r}")
     try:
-        session = SessionId(UUID(parts[4])) if len(parts) == 5 else None
-        key = CacheKey(UserId(UUID(parts[2])), KeyKind(parts[3]), session)
+        chat_id = ChatId(UUID(parts[4])) if len(parts) == 5 else None
+        key = CacheKey(UserId(UUID(parts[2])), KeyKind(parts[3]), chat_id)
     except ValueError:
         raise ValueError(f"not a cache entry key: {text!r}") from None
     if key.redis_key != text:  # e.g. an upper-case UUID: not how we write keys

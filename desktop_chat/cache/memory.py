@@ -23,7 +23,7 @@ from desktop_chat.cache.store import (
     require_list,
     require_plain,
 )
-from desktop_chat.models import SessionId, UserId
+from desktop_chat.models import ChatId, UserId
 
 __all__ = ["ENTRY_OVERHEAD", "ITEM_OVERHEAD", "MemoryCacheStore"]
 
@@ -73,7 +73,7 @@ class MemoryCacheStore(CacheStore):
         self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()
         self._bytes = 0
         # Per user, the cached chats from least to most recently used (the Redis index's twin).
-        self._chats: dict[UserId, OrderedDict[SessionId, None]] = {}
+        self._chats: dict[UserId, OrderedDict[ChatId, None]] = {}
         self._key_id: str | None = None
 
     @property
@@ -106,16 +106,16 @@ class MemoryCacheStore(CacheStore):
             return
         self._bytes -= entry.size
         if (
-            key.session is not None
-            and chat_key(key.user, key.session) not in self._entries
-            and msgs_key(key.user, key.session) not in self._entries
+            key.chat_id is not None
+            and chat_key(key.user, key.chat_id) not in self._entries
+            and msgs_key(key.user, key.chat_id) not in self._entries
         ):
-            self._forget_chat(key.user, key.session)
+            self._forget_chat(key.user, key.chat_id)
 
-    def _forget_chat(self, user: UserId, session: SessionId) -> None:
+    def _forget_chat(self, user: UserId, chat_id: ChatId) -> None:
         chats = self._chats.get(user)
         if chats is not None:
-            chats.pop(session, None)
+            chats.pop(chat_id, None)
             if not chats:
                 del self._chats[user]
 
@@ -137,12 +137,12 @@ class MemoryCacheStore(CacheStore):
 
     def _touch(self, key: CacheKey) -> None:
         """Mark ``key``'s chat as just used and evict the user's least recently used chats over the cap."""
-        if key.session is None:
+        if key.chat_id is None:
             return
         chats = self._chats.setdefault(key.user, OrderedDict())
-        chats[key.session] = None
-        chats.move_to_end(key.session)
-        for victim in chat_victims(list(chats), self.policy.max_chats_per_user, keep=key.session):
+        chats[key.chat_id] = None
+        chats.move_to_end(key.chat_id)
+        for victim in chat_victims(list(chats), self.policy.max_chats_per_user, keep=key.chat_id):
             self._remove(chat_key(key.user, victim))
             self._remove(msgs_key(key.user, victim))
             self._forget_chat(key.user, victim)
@@ -208,10 +208,10 @@ class MemoryCacheStore(CacheStore):
         for key in keys:
             self._remove(key)
 
-    async def delete_chat(self, user: UserId, session: SessionId) -> None:
-        self._remove(chat_key(user, session))
-        self._remove(msgs_key(user, session))
-        self._forget_chat(user, session)
+    async def delete_chat(self, user: UserId, chat_id: ChatId) -> None:
+        self._remove(chat_key(user, chat_id))
+        self._remove(msgs_key(user, chat_id))
+        self._forget_chat(user, chat_id)
 
     async def purge_user(self, user: UserId) -> None:
         for key in [key for key in self._entries if key.user == user]:
@@ -241,7 +241,7 @@ class MemoryCacheStore(CacheStore):
             return None
         return remaining
 
-    async def cached_chats(self, user: UserId) -> list[SessionId]:
+    async def cached_chats(self, user: UserId) -> list[ChatId]:
         return list(self._chats.get(user, ()))
 
     async def used_memory(self) -> int:

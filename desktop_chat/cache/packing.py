@@ -30,13 +30,13 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
-from desktop_chat.models import DeliveryState, Message, SessionId
+from desktop_chat.models import ChatId, DeliveryState, Message
 
 __all__ = ["PACKED_FIELDS", "PackingError", "pack_message", "unpack_message"]
 
-# Every field of Message this form carries, or restores (session_id from the key, delivery/error fixed).
+# Every field of Message this form carries, or restores (chat_id from the key, delivery/error fixed).
 PACKED_FIELDS = frozenset(
-    {"id", "session_id", "sender_id", "content", "created_at", "edited_at", "deleted_at", "seq", "rev"}
+    {"id", "chat_id", "sender_id", "content", "created_at", "edited_at", "deleted_at", "seq", "rev"}
     | {"delivery", "error"}
 )
 
@@ -88,7 +88,7 @@ def pack_message(message: Message) -> bytes:
     return b"".join(parts)
 
 
-def unpack_message(data: bytes, session_id: SessionId) -> Message:
+def unpack_message(data: bytes, chat_id: ChatId) -> Message:
     """The validated message in ``data``; ``PackingError`` when it is malformed or invalid."""
     try:
         flags, raw_id, created, seq, rev = _FIXED.unpack_from(data)
@@ -112,7 +112,7 @@ def unpack_message(data: bytes, session_id: SessionId) -> Message:
         return Message.model_validate(
             {
                 "id": raw_id,
-                "session_id": session_id,
+                "chat_id": chat_id,
                 "sender_id": sender,
                 "content": data[offset:].decode(),
                 "created_at": _moment(created),

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from desktop_chat.cache.keys import KeyKind
 from desktop_chat.config import Settings
-from desktop_chat.models import SessionId
+from desktop_chat.models import ChatId
 
 __all__ = ["CachePolicy", "chat_victims", "newest_by_seq"]
 
@@ -82,7 +82,7 @@ def newest_by_seq(items: Iterable[T], seq: Callable[[T], int], limit: int) -> li
     return [by_seq[s] for s in sorted(by_seq)[-limit:]] if limit > 0 else []
 
 
-def chat_victims(lru_order: Sequence[SessionId], cap: int, keep: SessionId | None = None) -> list[SessionId]:
+def chat_victims(lru_order: Sequence[ChatId], cap: int, keep: ChatId | None = None) -> list[ChatId]:
     """Chats to evict so at most ``cap`` remain: the least recently used first, never ``keep``.
 
     Args:
@@ -93,10 +93,10 @@ def chat_victims(lru_order: Sequence[SessionId], cap: int, keep: SessionId | Non
     excess = len(lru_order) - cap
     if excess <= 0:
         return []
-    victims: list[SessionId] = []
-    for session in lru_order:
+    victims: list[ChatId] = []
+    for chat_id in lru_order:
         if len(victims) == excess:
             break
-        if session != keep:
-            victims.append(session)
+        if chat_id != keep:
+            victims.append(chat_id)
     return victims

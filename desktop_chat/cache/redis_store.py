@@ -50,7 +50,7 @@ from desktop_chat.cache.store import (
     require_list,
     require_plain,
 )
-from desktop_chat.models import SessionId, UserId
+from desktop_chat.models import ChatId, UserId
 
 __all__ = ["RedisCacheStore", "redis_client"]
 
@@ -211,10 +211,10 @@ class RedisCacheStore(CacheStore):
         return repr(self._last_score)
 
     def _index_args(self, key: CacheKey) -> list[str | int]:
-        assert key.session is not None
+        assert key.chat_id is not None
         return [
             self._score(),
-            str(key.session),
+            str(key.chat_id),
             self.policy.max_chats_per_user,
             _ms(self.policy.index_ttl),
         ]
@@ -225,8 +225,8 @@ class RedisCacheStore(CacheStore):
             return
         names: list[str] = []
         for raw in victims:
-            session = _session(raw)
-            names += [chat_key(user, session).redis_key, msgs_key(user, session).redis_key]
+            chat_id = _chat_id(raw)
+            names += [chat_key(user, chat_id).redis_key, msgs_key(user, chat_id).redis_key]
         await self.client.unlink(*names)
 
     # --- plain values ------------------------------------------------------------------------------
@@ -235,8 +235,8 @@ class RedisCacheStore(CacheStore):
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.get(key.redis_key)
             pipe.pttl(key.redis_key)
-            if key.session is not None:
-                pipe.zadd(chats_index_key(key.user), {str(key.session): self._score()}, xx=True)
+            if key.chat_id is not None:
+                pipe.zadd(chats_index_key(key.user), {str(key.chat_id): self._score()}, xx=True)
             replies = await pipe.execute()
         data, pttl = replies[0], replies[1]
         if data is None:
@@ -246,7 +246,7 @@ class RedisCacheStore(CacheStore):
     async def set(self, key: CacheKey, data: bytes) -> None:
         require_plain(key)
         ttl = _ms(self.policy.store_ttl(key.kind))
-        if key.session is None:
+        if key.chat_id is None:
             await self.client.set(key.redis_key, data, px=ttl)
             return
         victims = await self._set_value(
@@ -261,7 +261,7 @@ class RedisCacheStore(CacheStore):
             pipe.zrange(key.redis_key, 0, 0)
             pipe.zrange(key.redis_key, -max(limit, 1), -1, withscores=True)
             pipe.pttl(key.redis_key)
-            pipe.zadd(chats_index_key(key.user), {str(key.session): self._score()}, xx=True)
+            pipe.zadd(chats_index_key(key.user), {str(key.chat_id): self._score()}, xx=True)
             head, newest, pttl, _ = await pipe.execute()
         if not head:
             return None
@@ -307,10 +307,10 @@ class RedisCacheStore(CacheStore):
         if keys:
             await self.client.unlink(*(key.redis_key for key in keys))
 
-    async def delete_chat(self, user: UserId, session: SessionId) -> None:
+    async def delete_chat(self, user: UserId, chat_id: ChatId) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.unlink(chat_key(user, session).redis_key, msgs_key(user, session).redis_key)
-            pipe.zrem(chats_index_key(user), str(session))
+            pipe.unlink(chat_key(user, chat_id).redis_key, msgs_key(user, chat_id).redis_key)
+            pipe.zrem(chats_index_key(user), str(chat_id))
             await pipe.execute()
 
     async def purge_user(self, user: UserId) -> None:
@@ -320,10 +320,10 @@ class RedisCacheStore(CacheStore):
                 try:
                     # WATCH: a chat cached between reading the index and unlinking would be missed.
                     await pipe.watch(index)
-                    sessions = [_session(raw) for raw in await pipe.zrange(index, 0, -1)]
+                    chat_ids = [_chat_id(raw) for raw in await pipe.zrange(index, 0, -1)]
                     names = [recent_key(user).redis_key, index]
-                    for session in sessions:
-                        names += [chat_key(user, session).redis_key, msgs_key(user, session).redis_key]
+                    for chat_id in chat_ids:
+                        names += [chat_key(user, chat_id).redis_key, msgs_key(user, chat_id).redis_key]
                     pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
                     for start in range(0, len(names), _UNLINK_BATCH):
                         pipe.unlink(*names[start : start + _UNLINK_BATCH])
@@ -360,8 +360,8 @@ class RedisCacheStore(CacheStore):
     async def ttl(self, key: CacheKey) -> float | None:
         return _ttl(int(await self.client.pttl(key.redis_key)))
 
-    async def cached_chats(self, user: UserId) -> list[SessionId]:
-        return [_session(raw) for raw in await self.client.zrange(chats_index_key(user), 0, -1)]
+    async def cached_chats(self, user: UserId) -> list[ChatId]:
+        return [_chat_id(raw) for raw in await self.client.zrange(chats_index_key(user), 0, -1)]
 
     async def used_memory(self) -> int:
         info = await self.client.info("memory")
@@ -376,5 +376,5 @@ class RedisCacheStore(CacheStore):
         await self.client.aclose()
 
 
-def _session(raw: object) -> SessionId:
-    return SessionId(UUID(raw.decode() if isinstance(raw, bytes) else str(raw)))
+def _chat_id(raw: object) -> ChatId:
+    return ChatId(UUID(raw.decode() if isinstance(raw, bytes) else str(raw)))

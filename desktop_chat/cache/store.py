@@ -22,7 +22,7 @@ from enum import StrEnum
 
 from desktop_chat.cache.keys import CacheKey, KeyKind
 from desktop_chat.cache.policy import CachePolicy
-from desktop_chat.models import SessionId, UserId
+from desktop_chat.models import ChatId, UserId
 
 __all__ = [
     "AppendResult",
@@ -105,7 +105,7 @@ class CacheStore(ABC):
         """Remove these entries (missing ones are ignored)."""
 
     @abstractmethod
-    async def delete_chat(self, user: UserId, session: SessionId) -> None:
+    async def delete_chat(self, user: UserId, chat_id: ChatId) -> None:
         """Remove one chat's entries of ``user`` and its index entry."""
 
     @abstractmethod
@@ -130,7 +130,7 @@ class CacheStore(ABC):
         """Seconds ``key`` has left in the store; None when it is not there."""
 
     @abstractmethod
-    async def cached_chats(self, user: UserId) -> list[SessionId]:
+    async def cached_chats(self, user: UserId) -> list[ChatId]:
         """``user``'s chats in the index, least recently used first."""
 
     @abstractmethod

@@ -35,7 +35,7 @@ from desktop_chat.cache.codec import Codec, CodecError
 from desktop_chat.cache.keys import CacheKey, KeyKind, chat_key, msgs_key, recent_key
 from desktop_chat.cache.policy import CachePolicy
 from desktop_chat.cache.store import AppendResult, CacheStore
-from desktop_chat.models import ChatDetails, ChatSummary, Message, SessionId, UserId
+from desktop_chat.models import ChatDetails, ChatId, ChatSummary, Message, UserId
 from desktop_chat.telemetry.metrics import (
     BREAKER_OPEN,
     BREAKER_TRANSITIONS,
@@ -58,7 +58,7 @@ R = TypeVar("R")
 
 
 class CacheStatus(StrEnum):
-    """What the status bar says about the cache (the data layer maps it onto ``CacheState``)."""
+    """What the status bar says about the cache (``StoreStatus.cache`` carries it as it is)."""
 
     ONLINE = "online"  # Redis holds the cache
     OFFLINE = "offline"  # Redis is down, slow or full: the in-process tier serves ("cache offline")
@@ -119,7 +119,6 @@ class TieredCache:
         memory: The in-process tier, or None (with ``redis`` None too: caching disabled).
         breaker: Decides when Redis is used; one with default thresholds when omitted.
         timer: Seconds for latencies (tests pass one to make calls look slow).
-        on_close: Awaited last by ``close`` (stops a managed redis-server).
         detail: Why there is no Redis, for the status line (with ``redis`` None).
     """
 
@@ -133,7 +132,6 @@ class TieredCache:
         memory: CacheStore | None = None,
         breaker: CircuitBreaker | None = None,
         timer: Callable[[], float] = time.perf_counter,
-        on_close: Callable[[], Awaitable[None]] | None = None,
         detail: str = "",
     ) -> None:
         self._codec = codec
@@ -144,7 +142,6 @@ class TieredCache:
         self._breaker = breaker or CircuitBreaker()
         self._breaker.subscribe(self._on_breaker_change)
         self._timer = timer
-        self._on_close = on_close
         self._base_detail = detail
         self._listeners: list[StatusListener] = []
         self._users: set[UserId] = set()
@@ -234,7 +231,7 @@ class TieredCache:
             await self._run("claim", lambda store: store.ensure_key_id(key_id), mutating=True, fallback=False)
 
     async def close(self) -> None:
-        """Finish pending writes, stop probing, close the stores, then run ``on_close``. Idempotent."""
+        """Finish pending writes, stop probing, close the stores. Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -250,8 +247,6 @@ class TieredCache:
                 log.info("closing the Redis connection failed (%s)", type(error).__name__)
         if self._memory is not None:
             await self._memory.close()
-        if self._on_close is not None:
-            await self._on_close()
 
     # --- load tokens -------------------------------------------------------------------------------
     def begin_load(self, key: CacheKey) -> LoadToken:
@@ -282,19 +277,19 @@ class TieredCache:
         """The cached recent-chats list of ``user``."""
         return await self._get_value(recent_key(user), self._codec.decode_recent)
 
-    async def get_chat(self, user: UserId, session: SessionId) -> Cached[ChatDetails] | None:
+    async def get_chat(self, user: UserId, chat_id: ChatId) -> Cached[ChatDetails] | None:
         """The cached details and members of one chat."""
-        return await self._get_value(chat_key(user, session), self._codec.decode_chat)
+        return await self._get_value(chat_key(user, chat_id), self._codec.decode_chat)
 
     async def get_messages(
-        self, user: UserId, session: SessionId, limit: int | None = None
+        self, user: UserId, chat_id: ChatId, limit: int | None = None
     ) -> Cached[tuple[Message, ...]] | None:
         """The newest ``limit`` cached messages of a chat (all cached when None), ascending by ``seq``.
 
         An empty tuple is a hit: the chat has no messages. The cached window is contiguous, so older
         messages exist exactly when the first one's ``seq`` is above 1.
         """
-        key = msgs_key(user, session)
+        key = msgs_key(user, chat_id)
         cap = self.policy.max_messages_per_chat
         wanted = cap if limit is None else max(0, min(limit, cap))
         ran = await self._read(key, "get", lambda store: store.get_list(key, wanted))
@@ -348,11 +343,11 @@ class TieredCache:
 
     async def set_chat(self, user: UserId, details: ChatDetails, *, token: LoadToken | None = None) -> bool:
         """Store one chat's details; False when ``token`` is stale and nothing was written."""
-        key = chat_key(user, details.session.id)
+        key = chat_key(user, details.chat.id)
         return await self._write(key, token, lambda: self._codec.encode_chat(key, details))
 
     async def set_messages(
-        self, user: UserId, session: SessionId, messages: Sequence[Message], *, token: LoadToken | None = None
+        self, user: UserId, chat_id: ChatId, messages: Sequence[Message], *, token: LoadToken | None = None
     ) -> bool:
         """Replace a chat's cached messages with the newest capped ``messages`` (confirmed ones only).
 
@@ -362,7 +357,7 @@ class TieredCache:
         Raises:
             ValueError: a message is not confirmed (no ``seq``) or belongs to another chat.
         """
-        key = msgs_key(user, session)
+        key = msgs_key(user, chat_id)
         if token is not None and token.key != key:
             raise ValueError("the load token is for another key")
 
@@ -379,13 +374,13 @@ class TieredCache:
 
         return await self._locked(user, body)
 
-    async def append_messages(self, user: UserId, session: SessionId, messages: Sequence[Message]) -> AppendResult:
+    async def append_messages(self, user: UserId, chat_id: ChatId, messages: Sequence[Message]) -> AppendResult:
         """Write realtime inserts and edits through into the cached list (append, replace by ``seq``, trim).
 
         ``NOT_CACHED``: there was no list, nothing was written. ``GAP``: a message was missed (a ``seq`` jumped
         past the newest cached one), so the list was dropped; the next read loads it again.
         """
-        key = msgs_key(user, session)
+        key = msgs_key(user, chat_id)
         items = [self._codec.encode_message(key, message) for message in messages]
 
         async def body() -> AppendResult:
@@ -411,9 +406,9 @@ class TieredCache:
         return await self._locked(key.user, body)
 
     # --- invalidation ------------------------------------------------------------------------------
-    async def invalidate(self, user: UserId, kind: KeyKind, session: SessionId | None = None) -> None:
+    async def invalidate(self, user: UserId, kind: KeyKind, chat_id: ChatId | None = None) -> None:
         """Drop one entry, e.g. the recent list after a chat changed."""
-        key = CacheKey(user, kind, session)
+        key = CacheKey(user, kind, chat_id)
 
         async def body() -> None:
             self._bump(key)
@@ -421,12 +416,12 @@ class TieredCache:
 
         await self._locked(user, body)
 
-    async def invalidate_chat(self, user: UserId, session: SessionId) -> None:
+    async def invalidate_chat(self, user: UserId, chat_id: ChatId) -> None:
         """Drop everything cached about one chat (deleted, or the user left)."""
 
         async def body() -> None:
-            self._bump(chat_key(user, session), msgs_key(user, session))
-            await self._mutate("delete", lambda target: target.delete_chat(user, session))
+            self._bump(chat_key(user, chat_id), msgs_key(user, chat_id))
+            await self._mutate("delete", lambda target: target.delete_chat(user, chat_id))
 
         await self._locked(user, body)
 
@@ -455,7 +450,7 @@ class TieredCache:
             self._wipe_pending = False
 
     # --- maintenance -------------------------------------------------------------------------------
-    async def cached_chats(self, user: UserId) -> list[SessionId]:
+    async def cached_chats(self, user: UserId) -> list[ChatId]:
         """``user``'s cached chats, least recently used first (e.g. to back-fill them after a reconnect)."""
         ran = await self._run("index", lambda store: store.cached_chats(user))
         return ran[0] if ran is not None else []

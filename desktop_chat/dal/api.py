@@ -9,28 +9,45 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Protocol
 
+from desktop_chat.cache import CacheStatus
 from desktop_chat.dal.live_list import LiveList, Unsubscribe
 from desktop_chat.models import (
     ChatDetails,
+    ChatId,
     ChatSummary,
     Message,
     MessageId,
     MessagePage,
     Profile,
-    SessionId,
     UserId,
 )
+from desktop_chat.realtime.manager import ConnectionState
 
-ChatList = LiveList[ChatSummary, SessionId]
+__all__ = [
+    "CacheStatus",
+    "ChatList",
+    "ChatStoreAPI",
+    "ConnectionState",
+    "MessageListener",
+    "StatusListener",
+    "StoreStatus",
+    "Timeline",
+    "UsersListener",
+    "chat_list_sort_key",
+    "new_chat_list",
+    "new_timeline",
+    "timeline_sort_key",
+]
+
+ChatList = LiveList[ChatSummary, ChatId]
 Timeline = LiveList[Message, MessageId]
 
 
 def chat_list_sort_key(summary: ChatSummary) -> tuple[float, str]:
     """Most recent activity first; ties by id so the order is stable."""
-    return (-summary.last_activity.timestamp(), str(summary.session.id))
+    return (-summary.last_activity.timestamp(), str(summary.chat.id))
 
 
 def timeline_sort_key(message: Message) -> tuple[int, float, str]:
@@ -41,46 +58,37 @@ def timeline_sort_key(message: Message) -> tuple[int, float, str]:
 
 
 def new_chat_list() -> ChatList:
-    return LiveList(key=lambda summary: summary.session.id, sort_key=chat_list_sort_key)
+    return LiveList(key=lambda summary: summary.chat.id, sort_key=chat_list_sort_key)
 
 
 def new_timeline() -> Timeline:
     return LiveList(key=lambda message: message.id, sort_key=timeline_sort_key)
 
 
-class ConnectionState(StrEnum):
-    """The realtime link, as the status bar shows it."""
-
-    OFFLINE = "offline"  # signed out, or the server cannot be reached
-    CONNECTING = "connecting"
-    LIVE = "live"
-    RECONNECTING = "reconnecting"
-
-
-class CacheState(StrEnum):
-    REDIS = "redis"  # Redis answers
-    MEMORY = "memory"  # Redis is down, slow or absent: in-process LRU only
-    OFF = "off"  # caching disabled in settings
-
-
 @dataclass(frozen=True, slots=True)
 class StoreStatus:
     connection: ConnectionState = ConnectionState.OFFLINE
-    cache: CacheState = CacheState.OFF
+    cache: CacheStatus = CacheStatus.DISABLED
     outbox_depth: int = 0
     backend_reachable: bool = True  # False: what is shown comes from the cache and may be stale
     detail: str = ""  # one plain sentence on what is wrong, if anything
 
 
 StatusListener = Callable[[StoreStatus], None]
-UsersListener = Callable[[SessionId, frozenset[UserId]], None]
+UsersListener = Callable[[ChatId, frozenset[UserId]], None]
 MessageListener = Callable[[Message], None]
 
 
 class ChatStoreAPI(Protocol):
-    """Everything the UI may ask of the data layer."""
+    """Everything the UI may ask of the data layer.
 
-    # --- session -----------------------------------------------------------------------------------
+    Signed out, reads and writes raise ``NotSignedIn``; ``chat_list`` is empty, ``has_older`` is False,
+    ``close_chat`` and ``set_typing`` do nothing. Refusals are ``InvalidInput`` (before anything is sent) or
+    ``Rejected`` (the server said no), in plain words; ``tests/contract/test_chat_store.py`` pins them. The UI
+    never closes the store: whoever built it does.
+    """
+
+    # --- signing in and out -------------------------------------------------------------------------
     @property
     def current_user(self) -> Profile | None: ...
 
@@ -124,26 +132,26 @@ class ChatStoreAPI(Protocol):
 
     async def recent_chats(self) -> list[ChatSummary]: ...
 
-    async def chat_details(self, session_id: SessionId) -> ChatDetails: ...
+    async def chat_details(self, chat_id: ChatId) -> ChatDetails: ...
 
-    async def messages(self, session_id: SessionId, before_seq: int | None = None, limit: int = 50) -> MessagePage: ...
+    async def messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = 50) -> MessagePage: ...
 
-    async def open_chat(self, session_id: SessionId) -> Timeline:
-        """Make ``session_id`` the active chat and return its live timeline, newest page loaded."""
+    async def open_chat(self, chat_id: ChatId) -> Timeline:
+        """Make ``chat_id`` the active chat and return its live timeline, newest page loaded."""
         ...
 
-    def close_chat(self, session_id: SessionId) -> None: ...
+    def close_chat(self, chat_id: ChatId) -> None: ...
 
-    def has_older(self, session_id: SessionId) -> bool:
+    def has_older(self, chat_id: ChatId) -> bool:
         """Whether messages older than the timeline's first row exist."""
         ...
 
-    async def load_older(self, session_id: SessionId) -> int:
+    async def load_older(self, chat_id: ChatId) -> int:
         """Prepend the next older page to the timeline; returns how many rows came."""
         ...
 
     # --- writes ------------------------------------------------------------------------------------
-    async def send(self, session_id: SessionId, text: str) -> MessageId:
+    async def send(self, chat_id: ChatId, text: str) -> MessageId:
         """Validate, persist to the outbox, show as pending; delivery continues in the background."""
         ...
 
@@ -155,22 +163,22 @@ class ChatStoreAPI(Protocol):
 
     async def delete_message(self, message_id: MessageId) -> None: ...
 
-    async def create_chat(self, title: str, member_emails: Sequence[str] = ()) -> SessionId: ...
+    async def create_chat(self, title: str, member_emails: Sequence[str] = ()) -> ChatId: ...
 
-    async def rename_chat(self, session_id: SessionId, title: str) -> None: ...
+    async def rename_chat(self, chat_id: ChatId, title: str) -> None: ...
 
-    async def add_member(self, session_id: SessionId, email: str) -> None: ...
+    async def add_member(self, chat_id: ChatId, email: str) -> None: ...
 
-    async def remove_member(self, session_id: SessionId, user_id: UserId) -> None: ...
+    async def remove_member(self, chat_id: ChatId, user_id: UserId) -> None: ...
 
-    async def leave_chat(self, session_id: SessionId) -> None: ...
+    async def leave_chat(self, chat_id: ChatId) -> None: ...
 
-    async def delete_chat(self, session_id: SessionId) -> None: ...
+    async def delete_chat(self, chat_id: ChatId) -> None: ...
 
-    async def mark_read(self, session_id: SessionId, seq: int) -> None: ...
+    async def mark_read(self, chat_id: ChatId, seq: int) -> None: ...
 
     # --- ephemeral ---------------------------------------------------------------------------------
-    async def set_typing(self, session_id: SessionId, typing: bool) -> None: ...
+    async def set_typing(self, chat_id: ChatId, typing: bool) -> None: ...
 
     def subscribe_typing(self, listener: UsersListener) -> Unsubscribe: ...
 
@@ -182,7 +190,3 @@ class ChatStoreAPI(Protocol):
 
     # --- housekeeping ------------------------------------------------------------------------------
     async def clear_cache(self) -> None: ...
-
-    async def close(self) -> None:
-        """Flush the outbox, stop realtime and background work, release connections."""
-        ...

@@ -1,11 +1,15 @@
-"""Build the whole data layer from Settings: what the composition root and ``doctor`` call.
+"""Build the whole data layer from Settings, in one place: what the composition root and ``doctor`` call.
 
-Order: metrics → secrets → backend → cache → outbox → store; ``close()`` undoes it in reverse.
+Order: metrics → secrets → backend → cache → outbox → status → store, each part closed again by this
+composition, in reverse (``DataLayer.close``). After each sign-in the store asks for the user's
+``SignedIn`` (``open_signed_in`` below), which it closes at sign-out.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,8 +18,13 @@ from keyring.backend import KeyringBackend
 from desktop_chat.backend.client import SupabaseBackend
 from desktop_chat.cache import TieredCache, open_cache
 from desktop_chat.config import Settings
+from desktop_chat.dal.calls import BackendCalls
 from desktop_chat.dal.chat_store import ChatStore
 from desktop_chat.dal.live import FRAME_INTERVAL
+from desktop_chat.dal.presence import Presence
+from desktop_chat.dal.signed_in import SignedIn
+from desktop_chat.dal.status import StatusBoard
+from desktop_chat.models import Profile
 from desktop_chat.secrets import SecretStore
 from desktop_chat.sync.outbox import Outbox
 from desktop_chat.telemetry.metrics import MetricsRegistry
@@ -27,7 +36,7 @@ OUTBOX_FILE = "outbox.sqlite3"
 
 @dataclass
 class DataLayer:
-    """Everything below the UI, with one ``close()``."""
+    """Everything below the UI, with one ``close()`` that takes it down in reverse order of building."""
 
     settings: Settings
     metrics: MetricsRegistry
@@ -35,15 +44,24 @@ class DataLayer:
     backend: SupabaseBackend
     cache: TieredCache
     outbox: Outbox
+    status: StatusBoard
     store: ChatStore
-    _closed: bool = field(default=False, repr=False)
+    _built: AsyncExitStack = field(repr=False)
 
     async def close(self) -> None:
-        """Stop realtime and the sender, then release the cache (and its redis-server), outbox, client."""
-        if self._closed:
-            return
-        self._closed = True
-        await self.store.close()  # closes the rest too (see open_data_layer)
+        """End the signed-in user's session, then release the outbox, the cache (and its redis-server) and
+        the client. Idempotent."""
+        await self._built.aclose()
+
+
+def _logged(name: str, close: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    async def closing() -> None:
+        try:
+            await close()
+        except Exception:  # keep closing the rest: a failure must not leave a redis-server behind
+            log.exception("closing the %s failed", name)
+
+    return closing
 
 
 async def open_data_layer(
@@ -56,23 +74,52 @@ async def open_data_layer(
 ) -> DataLayer:
     """Open every part of the data layer (nothing talks to Supabase until sign-in).
 
+    ``realtime``: run the realtime link after sign-in (tests of the read path turn it off).
     ``frame_interval``: how long live changes are collected before the views hear of them (see LiveSync).
     """
-    metrics = MetricsRegistry()
-    secrets = SecretStore(settings.config_dir, backend=keyring_backend)
-    backend = SupabaseBackend(settings, secrets)
-    await backend.start()
-    log.info("backend ready for %s", settings.supabase_url)
-    cache = await open_cache(settings, metrics, keyring_backend=keyring_backend)
-    log.info("cache ready: %s", cache.status.value)
+    built = AsyncExitStack()
     try:
+        metrics = MetricsRegistry()
+        secrets = SecretStore(settings.config_dir, backend=keyring_backend)
+        backend = SupabaseBackend(settings, secrets)
+        await backend.start()
+        built.push_async_callback(_logged("client", backend.close))
+        log.info("backend ready for %s", settings.supabase_url)
+        cache = await built.enter_async_context(open_cache(settings, metrics, keyring_backend=keyring_backend))
+        log.info("cache ready: %s", cache.status.value)
         outbox = await Outbox.open(outbox_path or settings.data_dir / OUTBOX_FILE)
+        built.push_async_callback(_logged("outbox", outbox.close))
+        log.info("outbox ready at %s", outbox.path)
+        status = StatusBoard(cache, metrics)
+        built.callback(status.close)
+        calls = BackendCalls(metrics, status)
+        presence = Presence()
+
+        async def open_signed_in(profile: Profile) -> SignedIn:
+            """Everything of one user's, built after sign-in; the store closes it at sign-out."""
+            signed_in = SignedIn(
+                profile,
+                settings=settings,
+                backend=backend,
+                cache=cache,
+                outbox=outbox,
+                metrics=metrics,
+                status=status,
+                calls=calls,
+                presence=presence,
+                realtime=realtime,
+                frame_interval=frame_interval,
+            )
+            try:
+                await signed_in.start()
+            except BaseException:
+                await signed_in.close()
+                raise
+            return signed_in
+
+        store = ChatStore(backend, cache, status, presence, open_signed_in)
+        built.push_async_callback(_logged("store", store.close))
     except BaseException:
-        await cache.close()
-        await backend.close()
+        await built.aclose()
         raise
-    log.info("outbox ready at %s", outbox.path)
-    store = ChatStore(settings, backend, cache, outbox, metrics, realtime=realtime, frame_interval=frame_interval)
-    # The UI holds only the store, so the store's close releases everything below it.
-    store.close_with(cache.close, outbox.close, backend.close)
-    return DataLayer(settings, metrics, secrets, backend, cache, outbox, store)
+    return DataLayer(settings, metrics, secrets, backend, cache, outbox, status, store, built)

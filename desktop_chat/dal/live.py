@@ -1,59 +1,42 @@
-"""LiveSync: keeps the views and the cache in step with the server as changes arrive.
+"""LiveSync: keeps one user's views and cache in step with the server as changes arrive.
 
-Changes come from realtime pushes, from the sender (a send confirmed or failed) and from back-fill.
-They are applied in batches: **cache first**, then the views, so a burst of a thousand messages becomes
-one cache write per chat and one row operation per view. Realtime changes are applied at most once a
-frame: the first after a quiet frame goes out on the next loop turn (a lone message does not wait), the
-ones that follow within the frame are collected until it ends.
+Changes come from realtime pushes and from back-fill; what each one means is the change-type table's
+business (``desktop_chat.dal.changes``). They are applied in batches: **cache first**, then the views,
+so a burst of a thousand messages becomes one cache write per chat and one row operation per view.
+Realtime changes are applied at most once a frame: the first after a quiet frame goes out on the next
+loop turn (a lone message does not wait), the ones that follow within the frame are collected until it
+ends. This user's own pending messages are the sender's; live sync shows what the sender announces
+(``on_pending``) and tells it when the change stream brought one back (``PendingRows.confirm``).
+
+LiveSync depends on narrow interfaces only: ``Spawner`` (runs background work), the cache, ``LiveReads``
+(the cached window, older pages, the server's own answers) and ``PendingRows``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from functools import partial
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
-from desktop_chat.cache import AppendResult, KeyKind
-from desktop_chat.dal.api import ChatList, MessageListener, Timeline, UsersListener, new_chat_list, new_timeline
+from desktop_chat.cache import TieredCache
+from desktop_chat.dal.api import ChatList, MessageListener, Timeline, new_chat_list, new_timeline
+from desktop_chat.dal.changes import ChangeBatch, reduce, write_cache
 from desktop_chat.dal.cursor import RevCursor
-from desktop_chat.dal.live_list import Unsubscribe
-from desktop_chat.dal.reducers import (
-    details_changed,
-    max_rev,
-    newer_message,
-    summary_read_up_to,
-    summary_with_message,
-    summary_with_session,
-    unread_after,
-)
-from desktop_chat.errors import BackendUnavailable, NotSignedIn
+from desktop_chat.dal.reducers import max_rev, newer_message, summary_read_up_to, summary_with_message, unread_after
+from desktop_chat.errors import BackendUnavailable
 from desktop_chat.models import (
     ChangeEvent,
-    ChatMember,
-    ChatRemoved,
+    ChatId,
     ChatSummary,
-    ChatUpserted,
-    DeliveryState,
-    MemberRemoved,
-    MemberUpserted,
     Message,
     MessageId,
+    MessagePage,
     MessageUpserted,
-    ProfileUpserted,
-    SessionId,
     UserId,
 )
-from desktop_chat.sync.outbox import OutboxEntry
-
-if TYPE_CHECKING:
-    from desktop_chat.dal.chat_store import ChatStore
-
-log = logging.getLogger(__name__)
+from desktop_chat.sync.lifecycle import Discarded, Failed, PendingEvent, Retried, Sent, Submitted
 
 PAGE = 50
 FRAME_INTERVAL = 0.016  # seconds live changes are collected before the views hear of them (a 60 Hz frame)
@@ -62,57 +45,88 @@ GAP_GRACE = 1.0  # seconds to let realtime close a gap by itself before back-fil
 WATCHED_CHATS = 20  # chats whose typing and presence are followed
 
 
-def _listeners_call(listeners: Iterable[object], *args: object) -> None:
-    for listener in list(listeners):
-        try:
-            listener(*args)  # type: ignore[operator]
-        except Exception:  # a view's bug must not stop the data layer
-            log.exception("listener failed")
+class Spawner(Protocol):
+    """Runs background work (the signed-in user's ``TaskGroup``)."""
+
+    def spawn(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]: ...
+
+
+class LiveReads(Protocol):
+    """What live sync reads (``Reads``)."""
+
+    async def recent_chats(self) -> list[ChatSummary]: ...
+
+    async def message_window(self, chat_id: ChatId, newest: int | None = None) -> tuple[Message, ...]: ...
+
+    async def messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = PAGE) -> MessagePage: ...
+
+    async def load_chat_list(self) -> list[ChatSummary]: ...
+
+    async def changes_since(self, chat_id: ChatId, after_rev: int, limit: int) -> list[Message]: ...
+
+
+class PendingRows(Protocol):
+    """This user's messages not yet confirmed (the ``Sender``, their one owner)."""
+
+    def unsent(self, chat_id: ChatId) -> Sequence[Message]: ...
+
+    def confirm(self, messages: Iterable[Message]) -> None: ...
+
+
+WatchChats = Callable[[Sequence[ChatId]], Awaitable[None]]
 
 
 class LiveSync:
-    def __init__(self, store: ChatStore, *, frame_interval: float) -> None:
-        self._store = store
+    """The live chat list and timelines of one signed-in user.
+
+    Args:
+        me: The signed-in user.
+        cache: The typed cache (changes are written there first).
+        reads: Windows, pages and the server's answers.
+        tasks: Where background work runs.
+        pending: This user's unconfirmed messages.
+        on_incoming: Told of each message from someone else as it arrives live.
+        watch_chats: Follows typing and presence in these chats (None without realtime).
+        frame_interval: How long live changes are collected before the views hear of them.
+    """
+
+    def __init__(
+        self,
+        me: UserId,
+        *,
+        cache: TieredCache,
+        reads: LiveReads,
+        tasks: Spawner,
+        pending: PendingRows,
+        on_incoming: MessageListener,
+        watch_chats: WatchChats | None = None,
+        frame_interval: float = FRAME_INTERVAL,
+    ) -> None:
+        self._me = me
+        self._cache = cache
+        self._reads = reads
+        self._tasks = tasks
+        self._pending = pending
+        self._on_incoming = on_incoming
+        self._watch_chats = watch_chats
         self._frame = frame_interval
         self.chat_list: ChatList = new_chat_list()
-        self._me: UserId | None = None
-        self._timelines: dict[SessionId, Timeline] = {}
-        self._oldest_loaded: dict[SessionId, int | None] = {}
-        self._has_older: dict[SessionId, bool] = {}
-        self._cursors: dict[SessionId, RevCursor] = {}
-        self._unsent: dict[SessionId, dict[MessageId, Message]] = defaultdict(dict)
+        self._timelines: dict[ChatId, Timeline] = {}
+        self._oldest_loaded: dict[ChatId, int | None] = {}
+        self._has_older: dict[ChatId, bool] = {}
+        self._cursors: dict[ChatId, RevCursor] = {}
         self._inbox: list[ChangeEvent] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self._last_flush = -math.inf  # loop time of the last batch of realtime changes
         self._apply_lock = asyncio.Lock()
-        self._gap_chats: set[SessionId] = set()
+        self._gap_chats: set[ChatId] = set()
         self._gap_task: asyncio.Task[None] | None = None
         self._list_tickets = 0
         self._shown_ticket = 0
         self._recent_dirty = False
         self._recent_writer: asyncio.Task[None] | None = None
-        self._typing_listeners: list[UsersListener] = []
-        self._presence_listeners: list[UsersListener] = []
-        self._incoming_listeners: list[MessageListener] = []
-        self._typing: dict[SessionId, frozenset[UserId]] = {}
-        self._online: dict[SessionId, frozenset[UserId]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------
-    def reset_for_user(self, user: UserId) -> None:
-        self._me = user
-        self.chat_list.reset([])
-        for timeline in self._timelines.values():
-            timeline.reset([])
-        self._timelines.clear()
-        self._oldest_loaded.clear()
-        self._has_older.clear()
-        self._cursors.clear()
-        self._unsent.clear()
-        self._inbox.clear()
-        self._gap_chats.clear()
-        self._typing.clear()
-        self._online.clear()
-
     async def stop(self) -> None:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
@@ -127,38 +141,18 @@ class LiveSync:
     def clear_cursors(self) -> None:
         self._cursors.clear()
 
-    def _user(self) -> UserId:
-        if self._me is None:
-            raise NotSignedIn("You are not signed in.")
-        return self._me
+    # --- what reducers may look at (changes.ViewState) ----------------------------------------------
+    def row(self, chat_id: ChatId) -> ChatSummary | None:
+        return self.chat_list.get(chat_id)
 
-    # --- listeners ---------------------------------------------------------------------------------
-    def subscribe_typing(self, listener: UsersListener) -> Unsubscribe:
-        """Who types where; a new listener first hears the current state of every chat."""
-        self._typing_listeners.append(listener)
-        for session_id, users in list(self._typing.items()):
-            listener(session_id, users)
-        return lambda: self._typing_listeners.remove(listener) if listener in self._typing_listeners else None
+    def open_chats(self) -> Collection[ChatId]:
+        return self._timelines.keys()
 
-    def subscribe_presence(self, listener: UsersListener) -> Unsubscribe:
-        """Who is online where; a new listener first hears the current state of every chat."""
-        self._presence_listeners.append(listener)
-        for session_id, users in list(self._online.items()):
-            listener(session_id, users)
-        return lambda: self._presence_listeners.remove(listener) if listener in self._presence_listeners else None
-
-    def subscribe_incoming(self, listener: MessageListener) -> Unsubscribe:
-        self._incoming_listeners.append(listener)
-        return lambda: self._incoming_listeners.remove(listener) if listener in self._incoming_listeners else None
-
-    def typing_changed(self, session_id: SessionId, users: frozenset[UserId]) -> None:
-        others = users - {self._me} if self._me else users
-        self._typing[session_id] = others
-        _listeners_call(self._typing_listeners, session_id, others)
-
-    def presence_changed(self, session_id: SessionId, users: frozenset[UserId]) -> None:
-        self._online[session_id] = users
-        _listeners_call(self._presence_listeners, session_id, users)
+    def loaded(self, chat_id: ChatId) -> tuple[Sequence[Message], int | None] | None:
+        timeline = self._timelines.get(chat_id)
+        if timeline is None:
+            return None
+        return timeline.rows, self._oldest_loaded.get(chat_id)
 
     # --- the chat list -----------------------------------------------------------------------------
     def begin_chat_list_load(self) -> int:
@@ -176,33 +170,59 @@ class LiveSync:
         self._shown_ticket = ticket
         merged = []
         for summary in chats:
-            current = self.chat_list.get(summary.session.id)
-            if current is not None and current.session.last_rev > summary.session.last_rev:
+            current = self.chat_list.get(summary.chat.id)
+            if current is not None and current.chat.last_rev > summary.chat.last_rev:
                 summary = current  # a live update is newer than what the load read
             merged.append(summary)
         self.chat_list.reset(merged)
-        realtime = self._store.realtime
-        if realtime is not None:
-            watched = [row.session.id for row in self.chat_list.rows[:WATCHED_CHATS]]
-            self._store.spawn(realtime.watch_chats(watched), "watch-chats")
+        if self._watch_chats is not None:
+            watched = [row.chat.id for row in self.chat_list.rows[:WATCHED_CHATS]]
+            self._tasks.spawn(self._watch_chats(watched), "watch-chats")
+
+    async def refresh_chats(self) -> list[ChatSummary]:
+        """Show the recent chats (cached, or loaded once)."""
+        ticket = self.begin_chat_list_load()
+        chats = await self._reads.recent_chats()
+        self.show_chats(chats, ticket)
+        return chats
+
+    async def reload_chats(self) -> list[ChatSummary]:
+        """Load the chat list from Supabase (not the cache: a chat appeared or went away), show it and
+        write it through."""
+        ticket = self.begin_chat_list_load()
+        chats = await self._reads.load_chat_list()
+        self.show_chats(chats, ticket)
+        self._write_recent()
+        return chats
+
+    def _write_recent(self) -> None:
+        """Write the chat list through to the cache; one writer, always the latest rows."""
+        self._recent_dirty = True
+        if self._recent_writer is None or self._recent_writer.done():
+            self._recent_writer = self._tasks.spawn(self._recent_writer_loop(), "write-recent")
+
+    async def _recent_writer_loop(self) -> None:
+        while self._recent_dirty:
+            self._recent_dirty = False
+            await self._cache.set_recent(self._me, list(self.chat_list.rows))
 
     # --- timelines ---------------------------------------------------------------------------------
-    async def open_timeline(self, session_id: SessionId) -> Timeline:
-        timeline = self._timelines.get(session_id)
+    async def open_timeline(self, chat_id: ChatId) -> Timeline:
+        timeline = self._timelines.get(chat_id)
         if timeline is None:
             timeline = new_timeline()
-            self._timelines[session_id] = timeline
+            self._timelines[chat_id] = timeline
         # The view shows one page. The whole window is read only to start the chat's cursor (its newest rev
         # may be on an older message that was edited); once the cursor exists, the page is enough.
-        known = session_id in self._cursors
-        window = await self._store.message_window(session_id, PAGE if known else None)
-        self._ensure_cursor(session_id, window)
+        known = chat_id in self._cursors
+        window = await self._reads.message_window(chat_id, PAGE if known else None)
+        self._ensure_cursor(chat_id, window)
         page = window[-PAGE:]
         oldest = page[0].seq if page else None
-        self._oldest_loaded[session_id] = oldest
-        self._has_older[session_id] = bool(oldest and oldest > 1)
+        self._oldest_loaded[chat_id] = oldest
+        self._has_older[chat_id] = bool(oldest and oldest > 1)
         rows: dict[MessageId, Message] = {m.id: m for m in page}
-        for local in self._unsent.get(session_id, {}).values():
+        for local in self._pending.unsent(chat_id):
             rows.setdefault(local.id, local)
         # Keep rows a live change already brought in that are newer than the window's copy.
         for existing in timeline.rows:
@@ -211,107 +231,85 @@ class LiveSync:
                 rows[existing.id] = kept
         timeline.reset(rows.values())
         # The window may come from a cache written in an earlier run: catch up on what changed since.
-        self._store.spawn(self.backfill_chat(session_id), "backfill-on-open")
+        self._tasks.spawn(self.backfill_chat(chat_id), "backfill-on-open")
         return timeline
 
-    def close_timeline(self, session_id: SessionId) -> None:
-        self._timelines.pop(session_id, None)
-        self._oldest_loaded.pop(session_id, None)
-        self._has_older.pop(session_id, None)
+    def close_timeline(self, chat_id: ChatId) -> None:
+        self._timelines.pop(chat_id, None)
+        self._oldest_loaded.pop(chat_id, None)
+        self._has_older.pop(chat_id, None)
 
-    def has_older(self, session_id: SessionId) -> bool:
-        return self._has_older.get(session_id, False)
+    def has_older(self, chat_id: ChatId) -> bool:
+        return self._has_older.get(chat_id, False)
 
-    async def load_older(self, session_id: SessionId) -> int:
-        timeline = self._timelines.get(session_id)
-        oldest = self._oldest_loaded.get(session_id)
+    async def load_older(self, chat_id: ChatId) -> int:
+        timeline = self._timelines.get(chat_id)
+        oldest = self._oldest_loaded.get(chat_id)
         if timeline is None or not oldest or oldest <= 1:
             return 0
-        page = await self._store.messages(session_id, before_seq=oldest, limit=PAGE)
-        if self._timelines.get(session_id) is not timeline:
+        page = await self._reads.messages(chat_id, before_seq=oldest, limit=PAGE)
+        if self._timelines.get(chat_id) is not timeline:
             return 0  # closed meanwhile
         timeline.upsert_many(page.messages)
         if page.messages:
-            self._oldest_loaded[session_id] = page.messages[0].seq
-        self._has_older[session_id] = page.has_more
+            self._oldest_loaded[chat_id] = page.messages[0].seq
+        self._has_older[chat_id] = page.has_more
         return len(page.messages)
 
-    def _ensure_cursor(self, session_id: SessionId, window: Sequence[Message]) -> RevCursor:
+    def _ensure_cursor(self, chat_id: ChatId, window: Sequence[Message]) -> RevCursor:
         """The chat's cursor, starting from the window's newest rev.
 
         That is safe because the cached window is only ever loaded whole from Supabase or extended by
         changes that arrived in rev order; changes with revs between the window's newest and the chat's
         newest can only touch messages older than the window, which the cache does not hold.
         """
-        cursor = self._cursors.get(session_id)
+        cursor = self._cursors.get(chat_id)
         if cursor is None:
             cursor = RevCursor(max_rev(window))
-            self._cursors[session_id] = cursor
+            self._cursors[chat_id] = cursor
         return cursor
 
-    # --- local (outbox) rows -----------------------------------------------------------------------
-    def remember_unsent(self, entries: Sequence[OutboxEntry]) -> None:
-        for entry in entries:
-            self._unsent[entry.session_id][entry.id] = entry.as_message()
+    # --- this user's pending messages (the sender's lifecycle events) -------------------------------
+    def on_pending(self, event: PendingEvent) -> None:
+        """Show what the sender announces. The server's answer to a send goes to the views only, not
+        into the cache: its rev may be ahead of changes realtime has not delivered yet, and the cache only
+        takes changes in rev order (the realtime echo of this very row brings it there)."""
+        match event:
+            case Submitted(message) | Retried(message) | Failed(message):
+                self._show_local(message)
+            case Sent(message):
+                self._show_messages({message.chat_id: [message]}, from_stream=False)
+                self._write_recent()
+            case Discarded(message):
+                self._forget_local(message.chat_id, message.id)
+            case _:
+                pass  # Sending and Confirmed change nothing on screen
 
-    def show_local(self, message: Message) -> None:
+    def _show_local(self, message: Message) -> None:
         """A pending or failed row of ours: shown until the confirmed row replaces it."""
-        self._unsent[message.session_id][message.id] = message
-        timeline = self._timelines.get(message.session_id)
+        timeline = self._timelines.get(message.chat_id)
         if timeline is not None:
             current = timeline.get(message.id)
             if current is None or current.rev is None:
                 timeline.upsert(message)
 
-    def local_message(self, message: Message) -> None:
-        """The sender's word on one of our messages.
-
-        A confirmation goes to the views at once but not into the cache: its rev may be ahead of changes
-        realtime has not delivered yet, and the cache only takes changes in rev order (the realtime echo
-        of this very row brings it there).
-        """
-        if message.delivery is DeliveryState.SENT:
-            self._unsent[message.session_id].pop(message.id, None)
-            self._store.spawn(self.apply_now([MessageUpserted(message=message)], source="local"), "apply-sent")
-        else:
-            self.show_local(message)
-
-    def forget_local(self, session_id: SessionId, message_id: MessageId) -> None:
-        self._unsent[session_id].pop(message_id, None)
-        timeline = self._timelines.get(session_id)
+    def _forget_local(self, chat_id: ChatId, message_id: MessageId) -> None:
+        timeline = self._timelines.get(chat_id)
         if timeline is not None:
             current = timeline.get(message_id)
             if current is not None and current.rev is None:
                 timeline.remove(message_id)
 
-    def _own_membership(self, row: ChatSummary, member: ChatMember) -> ChatSummary | None:
-        """The chat's row after our membership row changed; None when only a reload can tell."""
-        updates: dict[str, object] = {}
-        if member.role != row.role:
-            updates["role"] = member.role
-        if member.last_read_seq > row.last_read_seq:
-            timeline = self._timelines.get(row.session.id)
-            oldest = self._oldest_loaded.get(row.session.id)
-            if member.last_read_seq >= row.session.last_seq:
-                unread = 0
-            elif timeline is not None and oldest is not None and oldest <= member.last_read_seq + 1:
-                unread = unread_after(timeline.rows, member.last_read_seq, self._user())
-            else:
-                return None
-            updates["last_read_seq"] = member.last_read_seq
-            updates["unread_count"] = unread
-        return row.model_copy(update=updates) if updates else row
-
     # --- reading position --------------------------------------------------------------------------
-    def mark_read_locally(self, session_id: SessionId, seq: int) -> bool:
-        row = self.chat_list.get(session_id)
+    def mark_read_locally(self, chat_id: ChatId, seq: int) -> bool:
+        row = self.chat_list.get(chat_id)
         if row is None or seq <= row.last_read_seq:
             return False
-        timeline = self._timelines.get(session_id)
+        timeline = self._timelines.get(chat_id)
         if timeline is not None:
-            remaining = unread_after(timeline.rows, seq, self._user())
+            remaining = unread_after(timeline.rows, seq, self._me)
         else:
-            remaining = 0 if seq >= row.session.last_seq else row.unread_count
+            remaining = 0 if seq >= row.chat.last_seq else row.unread_count
         self.chat_list.upsert(summary_read_up_to(row, seq, remaining))
         self._write_recent()
         return True
@@ -331,102 +329,46 @@ class LiveSync:
         self._last_flush = asyncio.get_running_loop().time()
         events, self._inbox = self._inbox, []
         if events:
-            self._store.spawn(self.apply_now(events), "apply-changes")
+            self._tasks.spawn(self.apply_now(events), "apply-changes")
 
-    async def apply_now(self, events: Sequence[ChangeEvent], *, source: str = "realtime") -> None:
-        """Apply changes now. ``source`` is "realtime" (in commit order), "backfill" (everything above
-        a cursor, authoritative) or "local" (an answer to our own request: views only)."""
+    async def apply_now(self, events: Sequence[ChangeEvent]) -> None:
+        """Apply changes now, as realtime brings them (in commit order)."""
         async with self._apply_lock:
-            await self._apply(events, source=source)
+            await self._apply(events, realtime=True)
 
-    async def _apply(self, events: Sequence[ChangeEvent], *, source: str) -> None:
-        me = self._user()
-        messages: dict[SessionId, list[Message]] = defaultdict(list)
-        drop: set[SessionId] = set()
-        forget_details: set[SessionId] = set()
-        reload_list = False
-        for event in events:
-            if isinstance(event, MessageUpserted):
-                messages[event.message.session_id].append(event.message)
-            elif isinstance(event, ChatUpserted):
-                session = event.session
-                row = self.chat_list.get(session.id)
-                if session.deleted:
-                    drop.add(session.id)
-                elif row is None:
-                    reload_list = True  # a chat we did not know: we were just added to it
-                else:
-                    if details_changed(row.session, session):
-                        forget_details.add(session.id)
-                    self.chat_list.upsert(summary_with_session(row, session))
-            elif isinstance(event, ChatRemoved):
-                drop.add(event.session_id)
-            elif isinstance(event, MemberUpserted):
-                member = event.member
-                row = self.chat_list.get(member.session_id)
-                if member.user_id == me and row is None:
-                    reload_list = True
-                elif member.user_id == me and row is not None:
-                    # Our own membership changed: read on another device, or made owner.
-                    updated = self._own_membership(row, member)
-                    if updated is None:
-                        reload_list = True  # cannot work out the unread count here: ask Supabase
-                    elif updated != row:
-                        self.chat_list.upsert(updated)
-                        forget_details.add(member.session_id)
-                else:
-                    forget_details.add(member.session_id)
-            elif isinstance(event, MemberRemoved):
-                if event.user_id == me:
-                    drop.add(event.session_id)
-                else:
-                    forget_details.add(event.session_id)
-            elif isinstance(event, ProfileUpserted):
-                forget_details.update(self._timelines)
+    async def _apply(self, events: Sequence[ChangeEvent], *, realtime: bool) -> None:
+        batch = reduce(events, ChangeBatch(self._me, self, self._cursors, realtime=realtime))
+        # The chat-list rows go in at once: they were reduced from the list as it is now, and the list may
+        # change while the cache is written (the answer to a send, say), which they must not overwrite.
+        if batch.rows:
+            with self.chat_list.batch():
+                for row in batch.rows.values():
+                    self.chat_list.upsert(row)
+        await write_cache(batch, self._cache)
+        self._show(batch)
 
-        gaps = await self._apply_messages(messages, me, source=source)
-        for session_id in forget_details - drop:
-            await self._forget_details(session_id)
-        for session_id in drop:
-            await self.drop_chat(session_id)
-        if messages or forget_details:
+    def _show(self, batch: ChangeBatch) -> None:
+        self._show_messages(batch.messages, from_stream=True)
+        for chat_id in batch.drop:
+            self._drop_views(chat_id)
+        if batch.messages or batch.forget_details:
             self._write_recent()
-        if reload_list:
-            self._store.spawn(self.reload_chats(), "reload-chats")
-        if gaps:
-            self._gap_chats.update(gaps)
+        if batch.reload_list:
+            self._tasks.spawn(self.reload_chats(), "reload-chats")
+        if batch.gaps:
+            self._gap_chats.update(batch.gaps)
             if self._gap_task is None or self._gap_task.done():
                 self._gap_task = asyncio.get_running_loop().create_task(self._close_gaps())
 
-    async def _apply_messages(
-        self, by_chat: dict[SessionId, list[Message]], me: UserId, *, source: str
-    ) -> set[SessionId]:
-        gaps: set[SessionId] = set()
-        cache = self._store.cache
-        # 1. The cache, one atomic append per chat, and only from changes known to be in rev order.
-        for session_id, incoming in by_chat.items():
-            incoming.sort(key=lambda m: m.rev or 0)
-            if source == "local":
-                continue
-            cursor = self._cursors.get(session_id)
-            gap = False
-            if cursor is not None and source == "realtime":
-                for message in incoming:
-                    if message.rev is not None and cursor.observe(message.rev):
-                        gap = True
-            confirmed = [m for m in incoming if m.seq is not None]
-            if gap:
-                # Something was missed: the cached window can no longer be trusted until a back-fill.
-                gaps.add(session_id)
-                await cache.invalidate(me, KeyKind.MSGS, session_id)
-            elif confirmed and await cache.append_messages(me, session_id, confirmed) is AppendResult.GAP:
-                gaps.add(session_id)
-        # 2. The views.
+    def _show_messages(self, by_chat: Mapping[ChatId, Sequence[Message]], *, from_stream: bool) -> None:
+        """Messages into the open timelines and the chat list; ``from_stream``: they came through the
+        ordered change stream, which confirms this user's sent ones."""
+        me = self._me
         with self.chat_list.batch():
-            for session_id, incoming in by_chat.items():
-                row = self.chat_list.get(session_id)
-                timeline = self._timelines.get(session_id)
-                oldest = self._oldest_loaded.get(session_id)
+            for chat_id, incoming in by_chat.items():
+                row = self.chat_list.get(chat_id)
+                timeline = self._timelines.get(chat_id)
+                oldest = self._oldest_loaded.get(chat_id)
                 if timeline is not None:
                     with timeline.batch():
                         for message in incoming:
@@ -435,103 +377,75 @@ class LiveSync:
                             kept = newer_message(timeline.get(message.id), message)
                             if kept is not None:
                                 timeline.upsert(kept)
-                for message in incoming:
-                    self._unsent[session_id].pop(message.id, None)
+                if from_stream:
+                    self._pending.confirm(incoming)
                 if row is None:
                     continue
                 for message in sorted(incoming, key=lambda m: m.seq or 0):
-                    before = row.session.last_seq
+                    # New to this row: beyond the newest message it showed. (Not beyond chat.last_seq: the
+                    # chat row's update, which moves that counter, is pushed before the message itself.)
+                    known = row.last_message.seq if row.last_message is not None else None
                     row = summary_with_message(row, message, me)
                     if (
                         message.seq is not None
-                        and message.seq > before
+                        and message.seq > (known or 0)
                         and message.sender_id != me
                         and not message.deleted
                     ):
-                        _listeners_call(self._incoming_listeners, message)
+                        self._on_incoming(message)
                 self.chat_list.upsert(row)
-        return gaps
 
-    def _write_recent(self) -> None:
-        """Write the chat list through to the cache; one writer, always the latest rows."""
-        if self._me is None:
-            return
-        self._recent_dirty = True
-        if self._recent_writer is None or self._recent_writer.done():
-            self._recent_writer = self._store.spawn(self._recent_writer_loop(), "write-recent")
-
-    async def _recent_writer_loop(self) -> None:
-        while self._recent_dirty and self._me is not None:
-            self._recent_dirty = False
-            await self._store.cache.set_recent(self._me, list(self.chat_list.rows))
-
-    async def _forget_details(self, session_id: SessionId) -> None:
-        await self._store.cache.invalidate(self._user(), KeyKind.CHAT, session_id)
-
-    async def drop_chat(self, session_id: SessionId) -> None:
+    async def drop_chat(self, chat_id: ChatId) -> None:
         """The chat is gone for this user (left, removed, deleted): out of every view and the cache."""
-        await self._store.cache.invalidate_chat(self._user(), session_id)
-        self.chat_list.remove(session_id)
-        timeline = self._timelines.get(session_id)
+        await self._cache.invalidate_chat(self._me, chat_id)
+        self._drop_views(chat_id)
+
+    def _drop_views(self, chat_id: ChatId) -> None:
+        self.chat_list.remove(chat_id)
+        timeline = self._timelines.get(chat_id)
         if timeline is not None:
             timeline.reset([])
-        self.close_timeline(session_id)
-        self._cursors.pop(session_id, None)
+        self.close_timeline(chat_id)
+        self._cursors.pop(chat_id, None)
         self._write_recent()
 
     # --- back-fill ---------------------------------------------------------------------------------
     async def _close_gaps(self) -> None:
         await asyncio.sleep(GAP_GRACE)  # realtime usually closes the gap by itself within this time
         while self._gap_chats:
-            session_id = self._gap_chats.pop()
-            cursor = self._cursors.get(session_id)
+            chat_id = self._gap_chats.pop()
+            cursor = self._cursors.get(chat_id)
             if cursor is not None and cursor.has_gap:
                 with contextlib.suppress(BackendUnavailable):
-                    await self.backfill_chat(session_id)
-
-    async def reload_chats(self) -> list[ChatSummary]:
-        """Load the chat list from Supabase (not the cache: a chat appeared or went away), show it and
-        write it through."""
-        store = self._store
-        ticket = self.begin_chat_list_load()
-        chats = await store.call_backend(
-            "recent_chats", lambda: store.backend.fetch_recent_chats(store.settings.cache_max_chats_per_user)
-        )
-        self.show_chats(chats, ticket)
-        self._write_recent()
-        return chats
+                    await self.backfill_chat(chat_id)
 
     async def backfill_all(self) -> None:
         """After every subscribe: reload the chat list, and fetch every known chat's changes since its cursor."""
-        me = self._user()
-        store = self._store
         chats = await self.reload_chats()
-        visible = {summary.session.id for summary in chats}
-        for session_id in list(self._cursors):
-            if session_id not in visible:
-                await self.drop_chat(session_id)
+        visible = {summary.chat.id for summary in chats}
+        for chat_id in list(self._cursors):
+            if chat_id not in visible:
+                await self.drop_chat(chat_id)
         # Chats whose window is cached (maybe by an earlier run) get a cursor, so they catch up too.
-        for session_id in await store.cache.cached_chats(me):
-            if session_id in visible and session_id not in self._cursors:
-                cached = await store.cache.get_messages(me, session_id)
+        for chat_id in await self._cache.cached_chats(self._me):
+            if chat_id in visible and chat_id not in self._cursors:
+                cached = await self._cache.get_messages(self._me, chat_id)
                 if cached is not None:
-                    self._ensure_cursor(session_id, cached.value)
-        for session_id in list(self._cursors):
-            await self.backfill_chat(session_id)
+                    self._ensure_cursor(chat_id, cached.value)
+        for chat_id in list(self._cursors):
+            await self.backfill_chat(chat_id)
 
-    async def backfill_chat(self, session_id: SessionId) -> int:
+    async def backfill_chat(self, chat_id: ChatId) -> int:
         """Apply every change of the chat above its cursor. Returns how many rows came."""
-        cursor = self._cursors.get(session_id)
+        cursor = self._cursors.get(chat_id)
         if cursor is None:
             return 0
         total = 0
         while True:
-            after = cursor.value
-            rows = await self._store.call_backend(
-                "messages_since", partial(self._store.backend.fetch_messages_since, session_id, after, BACKFILL_BATCH)
-            )
+            rows = await self._reads.changes_since(chat_id, cursor.value, BACKFILL_BATCH)
             if rows:
-                await self.apply_now([MessageUpserted(message=m) for m in rows], source="backfill")
+                async with self._apply_lock:
+                    await self._apply([MessageUpserted(message=m) for m in rows], realtime=False)
                 cursor.backfilled(max(m.rev or 0 for m in rows))
                 total += len(rows)
             if len(rows) < BACKFILL_BATCH:

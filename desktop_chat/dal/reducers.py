@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from desktop_chat.models import (
-    ChatSession,
+    Chat,
+    ChatMember,
     ChatSummary,
     DeliveryState,
     Message,
@@ -62,45 +63,45 @@ def summary_with_message(summary: ChatSummary, message: Message, me: UserId) -> 
     """The recent-chats row after a confirmed message of its chat was inserted or changed."""
     if message.seq is None:
         return summary
-    session = summary.session
+    chat = summary.chat
     last = summary.last_message
     updates: dict[str, object] = {}
     if last is None or message.seq > (last.seq or 0):
-        # New to this row: beyond the newest message it knew. (Not beyond session.last_seq: the chat
+        # New to this row: beyond the newest message it knew. (Not beyond chat.last_seq: the chat
         # row's update, which moves that counter, is pushed before the message itself.)
         updates["last_message"] = message
-        session_updates: dict[str, object] = {"last_seq": max(session.last_seq, message.seq)}
+        chat_updates: dict[str, object] = {"last_seq": max(chat.last_seq, message.seq)}
         if message.rev is not None:
-            session_updates["last_rev"] = max(session.last_rev, message.rev)
-        if session.last_message_at is None or message.created_at > session.last_message_at:
-            session_updates["last_message_at"] = message.created_at
-        updates["session"] = session.model_copy(update=session_updates)
+            chat_updates["last_rev"] = max(chat.last_rev, message.rev)
+        if chat.last_message_at is None or message.created_at > chat.last_message_at:
+            chat_updates["last_message_at"] = message.created_at
+        updates["chat"] = chat.model_copy(update=chat_updates)
         if message.sender_id != me and not message.deleted and message.seq > summary.last_read_seq:
             updates["unread_count"] = summary.unread_count + 1
     elif last.id == message.id:
         kept = newer_message(last, message)
         if kept is not None:
             updates["last_message"] = kept
-    if message.rev is not None and message.rev > session.last_rev and "session" not in updates:
-        updates["session"] = session.model_copy(update={"last_rev": message.rev})
+    if message.rev is not None and message.rev > chat.last_rev and "chat" not in updates:
+        updates["chat"] = chat.model_copy(update={"last_rev": message.rev})
     return summary.model_copy(update=updates) if updates else summary
 
 
-def summary_with_session(summary: ChatSummary, session: ChatSession) -> ChatSummary:
+def summary_with_chat(summary: ChatSummary, chat: Chat) -> ChatSummary:
     """The recent-chats row after its chat row changed (renamed, counters moved)."""
-    current = summary.session
-    if session.last_rev < current.last_rev or session.last_seq < current.last_seq:
+    current = summary.chat
+    if chat.last_rev < current.last_rev or chat.last_seq < current.last_seq:
         # An older image of the row (a push that raced a newer message): keep the newer counters.
-        session = session.model_copy(
+        chat = chat.model_copy(
             update={
-                "last_rev": max(session.last_rev, current.last_rev),
-                "last_seq": max(session.last_seq, current.last_seq),
-                "last_message_at": current.last_message_at or session.last_message_at,
+                "last_rev": max(chat.last_rev, current.last_rev),
+                "last_seq": max(chat.last_seq, current.last_seq),
+                "last_message_at": current.last_message_at or chat.last_message_at,
             }
         )
-    if session == current:
+    if chat == current:
         return summary
-    return summary.model_copy(update={"session": session})
+    return summary.model_copy(update={"chat": chat})
 
 
 def summary_read_up_to(summary: ChatSummary, seq: int, unread_after: int) -> ChatSummary:
@@ -119,6 +120,29 @@ def unread_after(messages: Iterable[Message], read_seq: int, me: UserId) -> int:
     )
 
 
-def details_changed(before: ChatSession, after: ChatSession) -> bool:
+def summary_after_own_membership(
+    row: ChatSummary, member: ChatMember, loaded: tuple[Sequence[Message], int | None] | None, me: UserId
+) -> ChatSummary | None:
+    """The chat's row after our own membership row changed (role, read position); None when only a reload
+    of the chat list can tell the unread count.
+
+    ``loaded``: the chat's open timeline (its rows and the oldest ``seq`` it loaded), if it is open.
+    """
+    updates: dict[str, object] = {}
+    if member.role != row.role:
+        updates["role"] = member.role
+    if member.last_read_seq > row.last_read_seq:
+        if member.last_read_seq >= row.chat.last_seq:
+            unread = 0
+        elif loaded is not None and loaded[1] is not None and loaded[1] <= member.last_read_seq + 1:
+            unread = unread_after(loaded[0], member.last_read_seq, me)
+        else:
+            return None
+        updates["last_read_seq"] = member.last_read_seq
+        updates["unread_count"] = unread
+    return row.model_copy(update=updates) if updates else row
+
+
+def details_changed(before: Chat, after: Chat) -> bool:
     """Whether a chat change touched what the chat's details show (title, deletion), not just counters."""
     return before.title != after.title or before.deleted_at != after.deleted_at

@@ -15,9 +15,9 @@ from desktop_chat.models.changes import (
     ProfileUpserted,
 )
 from desktop_chat.models.entities import (
+    Chat,
     ChatDetails,
     ChatMember,
-    ChatSession,
     ChatSummary,
     DeliveryState,
     MemberRole,
@@ -25,7 +25,7 @@ from desktop_chat.models.entities import (
     MessagePage,
     Profile,
 )
-from desktop_chat.models.ids import MessageId, SessionId, UserId, new_message_id, new_session_id
+from desktop_chat.models.ids import ChatId, MessageId, UserId, new_chat_id, new_message_id
 from desktop_chat.models.limits import (
     MAX_DISPLAY_NAME_CHARS,
     MAX_MESSAGE_CHARS,
@@ -40,10 +40,11 @@ __all__ = [
     "MAX_MESSAGE_CHARS",
     "MAX_TITLE_CHARS",
     "ChangeEvent",
+    "Chat",
     "ChatDetails",
+    "ChatId",
     "ChatMember",
     "ChatRemoved",
-    "ChatSession",
     "ChatSummary",
     "ChatUpserted",
     "DeliveryState",
@@ -56,10 +57,9 @@ __all__ = [
     "MessageUpserted",
     "Profile",
     "ProfileUpserted",
-    "SessionId",
     "UserId",
+    "new_chat_id",
     "new_message_id",
-    "new_session_id",
     "validate_display_name",
     "validate_message_text",
     "validate_title",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from desktop_chat.models.entities import ChatMember, ChatSession, Message, Profile
-from desktop_chat.models.ids import SessionId, UserId
+from desktop_chat.models.entities import Chat, ChatMember, Message, Profile
+from desktop_chat.models.ids import ChatId, UserId
 
 
 class _Event(BaseModel):
@@ -25,13 +25,13 @@ class MessageUpserted(_Event):
 class ChatUpserted(_Event):
     """A chat was created, renamed, soft-deleted or got a new message (its counters moved)."""
 
-    session: ChatSession
+    chat: Chat
 
 
 class ChatRemoved(_Event):
     """A chat is gone for this user: deleted, or the user is no longer a member."""
 
-    session_id: SessionId
+    chat_id: ChatId
 
 
 class MemberUpserted(_Event):
@@ -39,7 +39,7 @@ class MemberUpserted(_Event):
 
 
 class MemberRemoved(_Event):
-    session_id: SessionId
+    chat_id: ChatId
     user_id: UserId
 
 

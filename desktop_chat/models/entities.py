@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from desktop_chat.models.ids import MessageId, SessionId, UserId
+from desktop_chat.models.ids import ChatId, MessageId, UserId
 
 
 class _Model(BaseModel):
@@ -39,8 +39,10 @@ class Profile(_Model):
     display_name: str = Field(min_length=1, max_length=100)
 
 
-class ChatSession(_Model):
-    id: SessionId
+class Chat(_Model):
+    """A row of ``chat_sessions``: one chat (the table keeps its historical name)."""
+
+    id: ChatId
     title: str = Field(min_length=1, max_length=200)
     created_by: UserId | None = None
     created_at: datetime
@@ -55,8 +57,12 @@ class ChatSession(_Model):
         return self.deleted_at is not None
 
 
+# The column is ``session_id`` (the table names predate "chat"); code says chat_id.
+_CHAT_ID_COLUMN = AliasChoices("chat_id", "session_id")
+
+
 class ChatMember(_Model):
-    session_id: SessionId
+    chat_id: ChatId = Field(validation_alias=_CHAT_ID_COLUMN)
     user_id: UserId
     role: MemberRole = MemberRole.MEMBER
     joined_at: datetime
@@ -68,7 +74,7 @@ class Message(_Model):
     """One message. Confirmed rows have ``seq``/``rev``; pending and failed ones do not yet."""
 
     id: MessageId
-    session_id: SessionId
+    chat_id: ChatId = Field(validation_alias=_CHAT_ID_COLUMN)
     sender_id: UserId | None
     content: str = Field(max_length=8000)
     created_at: datetime
@@ -91,7 +97,7 @@ class Message(_Model):
 class ChatSummary(_Model):
     """One row of the recent-chats list."""
 
-    session: ChatSession
+    chat: Chat
     role: MemberRole
     last_read_seq: int = Field(default=0, ge=0)
     unread_count: int = Field(default=0, ge=0)
@@ -99,19 +105,19 @@ class ChatSummary(_Model):
 
     @property
     def last_activity(self) -> datetime:
-        return self.session.last_message_at or self.session.created_at
+        return self.chat.last_message_at or self.chat.created_at
 
 
 class ChatDetails(_Model):
     """A chat with its members (the "active chat" cache entry)."""
 
-    session: ChatSession
+    chat: Chat = Field(validation_alias=AliasChoices("chat", "session"))  # ``chat_details()`` says "session"
     members: tuple[ChatMember, ...] = ()
 
 
 class MessagePage(_Model):
     """Messages of one chat in ascending ``seq`` order, and whether older ones exist."""
 
-    session_id: SessionId
+    chat_id: ChatId
     messages: tuple[Message, ...] = ()
     has_more: bool = False

@@ -1,7 +1,7 @@
 """Typed ids. All three are UUIDs on the wire; the types keep a chat id from being passed as a user id.
 
 - ``UserId``: ``auth.users.id`` (and ``profiles.id``).
-- ``SessionId``: ``chat_sessions.id``, a chat.
+- ``ChatId``: ``chat_sessions.id``, a chat (the table and its ``session_id`` columns keep their names).
 - ``MessageId``: ``chat_messages.id``. Made by the sending client as a UUIDv7 (time-ordered, so the
   primary key index stays append-mostly) and used as the idempotency key of a send.
 """
@@ -14,7 +14,7 @@ from uuid import UUID
 from uuid_utils.compat import uuid7
 
 UserId = NewType("UserId", UUID)
-SessionId = NewType("SessionId", UUID)
+ChatId = NewType("ChatId", UUID)
 MessageId = NewType("MessageId", UUID)
 
 
@@ -23,6 +23,6 @@ def new_message_id() -> MessageId:
     return MessageId(uuid7())
 
 
-def new_session_id() -> SessionId:
+def new_chat_id() -> ChatId:
     """A fresh UUIDv7 chat id (client-generated so a chat can be created with ``return=minimal``)."""
-    return SessionId(uuid7())
+    return ChatId(uuid7())

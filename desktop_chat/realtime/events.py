@@ -1,74 +1,50 @@
-"""Turn ``postgres_changes`` pushes into domain change events. Pure.
+"""Read ``postgres_changes`` pushes: which row of which table changed, and when it was committed. Pure.
 
 The callback payload of the official client is ``{"data": {"schema", "table", "type", "record",
-"old_record", "commit_timestamp", ...}, "ids": [...]}``. Row values arrive typed as PostgREST renders
-them (uuids and timestamps as strings), and are validated into the same models the read path uses.
+"old_record", "commit_timestamp", ...}, "ids": [...]}``. What a row change *means* (which event, how it is
+applied) is the data layer's change-type table (``desktop_chat.dal.changes``); this module only unpacks.
 """
 
 from __future__ import annotations
 
-import logging
-import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
-import pydantic
 
-from desktop_chat.models import (
-    ChangeEvent,
-    ChatMember,
-    ChatSession,
-    ChatUpserted,
-    MemberRemoved,
-    MemberUpserted,
-    Message,
-    MessageUpserted,
-    Profile,
-    ProfileUpserted,
-    SessionId,
-    UserId,
-)
+@dataclass(frozen=True, slots=True)
+class RowChange:
+    """One changed row of a ``public`` table, as pushed.
 
-log = logging.getLogger(__name__)
-
-TABLES = ("chat_messages", "chat_sessions", "chat_members", "profiles")
-
-
-def parse_change(payload: Mapping[str, object]) -> ChangeEvent | None:
-    """The change event a push describes, or None for one that is irrelevant or malformed.
-
-    Malformed pushes are logged (without their content) and dropped rather than raised: one bad frame
-    must not stop the stream, and back-fill repairs anything missed.
+    ``kind`` is INSERT, UPDATE or DELETE; ``record`` is the new row (inserts and updates), ``old`` the old
+    one (deletes carry only the primary key).
     """
+
+    table: str
+    kind: str
+    record: Mapping[str, object] | None
+    old: Mapping[str, object] | None
+
+
+def row_change(payload: Mapping[str, object]) -> RowChange | None:
+    """The row change a push describes, or None for another schema or a push that is not one."""
     data = payload.get("data", payload)
     if not isinstance(data, Mapping) or data.get("schema") != "public":
         return None
     table = data.get("table")
+    if not isinstance(table, str):
+        return None
     raw_kind = data.get("type", "")
     # The client hands over its own str-Enum here, whose str() is "Class.Member": use the value.
     kind = str(getattr(raw_kind, "value", raw_kind)).upper()
     record = data.get("record")
     old = data.get("old_record")
-    try:
-        if kind in {"INSERT", "UPDATE"} and isinstance(record, Mapping):
-            if table == "chat_messages":
-                return MessageUpserted(message=Message.model_validate(record))
-            if table == "chat_sessions":
-                return ChatUpserted(session=ChatSession.model_validate(record))
-            if table == "chat_members":
-                return MemberUpserted(member=ChatMember.model_validate(record))
-            if table == "profiles":
-                return ProfileUpserted(profile=Profile.model_validate(record))
-        elif kind == "DELETE" and isinstance(old, Mapping) and table == "chat_members":
-            # Deletes carry only the primary key: (session_id, user_id).
-            return MemberRemoved(
-                session_id=SessionId(uuid.UUID(str(old["session_id"]))),
-                user_id=UserId(uuid.UUID(str(old["user_id"]))),
-            )
-    except (pydantic.ValidationError, KeyError, ValueError, TypeError) as error:
-        log.warning("Dropped a malformed %s %s push: %s", table, kind, type(error).__name__)
-        return None
-    return None
+    return RowChange(
+        table=table,
+        kind=kind,
+        record=record if isinstance(record, Mapping) else None,
+        old=old if isinstance(old, Mapping) else None,
+    )
 
 
 def commit_time(payload: Mapping[str, object]) -> float | None:

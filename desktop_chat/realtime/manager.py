@@ -18,7 +18,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -26,8 +26,8 @@ from typing import Any, Protocol
 from realtime import AsyncRealtimeChannel, RealtimePostgresChangesListenEvent, RealtimeSubscribeStates
 from realtime.types import BroadcastPayload, PostgresChangesPayload
 
-from desktop_chat.models import ChangeEvent, SessionId, UserId
-from desktop_chat.realtime.events import TABLES, commit_time, parse_change
+from desktop_chat.models import ChangeEvent, ChatId, UserId
+from desktop_chat.realtime.events import commit_time
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,10 @@ TYPING_EVENT = "typing"
 TYPING_TTL = 6.0  # seconds a "typing" signal lasts unless repeated
 
 
-class LinkState(StrEnum):
-    OFFLINE = "offline"
+class ConnectionState(StrEnum):
+    """The realtime link (what the status bar shows as the connection)."""
+
+    OFFLINE = "offline"  # signed out, or the server cannot be reached
     CONNECTING = "connecting"
     LIVE = "live"
     RECONNECTING = "reconnecting"
@@ -52,9 +54,10 @@ class RealtimeClientLike(Protocol):
 
 
 ChangesListener = Callable[[Sequence[ChangeEvent]], None]
-StateListener = Callable[[LinkState], None]
+PushParser = Callable[[Mapping[str, object]], ChangeEvent | None]
+StateListener = Callable[[ConnectionState], None]
 Backfill = Callable[[], Awaitable[None]]
-UsersListener = Callable[[SessionId, frozenset[UserId]], None]
+UsersListener = Callable[[ChatId, frozenset[UserId]], None]
 
 
 @dataclass
@@ -69,6 +72,8 @@ class RealtimeManager:
 
     Args:
         client: The official async client (its realtime socket is driven from here).
+        tables: The ``public`` tables whose changes the user's channel binds.
+        parse: Turns one push into a change event (None: not one to apply).
         on_changes: Called with each batch of change events, in arrival (commit) order.
         on_state: Called when the link state changes.
         backfill: Awaited after every successful subscribe, and on ``backfill_interval`` while down.
@@ -78,6 +83,8 @@ class RealtimeManager:
     def __init__(
         self,
         client: RealtimeClientLike,
+        tables: Sequence[str],
+        parse: PushParser,
         on_changes: ChangesListener,
         on_state: StateListener,
         backfill: Backfill,
@@ -90,6 +97,8 @@ class RealtimeManager:
         backfill_interval: float = 15.0,
     ) -> None:
         self._client = client
+        self._tables = tuple(tables)
+        self._parse = parse
         self._on_changes = on_changes
         self._on_state = on_state
         self._backfill = backfill
@@ -99,20 +108,20 @@ class RealtimeManager:
         self._subscribe_timeout = subscribe_timeout
         self._max_backoff = max_backoff
         self._backfill_interval = backfill_interval
-        self._state = LinkState.OFFLINE
+        self._state = ConnectionState.OFFLINE
         self._user_id: UserId | None = None
         self._token: str | None = None
         self._channel: AsyncRealtimeChannel | None = None
         self._broken = asyncio.Event()
         self._wake = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
-        self._chats: dict[SessionId, _ChatChannel] = {}
-        self._wanted_chats: list[SessionId] = []
+        self._chats: dict[ChatId, _ChatChannel] = {}
+        self._wanted_chats: list[ChatId] = []
         self.reconnects = 0
         self.last_push_at: float | None = None
 
     @property
-    def state(self) -> LinkState:
+    def state(self) -> ConnectionState:
         return self._state
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -121,7 +130,7 @@ class RealtimeManager:
         await self.stop()
         self._user_id = user_id
         self._token = access_token
-        self._set_state(LinkState.CONNECTING)
+        self._set_state(ConnectionState.CONNECTING)
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise(), name="realtime-supervisor")
 
     async def stop(self) -> None:
@@ -137,17 +146,13 @@ class RealtimeManager:
         await self._teardown()
         self._wanted_chats = []
         self._user_id = None
-        self._set_state(LinkState.OFFLINE)
+        self._set_state(ConnectionState.OFFLINE)
 
     def update_token(self, access_token: str) -> None:
         """A refreshed access token: rebuild the channels with it (rejoining does not refresh it)."""
         if access_token == self._token:
             return
         self._token = access_token
-        self._broken.set()
-
-    def force_reconnect(self) -> None:
-        """Drop the link and build it again now (also used by tests to simulate a dropped socket)."""
         self._broken.set()
 
     # --- supervision -------------------------------------------------------------------------------
@@ -163,16 +168,16 @@ class RealtimeManager:
                 failures += 1
                 log.info("Realtime is not available (%s); retrying", type(error).__name__)
                 await self._teardown()
-                self._set_state(LinkState.RECONNECTING)
+                self._set_state(ConnectionState.RECONNECTING)
                 await self._wait_and_backfill(self._delay(failures))
                 continue
             failures = 0
-            self._set_state(LinkState.LIVE)
+            self._set_state(ConnectionState.LIVE)
             await self._run_backfill()
             await self._broken.wait()
             self.reconnects += 1
             await self._teardown()
-            self._set_state(LinkState.RECONNECTING)
+            self._set_state(ConnectionState.RECONNECTING)
 
     def _delay(self, failures: int) -> float:
         ceiling = min(self._max_backoff, 0.5 * 2.0 ** min(failures, 10))
@@ -209,7 +214,7 @@ class RealtimeManager:
         await realtime.set_auth(self._token)
         await realtime.connect()
         channel = self._client.channel(f"user:{self._user_id}")
-        for table in TABLES:
+        for table in self._tables:
             channel.on_postgres_changes(
                 RealtimePostgresChangesListenEvent.All, callback=self._on_push, table=table, schema="public"
             )
@@ -239,7 +244,7 @@ class RealtimeManager:
         with contextlib.suppress(Exception):
             await realtime.close()
 
-    def _set_state(self, state: LinkState) -> None:
+    def _set_state(self, state: ConnectionState) -> None:
         if state is not self._state:
             self._state = state
             self._on_state(state)
@@ -250,12 +255,12 @@ class RealtimeManager:
             committed = commit_time(payload)
             if committed is not None:
                 self._on_lag(max(now - committed, 0.0))
-        event = parse_change(payload)
+        event = self._parse(payload)
         if event is not None:
             self._on_changes([event])
 
     # --- per-chat ephemeral channels ---------------------------------------------------------------
-    async def watch_chats(self, session_ids: Sequence[SessionId]) -> None:
+    async def watch_chats(self, session_ids: Sequence[ChatId]) -> None:
         """Keep typing/presence channels for exactly these chats."""
         wanted = list(dict.fromkeys(session_ids))  # most important first
         for gone in set(self._wanted_chats) - set(wanted):
@@ -263,50 +268,50 @@ class RealtimeManager:
             if chat is not None:
                 with contextlib.suppress(Exception):
                     await self._client.realtime.remove_channel(chat.channel)
-        added = [session_id for session_id in wanted if session_id not in self._wanted_chats]
+        added = [chat_id for chat_id in wanted if chat_id not in self._wanted_chats]
         self._wanted_chats = wanted
-        if self._state is LinkState.LIVE:
+        if self._state is ConnectionState.LIVE:
             await self._join_chats(added)
 
-    async def _join_chats(self, session_ids: Sequence[SessionId]) -> None:
+    async def _join_chats(self, session_ids: Sequence[ChatId]) -> None:
         """Join several chat channels at once: one slow join must not hold up the others."""
-        await asyncio.gather(*(self._join_chat(session_id) for session_id in session_ids))
+        await asyncio.gather(*(self._join_chat(chat_id) for chat_id in session_ids))
 
-    async def _join_chat(self, session_id: SessionId) -> None:
-        if session_id in self._chats or self._user_id is None:
+    async def _join_chat(self, chat_id: ChatId) -> None:
+        if chat_id in self._chats or self._user_id is None:
             return
         user_id = self._user_id
         channel = self._client.channel(
-            f"chat:{session_id}",
+            f"chat:{chat_id}",
             {"config": {"broadcast": {"ack": False, "self": False}, "presence": {"key": str(user_id)}}},
         )
         chat = _ChatChannel(channel)
-        channel.on_broadcast(TYPING_EVENT, lambda payload: self._on_typing_push(session_id, payload))
-        channel.on_presence_sync(lambda: self._on_presence_sync(session_id))
-        self._chats[session_id] = chat
+        channel.on_broadcast(TYPING_EVENT, lambda payload: self._on_typing_push(chat_id, payload))
+        channel.on_presence_sync(lambda: self._on_presence_sync(chat_id))
+        self._chats[chat_id] = chat
         try:
             async with asyncio.timeout(self._subscribe_timeout):
                 await channel.subscribe()
                 await channel.track({"user_id": str(user_id)})
         except Exception as error:  # ephemeral: a chat without typing indicators is not worth failing
-            log.info("Typing/presence for chat %s unavailable: %s", session_id, type(error).__name__)
+            log.info("Typing/presence for chat %s unavailable: %s", chat_id, type(error).__name__)
 
-    async def send_typing(self, session_id: SessionId, typing: bool) -> None:
-        chat = self._chats.get(session_id)
+    async def send_typing(self, chat_id: ChatId, typing: bool) -> None:
+        chat = self._chats.get(chat_id)
         if chat is None or self._user_id is None:
             return
         with contextlib.suppress(Exception):
             await chat.channel.send_broadcast(TYPING_EVENT, {"user_id": str(self._user_id), "typing": typing})
 
-    def typing_users(self, session_id: SessionId) -> frozenset[UserId]:
-        chat = self._chats.get(session_id)
+    def typing_users(self, chat_id: ChatId) -> frozenset[UserId]:
+        chat = self._chats.get(chat_id)
         if chat is None:
             return frozenset()
         now = time.monotonic()
         return frozenset(user for user, expiry in chat.typing.items() if expiry > now)
 
-    def _on_typing_push(self, session_id: SessionId, payload: BroadcastPayload) -> None:
-        chat = self._chats.get(session_id)
+    def _on_typing_push(self, chat_id: ChatId, payload: BroadcastPayload) -> None:
+        chat = self._chats.get(chat_id)
         body: Any = payload.get("payload")
         if chat is None or not isinstance(body, dict):
             return
@@ -319,10 +324,10 @@ class RealtimeManager:
         else:
             chat.typing.pop(user, None)
         if self._on_typing is not None:
-            self._on_typing(session_id, self.typing_users(session_id))
+            self._on_typing(chat_id, self.typing_users(chat_id))
 
-    def _on_presence_sync(self, session_id: SessionId) -> None:
-        chat = self._chats.get(session_id)
+    def _on_presence_sync(self, chat_id: ChatId) -> None:
+        chat = self._chats.get(chat_id)
         if chat is None:
             return
         users: set[UserId] = set()
@@ -333,4 +338,4 @@ class RealtimeManager:
                     users.add(UserId(uuid.UUID(str(fields["user_id"]))))
         chat.online = frozenset(users)
         if self._on_presence is not None:
-            self._on_presence(session_id, chat.online)
+            self._on_presence(chat_id, chat.online)

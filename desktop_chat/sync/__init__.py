@@ -1,1 +1,2 @@
-"""The durable outbox (local SQLite) and the delivery state machine."""
+"""Sending: the durable outbox, the delivery decisions and the one owner of pending messages, ``Sender``,
+whose every change is a typed lifecycle event (``lifecycle``)."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from desktop_chat.errors import (
     AuthError,
+    Bug,
     DesktopChatError,
     EnvironmentFailure,
     InvalidInput,
@@ -79,7 +80,7 @@ def decide(error: BaseException, attempts: int, rng: random.Random | None = None
         return RetryLater(backoff(attempts, rng), error.message)
     if isinstance(error, (Rejected, InvalidInput)):
         return GiveUp(_reason_for(error))
-    if isinstance(error, DesktopChatError):
-        # A Bug: retrying will not help, and the user must see that the message did not go.
+    if isinstance(error, (Bug, DesktopChatError)):
+        # A bug: retrying will not help, and the user must see that the message did not go.
         return GiveUp(f"Could not send: {error.message}")
     return GiveUp(f"Could not send: unexpected {type(error).__name__}")

@@ -17,12 +17,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
 from desktop_chat.errors import LocalStorageError
-from desktop_chat.models import DeliveryState, Message, MessageId, SessionId, UserId
+from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserId
 
 T = TypeVar("T")
 
@@ -45,22 +44,17 @@ create index if not exists outbox_by_chat on outbox (server, user_id, session_id
 """
 
 
-class EntryState(StrEnum):
-    PENDING = "pending"  # will be (re)tried
-    FAILED = "failed"  # refused for good; waits for the user's retry or discard
-
-
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
     id: MessageId
     server: str
     user_id: UserId
-    session_id: SessionId
+    chat_id: ChatId
     content: str
     created_at: float  # local epoch seconds: the pending row's time and sort position
     local_seq: int
     attempts: int = 0
-    state: EntryState = EntryState.PENDING
+    state: DeliveryState = DeliveryState.PENDING  # PENDING (will be tried) or FAILED (waits for the user)
     last_error: str | None = None
     next_attempt_at: float = 0.0
 
@@ -68,12 +62,12 @@ class OutboxEntry:
         """The optimistic row the views show until the server's copy arrives."""
         return Message(
             id=self.id,
-            session_id=self.session_id,
+            chat_id=self.chat_id,
             sender_id=self.user_id,
             content=self.content,
             created_at=datetime.fromtimestamp(self.created_at, tz=UTC),
-            delivery=DeliveryState.FAILED if self.state is EntryState.FAILED else DeliveryState.PENDING,
-            error=self.last_error if self.state is EntryState.FAILED else None,
+            delivery=self.state,
+            error=self.last_error if self.state is DeliveryState.FAILED else None,
         )
 
 
@@ -82,12 +76,12 @@ def _entry(row: sqlite3.Row) -> OutboxEntry:
         id=MessageId(uuid.UUID(row["id"])),
         server=row["server"],
         user_id=UserId(uuid.UUID(row["user_id"])),
-        session_id=SessionId(uuid.UUID(row["session_id"])),
+        chat_id=ChatId(uuid.UUID(row["session_id"])),
         content=row["content"],
         created_at=row["created_at"],
         local_seq=row["local_seq"],
         attempts=row["attempts"],
-        state=EntryState(row["state"]),
+        state=DeliveryState(row["state"]),
         last_error=row["last_error"],
         next_attempt_at=row["next_attempt_at"],
     )
@@ -150,14 +144,14 @@ class Outbox:
 
     # --- writing -----------------------------------------------------------------------------------
     async def add(
-        self, message_id: MessageId, server: str, user_id: UserId, session_id: SessionId, content: str
+        self, message_id: MessageId, server: str, user_id: UserId, chat_id: ChatId, content: str
     ) -> OutboxEntry:
         """Persist a new message; returns once it is on disk."""
         entry = OutboxEntry(
             id=message_id,
             server=server,
             user_id=user_id,
-            session_id=session_id,
+            chat_id=chat_id,
             content=content,
             created_at=time.time(),
             local_seq=self._next_seq,
@@ -171,7 +165,7 @@ class Outbox:
                     str(entry.id),
                     entry.server,
                     str(entry.user_id),
-                    str(entry.session_id),
+                    str(entry.chat_id),
                     entry.content,
                     entry.created_at,
                     entry.local_seq,
@@ -192,7 +186,7 @@ class Outbox:
         return updated
 
     async def mark_failed(self, entry: OutboxEntry, reason: str) -> OutboxEntry:
-        updated = replace(entry, attempts=entry.attempts + 1, state=EntryState.FAILED, last_error=reason)
+        updated = replace(entry, attempts=entry.attempts + 1, state=DeliveryState.FAILED, last_error=reason)
         await self._run(
             lambda db: db.execute(
                 "update outbox set attempts = ?, state = 'failed', last_error = ? where id = ?",
@@ -246,14 +240,14 @@ class Outbox:
         row = await self._run(lambda db: db.execute("select * from outbox where id = ?", (str(message_id),)).fetchone())
         return _entry(row) if row is not None else None
 
-    async def entries(self, server: str, user_id: UserId, session_id: SessionId | None = None) -> list[OutboxEntry]:
+    async def entries(self, server: str, user_id: UserId, chat_id: ChatId | None = None) -> list[OutboxEntry]:
         """This user's unsent messages (pending and failed) in send order."""
-        if session_id is None:
+        if chat_id is None:
             query = "select * from outbox where server = ? and user_id = ? order by local_seq"
             params: tuple[str, ...] = (server, str(user_id))
         else:
             query = "select * from outbox where server = ? and user_id = ? and session_id = ? order by local_seq"
-            params = (server, str(user_id), str(session_id))
+            params = (server, str(user_id), str(chat_id))
         rows = await self._run(lambda db: db.execute(query, params).fetchall())
         return [_entry(row) for row in rows]
 

@@ -1,4 +1,7 @@
-"""Deliver the outbox: one FIFO per chat, one request in flight per chat, retried until it lands.
+"""The one owner of this user's pending messages: the outbox, the delivery queues and their lifecycle.
+
+``send`` writes the message to the durable outbox and queues it; every change of a pending message is
+announced as one typed event (``desktop_chat.sync.lifecycle``), so the views and the status only listen.
 
 Each chat has a worker that sends its oldest unsent message, waits for the answer and only then sends
 the next, so one client's messages reach the server in the order they were typed. Every attempt uses
@@ -15,14 +18,25 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from desktop_chat.errors import DesktopChatError
-from desktop_chat.models import DeliveryState, Message, MessageId, SessionId, UserId
+from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserId, new_message_id, validate_message_text
 from desktop_chat.sync.delivery import GiveUp, RefreshAndRetry, RetryLater, backoff, decide
-from desktop_chat.sync.outbox import EntryState, Outbox, OutboxEntry
+from desktop_chat.sync.lifecycle import (
+    Confirmed,
+    Discarded,
+    Failed,
+    PendingEvent,
+    PendingListener,
+    Retried,
+    Sending,
+    Sent,
+    Submitted,
+)
+from desktop_chat.sync.outbox import Outbox, OutboxEntry
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +44,7 @@ log = logging.getLogger(__name__)
 class SendingBackend(Protocol):
     """What the sender needs from the backend (``SupabaseBackend`` provides it)."""
 
-    async def insert_message(self, message_id: MessageId, session_id: SessionId, content: str) -> Message | None: ...
+    async def insert_message(self, message_id: MessageId, chat_id: ChatId, content: str) -> Message | None: ...
 
     async def fetch_message(self, message_id: MessageId) -> Message | None: ...
 
@@ -38,9 +52,6 @@ class SendingBackend(Protocol):
 
 
 _REFRESHED = "The session expired; it was renewed."
-
-DeliveredListener = Callable[[Message], None]  # a pending, sent or failed row to show
-DepthListener = Callable[[int], None]
 
 
 @dataclass
@@ -51,14 +62,13 @@ class _ChatQueue:
 
 
 class Sender:
-    """Drains one user's outbox.
+    """Owns one user's pending messages, from ``send`` until the server's row comes back.
 
     Args:
         outbox: The durable queue.
-        backend: Does the actual insert.
+        backend: Does the actual insert (through the data layer's timed calls).
         server, user_id: Whose messages this sender owns.
-        on_message: Called with each state change of a message, as the row the views should show.
-        on_depth: Called with the number of unsent (pending + failed) messages after each change.
+        clock: Epoch seconds, for backoff deadlines.
     """
 
     def __init__(
@@ -67,32 +77,33 @@ class Sender:
         backend: SendingBackend,
         server: str,
         user_id: UserId,
-        on_message: DeliveredListener,
-        on_depth: DepthListener | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._outbox = outbox
         self._backend = backend
         self._server = server
         self._user_id = user_id
-        self._on_message = on_message
-        self._on_depth = on_depth
         self._clock = clock
-        self._queues: dict[SessionId, _ChatQueue] = {}
+        self._queues: dict[ChatId, _ChatQueue] = {}
+        # The row of every message not yet confirmed: pending and failed ones (the outbox's), and sent ones
+        # whose echo has not come back yet.
+        self._rows: dict[MessageId, Message] = {}
+        self._echoed: set[MessageId] = set()  # confirmed by the change stream before the server's answer came
+        self._listeners: list[PendingListener] = []
         self._closed = False
         self._online = asyncio.Event()
         self._online.set()
 
     # --- lifecycle ---------------------------------------------------------------------------------
-    async def start(self) -> list[OutboxEntry]:
-        """Resume what a previous run left unsent. Returns the entries (pending and failed) to show."""
+    async def start(self) -> list[Message]:
+        """Resume what a previous run left unsent. Returns their rows (pending and failed)."""
         entries = await self._outbox.entries(self._server, self._user_id)
         for entry in entries:
-            if entry.state is EntryState.PENDING:
+            self._rows[entry.id] = entry.as_message()
+            if entry.state is DeliveryState.PENDING:
                 # A new run is a good moment to try at once, whatever backoff the last run had reached.
                 self._enqueue(replace(entry, next_attempt_at=0.0))
-        await self._report_depth()
-        return entries
+        return [self._rows[entry.id] for entry in entries]
 
     async def close(self) -> None:
         """Stop the workers. Unsent messages stay in the outbox for the next start."""
@@ -103,25 +114,54 @@ class Sender:
         for worker in workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
+        self._listeners.clear()
 
+    def subscribe(self, listener: PendingListener) -> Callable[[], None]:
+        """Hear every lifecycle event of every message of this user's, as it happens."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    # --- what is pending ---------------------------------------------------------------------------
     @property
-    def in_flight_chats(self) -> int:
-        return sum(1 for queue in self._queues.values() if queue.entries)
+    def depth(self) -> int:
+        """Messages waiting in the outbox (pending and failed)."""
+        return sum(1 for row in self._rows.values() if row.delivery is not DeliveryState.SENT)
+
+    def unsent(self, chat_id: ChatId) -> list[Message]:
+        """The pending and failed rows of a chat, in send order (a timeline shows them after the rest)."""
+        return [
+            row
+            for row in self._rows.values()
+            if row.chat_id == chat_id and row.delivery is not DeliveryState.SENT and row.id not in self._echoed
+        ]
+
+    def get(self, message_id: MessageId) -> Message | None:
+        """The row of a message that is not confirmed yet, or None."""
+        return self._rows.get(message_id)
 
     # --- commands ----------------------------------------------------------------------------------
-    async def submit(self, entry: OutboxEntry) -> None:
-        """Queue a message that is already in the outbox."""
+    async def send(self, chat_id: ChatId, text: str) -> MessageId:
+        """Check the text, put the message in the outbox (on disk when this returns) and queue it."""
+        validate_message_text(text)
+        entry = await self._outbox.add(new_message_id(), self._server, self._user_id, chat_id, text)
+        message = entry.as_message()
+        self._rows[entry.id] = message
+        self._emit(Submitted(message))
         self._enqueue(entry)
-        await self._report_depth()
+        return entry.id
 
     async def retry(self, message_id: MessageId) -> Message | None:
-        """Send a failed message again, with the same id. Returns its pending row."""
+        """Send a failed message again, with the same id. Returns its pending row (None: not waiting)."""
+        current = self._rows.get(message_id)
+        if current is not None and current.delivery is DeliveryState.PENDING:
+            return current  # already on its way
         entry = await self._outbox.mark_pending(message_id)
         if entry is None:
             return None
-        self._enqueue(entry)
         message = entry.as_message()
-        self._on_message(message)
+        self._rows[message_id] = message
+        self._emit(Retried(message))
+        self._enqueue(entry)
         return message
 
     async def discard(self, message_id: MessageId) -> bool:
@@ -133,8 +173,25 @@ class Sender:
             queue.entries = deque(entry for entry in queue.entries if entry.id != message_id or entry is head)
             queue.wake.set()
         removed = await self._outbox.remove(message_id)
-        await self._report_depth()
+        row = self._rows.get(message_id)
+        if row is not None and row.delivery is not DeliveryState.SENT:
+            del self._rows[message_id]
+            self._echoed.discard(message_id)
+            self._emit(Discarded(row))
         return removed
+
+    def confirm(self, messages: Iterable[Message]) -> None:
+        """Rows that came through the ordered change stream (realtime, back-fill): ours are confirmed."""
+        for message in messages:
+            row = self._rows.get(message.id)
+            if row is None:
+                continue
+            if row.delivery is DeliveryState.SENT:
+                del self._rows[message.id]
+                self._emit(Confirmed(message))
+            elif row.delivery is DeliveryState.PENDING:
+                # The echo overtook the server's answer: Confirmed follows Sent when the answer comes.
+                self._echoed.add(message.id)
 
     def pause(self) -> None:
         """Hold every attempt (signed in offline: a request now would go out without a session)."""
@@ -150,9 +207,16 @@ class Sender:
         for queue in self._queues.values():
             queue.wake.set()
 
+    def _emit(self, event: PendingEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a view's bug must not stop delivery
+                log.exception("pending-message listener failed")
+
     # --- the per-chat worker -----------------------------------------------------------------------
     def _enqueue(self, entry: OutboxEntry) -> None:
-        queue = self._queues.setdefault(entry.session_id, _ChatQueue())
+        queue = self._queues.setdefault(entry.chat_id, _ChatQueue())
         if any(existing.id == entry.id for existing in queue.entries):
             return
         # No wake-up here: a new message queues behind a head that is backing off; only ``nudge`` (the
@@ -161,10 +225,10 @@ class Sender:
         queue.entries.append(entry)
         if (queue.worker is None or queue.worker.done()) and not self._closed:
             queue.worker = asyncio.get_running_loop().create_task(
-                self._drain(entry.session_id, queue), name=f"sender-{entry.session_id}"
+                self._drain(entry.chat_id, queue), name=f"sender-{entry.chat_id}"
             )
 
-    async def _drain(self, session_id: SessionId, queue: _ChatQueue) -> None:
+    async def _drain(self, chat_id: ChatId, queue: _ChatQueue) -> None:
         while queue.entries and not self._closed:
             await self._online.wait()
             entry = queue.entries[0]
@@ -183,8 +247,9 @@ class Sender:
         """Try once. True when the entry is done (sent, failed or discarded), False to try again."""
         if await self._outbox.get(entry.id) is None:
             return True  # discarded meanwhile
+        self._emit(Sending(self._rows.get(entry.id) or entry.as_message(), entry.attempts + 1))
         try:
-            stored = await self._backend.insert_message(entry.id, entry.session_id, entry.content)
+            stored = await self._backend.insert_message(entry.id, entry.chat_id, entry.content)
             if stored is None:
                 # The row exists: an earlier attempt got through and only its answer was lost.
                 stored = await self._backend.fetch_message(entry.id)
@@ -218,19 +283,22 @@ class Sender:
                 return True
             updated = await self._outbox.record_attempt(entry, decision.reason, self._clock() + decision.delay)
             queue.entries[0] = updated
-            log.info("Send of a message in chat %s will be retried in %.1f s", entry.session_id, decision.delay)
+            log.info("Send of a message in chat %s will be retried in %.1f s", entry.chat_id, decision.delay)
             return False
         await self._outbox.remove_delivered(entry.id)
-        await self._report_depth()
-        self._on_message(stored.model_copy(update={"delivery": DeliveryState.SENT, "error": None}))
+        sent = stored.model_copy(update={"delivery": DeliveryState.SENT, "error": None})
+        self._rows[sent.id] = sent
+        self._emit(Sent(sent))
+        if sent.id in self._echoed:
+            self._echoed.discard(sent.id)
+            del self._rows[sent.id]
+            self._emit(Confirmed(sent))
         return True
 
     async def _fail(self, entry: OutboxEntry, reason: str) -> None:
-        failed = await self._outbox.mark_failed(entry, reason)
-        log.info("A message in chat %s failed: %s", entry.session_id, reason)
-        await self._report_depth()
-        self._on_message(failed.as_message())
-
-    async def _report_depth(self) -> None:
-        if self._on_depth is not None:
-            self._on_depth(await self._outbox.depth(self._server, self._user_id))
+        failed = (await self._outbox.mark_failed(entry, reason)).as_message()
+        log.info("A message in chat %s failed: %s", entry.chat_id, reason)
+        if failed.id not in self._rows:
+            return  # discarded while its request was out: it stays gone
+        self._rows[failed.id] = failed
+        self._emit(Failed(failed))

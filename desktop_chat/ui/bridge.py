@@ -4,8 +4,8 @@ Widgets never await anything. They call a slot (or connect a signal to it); the 
 coroutine on the qasync loop and reports the outcome with signals: a named signal for the result
 (``signed_in``, ``chat_opened``...) and, for every operation, ``started`` / ``failed`` / ``finished``
 so that busy states and inline errors need no bookkeeping of their own. Expected failures (the
-``DesktopChatError`` tree, minus ``Bug``) become ``failed`` with a sentence in plain words; anything else
-is a bug and goes to ``sys.excepthook`` (the crash dialog).
+``DesktopChatError`` tree) become ``failed`` with a sentence in plain words; anything else (``Bug``
+included) is a bug and goes to ``sys.excepthook`` (the crash dialog).
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from desktop_chat.dal.api import ChatList, ChatStoreAPI, StoreStatus
 from desktop_chat.dal.live_list import Unsubscribe
 from desktop_chat.errors import (
     BackendUnavailable,
-    Bug,
-    CacheUnavailable,
     DesktopChatError,
     InvalidInput,
     LocalStorageError,
@@ -33,7 +31,7 @@ from desktop_chat.errors import (
     Rejected,
     Unauthorized,
 )
-from desktop_chat.models import Message, MessageId, Profile, SessionId, UserId
+from desktop_chat.models import ChatId, Message, MessageId, Profile, UserId
 
 _log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -90,8 +88,6 @@ def describe_error(error: DesktopChatError, operation: Operation, server_url: st
         return "You are signed out. Please sign in again."
     if isinstance(error, BackendUnavailable):
         return f"Cannot reach the server at {server_url}. Check your connection and try again."
-    if isinstance(error, CacheUnavailable):
-        return "The local cache is not available; the app keeps working without it."
     if isinstance(error, LocalStorageError):
         return error.message
     if isinstance(error, InvalidInput | Rejected):
@@ -118,16 +114,16 @@ class StoreBridge(QObject):
         signed_out(): The session ended (asked for, or expired).
         session_expired(str): The session ended by itself; a sentence for the sign-in window.
         status_changed(object): A new ``StoreStatus``.
-        typing_changed(object, object): ``(SessionId, frozenset[UserId])`` who types in a chat now.
-        presence_changed(object, object): ``(SessionId, frozenset[UserId])`` who is in a chat now.
+        typing_changed(object, object): ``(ChatId, frozenset[UserId])`` who types in a chat now.
+        presence_changed(object, object): ``(ChatId, frozenset[UserId])`` who is in a chat now.
         incoming_received(object): Someone else's ``Message`` arrived live.
-        chat_opened(object, object): ``(SessionId, Timeline)`` of a chat that is now the active one.
+        chat_opened(object, object): ``(ChatId, Timeline)`` of a chat that is now the active one.
         chat_details_loaded(object): ``ChatDetails`` (title and members) of a chat.
-        older_loaded(object, int): ``(SessionId, rows)`` an older page was prepended (0: none came).
-        message_queued(object, object): ``(SessionId, MessageId)`` a message is in the outbox.
-        chat_created(object): The ``SessionId`` of a chat this user just created.
-        chat_left(object): The ``SessionId`` of a chat this user left or deleted.
-        chat_changed(object): The ``SessionId`` of a chat renamed or whose members changed.
+        older_loaded(object, int): ``(ChatId, rows)`` an older page was prepended (0: none came).
+        message_queued(object, object): ``(ChatId, MessageId)`` a message is in the outbox.
+        chat_created(object): The ``ChatId`` of a chat this user just created.
+        chat_left(object): The ``ChatId`` of a chat this user left or deleted.
+        chat_changed(object): The ``ChatId`` of a chat renamed or whose members changed.
         cache_cleared(): The cache was emptied.
     """
 
@@ -178,14 +174,14 @@ class StoreBridge(QObject):
     def chat_list(self) -> ChatList:
         return self._store.chat_list()
 
-    def has_older(self, session_id: SessionId) -> bool:
-        return self._store.has_older(session_id)
+    def has_older(self, chat_id: ChatId) -> bool:
+        return self._store.has_older(chat_id)
 
     def metrics_snapshot(self) -> dict[str, Any]:
         return self._store.metrics_snapshot()
 
-    def close_chat(self, session_id: SessionId) -> None:
-        self._store.close_chat(session_id)
+    def close_chat(self, chat_id: ChatId) -> None:
+        self._store.close_chat(chat_id)
 
     # --- session -------------------------------------------------------------------------------------
     @async_slot()
@@ -223,31 +219,31 @@ class StoreBridge(QObject):
             await self._store.refresh_chats()
 
     @async_slot(object)
-    async def open_chat(self, session_id: SessionId) -> None:
-        async with self._guard(Operation.OPEN_CHAT, session_id):
-            timeline = await self._store.open_chat(session_id)
-            self.chat_opened.emit(session_id, timeline)
+    async def open_chat(self, chat_id: ChatId) -> None:
+        async with self._guard(Operation.OPEN_CHAT, chat_id):
+            timeline = await self._store.open_chat(chat_id)
+            self.chat_opened.emit(chat_id, timeline)
 
     @async_slot(object)
-    async def load_chat_details(self, session_id: SessionId) -> None:
-        async with self._guard(Operation.CHAT_DETAILS, session_id):
-            details = await self._store.chat_details(session_id)
+    async def load_chat_details(self, chat_id: ChatId) -> None:
+        async with self._guard(Operation.CHAT_DETAILS, chat_id):
+            details = await self._store.chat_details(chat_id)
             self.chat_details_loaded.emit(details)
 
     @async_slot(object)
-    async def load_older(self, session_id: SessionId) -> None:
+    async def load_older(self, chat_id: ChatId) -> None:
         count = 0
-        async with self._guard(Operation.LOAD_OLDER, session_id):
-            count = await self._store.load_older(session_id)
+        async with self._guard(Operation.LOAD_OLDER, chat_id):
+            count = await self._store.load_older(chat_id)
         # Also after a failure, so that whoever waits for the page stops waiting.
-        self.older_loaded.emit(session_id, count)
+        self.older_loaded.emit(chat_id, count)
 
     # --- writes --------------------------------------------------------------------------------------
     @async_slot(object, str)
-    async def send(self, session_id: SessionId, text: str) -> None:
-        async with self._guard(Operation.SEND, (session_id, text)):
-            message_id = await self._store.send(session_id, text)
-            self.message_queued.emit(session_id, message_id)
+    async def send(self, chat_id: ChatId, text: str) -> None:
+        async with self._guard(Operation.SEND, (chat_id, text)):
+            message_id = await self._store.send(chat_id, text)
+            self.message_queued.emit(chat_id, message_id)
 
     @async_slot(object)
     async def retry(self, message_id: MessageId) -> None:
@@ -272,48 +268,48 @@ class StoreBridge(QObject):
     @async_slot(str, object)
     async def create_chat(self, title: str, member_emails: Sequence[str]) -> None:
         async with self._guard(Operation.CREATE_CHAT):
-            session_id = await self._store.create_chat(title, tuple(member_emails))
-            self.chat_created.emit(session_id)
+            chat_id = await self._store.create_chat(title, tuple(member_emails))
+            self.chat_created.emit(chat_id)
 
     @async_slot(object, str)
-    async def rename_chat(self, session_id: SessionId, title: str) -> None:
-        async with self._guard(Operation.RENAME_CHAT, session_id):
-            await self._store.rename_chat(session_id, title)
-            self.chat_changed.emit(session_id)
+    async def rename_chat(self, chat_id: ChatId, title: str) -> None:
+        async with self._guard(Operation.RENAME_CHAT, chat_id):
+            await self._store.rename_chat(chat_id, title)
+            self.chat_changed.emit(chat_id)
 
     @async_slot(object, str)
-    async def add_member(self, session_id: SessionId, email: str) -> None:
-        async with self._guard(Operation.ADD_MEMBER, session_id):
-            await self._store.add_member(session_id, email.strip())
-            self.chat_changed.emit(session_id)
+    async def add_member(self, chat_id: ChatId, email: str) -> None:
+        async with self._guard(Operation.ADD_MEMBER, chat_id):
+            await self._store.add_member(chat_id, email.strip())
+            self.chat_changed.emit(chat_id)
 
     @async_slot(object, object)
-    async def remove_member(self, session_id: SessionId, user_id: UserId) -> None:
-        async with self._guard(Operation.REMOVE_MEMBER, session_id):
-            await self._store.remove_member(session_id, user_id)
-            self.chat_changed.emit(session_id)
+    async def remove_member(self, chat_id: ChatId, user_id: UserId) -> None:
+        async with self._guard(Operation.REMOVE_MEMBER, chat_id):
+            await self._store.remove_member(chat_id, user_id)
+            self.chat_changed.emit(chat_id)
 
     @async_slot(object)
-    async def leave_chat(self, session_id: SessionId) -> None:
-        async with self._guard(Operation.LEAVE_CHAT, session_id):
-            await self._store.leave_chat(session_id)
-            self.chat_left.emit(session_id)
+    async def leave_chat(self, chat_id: ChatId) -> None:
+        async with self._guard(Operation.LEAVE_CHAT, chat_id):
+            await self._store.leave_chat(chat_id)
+            self.chat_left.emit(chat_id)
 
     @async_slot(object)
-    async def delete_chat(self, session_id: SessionId) -> None:
-        async with self._guard(Operation.DELETE_CHAT, session_id):
-            await self._store.delete_chat(session_id)
-            self.chat_left.emit(session_id)
+    async def delete_chat(self, chat_id: ChatId) -> None:
+        async with self._guard(Operation.DELETE_CHAT, chat_id):
+            await self._store.delete_chat(chat_id)
+            self.chat_left.emit(chat_id)
 
     @async_slot(object, int)
-    async def mark_read(self, session_id: SessionId, seq: int) -> None:
-        async with self._guard(Operation.MARK_READ, session_id):
-            await self._store.mark_read(session_id, seq)
+    async def mark_read(self, chat_id: ChatId, seq: int) -> None:
+        async with self._guard(Operation.MARK_READ, chat_id):
+            await self._store.mark_read(chat_id, seq)
 
     @async_slot(object, bool)
-    async def set_typing(self, session_id: SessionId, typing: bool) -> None:
-        async with self._guard(Operation.SET_TYPING, session_id):
-            await self._store.set_typing(session_id, typing)
+    async def set_typing(self, chat_id: ChatId, typing: bool) -> None:
+        async with self._guard(Operation.SET_TYPING, chat_id):
+            await self._store.set_typing(chat_id, typing)
 
     @async_slot()
     async def clear_cache(self) -> None:
@@ -322,14 +318,13 @@ class StoreBridge(QObject):
             self.cache_cleared.emit()
 
     # --- lifecycle -----------------------------------------------------------------------------------
-    async def close(self) -> None:
-        """Stop listening and close the store (flushes the outbox, stops realtime); awaited at shutdown."""
+    def detach(self) -> None:
+        """Stop listening to the store (at shutdown). The store is closed by whoever built it."""
         self._unsubscribe()
-        await self._store.close()
 
-    async def replace_store(self, store: ChatStoreAPI, *, server_url: str) -> None:
-        """Close the current store and continue with ``store`` (the user chose another server)."""
-        await self.close()
+    def replace_store(self, store: ChatStoreAPI, *, server_url: str) -> None:
+        """Continue with ``store`` (the user chose another server); whoever built the old one closes it."""
+        self.detach()
         self._store = store
         self._server_url = server_url
         self._subscribe()
@@ -359,8 +354,6 @@ class StoreBridge(QObject):
         self.started.emit(operation.value, context)
         try:
             yield
-        except Bug:
-            raise
         except Unauthorized as error:
             self._report(operation, error, context)
             if operation not in (Operation.SIGN_IN, Operation.SIGN_UP, Operation.RESTORE_SESSION):

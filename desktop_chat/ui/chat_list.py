@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_chat.models import ChatSummary, SessionId
+from desktop_chat.models import ChatId, ChatSummary
 from desktop_chat.ui.chat_list_model import ChatFilterProxyModel, ChatListModel, ChatRole
 from desktop_chat.ui.text import hue_for, initials, list_time
 from desktop_chat.ui.theme import LIGHT, Colors
@@ -92,13 +92,13 @@ class ChatDelegate(QStyledItemDelegate):
         avatar_size = line * 2.3
         avatar = QRectF(card.left() + unit * 2, card.center().y() - avatar_size / 2, avatar_size, avatar_size)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor.fromHsl(hue_for(str(summary.session.id)), 110, 110 if c.dark else 145))
+        painter.setBrush(QColor.fromHsl(hue_for(str(summary.chat.id)), 110, 110 if c.dark else 145))
         painter.drawEllipse(avatar)
         bold = QFont(font)
         bold.setWeight(QFont.Weight.DemiBold)
         painter.setFont(bold)
         painter.setPen(QColor("#ffffff"))
-        painter.drawText(avatar, Qt.AlignmentFlag.AlignCenter, initials(summary.session.title))
+        painter.drawText(avatar, Qt.AlignmentFlag.AlignCenter, initials(summary.chat.title))
 
         left = avatar.right() + unit * 3
         right = card.right() - unit * 3
@@ -117,7 +117,7 @@ class ChatDelegate(QStyledItemDelegate):
         title_width = top_line.width() - time_width - unit * 2
         painter.setFont(bold)
         painter.setPen(c.text)
-        title = QFontMetricsF(bold).elidedText(summary.session.title, Qt.TextElideMode.ElideRight, title_width)
+        title = QFontMetricsF(bold).elidedText(summary.chat.title, Qt.TextElideMode.ElideRight, title_width)
         painter.drawText(top_line, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title)
 
         badge_width = 0.0
@@ -183,9 +183,9 @@ class ChatListPanel(QWidget):
         parent: Qt parent.
 
     Signals:
-        chat_selected(object): The user picked a chat (``SessionId``).
+        chat_selected(object): The user picked a chat (``ChatId``).
         new_chat_requested(): The "new chat" button was pressed.
-        current_chat_removed(object): The selected chat (``SessionId``) left the list (left, deleted,
+        current_chat_removed(object): The selected chat (``ChatId``) left the list (left, deleted,
             or the user was removed from it).
     """
 
@@ -201,7 +201,7 @@ class ChatListPanel(QWidget):
         self._model = model
         self._proxy = ChatFilterProxyModel(self)
         self._proxy.setSourceModel(model)
-        self._current: SessionId | None = None
+        self._current: ChatId | None = None
         self._current_leaving = False
 
         self.filter_edit = _FilterEdit(self)
@@ -260,20 +260,20 @@ class ChatListPanel(QWidget):
         return self._proxy
 
     @property
-    def current(self) -> SessionId | None:
+    def current(self) -> ChatId | None:
         return self._current
 
     def set_colors(self, colors: Colors) -> None:
         self._delegate.set_colors(colors)
         self.list_view.viewport().update()
 
-    def select(self, session_id: SessionId | None) -> None:
-        """Make ``session_id`` the current chat (None: no chat), as if the user had clicked it."""
-        if session_id is None:
+    def select(self, chat_id: ChatId | None) -> None:
+        """Make ``chat_id`` the current chat (None: no chat), as if the user had clicked it."""
+        if chat_id is None:
             self._current = None
             self._clear_selection()
             return
-        row = self._model.row_of(session_id)
+        row = self._model.row_of(chat_id)
         if row is None:
             return
         proxy_index = self._proxy.mapFromSource(self._model.index(row, 0))
@@ -290,9 +290,9 @@ class ChatListPanel(QWidget):
             return
         current = self.list_view.currentIndex()
         row = (current.row() + step) % count if current.isValid() else 0
-        session_id = self._proxy.session_at(row)
-        if session_id is not None:
-            self.select(session_id)
+        chat_id = self._proxy.session_at(row)
+        if chat_id is not None:
+            self.select(chat_id)
 
     def focus_filter(self) -> None:
         self.filter_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
@@ -331,10 +331,10 @@ class ChatListPanel(QWidget):
     def _on_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not current.isValid() or self._current_leaving:
             return
-        session_id = self._proxy.session_at(current.row())
-        if session_id is not None and session_id != self._current:
-            self._current = session_id
-            self.chat_selected.emit(session_id)
+        chat_id = self._proxy.session_at(current.row())
+        if chat_id is not None and chat_id != self._current:
+            self._current = chat_id
+            self.chat_selected.emit(chat_id)
 
     def _reselect(self, *_: object) -> None:
         if self._current is None:

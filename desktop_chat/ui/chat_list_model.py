@@ -12,7 +12,7 @@ from typing import cast
 from PySide6.QtCore import QObject, QSortFilterProxyModel, Qt
 
 from desktop_chat.dal.api import ChatList
-from desktop_chat.models import ChatSummary, SessionId, UserId
+from desktop_chat.models import ChatId, ChatSummary, UserId
 from desktop_chat.ui.live_model import AnyIndex, LiveListModel
 from desktop_chat.ui.text import one_line, plural
 
@@ -21,15 +21,15 @@ DELETED_PREVIEW = "Message deleted"
 
 class ChatRole(IntEnum):
     SUMMARY = Qt.ItemDataRole.UserRole + 1  # the ChatSummary
-    SESSION_ID = Qt.ItemDataRole.UserRole + 2  # SessionId
+    CHAT_ID = Qt.ItemDataRole.UserRole + 2  # ChatId
     PREVIEW = Qt.ItemDataRole.UserRole + 3  # str: the last message on one line, or ""
     ACTIVITY = Qt.ItemDataRole.UserRole + 4  # datetime: last message or creation
     UNREAD = Qt.ItemDataRole.UserRole + 5  # int
     TYPING = Qt.ItemDataRole.UserRole + 6  # int: how many others are typing
 
 
-def summary_key(summary: ChatSummary) -> SessionId:
-    return summary.session.id
+def summary_key(summary: ChatSummary) -> ChatId:
+    return summary.chat.id
 
 
 def preview(summary: ChatSummary) -> str:
@@ -48,7 +48,7 @@ class ChatListModel(LiveListModel[ChatSummary]):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(key=summary_key, parent=parent)
-        self._typing: dict[SessionId, frozenset[UserId]] = {}
+        self._typing: dict[ChatId, frozenset[UserId]] = {}
         self._own: UserId | None = None
 
     def show_list(self, chats: ChatList) -> None:
@@ -58,23 +58,23 @@ class ChatListModel(LiveListModel[ChatSummary]):
     def set_own_user(self, user_id: UserId | None) -> None:
         self._own = user_id
 
-    def set_typing(self, session_id: SessionId, users: frozenset[UserId]) -> None:
+    def set_typing(self, chat_id: ChatId, users: frozenset[UserId]) -> None:
         others = frozenset(user for user in users if user != self._own)
-        if others == self._typing.get(session_id, frozenset()):
+        if others == self._typing.get(chat_id, frozenset()):
             return
         if others:
-            self._typing[session_id] = others
+            self._typing[chat_id] = others
         else:
-            self._typing.pop(session_id, None)
-        row = self.row_of(session_id)
+            self._typing.pop(chat_id, None)
+        row = self.row_of(chat_id)
         if row is not None:
             self.dataChanged.emit(self.index(row, 0), self.index(row, 0))
 
-    def typing(self, session_id: SessionId) -> frozenset[UserId]:
-        return self._typing.get(session_id, frozenset())
+    def typing(self, chat_id: ChatId) -> frozenset[UserId]:
+        return self._typing.get(chat_id, frozenset())
 
-    def summary(self, session_id: SessionId) -> ChatSummary | None:
-        row = self.row_of(session_id)
+    def summary(self, chat_id: ChatId) -> ChatSummary | None:
+        row = self.row_of(chat_id)
         return None if row is None else self.item(row)
 
     def unread_total(self) -> int:
@@ -85,11 +85,11 @@ class ChatListModel(LiveListModel[ChatSummary]):
             return None
         summary = self.item(index.row())
         if role == Qt.ItemDataRole.DisplayRole:
-            return summary.session.title
+            return summary.chat.title
         if role == ChatRole.SUMMARY:
             return summary
-        if role == ChatRole.SESSION_ID:
-            return summary.session.id
+        if role == ChatRole.CHAT_ID:
+            return summary.chat.id
         if role == ChatRole.PREVIEW:
             return preview(summary)
         if role == ChatRole.ACTIVITY:
@@ -97,9 +97,9 @@ class ChatListModel(LiveListModel[ChatSummary]):
         if role == ChatRole.UNREAD:
             return summary.unread_count
         if role == ChatRole.TYPING:
-            return len(self.typing(summary.session.id))
+            return len(self.typing(summary.chat.id))
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            spoken = summary.session.title
+            spoken = summary.chat.title
             if summary.unread_count:
                 spoken += f", {plural(summary.unread_count, 'unread message')}"
             text = preview(summary)
@@ -132,8 +132,8 @@ class ChatFilterProxyModel(QSortFilterProxyModel):
         if not isinstance(source, ChatListModel):
             return True
         summary = source.item(source_row)
-        return self._needle in summary.session.title.casefold() or self._needle in preview(summary).casefold()
+        return self._needle in summary.chat.title.casefold() or self._needle in preview(summary).casefold()
 
-    def session_at(self, row: int) -> SessionId | None:
-        value = self.index(row, 0).data(ChatRole.SESSION_ID)
-        return cast(SessionId | None, value)
+    def session_at(self, row: int) -> ChatId | None:
+        value = self.index(row, 0).data(ChatRole.CHAT_ID)
+        return cast(ChatId | None, value)

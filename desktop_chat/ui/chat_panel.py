@@ -13,7 +13,7 @@ from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QToolButton, QVBoxLayout, QWidget
 
 from desktop_chat.dal.api import Timeline
-from desktop_chat.models import ChatDetails, MemberRole, Message, MessageId, SessionId, UserId
+from desktop_chat.models import ChatDetails, ChatId, MemberRole, Message, MessageId, UserId
 from desktop_chat.ui.bridge import Operation, StoreBridge
 from desktop_chat.ui.chat_list_model import ChatListModel
 from desktop_chat.ui.composer import Composer
@@ -48,7 +48,7 @@ class ChatPanel(QWidget):
         parent: Qt parent.
 
     Signals:
-        chat_closed(object): The ``SessionId`` shown until now is gone (left or deleted).
+        chat_closed(object): The ``ChatId`` shown until now is gone (left or deleted).
     """
 
     chat_closed = Signal(object)
@@ -69,7 +69,7 @@ class ChatPanel(QWidget):
         self._chats = chats
         self._confirm = confirm
         self._is_active = is_active or (lambda: self.isVisible() and self.window().isActiveWindow())
-        self._session: SessionId | None = None
+        self._session: ChatId | None = None
         self._details: ChatDetails | None = None
         self._typing: frozenset[UserId] = frozenset()
         self._read_seq = 0
@@ -151,7 +151,7 @@ class ChatPanel(QWidget):
 
     # --- public --------------------------------------------------------------------------------------
     @property
-    def session_id(self) -> SessionId | None:
+    def chat_id(self) -> ChatId | None:
         return self._session
 
     def set_colors(self, colors: Colors) -> None:
@@ -161,25 +161,25 @@ class ChatPanel(QWidget):
         self.model.set_own_user(user_id)
         self._chats.set_own_user(user_id)
 
-    def show_chat(self, session_id: SessionId) -> None:
-        """Open ``session_id`` (its newest page appears as soon as the store hands out the timeline)."""
-        if session_id == self._session:
+    def show_chat(self, chat_id: ChatId) -> None:
+        """Open ``chat_id`` (its newest page appears as soon as the store hands out the timeline)."""
+        if chat_id == self._session:
             return
         if self._session is not None:
             self._bridge.close_chat(self._session)
-        self._session = session_id
+        self._session = chat_id
         self._details = None
         self._typing = frozenset()
         self.model.clear()
         self.view.message_delegate.forget()
-        summary = self._chats.summary(session_id)
+        summary = self._chats.summary(chat_id)
         self._read_seq = summary.last_read_seq if summary else 0
         self.notice.hide()
         self.composer.reset()
         self.setEnabled(True)
         self._refresh_header()
-        self._bridge.open_chat(session_id)
-        self._bridge.load_chat_details(session_id)
+        self._bridge.open_chat(chat_id)
+        self._bridge.load_chat_details(chat_id)
 
     def clear(self) -> None:
         """Show no chat."""
@@ -264,39 +264,39 @@ class ChatPanel(QWidget):
         if self._session is not None:
             self._bridge.set_typing(self._session, typing)
 
-    def _on_chat_opened(self, session_id: SessionId, timeline: Timeline) -> None:
-        if session_id != self._session:
+    def _on_chat_opened(self, chat_id: ChatId, timeline: Timeline) -> None:
+        if chat_id != self._session:
             return
-        self.model.show_timeline(session_id, timeline)
+        self.model.show_timeline(chat_id, timeline)
         self.view.scroll_to_newest()
         self._read_timer.start()
 
     def _on_details(self, details: ChatDetails) -> None:
-        if details.session.id != self._session:
+        if details.chat.id != self._session:
             return
         self._details = details
         self.model.set_names({member.user_id: member.display_name or "Someone" for member in details.members})
         self._refresh_header()
 
-    def _on_chat_changed(self, session_id: SessionId) -> None:
-        if session_id == self._session:
-            self._bridge.load_chat_details(session_id)
+    def _on_chat_changed(self, chat_id: ChatId) -> None:
+        if chat_id == self._session:
+            self._bridge.load_chat_details(chat_id)
 
-    def _on_typing(self, session_id: SessionId, users: frozenset[UserId]) -> None:
+    def _on_typing(self, chat_id: ChatId, users: frozenset[UserId]) -> None:
         own = self._bridge.current_user.id if self._bridge.current_user else None
-        self._chats.set_typing(session_id, users)
-        if session_id == self._session:
+        self._chats.set_typing(chat_id, users)
+        if chat_id == self._session:
             self._typing = frozenset(user for user in users if user != own)
             self._refresh_header()
 
-    def _on_queued(self, session_id: SessionId, _message_id: MessageId) -> None:
-        if session_id == self._session:
+    def _on_queued(self, chat_id: ChatId, _message_id: MessageId) -> None:
+        if chat_id == self._session:
             self.view.scroll_to_newest()
 
     def _on_failed(self, operation: str, message: str, context: object) -> None:
         if operation == Operation.SEND.value:
-            session_id, text = cast(tuple[SessionId, str], context)
-            if session_id == self._session:
+            chat_id, text = cast(tuple[ChatId, str], context)
+            if chat_id == self._session:
                 self.composer.give_back(text)  # first: editing the text clears an earlier error
                 self.composer.show_error(message)
             return
@@ -311,16 +311,16 @@ class ChatPanel(QWidget):
         self.notice.setText(f"{prefix}: {message}")
         self.notice.show()
 
-    def _on_chat_left(self, session_id: SessionId) -> None:
-        if session_id == self._session:
+    def _on_chat_left(self, chat_id: ChatId) -> None:
+        if chat_id == self._session:
             self.clear()
-            self.chat_closed.emit(session_id)
+            self.chat_closed.emit(chat_id)
 
     def _refresh_header(self, *_: object) -> None:
         if self._session is None:
             return
         summary = self._chats.summary(self._session)
-        title = summary.session.title if summary else (self._details.session.title if self._details else "")
+        title = summary.chat.title if summary else (self._details.chat.title if self._details else "")
         self.title_label.setText(title)
         self.title_label.setAccessibleName(f"Chat: {title}")
         if self._typing and self._details is not None:

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_chat.errors import InvalidInput
-from desktop_chat.models import MAX_TITLE_CHARS, ChatDetails, MemberRole, SessionId, UserId, validate_title
+from desktop_chat.models import MAX_TITLE_CHARS, ChatDetails, ChatId, MemberRole, UserId, validate_title
 from desktop_chat.ui.bridge import Operation, StoreBridge
 from desktop_chat.ui.chat_list import ChatDelegate
 from desktop_chat.ui.chat_list_model import ChatFilterProxyModel, ChatListModel
@@ -109,7 +109,7 @@ class NewChatDialog(_OperationDialog):
     """Create a chat with a title and members added by email.
 
     Signals:
-        created(object): The new chat's ``SessionId``.
+        created(object): The new chat's ``ChatId``.
     """
 
     created = Signal(object)
@@ -154,18 +154,18 @@ class NewChatDialog(_OperationDialog):
         self._begin()
         self._bridge.create_chat(title, emails)
 
-    def _on_created(self, session_id: SessionId) -> None:
+    def _on_created(self, chat_id: ChatId) -> None:
         if self.busy:
-            self.created.emit(session_id)
+            self.created.emit(chat_id)
             self.accept()
 
 
 class RenameChatDialog(_OperationDialog):
     """Give a chat a new title (owners only; the server has the last word)."""
 
-    def __init__(self, bridge: StoreBridge, session_id: SessionId, title: str, parent: QWidget | None = None) -> None:
+    def __init__(self, bridge: StoreBridge, chat_id: ChatId, title: str, parent: QWidget | None = None) -> None:
         super().__init__(bridge, {Operation.RENAME_CHAT}, "Rename chat", parent)
-        self._session = session_id
+        self._session = chat_id
         self.title_edit = QLineEdit(title, self)
         self.title_edit.setMaxLength(MAX_TITLE_CHARS)
         self.title_edit.setAccessibleName("New title")
@@ -195,8 +195,8 @@ class RenameChatDialog(_OperationDialog):
         self._begin()
         self._bridge.rename_chat(self._session, title)
 
-    def _on_changed(self, session_id: SessionId) -> None:
-        if self.busy and session_id == self._session:
+    def _on_changed(self, chat_id: ChatId) -> None:
+        if self.busy and chat_id == self._session:
             self.accept()
 
 
@@ -206,13 +206,13 @@ class MembersDialog(_OperationDialog):
     def __init__(
         self,
         bridge: StoreBridge,
-        session_id: SessionId,
+        chat_id: ChatId,
         *,
         own_user: UserId | None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(bridge, {Operation.ADD_MEMBER, Operation.REMOVE_MEMBER}, "Members", parent)
-        self._session = session_id
+        self._session = chat_id
         self._own = own_user
         self._owner = False
         self.member_list = QListWidget(self)
@@ -244,7 +244,7 @@ class MembersDialog(_OperationDialog):
         bridge.chat_details_loaded.connect(self._on_details)
         bridge.chat_changed.connect(self._on_changed)
         self._show_owner_controls()
-        bridge.load_chat_details(session_id)
+        bridge.load_chat_details(chat_id)
 
     def add(self) -> None:
         if self.busy or not self._owner:
@@ -271,7 +271,7 @@ class MembersDialog(_OperationDialog):
         self._bridge.remove_member(self._session, user_id)
 
     def _on_details(self, details: ChatDetails) -> None:
-        if details.session.id != self._session:
+        if details.chat.id != self._session:
             return
         self.member_list.clear()
         self._owner = False
@@ -286,10 +286,10 @@ class MembersDialog(_OperationDialog):
             item.setData(Qt.ItemDataRole.UserRole, member.user_id)
         self._show_owner_controls()
 
-    def _on_changed(self, session_id: SessionId) -> None:
-        if session_id == self._session:
+    def _on_changed(self, chat_id: ChatId) -> None:
+        if chat_id == self._session:
             self.email_edit.clear()
-            self._bridge.load_chat_details(session_id)
+            self._bridge.load_chat_details(chat_id)
 
     def _show_owner_controls(self) -> None:
         for widget in (self.email_edit, self.add_button, self.remove_button):
@@ -329,7 +329,7 @@ class QuickSwitcher(QDialog):
     """Ctrl+K: type part of a chat's name, Enter opens it, Esc closes.
 
     Signals:
-        chosen(object): The ``SessionId`` picked.
+        chosen(object): The ``ChatId`` picked.
     """
 
     chosen = Signal(object)
@@ -379,7 +379,7 @@ class QuickSwitcher(QDialog):
     def _choose_index(self, index: QModelIndex) -> None:
         if not index.isValid():
             return
-        session_id = self.proxy.session_at(index.row())
-        if session_id is not None:
-            self.chosen.emit(session_id)
+        chat_id = self.proxy.session_at(index.row())
+        if chat_id is not None:
+            self.chosen.emit(chat_id)
             self.accept()

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QS
 
 from desktop_chat import __version__
 from desktop_chat.config import Settings
-from desktop_chat.models import ChatDetails, Message, Profile, SessionId, UserId
+from desktop_chat.models import ChatDetails, ChatId, Message, Profile, UserId
 from desktop_chat.ui.bridge import Operation, StoreBridge
 from desktop_chat.ui.chat_list import ChatListPanel
 from desktop_chat.ui.chat_list_model import ChatListModel
@@ -91,7 +91,7 @@ class MainWindow(QMainWindow):
         self._notifier = notifier
         self._is_active = is_active or self.isActiveWindow
         self._names: dict[UserId, str] = {profile.id: profile.display_name}
-        self._select_when_listed: SessionId | None = None
+        self._select_when_listed: ChatId | None = None
         self._diagnostics: DiagnosticsWindow | None = None
         self._closing_for_sign_out = False
         colors = theme.colors
@@ -151,9 +151,9 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     # --- navigation ----------------------------------------------------------------------------------
-    def open_chat(self, session_id: SessionId) -> None:
-        self.chat_list.select(session_id)
-        self.chat_panel.show_chat(session_id)
+    def open_chat(self, chat_id: ChatId) -> None:
+        self.chat_list.select(chat_id)
+        self.chat_panel.show_chat(chat_id)
         self.stack.setCurrentWidget(self.chat_panel)
         self.chat_panel.focus_composer()
         self._update_title()
@@ -246,32 +246,32 @@ class MainWindow(QMainWindow):
 
     def _update_title(self, *_: object) -> None:
         unread = self.chats.unread_total()
-        session_id = self.chat_panel.session_id
-        summary = self.chats.summary(session_id) if session_id else None
-        title = f"{summary.session.title} — {APP_TITLE}" if summary else APP_TITLE
+        chat_id = self.chat_panel.chat_id
+        summary = self.chats.summary(chat_id) if chat_id else None
+        title = f"{summary.chat.title} — {APP_TITLE}" if summary else APP_TITLE
         self.setWindowTitle(f"({unread}) {title}" if unread else title)
         self._notifier.set_unread(unread)
 
-    def _on_chat_closed(self, _session_id: SessionId) -> None:
+    def _on_chat_closed(self, _session_id: ChatId) -> None:
         self.chat_list.select(None)
         self.stack.setCurrentWidget(self.empty_state)
         self._update_title()
 
-    def _on_current_chat_removed(self, session_id: SessionId) -> None:
-        if self.chat_panel.session_id == session_id:
+    def _on_current_chat_removed(self, chat_id: ChatId) -> None:
+        if self.chat_panel.chat_id == chat_id:
             self.chat_panel.clear()
-        self._on_chat_closed(session_id)
+        self._on_chat_closed(chat_id)
 
-    def _on_chat_created(self, session_id: SessionId) -> None:
-        if self.chats.row_of(session_id) is not None:
-            self.open_chat(session_id)
+    def _on_chat_created(self, chat_id: ChatId) -> None:
+        if self.chats.row_of(chat_id) is not None:
+            self.open_chat(chat_id)
         else:
-            self._select_when_listed = session_id
+            self._select_when_listed = chat_id
 
     def _select_new_chat(self, *_: object) -> None:
         if self._select_when_listed is not None and self.chats.row_of(self._select_when_listed) is not None:
-            session_id, self._select_when_listed = self._select_when_listed, None
-            self.open_chat(session_id)
+            chat_id, self._select_when_listed = self._select_when_listed, None
+            self.open_chat(chat_id)
 
     def _remember_names(self, details: ChatDetails) -> None:
         for member in details.members:
@@ -281,11 +281,11 @@ class MainWindow(QMainWindow):
     def _on_incoming(self, message: Message) -> None:
         active = self._is_active()
         if not should_notify(
-            message, own_user=self._profile.id, open_chat=self.chat_panel.session_id, window_active=active
+            message, own_user=self._profile.id, open_chat=self.chat_panel.chat_id, window_active=active
         ):
             return
-        summary = self.chats.summary(message.session_id)
-        title = summary.session.title if summary else "New message"
+        summary = self.chats.summary(message.chat_id)
+        title = summary.chat.title if summary else "New message"
         sender = self._names.get(message.sender_id) if message.sender_id else None
         self._notifier.notify(title, notification_body(sender, message.content))
         if not active:

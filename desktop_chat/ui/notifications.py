@@ -8,22 +8,20 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QSystemTrayIcon
 
-from desktop_chat.models import Message, SessionId, UserId
+from desktop_chat.models import ChatId, Message, UserId
 from desktop_chat.ui.text import one_line
 
 PREVIEW_CHARS = 120
 _log = logging.getLogger(__name__)
 
 
-def should_notify(
-    message: Message, *, own_user: UserId | None, open_chat: SessionId | None, window_active: bool
-) -> bool:
+def should_notify(message: Message, *, own_user: UserId | None, open_chat: ChatId | None, window_active: bool) -> bool:
     """A message deserves a notification unless it is the user's own or on screen in the active window."""
     if own_user is not None and message.sender_id == own_user:
         return False
     if message.deleted:
         return False
-    return not window_active or message.session_id != open_chat
+    return not window_active or message.chat_id != open_chat
 
 
 def notification_body(sender: str | None, text: str) -> str:

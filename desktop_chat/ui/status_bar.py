@@ -6,7 +6,7 @@ from PySide6.QtCore import QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QPainter, QPaintEvent
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
-from desktop_chat.dal.api import CacheState, ConnectionState, StoreStatus
+from desktop_chat.dal.api import CacheStatus, ConnectionState, StoreStatus
 from desktop_chat.ui.text import plural
 
 CONNECTION_TEXT = {
@@ -16,9 +16,10 @@ CONNECTION_TEXT = {
     ConnectionState.OFFLINE: "Offline",
 }
 CACHE_TEXT = {
-    CacheState.REDIS: "Cache: Redis",
-    CacheState.MEMORY: "Cache: memory only",
-    CacheState.OFF: "Cache: off",
+    CacheStatus.ONLINE: "Cache: Redis",
+    CacheStatus.OFFLINE: "Cache: memory only",  # Redis down or slow: the in-process tier serves
+    CacheStatus.MEMORY_ONLY: "Cache: memory only",  # no Redis at all
+    CacheStatus.DISABLED: "Cache: off",
 }
 _DOT_COLORS = {
     ConnectionState.LIVE: QColor("#2e9d5b"),

@@ -15,7 +15,7 @@ from enum import IntEnum
 from PySide6.QtCore import QObject, Qt
 
 from desktop_chat.dal.api import Timeline
-from desktop_chat.models import DeliveryState, Message, MessageId, SessionId, UserId
+from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserId
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.live_model import AnyIndex, LiveListModel
 from desktop_chat.ui.text import clock, full_time, local
@@ -71,7 +71,7 @@ class TimelineModel(LiveListModel[Message]):
         super().__init__(key=message_key, window=window, parent=parent)
         self._bridge = bridge
         self._page = page
-        self._session: SessionId | None = None
+        self._session: ChatId | None = None
         self._own: UserId | None = None
         self._names: dict[UserId, str] = {}
         self._older_wanted = False
@@ -80,11 +80,11 @@ class TimelineModel(LiveListModel[Message]):
 
     # --- what is shown -------------------------------------------------------------------------------
     @property
-    def session_id(self) -> SessionId | None:
+    def chat_id(self) -> ChatId | None:
         return self._session
 
-    def show_timeline(self, session_id: SessionId, timeline: Timeline) -> None:
-        self._session = session_id
+    def show_timeline(self, chat_id: ChatId, timeline: Timeline) -> None:
+        self._session = chat_id
         self._older_wanted = False
         self._loading_older = False
         self.attach(timeline)
@@ -165,8 +165,8 @@ class TimelineModel(LiveListModel[Message]):
         self._older_wanted = wanted
 
     # --- internals -----------------------------------------------------------------------------------
-    def _on_older_loaded(self, session_id: SessionId, _count: int) -> None:
-        if session_id == self._session:
+    def _on_older_loaded(self, chat_id: ChatId, _count: int) -> None:
+        if chat_id == self._session:
             self._loading_older = False
 
     def _spoken(self, message: Message) -> str:

@@ -44,7 +44,10 @@ def create_app(settings: GatewaySettings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         admin_pool = await asyncpg.create_pool(settings.db_url, min_size=1, max_size=10)
-        api_pool = await asyncpg.create_pool(settings.authenticator_url, min_size=2, max_size=20)
+        # REST switches roles at session level; its reset puts each connection back to `authenticator`.
+        api_pool = await asyncpg.create_pool(
+            settings.authenticator_url, min_size=2, max_size=20, reset=rest.reset_connection
+        )
         ctx = GatewayContext(settings=settings, admin_pool=admin_pool, api_pool=api_pool)
         app.state.ctx = ctx
         started = []

@@ -44,6 +44,7 @@ class GatewayProcess:
 
     def settings(self) -> dict[str, object]:
         """What the gateway needs to know, handed over in a user-only JSON file."""
+        project = self.config.project
         return {
             "host": self.config.host,
             "port": self.config.api_port,
@@ -51,6 +52,9 @@ class GatewayProcess:
             "authenticator_url": self.config.role_db_url("authenticator"),
             "jwt_secret": self.config.jwt_secret,
             "access_token_ttl": self.config.access_token_ttl,
+            "max_rows": project.max_rows,
+            "refresh_token_reuse_interval": project.refresh_token_reuse_interval,
+            "rate_limits": dict(project.rate_limits),
         }
 
     def start(self) -> bool:

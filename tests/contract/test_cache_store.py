@@ -19,7 +19,7 @@ from desktop_chat.cache.memory import MemoryCacheStore
 from desktop_chat.cache.policy import CachePolicy, newest_by_seq
 from desktop_chat.cache.redis_store import RedisCacheStore, redis_client
 from desktop_chat.cache.store import AppendResult, CacheStore, ListItem
-from tests.builders import new_session, new_user
+from tests.builders import new_chat_id, new_user
 from tests.conftest import StackHandle
 
 pytestmark = pytest.mark.integration
@@ -115,13 +115,13 @@ def items(first: int, last: int, tag: bytes = b"m") -> list[ListItem]:
 async def test_get_of_a_missing_key_is_none(harness: Harness) -> None:
     store = await harness.make(LONG)
     assert await store.get(recent_key(new_user())) is None
-    assert await store.get_list(msgs_key(new_user(), new_session()), 10) is None
-    assert await store.ttl(chat_key(new_user(), new_session())) is None
+    assert await store.get_list(msgs_key(new_user(), new_chat_id()), 10) is None
+    assert await store.ttl(chat_key(new_user(), new_chat_id())) is None
 
 
 async def test_set_then_get_returns_the_bytes_with_the_kinds_ttl(harness: Harness) -> None:
     store = await harness.make(LONG)
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     await store.set(recent_key(user), b"recent")
     await store.set(chat_key(user, session), b"\x00chat\xff")
     recent = await store.get(recent_key(user))
@@ -137,7 +137,7 @@ async def test_set_then_get_returns_the_bytes_with_the_kinds_ttl(harness: Harnes
 
 async def test_entries_expire_after_ttl_and_grace(harness: Harness) -> None:
     store = await harness.make(SHORT)
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     await store.set(chat_key(user, session), b"x")
     await store.set_list(msgs_key(user, session), b"head", items(1, 2))
     await harness.advance(0.4)
@@ -150,11 +150,11 @@ async def test_entries_expire_after_ttl_and_grace(harness: Harness) -> None:
 
 async def test_delete_removes_only_the_given_keys(harness: Harness) -> None:
     store = await harness.make(LONG)
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     await store.set(recent_key(user), b"r")
     await store.set(chat_key(user, session), b"c")
     await store.set_list(msgs_key(user, session), b"h", items(1, 2))
-    await store.delete(chat_key(user, session), msgs_key(user, session), chat_key(user, new_session()))
+    await store.delete(chat_key(user, session), msgs_key(user, session), chat_key(user, new_chat_id()))
     assert await store.get(chat_key(user, session)) is None
     assert await store.get_list(msgs_key(user, session), 5) is None
     assert await store.get(recent_key(user)) is not None
@@ -166,7 +166,7 @@ async def test_delete_removes_only_the_given_keys(harness: Harness) -> None:
 
 async def test_a_list_returns_its_newest_items_ascending(harness: Harness) -> None:
     store = await harness.make(LONG)
-    key = msgs_key(new_user(), new_session())
+    key = msgs_key(new_user(), new_chat_id())
     await store.set_list(key, b"head", [(3, b"c"), (1, b"a"), (2, b"b")])
     full = await store.get_list(key, 10)
     assert full is not None and full.head == b"head" and full.items == ((1, b"a"), (2, b"b"), (3, b"c"))
@@ -179,7 +179,7 @@ async def test_a_list_returns_its_newest_items_ascending(harness: Harness) -> No
 
 async def test_an_empty_list_is_cached_not_missing(harness: Harness) -> None:
     store = await harness.make(LONG)
-    key = msgs_key(new_user(), new_session())
+    key = msgs_key(new_user(), new_chat_id())
     await store.set_list(key, b"head", [])
     stored = await store.get_list(key, 50)
     assert stored is not None and stored.items == () and stored.head == b"head"
@@ -187,7 +187,7 @@ async def test_an_empty_list_is_cached_not_missing(harness: Harness) -> None:
 
 async def test_set_list_keeps_the_newest_capped_items_and_replaces_what_was_there(harness: Harness) -> None:
     store = await harness.make(LONG)
-    key = msgs_key(new_user(), new_session())
+    key = msgs_key(new_user(), new_chat_id())
     await store.set_list(key, b"h1", items(1, 4, b"old"))
     await store.set_list(key, b"h2", items(3, 10))
     stored = await store.get_list(key, 50)
@@ -197,7 +197,7 @@ async def test_set_list_keeps_the_newest_capped_items_and_replaces_what_was_ther
 
 async def test_append_and_trim_keeps_the_newest_n_in_order(harness: Harness) -> None:
     store = await harness.make(LONG)
-    key = msgs_key(new_user(), new_session())
+    key = msgs_key(new_user(), new_chat_id())
     await store.set_list(key, b"h", items(1, 2))
     assert await store.append_list(key, items(3, 4)) is AppendResult.APPLIED
     assert await store.append_list(key, [(6, b"m6"), (5, b"m5")]) is AppendResult.APPLIED  # any order
@@ -208,7 +208,7 @@ async def test_append_and_trim_keeps_the_newest_n_in_order(harness: Harness) -> 
 
 async def test_append_replaces_an_item_with_the_same_seq(harness: Harness) -> None:
     store = await harness.make(LONG)
-    key = msgs_key(new_user(), new_session())
+    key = msgs_key(new_user(), new_chat_id())
     await store.set_list(key, b"h", items(1, 3))
     assert await store.append_list(key, [(2, b"edited"), (3, b"first"), (3, b"second")]) is AppendResult.APPLIED
     stored = await store.get_list(key, 50)
@@ -217,14 +217,14 @@ async def test_append_replaces_an_item_with_the_same_seq(harness: Harness) -> No
 
 async def test_append_to_a_missing_list_writes_nothing(harness: Harness) -> None:
     store = await harness.make(LONG)
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     assert await store.append_list(msgs_key(user, session), items(1, 1)) is AppendResult.NOT_CACHED
     assert await store.get_list(msgs_key(user, session), 5) is None
 
 
 async def test_append_with_a_gap_drops_the_list(harness: Harness) -> None:
     store = await harness.make(LONG)
-    key = msgs_key(new_user(), new_session())
+    key = msgs_key(new_user(), new_chat_id())
     await store.set_list(key, b"h", items(1, 3))
     assert await store.append_list(key, [(4, b"m4"), (6, b"m6")]) is AppendResult.GAP
     assert await store.get_list(key, 5) is None
@@ -234,7 +234,7 @@ async def test_append_with_a_gap_drops_the_list(harness: Harness) -> None:
 
 async def test_append_skips_items_older_than_the_cached_window(harness: Harness) -> None:
     store = await harness.make(LONG)
-    key = msgs_key(new_user(), new_session())
+    key = msgs_key(new_user(), new_chat_id())
     await store.set_list(key, b"h", items(10, 14))
     assert await store.append_list(key, [(3, b"edit of an uncached message"), (12, b"e12")]) is AppendResult.APPLIED
     stored = await store.get_list(key, 50)
@@ -244,7 +244,7 @@ async def test_append_skips_items_older_than_the_cached_window(harness: Harness)
 
 async def test_append_refreshes_the_lists_ttl(harness: Harness) -> None:
     store = await harness.make(SHORT)
-    key = msgs_key(new_user(), new_session())
+    key = msgs_key(new_user(), new_chat_id())
     await store.set_list(key, b"h", items(1, 1))
     await harness.advance(0.4)
     assert await store.append_list(key, items(2, 2)) is AppendResult.APPLIED
@@ -256,7 +256,7 @@ async def test_append_refreshes_the_lists_ttl(harness: Harness) -> None:
 async def test_random_appends_match_a_model_of_newest_n(harness: Harness) -> None:
     store = await harness.make(LONG)
     rng = random.Random(7)
-    key = msgs_key(new_user(), new_session())
+    key = msgs_key(new_user(), new_chat_id())
     model: dict[int, bytes] = dict(items(1, 3))
     await store.set_list(key, b"h", list(model.items()))
     top = 3
@@ -284,7 +284,7 @@ async def test_random_appends_match_a_model_of_newest_n(harness: Harness) -> Non
 
 async def test_delete_chat_removes_its_entries_and_its_index_entry(harness: Harness) -> None:
     store = await harness.make(LONG)
-    user, doomed, kept = new_user(), new_session(), new_session()
+    user, doomed, kept = new_user(), new_chat_id(), new_chat_id()
     for session in (doomed, kept):
         await store.set(chat_key(user, session), b"c")
         await store.set_list(msgs_key(user, session), b"h", items(1, 2))
@@ -298,7 +298,7 @@ async def test_delete_chat_removes_its_entries_and_its_index_entry(harness: Harn
 async def test_purge_user_removes_every_entry_of_that_user_only(harness: Harness) -> None:
     store = await harness.make(LONG)
     alice, bob = new_user(), new_user()
-    sessions = [new_session() for _ in range(3)]
+    sessions = [new_chat_id() for _ in range(3)]
     for user in (alice, bob):
         await store.set(recent_key(user), b"r")
         for session in sessions:
@@ -317,7 +317,7 @@ async def test_purge_user_removes_every_entry_of_that_user_only(harness: Harness
 async def test_the_chat_cap_evicts_the_users_least_recently_used_chats(harness: Harness) -> None:
     store = await harness.make(LONG)  # 3 chats per user
     user, other = new_user(), new_user()
-    first, second, third, fourth = (new_session() for _ in range(4))
+    first, second, third, fourth = (new_chat_id() for _ in range(4))
     await store.set(chat_key(other, first), b"other user")
     for session in (first, second, third):
         await store.set(chat_key(user, session), b"c")
@@ -331,14 +331,14 @@ async def test_the_chat_cap_evicts_the_users_least_recently_used_chats(harness: 
     assert await store.get(chat_key(user, first)) is not None
     assert await store.get(chat_key(other, first)) is not None  # caps are per user
     await store.get_list(msgs_key(user, third), 5)  # list reads count too
-    await store.set_list(msgs_key(user, new_session()), b"h", [])
+    await store.set_list(msgs_key(user, new_chat_id()), b"h", [])
     assert len(await store.cached_chats(user)) == 3 and third in await store.cached_chats(user)
 
 
 async def test_a_flood_of_chats_stays_within_the_cap(harness: Harness) -> None:
     store = await harness.make(LONG)
     user = new_user()
-    sessions = [new_session() for _ in range(30)]
+    sessions = [new_chat_id() for _ in range(30)]
     for session in sessions:
         await store.set(chat_key(user, session), b"c" * 100)
         await store.set_list(msgs_key(user, session), b"h", items(1, 8))
@@ -349,7 +349,7 @@ async def test_a_flood_of_chats_stays_within_the_cap(harness: Harness) -> None:
 
 async def test_keys_of_the_wrong_kind_are_refused(harness: Harness) -> None:
     store = await harness.make(LONG)
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     with pytest.raises(ValueError, match="list"):
         await store.set(msgs_key(user, session), b"x")
     with pytest.raises(ValueError, match="plain value"):
@@ -360,7 +360,7 @@ async def test_memory_in_use_is_reported(harness: Harness) -> None:
     store = await harness.make(LONG)
     assert await store.used_memory() >= 0
     before = await store.used_memory()
-    await store.set_list(msgs_key(new_user(), new_session()), b"h", [(i, b"x" * 2000) for i in range(1, 6)])
+    await store.set_list(msgs_key(new_user(), new_chat_id()), b"h", [(i, b"x" * 2000) for i in range(1, 6)])
     assert await store.used_memory() > before
 
 
@@ -373,7 +373,7 @@ async def test_wipe_removes_every_users_entries(harness: Harness) -> None:
     users = [new_user() for _ in range(3)]
     for user in users:
         await store.set(recent_key(user), b"r")
-        await store.set_list(msgs_key(user, new_session()), b"h", items(1, 1))
+        await store.set_list(msgs_key(user, new_chat_id()), b"h", items(1, 1))
     await store.wipe()
     assert all([await store.get(recent_key(user)) is None for user in users])
     assert [name for name in await harness.raw() if not name.startswith("dc:v1:meta:")] == []

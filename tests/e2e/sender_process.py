@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from desktop_chat.config import Settings
 from desktop_chat.dal.factory import open_data_layer
-from desktop_chat.models import SessionId
+from desktop_chat.models import ChatId
 
 
 async def main(argv: list[str]) -> int:
@@ -40,7 +40,7 @@ async def main(argv: list[str]) -> int:
     store = layer.store
     try:
         if mode == "send":
-            chat, count, prefix = SessionId(uuid.UUID(argv[4])), int(argv[5]), argv[6]
+            chat, count, prefix = ChatId(uuid.UUID(argv[4])), int(argv[5]), argv[6]
             await store.sign_in("alice@example.com", "password123")
             print("signed-in", flush=True)
             await asyncio.to_thread(sys.stdin.readline)  # the test says when to type

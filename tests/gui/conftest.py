@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QApplication
 from desktop_chat.config import Settings
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.notifications import Notifier
-from desktop_chat.ui.session import SessionFlow
+from desktop_chat.ui.sign_in_flow import SignInFlow
 from desktop_chat.ui.theme import Theme
 from tests.gui.fakes import Cast, FakeChatStore, populated_store
 
@@ -93,11 +93,11 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def flow_factory(
     bridge: StoreBridge, settings: Settings, theme: Theme, notifier: Notifier
-) -> Iterator[Callable[..., SessionFlow]]:
-    """Builds a SessionFlow over the test's bridge, closing its windows afterwards."""
-    flows: list[SessionFlow] = []
+) -> Iterator[Callable[..., SignInFlow]]:
+    """Builds a SignInFlow over the test's bridge, closing its windows afterwards."""
+    flows: list[SignInFlow] = []
 
-    def make(**overrides: Any) -> SessionFlow:
+    def make(**overrides: Any) -> SignInFlow:
         options: dict[str, Any] = {
             "settings": settings,
             "theme": theme,
@@ -108,7 +108,7 @@ def flow_factory(
             "is_active": lambda: True,
         }
         options.update(overrides)
-        flow = SessionFlow(bridge, **options)
+        flow = SignInFlow(bridge, **options)
         flows.append(flow)
         return flow
 

@@ -1,5 +1,8 @@
 """``FakeChatStore``: an in-memory ``ChatStoreAPI`` for widget tests, screenshots and GUI benchmarks.
 
+``tests/contract/test_chat_store.py`` holds it to the real store's behaviour and wording: whatever the
+contract checks, the fake does as ``desktop_chat.dal.chat_store.ChatStore`` does over the real stack.
+
 It keeps what a server would keep (accounts, chats, members, numbered history) and what the real store
 shows the UI (the recent-chats ``LiveList``, one timeline per opened chat, the status), and lets a test
 script everything the network would decide: when a pending message is delivered or refused, what the
@@ -22,7 +25,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from desktop_chat.dal.api import (
-    CacheState,
+    CacheStatus,
     ChatList,
     ConnectionState,
     MessageListener,
@@ -36,9 +39,10 @@ from desktop_chat.dal.api import (
 from desktop_chat.dal.live_list import Unsubscribe
 from desktop_chat.errors import DesktopChatError, InvalidInput, NotSignedIn, Rejected, Unauthorized
 from desktop_chat.models import (
+    Chat,
     ChatDetails,
+    ChatId,
     ChatMember,
-    ChatSession,
     ChatSummary,
     DeliveryState,
     MemberRole,
@@ -46,10 +50,9 @@ from desktop_chat.models import (
     MessageId,
     MessagePage,
     Profile,
-    SessionId,
     UserId,
+    new_chat_id,
     new_message_id,
-    new_session_id,
     validate_display_name,
     validate_message_text,
     validate_title,
@@ -91,7 +94,7 @@ class _Account:
 
 @dataclass
 class _Chat:
-    session: ChatSession
+    session: Chat
     members: dict[UserId, ChatMember]
     explicit: dict[int, Message] = field(default_factory=dict)  # seq -> message, overrides synthetic ones
     synthetic: int = 0  # messages 1..synthetic exist without being stored
@@ -121,15 +124,15 @@ class FakeChatStore:
         self._accounts: dict[str, _Account] = {}
         self._current: Profile | None = None
         self.saved_session: Profile | None = None  # what restore_session finds "in the keyring"
-        self._status = StoreStatus(connection=ConnectionState.LIVE, cache=CacheState.REDIS)
+        self._status = StoreStatus(connection=ConnectionState.LIVE, cache=CacheStatus.ONLINE)
         self._status_listeners: list[StatusListener] = []
         self._typing_listeners: list[UsersListener] = []
         self._presence_listeners: list[UsersListener] = []
         self._incoming_listeners: list[MessageListener] = []
         self._chat_list: ChatList = new_chat_list()
-        self._chats: dict[SessionId, _Chat] = {}
-        self._timelines: dict[SessionId, Timeline] = {}
-        self._lowest_loaded: dict[SessionId, int] = {}
+        self._chats: dict[ChatId, _Chat] = {}
+        self._timelines: dict[ChatId, Timeline] = {}
+        self._lowest_loaded: dict[ChatId, int] = {}
         self._outbox: dict[MessageId, Message] = {}
         self._failures: dict[str, list[DesktopChatError]] = {}
         self._gates: dict[str, asyncio.Event] = {}
@@ -156,13 +159,13 @@ class FakeChatStore:
         owner: Profile | None = None,
         history: int = 0,
         last_activity: datetime | None = None,
-    ) -> SessionId:
+    ) -> ChatId:
         """Create a chat; ``history`` synthetic messages from its members, oldest first, one every 37 s."""
         owner = owner or members[0]
         created = (last_activity or self._now()) - timedelta(seconds=37 * (history + 1))
-        session_id = SessionId(stable_id("chat", title, len(self._chats)))
-        session = ChatSession(
-            id=session_id,
+        chat_id = ChatId(stable_id("chat", title, len(self._chats)))
+        session = Chat(
+            id=chat_id,
             title=title,
             created_by=owner.id,
             created_at=created,
@@ -174,7 +177,7 @@ class FakeChatStore:
         chat = _Chat(session=session, members={}, synthetic=history)
         for profile in members:
             chat.members[profile.id] = ChatMember(
-                session_id=session_id,
+                chat_id=chat_id,
                 user_id=profile.id,
                 role=MemberRole.OWNER if profile.id == owner.id else MemberRole.MEMBER,
                 joined_at=created,
@@ -182,18 +185,18 @@ class FakeChatStore:
                 display_name=profile.display_name,
             )
         chat.synthetic_senders = tuple(profile.id for profile in members)
-        self._chats[session_id] = chat
-        self._publish_summary(session_id)
-        return session_id
+        self._chats[chat_id] = chat
+        self._publish_summary(chat_id)
+        return chat_id
 
-    def add_message(self, session_id: SessionId, sender: Profile, text: str, *, at: datetime | None = None) -> Message:
+    def add_message(self, chat_id: ChatId, sender: Profile, text: str, *, at: datetime | None = None) -> Message:
         """Store a confirmed message as if the server had it already (no listeners are told)."""
-        chat = self._chats[session_id]
+        chat = self._chats[chat_id]
         return self._store_confirmed(chat, sender.id, text, at or self._now())
 
-    def chat_id(self, title: str) -> SessionId:
+    def chat_id(self, title: str) -> ChatId:
         """The id of the (first) chat called ``title``."""
-        return next(session_id for session_id, chat in self._chats.items() if chat.session.title == title)
+        return next(chat_id for chat_id, chat in self._chats.items() if chat.session.title == title)
 
     def fail_next(self, operation: str, error: DesktopChatError) -> None:
         """Make the next call of ``operation`` (a method name) raise ``error``."""
@@ -219,10 +222,10 @@ class FakeChatStore:
     def deliver(self, message_id: MessageId) -> Message:
         """The server stored a pending message: it gets its ``seq`` and becomes ``sent``."""
         queued = self._outbox.pop(message_id)
-        chat = self._chats[queued.session_id]
+        chat = self._chats[queued.chat_id]
         sent = self._store_confirmed(chat, queued.sender_id, queued.content, self._now(), message_id=message_id)
         self._show(sent)
-        self._publish_summary(queued.session_id)
+        self._publish_summary(queued.chat_id)
         self._update_outbox_depth()
         return sent
 
@@ -233,27 +236,27 @@ class FakeChatStore:
         self._show(failed)
         return failed
 
-    def receive(self, session_id: SessionId, sender: Profile, text: str) -> Message:
+    def receive(self, chat_id: ChatId, sender: Profile, text: str) -> Message:
         """Someone else's message arrives live."""
-        chat = self._chats[session_id]
+        chat = self._chats[chat_id]
         message = self._store_confirmed(chat, sender.id, text, self._now())
         self._show(message)
-        self._publish_summary(session_id)
+        self._publish_summary(chat_id)
         for listener in list(self._incoming_listeners):
             listener(message)
         return message
 
-    def someone_typing(self, session_id: SessionId, users: Sequence[Profile]) -> None:
+    def someone_typing(self, chat_id: ChatId, users: Sequence[Profile]) -> None:
         for listener in list(self._typing_listeners):
-            listener(session_id, frozenset(profile.id for profile in users))
+            listener(chat_id, frozenset(profile.id for profile in users))
 
-    def presence(self, session_id: SessionId, users: Sequence[Profile]) -> None:
+    def presence(self, chat_id: ChatId, users: Sequence[Profile]) -> None:
         for listener in list(self._presence_listeners):
-            listener(session_id, frozenset(profile.id for profile in users))
+            listener(chat_id, frozenset(profile.id for profile in users))
 
-    def timeline(self, session_id: SessionId) -> Timeline:
+    def timeline(self, chat_id: ChatId) -> Timeline:
         """The timeline ``open_chat`` handed out (KeyError if it was never opened)."""
-        return self._timelines[session_id]
+        return self._timelines[chat_id]
 
     def call_names(self) -> list[str]:
         return [name for name, _ in self.calls]
@@ -270,9 +273,11 @@ class FakeChatStore:
 
     async def sign_in(self, email: str, password: str) -> Profile:
         await self._enter("sign_in", email)
+        if not email.strip() or not password:
+            raise InvalidInput("Enter your email address and password.")
         account = self._accounts.get(email.strip().lower())
         if account is None or account.password != password:
-            raise Unauthorized("Invalid login credentials", code="invalid_credentials")
+            raise Unauthorized("Wrong email or password.", code="invalid_credentials")
         self._current = account.profile
         self.saved_session = account.profile
         return account.profile
@@ -281,9 +286,9 @@ class FakeChatStore:
         await self._enter("sign_up", email, display_name)
         name = validate_display_name(display_name)
         if email.strip().lower() in self._accounts:
-            raise Rejected("An account with this e-mail already exists.", code="user_already_exists")
+            raise Rejected("An account with this email address already exists.", code="user_already_exists")
         if len(password) < 6:
-            raise InvalidInput("The password must be at least 6 characters long.")
+            raise InvalidInput("That password is too weak (length); use at least 6 characters.", code="weak_password")
         profile = self.add_user(email.strip(), name, password)
         self._current = profile
         self.saved_session = profile
@@ -334,8 +339,8 @@ class FakeChatStore:
         await self._enter("refresh_chats")
         me = self._me()
         self._chat_list.reset(
-            self._summary(session_id)
-            for session_id, chat in self._chats.items()
+            self._summary(chat_id)
+            for chat_id, chat in self._chats.items()
             if me.id in chat.members and not chat.session.deleted
         )
 
@@ -343,59 +348,62 @@ class FakeChatStore:
         await self.refresh_chats()
         return list(self._chat_list.rows)
 
-    async def chat_details(self, session_id: SessionId) -> ChatDetails:
-        await self._enter("chat_details", session_id)
-        chat = self._member_chat(session_id)
-        return ChatDetails(session=chat.session, members=tuple(chat.members.values()))
+    async def chat_details(self, chat_id: ChatId) -> ChatDetails:
+        await self._enter("chat_details", chat_id)
+        chat = self._member_chat(chat_id)
+        return ChatDetails(chat=chat.session, members=tuple(chat.members.values()))
 
-    async def messages(self, session_id: SessionId, before_seq: int | None = None, limit: int = 50) -> MessagePage:
-        await self._enter("messages", session_id, before_seq, limit)
-        chat = self._member_chat(session_id)
+    async def messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = 50) -> MessagePage:
+        await self._enter("messages", chat_id, before_seq, limit)
+        if limit < 1:
+            raise InvalidInput("A page holds at least one message.")
+        chat = self._readable_chat(chat_id)
+        if chat is None:
+            return MessagePage(chat_id=chat_id)  # row level security: nothing to read
         top = (before_seq - 1) if before_seq is not None else chat.session.last_seq
         low = max(1, top - limit + 1)
         rows = tuple(message for seq in range(low, top + 1) if (message := self._message(chat, seq)) is not None)
-        return MessagePage(session_id=session_id, messages=rows, has_more=low > 1)
+        return MessagePage(chat_id=chat_id, messages=rows, has_more=low > 1)
 
-    async def open_chat(self, session_id: SessionId) -> Timeline:
-        await self._enter("open_chat", session_id)
-        chat = self._member_chat(session_id)
-        timeline = self._timelines.get(session_id)
+    async def open_chat(self, chat_id: ChatId) -> Timeline:
+        await self._enter("open_chat", chat_id)
+        chat = self._readable_chat(chat_id)
+        timeline = self._timelines.get(chat_id)
         if timeline is None:
             timeline = new_timeline()
-            top = chat.session.last_seq
+            top = chat.session.last_seq if chat is not None else 0  # not a member: nothing to read
             low = max(1, top - self.page_size + 1)
             rows = [message for seq in range(low, top + 1) if (message := self._message(chat, seq)) is not None]
-            rows += [message for message in self._outbox.values() if message.session_id == session_id]
+            rows += [message for message in self._outbox.values() if message.chat_id == chat_id]
             timeline.reset(rows)
-            self._timelines[session_id] = timeline
-            self._lowest_loaded[session_id] = low if top else 1
+            self._timelines[chat_id] = timeline
+            self._lowest_loaded[chat_id] = low if top else 1
         return timeline
 
-    def close_chat(self, session_id: SessionId) -> None:
-        self.calls.append(("close_chat", (session_id,)))
+    def close_chat(self, chat_id: ChatId) -> None:
+        self.calls.append(("close_chat", (chat_id,)))
 
-    def has_older(self, session_id: SessionId) -> bool:
-        return self._lowest_loaded.get(session_id, 1) > 1
+    def has_older(self, chat_id: ChatId) -> bool:
+        return self._lowest_loaded.get(chat_id, 1) > 1
 
-    async def load_older(self, session_id: SessionId) -> int:
-        await self._enter("load_older", session_id)
-        chat = self._member_chat(session_id)
-        lowest = self._lowest_loaded.get(session_id, 1)
+    async def load_older(self, chat_id: ChatId) -> int:
+        await self._enter("load_older", chat_id)
+        chat = self._member_chat(chat_id)
+        lowest = self._lowest_loaded.get(chat_id, 1)
         low = max(1, lowest - self.page_size)
         rows = [message for seq in range(low, lowest) if (message := self._message(chat, seq)) is not None]
-        self._lowest_loaded[session_id] = low
-        self._timelines[session_id].upsert_many(rows)
+        self._lowest_loaded[chat_id] = low
+        self._timelines[chat_id].upsert_many(rows)
         return len(rows)
 
     # --- writes --------------------------------------------------------------------------------------
-    async def send(self, session_id: SessionId, text: str) -> MessageId:
-        await self._enter("send", session_id, text)
-        validate_message_text(text)
+    async def send(self, chat_id: ChatId, text: str) -> MessageId:
+        await self._enter("send", chat_id, text)
         me = self._me()
-        self._member_chat(session_id)
+        validate_message_text(text)
         message = Message(
             id=new_message_id(),
-            session_id=session_id,
+            chat_id=chat_id,
             sender_id=me.id,
             content=text,
             created_at=self._now(),
@@ -410,7 +418,12 @@ class FakeChatStore:
 
     async def retry(self, message_id: MessageId) -> None:
         await self._enter("retry", message_id)
-        queued = self._outbox[message_id]
+        self._me()
+        queued = self._outbox.get(message_id)
+        if queued is None:
+            raise InvalidInput("That message is no longer waiting to be sent.")
+        if queued.delivery is DeliveryState.PENDING:
+            return  # already on its way
         pending = queued.model_copy(update={"delivery": DeliveryState.PENDING, "error": None})
         self._outbox[message_id] = pending
         self._show(pending)
@@ -419,97 +432,114 @@ class FakeChatStore:
 
     async def discard(self, message_id: MessageId) -> None:
         await self._enter("discard", message_id)
-        queued = self._outbox.pop(message_id)
-        timeline = self._timelines.get(queued.session_id)
+        self._me()
+        queued = self._outbox.pop(message_id, None)
+        if queued is None:
+            return  # sent or discarded already
+        timeline = self._timelines.get(queued.chat_id)
         if timeline is not None:
             timeline.remove(message_id)
         self._update_outbox_depth()
 
     async def edit_message(self, message_id: MessageId, text: str) -> None:
         await self._enter("edit_message", message_id, text)
+        self._me()
         validate_message_text(text)
-        chat, message = self._own_confirmed(message_id)
+        chat, message = self._own_confirmed(
+            message_id, "Only the sender can edit a message, and not after deleting it."
+        )
         self._replace(chat, message.model_copy(update={"content": text, "edited_at": self._now()}))
 
     async def delete_message(self, message_id: MessageId) -> None:
         await self._enter("delete_message", message_id)
-        chat, message = self._own_confirmed(message_id)
+        chat, message = self._own_confirmed(message_id, "Only the sender can delete a message.")
         self._replace(chat, message.model_copy(update={"content": "", "deleted_at": self._now()}))
 
-    async def create_chat(self, title: str, member_emails: Sequence[str] = ()) -> SessionId:
+    async def create_chat(self, title: str, member_emails: Sequence[str] = ()) -> ChatId:
         await self._enter("create_chat", title, tuple(member_emails))
-        title = validate_title(title)
         me = self._me()
+        title = validate_title(title)
         others = []
-        for email in member_emails:
-            account = self._accounts.get(email.strip().lower())
+        for email in dict.fromkeys(e.strip().lower() for e in member_emails if e.strip()):
+            account = self._accounts.get(email)
             if account is None:
-                raise Rejected(f"No one with the e-mail {email.strip()} has an account.")
+                raise InvalidInput(f"There is no account for {email}.")
             others.append(account.profile)
         now = self._now()
-        session_id = new_session_id()
-        session = ChatSession(id=session_id, title=title, created_by=me.id, created_at=now, updated_at=now)
+        chat_id = new_chat_id()
+        session = Chat(id=chat_id, title=title, created_by=me.id, created_at=now, updated_at=now)
         chat = _Chat(session=session, members={})
         for profile in [me, *others]:
             chat.members[profile.id] = ChatMember(
-                session_id=session_id,
+                chat_id=chat_id,
                 user_id=profile.id,
                 role=MemberRole.OWNER if profile.id == me.id else MemberRole.MEMBER,
                 joined_at=now,
                 display_name=profile.display_name,
             )
-        self._chats[session_id] = chat
-        self._publish_summary(session_id)
-        return session_id
+        self._chats[chat_id] = chat
+        self._publish_summary(chat_id)
+        return chat_id
 
-    async def rename_chat(self, session_id: SessionId, title: str) -> None:
-        await self._enter("rename_chat", session_id, title)
-        chat = self._owned_chat(session_id, "rename")
-        chat.session = chat.session.model_copy(update={"title": validate_title(title), "updated_at": self._now()})
-        self._publish_summary(session_id)
+    async def rename_chat(self, chat_id: ChatId, title: str) -> None:
+        await self._enter("rename_chat", chat_id, title)
+        self._me()
+        clean = validate_title(title)
+        chat = self._owned_chat(chat_id, "Only the chat's owners can rename it.")
+        chat.session = chat.session.model_copy(update={"title": clean, "updated_at": self._now()})
+        self._publish_summary(chat_id)
 
-    async def add_member(self, session_id: SessionId, email: str) -> None:
-        await self._enter("add_member", session_id, email)
-        chat = self._owned_chat(session_id, "add people to")
+    async def add_member(self, chat_id: ChatId, email: str) -> None:
+        await self._enter("add_member", chat_id, email)
+        self._me()
         account = self._accounts.get(email.strip().lower())
         if account is None:
-            raise Rejected(f"No one with the e-mail {email.strip()} has an account.")
+            raise InvalidInput(f"There is no account for {email.strip()}.")
+        # Row level security refuses the insert (42501), which the backend words like this.
+        chat = self._owned_chat(chat_id, "You are not allowed to do that (you may have been removed from the chat).")
         chat.members[account.profile.id] = ChatMember(
-            session_id=session_id,
+            chat_id=chat_id,
             user_id=account.profile.id,
             joined_at=self._now(),
             display_name=account.profile.display_name,
         )
 
-    async def remove_member(self, session_id: SessionId, user_id: UserId) -> None:
-        await self._enter("remove_member", session_id, user_id)
-        chat = self._owned_chat(session_id, "remove people from")
+    async def remove_member(self, chat_id: ChatId, user_id: UserId) -> None:
+        await self._enter("remove_member", chat_id, user_id)
+        if user_id == self._me().id:
+            await self._leave(chat_id)
+            return
+        chat = self._owned_chat(chat_id, "Only the chat's owners can remove someone else.")
         chat.members.pop(user_id, None)
 
-    async def leave_chat(self, session_id: SessionId) -> None:
-        await self._enter("leave_chat", session_id)
-        chat = self._member_chat(session_id)
+    async def leave_chat(self, chat_id: ChatId) -> None:
+        await self._enter("leave_chat", chat_id)
+        await self._leave(chat_id)
+
+    async def _leave(self, chat_id: ChatId) -> None:
+        chat = self._member_chat(chat_id)
         del chat.members[self._me().id]
-        self._chat_list.remove(session_id)
+        self._chat_list.remove(chat_id)
 
-    async def delete_chat(self, session_id: SessionId) -> None:
-        await self._enter("delete_chat", session_id)
-        chat = self._owned_chat(session_id, "delete")
+    async def delete_chat(self, chat_id: ChatId) -> None:
+        await self._enter("delete_chat", chat_id)
+        self._me()
+        chat = self._owned_chat(chat_id, "Only the chat's owners can delete it.")
         chat.session = chat.session.model_copy(update={"deleted_at": self._now()})
-        self._chat_list.remove(session_id)
+        self._chat_list.remove(chat_id)
 
-    async def mark_read(self, session_id: SessionId, seq: int) -> None:
-        await self._enter("mark_read", session_id, seq)
-        chat = self._member_chat(session_id)
+    async def mark_read(self, chat_id: ChatId, seq: int) -> None:
+        await self._enter("mark_read", chat_id, seq)
+        chat = self._member_chat(chat_id)
         me = self._me().id
         member = chat.members[me]
         clamped = min(max(member.last_read_seq, seq), chat.session.last_seq)
         chat.members[me] = member.model_copy(update={"last_read_seq": clamped})
-        self._publish_summary(session_id)
+        self._publish_summary(chat_id)
 
     # --- ephemeral -----------------------------------------------------------------------------------
-    async def set_typing(self, session_id: SessionId, typing: bool) -> None:
-        await self._enter("set_typing", session_id, typing)
+    async def set_typing(self, chat_id: ChatId, typing: bool) -> None:
+        await self._enter("set_typing", chat_id, typing)
 
     def subscribe_typing(self, listener: UsersListener) -> Unsubscribe:
         return _subscribe(self._typing_listeners, listener)
@@ -541,32 +571,39 @@ class FakeChatStore:
 
     def _me(self) -> Profile:
         if self._current is None:
-            raise NotSignedIn("You are signed out.")
+            raise NotSignedIn("You are not signed in.")
         return self._current
 
-    def _member_chat(self, session_id: SessionId) -> _Chat:
-        chat = self._chats.get(session_id)
-        if chat is None or self._me().id not in chat.members or chat.session.deleted:
-            raise Rejected("This chat does not exist or you are no longer a member.")
+    def _readable_chat(self, chat_id: ChatId) -> _Chat | None:
+        """The chat, if row level security lets the signed-in user read it."""
+        chat = self._chats.get(chat_id)
+        if chat is None or self._me().id not in chat.members:
+            return None
         return chat
 
-    def _owned_chat(self, session_id: SessionId, verb: str) -> _Chat:
-        chat = self._member_chat(session_id)
+    def _member_chat(self, chat_id: ChatId) -> _Chat:
+        chat = self._readable_chat(chat_id)
+        if chat is None or chat.session.deleted:
+            raise Rejected("This chat does not exist or you are no longer in it.")
+        return chat
+
+    def _owned_chat(self, chat_id: ChatId, refusal: str) -> _Chat:
+        chat = self._member_chat(chat_id)
         if chat.members[self._me().id].role is not MemberRole.OWNER:
-            raise Rejected(f"Only the chat's owners can {verb} it.", code="42501")
+            raise Rejected(refusal)
         return chat
 
-    def _own_confirmed(self, message_id: MessageId) -> tuple[_Chat, Message]:
+    def _own_confirmed(self, message_id: MessageId, refusal: str) -> tuple[_Chat, Message]:
+        """A sent message of the signed-in user's; else the server changes no row (``refusal``)."""
         me = self._me().id
         for chat in self._chats.values():
             for message in chat.explicit.values():
-                if message.id == message_id:
-                    if message.sender_id != me:
-                        raise Rejected("Only the sender can change a message.", code="42501")
+                if message.id == message_id and message.sender_id == me:
                     if message.deleted:
-                        raise Rejected("This message was deleted.")
+                        # The database's trigger refuses it (a check violation, worded by the backend).
+                        raise Rejected("The server refused the data: a deleted message cannot be edited", code="23514")
                     return chat, message
-        raise Rejected("Only sent messages can be changed.")
+        raise Rejected(refusal)
 
     def _replace(self, chat: _Chat, message: Message) -> None:
         chat.session = chat.session.model_copy(update={"last_rev": chat.session.last_rev + 1})
@@ -588,7 +625,7 @@ class FakeChatStore:
         text = _SENTENCES[(seq * 5) % len(_SENTENCES)]  # 5 is coprime with 14: every sentence comes round
         return Message(
             id=MessageId(stable_id("message", chat.session.id, seq)),
-            session_id=chat.session.id,
+            chat_id=chat.session.id,
             sender_id=sender,
             content=text,
             created_at=chat.session.created_at + timedelta(seconds=37 * seq),
@@ -603,7 +640,7 @@ class FakeChatStore:
         rev = chat.session.last_rev + 1
         message = Message(
             id=message_id or new_message_id(),
-            session_id=chat.session.id,
+            chat_id=chat.session.id,
             sender_id=sender,
             content=text,
             created_at=at,
@@ -620,28 +657,28 @@ class FakeChatStore:
         return message
 
     def _show(self, message: Message) -> None:
-        timeline = self._timelines.get(message.session_id)
+        timeline = self._timelines.get(message.chat_id)
         if timeline is not None:
             timeline.upsert(message)
 
-    def _summary(self, session_id: SessionId) -> ChatSummary:
-        chat = self._chats[session_id]
+    def _summary(self, chat_id: ChatId) -> ChatSummary:
+        chat = self._chats[chat_id]
         me = self._me().id
         member = chat.members[me]
         last = self._message(chat, chat.session.last_seq) if chat.session.last_seq else None
         return ChatSummary(
-            session=chat.session,
+            chat=chat.session,
             role=member.role,
             last_read_seq=member.last_read_seq,
             unread_count=max(0, chat.session.last_seq - member.last_read_seq),
             last_message=last,
         )
 
-    def _publish_summary(self, session_id: SessionId) -> None:
-        if self._current is None or self._current.id not in self._chats[session_id].members:
+    def _publish_summary(self, chat_id: ChatId) -> None:
+        if self._current is None or self._current.id not in self._chats[chat_id].members:
             return
-        if self._chat_list.get(session_id) is not None or not self._chats[session_id].session.deleted:
-            self._chat_list.upsert(self._summary(session_id))
+        if self._chat_list.get(chat_id) is not None or not self._chats[chat_id].session.deleted:
+            self._chat_list.upsert(self._summary(chat_id))
 
     def _update_outbox_depth(self) -> None:
         status = self._status
@@ -657,7 +694,14 @@ class FakeChatStore:
 
     def _deliver_if_pending(self, message_id: MessageId) -> None:
         queued = self._outbox.get(message_id)
-        if queued is not None and queued.delivery is DeliveryState.PENDING:
+        if queued is None or queued.delivery is not DeliveryState.PENDING:
+            return
+        chat = self._chats.get(queued.chat_id)
+        if chat is None or chat.session.deleted:
+            self.reject(message_id, "This chat no longer exists.")
+        elif queued.sender_id not in chat.members:
+            self.reject(message_id, "You can no longer post in this chat.")
+        else:
             self.deliver(message_id)
 
 

@@ -15,11 +15,11 @@ import qasync
 from PySide6.QtWidgets import QApplication, QWidget
 
 from desktop_chat.config import Settings
-from desktop_chat.dal.api import CacheState, ConnectionState, StoreStatus
+from desktop_chat.dal.api import CacheStatus, ConnectionState, StoreStatus
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.main_window import MainWindow
 from desktop_chat.ui.notifications import Notifier
-from desktop_chat.ui.session import SessionFlow
+from desktop_chat.ui.sign_in_flow import SignInFlow
 from desktop_chat.ui.theme import Theme, app_icon
 from tests.gui.fakes import FakeChatStore, populated_store
 
@@ -68,10 +68,10 @@ def busy_store() -> FakeChatStore:
 
 async def main_window_scene(
     store: FakeChatStore, theme: Theme, settings: Settings
-) -> tuple[MainWindow, StoreBridge, SessionFlow]:
+) -> tuple[MainWindow, StoreBridge, SignInFlow]:
     bridge = StoreBridge(store, server_url=settings.supabase_url)
     notifier = Notifier(app_icon(), enabled=False, parent=bridge)
-    flow = SessionFlow(
+    flow = SignInFlow(
         bridge,
         settings=settings,
         theme=theme,
@@ -104,7 +104,7 @@ async def chat_scene(theme: Theme, settings: Settings, *, width: int, height: in
     pending = store.pending()
     store.reject(pending[0].id, "You can no longer post in this chat")
     store.someone_typing(team, [store.user("bob@example.com")])
-    store.set_status(StoreStatus(connection=ConnectionState.LIVE, cache=CacheState.REDIS, outbox_depth=2))
+    store.set_status(StoreStatus(connection=ConnectionState.LIVE, cache=CacheStatus.ONLINE, outbox_depth=2))
     window.chat_panel.composer.set_text("Looks great, one small thing on slide 4:")
     await settle(0.6)  # past the read-marker debounce: what is on screen counts as read
     return window, store
@@ -119,7 +119,7 @@ async def scenes(output: Path) -> list[Path]:
 
     signed_out, _ = populated_store(signed_in=False)
     bridge = StoreBridge(signed_out, server_url=settings.supabase_url)
-    flow = SessionFlow(
+    flow = SignInFlow(
         bridge, settings=settings, theme=theme, notifier=Notifier(app_icon(), enabled=False), icon=app_icon()
     )
     flow.start()

@@ -6,6 +6,8 @@ import asyncio
 import io
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from desktop_chat.app import Options, build_store, load_settings, run
+from desktop_chat.app import Options, load_settings, open_store, run
 from desktop_chat.config import LOCAL_SUPABASE_URL, Settings
 from desktop_chat.dal.api import ChatStoreAPI
 from desktop_chat.doctor import run_doctor
@@ -31,8 +33,12 @@ class SlowClosingStore(FakeChatStore):
 
 
 def factory_of(stores: dict[str, FakeChatStore]) -> Any:
-    async def factory(settings: Settings, instance: str) -> ChatStoreAPI:
-        return stores[instance]
+    @asynccontextmanager
+    async def factory(settings: Settings, instance: str) -> AsyncIterator[ChatStoreAPI]:
+        try:
+            yield stores[instance]
+        finally:
+            await stores[instance].close()  # whoever opens a data layer closes it
 
     return factory
 
@@ -95,7 +101,7 @@ def test_quitting_waits_for_the_store_to_close_before_the_loop_stops(
 def test_the_real_data_layer_starts_and_the_sign_in_window_paints(
     qapp: QApplication, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    # The real build_store: keyring, cache (its own redis-server), outbox, client; no saved session and
+    # The real open_store: keyring, cache (its own redis-server), outbox, client; no saved session and
     # no server to talk to, so the app asks the user to sign in, and shuts everything down again.
     caplog.set_level(logging.INFO, logger="desktop_chat")
     settings = Settings(
@@ -105,7 +111,7 @@ def test_the_real_data_layer_starts_and_the_sign_in_window_paints(
         runtime_dir=tmp_path / "run",
         log_dir=tmp_path / "log",
     )
-    code = run(Options(smoke_test=True), store_factory=build_store, settings=settings)
+    code = run(Options(smoke_test=True), store_factory=open_store, settings=settings)
     assert code == 0
     steps = messages(caplog)
     assert "Bridge ready (default)" in steps

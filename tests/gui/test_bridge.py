@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from pytestqt.qtbot import QtBot
 
@@ -67,7 +65,7 @@ def test_an_expected_failure_becomes_failed_with_a_sentence_and_no_result(
         bridge.create_chat("Planning", ["nobody@example.com"])
     assert failed.args == [
         "create_chat",
-        "No one with the e-mail nobody@example.com has an account.",
+        "There is no account for nobody@example.com.",
         None,
     ]
     assert created == []
@@ -123,13 +121,12 @@ def test_store_listeners_arrive_as_signals(qtbot: QtBot, bridge: StoreBridge, st
     assert incoming.args == [message]
 
 
-def test_close_unsubscribes_and_closes_the_store(
+def test_detach_unsubscribes_and_leaves_closing_the_store_to_its_owner(
     qtbot: QtBot, bridge: StoreBridge, store: FakeChatStore, cast: Cast
 ) -> None:
     typing: list[object] = []
     bridge.typing_changed.connect(lambda *args: typing.append(args))
-    future = asyncio.ensure_future(bridge.close())
-    qtbot.waitUntil(future.done)
-    assert store.closed
+    bridge.detach()
+    assert not store.closed  # the composition root built it, and closes it
     store.someone_typing(store.chat_id("Team"), [cast.bob])
     assert typing == []

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
-from desktop_chat.models import SessionId
+from desktop_chat.models import ChatId
 from desktop_chat.ui.chat_list import ChatListPanel
 from desktop_chat.ui.chat_list_model import ChatFilterProxyModel, ChatListModel, ChatRole
 from desktop_chat.ui.theme import LIGHT
@@ -101,7 +101,7 @@ def test_the_selected_chat_stays_selected_when_it_moves_to_the_top(
     store.receive(bob_chat, cast.bob, "bump")
     current = panel.list_view.currentIndex()
     assert current.row() == 0
-    assert current.data(ChatRole.SESSION_ID) == bob_chat
+    assert current.data(ChatRole.CHAT_ID) == bob_chat
     assert panel.current == bob_chat
 
 
@@ -116,7 +116,7 @@ def test_the_panel_filter_box_filters_and_down_moves_into_the_list(
     assert panel.proxy.rowCount() == 1
     with qtbot.waitSignal(panel.chat_selected) as selected:
         qtbot.keyClick(panel.filter_edit, Qt.Key.Key_Down)
-    assert selected.args == [SessionId(store.chat_id("Team"))]
+    assert selected.args == [ChatId(store.chat_id("Team"))]
 
 
 def test_an_unread_chat_gets_a_badge_in_the_accent_colour(

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from desktop_chat.models import MAX_MESSAGE_CHARS, Message, MessageId, SessionId, UserId
+from desktop_chat.models import MAX_MESSAGE_CHARS, ChatId, Message, MessageId, UserId
 from desktop_chat.ui.composer import COUNTER_MARGIN, Composer
 from tests.gui.fakes import stable_id
 
@@ -81,7 +81,7 @@ def test_typing_is_reported_on_the_first_key_and_withdrawn_on_send(qtbot: QtBot,
 def test_editing_a_message_submits_an_edit_and_esc_cancels(qtbot: QtBot, composer: Composer) -> None:
     message = Message(
         id=MessageId(stable_id("edit")),
-        session_id=SessionId(stable_id("chat")),
+        chat_id=ChatId(stable_id("chat")),
         sender_id=UserId(stable_id("me")),
         content="original",
         created_at=datetime(2026, 11, 26, tzinfo=UTC),

@@ -8,9 +8,9 @@ from PySide6.QtGui import QKeySequence
 from pytestqt.qtbot import QtBot
 
 from desktop_chat.config import Settings
-from desktop_chat.dal.api import CacheState, ConnectionState, StoreStatus
+from desktop_chat.dal.api import CacheStatus, ConnectionState, StoreStatus
 from desktop_chat.errors import LocalStorageError
-from desktop_chat.models import DeliveryState, SessionId
+from desktop_chat.models import ChatId, DeliveryState
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.dialogs import MembersDialog, NewChatDialog, QuickSwitcher, RenameChatDialog
 from desktop_chat.ui.main_window import MainWindow
@@ -67,10 +67,10 @@ def window(
     return main
 
 
-def open_chat(qtbot: QtBot, window: MainWindow, bridge: StoreBridge, session_id: SessionId) -> None:
+def open_chat(qtbot: QtBot, window: MainWindow, bridge: StoreBridge, chat_id: ChatId) -> None:
     with qtbot.waitSignals([bridge.chat_opened, bridge.chat_details_loaded]):
-        window.open_chat(session_id)
-    assert window.chat_panel.model.session_id == session_id
+        window.open_chat(chat_id)
+    assert window.chat_panel.model.chat_id == chat_id
 
 
 def last_row_text(window: MainWindow) -> str:
@@ -147,7 +147,7 @@ def test_new_chat_errors_stay_in_the_dialog(qtbot: QtBot, window: MainWindow, st
     dialog.members_edit.setText("zed@example.com")
     dialog.submit()
     qtbot.waitUntil(lambda: not dialog.busy)
-    assert dialog.error_label.text() == "No one with the e-mail zed@example.com has an account."
+    assert dialog.error_label.text() == "There is no account for zed@example.com."
     assert dialog.isVisible()
     qtbot.keyClick(dialog, Qt.Key.Key_Escape)
     assert not dialog.isVisible()
@@ -191,7 +191,7 @@ def test_leaving_asks_first_and_closes_the_chat(
         window.chat_panel.leave()
     qtbot.waitUntil(lambda: window.stack.currentWidget() is window.empty_state)
     assert window.chats.row_of(bob_chat) is None
-    assert window.chat_panel.session_id is None
+    assert window.chat_panel.chat_id is None
     assert not window.chat_list.list_view.currentIndex().isValid()
 
 
@@ -278,7 +278,7 @@ def test_the_status_bar_follows_the_store(window: MainWindow, store: FakeChatSto
     store.set_status(
         StoreStatus(
             connection=ConnectionState.RECONNECTING,
-            cache=CacheState.MEMORY,
+            cache=CacheStatus.OFFLINE,
             outbox_depth=3,
             backend_reachable=False,
             detail="Realtime dropped; retrying in 4 s.",
@@ -309,7 +309,7 @@ def test_quick_switcher_filters_and_opens(qtbot: QtBot, window: MainWindow, stor
     qtbot.keyClicks(switcher.search, "rel")
     assert switcher.proxy.rowCount() == 1
     qtbot.keyClick(switcher.search, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: window.chat_panel.session_id == store.chat_id("Release 0.2"))
+    qtbot.waitUntil(lambda: window.chat_panel.chat_id == store.chat_id("Release 0.2"))
     assert not switcher.isVisible()
 
 
@@ -342,7 +342,7 @@ def test_a_chat_taken_away_by_someone_else_closes_calmly(
     team = store.chat_id("Team")
     open_chat(qtbot, window, bridge, team)
     store.chat_list().remove(team)  # what the store does when realtime says the chat is gone
-    qtbot.waitUntil(lambda: window.chat_panel.session_id is None)
+    qtbot.waitUntil(lambda: window.chat_panel.chat_id is None)
     assert window.stack.currentWidget() is window.empty_state
     assert not window.chat_list.list_view.currentIndex().isValid()
 
@@ -354,7 +354,7 @@ def test_filtering_the_open_chat_out_of_the_list_keeps_it_open(
     open_chat(qtbot, window, bridge, team)
     qtbot.keyClicks(window.chat_list.filter_edit, "release")
     qtbot.wait(10)
-    assert window.chat_panel.session_id == team
+    assert window.chat_panel.chat_id == team
     assert window.chat_list.current == team
     window.chat_list.filter_edit.clear()
     qtbot.waitUntil(lambda: window.chat_list.list_view.currentIndex().data() == "Team")

@@ -6,21 +6,21 @@ from datetime import UTC, datetime
 
 import pytest
 
-from desktop_chat.models import Message, MessageId, SessionId, UserId
+from desktop_chat.models import ChatId, Message, MessageId, UserId
 from desktop_chat.ui.notifications import PREVIEW_CHARS, notification_body, should_notify
 from tests.gui.fakes import stable_id
 
 ME = UserId(stable_id("me"))
 THEM = UserId(stable_id("them"))
-OPEN = SessionId(stable_id("open"))
-OTHER = SessionId(stable_id("other"))
+OPEN = ChatId(stable_id("open"))
+OTHER = ChatId(stable_id("other"))
 
 
-def message(sender: UserId, session: SessionId, *, deleted: bool = False) -> Message:
+def message(sender: UserId, session: ChatId, *, deleted: bool = False) -> Message:
     at = datetime(2026, 11, 26, tzinfo=UTC)
     return Message(
         id=MessageId(stable_id("n", sender, session)),
-        session_id=session,
+        chat_id=session,
         sender_id=sender,
         content="hello",
         created_at=at,
@@ -40,7 +40,7 @@ def message(sender: UserId, session: SessionId, *, deleted: bool = False) -> Mes
         (THEM, OTHER, False, True, False),  # already deleted
     ],
 )
-def test_should_notify(sender: UserId, session: SessionId, active: bool, deleted: bool, expected: bool) -> None:
+def test_should_notify(sender: UserId, session: ChatId, active: bool, deleted: bool, expected: bool) -> None:
     assert (
         should_notify(message(sender, session, deleted=deleted), own_user=ME, open_chat=OPEN, window_active=active)
         is expected

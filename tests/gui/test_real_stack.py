@@ -18,7 +18,7 @@ from desktop_chat.dal.factory import DataLayer, open_data_layer
 from desktop_chat.models import DeliveryState
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.notifications import Notifier
-from desktop_chat.ui.session import SessionFlow
+from desktop_chat.ui.sign_in_flow import SignInFlow
 from desktop_chat.ui.theme import Theme
 from tests.conftest import StackHandle
 from tests.keyrings import MemoryKeyring
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 class Client:
     """One signed-in window over a real data layer."""
 
-    def __init__(self, layer: DataLayer, flow: SessionFlow, bridge: StoreBridge) -> None:
+    def __init__(self, layer: DataLayer, flow: SignInFlow, bridge: StoreBridge) -> None:
         self.layer = layer
         self.flow = flow
         self.bridge = bridge
@@ -59,7 +59,7 @@ def clients(
         layer = task.result()
         bridge = StoreBridge(layer.store, server_url=settings.supabase_url)
         notifier = Notifier(QIcon(), enabled=False, parent=bridge)
-        flow = SessionFlow(
+        flow = SignInFlow(
             bridge, settings=settings, theme=theme, notifier=notifier, icon=QIcon(), confirm=lambda *_: True
         )
         flow.sign_in_automatically(f"{name}@example.com", "password123")
@@ -68,7 +68,8 @@ def clients(
     yield made
     for client in made.values():
         client.flow.close_windows()
-        closing = asyncio.ensure_future(client.bridge.close())
+        client.bridge.detach()
+        closing = asyncio.ensure_future(client.layer.close())
         qtbot.waitUntil(closing.done, timeout=20_000)
 
 

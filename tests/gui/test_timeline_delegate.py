@@ -8,7 +8,7 @@ from PySide6.QtGui import QFont
 from pytestqt.qtbot import QtBot
 
 from desktop_chat.dal.api import new_timeline
-from desktop_chat.models import DeliveryState, Message, MessageId, SessionId, UserId
+from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserId
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.text import clock
 from desktop_chat.ui.timeline_delegate import Action, MessageDelegate
@@ -17,7 +17,7 @@ from tests.gui.fakes import stable_id
 
 ME = UserId(stable_id("me"))
 THEM = UserId(stable_id("them"))
-SESSION = SessionId(stable_id("chat"))
+SESSION = ChatId(stable_id("chat"))
 AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
@@ -25,7 +25,7 @@ def message(key: str, sender: UserId, text: str = "hello", **extra: object) -> M
     seq = None if extra.get("delivery") in (DeliveryState.PENDING, DeliveryState.FAILED) else len(key)
     return Message(
         id=MessageId(stable_id(key)),
-        session_id=SESSION,
+        chat_id=SESSION,
         sender_id=sender,
         content=text,
         created_at=AT,

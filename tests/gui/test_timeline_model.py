@@ -9,7 +9,7 @@ from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
 from desktop_chat.dal.api import new_timeline
-from desktop_chat.models import DeliveryState, Message, MessageId, SessionId, UserId
+from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserId
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.timeline_model import DELETED_TEXT, TimelineModel, TimelineRole
 from tests.gui.fakes import Cast, FakeChatStore, stable_id
@@ -66,13 +66,13 @@ def test_roles_describe_sender_runs_days_and_deletion(
     model = TimelineModel(bridge)
     model.set_own_user(cast.alice.id)
     model.set_names({cast.bob.id: "Bob Chen"})
-    session = SessionId(stable_id("chat", "roles"))
+    session = ChatId(stable_id("chat", "roles"))
     start = datetime(2026, 11, 25, 22, 0, tzinfo=UTC)
 
     def message(seq: int, sender: UserId, minutes: int, **extra: object) -> Message:
         return Message(
             id=MessageId(stable_id("m", seq)),
-            session_id=session,
+            chat_id=session,
             sender_id=sender,
             content=f"text {seq}",
             created_at=start + timedelta(minutes=minutes),

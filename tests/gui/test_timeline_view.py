@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from desktop_chat.models import DeliveryState, Message, SessionId
+from desktop_chat.models import ChatId, DeliveryState, Message
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.timeline_delegate import Action
 from desktop_chat.ui.timeline_model import TimelineModel
@@ -18,14 +18,12 @@ from tests.gui.fakes import Cast, FakeChatStore
 
 
 @pytest.fixture
-def team(store: FakeChatStore) -> SessionId:
+def team(store: FakeChatStore) -> ChatId:
     return store.chat_id("Team")
 
 
 @pytest.fixture
-def view(
-    qtbot: QtBot, bridge: StoreBridge, store: FakeChatStore, cast: Cast, team: SessionId
-) -> Iterator[TimelineView]:
+def view(qtbot: QtBot, bridge: StoreBridge, store: FakeChatStore, cast: Cast, team: ChatId) -> Iterator[TimelineView]:
     model = TimelineModel(bridge)
     model.set_own_user(cast.alice.id)
     view = TimelineView(model)
@@ -71,7 +69,7 @@ def test_opening_shows_the_newest_message_at_the_bottom(view: TimelineView) -> N
 
 
 def test_an_older_page_prepended_keeps_the_visible_message_in_place(
-    qtbot: QtBot, view: TimelineView, store: FakeChatStore, team: SessionId
+    qtbot: QtBot, view: TimelineView, store: FakeChatStore, team: ChatId
 ) -> None:
     model = view.model()
     assert isinstance(model, TimelineModel)
@@ -87,7 +85,7 @@ def test_an_older_page_prepended_keeps_the_visible_message_in_place(
 
 
 def test_a_new_message_at_the_bottom_scrolls_into_view(
-    qtbot: QtBot, view: TimelineView, store: FakeChatStore, cast: Cast, team: SessionId
+    qtbot: QtBot, view: TimelineView, store: FakeChatStore, cast: Cast, team: ChatId
 ) -> None:
     message = store.receive(team, cast.bob, "fresh news")
     view.executeDelayedItemsLayout()
@@ -100,7 +98,7 @@ def test_a_new_message_at_the_bottom_scrolls_into_view(
 
 
 def test_a_new_message_while_scrolled_up_shows_the_jump_button_and_does_not_scroll(
-    qtbot: QtBot, view: TimelineView, store: FakeChatStore, cast: Cast, team: SessionId
+    qtbot: QtBot, view: TimelineView, store: FakeChatStore, cast: Cast, team: ChatId
 ) -> None:
     bar = view.verticalScrollBar()
     bar.setValue(bar.maximum() // 2)
@@ -139,7 +137,7 @@ def delivery_of(view: TimelineView, message_id: object) -> DeliveryState | None:
 
 
 def test_pending_sent_failed_retry_and_discard_through_the_links(
-    qtbot: QtBot, view: TimelineView, bridge: StoreBridge, store: FakeChatStore, team: SessionId
+    qtbot: QtBot, view: TimelineView, bridge: StoreBridge, store: FakeChatStore, team: ChatId
 ) -> None:
     view.retry_requested.connect(bridge.retry)
     view.discard_requested.connect(bridge.discard)
@@ -166,7 +164,7 @@ def test_pending_sent_failed_retry_and_discard_through_the_links(
 
 
 def test_a_failure_line_appearing_at_the_bottom_stays_in_view(
-    qtbot: QtBot, view: TimelineView, bridge: StoreBridge, store: FakeChatStore, team: SessionId
+    qtbot: QtBot, view: TimelineView, bridge: StoreBridge, store: FakeChatStore, team: ChatId
 ) -> None:
     with qtbot.waitSignal(bridge.message_queued) as queued:
         bridge.send(team, "last words")
@@ -179,7 +177,7 @@ def test_a_failure_line_appearing_at_the_bottom_stays_in_view(
 
 
 def test_a_row_growing_above_the_reader_does_not_move_what_they_read(
-    qtbot: QtBot, view: TimelineView, bridge: StoreBridge, store: FakeChatStore, team: SessionId, cast: Cast
+    qtbot: QtBot, view: TimelineView, bridge: StoreBridge, store: FakeChatStore, team: ChatId, cast: Cast
 ) -> None:
     with qtbot.waitSignal(bridge.message_queued) as queued:
         bridge.send(team, "sent early")
@@ -216,7 +214,7 @@ def test_a_narrower_view_keeps_the_reader_on_the_same_message(qtbot: QtBot, view
 
 
 def test_own_messages_do_not_count_as_new_while_scrolled_up(
-    qtbot: QtBot, view: TimelineView, bridge: StoreBridge, store: FakeChatStore, team: SessionId, cast: Cast
+    qtbot: QtBot, view: TimelineView, bridge: StoreBridge, store: FakeChatStore, team: ChatId, cast: Cast
 ) -> None:
     bar = view.verticalScrollBar()
     bar.setValue(bar.maximum() // 2)
@@ -229,7 +227,7 @@ def test_own_messages_do_not_count_as_new_while_scrolled_up(
 
 
 def test_the_context_menu_offers_what_applies(
-    qtbot: QtBot, view: TimelineView, bridge: StoreBridge, store: FakeChatStore, team: SessionId, cast: Cast
+    qtbot: QtBot, view: TimelineView, bridge: StoreBridge, store: FakeChatStore, team: ChatId, cast: Cast
 ) -> None:
     with qtbot.waitSignal(bridge.message_queued) as queued:
         bridge.send(team, "mine")

@@ -7,6 +7,7 @@ every auth response carries it.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from starlette.responses import Response
@@ -43,3 +44,16 @@ def invalid_credentials() -> AuthError:
 
 def weak_password(message: str) -> AuthError:
     return AuthError(422, "weak_password", message, weak_password={"reasons": ["length"]})
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def validate_email(value: object) -> str:
+    """The address, trimmed and lower-cased as GoTrue stores it, or GoTrue's validation error."""
+    if not isinstance(value, str) or not value.strip():
+        raise validation_failed("An email address is required")
+    email = value.strip().lower()
+    if len(email) > 255 or not _EMAIL.match(email):
+        raise validation_failed("Unable to validate email address: invalid format")
+    return email

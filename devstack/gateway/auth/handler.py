@@ -1,16 +1,17 @@
-"""The ``/auth/v1`` endpoints: GoTrue-compatible sign-up, sign-in, refresh, user and logout.
+"""The ``/auth/v1`` endpoints: GoTrue-compatible sign-up, sign-in, refresh, user, logout and admin.
 
 Sign-up confirms at once (``enable_confirmations = false`` in supabase/config.toml) and returns a
 session. Access tokens are HS256 JWTs lasting ``settings.access_token_ttl`` seconds; refresh tokens
 rotate (see ``store``). Requests that act as a user are authenticated by their Bearer JWT and its
 session, as GoTrue does; the refresh grant ignores ``Authorization`` (it carries an expired token).
+Sign-ins, refreshes, sign-ups and user updates are rate limited per client address (``limits``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,17 +22,24 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from devstack.gateway import jwt
-from devstack.gateway.auth import store
-from devstack.gateway.auth.errors import API_VERSION_HEADER, AuthError, invalid_credentials, json_response
+from devstack.gateway.auth import admin, store
+from devstack.gateway.auth.errors import (
+    API_VERSION_HEADER,
+    AuthError,
+    invalid_credentials,
+    json_response,
+    validate_email,
+)
 from devstack.gateway.auth.errors import validation_failed as invalid
-from devstack.gateway.auth.passwords import check_policy, hash_password, password_matches
+from devstack.gateway.auth.limits import Limiter, RateLimits
+from devstack.gateway.auth.passwords import check_policy, dummy_hash, hash_password, password_matches
 from devstack.gateway.context import GatewayContext, context_of
 from devstack.gateway.http import BodyTooLarge, read_body
 
 log = logging.getLogger(__name__)
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 Handler = Callable[[Request, GatewayContext], Awaitable[Response]]
+_limits: dict[int, RateLimits] = {}
 
 
 def routes() -> list[BaseRoute]:
@@ -42,15 +50,25 @@ def routes() -> list[BaseRoute]:
         Route("/token", _endpoint(_token), methods=["POST"]),
         Route("/user", _endpoint(_user), methods=["GET", "PUT"]),
         Route("/logout", _endpoint(_logout), methods=["POST"]),
+        Route("/admin/users", _endpoint(_admin_users), methods=["GET", "POST"]),
+        Route("/admin/users/{user_id}", _endpoint(_admin_user), methods=["GET", "PUT", "DELETE"]),
     ]
 
 
 async def startup(ctx: GatewayContext) -> None:
-    return None
+    _limits[id(ctx)] = RateLimits(ctx.settings.rate_limits)
+    # The dummy hash that unknown e-mails are checked against, made now rather than on the first sign-in.
+    await asyncio.to_thread(dummy_hash)
 
 
 async def shutdown(ctx: GatewayContext) -> None:
-    return None
+    _limits.pop(id(ctx), None)
+
+
+def _limit(request: Request, ctx: GatewayContext, pick: Callable[[RateLimits], Limiter]) -> None:
+    """GoTrue's per-address limit; the address is the client's, as devstack has no proxy in front."""
+    address = request.client.host if request.client else "unknown"
+    RateLimits.check(pick(_limits[id(ctx)]), address)
 
 
 def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -83,13 +101,7 @@ async def _body(request: Request, ctx: GatewayContext) -> dict[str, Any]:
     return body
 
 
-def _email(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise invalid("An email address is required")
-    email = value.strip().lower()
-    if len(email) > 255 or not _EMAIL.match(email):
-        raise invalid("Unable to validate email address: invalid format")
-    return email
+_email = validate_email
 
 
 def _session(ctx: GatewayContext, grant: store.Grant) -> dict[str, Any]:
@@ -133,6 +145,8 @@ async def _settings(request: Request, ctx: GatewayContext) -> Response:
 
 async def _signup(request: Request, ctx: GatewayContext) -> Response:
     body = await _body(request, ctx)
+    # GoTrue limits sign-up attempts, valid or not, once the body is read.
+    _limit(request, ctx, lambda limits: limits.signup)
     email = _email(body.get("email"))
     password = check_policy(body.get("password"))
     metadata = body.get("data") or {}
@@ -150,6 +164,10 @@ async def _signup(request: Request, ctx: GatewayContext) -> Response:
 
 async def _token(request: Request, ctx: GatewayContext) -> Response:
     grant_type = request.query_params.get("grant_type")
+    if grant_type not in ("password", "refresh_token"):
+        raise AuthError(400, "invalid_credentials", "unsupported_grant_type")
+    # One bucket for both grants, as GoTrue's /token limiter (token_refresh in config.toml).
+    _limit(request, ctx, lambda limits: limits.token)
     body = await _body(request, ctx)
     if grant_type == "password":
         grant = await _password_grant(ctx, body)
@@ -160,13 +178,11 @@ async def _token(request: Request, ctx: GatewayContext) -> Response:
         async with ctx.admin_pool.acquire() as conn:
             try:
                 async with conn.transaction():
-                    grant = await store.refresh(conn, token)
+                    grant = await store.refresh(conn, token, reuse_interval=ctx.settings.refresh_token_reuse_interval)
             except store.TokenReused as reuse:
                 # Committed on its own: the refresh transaction was rolled back by the error.
                 await store.revoke_session_tokens(conn, reuse.session_id)
                 raise
-    else:
-        raise invalid("unsupported_grant_type")
     return json_response(_session(ctx, grant))
 
 
@@ -176,8 +192,14 @@ async def _password_grant(ctx: GatewayContext, body: dict[str, Any]) -> store.Gr
         raise invalid("Sign in requires an email and a password")
     async with ctx.admin_pool.acquire() as conn:
         found = await store.credentials(conn, email.strip())
-    if found is None or not await password_matches(password, found.encrypted_password):
+    if found is not None and not found.scannable:
+        # GoTrue cannot load a user whose token columns are NULL (a seed that left them out).
+        raise AuthError(500, "unexpected_failure", "Database error querying schema")
+    # An unknown address costs the same bcrypt check as a wrong password (a check against a dummy hash).
+    if not await password_matches(password, found.encrypted_password if found else None) or found is None:
         raise invalid_credentials()
+    if found.banned:
+        raise AuthError(400, "user_banned", "User is banned")
     async with ctx.admin_pool.acquire() as conn, conn.transaction():
         return await store.sign_in(conn, found.user_id)
 
@@ -226,6 +248,7 @@ async def _user(request: Request, ctx: GatewayContext) -> Response:
 
 
 async def _update_user(request: Request, ctx: GatewayContext, caller: _Caller) -> None:
+    _limit(request, ctx, lambda limits: limits.user)
     body = await _body(request, ctx)
     metadata = body.get("data")
     if metadata is not None and not isinstance(metadata, dict):
@@ -256,3 +279,20 @@ async def _logout(request: Request, ctx: GatewayContext) -> Response:
     async with ctx.admin_pool.acquire() as conn:
         await store.end_sessions(conn, caller.user_id, caller.session_id, scope)
     return Response(status_code=204, headers=API_VERSION_HEADER)
+
+
+async def _admin_users(request: Request, ctx: GatewayContext) -> Response:
+    admin.require_admin(request, ctx)
+    if request.method == "GET":
+        return await admin.list_users(request, ctx)
+    return await admin.create_user(request, ctx, await _body(request, ctx))
+
+
+async def _admin_user(request: Request, ctx: GatewayContext) -> Response:
+    admin.require_admin(request, ctx)
+    if request.method == "GET":
+        return await admin.get_user(request, ctx)
+    body = await _body(request, ctx)
+    if request.method == "PUT":
+        return await admin.update_user(request, ctx, body)
+    return await admin.delete_user(request, ctx, body)

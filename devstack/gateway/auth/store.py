@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     Conn = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 
 _USER_JSON = """
-select jsonb_build_object(
+select (jsonb_build_object(
   'id', u.id,
   'aud', coalesce(u.aud, 'authenticated'),
   'role', coalesce(u.role, 'authenticated'),
@@ -43,8 +43,10 @@ select jsonb_build_object(
   'created_at', coalesce(u.created_at, now()),
   'updated_at', coalesce(u.updated_at, u.created_at, now()),
   'is_anonymous', u.is_anonymous
-)::text
-from auth.users u where u.id = $1
+) || jsonb_strip_nulls(jsonb_build_object(
+  'invited_at', u.invited_at, 'banned_until', u.banned_until, 'deleted_at', u.deleted_at
+)))::text
+from auth.users u
 """
 
 
@@ -61,8 +63,17 @@ class TokenReused(AuthError):
 
 @dataclass(frozen=True)
 class Credentials:
+    """A user as sign-in sees it.
+
+    ``scannable`` is False when a column GoTrue reads into a plain string is NULL (a seed that inserted
+    into ``auth.users`` without setting the token columns): GoTrue then fails to load the user, and so
+    does this gateway, so such a seed is caught here rather than on a real project.
+    """
+
     user_id: uuid.UUID
     encrypted_password: str | None
+    banned: bool = False
+    scannable: bool = True
 
 
 @dataclass(frozen=True)
@@ -75,20 +86,61 @@ class Grant:
 
 
 async def user_json(conn: Conn, user_id: uuid.UUID) -> dict[str, Any] | None:
-    text = await conn.fetchval(_USER_JSON, user_id)
+    text = await conn.fetchval(_USER_JSON + " where u.id = $1", user_id)
     return None if text is None else dict(json.loads(text))
+
+
+async def list_users(conn: Conn, *, page: int, per_page: int, search: str | None) -> tuple[list[dict[str, Any]], int]:
+    """One page of the users GoTrue lists (its instance and audience), newest first, and their total.
+
+    ``search`` matches the e-mail (case-sensitively, as GoTrue's LIKE does) or ``full_name``.
+    """
+    where = (
+        " where u.instance_id = $1 and u.aud = 'authenticated'"
+        " and ($2::text is null or u.email like '%' || $2 || '%'"
+        " or u.raw_user_meta_data ->> 'full_name' ilike '%' || $2 || '%')"
+    )
+    # The SQL is made of this module's constants only; the search text is a parameter.
+    total = await conn.fetchval("select count(*) from auth.users u" + where, uuid.UUID(NIL_INSTANCE), search)  # noqa: S608
+    rows = await conn.fetch(
+        _USER_JSON + where + " order by u.created_at desc, u.id limit $3 offset $4",
+        uuid.UUID(NIL_INSTANCE),
+        search,
+        per_page,
+        (page - 1) * per_page,
+    )
+    return [dict(json.loads(row[0])) for row in rows], int(total)
 
 
 async def email_taken(conn: Conn, email: str) -> bool:
     return bool(await conn.fetchval("select exists (select from auth.users where lower(email) = lower($1))", email))
 
 
+# The columns GoTrue's user model reads into non-nullable strings (models.User).
+_STRING_COLUMNS = (
+    "confirmation_token",
+    "recovery_token",
+    "email_change_token_new",
+    "email_change_token_current",
+    "email_change",
+    "phone_change",
+    "phone_change_token",
+    "reauthentication_token",
+)
+_SCANNABLE = " and ".join(f"{column} is not null" for column in _STRING_COLUMNS)
+# Made of this module's constants only; the address is a parameter.
+_CREDENTIALS_SQL = (
+    "select id, encrypted_password, coalesce(banned_until > now(), false) as banned,"  # noqa: S608
+    f" {_SCANNABLE} as scannable from auth.users"
+    " where lower(email) = lower($1) and deleted_at is null and not is_sso_user"
+)
+
+
 async def credentials(conn: Conn, email: str) -> Credentials | None:
-    row = await conn.fetchrow(
-        "select id, encrypted_password from auth.users where lower(email) = lower($1) and deleted_at is null",
-        email,
-    )
-    return None if row is None else Credentials(row["id"], row["encrypted_password"])
+    row = await conn.fetchrow(_CREDENTIALS_SQL, email)
+    if row is None:
+        return None
+    return Credentials(row["id"], row["encrypted_password"], bool(row["banned"]), bool(row["scannable"]))
 
 
 async def password_hash(conn: Conn, user_id: uuid.UUID) -> str | None:
@@ -96,34 +148,65 @@ async def password_hash(conn: Conn, user_id: uuid.UUID) -> str | None:
     return None if value is None else str(value)
 
 
-async def create_user(conn: Conn, email: str, hashed: str, metadata: dict[str, Any]) -> Grant:
-    """A confirmed user (autoconfirm) with its email identity, signed in. Runs in the caller's transaction.
+NIL_INSTANCE = "00000000-0000-0000-0000-000000000000"
 
-    ``metadata`` becomes ``raw_user_meta_data``, where the profile trigger finds ``display_name``.
+
+async def insert_user(
+    conn: Conn,
+    *,
+    user_id: uuid.UUID,
+    email: str,
+    hashed: str | None,
+    user_metadata: dict[str, Any] | None,
+    app_metadata: dict[str, Any],
+    role: str = "authenticated",
+    confirmed: bool = True,
+) -> None:
+    """A user and its email identity, as GoTrue writes them (the token columns empty, not NULL).
+
+    Runs in the caller's transaction; ``user_metadata`` becomes ``raw_user_meta_data``, where the
+    profile trigger finds ``display_name``.
     """
-    user_id = uuid.uuid4()
     try:
         await conn.execute(
             """
             insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+                                    confirmation_token, recovery_token, email_change_token_new, email_change,
                                     raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
-            values ('00000000-0000-0000-0000-000000000000', $1, 'authenticated', 'authenticated', $2, $3, now(),
-                    '{"provider": "email", "providers": ["email"]}', $4::jsonb, now(), now())
+            values ($1, $2, 'authenticated', $3, $4, $5, case when $6 then now() end, '', '', '', '',
+                    $7::jsonb, $8::jsonb, now(), now())
             """,
+            uuid.UUID(NIL_INSTANCE),
             user_id,
+            role,
             email,
             hashed,
-            json.dumps(metadata),
+            confirmed,
+            json.dumps(app_metadata),
+            json.dumps(user_metadata if user_metadata is not None else {}),
         )
     except asyncpg.UniqueViolationError:
         raise AuthError(422, "user_already_exists", "User already registered") from None
-    identity = {"sub": str(user_id), "email": email, "email_verified": True, "phone_verified": False}
+    identity = {"sub": str(user_id), "email": email, "email_verified": confirmed, "phone_verified": False}
     await conn.execute(
         "insert into auth.identities (provider_id, user_id, identity_data, provider, last_sign_in_at)"
         " values ($1, $2, $3::jsonb, 'email', now())",
         str(user_id),
         user_id,
         json.dumps(identity),
+    )
+
+
+async def create_user(conn: Conn, email: str, hashed: str, metadata: dict[str, Any]) -> Grant:
+    """A confirmed user (autoconfirm) with its email identity, signed in. Runs in the caller's transaction."""
+    user_id = uuid.uuid4()
+    await insert_user(
+        conn,
+        user_id=user_id,
+        email=email,
+        hashed=hashed,
+        user_metadata=metadata,
+        app_metadata={"provider": "email", "providers": ["email"]},
     )
     return await sign_in(conn, user_id)
 
@@ -138,22 +221,48 @@ async def sign_in(conn: Conn, user_id: uuid.UUID) -> Grant:
     return Grant(user, session_id, token)
 
 
-async def refresh(conn: Conn, token: str) -> Grant:
-    """Rotate ``token``: revoke it and issue its successor in the same session. Runs in a transaction."""
+async def refresh(conn: Conn, token: str, *, reuse_interval: int) -> Grant:
+    """Rotate ``token`` in its session, GoTrue's way. Runs in a transaction.
+
+    A live token is revoked and succeeded by a new one. A revoked token whose successor is the session's
+    live token (a client that lost the answer to its refresh) gets that live token again. Another revoked
+    token still works within ``reuse_interval`` seconds of its revocation (a new successor); after that it
+    is treated as stolen: ``TokenReused``, and the caller revokes the whole session.
+    """
     row = await conn.fetchrow(
-        "select user_id, session_id, revoked from auth.refresh_tokens where token = $1 for update", token
+        "select t.user_id, t.session_id, t.revoked,"
+        " t.updated_at < now() - make_interval(secs => $2) as stale,"
+        " coalesce(u.banned_until > now(), false) as banned"
+        " from auth.refresh_tokens t join auth.users u on u.id = t.user_id"
+        " where t.token = $1 for update of t",
+        token,
+        float(reuse_interval),
     )
     if row is None:
         raise AuthError(400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found")
+    if row["banned"]:
+        raise AuthError(400, "user_banned", "User is banned")
+    issued = None
     if row["revoked"]:
-        raise TokenReused(row["session_id"])
-    await conn.execute("update auth.refresh_tokens set revoked = true, updated_at = now() where token = $1", token)
-    successor = await _new_refresh_token(conn, row["user_id"], row["session_id"], parent=token)
+        active = await conn.fetchrow(
+            "select token, parent from auth.refresh_tokens where session_id = $1 and not revoked"
+            " order by id desc limit 1",
+            row["session_id"],
+        )
+        if active is not None and active["parent"] == token:
+            issued = str(active["token"])
+        elif row["stale"]:
+            raise TokenReused(row["session_id"])
+    if issued is None:
+        await conn.execute(
+            "update auth.refresh_tokens set revoked = true, updated_at = now() where token = $1 and not revoked", token
+        )
+        issued = await _new_refresh_token(conn, row["user_id"], row["session_id"], parent=token)
     await conn.execute("update auth.sessions set updated_at = now() where id = $1", row["session_id"])
     user = await user_json(conn, row["user_id"])
     if user is None:
         raise AuthError(400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found")
-    return Grant(user, row["session_id"], successor)
+    return Grant(user, row["session_id"], issued)
 
 
 async def revoke_session_tokens(conn: Conn, session_id: uuid.UUID) -> None:

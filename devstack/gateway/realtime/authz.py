@@ -103,9 +103,3 @@ class Authorizer:
                 role,
             )
         return bool(allowed)
-
-    async def bypasses_rls(self, role: str) -> bool:
-        """Whether ``role`` bypasses row level security (``service_role`` does)."""
-        async with self._admin.acquire() as conn:
-            value = await conn.fetchval("select rolbypassrls from pg_catalog.pg_roles where rolname = $1", role)
-        return bool(value)

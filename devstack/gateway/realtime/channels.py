@@ -13,6 +13,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from devstack.gateway.realtime.bindings import Binding
+from devstack.gateway.realtime.policies import Policies
 from devstack.gateway.realtime.presence import Diff, PresenceRegistry
 from devstack.gateway.realtime.protocol import (
     CLOSE_TRY_AGAIN_LATER,
@@ -69,6 +70,10 @@ class Connection:
     def __init__(self, websocket: WebSocket, apikey: str) -> None:
         self.websocket = websocket
         self.apikey = apikey
+        # What Realtime hands to policies as `request.headers`: the upgrade request's x- headers.
+        self.x_headers = {
+            name.lower(): value for name, value in websocket.headers.items() if name.lower().startswith("x-")
+        }
         self.channels: dict[str, Channel] = {}
         self._queue: asyncio.Queue[str | tuple[int, str]] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -136,6 +141,8 @@ class Channel:
     presence_key: str
     bindings: tuple[Binding, ...]
     auth: Auth
+    policies: Policies | None = None
+    """A private channel's rights on its topic (``policies``); None for a public channel."""
     active: bool = True
     expiry: asyncio.TimerHandle | None = None
     _push_prefix: str = field(init=False, repr=False)
@@ -146,6 +153,16 @@ class Channel:
     @property
     def topic_key(self) -> TopicKey:
         return (self.private, self.topic)
+
+    @property
+    def reads_broadcasts(self) -> bool:
+        """Whether broadcasts on the topic reach this channel (a private one needs the read right)."""
+        return self.policies is None or self.policies.broadcast_read is True
+
+    @property
+    def reads_presence(self) -> bool:
+        """Whether presence of the topic reaches this channel (a private one needs the read right)."""
+        return self.policies is None or self.policies.presence_read is True
 
     def push(self, event: str, payload: Any) -> None:
         self.conn.send(encode_frame(self.topic, event, payload))
@@ -194,7 +211,7 @@ class Hub:
     def send_presence_diff(self, key: TopicKey, diff: Diff, exclude: Channel | None = None) -> None:
         frame = None
         for member in self._topics.get(key, {}):
-            if member.presence_enabled and member is not exclude:
+            if member.presence_enabled and member.reads_presence and member is not exclude:
                 frame = frame or encode_frame(member.topic, "presence_diff", diff)
                 member.conn.send(frame)
 
@@ -202,7 +219,7 @@ class Hub:
         """Relay a broadcast to the topic; to ``sender`` too only when it asked for ``self``."""
         frame = None
         for member in self._topics.get(key, {}):
-            if member is sender and not member.broadcast_self:
+            if (member is sender and not member.broadcast_self) or not member.reads_broadcasts:
                 continue
             frame = frame or encode_frame(member.topic, "broadcast", payload)
             member.conn.send(frame)

@@ -15,19 +15,31 @@ import uuid
 from typing import Any
 
 import asyncpg
-import jwt as pyjwt
 from starlette.websockets import WebSocket
 
 from devstack.gateway import jwt
 from devstack.gateway.context import GatewayContext
+from devstack.gateway.realtime import broadcasts, policies, schema
 from devstack.gateway.realtime import catalog as catalog_module
-from devstack.gateway.realtime import schema
 from devstack.gateway.realtime.authz import Authorizer
 from devstack.gateway.realtime.bindings import Binder
+from devstack.gateway.realtime.broadcasts import BroadcastRelay, is_broadcast_row
 from devstack.gateway.realtime.catalog import Catalog
 from devstack.gateway.realtime.changes import ChangeCapture
 from devstack.gateway.realtime.channels import Auth, Channel, Connection, Hub
 from devstack.gateway.realtime.dispatch import ChangeRouter
+from devstack.gateway.realtime.policies import (
+    BROADCAST,
+    PRESENCE,
+    CheckFailed,
+    NotAuthorized,
+    Policies,
+    TopicAuthorizer,
+    expired_message,
+    read_refusal,
+    read_revoked,
+    token_refusal,
+)
 from devstack.gateway.realtime.protocol import (
     CLOSE_GOING_AWAY,
     CLOSE_POLICY_VIOLATION,
@@ -44,6 +56,7 @@ from devstack.gateway.realtime.protocol import (
     parse_join,
     system_payload,
 )
+from devstack.gateway.realtime.wal import Change
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +67,12 @@ STARTUP_CAPTURE_WAIT_SECONDS = 10.0
 
 
 class TokenRejected(Exception):
-    """A token a channel cannot use; the message is what the client is told."""
+    """A token a channel cannot use, or a channel it may not join; the message is what the client is told
+    after ``Unauthorized: `` (or, with ``reason``, the whole reason Realtime gives)."""
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or f"Unauthorized: {message}"
 
 
 class RealtimeService:
@@ -66,8 +84,11 @@ class RealtimeService:
         self.authorizer = Authorizer(ctx.api_pool, ctx.admin_pool)
         self.catalog = Catalog()
         self.router = ChangeRouter(self.hub, self.authorizer, lambda: self.catalog)
+        self.topic_auth = TopicAuthorizer(ctx.api_pool)
+        self.relay = BroadcastRelay(self.hub)
         self.binder = Binder(ctx.admin_pool, lambda: self.catalog)
-        self.capture = ChangeCapture(ctx.settings.db_url, self.router.deliver, self._refresh_catalog)
+        self.capture = ChangeCapture(ctx.settings.db_url, self._on_changes, self._refresh_catalog)
+        self._maintenance: asyncio.Task[None] | None = None
         self.connections: set[Connection] = set()
         self.draining = False
         self._no_connections = asyncio.Event()
@@ -79,6 +100,10 @@ class RealtimeService:
         api_role = await self.ctx.api_pool.fetchval("select session_user")
         async with self.ctx.admin_pool.acquire() as conn:
             await schema.install(conn, str(api_role))
+            await policies.install(conn, str(api_role))
+            await broadcasts.install(conn)
+            await broadcasts.maintain_partitions(conn)
+        self._maintenance = asyncio.create_task(self._maintain(), name="realtime-partitions")
         self.capture.start()
         # Serve only once changes are being captured: a client that subscribes as soon as the port
         # opens must not miss a change committed before the slot existed. A database that is down
@@ -98,7 +123,32 @@ class RealtimeService:
 
     async def stop(self) -> None:
         await self.drain()
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
         await self.capture.stop()
+
+    async def _maintain(self) -> None:
+        """Keep ``realtime.messages`` partitioned ahead, as Realtime's janitor does."""
+        while True:
+            await asyncio.sleep(broadcasts.MAINTENANCE_SECONDS)
+            try:
+                async with self.ctx.admin_pool.acquire() as conn:
+                    await broadcasts.maintain_partitions(conn)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("realtime: partition maintenance failed (retrying in an hour): %s", error)
+
+    async def _on_changes(self, changes: list[Change]) -> None:
+        """Rows of ``realtime.messages`` are broadcasts (sent as they are); the rest are postgres_changes."""
+        rows = [change for change in changes if is_broadcast_row(change)]
+        if not rows:
+            await self.router.deliver(changes)
+            return
+        self.relay.deliver(rows)
+        others = [change for change in changes if not is_broadcast_row(change)]
+        if others:
+            await self.router.deliver(others)
 
     async def _refresh_catalog(self, conn: asyncpg.Connection) -> None:
         await schema.sync_triggers(conn)
@@ -185,11 +235,14 @@ class RealtimeService:
         elif frame.event == "access_token":
             await self._access_token(channel, frame)
         elif frame.event == "broadcast":
+            if channel.private and not await self._may_write(channel, BROADCAST):
+                # Realtime drops it without a word, even when the channel asked for acks.
+                return
             self.hub.broadcast(channel.topic_key, frame.payload, channel)
             if channel.broadcast_ack:
                 conn.send(encode_reply(frame.topic, frame.ref, "ok", {}))
         elif frame.event == "presence":
-            self._presence(channel, frame)
+            await self._presence(channel, frame)
         else:
             log.info("realtime: unknown event %r on %s", frame.event, frame.topic)
             conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": f"unknown event {frame.event!r}"}))
@@ -204,12 +257,12 @@ class RealtimeService:
                 # No user token (or a publishable key): the channel acts with the socket's apikey.
                 token = conn.apikey
             auth = Auth.of(token, self._verify(token))
-            await self._authorize_join(request, auth)
+            rights = await self._authorize_join(conn, request, auth)
             bindings = await self.binder.bind(request.bindings)
         except TokenRejected as error:
-            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": f"Unauthorized: {error}"}))
+            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": error.reason}))
             return
-        except JoinError as error:
+        except (JoinError, CheckFailed) as error:
             conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": str(error)}))
             return
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
@@ -234,6 +287,7 @@ class RealtimeService:
             presence_key=request.presence_key or str(uuid.uuid4()),
             bindings=tuple(bindings),
             auth=auth,
+            policies=rights,
         )
         # From here on nothing is awaited until the channel is registered, so no change can be pushed
         # to it before the client has its binding ids from this reply.
@@ -250,16 +304,39 @@ class RealtimeService:
             else:
                 message = "Realtime was unable to connect to the project database"
                 channel.push("system", system_payload(request.sub_topic, "postgres_changes", "error", message))
-        if channel.presence_enabled:
+        if channel.presence_enabled and channel.reads_presence:
             channel.push("presence_state", self.hub.presence.state(channel.topic_key))
 
-    async def _authorize_join(self, request: JoinRequest, auth: Auth) -> None:
-        if request.private and not await self.authorizer.bypasses_rls(auth.role):
-            # Private channels are authorized by RLS policies on realtime.messages, which this stack
-            # does not have; without a policy Supabase refuses everyone but roles that bypass RLS.
-            raise TokenRejected(f"You do not have permissions to read from this Channel topic: {request.sub_topic}")
+    async def _authorize_join(self, conn: Connection, request: JoinRequest, auth: Auth) -> Policies | None:
+        """A private channel's read rights (refused without any); None for a public channel."""
+        rights = None
+        if request.private:
+            extensions = (BROADCAST, PRESENCE) if request.presence_enabled else (BROADCAST,)
+            rights = await self._check_topic(auth, request.sub_topic, conn.x_headers, read=extensions)
+            if not rights.may_join:
+                raise TokenRejected(read_refusal(request.sub_topic))
         if request.bindings and not await self.authorizer.can_become(auth.role):
             raise TokenRejected(f"role {auth.role!r} cannot be used for postgres_changes")
+        return rights
+
+    async def _check_topic(
+        self,
+        auth: Auth,
+        sub_topic: str,
+        headers: dict[str, str],
+        *,
+        read: tuple[str, ...] = (),
+        write: tuple[str, ...] = (),
+    ) -> Policies:
+        """Realtime Authorization of ``auth`` on ``sub_topic`` (``policies``); a check Postgres refuses is
+        a read refusal, as Realtime has it."""
+        try:
+            return await self.topic_auth.check(
+                auth.claims, auth.claims_json, sub_topic, headers, read=read, write=write
+            )
+        except NotAuthorized as error:
+            log.info("realtime: authorization of %s failed in the database: %s", sub_topic, error)
+            raise TokenRejected(read_refusal(sub_topic)) from None
 
     # --- tokens ------------------------------------------------------------------------------------
 
@@ -268,11 +345,11 @@ class RealtimeService:
         try:
             claims = jwt.verify(token, self.ctx.settings.jwt_secret)
         except jwt.TokenError as error:
-            if error.expired:
-                raise TokenRejected(_expired_message(token)) from None
-            raise TokenRejected(str(error)) from None
+            message = expired_message(token) if error.expired else str(error)
+            raise TokenRejected(message, reason=token_refusal(error, token)) from None
         if not isinstance(claims.get("exp"), int):
-            raise TokenRejected("Fields `role` and `exp` are required in JWT")
+            message = "Fields `role` and `exp` are required in JWT"
+            raise TokenRejected(message, reason=f"InvalidJWTToken: {message}")
         return claims
 
     async def _access_token(self, channel: Channel, frame: ClientFrame) -> None:
@@ -280,22 +357,59 @@ class RealtimeService:
         # Realtime answers nothing; an unchanged token, null or a publishable key changes nothing.
         if not isinstance(token, str) or token == channel.auth.token or token.startswith("sb_"):
             return
+        rights = channel.policies
         try:
             auth = Auth.of(token, self._verify(token))
-            if auth.role != channel.auth.role:
-                if channel.bindings and not await self.authorizer.can_become(auth.role):
-                    raise TokenRejected(f"role {auth.role!r} cannot be used for postgres_changes")
-                if channel.private and not await self.authorizer.bypasses_rls(auth.role):
-                    raise TokenRejected(
-                        f"You no longer have permission to read from this Channel topic: {channel.sub_topic}"
-                    )
+            if auth.role != channel.auth.role and channel.bindings and not await self.authorizer.can_become(auth.role):
+                raise TokenRejected(f"role {auth.role!r} cannot be used for postgres_changes")
+            if channel.private:
+                # A new token is checked again from scratch (write rights too, at their next use): this
+                # is when a member who was removed loses the channel.
+                extensions = (BROADCAST, PRESENCE) if channel.presence_enabled else (BROADCAST,)
+                rights = await self._check_topic(auth, channel.sub_topic, channel.conn.x_headers, read=extensions)
+                if not rights.may_join:
+                    raise TokenRejected(read_refusal(channel.sub_topic))
+                if channel.policies is not None and channel.policies.read_revoked_by(rights):
+                    raise TokenRejected(read_revoked(channel.sub_topic))
         except TokenRejected as error:
             if channel.active:
                 self._shut_down(channel, str(error))
             return
+        except (CheckFailed, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.info("realtime: re-authorizing %s failed: %s", channel.sub_topic, error)
+            if channel.active:
+                self._shut_down(channel, "Realtime was unable to connect to the project database")
+            return
         if channel.active:
             channel.auth = auth
+            channel.policies = rights
             self._schedule_expiry(channel)
+
+    async def _may_write(self, channel: Channel, extension: str) -> bool:
+        """A private channel's write right for ``extension``, checked at its first use and kept."""
+        rights = channel.policies or Policies()
+        known = rights.broadcast_write if extension == BROADCAST else rights.presence_write
+        if known is not None:
+            return known
+        # Presence read is checked with the write when presence was off at the join (as Realtime does).
+        read = (PRESENCE,) if extension == PRESENCE and rights.presence_read is None else ()
+        auth = channel.auth
+        try:
+            checked = await self._check_topic(
+                auth, channel.sub_topic, channel.conn.x_headers, read=read, write=(extension,)
+            )
+        except (TokenRejected, CheckFailed, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.info("realtime: write authorization on %s failed: %s", channel.sub_topic, error)
+            return False
+        if channel.auth is not auth or not channel.active:
+            return False  # a new token arrived meanwhile; its rights are checked afresh
+        channel.policies = rights.merged(
+            broadcast_write=checked.broadcast_write,
+            presence_write=checked.presence_write,
+            presence_read=checked.presence_read,
+        )
+        written = checked.broadcast_write if extension == BROADCAST else checked.presence_write
+        return written is True
 
     def _schedule_expiry(self, channel: Channel) -> None:
         if channel.expiry is not None:
@@ -306,7 +420,7 @@ class RealtimeService:
     def _expire(self, channel: Channel) -> None:
         channel.expiry = None
         if channel.active:
-            self._shut_down(channel, _expired_message(channel.auth.token))
+            self._shut_down(channel, expired_message(channel.auth.token))
 
     def _shut_down(self, channel: Channel, message: str) -> None:
         """End a channel as Realtime does when its token goes bad: a system error, then phx_close."""
@@ -322,10 +436,14 @@ class RealtimeService:
 
     # --- presence ----------------------------------------------------------------------------------
 
-    def _presence(self, channel: Channel, frame: ClientFrame) -> None:
+    async def _presence(self, channel: Channel, frame: ClientFrame) -> None:
         conn = channel.conn
         event = frame.payload.get("event")
         event = event.lower() if isinstance(event, str) else None
+        if event == "track" and channel.private and not await self._may_write(channel, PRESENCE):
+            # Realtime answers a bare error (no reason) and tracks nothing.
+            conn.send(encode_reply(frame.topic, frame.ref, "error", {}))
+            return
         if event == "track":
             fields = frame.payload.get("payload", {})
             if not isinstance(fields, dict):
@@ -340,7 +458,7 @@ class RealtimeService:
             channel.presence_enabled = True
             diff = self.hub.presence.track(channel.topic_key, channel, channel.presence_key, fields)
             conn.send(encode_reply(frame.topic, frame.ref, "ok", {}))
-            if newly_enabled:
+            if newly_enabled and channel.reads_presence:
                 # This channel never had presence_state: send it whole, and the diff to the others.
                 channel.push("presence_state", self.hub.presence.state(channel.topic_key))
                 if diff is not None:
@@ -366,17 +484,19 @@ class RealtimeService:
         bearer = headers.get("authorization", "")
         token = bearer[7:] if bearer.lower().startswith("bearer ") else apikey
         auth = Auth.of(token, self._verify(token))
-        private = [message for message in messages if message.get("private") is True]
-        if private and not await self.authorizer.bypasses_rls(auth.role):
-            raise TokenRejected(f"You do not have permissions to write to this Channel topic: {private[0]['topic']}")
+        # Private messages go out only to topics the token may write (the INSERT policy, once per topic);
+        # the others are dropped without a word, and the request is still accepted, as Realtime does.
+        x_headers = {name: value for name, value in headers.items() if name.startswith("x-")}
+        allowed: dict[str, bool] = {}
+        for topic in {message["topic"] for message in messages if message.get("private") is True}:
+            try:
+                rights = await self._check_topic(auth, topic, x_headers, write=(BROADCAST,))
+                allowed[topic] = rights.broadcast_write is True
+            except (TokenRejected, CheckFailed, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.info("realtime: HTTP broadcast to %s not authorized: %s", topic, error)
+                allowed[topic] = False
         for message in messages:
+            if message.get("private") is True and not allowed[message["topic"]]:
+                continue
             payload = {"type": "broadcast", "event": message["event"], "payload": message.get("payload", {})}
             self.hub.broadcast((message.get("private") is True, "realtime:" + message["topic"]), payload, None)
-
-
-def _expired_message(token: str) -> str:
-    with contextlib.suppress(pyjwt.PyJWTError, TypeError, ValueError):
-        exp = pyjwt.decode(token, options={"verify_signature": False}).get("exp")
-        if isinstance(exp, int | float):
-            return f"Token has expired {max(0, int(time.time() - exp))} seconds ago"
-    return "Token has expired"

@@ -9,5 +9,6 @@ the caller; ``handler`` serves the endpoints; ``errors`` speaks PostgREST's erro
 from __future__ import annotations
 
 from devstack.gateway.rest.handler import routes, shutdown, startup
+from devstack.gateway.rest.runner import reset_connection
 
-__all__ = ["routes", "shutdown", "startup"]
+__all__ = ["reset_connection", "routes", "shutdown", "startup"]

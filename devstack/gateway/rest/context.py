@@ -6,17 +6,21 @@ this module. Nothing here grants or refuses access to data: it only establishes 
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import json
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
 from devstack.gateway import jwt
 from devstack.gateway.http import BodyTooLarge, read_body
 from devstack.gateway.rest.errors import RestError, bad_body
+from devstack.gateway.rest.sql import Media, Payload
 
 OBJECT_MEDIA_TYPE = "application/vnd.pgrst.object+json"
 _JWT_MESSAGES = {
@@ -100,35 +104,118 @@ def check_profile(request: Request, schema: str) -> None:
             )
 
 
-def wants_object(request: Request) -> bool:
-    """True for ``single()`` (one JSON object); PGRST107 for media types this gateway cannot produce."""
+# What each response media type is called in Content-Type (PostgREST's ``toMime``).
+CONTENT_TYPES = {
+    "json": "application/json",
+    "single": OBJECT_MEDIA_TYPE,
+    "single-stripped": OBJECT_MEDIA_TYPE + ";nulls=stripped",
+    "stripped": "application/vnd.pgrst.array+json;nulls=stripped",
+    "csv": "text/csv",
+}
+
+
+def _media_type(text: str) -> tuple[str, dict[str, str]]:
+    kind, *params = (part.strip() for part in text.split(";"))
+    parsed = {}
+    for param in params:
+        key, _, value = param.partition("=")
+        parsed[key.strip().lower()] = value.strip().strip('"')
+    return kind.lower(), parsed
+
+
+def negotiate(request: Request) -> Media:
+    """The response media type (a key of ``CONTENT_TYPES``) for the ``Accept`` header, PostgREST's way.
+
+    Types are tried by quality, then in order; a list of only unknown types is PGRST107 (406).
+    """
     accept = request.headers.get("accept", "").strip()
     if not accept:
-        return False
-    kinds = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    if OBJECT_MEDIA_TYPE in kinds:
-        return True
-    if any(kind in ("*/*", "application/*", "application/json") for kind in kinds):
-        return False
+        return "json"
+    offered = []
+    for index, part in enumerate(accept.split(",")):
+        if not part.strip():
+            continue
+        kind, params = _media_type(part)
+        try:
+            quality = float(params.get("q", "1"))
+        except ValueError:
+            quality = 1.0
+        offered.append((-quality, index, kind, params))
+    for _, _, kind, params in sorted(offered):
+        stripped = params.get("nulls") == "stripped"
+        if kind in ("application/json", "*/*"):
+            return "json"
+        if kind in (OBJECT_MEDIA_TYPE, "application/vnd.pgrst.object"):
+            return "single-stripped" if stripped else "single"
+        if kind in ("application/vnd.pgrst.array+json", "application/vnd.pgrst.array"):
+            return "stripped" if stripped else "json"
+        if kind == "text/csv":
+            return "csv"
     raise RestError(406, "PGRST107", f"None of these media types are available: {accept}")
 
 
-async def json_body(request: Request, limit: int, *, empty: Any = None) -> Any:
-    """The parsed JSON body; ``empty`` when there is none (None: an empty body is an error)."""
-    content_type = request.headers.get("content-type", "application/json").lower()
+async def read_raw_body(request: Request, limit: int) -> bytes:
     try:
-        raw = await read_body(request, limit)
+        return await read_body(request, limit)
     except BodyTooLarge as error:
         raise RestError(
             413, "PGRST413", "Payload Too Large", details=f"The request body exceeds the limit of {error.limit} bytes"
         ) from None
-    if not raw.strip():
-        if empty is None:
-            raise bad_body("Empty or invalid json")
-        return empty
-    if "json" not in content_type:
-        raise RestError(415, "PGRST107", f"Content-Type not acceptable: {content_type}")
+
+
+async def read_payload(request: Request, limit: int, *, columns: tuple[str, ...] | None, rpc: bool = False) -> Payload:
+    """A write's (or call's) body as PostgREST reads it: JSON, CSV or form fields.
+
+    With ``columns`` the JSON is passed on unparsed (PostgreSQL checks it) and the keys are those columns.
+    Otherwise it is parsed for its keys: one object, or an array of objects that all have the same keys
+    (PGRST102 otherwise); any other JSON value is an empty array. The text goes to PostgreSQL as sent, so
+    numbers keep every digit.
+    """
+    raw = await read_raw_body(request, limit)
+    kind, _ = _media_type(request.headers.get("content-type", "application/json") or "application/json")
+    if kind == "text/csv":
+        return _csv_payload(raw, columns)
+    if kind == "application/x-www-form-urlencoded":
+        fields = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        return Payload(json.dumps(fields), columns if columns is not None else tuple(fields), True)
+    if kind != "application/json":
+        raise bad_body(f"Content-Type not acceptable: {kind}")
     try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
         raise bad_body("Empty or invalid json") from None
+    if columns is not None:
+        return Payload(text, columns, text.lstrip(" \t\r\n").startswith("{"))
+    if rpc and not text.strip():
+        return Payload("{}", (), True)
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        # A body nested deeper than Python's parser goes is refused the same way as invalid JSON.
+        raise bad_body("Empty or invalid json") from None
+    if isinstance(parsed, dict):
+        return Payload(text, tuple(parsed), True)
+    if isinstance(parsed, list) and parsed:
+        first = parsed[0]
+        if not isinstance(first, dict) or any(
+            not isinstance(row, dict) or row.keys() != first.keys() for row in parsed
+        ):
+            raise bad_body("All object keys must match")
+        return Payload(text, tuple(first), False)
+    return Payload("[]", (), False)
+
+
+def _csv_payload(raw: bytes, columns: tuple[str, ...] | None) -> Payload:
+    """PostgREST's CSV body: a header line of column names, then rows; ``NULL`` is null."""
+    try:
+        text = raw.decode("utf-8")
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, [])
+        rows = []
+        for line in reader:
+            if len(line) != len(header):
+                raise bad_body("All lines must have same number of fields")
+            rows.append({key: (None if value == "NULL" else value) for key, value in zip(header, line, strict=True)})
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise bad_body(f"Invalid CSV: {error}") from None
+    return Payload(json.dumps(rows), columns if columns is not None else tuple(header), False)

@@ -18,7 +18,7 @@ class RestError(Exception):
         code: str,
         message: str,
         *,
-        details: str | None = None,
+        details: object = None,
         hint: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
@@ -30,7 +30,7 @@ class RestError(Exception):
         self.hint = hint
         self.headers = headers or {}
 
-    def body(self) -> dict[str, str | None]:
+    def body(self) -> dict[str, object]:
         return {"code": self.code, "details": self.details, "hint": self.hint, "message": self.message}
 
 
@@ -58,13 +58,18 @@ def unknown_table(schema: str, table: str) -> RestError:
     return RestError(404, "PGRST205", f"Could not find the table '{schema}.{table}' in the schema cache")
 
 
-def unknown_function(schema: str, name: str, arguments: list[str]) -> RestError:
-    shown = f"({', '.join(sorted(arguments))})" if arguments else " without parameters"
+def unknown_function(schema: str, name: str, arguments: list[str], *, post: bool = False) -> RestError:
+    """PGRST202, worded as PostgREST 12 words it (a POST could also have meant one JSON parameter)."""
+    listed = ", ".join(sorted(arguments))
+    shown = f"({listed})" if arguments else " without parameters"
+    searched = (f" with parameter{'s' if len(arguments) > 1 else ''} {listed}") if arguments else " without parameters"
+    if post:
+        searched += " or with a single unnamed json/jsonb parameter"
     return RestError(
         404,
         "PGRST202",
         f"Could not find the function {schema}.{name}{shown} in the schema cache",
-        details=f"Searched for the function {schema}.{name}{shown}, but no matches were found in the schema cache.",
+        details=f"Searched for the function {schema}.{name}{searched}, but no matches were found in the schema cache.",
     )
 
 

@@ -1,10 +1,20 @@
-"""Run a request's statements in one transaction on the ``api_pool``, as the caller.
+"""Run a request's statement on the ``api_pool`` as the caller, committing in the statement's own round trip.
 
-The transaction first switches to the caller's role and publishes the JWT claims (one round trip for
-``set_config``), so PostgreSQL applies privileges and row level security. What follows the last
-statement is off the latency path: a read-only transaction has nothing left to decide once its rows are
-read, so its COMMIT and the pool's connection reset run after the response is on its way; a write
-commits before the response (the client must not see uncommitted rows) and only the reset is deferred.
+Before the statement, one round trip sets what PostgREST sets per request (search path, the settings of
+the role switched to (``alter role ... set statement_timeout``), the role, the JWT claims, method, path
+and headers), so PostgreSQL applies privileges, row level security and the role's timeouts.
+
+Then the statement runs on its own, outside an explicit transaction: PostgreSQL wraps it in an implicit
+one that commits when the statement completes, in the same round trip. A row lock taken by a trigger
+(the chat row behind every message insert) is therefore held for the statement and its commit only,
+never across a further network round trip for COMMIT. Reads get the same with
+``default_transaction_read_only`` set for them, so a write attempted by a read is refused (25006) as in
+PostgREST's read-only transactions. The settings are session-level; the pool's reset
+(``reset_connection``) clears them when the connection goes back, off the latency path.
+
+What must decide between commit and rollback after seeing the result (``single()`` on a write,
+``Prefer: max-affected`` with ``handling=strict``, ``Prefer: tx=rollback``) runs in an explicit
+transaction instead, with transaction-local settings, exactly as PostgREST runs every request.
 """
 
 from __future__ import annotations
@@ -12,12 +22,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from asyncpg.transaction import Transaction
 
 from devstack.gateway.rest.catalog import Catalog
 from devstack.gateway.rest.context import Caller
@@ -26,10 +35,7 @@ from devstack.gateway.rest.sql import Statement
 
 log = logging.getLogger(__name__)
 
-SET_CALLER = (
-    "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true),"
-    " set_config('search_path', 'public, extensions', true)"
-)
+SEARCH_PATH = "public, extensions"
 # Errors that may mean the schema changed under the cache (a migration ran): reload on the next miss.
 _CATALOG_ERRORS = frozenset({"42703", "42P01", "42883", "42804"})
 _finishing: set[asyncio.Task[None]] = set()
@@ -37,63 +43,149 @@ _finishing: set[asyncio.Task[None]] = set()
 
 @dataclass
 class Result:
-    """The ``(total, n, body)`` row every statement returns (see ``sql``)."""
+    """The ``(total, n, body, inserted)`` row every statement returns (see ``sql``)."""
 
     total: int | None
     rows: int
     body: str | None
+    inserted: int | None = None
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What PostgREST exposes about the HTTP request to SQL (``request.method``, ``.path``, ``.headers``)."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    cookies: Mapping[str, str]
+
+
+def _caller_sql(
+    caller: Caller, settings: tuple[tuple[str, str], ...], info: RequestInfo, *, local: bool, readonly: bool
+) -> tuple[str, list[str]]:
+    """One ``select set_config(...), ...`` for everything a request sets, with its parameters.
+
+    The role's own settings go before the role, as PostgREST orders them (a setting granted to the
+    login role with ``GRANT SET`` must be set before switching).
+    """
+    scope = "true" if local else "false"
+    params: list[str] = []
+
+    def setting(name: str, value: str) -> str:
+        # Names are this module's constants; values are parameters.
+        params.append(value)
+        return f"set_config('{name}', ${len(params)}, {scope})"
+
+    parts = [setting("search_path", SEARCH_PATH)]
+    for key, value in settings:
+        params.append(key)
+        params.append(value)
+        parts.append(f"set_config(${len(params) - 1}, ${len(params)}, {scope})")
+    parts.append(setting("role", caller.role))
+    parts.append(setting("request.jwt.claims", json.dumps(caller.claims)))
+    parts.append(setting("request.method", info.method))
+    parts.append(setting("request.path", info.path))
+    parts.append(setting("request.headers", json.dumps(dict(info.headers))))
+    parts.append(setting("request.cookies", json.dumps(dict(info.cookies))))
+    if readonly and not local:
+        parts.append("set_config('default_transaction_read_only', 'on', false)")
+    return "select " + ", ".join(parts), params
 
 
 async def execute(
     pool: asyncpg.Pool,
     catalog: Catalog,
     caller: Caller,
-    statements: Sequence[Statement],
+    statement: Statement,
+    info: RequestInfo,
     *,
     readonly: bool,
-    single: bool = False,
+    check: Callable[[Result], None] | None = None,
+    rollback: bool = False,
 ) -> Result:
-    """Run ``statements`` in one transaction as the caller; several results are concatenated.
+    """Run ``statement`` as the caller.
 
-    With ``single`` anything but exactly one row is PGRST116, raised before COMMIT so that a write is
-    rolled back, as PostgREST does.
+    ``check`` looks at the result before the transaction ends and raises to roll a write back (then the
+    statement runs in an explicit transaction); ``rollback`` always rolls back (``Prefer: tx=rollback``).
     """
+    explicit = not readonly and (check is not None or rollback)
     try:
         conn = await pool.acquire()
     except (asyncpg.InterfaceError, OSError) as error:
         raise _connection_error(error) from None
-    transaction = conn.transaction(readonly=readonly)
+    settings = catalog.role_settings(caller.role)
     try:
-        await transaction.start()
-        await conn.execute(SET_CALLER, caller.role, json.dumps(caller.claims))
-        results = []
-        for statement in statements:
-            row = await conn.fetchrow(statement.sql, *statement.params)
-            assert row is not None  # every statement is an aggregate: exactly one row
-            results.append(Result(row["total"], row["n"], row["body"]))
-        merged = _merge(results)
-        if single and merged.rows != 1:
-            raise singular(merged.rows)
-        if not readonly:
-            await transaction.commit()
-    except BaseException as error:
-        await _abandon(pool, conn, transaction)
-        if isinstance(error, asyncpg.PostgresError):
-            if error.sqlstate in _CATALOG_ERRORS:
-                catalog.invalidate()
-            raise from_postgres(error, authenticated=caller.authenticated) from None
-        if isinstance(error, (asyncpg.InterfaceError, OSError)):
+        if explicit:
+            result = await _in_transaction(conn, caller, settings, info, statement, check, rollback)
+        else:
+            set_sql, set_params = _caller_sql(caller, settings, info, local=False, readonly=readonly)
+            await conn.execute(set_sql, *set_params)
+            result = _result(await conn.fetchrow(statement.sql, *statement.params))
+            if check is not None:
+                check(result)
+    except asyncpg.PostgresError as error:
+        if error.sqlstate in _CATALOG_ERRORS:
+            catalog.invalidate()
+        raise from_postgres(error, authenticated=caller.authenticated) from None
+    except (asyncpg.InterfaceError, OSError) as error:
+        if isinstance(error, OSError) or conn.is_closed():
             raise _connection_error(error) from None
+        raise  # a statement that does not fit its parameters is a bug here: 500, not a retryable 503
+    finally:
+        _in_background(_release(pool, conn))
+    return result
+
+
+async def _in_transaction(
+    conn: asyncpg.pool.PoolConnectionProxy,
+    caller: Caller,
+    settings: tuple[tuple[str, str], ...],
+    info: RequestInfo,
+    statement: Statement,
+    check: Callable[[Result], None] | None,
+    rollback: bool,
+) -> Result:
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        set_sql, set_params = _caller_sql(caller, settings, info, local=True, readonly=False)
+        await conn.execute(set_sql, *set_params)
+        result = _result(await conn.fetchrow(statement.sql, *statement.params))
+        if check is not None:
+            check(result)
+        if rollback:
+            # As PostgREST does before it rolls back: deferred constraints are checked, and reported.
+            await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    except BaseException:
+        await _rollback(conn, transaction)
         raise
-    _in_background(_finish(pool, conn, transaction if readonly else None))
-    return merged
+    if rollback:
+        await transaction.rollback()
+    else:
+        await transaction.commit()
+    return result
+
+
+async def reset_connection(conn: asyncpg.Connection) -> None:
+    """The API pool's reset: the role too, which ``RESET ALL`` leaves alone, in the same round trip.
+
+    Without it a connection would go back to the pool still acting as the last request's role, and the
+    next user of the pool that does not set a role itself (realtime's visibility checks) would run as it.
+    """
+    await conn.execute("RESET ROLE;\n" + conn.get_reset_query())
+
+
+def _result(row: asyncpg.Record | None) -> Result:
+    assert row is not None  # every statement is an aggregate: exactly one row
+    return Result(row["total"], row["n"], row["body"], row["inserted"])
 
 
 def singular(rows: int) -> RestError:
     return RestError(
         406,
         "PGRST116",
-        "Cannot coerce the result to a single JSON object",
+        "JSON object requested, multiple (or no) rows returned",
         details=f"The result contains {rows} rows",
     )
 
@@ -103,34 +195,13 @@ def _connection_error(error: BaseException) -> RestError:
     return RestError(503, "PGRST001", "Database client error. Retrying the connection.")
 
 
-def _merge(results: list[Result]) -> Result:
-    if len(results) == 1:
-        return results[0]
-    bodies = [json.loads(r.body) for r in results if r.body is not None]
-    body = json.dumps([row for rows in bodies for row in rows]) if bodies else None
-    totals = [r.total for r in results if r.total is not None]
-    return Result(sum(totals) if totals else None, sum(r.rows for r in results), body)
-
-
-async def _abandon(pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy, transaction: Transaction) -> None:
-    """Roll back and return the connection; a connection that cannot roll back is closed by the pool."""
+async def _rollback(conn: asyncpg.pool.PoolConnectionProxy, transaction: Any) -> None:
+    """Roll back; a connection that cannot is closed by the pool when it is released."""
     try:
         if not conn.is_closed() and conn.is_in_transaction():
             await transaction.rollback()
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
         log.warning("rollback failed: %s", error)
-    finally:
-        _in_background(_release(pool, conn))
-
-
-async def _finish(pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy, transaction: Transaction | None) -> None:
-    try:
-        if transaction is not None:
-            await transaction.commit()
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-        log.warning("commit of a read-only transaction failed: %s", error)
-    finally:
-        await _release(pool, conn)
 
 
 async def _release(pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy) -> None:
@@ -148,6 +219,6 @@ def _in_background(coroutine: Coroutine[Any, Any, None]) -> None:
 
 
 async def drain() -> None:
-    """Wait for deferred commits and releases (at shutdown, before the pool closes)."""
+    """Wait for deferred releases (at shutdown, before the pool closes)."""
     while _finishing:
         await asyncio.gather(*list(_finishing), return_exceptions=True)

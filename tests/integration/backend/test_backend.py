@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from desktop_chat.backend.client import SupabaseBackend
 from desktop_chat.config import Settings
 from desktop_chat.errors import BackendUnavailable, InvalidInput, NotSignedIn, Rejected, Unauthorized
-from desktop_chat.models import SessionId, new_message_id, new_session_id
+from desktop_chat.models import ChatId, new_chat_id, new_message_id
 from desktop_chat.secrets import SecretStore
 from devstack.procs import free_port
 from tests.conftest import StackHandle
@@ -22,7 +22,7 @@ from tests.keyrings import MemoryKeyring
 pytestmark = pytest.mark.integration
 
 ALICE = uuid.UUID("a11ce000-0000-4000-8000-000000000001")
-BOOK_CLUB = SessionId(uuid.UUID("c0000000-0000-4000-8000-00000000b0ca"))
+BOOK_CLUB = ChatId(uuid.UUID("c0000000-0000-4000-8000-00000000b0ca"))
 
 
 def settings_for(url: str, anon_key: str, home: Path, **extra: object) -> Settings:
@@ -57,12 +57,12 @@ async def test_sign_in_keeps_only_the_refresh_token_and_it_rotates(
 ) -> None:
     profile = await backend.sign_in("alice@example.com", "password123")
     assert profile.id == ALICE
-    token_entry = ("desktop-chat", backend.sessions.secret_name)
+    token_entry = ("desktop-chat", backend.auth.secret_name)
     stored = keyring_backend.values[token_entry]
     assert len(stored) < 2560
     assert "." not in stored  # a refresh token, not a JWT and not a whole session
     # Beside it, who signed in (not a secret): what an offline start needs.
-    assert "Alice" in keyring_backend.values[("desktop-chat", backend.sessions.identity_name)]
+    assert "Alice" in keyring_backend.values[("desktop-chat", backend.auth.identity_name)]
     await backend.refresh_session()
     assert keyring_backend.values[token_entry] != stored
     await backend.sign_out()
@@ -85,7 +85,7 @@ async def test_errors_come_back_as_our_errors(backend: SupabaseBackend) -> None:
 
 async def test_idempotent_sends_and_the_backfill_query(backend: SupabaseBackend) -> None:
     await backend.sign_in("alice@example.com", "password123")
-    chat = new_session_id()
+    chat = new_chat_id()
     await backend.create_chat(chat, "backend test")
     message_id = new_message_id()
     first = await backend.insert_message(message_id, chat, "once")

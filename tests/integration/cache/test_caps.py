@@ -13,7 +13,7 @@ from desktop_chat.cache.redis_store import RedisCacheStore, redis_client
 from desktop_chat.cache.secret import CacheSecret
 from desktop_chat.cache.tiered import CacheStatus, TieredCache
 from desktop_chat.telemetry.metrics import MetricsRegistry
-from tests.builders import chat_details, message, messages, new_session, new_user
+from tests.builders import chat_details, message, messages, new_chat_id, new_user
 from tests.conftest import StackHandle
 from tests.integration.cache.conftest import CacheFactory
 
@@ -26,9 +26,9 @@ async def test_a_flood_of_chats_keeps_only_the_newest_per_user(stack: StackHandl
     cache = make_cache(stack.redis_url, policy=CAPPED)
     await cache.start()
     user, neighbour = new_user(), new_user()
-    neighbours_chat = new_session()
+    neighbours_chat = new_chat_id()
     await cache.set_chat(neighbour, chat_details(neighbours_chat, neighbour))
-    sessions = [new_session() for _ in range(60)]
+    sessions = [new_chat_id() for _ in range(60)]
     for session in sessions:
         await cache.set_chat(user, chat_details(session, user))
         await cache.set_messages(user, session, messages(session, 1, 30))
@@ -50,7 +50,7 @@ async def test_the_memory_tier_holds_its_bounds_under_a_flood(stack: StackHandle
     await cache.start()
     assert cache.status is CacheStatus.OFFLINE
     user = new_user()
-    sessions = [new_session() for _ in range(40)]
+    sessions = [new_chat_id() for _ in range(40)]
     for session in sessions:
         await cache.set_chat(user, chat_details(session, user))
         await cache.set_messages(user, session, messages(session, 1, 30))
@@ -75,13 +75,12 @@ async def test_the_managed_redis_evicts_instead_of_failing_when_full(tmp_path) -
         redis=RedisCacheStore(redis_client(unix_socket=str(endpoint.socket), password=endpoint.password), policy),
         memory=MemoryCacheStore(policy),
         breaker=CircuitBreaker(backoff=600),
-        on_close=managed.stop,
     )
     try:
         await cache.start()
         user = new_user()
         for _ in range(50):
-            session = new_session()
+            session = new_chat_id()
             await cache.set_messages(user, session, [message(session, seq, content="z" * 8000) for seq in range(1, 51)])
         assert cache.status is CacheStatus.ONLINE, cache.breaker.reason
         assert cache.breaker.reason is not FailureKind.OOM
@@ -90,3 +89,4 @@ async def test_the_managed_redis_evicts_instead_of_failing_when_full(tmp_path) -
         assert used is not None and used <= 9 * 1024 * 1024
     finally:
         await cache.close()
+        await managed.stop()

@@ -8,7 +8,7 @@ from desktop_chat.cache.keys import chat_key, msgs_key, recent_key
 from desktop_chat.cache.redis_store import redis_client
 from desktop_chat.cache.tiered import TieredCache
 from desktop_chat.telemetry.metrics import ERRORS
-from tests.builders import chat_details, chat_summary, messages, new_session, new_user
+from tests.builders import chat_details, chat_summary, messages, new_chat_id, new_user
 from tests.conftest import StackHandle
 from tests.integration.cache.conftest import CacheFactory
 
@@ -34,7 +34,7 @@ def corrupt(cache: TieredCache, reason: str) -> float:
 
 
 async def test_alices_entries_are_not_bobs(cache: TieredCache) -> None:
-    alice, bob, session = new_user(), new_user(), new_session()
+    alice, bob, session = new_user(), new_user(), new_chat_id()
     await cache.set_recent(alice, [chat_summary(session)])
     await cache.set_chat(alice, chat_details(session, alice, bob))
     await cache.set_messages(alice, session, messages(session, 1, 3))
@@ -45,7 +45,7 @@ async def test_alices_entries_are_not_bobs(cache: TieredCache) -> None:
 
 
 async def test_alices_value_copied_under_bobs_key_is_rejected_and_deleted(cache: TieredCache, raw) -> None:  # type: ignore[no-untyped-def]
-    alice, bob, session = new_user(), new_user(), new_session()
+    alice, bob, session = new_user(), new_user(), new_chat_id()
     await cache.set_recent(alice, [chat_summary(session)])
     await cache.set_chat(alice, chat_details(session, alice, bob))
     await cache.set_messages(alice, session, messages(session, 1, 3))
@@ -63,7 +63,7 @@ async def test_alices_value_copied_under_bobs_key_is_rejected_and_deleted(cache:
 
 
 async def test_a_value_copied_to_another_chat_is_rejected(cache: TieredCache, raw) -> None:  # type: ignore[no-untyped-def]
-    alice, first, second = new_user(), new_session(), new_session()
+    alice, first, second = new_user(), new_chat_id(), new_chat_id()
     await cache.set_messages(alice, first, messages(first, 1, 3))
     await raw.copy(msgs_key(alice, first).redis_key, msgs_key(alice, second).redis_key)
     assert await cache.get_messages(alice, second) is None
@@ -71,7 +71,7 @@ async def test_a_value_copied_to_another_chat_is_rejected(cache: TieredCache, ra
 
 
 async def test_a_message_moved_to_another_position_is_rejected(cache: TieredCache, raw) -> None:  # type: ignore[no-untyped-def]
-    alice, session = new_user(), new_session()
+    alice, session = new_user(), new_chat_id()
     await cache.set_messages(alice, session, messages(session, 1, 3))
     key = msgs_key(alice, session).redis_key
     (third,) = await raw.zrangebyscore(key, 3, 3)
@@ -83,7 +83,7 @@ async def test_a_message_moved_to_another_position_is_rejected(cache: TieredCach
 
 @pytest.mark.parametrize("offset", [0, 1, 2, 10, 30, -1])
 async def test_a_tampered_value_is_rejected_and_deleted(cache: TieredCache, raw, offset: int) -> None:  # type: ignore[no-untyped-def]
-    alice, session = new_user(), new_session()
+    alice, session = new_user(), new_chat_id()
     await cache.set_chat(alice, chat_details(session, alice))
     key = chat_key(alice, session).redis_key
     value = bytearray(await raw.get(key))
@@ -95,7 +95,7 @@ async def test_a_tampered_value_is_rejected_and_deleted(cache: TieredCache, raw,
 
 
 async def test_redis_holds_no_plaintext_and_every_key_names_its_user(cache: TieredCache, raw) -> None:  # type: ignore[no-untyped-def]
-    alice, session = new_user(), new_session()
+    alice, session = new_user(), new_chat_id()
     secret_title, secret_text = "Quarterly numbers", "the password is hunter2"
     await cache.set_chat(alice, chat_details(session, alice, title=secret_title))
     await cache.set_messages(alice, session, [*messages(session, 1, 2), *messages(session, 3, 3)])

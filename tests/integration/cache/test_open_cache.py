@@ -1,4 +1,4 @@
-"""open_cache: what the composition root gets for each configuration."""
+"""open_cache: what the composition root gets for each configuration, and that leaving it stops it all."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from desktop_chat.config import Settings
 from desktop_chat.secrets import FALLBACK_FILE
 from desktop_chat.telemetry.metrics import CACHE_HITS, MetricsRegistry
 from devstack.procs import free_port, pid_alive
-from tests.builders import chat_details, new_session, new_user
+from tests.builders import chat_details, new_chat_id, new_user
 from tests.conftest import StackHandle
 
 pytestmark = pytest.mark.integration
@@ -29,10 +29,9 @@ def settings(tmp_path: Path, **values: object) -> Settings:
 
 async def test_without_a_redis_url_the_app_runs_its_own_redis(tmp_path: Path) -> None:
     metrics = MetricsRegistry()
-    cache = await open_cache(settings(tmp_path), metrics)
-    try:
+    async with open_cache(settings(tmp_path), metrics) as cache:
         assert cache.status is CacheStatus.ONLINE
-        user, session = new_user(), new_session()
+        user, session = new_user(), new_chat_id()
         await cache.set_chat(user, chat_details(session, user))
         hit = await cache.get_chat(user, session)
         assert hit is not None and hit.tier == "redis"
@@ -46,78 +45,61 @@ async def test_without_a_redis_url_the_app_runs_its_own_redis(tmp_path: Path) ->
         await admin.aclose()
         # No keyring under pytest: the key went to a user-only file.
         assert stat.S_IMODE((tmp_path / "config" / FALLBACK_FILE).stat().st_mode) == 0o600
-    finally:
-        await cache.close()
     assert not pid_alive(pid) and not run_dir.exists()
 
 
 async def test_a_configured_redis_is_used(tmp_path: Path, stack: StackHandle) -> None:
-    cache = await open_cache(settings(tmp_path, redis_url=stack.redis_url), MetricsRegistry())
-    try:
+    async with open_cache(settings(tmp_path, redis_url=stack.redis_url), MetricsRegistry()) as cache:
         assert cache.status is CacheStatus.ONLINE
         assert not (tmp_path / "runtime" / "redis").exists()
-    finally:
-        await cache.close()
 
 
 async def test_a_new_key_wipes_what_the_old_key_wrote(tmp_path: Path, stack: StackHandle) -> None:
     url = stack.redis_url.rsplit("/", 1)[0] + f"/{OWN_DB}"
-    user, session = new_user(), new_session()
-    first = await open_cache(settings(tmp_path / "one", redis_url=url), MetricsRegistry())
-    await first.set_chat(user, chat_details(session, user))
-    await first.close()
+    user, session = new_user(), new_chat_id()
+    async with open_cache(settings(tmp_path / "one", redis_url=url), MetricsRegistry()) as first:
+        await first.set_chat(user, chat_details(session, user))
     raw = redis_client(url=url)
     assert await raw.exists(chat_key(user, session).redis_key) == 1
     # Another config dir is another install with another key: entries of the old key are wiped at once.
-    second = await open_cache(settings(tmp_path / "two", redis_url=url), MetricsRegistry())
     try:
-        assert await raw.exists(chat_key(user, session).redis_key) == 0
-        assert await raw.get(META_KEY_ID) is not None
+        async with open_cache(settings(tmp_path / "two", redis_url=url), MetricsRegistry()):
+            assert await raw.exists(chat_key(user, session).redis_key) == 0
+            assert await raw.get(META_KEY_ID) is not None
     finally:
-        await second.close()
         await raw.aclose()
 
 
 async def test_an_unreachable_redis_starts_offline_without_raising(tmp_path: Path) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
-    cache = await open_cache(settings(tmp_path, redis_url=url, cache_probe_backoff=600), MetricsRegistry())
-    try:
+    async with open_cache(settings(tmp_path, redis_url=url, cache_probe_backoff=600), MetricsRegistry()) as cache:
         assert cache.status is CacheStatus.OFFLINE and "cannot be reached" in cache.detail
-        user, session = new_user(), new_session()
+        user, session = new_user(), new_chat_id()
         await cache.set_chat(user, chat_details(session, user))
         hit = await cache.get_chat(user, session)
         assert hit is not None and hit.tier == "memory"
-    finally:
-        await cache.close()
 
 
 async def test_without_a_redis_server_the_cache_runs_in_memory(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    cache = await open_cache(settings(tmp_path), MetricsRegistry(), redis_search_path=str(tmp_path / "empty"))
-    try:
+    async with open_cache(settings(tmp_path), MetricsRegistry(), redis_search_path=str(tmp_path / "empty")) as cache:
         assert cache.status is CacheStatus.MEMORY_ONLY and "no redis-server" in cache.detail
-        user, session = new_user(), new_session()
+        user, session = new_user(), new_chat_id()
         await cache.set_chat(user, chat_details(session, user))
         hit = await cache.get_chat(user, session)
         assert hit is not None and hit.tier == "memory"
-    finally:
-        await cache.close()
 
 
 async def test_a_disabled_cache_stores_nothing_and_leaves_the_keyring_alone(tmp_path: Path) -> None:
-    cache = await open_cache(settings(tmp_path, cache_enabled=False), MetricsRegistry())
-    assert cache.status is CacheStatus.DISABLED
-    user, session = new_user(), new_session()
-    await cache.set_chat(user, chat_details(session, user))
-    assert await cache.get_chat(user, session) is None
-    assert not (tmp_path / "config").exists()
-    await cache.close()
+    async with open_cache(settings(tmp_path, cache_enabled=False), MetricsRegistry()) as cache:
+        assert cache.status is CacheStatus.DISABLED
+        user, session = new_user(), new_chat_id()
+        await cache.set_chat(user, chat_details(session, user))
+        assert await cache.get_chat(user, session) is None
+        assert not (tmp_path / "config").exists()
 
 
 async def test_an_unusable_runtime_dir_means_memory_only_not_a_crash(tmp_path: Path) -> None:
     (tmp_path / "runtime").write_text("a file where a directory should be")
-    cache = await open_cache(settings(tmp_path), MetricsRegistry())
-    try:
+    async with open_cache(settings(tmp_path), MetricsRegistry()) as cache:
         assert cache.status is CacheStatus.MEMORY_ONLY and "did not start" in cache.detail
-    finally:
-        await cache.close()

@@ -13,9 +13,9 @@ from desktop_chat.cache.keys import KeyKind, chat_key
 from desktop_chat.cache.redis_store import redis_client
 from desktop_chat.cache.store import AppendResult
 from desktop_chat.cache.tiered import CacheStatus, TieredCache
-from desktop_chat.models import Message, SessionId, UserId
+from desktop_chat.models import ChatId, Message, UserId
 from desktop_chat.telemetry.metrics import BREAKER_TRANSITIONS, CACHE_HITS, ERRORS
-from tests.builders import chat_details, chat_summary, message, messages, new_session, new_user
+from tests.builders import chat_details, chat_summary, message, messages, new_chat_id, new_user
 from tests.integration.cache.conftest import CacheFactory, PrivateRedis, wait_for_status
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 async def exercise_every_call(cache: TieredCache) -> str:
     """Use the whole API once and return the tier that served the final read; raises nothing."""
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     await cache.set_recent(user, [chat_summary(session)])
     await cache.set_chat(user, chat_details(session, user))
     await cache.set_messages(user, session, messages(session, 1, 5))
@@ -47,7 +47,7 @@ async def test_redis_killed_mid_test_then_restarted(private_redis: PrivateRedis,
     await cache.start()
     seen: list[tuple[CacheStatus, str]] = []
     cache.subscribe_status(lambda status, detail: seen.append((status, detail)))
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     await cache.set_chat(user, chat_details(session, user))
     assert (hit := await cache.get_chat(user, session)) is not None and hit.tier == "redis"
     assert cache.status is CacheStatus.ONLINE
@@ -92,7 +92,7 @@ async def test_slow_redis_opens_the_breaker_and_recovery_drops_what_redis_missed
     breaker = CircuitBreaker(slow_seconds=0.25, slow_calls=3, slow_window=60, backoff=600)
     cache = make_cache(private_redis.url, breaker=breaker, timer=timer)
     await cache.start()
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     await cache.set_chat(user, chat_details(session, user, title="Old title"))
 
     timer.slow = True
@@ -122,11 +122,11 @@ async def fill(url: str) -> None:
     await admin.aclose()
 
 
-def big_messages(session: SessionId) -> list[Message]:
+def big_messages(session: ChatId) -> list[Message]:
     return [message(session, seq, content="x" * 8000) for seq in range(1, 4)]
 
 
-WRITES: dict[str, Callable[[TieredCache, UserId, SessionId], Awaitable[object]]] = {
+WRITES: dict[str, Callable[[TieredCache, UserId, ChatId], Awaitable[object]]] = {
     "set_recent": lambda cache, user, session: cache.set_recent(user, [chat_summary(session)] * 20),
     "set_chat": lambda cache, user, session: cache.set_chat(user, chat_details(session, user)),
     "set_messages": lambda cache, user, session: cache.set_messages(user, session, big_messages(session)),
@@ -142,7 +142,7 @@ async def test_a_full_redis_opens_the_breaker_until_it_has_room_again(
 ) -> None:
     cache = make_cache(private_redis.url, breaker=CircuitBreaker(backoff=600))
     await cache.start()
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     await cache.set_messages(user, session, [message(session, 1)])  # for append_messages
     await fill(private_redis.url)
 

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from desktop_chat.config import Settings
 from desktop_chat.dal.api import ConnectionState
 from desktop_chat.dal.factory import DataLayer, open_data_layer
-from desktop_chat.models import SessionId
+from desktop_chat.models import ChatId
 from tests.conftest import StackHandle
 from tests.keyrings import MemoryKeyring
 
@@ -99,7 +99,7 @@ async def signed_in(make_layer: LayerFactory, name: str, email: str) -> DataLaye
     return layer
 
 
-async def alice_and_bob_in_a_new_chat(make_layer: LayerFactory) -> tuple[DataLayer, DataLayer, SessionId]:
+async def alice_and_bob_in_a_new_chat(make_layer: LayerFactory) -> tuple[DataLayer, DataLayer, ChatId]:
     """Alice and bob signed in, and a chat of its own for the test that both already see, so tests never
     depend on each other's messages."""
     alice = await signed_in(make_layer, "alice", ALICE_EMAIL)

@@ -48,7 +48,7 @@ def test_doctor_reports_a_healthy_stack(stack: StackHandle, tmp_path: Path) -> N
     assert checks["cache"]["ok"] and checks["cache"]["detail"].startswith("online")
     assert checks["outbox"]["ok"]
     snapshot = report["snapshot"]
-    assert snapshot["status"]["cache"] == "redis"
+    assert snapshot["status"]["cache"] == "online"
     assert "metrics" in snapshot
     assert isinstance(report["memory"]["redis_used_memory"], int)
 

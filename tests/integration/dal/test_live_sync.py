@@ -10,8 +10,8 @@ import pytest
 
 from desktop_chat.dal.api import ConnectionState, Timeline
 from desktop_chat.dal.factory import DataLayer
-from desktop_chat.models import DeliveryState, Message, SessionId
-from desktop_chat.sync.outbox import EntryState
+from desktop_chat.models import ChatId, DeliveryState, Message
+from desktop_chat.telemetry.metrics import SUPABASE_LATENCY
 from tests.conftest import StackHandle
 from tests.integration.dal.conftest import (
     ALICE,
@@ -27,7 +27,7 @@ from tests.integration.dal.conftest import (
 pytestmark = pytest.mark.integration
 
 
-async def new_chat(owner: DataLayer, *emails: str) -> SessionId:
+async def new_chat(owner: DataLayer, *emails: str) -> ChatId:
     """A chat of its own for each test, so tests never depend on each other's messages."""
     return await owner.store.create_chat(f"test {uuid.uuid4().hex[:6]}", list(emails) or [BOB_EMAIL])
 
@@ -43,7 +43,7 @@ def assert_once_in_order(timeline: Timeline) -> None:
     assert seqs == sorted(seqs), "confirmed messages out of server order"
 
 
-async def stored_count(stack: StackHandle, chat: SessionId, content_prefix: str) -> int:
+async def stored_count(stack: StackHandle, chat: ChatId, content_prefix: str) -> int:
     conn = await asyncpg.connect(stack.db_url)
     try:
         return int(
@@ -106,10 +106,10 @@ async def test_a_refused_message_fails_with_its_reason_and_retry_keeps_the_id(
         # kept with its reason: in the outbox now, and in the chat's view once she is back.
         await eventually(lambda: alice.store.chat_list().get(chat) is None, what="the chat left alice's list")
         async with asyncio.timeout(10):
-            entry = await alice.store.outbox.get(message_id)
-            while entry is None or entry.state is not EntryState.FAILED:
+            entry = await alice.outbox.get(message_id)
+            while entry is None or entry.state is not DeliveryState.FAILED:
                 await asyncio.sleep(0.01)
-                entry = await alice.store.outbox.get(message_id)
+                entry = await alice.outbox.get(message_id)
         assert entry.last_error == reason
         assert not view.rows  # the chat she had open was emptied when she left it
         await conn.execute(
@@ -224,3 +224,35 @@ async def test_a_burst_of_a_thousand_messages_reaches_the_view_in_a_few_batches(
     # Coalesced per frame: a handful of view updates, not a thousand.
     assert len(batches) < 100, len(batches)
     assert_once_in_order(view)
+
+
+async def test_a_send_is_timed_like_every_other_call_to_supabase(make_layer: LayerFactory) -> None:
+    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
+    chat = await new_chat(alice)
+    view = await alice.store.open_chat(chat)
+    timed = alice.metrics.histogram(SUPABASE_LATENCY, op="insert_message")
+    before = timed.count
+    message_id = await alice.store.send(chat, "timed")
+    await eventually(lambda: (m := view.get(message_id)) is not None and m.delivery is DeliveryState.SENT)
+    assert timed.count == before + 1
+
+
+async def test_signing_out_and_in_as_someone_else_starts_afresh(make_layer: LayerFactory) -> None:
+    layer = await signed_in(make_layer, "shared", ALICE_EMAIL)
+    store = layer.store
+    alices = store.signed_in
+    chat = await new_chat(layer)
+    await store.open_chat(chat)
+    await store.send(chat, "before signing out")
+    await store.sign_out()
+    assert alices.realtime is not None and alices.realtime.state is ConnectionState.OFFLINE
+    assert store.status.connection is ConnectionState.OFFLINE
+    await store.sign_in(BOB_EMAIL, "password123")
+    bobs = store.signed_in
+    assert bobs is not alices and bobs.profile.id == BOB
+    await eventually(lambda: store.status.connection is ConnectionState.LIVE, what="bob's link is up")
+    await store.refresh_chats()
+    assert store.chat_list().get(chat) is not None  # bob is in alice's new chat, and sees it as his
+    view = await store.open_chat(chat)
+    await eventually(lambda: any(m.content == "before signing out" for m in view.rows), what="alice's message")
+    assert all(m.delivery is DeliveryState.SENT for m in view.rows)  # nothing of alice's pending shows

@@ -8,10 +8,9 @@ import uuid
 import pytest
 
 from desktop_chat.cache import CacheStatus
-from desktop_chat.dal.api import CacheState
 from desktop_chat.dal.factory import DataLayer
 from desktop_chat.errors import Rejected
-from desktop_chat.models import DeliveryState, SessionId, UserId
+from desktop_chat.models import ChatId, DeliveryState, UserId
 from tests.conftest import StackHandle
 from tests.integration.dal.conftest import (
     ALICE,
@@ -43,11 +42,11 @@ async def test_added_chats_appear_renames_show_and_removal_purges(make_layer: La
 
     await alice.store.rename_chat(chat, "Planning (renamed)")
     await eventually(
-        lambda: (row := carol.store.chat_list().get(chat)) is not None and row.session.title == "Planning (renamed)",
+        lambda: (row := carol.store.chat_list().get(chat)) is not None and row.chat.title == "Planning (renamed)",
         what="the rename reaches carol",
     )
     details = await carol.store.chat_details(chat)
-    assert details.session.title == "Planning (renamed)"  # the cached details were invalidated
+    assert details.chat.title == "Planning (renamed)"  # the cached details were invalidated
     assert {m.display_name for m in details.members} == {"Alice", "Bob", "Carol"}
 
     assert await carol.cache.get_messages(UserId(CAROL), chat) is not None
@@ -66,14 +65,12 @@ async def test_a_deleted_chat_disappears_everywhere(make_layer: LayerFactory) ->
     with pytest.raises(Rejected, match="does not exist or you are no longer in it"):
         await bob.store.chat_details(chat)
     late = await bob.store.send(chat, "hello?")  # a send that was already typed fails with a reason
+    pending = bob.store.signed_in.sender  # the one owner of bob's pending messages
     await eventually(
-        lambda: (
-            bob.store.live._unsent[chat].get(late) is not None
-            and bob.store.live._unsent[chat][late].delivery is DeliveryState.FAILED
-        ),
+        lambda: (m := pending.get(late)) is not None and m.delivery is DeliveryState.FAILED,
         what="failed",
     )
-    assert bob.store.live._unsent[chat][late].error == "This chat no longer exists."
+    assert (m := pending.get(late)) is not None and m.error == "This chat no longer exists."
 
 
 async def test_read_state_follows_across_devices(make_layer: LayerFactory) -> None:
@@ -98,14 +95,14 @@ async def test_read_state_follows_across_devices(make_layer: LayerFactory) -> No
     assert unread(laptop) == 0
     await eventually(lambda: unread(desktop) == 0, what="the other device learns the chat was read")
     # And what the server says agrees, for a fresh start.
-    fresh = {c.session.id: c for c in await desktop.backend.fetch_recent_chats()}
+    fresh = {c.chat.id: c for c in await desktop.backend.fetch_recent_chats()}
     assert fresh[chat].unread_count == 0 and fresh[chat].last_read_seq == newest
 
 
 async def test_typing_and_presence_reach_the_other_client(make_layer: LayerFactory) -> None:
     alice, bob, chat = await alice_and_bob_in_a_new_chat(make_layer)
-    typing: dict[SessionId, frozenset[UserId]] = {}
-    online: dict[SessionId, frozenset[UserId]] = {}
+    typing: dict[ChatId, frozenset[UserId]] = {}
+    online: dict[ChatId, frozenset[UserId]] = {}
     alice.store.subscribe_typing(lambda session, users: typing.__setitem__(session, users))
     alice.store.subscribe_presence(lambda session, users: online.__setitem__(session, users))
     await eventually(lambda: UserId(BOB) in online.get(chat, frozenset()), what="alice sees bob online")
@@ -130,11 +127,11 @@ async def test_redis_going_down_does_not_stop_the_conversation(make_layer: Layer
     try:
         sent = [await alice.store.send(chat, f"no redis {n}") for n in range(5)]
         await eventually(lambda: all((m := bob_view.get(i)) is not None and m.seq for i in sent), what="delivered")
-        await eventually(lambda: bob.store.status.cache is CacheState.MEMORY, what="bob's cache is offline")
+        await eventually(lambda: bob.store.status.cache is CacheStatus.OFFLINE, what="bob's cache is offline")
         assert bob.cache.status is CacheStatus.OFFLINE
         assert [m.delivery for m in bob_view.rows if m.id in sent] == [DeliveryState.SENT] * 5
     finally:
         redis.start()
     await alice.cache.probe_now()
     await bob.cache.probe_now()
-    await eventually(lambda: bob.store.status.cache is CacheState.REDIS, what="back on Redis")
+    await eventually(lambda: bob.store.status.cache is CacheStatus.ONLINE, what="back on Redis")

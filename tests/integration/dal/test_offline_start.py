@@ -41,12 +41,12 @@ async def test_an_offline_start_shows_the_cache_and_sends_later(make_layer: Laye
         assert profile is not None and profile.id == ALICE and profile.display_name == "Alice"
         assert store.status.backend_reachable is False
         assert "Cannot reach" in store.status.detail
-        assert [c.session.id for c in await store.recent_chats()] == [c.session.id for c in chats]  # the cache
+        assert [c.chat.id for c in await store.recent_chats()] == [c.chat.id for c in chats]  # the cache
         timeline = await store.open_chat(chat)
         message_id = await store.send(chat, "typed while offline")
         assert timeline.get(message_id).delivery is DeliveryState.PENDING  # type: ignore[union-attr]
         with pytest.raises(BackendUnavailable, match="Not connected"):
-            await store.backend.fetch_recent_chats()  # never as anon: that would read as "no chats"
+            await again.backend.fetch_recent_chats()  # never as anon: that would read as "no chats"
     finally:
         gateway.start()
     await eventually(lambda: store.status.connection is ConnectionState.LIVE, within=60, what="back online")

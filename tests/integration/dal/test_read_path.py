@@ -9,11 +9,10 @@ import asyncpg
 import pytest
 
 from desktop_chat.cache import CacheStatus, msgs_key, recent_key
-from desktop_chat.dal.api import CacheState
 from desktop_chat.dal.chat_store import ChatStore
 from desktop_chat.dal.factory import DataLayer
 from desktop_chat.errors import BackendUnavailable, Unauthorized
-from desktop_chat.models import MessageUpserted, SessionId, UserId
+from desktop_chat.models import ChatId, MessageUpserted, UserId
 from desktop_chat.telemetry.metrics import CACHE_HITS, SUPABASE_LATENCY
 from tests.conftest import StackHandle
 from tests.integration.dal.conftest import (
@@ -49,16 +48,16 @@ async def test_sign_in_warms_the_cache_and_reads_then_come_from_redis(make_layer
 
     before = supabase_calls(layer, "recent")
     chats = await store.recent_chats()
-    assert {c.session.id for c in chats} >= {ALICE_BOB_CHAT, FALCON_CHAT}
-    assert BOOK_CLUB_CHAT not in {c.session.id for c in chats}  # alice is not in carol's book club
+    assert {c.chat.id for c in chats} >= {ALICE_BOB_CHAT, FALCON_CHAT}
+    assert BOOK_CLUB_CHAT not in {c.chat.id for c in chats}  # alice is not in carol's book club
     assert supabase_calls(layer, "recent") == before  # served by the cache
     assert layer.metrics.total(CACHE_HITS) > 0
-    assert store.status.cache is CacheState.REDIS
+    assert store.status.cache is CacheStatus.ONLINE
 
     for summary in chats[:5]:  # warming loaded the newest page of alice's top chats
-        assert await layer.cache.get_messages(ALICE, summary.session.id) is not None
+        assert await layer.cache.get_messages(ALICE, summary.chat.id) is not None
     loads = supabase_calls(layer, "msgs")
-    top = chats[0].session
+    top = chats[0].chat
     page = await store.messages(top.id)
     assert supabase_calls(layer, "msgs") == loads  # the page came from the cache
     assert [m.seq for m in page.messages] == list(range(max(1, top.last_seq - 49), top.last_seq + 1))
@@ -69,9 +68,9 @@ async def test_concurrent_readers_of_a_cold_key_share_one_load(make_layer: Layer
     layer = await make_layer("alice", realtime=False)
     await layer.store.sign_in(ALICE_EMAIL, PASSWORD)
     await layer.store.settle()  # the warming is done
-    await layer.cache.invalidate(ALICE, msgs_key(ALICE, SessionId(FALCON_CHAT)).kind, SessionId(FALCON_CHAT))
+    await layer.cache.invalidate(ALICE, msgs_key(ALICE, ChatId(FALCON_CHAT)).kind, ChatId(FALCON_CHAT))
     before = supabase_calls(layer, "msgs")
-    pages = await asyncio.gather(*(layer.store.messages(SessionId(FALCON_CHAT)) for _ in range(10)))
+    pages = await asyncio.gather(*(layer.store.messages(ChatId(FALCON_CHAT)) for _ in range(10)))
     assert all(page == pages[0] for page in pages)
     assert supabase_calls(layer, "msgs") - before <= 1
 
@@ -86,7 +85,7 @@ async def test_an_expired_entry_is_served_while_one_refresh_runs(make_layer: Lay
     assert hit is not None and not hit.fresh
     before = supabase_calls(layer, "recent")
     served = await store.recent_chats()
-    assert [c.session.id for c in served] == [c.session.id for c in first]
+    assert [c.chat.id for c in served] == [c.chat.id for c in first]
     await eventually(lambda: supabase_calls(layer, "recent") == before + 1, what="one background refresh")
     refreshed = await layer.cache.get_recent(ALICE)
     assert refreshed is not None and refreshed.fresh
@@ -113,8 +112,8 @@ async def test_live_changes_are_written_through_to_the_cached_window(
     finally:
         await conn.close()
     assert row is not None
-    message = (await store.backend.fetch_messages_since(chat, row["rev"] - 1))[0]
-    await store.live.apply_now([MessageUpserted(message=message)])
+    message = (await layer.backend.fetch_messages_since(chat, row["rev"] - 1))[0]
+    await store.signed_in.live.apply_now([MessageUpserted(message=message)])
 
     cached = await layer.cache.get_messages(ALICE, chat)
     assert cached is not None
@@ -131,13 +130,13 @@ async def test_users_never_see_each_others_cache(make_layer: LayerFactory, stack
     url = stack.redis_url.rsplit("/", 1)[0] + "/15"
     alice_layer = await make_layer("shared", realtime=False, redis_url=url)
     await alice_layer.store.sign_in(ALICE_EMAIL, PASSWORD)
-    alice_chats = {c.session.id for c in await alice_layer.store.recent_chats()}
-    await alice_layer.store.messages(SessionId(ALICE_BOB_CHAT))
+    alice_chats = {c.chat.id for c in await alice_layer.store.recent_chats()}
+    await alice_layer.store.messages(ChatId(ALICE_BOB_CHAT))
     await alice_layer.store.sign_out()
     # Signing out purged alice's entries.
     assert await alice_layer.cache.get_recent(ALICE) is None
     bob = await alice_layer.store.sign_in(BOB_EMAIL, PASSWORD)
-    bob_chats = {c.session.id for c in await alice_layer.store.recent_chats()}
+    bob_chats = {c.chat.id for c in await alice_layer.store.recent_chats()}
     assert BOOK_CLUB_CHAT in bob_chats
     assert BOOK_CLUB_CHAT not in alice_chats
     assert recent_key(ALICE) != recent_key(bob.id)
@@ -153,7 +152,7 @@ async def test_the_session_is_restored_from_the_keyring(make_layer: LayerFactory
     first = await make_layer("alice", realtime=False)
     await first.store.sign_in(ALICE_EMAIL, PASSWORD)
     # The keyring holds the refresh token, never the whole session.
-    secret = first.secrets.get(first.backend.sessions.secret_name)
+    secret = first.secrets.get(first.backend.auth.secret_name)
     assert secret is not None and len(secret) < 2560 and "access_token" not in secret
     await first.close()
 
@@ -175,14 +174,14 @@ async def test_redis_down_mid_session_falls_back_to_memory_and_recovers(
     try:
         chats = await store.recent_chats()  # no exception reaches the caller
         assert chats
-        page = await store.messages(SessionId(FALCON_CHAT))
+        page = await store.messages(ChatId(FALCON_CHAT))
         assert page.messages
         await eventually(lambda: layer.cache.status is CacheStatus.OFFLINE, what="breaker open")
-        assert store.status.cache is CacheState.MEMORY
+        assert store.status.cache is CacheStatus.OFFLINE
     finally:
         redis.start()
     assert await layer.cache.probe_now() is CacheStatus.ONLINE
-    await eventually(lambda: store.status.cache is CacheState.REDIS, what="breaker closed")
+    await eventually(lambda: store.status.cache is CacheStatus.ONLINE, what="breaker closed")
     assert await store.recent_chats()
 
 
@@ -194,18 +193,18 @@ async def test_an_unreachable_server_serves_the_cache_and_says_so(make_layer: La
     gateway = stack.stack.gateway
     gateway.stop()
     try:
-        assert [c.session.id for c in await store.recent_chats()] == [c.session.id for c in cached]
+        assert [c.chat.id for c in await store.recent_chats()] == [c.chat.id for c in cached]
         with pytest.raises(BackendUnavailable):
-            await store.messages(SessionId(FALCON_CHAT), before_seq=2)  # history is not cached
+            await store.messages(ChatId(FALCON_CHAT), before_seq=2)  # history is not cached
         assert store.status.backend_reachable is False
         assert "reach" in store.status.detail or "answer" in store.status.detail
     finally:
         gateway.start()
-    await store.messages(SessionId(FALCON_CHAT), before_seq=2)
+    await store.messages(ChatId(FALCON_CHAT), before_seq=2)
     assert store.status.backend_reachable is True
 
 
-async def long_chat(store: ChatStore, stack: StackHandle, messages: int) -> SessionId:
+async def long_chat(store: ChatStore, stack: StackHandle, messages: int) -> ChatId:
     """A new chat of alice and bob with ``messages`` lines, written straight into the database.
 
     Nothing may cache the chat's window before the rows are there (they bypass the live path): the
@@ -233,7 +232,7 @@ def spy_on_message_reads(layer: DataLayer, monkeypatch: pytest.MonkeyPatch) -> l
     asked: list[int | None] = []
     get_messages = layer.cache.get_messages
 
-    async def spy(user: UserId, session: SessionId, limit: int | None = None) -> object:
+    async def spy(user: UserId, session: ChatId, limit: int | None = None) -> object:
         asked.append(limit)
         return await get_messages(user, session, limit)
 
@@ -249,7 +248,7 @@ async def test_the_newest_page_reads_only_the_page_from_the_cache(
     await store.sign_in(ALICE_EMAIL, PASSWORD)
     chat = await long_chat(store, stack, 130)
     # A miss with only the newest 20 wanted still loads and caches the whole window.
-    assert [m.seq for m in await store.message_window(chat, 20)] == list(range(111, 131))
+    assert [m.seq for m in await store.signed_in.reads.message_window(chat, 20)] == list(range(111, 131))
     cached = await layer.cache.get_messages(ALICE, chat)
     assert cached is not None and len(cached.value) == 130
 
@@ -274,7 +273,7 @@ async def test_reopening_a_chat_reads_only_the_page_and_keeps_its_cursor(
     await store.sign_in(ALICE_EMAIL, PASSWORD)
     chat = await long_chat(store, stack, 130)
     # An edit of a message older than the page: the window's newest rev is not on the page.
-    edited = await store.backend.fetch_messages(chat, 11, 1)
+    edited = await layer.backend.fetch_messages(chat, 11, 1)
     await store.edit_message(edited.messages[0].id, "line 10, edited")
     await store.settle()
     asked = spy_on_message_reads(layer, monkeypatch)
@@ -298,8 +297,8 @@ async def test_reopening_a_chat_reads_only_the_page_and_keeps_its_cursor(
     finally:
         await conn.close()
     assert row is not None
-    message = (await store.backend.fetch_messages_since(chat, row["rev"] - 1))[0]
-    await store.live.apply_now([MessageUpserted(message=message)])
+    message = (await layer.backend.fetch_messages_since(chat, row["rev"] - 1))[0]
+    await store.signed_in.live.apply_now([MessageUpserted(message=message)])
     cached = await layer.cache.get_messages(ALICE, chat)
     assert cached is not None and cached.value[-1].id == message.id and len(cached.value) == 131
     assert again.rows[-1].content == "after the edit"

@@ -58,7 +58,8 @@ async def test_messages_flow_across_several_token_lifetimes(short_lived_stack: d
             await asyncio.sleep(TTL / 4)
         await eventually(lambda: all(bob_view.get(m) is not None for m in sent), within=30, what="all arrived")
         assert alice.backend.session is not None and alice.backend.session.access_token != first_token
-        assert alice.store.realtime is not None and alice.store.realtime.reconnects >= 1  # rebuilt with new tokens
+        realtime = alice.store.signed_in.realtime
+        assert realtime is not None and realtime.reconnects >= 1  # rebuilt with new tokens
         assert [bob_view.get(m).content for m in sent] == [f"tick {n}" for n in range(12)]  # type: ignore[union-attr]
         assert len({m.id for m in bob_view.rows}) == len(bob_view.rows)
         assert alice.store.status.outbox_depth == 0

@@ -176,3 +176,88 @@ def test_schema(stack: StackHandle) -> None:
 def stack_ttl(stack: StackHandle) -> int:
     """Lifetime of the shared stack's access tokens, in seconds."""
     return stack.config.access_token_ttl
+
+
+# Tables of the PostgREST-surface tests: types with modifiers (char(n), varchar(n), numeric(p,s), timestamp(p)
+# and arrays of them), arrays, jsonb, ranges and full text, and foreign keys both ways between two tables
+# (countries have cities; a country's capital is a city) plus a junction (languages spoken). No RLS: they
+# test the REST surface; the app's policies under embedding are tested on the app's tables.
+_SURFACE_SCHEMA = """
+drop table if exists public.gwx_spoken, public.gwx_languages, public.gwx_cities, public.gwx_countries cascade;
+create table public.gwx_countries (
+  id int8 primary key,
+  iso char(2) not null unique,
+  iso3 char(3),
+  name varchar(20) not null,
+  phonecode int,
+  area numeric(10,2),
+  founded timestamp(0),
+  codes char(2)[],
+  names varchar(5)[],
+  tags text[],
+  info jsonb,
+  season tsrange,
+  span int4range,
+  motto text,
+  capital_id int8,
+  updated int not null default 0
+);
+create table public.gwx_cities (
+  id int8 primary key,
+  country_id int8 not null references public.gwx_countries (id),
+  name text not null,
+  population int default 1000,
+  note text default 'none'
+);
+alter table public.gwx_countries
+  add constraint gwx_countries_capital_fk foreign key (capital_id) references public.gwx_cities (id);
+create table public.gwx_languages (id int8 primary key, name text not null);
+create table public.gwx_spoken (
+  country_id int8 references public.gwx_countries (id),
+  language_id int8 references public.gwx_languages (id),
+  primary key (country_id, language_id)
+);
+insert into public.gwx_countries
+  (id, iso, iso3, name, phonecode, area, founded, codes, names, tags, info, season, span, motto)
+values
+  (1, 'AL', 'ALB', 'Albania', 355, 28748.00, '1912-11-28 10:00:00', '{AL,AB}', '{alb,al}',
+   '{europe,balkans}', '{"capital": "Tirana", "stats": {"rank": 3}, "list": [1, 2]}',
+   '[2000-01-01 10:00, 2000-01-01 12:00)', '[1,5)', 'You Albanians are one people'),
+  (2, 'DZ', 'DZA', 'Algeria', 213, 2381741.00, '1962-07-05 00:00:00', '{DZ}', '{dza}', '{africa}',
+   '{"capital": "Algiers", "stats": {"rank": 1}, "list": [3]}', '[2000-01-02 09:00, 2000-01-02 10:00)', '[5,9)',
+   'By the people and for the people'),
+  (3, 'TG', 'TGO', 'Togo', 228, 56785.50, null, '{TG,TO}', '{tgo}', '{africa,coast}',
+   '{"capital": "Lome"}', '[2000-01-03 09:00, 2000-01-03 10:00)', '[20,30)', 'Work, liberty, homeland'),
+  (4, 'US', 'USA', 'United States', 1, null, null, null, null, '{america}', '{}', null, null, null);
+insert into public.gwx_cities (id, country_id, name, population) values
+  (1, 1, 'Tirana', 800000), (2, 1, 'Durres', 200000), (3, 2, 'Algiers', 3000000),
+  (4, 2, 'Oran', 1500000), (5, 3, 'Lome', 900000);
+update public.gwx_countries set capital_id = id * 2 - 1 where id in (1, 2);
+insert into public.gwx_languages values (1, 'Albanian'), (2, 'Arabic'), (3, 'French'), (4, 'English');
+insert into public.gwx_spoken values (1, 1), (2, 2), (2, 3), (3, 3), (4, 4);
+revoke all on table public.gwx_countries, public.gwx_cities, public.gwx_languages, public.gwx_spoken
+  from anon, authenticated, service_role;
+grant select, insert, update, delete on table public.gwx_countries, public.gwx_cities, public.gwx_languages,
+  public.gwx_spoken to authenticated, service_role;
+
+create or replace function public.gwx_countries_like(p_name text) returns setof public.gwx_countries
+language sql stable as $$ select * from public.gwx_countries where name ilike '%' || p_name || '%' order by id $$;
+
+create or replace function public.gwx_read_only() returns text
+language sql stable as $$ select current_setting('transaction_read_only') $$;
+
+create or replace function public.gwx_char_arg(p_iso char(2)) returns text
+language sql stable as $$ select p_iso::text $$;
+"""
+
+
+@pytest.fixture(scope="session")
+def surface_schema(stack: StackHandle) -> None:
+    async def create() -> None:
+        conn = await asyncpg.connect(stack.db_url)
+        try:
+            await conn.execute(_SURFACE_SCHEMA)
+        finally:
+            await conn.close()
+
+    asyncio.run(create())

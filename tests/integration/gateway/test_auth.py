@@ -124,9 +124,15 @@ async def test_errors_carry_the_api_version_header_and_gotrue_shape(http: httpx.
     assert response.json() == {"code": "invalid_credentials", "message": "Invalid login credentials"}
 
 
-async def test_refresh_rotates_and_a_reused_token_revokes_the_session(
-    make_client: ClientFactory, http: httpx.AsyncClient, gateway: Gateway, unique: str
+async def test_refresh_rotates_and_reuse_follows_refresh_token_reuse_interval(
+    make_client: ClientFactory, http: httpx.AsyncClient, gateway: Gateway, db: Db, unique: str
 ) -> None:
+    """GoTrue's rotation with ``refresh_token_reuse_interval = 10`` (supabase/config.toml).
+
+    A used token whose successor is still the live one gets that same successor again (a client that lost
+    the answer); another used token works within the interval; after it, reuse means theft and the whole
+    session is revoked.
+    """
     client = await make_client()
     signed_up = await client.auth.sign_up({"email": f"rotate-{unique}@example.com", "password": "rotate-me"})
     assert signed_up.session is not None
@@ -137,13 +143,30 @@ async def test_refresh_rotates_and_a_reused_token_revokes_the_session(
     assert second != first
     assert refreshed.session.user.id == signed_up.session.user.id
 
-    reused = await _refresh_raw(http, gateway, first)
+    again = await _refresh_raw(http, gateway, first)
+    assert again.status_code == 200
+    assert again.json()["refresh_token"] == second
+    third = (await _refresh_raw(http, gateway, second)).json()["refresh_token"]
+    within = await _refresh_raw(http, gateway, first)
+    assert within.status_code == 200
+    assert within.json()["refresh_token"] not in (first, second, third)
+
+    # Ten seconds later: the used token has been revoked too long ago.
+    await db.pool.execute(
+        "update auth.refresh_tokens set updated_at = updated_at - interval '11 seconds' where token = $1", second
+    )
+    reused = await _refresh_raw(http, gateway, second)
     assert reused.status_code == 400
-    assert reused.json()["code"] == "refresh_token_already_used"
-    # Reuse means the token leaked: the whole session is revoked, the newest token included.
-    after_reuse = await _refresh_raw(http, gateway, second)
-    assert after_reuse.status_code == 400
-    assert after_reuse.json()["code"] == "refresh_token_already_used"
+    assert reused.json() == {"code": "refresh_token_already_used", "message": "Invalid Refresh Token: Already Used"}
+    # Every token of the session is revoked now; once the interval has passed for them too, none works.
+    session_id = await db.pool.fetchval("select session_id from auth.refresh_tokens where token = $1", second)
+    await db.pool.execute(
+        "update auth.refresh_tokens set updated_at = updated_at - interval '11 seconds' where session_id = $1",
+        session_id,
+    )
+    for token in (third, within.json()["refresh_token"]):
+        after_reuse = await _refresh_raw(http, gateway, token)
+        assert (after_reuse.status_code, after_reuse.json()["code"]) == (400, "refresh_token_already_used")
 
 
 async def test_an_unknown_refresh_token_is_refresh_token_not_found(make_client: ClientFactory) -> None:
@@ -282,3 +305,75 @@ async def test_health(http: httpx.AsyncClient) -> None:
     response = await http.get("/auth/v1/health")
     assert response.status_code == 200
     assert response.json()["name"] == "GoTrue"
+
+
+async def test_update_user_display_name_reaches_the_profile(make_client: ClientFactory, db: Db, unique: str) -> None:
+    """Through the trigger of supabase/migrations (so it also works on a real project)."""
+    client = await make_client()
+    signed_up = await client.auth.sign_up(
+        {"email": f"rename-{unique}@example.com", "password": "rename-me", "options": {"data": {"display_name": "Old"}}}
+    )
+    assert signed_up.user is not None
+    user_id = uuid.UUID(signed_up.user.id)
+
+    async def profile_name() -> str:
+        return str(await db.pool.fetchval("select display_name from public.profiles where id = $1", user_id))
+
+    await client.auth.update_user({"data": {"display_name": "  New Name  "}})
+    assert await profile_name() == "New Name"
+    await client.auth.update_user({"data": {"theme": "dark"}})
+    assert await profile_name() == "New Name"
+    await client.auth.update_user({"data": {"display_name": "   "}})
+    assert await profile_name() == "New Name"
+    await client.auth.update_user({"data": {"display_name": "x" * 150}})
+    assert await profile_name() == "x" * 100
+
+
+async def test_banned_users_cannot_sign_in(make_client: ClientFactory, db: Db, unique: str) -> None:
+    client = await make_client()
+    email = f"banned-{unique}@example.com"
+    await client.auth.sign_up({"email": email, "password": "banned-pass"})
+    await db.pool.execute("update auth.users set banned_until = now() + interval '1 hour' where email = $1", email)
+    with pytest.raises(AuthApiError) as caught:
+        await (await make_client()).auth.sign_in_with_password({"email": email, "password": "banned-pass"})
+    assert (caught.value.status, caught.value.code, caught.value.message) == (400, "user_banned", "User is banned")
+
+
+async def test_a_user_seeded_without_token_columns_fails_as_gotrue_fails(
+    http: httpx.AsyncClient, gateway: Gateway, db: Db, unique: str
+) -> None:
+    """auth.users has no defaults for GoTrue's token columns: a seed that leaves them NULL breaks sign-in."""
+    email = f"seeded-{unique}@example.com"
+    await db.pool.execute(
+        "insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,"
+        " raw_app_meta_data, raw_user_meta_data, created_at, updated_at)"
+        " values ('00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated', 'authenticated', $1,"
+        " extensions.crypt('seeded-pass', extensions.gen_salt('bf', 4)), now(), '{}', '{}', now(), now())",
+        email,
+    )
+    columns = await db.pool.fetchrow(
+        "select confirmation_token, recovery_token, raw_user_meta_data from auth.users where email = $1", email
+    )
+    assert tuple(columns) == (None, None, "{}")
+    response = await http.post(
+        "/auth/v1/token",
+        params={"grant_type": "password"},
+        json={"email": email, "password": "seeded-pass"},
+        headers={"apikey": gateway.anon_key},
+    )
+    assert (response.status_code, response.json()) == (
+        500,
+        {"code": "unexpected_failure", "message": "Database error querying schema"},
+    )
+    await db.pool.execute(
+        "update auth.users set confirmation_token = '', recovery_token = '', email_change_token_new = '',"
+        " email_change = '' where email = $1",
+        email,
+    )
+    fixed = await http.post(
+        "/auth/v1/token",
+        params={"grant_type": "password"},
+        json={"email": email, "password": "seeded-pass"},
+        headers={"apikey": gateway.anon_key},
+    )
+    assert fixed.status_code == 200

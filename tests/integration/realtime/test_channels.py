@@ -154,8 +154,18 @@ def forged_tokens() -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("kind", ["wrong secret", "alg none", "expired", "no exp", "garbage"])
-async def test_joins_with_bad_tokens_are_refused(rt: Realtime, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        # Supabase Realtime's words for each (lib/realtime_web/channels/realtime_channel.ex).
+        ("wrong secret", "JwtSignatureError: Failed to validate JWT signature"),
+        ("alg none", "JwtSignerError: Failed to generate JWT signer, check your JWT secret or JWKS configuration"),
+        ("expired", "InvalidJWTToken: Token has expired 1"),  # 10 seconds ago, give or take one
+        ("no exp", "InvalidJWTToken: Fields `role` and `exp` are required in JWT"),
+        ("garbage", "MalformedJWT: The token provided is not a valid JWT"),
+    ],
+)
+async def test_joins_with_bad_tokens_are_refused(rt: Realtime, kind: str, reason: str) -> None:
     secret = str(rt.stack.info["jwt_secret"])
     token = {
         **forged_tokens(),
@@ -167,7 +177,7 @@ async def test_joins_with_bad_tokens_are_refused(rt: Realtime, kind: str) -> Non
     await client.channel("bad-token").subscribe(statuses)
     status, error = statuses.items[0]
     assert status == State.CHANNEL_ERROR
-    assert json.loads(str(error))["reason"].startswith("Unauthorized: ")
+    assert json.loads(str(error))["reason"].startswith(reason)
 
 
 @pytest.mark.parametrize(
@@ -191,8 +201,8 @@ async def test_bad_bindings_are_refused(rt: Realtime, binding: dict[str, object]
     assert reason in json.loads(str(error))["reason"]
 
 
-async def test_private_channels_need_a_role_that_bypasses_rls(rt: Realtime) -> None:
-    # Private channels are authorized by policies on realtime.messages; this stack has none.
+async def test_private_channels_need_a_policy_or_a_role_that_bypasses_rls(rt: Realtime) -> None:
+    # Private channels are authorized by policies on realtime.messages; none lets a user read "secret".
     user = await rt.client(ALICE)
     statuses = Statuses()
     await user.channel("secret", {"config": {"private": True}}).subscribe(statuses)
@@ -216,7 +226,9 @@ async def test_rest_broadcast_endpoint(rt: Realtime) -> None:
         assert (await http.post(url, json={"messages": [message]}, headers=forged)).status_code == 401
         headers = {"apikey": rt.stack.anon_key}
         assert (await http.post(url, json={"messages": "all"}, headers=headers)).status_code == 400
+        # A private message the token may not write is dropped, and the request still accepted, as
+        # Realtime does (test_private_channels.py checks who gets what).
         private = {**message, "private": True}
-        assert (await http.post(url, json={"messages": [private]}, headers=headers)).status_code == 401
+        assert (await http.post(url, json={"messages": [private]}, headers=headers)).status_code == 202
         assert (await http.post(url, json={"messages": [message]}, headers=headers)).status_code == 202
     assert await inbox.next() == {"event": "ping", "payload": {"n": 1}}

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import strategies as st
 
-from desktop_chat.models import Message, MessageId, SessionId, UserId
+from desktop_chat.models import ChatId, Message, MessageId, UserId
 
 # Naive bounds are what hypothesis expects; the generated values carry the time zones.
 moments = st.datetimes(
@@ -16,11 +16,11 @@ moments = st.datetimes(
 )
 
 
-def confirmed_messages(session: SessionId | None = None) -> st.SearchStrategy[Message]:
+def confirmed_messages(session: ChatId | None = None) -> st.SearchStrategy[Message]:
     return st.builds(
         Message,
         id=st.uuids().map(MessageId),
-        session_id=st.just(session) if session is not None else st.uuids().map(SessionId),
+        chat_id=st.just(session) if session is not None else st.uuids().map(ChatId),
         sender_id=st.none() | st.uuids().map(UserId),
         content=st.text(max_size=300),
         created_at=moments,

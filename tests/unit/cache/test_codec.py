@@ -10,13 +10,13 @@ from desktop_chat.cache.codec import SCHEMA_VERSION, Codec, CodecError
 from desktop_chat.cache.keys import chat_key, msgs_key, recent_key
 from desktop_chat.cache.secret import CacheSecret
 from desktop_chat.models import Message
-from tests.builders import chat_details, chat_summary, message, new_session, new_user
+from tests.builders import chat_details, chat_summary, message, new_chat_id, new_user
 from tests.unit.cache.strategies import confirmed_messages
 
 SECRET = CacheSecret.generate()
 CODEC = Codec(SECRET)
 ALICE, BOB = new_user(), new_user()
-CHAT, OTHER_CHAT = new_session(), new_session()
+CHAT, OTHER_CHAT = new_chat_id(), new_chat_id()
 
 
 def test_recent_round_trip() -> None:

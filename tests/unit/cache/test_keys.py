@@ -17,10 +17,10 @@ from desktop_chat.cache.keys import (
     parse_key,
     recent_key,
 )
-from desktop_chat.models import SessionId, UserId
+from desktop_chat.models import ChatId, UserId
 
 ALICE = UserId(uuid.UUID("a11ce000-0000-4000-8000-000000000001"))
-CHAT = SessionId(uuid.UUID("c0000000-0000-4000-8000-00000000a0b0"))
+CHAT = ChatId(uuid.UUID("c0000000-0000-4000-8000-00000000a0b0"))
 
 
 def test_keys_follow_the_documented_scheme() -> None:
@@ -44,8 +44,8 @@ def test_a_kind_takes_a_session_exactly_when_it_is_per_chat() -> None:
 uuids = st.uuids()
 keys = st.one_of(
     st.builds(lambda u: recent_key(UserId(u)), uuids),
-    st.builds(lambda u, s: chat_key(UserId(u), SessionId(s)), uuids, uuids),
-    st.builds(lambda u, s: msgs_key(UserId(u), SessionId(s)), uuids, uuids),
+    st.builds(lambda u, s: chat_key(UserId(u), ChatId(s)), uuids, uuids),
+    st.builds(lambda u, s: msgs_key(UserId(u), ChatId(s)), uuids, uuids),
 )
 
 

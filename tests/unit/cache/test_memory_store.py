@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from desktop_chat.cache.keys import CacheKey, chat_key, msgs_key, recent_key
 from desktop_chat.cache.memory import ENTRY_OVERHEAD, ITEM_OVERHEAD, MemoryCacheStore
 from desktop_chat.cache.policy import CachePolicy
-from tests.builders import new_session, new_user
+from tests.builders import new_chat_id, new_user
 
 
 class Clock:
@@ -45,7 +45,7 @@ async def test_the_byte_bound_counts_values_and_overhead() -> None:
 
 async def test_a_list_is_accounted_by_its_items() -> None:
     store = MemoryCacheStore(POLICY)
-    key = msgs_key(new_user(), new_session())
+    key = msgs_key(new_user(), new_chat_id())
     await store.set_list(key, b"h" * 10, [(1, b"a" * 50), (2, b"b" * 70)])
     assert store.used_bytes == ENTRY_OVERHEAD + 10 + 2 * ITEM_OVERHEAD + 120
     await store.append_list(key, [(3, b"c" * 30)])
@@ -63,7 +63,7 @@ async def test_an_entry_larger_than_the_bound_is_not_kept() -> None:
 
 async def test_zero_capacity_holds_nothing() -> None:
     store = MemoryCacheStore(POLICY, max_entries=0)
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     await store.set(chat_key(user, session), b"x")
     assert await store.get(chat_key(user, session)) is None
     assert await store.cached_chats(user) == []
@@ -72,7 +72,7 @@ async def test_zero_capacity_holds_nothing() -> None:
 async def test_entries_expire_by_the_injected_clock_and_report_what_is_left() -> None:
     clock = Clock()
     store = MemoryCacheStore(POLICY, clock=clock)
-    key = chat_key(new_user(), new_session())
+    key = chat_key(new_user(), new_chat_id())
     await store.set(key, b"x")
     clock.now = 12
     stored = await store.get(key)
@@ -93,7 +93,7 @@ async def test_entries_expire_by_the_injected_clock_and_report_what_is_left() ->
 async def test_bounds_hold_under_any_sequence_of_calls(calls: list[tuple[str, int, int]]) -> None:
     store = MemoryCacheStore(POLICY, max_entries=5, max_bytes=4 * ENTRY_OVERHEAD + 600)
     user = new_user()
-    sessions = [new_session() for _ in range(10)]
+    sessions = [new_chat_id() for _ in range(10)]
     sizes: dict[int, int] = {}
     for op, index, size in calls:
         key: CacheKey = chat_key(user, sessions[index])

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from desktop_chat.cache.keys import KeyKind
 from desktop_chat.cache.policy import CachePolicy, chat_victims, newest_by_seq
 from desktop_chat.config import Settings
-from desktop_chat.models import SessionId
+from desktop_chat.models import ChatId
 
 
 def test_defaults_come_from_settings() -> None:
@@ -66,7 +66,7 @@ def test_newest_by_seq_lets_a_later_duplicate_win() -> None:
 
 
 def test_chat_victims_are_the_least_recently_used_but_never_the_one_in_use() -> None:
-    chats = [SessionId(uuid.UUID(int=i)) for i in range(6)]
+    chats = [ChatId(uuid.UUID(int=i)) for i in range(6)]
     assert chat_victims(chats, cap=6) == []
     assert chat_victims(chats, cap=4) == chats[:2]
     # The chat in use looks oldest (a clock went back): the next oldest go instead.

@@ -17,7 +17,7 @@ from desktop_chat.cache.secret import CacheSecret
 from desktop_chat.cache.store import AppendResult
 from desktop_chat.cache.tiered import CacheStatus, TieredCache
 from desktop_chat.telemetry.metrics import CACHE_HITS, CACHE_MISSES, ERRORS, MetricsRegistry
-from tests.builders import chat_details, chat_summary, message, messages, new_session, new_user
+from tests.builders import chat_details, chat_summary, message, messages, new_chat_id, new_user
 
 
 class Clock:
@@ -42,7 +42,7 @@ def memory_only() -> tuple[TieredCache, MemoryCacheStore, MetricsRegistry, Clock
 async def test_without_any_tier_caching_is_disabled_and_every_read_misses() -> None:
     metrics = MetricsRegistry()
     cache = TieredCache(codec=Codec(CacheSecret.generate()), policy=POLICY, metrics=metrics)
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     assert cache.status is CacheStatus.DISABLED
     await cache.set_chat(user, chat_details(session, user))
     assert await cache.get_chat(user, session) is None
@@ -54,7 +54,7 @@ async def test_without_any_tier_caching_is_disabled_and_every_read_misses() -> N
 async def test_memory_only_round_trips_every_kind_and_counts_hits_and_misses() -> None:
     cache, _, metrics, _ = memory_only()
     assert cache.status is CacheStatus.MEMORY_ONLY and "memory" in cache.detail
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     assert await cache.get_recent(user) is None
     chats = (chat_summary(session),)
     await cache.set_recent(user, chats)
@@ -75,7 +75,7 @@ async def test_memory_only_round_trips_every_kind_and_counts_hits_and_misses() -
 
 async def test_entries_turn_stale_after_their_ttl_then_disappear() -> None:
     cache, _, _, clock = memory_only()
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     await cache.set_chat(user, chat_details(session, user))
     clock.now = 29
     assert (hit := await cache.get_chat(user, session)) is not None and hit.fresh
@@ -88,7 +88,7 @@ async def test_entries_turn_stale_after_their_ttl_then_disappear() -> None:
 
 async def test_messages_limit_empty_lists_and_append_results() -> None:
     cache, _, _, _ = memory_only()
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     assert await cache.append_messages(user, session, [message(session, 1)]) is AppendResult.NOT_CACHED
     await cache.set_messages(user, session, [])
     empty = await cache.get_messages(user, session)
@@ -106,7 +106,7 @@ async def test_messages_limit_empty_lists_and_append_results() -> None:
 
 async def test_set_messages_keeps_the_newest_capped_page() -> None:
     cache, _, _, _ = memory_only()
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     await cache.set_messages(user, session, list(reversed(messages(session, 1, 10))))
     hit = await cache.get_messages(user, session, limit=100)
     assert hit is not None and [m.seq for m in hit.value] == [5, 6, 7, 8, 9, 10]
@@ -117,11 +117,11 @@ async def test_set_messages_keeps_the_newest_capped_page() -> None:
 
 async def test_a_load_token_goes_stale_when_its_key_changes_meanwhile() -> None:
     cache, _, _, _ = memory_only()
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     details = chat_details(session, user)
 
     token = cache.begin_load(chat_key(user, session))
-    await cache.set_chat(user, chat_details(new_session(), user))  # another key: no effect
+    await cache.set_chat(user, chat_details(new_chat_id(), user))  # another key: no effect
     assert await cache.set_chat(user, details, token=token)
 
     token = cache.begin_load(chat_key(user, session))
@@ -146,7 +146,7 @@ async def test_a_load_token_goes_stale_when_its_key_changes_meanwhile() -> None:
 
 async def test_an_unusable_entry_is_a_miss_and_is_deleted() -> None:
     cache, memory, metrics, _ = memory_only()
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     await memory.set(chat_key(user, session), b"\x01\x01garbage that is no envelope at all")
     assert await cache.get_chat(user, session) is None
     assert await memory.get(chat_key(user, session)) is None
@@ -157,7 +157,7 @@ async def test_an_unusable_entry_is_a_miss_and_is_deleted() -> None:
 
 async def test_a_write_finishes_even_if_its_caller_is_cancelled() -> None:
     cache, _, _, _ = memory_only()
-    user, session = new_user(), new_session()
+    user, session = new_user(), new_chat_id()
     await cache.set_chat(user, chat_details(session, user))
     task = asyncio.create_task(cache.invalidate_chat(user, session))
     await asyncio.sleep(0)  # the invalidation is under way

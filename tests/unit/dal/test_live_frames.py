@@ -8,13 +8,13 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
 from desktop_chat.dal.live import LiveSync
-from desktop_chat.models import ChangeEvent, ChatRemoved, SessionId
+from desktop_chat.models import ChangeEvent, ChatId, ChatRemoved, UserId
 
 HOUR = 3600.0
 
 
-class SpawningStore:
-    """The one thing enqueue and its flush need from the ChatStore: running a batch in a task."""
+class Spawner:
+    """The one thing enqueue and its flush need: running a batch in a task."""
 
     def __init__(self) -> None:
         self.tasks: list[asyncio.Task[Any]] = []
@@ -27,10 +27,19 @@ class SpawningStore:
 
 def live_sync(frame: float) -> tuple[LiveSync, list[list[ChangeEvent]]]:
     """A LiveSync whose batches are recorded instead of applied."""
-    live = LiveSync(cast(Any, SpawningStore()), frame_interval=frame)
+    unused = cast(Any, None)  # what applying would need; the batches are recorded instead
+    live = LiveSync(
+        UserId(uuid.uuid4()),
+        cache=unused,
+        reads=unused,
+        tasks=Spawner(),
+        pending=unused,
+        on_incoming=unused,
+        frame_interval=frame,
+    )
     batches: list[list[ChangeEvent]] = []
 
-    async def record(events: Sequence[ChangeEvent], *, source: str = "realtime") -> None:
+    async def record(events: Sequence[ChangeEvent]) -> None:
         batches.append(list(events))
 
     live.apply_now = record  # type: ignore[method-assign]
@@ -38,7 +47,7 @@ def live_sync(frame: float) -> tuple[LiveSync, list[list[ChangeEvent]]]:
 
 
 def change() -> ChangeEvent:
-    return ChatRemoved(session_id=SessionId(uuid.uuid4()))
+    return ChatRemoved(chat_id=ChatId(uuid.uuid4()))
 
 
 async def loop_turns(count: int = 5) -> None:

@@ -14,24 +14,24 @@ from desktop_chat.dal.reducers import (
     merge_messages,
     newer_message,
     summary_read_up_to,
+    summary_with_chat,
     summary_with_message,
-    summary_with_session,
     unread_after,
 )
 from desktop_chat.models import (
-    ChatSession,
+    Chat,
+    ChatId,
     ChatSummary,
     DeliveryState,
     MemberRole,
     Message,
     MessageId,
-    SessionId,
     UserId,
 )
 
 ME = UserId(uuid.uuid4())
 THEM = UserId(uuid.uuid4())
-CHAT = SessionId(uuid.uuid4())
+CHAT = ChatId(uuid.uuid4())
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
@@ -40,7 +40,7 @@ def message(
 ) -> Message:
     return Message(
         id=ident or MessageId(uuid.UUID(int=seq or 0x10000 + uuid.uuid4().int % 1000)),
-        session_id=CHAT,
+        chat_id=CHAT,
         sender_id=sender,
         content=str(extra.pop("content", f"m{seq}")),
         created_at=T0 + timedelta(seconds=seq or 0),
@@ -51,17 +51,15 @@ def message(
 
 
 def summary(last_seq: int = 3, read: int = 3, unread: int = 0) -> ChatSummary:
-    session = ChatSession(
+    session = Chat(
         id=CHAT, title="t", created_at=T0, updated_at=T0, last_message_at=T0, last_seq=last_seq, last_rev=last_seq
     )
-    return ChatSummary(session=session, role=MemberRole.MEMBER, last_read_seq=read, unread_count=unread)
+    return ChatSummary(chat=session, role=MemberRole.MEMBER, last_read_seq=read, unread_count=unread)
 
 
 def test_confirmed_beats_pending_and_higher_rev_wins() -> None:
     ident = MessageId(uuid.uuid4())
-    pending = Message(
-        id=ident, session_id=CHAT, sender_id=ME, content="x", created_at=T0, delivery=DeliveryState.PENDING
-    )
+    pending = Message(id=ident, chat_id=CHAT, sender_id=ME, content="x", created_at=T0, delivery=DeliveryState.PENDING)
     confirmed = message(5, 5, ident=ident, sender=ME, content="x")
     edited = message(5, 9, ident=ident, sender=ME, content="y")
     assert newer_message(pending, confirmed) == confirmed
@@ -99,7 +97,7 @@ def test_a_new_message_from_someone_else_counts_as_unread_once() -> None:
     row = summary(last_seq=3, read=3)
     after = summary_with_message(row, message(4), ME)
     again = summary_with_message(after, message(4), ME)
-    assert (after.unread_count, after.session.last_seq, after.last_message and after.last_message.seq) == (1, 4, 4)
+    assert (after.unread_count, after.chat.last_seq, after.last_message and after.last_message.seq) == (1, 4, 4)
     assert again == after
     mine = summary_with_message(after, message(5, sender=ME), ME)
     assert mine.unread_count == 1
@@ -113,17 +111,17 @@ def test_an_edit_of_the_last_message_updates_the_preview_but_not_the_count() -> 
     )
     assert edited.last_message is not None and edited.last_message.content == "new"
     assert edited.unread_count == 1
-    assert edited.session.last_rev == 8
+    assert edited.chat.last_rev == 8
 
 
 def test_session_updates_never_move_counters_backwards() -> None:
     row = summary_with_message(summary(), message(10), ME)
-    stale = ChatSession(id=CHAT, title="renamed", created_at=T0, updated_at=T0, last_seq=4, last_rev=4)
-    after = summary_with_session(row, stale)
-    assert after.session.title == "renamed"
-    assert (after.session.last_seq, after.session.last_rev) == (10, 10)
-    assert details_changed(row.session, after.session)
-    assert not details_changed(row.session, row.session.model_copy(update={"last_seq": 99}))
+    stale = Chat(id=CHAT, title="renamed", created_at=T0, updated_at=T0, last_seq=4, last_rev=4)
+    after = summary_with_chat(row, stale)
+    assert after.chat.title == "renamed"
+    assert (after.chat.last_seq, after.chat.last_rev) == (10, 10)
+    assert details_changed(row.chat, after.chat)
+    assert not details_changed(row.chat, row.chat.model_copy(update={"last_seq": 99}))
 
 
 def test_reading_lowers_the_count() -> None:
@@ -137,6 +135,6 @@ def test_reading_lowers_the_count() -> None:
 def test_a_message_after_its_chat_row_update_still_counts_as_unread() -> None:
     # The chat row's update (its counters) is pushed before the message that moved them.
     row = summary(last_seq=3, read=3)
-    bumped = summary_with_session(row, row.session.model_copy(update={"last_seq": 4, "last_rev": 4}))
+    bumped = summary_with_chat(row, row.chat.model_copy(update={"last_seq": 4, "last_rev": 4}))
     after = summary_with_message(bumped, message(4), ME)
     assert after.unread_count == 1

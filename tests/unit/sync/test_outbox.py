@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from desktop_chat.errors import LocalStorageError
-from desktop_chat.models import DeliveryState, SessionId, UserId, new_message_id
-from desktop_chat.sync.outbox import EntryState, Outbox
+from desktop_chat.models import ChatId, DeliveryState, UserId, new_message_id
+from desktop_chat.sync.outbox import Outbox
 
 SERVER = "http://127.0.0.1:54321"
 ALICE = UserId(uuid.uuid4())
 BOB = UserId(uuid.uuid4())
-CHAT = SessionId(uuid.uuid4())
-OTHER = SessionId(uuid.uuid4())
+CHAT = ChatId(uuid.uuid4())
+OTHER = ChatId(uuid.uuid4())
 
 
 async def test_entries_survive_a_restart_in_send_order(tmp_path: Path) -> None:
@@ -53,13 +53,13 @@ async def test_attempts_failures_retry_and_removal(tmp_path: Path) -> None:
         failed = await outbox.mark_failed(retried, "You can no longer post in this chat.")
         stored = await outbox.get(entry.id)
         assert stored == failed
-        assert stored is not None and stored.state is EntryState.FAILED
+        assert stored is not None and stored.state is DeliveryState.FAILED
         message = stored.as_message()
         assert message.delivery is DeliveryState.FAILED
         assert message.error == "You can no longer post in this chat."
         again = await outbox.mark_pending(entry.id)
         assert again is not None
-        assert (again.state, again.id, again.local_seq) == (EntryState.PENDING, entry.id, entry.local_seq)
+        assert (again.state, again.id, again.local_seq) == (DeliveryState.PENDING, entry.id, entry.local_seq)
         assert await outbox.depth(SERVER, ALICE) == 1
         assert await outbox.remove(entry.id)
         assert not await outbox.remove(entry.id)

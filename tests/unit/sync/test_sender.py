@@ -12,14 +12,15 @@ from pathlib import Path
 import pytest
 
 from desktop_chat.errors import BackendUnavailable, Rejected, Unauthorized
-from desktop_chat.models import DeliveryState, Message, MessageId, SessionId, UserId, new_message_id
+from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserId
+from desktop_chat.sync.lifecycle import Confirmed, Discarded, PendingEvent, Sending, Sent, Submitted, follows
 from desktop_chat.sync.outbox import Outbox
 from desktop_chat.sync.sender import Sender
 
 SERVER = "http://127.0.0.1:54321"
 ALICE = UserId(uuid.uuid4())
-CHAT_A = SessionId(uuid.uuid4())
-CHAT_B = SessionId(uuid.uuid4())
+CHAT_A = ChatId(uuid.uuid4())
+CHAT_B = ChatId(uuid.uuid4())
 
 
 class ScriptedBackend:
@@ -32,16 +33,16 @@ class ScriptedBackend:
         self.lose_answer = False
         self.attempts: list[MessageId] = []
         self.refreshes = 0
-        self.in_flight: dict[SessionId, int] = defaultdict(int)
-        self.max_in_flight: dict[SessionId, int] = defaultdict(int)
+        self.in_flight: dict[ChatId, int] = defaultdict(int)
+        self.max_in_flight: dict[ChatId, int] = defaultdict(int)
         self.gate: asyncio.Event | None = None
         self.answered = asyncio.Event()
-        self._seq: dict[SessionId, int] = defaultdict(int)
+        self._seq: dict[ChatId, int] = defaultdict(int)
 
-    async def insert_message(self, message_id: MessageId, session_id: SessionId, content: str) -> Message | None:
+    async def insert_message(self, message_id: MessageId, chat_id: ChatId, content: str) -> Message | None:
         self.attempts.append(message_id)
-        self.in_flight[session_id] += 1
-        self.max_in_flight[session_id] = max(self.max_in_flight[session_id], self.in_flight[session_id])
+        self.in_flight[chat_id] += 1
+        self.max_in_flight[chat_id] = max(self.max_in_flight[chat_id], self.in_flight[chat_id])
         try:
             await asyncio.sleep(0)
             if self.gate is not None:
@@ -50,11 +51,11 @@ class ScriptedBackend:
                 raise self.failures.pop(0)
             if message_id in self.stored:
                 return None
-            self._seq[session_id] += 1
-            seq = self._seq[session_id]
+            self._seq[chat_id] += 1
+            seq = self._seq[chat_id]
             message = Message(
                 id=message_id,
-                session_id=session_id,
+                chat_id=chat_id,
                 sender_id=ALICE,
                 content=content,
                 created_at=datetime.now(UTC),
@@ -68,7 +69,7 @@ class ScriptedBackend:
                 raise BackendUnavailable("connection dropped before the answer")
             return message
         finally:
-            self.in_flight[session_id] -= 1
+            self.in_flight[chat_id] -= 1
             self.answered.set()
 
     async def fetch_message(self, message_id: MessageId) -> Message | None:
@@ -92,25 +93,34 @@ class Harness:
         self.backend = backend
         self.rows: dict[MessageId, Message] = {}
         self.history: list[tuple[MessageId, DeliveryState]] = []
+        self.events: dict[MessageId, list[PendingEvent]] = defaultdict(list)
         self.depth = -1
         self.changed = asyncio.Event()
         self.sender = self.make_sender()
 
     def make_sender(self) -> Sender:
-        return Sender(self.outbox, self.backend, SERVER, ALICE, self.on_message, self.on_depth)
+        sender = Sender(self.outbox, self.backend, SERVER, ALICE)
+        sender.subscribe(self.on_event)
+        return sender
 
-    def on_message(self, message: Message) -> None:
+    def on_event(self, event: PendingEvent) -> None:
+        message = event.message
+        self.events[message.id].append(event)
         self.rows[message.id] = message
         self.history.append((message.id, message.delivery))
+        self.depth = self.sender.depth
         self.changed.set()
 
-    def on_depth(self, depth: int) -> None:
-        self.depth = depth
+    def assert_lifecycles(self) -> None:
+        """Every message went through the lifecycle in an allowed order."""
+        for events in self.events.values():
+            previous: PendingEvent | None = None
+            for event in events:
+                assert follows(previous, event), (type(previous).__name__, type(event).__name__)
+                previous = event
 
-    async def send(self, chat: SessionId, text: str) -> MessageId:
-        entry = await self.outbox.add(new_message_id(), SERVER, ALICE, chat, text)
-        await self.sender.submit(entry)
-        return entry.id
+    async def send(self, chat: ChatId, text: str) -> MessageId:
+        return await self.sender.send(chat, text)
 
     async def wait_for(self, message_id: MessageId, state: DeliveryState) -> Message:
         async with asyncio.timeout(10):
@@ -126,6 +136,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     h = Harness(outbox, ScriptedBackend())
     try:
         yield h
+        h.assert_lifecycles()
     finally:
         await h.sender.close()
         await outbox.close()
@@ -229,3 +240,52 @@ async def test_new_sends_during_an_outage_do_not_cut_the_backoff_short(harness: 
     harness.backend.failures = []
     harness.sender.nudge()  # the server is back
     await harness.wait_for(first, DeliveryState.SENT)
+
+
+def kinds(events: list[PendingEvent]) -> list[type]:
+    return [type(event) for event in events]
+
+
+async def test_a_message_goes_submitted_sending_sent_and_the_echo_confirms_it(harness: Harness) -> None:
+    message_id = await harness.send(CHAT_A, "hello")
+    sent = await harness.wait_for(message_id, DeliveryState.SENT)
+    assert kinds(harness.events[message_id]) == [Submitted, Sending, Sent]
+    assert harness.sender.get(message_id) == sent  # kept until the change stream brings it back
+    harness.sender.confirm([sent])
+    assert kinds(harness.events[message_id]) == [Submitted, Sending, Sent, Confirmed]
+    assert harness.sender.get(message_id) is None
+    assert harness.sender.depth == await harness.outbox.depth(SERVER, ALICE) == 0
+
+
+async def test_an_echo_that_overtakes_the_answer_confirms_right_after_it(harness: Harness) -> None:
+    harness.backend.gate = asyncio.Event()
+    message_id = await harness.send(CHAT_A, "fast echo")
+    async with asyncio.timeout(5):
+        while Sending not in kinds(harness.events[message_id]):  # the attempt is on its way
+            harness.changed.clear()
+            await harness.changed.wait()
+    echo = harness.rows[message_id].model_copy(update={"seq": 1, "rev": 1, "delivery": DeliveryState.SENT})
+    harness.sender.confirm([echo])
+    assert harness.sender.unsent(CHAT_A) == []  # the echo is shown: no pending row for a reopened view
+    assert harness.sender.depth == 1  # still in the outbox until the answer
+    harness.backend.gate.set()
+    await harness.wait_for(message_id, DeliveryState.SENT)
+    assert kinds(harness.events[message_id]) == [Submitted, Sending, Sent, Confirmed]
+    assert harness.sender.get(message_id) is None and harness.sender.depth == 0
+
+
+async def test_unsent_rows_and_depth_follow_the_outbox(harness: Harness) -> None:
+    harness.backend.failures = [Rejected("denied", code="42501"), BackendUnavailable("down")]
+    failed = await harness.send(CHAT_A, "refused")
+    await harness.wait_for(failed, DeliveryState.FAILED)
+    waiting = await harness.send(CHAT_A, "waits")
+    await harness.backend.wait_attempts(2)
+    assert [row.id for row in harness.sender.unsent(CHAT_A)] == [failed, waiting]
+    assert harness.sender.depth == await harness.outbox.depth(SERVER, ALICE) == 2
+    assert await harness.sender.discard(failed)
+    assert kinds(harness.events[failed])[-1] is Discarded
+    assert [row.id for row in harness.sender.unsent(CHAT_A)] == [waiting]
+    assert harness.sender.depth == await harness.outbox.depth(SERVER, ALICE) == 1
+    harness.sender.nudge()
+    await harness.wait_for(waiting, DeliveryState.SENT)
+    assert harness.sender.unsent(CHAT_A) == [] and harness.sender.depth == 0

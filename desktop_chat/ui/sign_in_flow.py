@@ -1,4 +1,4 @@
-"""``SessionFlow``: which window a user sees, following the session (restored, signed in, signed out)."""
+"""``SignInFlow``: which window a user sees, following the session (restored, signed in, signed out)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class SessionFlow(QObject):
+class SignInFlow(QObject):
     """Shows the sign-in window until someone is signed in, then the main window; and back on sign-out.
 
     Args:
@@ -239,4 +239,4 @@ class SessionFlow(QObject):
             self._expired_message = ""
 
 
-__all__ = ["SessionFlow"]
+__all__ = ["SignInFlow"]

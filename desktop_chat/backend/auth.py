@@ -49,7 +49,7 @@ class SessionInfo:
 SessionListener = Callable[[SessionInfo | None], None]
 
 
-class SessionKeeper:
+class AuthSession:
     """Owns the auth half of the client.
 
     Args:

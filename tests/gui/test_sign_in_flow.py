@@ -11,11 +11,11 @@ from pytestqt.qtbot import QtBot
 from desktop_chat.errors import BackendUnavailable, EnvironmentFailure
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.main_window import MainWindow
-from desktop_chat.ui.session import SessionFlow
 from desktop_chat.ui.sign_in import SignInWindow
+from desktop_chat.ui.sign_in_flow import SignInFlow
 from tests.gui.fakes import FakeChatStore
 
-FlowFactory = Callable[..., SessionFlow]
+FlowFactory = Callable[..., SignInFlow]
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def signed_out(store: FakeChatStore) -> FakeChatStore:
     return store
 
 
-def sign_in_window(qtbot: QtBot, flow: SessionFlow) -> SignInWindow:
+def sign_in_window(qtbot: QtBot, flow: SignInFlow) -> SignInWindow:
     flow.start()
     qtbot.waitUntil(lambda: flow.sign_in_window is not None and flow.sign_in_window.isVisible())
     window = flow.sign_in_window
@@ -133,7 +133,7 @@ def test_sign_up_errors_from_the_server_are_shown(
     window.name_edit.setText("Another Bob")
     window.submit()
     qtbot.waitUntil(lambda: window.error_label.isVisible())
-    assert window.error_label.text() == "An account with this e-mail already exists."
+    assert window.error_label.text() == "An account with this email address already exists."
 
 
 def test_sign_out_clears_the_session_and_returns_to_sign_in(

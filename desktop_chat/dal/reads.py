@@ -1,0 +1,185 @@
+"""``Reads``: one signed-in user's reads, through the cache.
+
+Read-through: a fresh hit returns; a stale hit returns and refreshes once in the background; a miss loads
+once (however many ask) and stores the result unless an event changed the key while it loaded (the
+cache's load token). What only the server can answer (history older than the cached window, the chat
+list after a membership change, the back-fill) goes straight to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from desktop_chat.backend.client import SupabaseBackend
+from desktop_chat.cache import CacheKey, LoadToken, TieredCache, chat_key, msgs_key, recent_key
+from desktop_chat.cache.tiered import Cached
+from desktop_chat.config import Settings
+from desktop_chat.dal.calls import BackendCalls
+from desktop_chat.dal.readthrough import SingleFlight
+from desktop_chat.dal.tasks import TaskGroup
+from desktop_chat.errors import BackendUnavailable, InvalidInput, Rejected
+from desktop_chat.models import ChatDetails, ChatId, ChatSummary, Message, MessagePage, UserId
+
+T = TypeVar("T")
+
+PAGE = 50
+
+
+class Reads:
+    """The cached reads of one user.
+
+    Args:
+        user: Whose cache entries these are.
+        settings: Caps (chats per user, messages per chat).
+        backend: Supabase.
+        cache: The typed cache.
+        calls: The timed way to Supabase.
+        tasks: Where background refreshes run.
+    """
+
+    def __init__(
+        self,
+        user: UserId,
+        settings: Settings,
+        backend: SupabaseBackend,
+        cache: TieredCache,
+        calls: BackendCalls,
+        tasks: TaskGroup,
+    ) -> None:
+        self._user = user
+        self._settings = settings
+        self._backend = backend
+        self._cache = cache
+        self._calls = calls
+        self._tasks = tasks
+        self._flight: SingleFlight[CacheKey, Any] = SingleFlight()
+
+    # --- the three cached reads --------------------------------------------------------------------
+    async def recent_chats(self) -> list[ChatSummary]:
+        user = self._user
+        limit = self._settings.cache_max_chats_per_user
+
+        async def fetch() -> tuple[ChatSummary, ...]:
+            return tuple(await self._backend.fetch_recent_chats(limit))
+
+        chats: tuple[ChatSummary, ...] = await self._read_through(
+            recent_key(user),
+            lambda: self._cache.get_recent(user),
+            fetch,
+            lambda value, token: self._cache.set_recent(user, value, token=token),
+        )
+        return list(chats)
+
+    async def chat_details(self, chat_id: ChatId) -> ChatDetails:
+        user = self._user
+
+        async def fetch() -> ChatDetails:
+            details = await self._backend.fetch_chat_details(chat_id)
+            if details is None or details.chat.deleted:
+                raise Rejected("This chat does not exist or you are no longer in it.")
+            return details
+
+        details: ChatDetails = await self._read_through(
+            chat_key(user, chat_id),
+            lambda: self._cache.get_chat(user, chat_id),
+            fetch,
+            lambda value, token: self._cache.set_chat(user, value, token=token),
+        )
+        return details
+
+    async def message_window(self, chat_id: ChatId, newest: int | None = None) -> tuple[Message, ...]:
+        """The newest messages of a chat (up to the cache's cap), ascending: cached, or loaded on a miss.
+
+        ``newest``: only that many of the newest messages are wanted. A hit then reads and decrypts just
+        those (the window holds up to ``cache_max_messages_per_chat``, four pages by default); a miss still
+        loads and caches the whole window.
+        """
+        if newest is not None and newest < 1:
+            raise InvalidInput("A page holds at least one message.")
+        user = self._user
+        cap = self._settings.cache_max_messages_per_chat
+
+        async def fetch() -> tuple[Message, ...]:
+            page = await self._backend.fetch_messages(chat_id, None, cap)
+            return page.messages
+
+        window: tuple[Message, ...] = await self._read_through(
+            msgs_key(user, chat_id),
+            lambda: self._cache.get_messages(user, chat_id, newest),
+            fetch,
+            lambda value, token: self._cache.set_messages(user, chat_id, value, token=token),
+        )
+        if newest is not None and newest < len(window):
+            return window[-newest:]
+        return window
+
+    async def messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = PAGE) -> MessagePage:
+        """A page of confirmed messages (ascending). The newest pages come from the cached window."""
+        if limit < 1:
+            raise InvalidInput("A page holds at least one message.")
+        # The newest page needs only the newest `limit` of the window: same answer, far less to decrypt.
+        window = await self.message_window(chat_id, limit if before_seq is None else None)
+        cached = [m for m in window if before_seq is None or (m.seq or 0) < before_seq]
+        oldest_cached = window[0].seq if window else None
+        covers = len(cached) >= limit or (oldest_cached is not None and oldest_cached <= 1) or not window
+        if covers:
+            chosen = cached[-limit:]
+            first = chosen[0].seq if chosen else None
+            return MessagePage(chat_id=chat_id, messages=tuple(chosen), has_more=bool(first and first > 1))
+        # Older than the cached window: straight from Supabase (history pages are not cached).
+        return await self._calls.call("messages_page", lambda: self._backend.fetch_messages(chat_id, before_seq, limit))
+
+    # --- straight from the server ------------------------------------------------------------------
+    async def load_chat_list(self) -> list[ChatSummary]:
+        """The chat list from Supabase, not the cache (a chat appeared or went away)."""
+        limit = self._settings.cache_max_chats_per_user
+        return await self._calls.call("recent_chats", lambda: self._backend.fetch_recent_chats(limit))
+
+    async def changes_since(self, chat_id: ChatId, after_rev: int, limit: int) -> list[Message]:
+        """The chat's messages whose ``rev`` is above ``after_rev``, by rev (the back-fill)."""
+        return await self._calls.call(
+            "messages_since", lambda: self._backend.fetch_messages_since(chat_id, after_rev, limit)
+        )
+
+    # --- read-through ------------------------------------------------------------------------------
+    async def _read_through(
+        self,
+        key: CacheKey,
+        get: Callable[[], Awaitable[Cached[T] | None]],
+        fetch: Callable[[], Awaitable[T]],
+        put: Callable[[T, LoadToken], Awaitable[bool]],
+    ) -> T:
+        loads_before = self._flight.completed(key)
+        hit = await get()
+        if hit is not None:
+            if not hit.fresh and key not in self._flight:
+                self._tasks.spawn(self._refresh_quietly(key, fetch, put), f"refresh-{key.kind}")
+            return hit.value
+        # A load of this key that finished while our miss was on its way has just written the value:
+        # look once more rather than ask Supabase again.
+        recheck = get if self._flight.completed(key) != loads_before else None
+        return await self._flight.run(key, lambda: self._load(key, fetch, put, recheck))  # type: ignore[no-any-return]
+
+    async def _load(
+        self,
+        key: CacheKey,
+        fetch: Callable[[], Awaitable[T]],
+        put: Callable[[T, LoadToken], Awaitable[bool]],
+        get: Callable[[], Awaitable[Cached[T] | None]] | None = None,
+    ) -> T:
+        if get is not None:
+            hit = await get()
+            if hit is not None and hit.fresh:
+                return hit.value
+        token = self._cache.begin_load(key)
+        value = await self._calls.call(key.kind, fetch)
+        await put(value, token)
+        return value
+
+    async def _refresh_quietly(
+        self, key: CacheKey, fetch: Callable[[], Awaitable[T]], put: Callable[[T, LoadToken], Awaitable[bool]]
+    ) -> None:
+        with contextlib.suppress(BackendUnavailable):
+            await self._flight.run(key, lambda: self._load(key, fetch, put))

@@ -1,0 +1,181 @@
+"""``SignedIn``: everything that exists while one user is signed in, built together and closed together.
+
+The composition root builds one after each sign-in (``open_data_layer``'s ``open_signed_in``) and the
+store closes it at sign-out, when the server ends the session, or at shutdown. Everything per user lives
+here, so nothing of one user survives into the next one's session::
+
+    SignedIn(profile)
+    ├── tasks     TaskGroup    background work (warming, refreshes, write-through, back-fill)
+    ├── sender    Sender       the one owner of this user's pending messages (outbox, queues, lifecycle)
+    ├── reads     Reads        cached reads, single-flight, stale-while-revalidate
+    ├── realtime  RealtimeManager (optional) the user's channel and the per-chat typing/presence channels
+    ├── live      LiveSync     the chat list and timelines, fed by realtime, back-fill and the sender
+    ├── edits     Edits        edit and delete messages, mark read
+    └── chats     ChatAdmin    create, rename, delete chats; members
+
+What outlives a user belongs to the data layer (backend, cache, outbox, status, presence listeners).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+
+from desktop_chat.backend.auth import SessionInfo
+from desktop_chat.backend.client import SupabaseBackend
+from desktop_chat.cache import TieredCache
+from desktop_chat.config import Settings
+from desktop_chat.dal.calls import BackendCalls, TimedSending
+from desktop_chat.dal.changes import TABLES, parse_change
+from desktop_chat.dal.chat_admin import ChatAdmin
+from desktop_chat.dal.edits import Edits
+from desktop_chat.dal.live import FRAME_INTERVAL, LiveSync
+from desktop_chat.dal.presence import Presence
+from desktop_chat.dal.reads import Reads
+from desktop_chat.dal.status import StatusBoard
+from desktop_chat.dal.tasks import TaskGroup
+from desktop_chat.errors import BackendUnavailable, Rejected
+from desktop_chat.models import ChangeEvent, Profile
+from desktop_chat.realtime.manager import ConnectionState, RealtimeManager
+from desktop_chat.sync.lifecycle import PendingEvent
+from desktop_chat.sync.outbox import Outbox
+from desktop_chat.sync.sender import Sender
+from desktop_chat.telemetry.metrics import REALTIME_LAG, MetricsRegistry
+
+WARM_CHATS = 5
+
+
+class SignedIn:
+    """One user's session in the data layer (see the module docstring).
+
+    Args:
+        profile: Who signed in.
+        settings: TTLs, caps and timeouts.
+        backend, cache, outbox, metrics, status, calls, presence: The data layer's long-lived parts.
+        realtime: Run the realtime link (tests of the read path turn it off).
+        frame_interval: How long live changes are collected before the views hear of them.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        settings: Settings,
+        backend: SupabaseBackend,
+        cache: TieredCache,
+        outbox: Outbox,
+        metrics: MetricsRegistry,
+        status: StatusBoard,
+        calls: BackendCalls,
+        presence: Presence,
+        realtime: bool = True,
+        frame_interval: float = FRAME_INTERVAL,
+    ) -> None:
+        me = profile.id
+        self.profile = profile
+        self._backend = backend
+        self._status = status
+        self._calls = calls
+        self._presence = presence
+        self.tasks = TaskGroup()
+        self.sender = Sender(outbox, TimedSending(backend, calls), backend.server, me)
+        self.reads = Reads(me, settings, backend, cache, calls, self.tasks)
+        self.realtime: RealtimeManager | None = None
+        if realtime:
+            self.realtime = RealtimeManager(
+                backend.client,
+                TABLES,
+                parse_change,
+                on_changes=self._deliver,
+                on_state=self._on_link_state,
+                backfill=self._backfill,
+                on_typing=presence.typing_changed,
+                on_presence=presence.presence_changed,
+                on_lag=metrics.histogram(REALTIME_LAG).observe,
+            )
+        self.live = LiveSync(
+            me,
+            cache=cache,
+            reads=self.reads,
+            tasks=self.tasks,
+            pending=self.sender,
+            on_incoming=presence.incoming,
+            watch_chats=self.realtime.watch_chats if self.realtime is not None else None,
+            frame_interval=frame_interval,
+        )
+        self.edits = Edits(me, backend, calls, self.live)
+        self.chats = ChatAdmin(me, backend, cache, calls, self.live)
+        self._unsubscribers: list[Callable[[], None]] = []
+
+    async def start(self) -> None:
+        """Resume the outbox, bring the realtime link up and warm the cache in the background."""
+        self._presence.reset(self.profile.id)
+        self._unsubscribers += [
+            self.sender.subscribe(self.live.on_pending),
+            self.sender.subscribe(self._on_pending),
+            self._calls.subscribe_reached(self._on_reached),
+        ]
+        session = self._backend.session
+        if session is None:
+            # Started offline from the saved session: show the cache, hold the sends, and let the auth
+            # session confirm itself in the background (see ``session_renewed``).
+            self.sender.pause()
+            self._status.update(
+                connection=ConnectionState.OFFLINE,
+                backend_reachable=False,
+                detail=f"Cannot reach {self._backend.server}; showing what is saved on this computer.",
+            )
+        await self.sender.start()
+        self._status.update(outbox_depth=self.sender.depth)
+        if self.realtime is not None and session is not None:
+            await self.realtime.start(self.profile.id, session.access_token)
+        self.tasks.spawn(self._warm(), "warm-cache")
+
+    async def close(self) -> None:
+        """Stop everything of this user's. The outbox keeps unsent messages for the next start."""
+        for unsubscribe in self._unsubscribers:
+            unsubscribe()
+        self._unsubscribers.clear()
+        if self.realtime is not None:
+            await self.realtime.stop()
+        await self.sender.close()
+        await self.tasks.close()
+        await self.live.stop()
+        self._presence.reset(None)
+
+    def session_renewed(self, session: SessionInfo) -> None:
+        """The auth session was confirmed (after an offline start) or refreshed."""
+        self.sender.resume()
+        self._calls.reached(True)
+        if self.realtime is not None:
+            if self.realtime.state is ConnectionState.OFFLINE:
+                # The session was confirmed after an offline start: the link comes up now.
+                self.tasks.spawn(self.realtime.start(self.profile.id, session.access_token), "realtime-start")
+            else:
+                self.realtime.update_token(session.access_token)
+
+    async def _warm(self) -> None:
+        """After sign-in: the recent list, then the newest page of the top chats, in the background."""
+        chats = await self.live.refresh_chats()
+        for summary in chats[:WARM_CHATS]:
+            with contextlib.suppress(BackendUnavailable, Rejected):
+                await self.reads.message_window(summary.chat.id)
+
+    # --- wiring ------------------------------------------------------------------------------------
+    def _deliver(self, events: Sequence[ChangeEvent]) -> None:
+        self.live.enqueue(events)
+
+    async def _backfill(self) -> None:
+        await self.live.backfill_all()
+
+    def _on_link_state(self, state: ConnectionState) -> None:
+        self._status.update(connection=state)
+        if state is ConnectionState.LIVE:
+            self.sender.nudge()  # the server is back: send what waits without sitting out backoffs
+
+    def _on_reached(self) -> None:
+        if self.realtime is not None and self.realtime.state is ConnectionState.RECONNECTING:
+            self.realtime.nudge()  # REST works again, so the realtime link probably will too
+
+    def _on_pending(self, _event: PendingEvent) -> None:
+        self._status.update(outbox_depth=self.sender.depth)
