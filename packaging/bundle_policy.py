@@ -87,7 +87,8 @@ def plugin_key(dest: str) -> str | None:
     if "plugins" not in parts:
         return None
     index = parts.index("plugins")
-    if index < 1 or parts[index - 1] != "Qt" or len(parts) != index + 3:
+    # PySide6/Qt/plugins/... on Linux and macOS, PySide6/plugins/... on Windows.
+    if index < 1 or parts[index - 1] not in ("Qt", "PySide6") or len(parts) != index + 3:
         return None
     stem = parts[-1].split(".")[0]
     if stem.startswith("lib") and not parts[-1].endswith(".dll"):

@@ -32,11 +32,8 @@ INSTALL_DIR = "opt/desktop-chat"
 FORBIDDEN = ("devstack", "tests", "bench", "chat_migrate", "pytest", "_pytest", "hypothesis", "mypy", "ruff")
 FORBIDDEN += ("asyncpg", "uvicorn", "starlette", "uvloop", "bcrypt", "PyInstaller")
 
-pytestmark = [
-    pytest.mark.skipif(os.environ.get(SKIP_ENV) == "1", reason=f"{SKIP_ENV}=1 turns the PyInstaller build off"),
-    # Building from scratch freezes the app and packs ~120 MB; on a busy two-core machine that takes minutes.
-    pytest.mark.timeout(1500),
-]
+# Building from scratch freezes the app and packs ~120 MB; on a busy two-core machine that takes minutes.
+pytestmark = pytest.mark.timeout(1500)
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -56,6 +53,8 @@ deb_depends = _load("deb_depends", REPO_ROOT / "packaging" / "linux" / "deb_depe
 
 @pytest.fixture(scope="module")
 def deb() -> Path:
+    if os.environ.get(SKIP_ENV) == "1":
+        pytest.skip(f"{SKIP_ENV}=1 turns the PyInstaller build off")
     path: Path = build_deb.build()
     assert build_deb.is_current(path)
     return path
@@ -208,3 +207,16 @@ def test_no_development_code_is_inside(tree: Path) -> None:
     assert "desktop_chat.app" in modules  # the reader works: the app itself is there
     forbidden = sorted(name for name in modules if name.split(".")[0] in FORBIDDEN)
     assert not forbidden, forbidden[:10]
+
+
+def test_the_plugin_policy_reads_every_platform_layout() -> None:
+    bundle_policy = _load("bundle_policy", REPO_ROOT / "packaging" / "bundle_policy.py")
+    keep = bundle_policy.keep_plugin
+    assert keep("PySide6/Qt/plugins/platforms/libqxcb.so", "linux")
+    assert not keep("PySide6/Qt/plugins/platforms/libqeglfs.so", "linux")
+    assert keep("PySide6/Qt/plugins/wayland-shell-integration/libxdg-shell.so", "linux")
+    assert keep("PySide6\\plugins\\platforms\\qwindows.dll", "win32")
+    assert not keep("PySide6\\plugins\\imageformats\\qjpeg.dll", "win32")
+    assert keep("PySide6/Qt/plugins/platforms/libqcocoa.dylib", "darwin")
+    assert not keep("PySide6/Qt/plugins/platformthemes/libqgtk3.so", "linux")
+    assert keep("PySide6/Qt/lib/libQt6Core.so.6", "linux")  # not a plugin: not this rule's business
