@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PYTHON
 
 .DEFAULT_GOAL := help
-.PHONY: help system install check lint format test test-fast run demo bench devstack-up devstack-down devstack-status package clean
+.PHONY: help system install check lint format test test-fast run demo bench devstack-up devstack-down devstack-status package package-check clean
 
 help:
 	@echo "make run        set everything up, start the local stack and the app"
@@ -18,13 +18,24 @@ help:
 	@echo "make system     install the Debian packages (as root)"
 	@echo "make format     apply ruff's formatting and safe fixes"
 	@echo "make devstack-up / devstack-down / devstack-status"
-	@echo "make package    build the installer with PyInstaller"
+	@echo "make package    build dist/desktop-chat_<version>_<arch>.deb (PyInstaller bundle inside)"
+	@echo "make package-check  (root) lintian, apt install the .deb, run it as a user, purge it"
 
 system:
 	@scripts/system-deps.sh
 
 $(VENV)/.installed: pyproject.toml scripts/venv.sh
 	@scripts/venv.sh
+
+# The official JavaScript client for tests/js (run by tests/integration/realtime/test_supabase_js.py),
+# installed from the committed lockfile where Node is there; npm rewrites this file on every install.
+JS_DEPS := tests/js/node_modules/.package-lock.json
+$(JS_DEPS): tests/js/package.json tests/js/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/js && npm ci --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "npm not found: the supabase-js tests need Node.js 20+ with npm (without Node they are skipped)"; \
+	fi
 
 install: $(VENV)/.installed
 
@@ -38,7 +49,7 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: system install
+test: system install $(JS_DEPS)
 	$(BIN)/python -m pytest
 
 run: system install
@@ -62,13 +73,16 @@ devstack-status: install
 	$(BIN)/python -m devstack status
 
 package: system install
-	$(BIN)/python -m pip install --quiet -e '.[package]'
-	$(BIN)/pyinstaller --noconfirm --distpath dist --workpath build packaging/desktop-chat.spec
-	QT_QPA_PLATFORM=offscreen dist/desktop-chat/desktop-chat --smoke-test
-	@echo "bundle: dist/desktop-chat/ ($$(du -sh dist/desktop-chat | cut -f1))"
+	$(BIN)/python packaging/linux/build_deb.py
+
+# Installs and purges the package on this machine: CI's last step, or a root shell on a Debian 12 machine.
+package-check: package
+	@scripts/system-deps.sh package
+	packaging/linux/install_check.sh "$$($(BIN)/python packaging/linux/build_deb.py --print-path)" \
+		"desktop-chat $$($(BIN)/python -c 'import desktop_chat; print(desktop_chat.__version__)')"
 
 clean:
-	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache tests/artifacts
+	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache tests/artifacts tests/js/node_modules
 
 .DEFAULT:
 	@echo "make: there is no target '$@'. Run 'make help' for the list." >&2
