@@ -583,6 +583,7 @@ class RealtimeManager:
         delay = self.timing.chat_retry * (12 if refused else 1)
         self._retry_at[chat_id] = asyncio.get_running_loop().time() + delay
         self._spawn(lambda: self._leave_chat(chat_id), "realtime-leave")
+        self._wanted_changed.set()  # the topics loop plans the retry
         if refused and self._on_chat_lost is not None:
             self._on_chat_lost(chat_id)
 
