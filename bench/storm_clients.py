@@ -205,7 +205,8 @@ def _holds(client: Client) -> bool:
 
 def _complete(client: Client, target: int) -> bool:
     now = time.time()
-    if client.hot_at is None and _holds(client):
+    # Only once live again: right after the cut a client may not have noticed it yet.
+    if client.hot_at is None and client.live_at is not None and _holds(client):
         client.hot_at = now
     if (
         client.done_at is None
