@@ -29,7 +29,6 @@ index.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import itertools
 import json
 import random
@@ -58,19 +57,210 @@ SET_CALLER = "select set_config('role', $1, true), set_config('request.jwt.claim
 SEARCH = "select * from public.search_messages($1, $2, null, null, 30)"
 
 # Real English function words at the head of the distribution, then made-up words.
-HEAD = (
-    "the to and you a i it is that of in for on me my this we be have not with so but just are was do at "
-    "what can if your no all it's get like ok will good up know about out now yes one there time how go "
-    "think when see they today tomorrow from then he she meeting call later thanks"
-).split()
-SYLLABLES = (
-    "ba be bi bo bu ca ce ci co cu da de di do du fa fe fi fo ga ge gi go ha he hi ho ka ke ki ko la le li lo "
-    "lu ma me mi mo mu na ne ni no nu pa pe pi po ra re ri ro ru sa se si so su ta te ti to tu va ve vi vo "
-    "wa we wi za ze zi zo tra pre pro str ent ion ing er an on"
-).split()
-RUSSIAN = "при вет как де ла хо ро шо зав тра встре ча кни га ра бо та до ма мо ло ко ёл ка".split()
-GERMAN = "über straße grüße schön müller fährt größe bäcker mädchen würde können tür".split()
-CHINESE = "我们 今天 明天 学习 中文 工作 会议 朋友 时间 问题 开始 电话 晚上 知道 现在 谢谢 东西 地方 事情 喜欢".split()
+HEAD = [
+    "the",
+    "to",
+    "and",
+    "you",
+    "a",
+    "i",
+    "it",
+    "is",
+    "that",
+    "of",
+    "in",
+    "for",
+    "on",
+    "me",
+    "my",
+    "this",
+    "we",
+    "be",
+    "have",
+    "not",
+    "with",
+    "so",
+    "but",
+    "just",
+    "are",
+    "was",
+    "do",
+    "at",
+    "what",
+    "can",
+    "if",
+    "your",
+    "no",
+    "all",
+    "it's",
+    "get",
+    "like",
+    "ok",
+    "will",
+    "good",
+    "up",
+    "know",
+    "about",
+    "out",
+    "now",
+    "yes",
+    "one",
+    "there",
+    "time",
+    "how",
+    "go",
+    "think",
+    "when",
+    "see",
+    "they",
+    "today",
+    "tomorrow",
+    "from",
+    "then",
+    "he",
+    "she",
+    "meeting",
+    "call",
+    "later",
+    "thanks",
+]
+SYLLABLES = [
+    "ba",
+    "be",
+    "bi",
+    "bo",
+    "bu",
+    "ca",
+    "ce",
+    "ci",
+    "co",
+    "cu",
+    "da",
+    "de",
+    "di",
+    "do",
+    "du",
+    "fa",
+    "fe",
+    "fi",
+    "fo",
+    "ga",
+    "ge",
+    "gi",
+    "go",
+    "ha",
+    "he",
+    "hi",
+    "ho",
+    "ka",
+    "ke",
+    "ki",
+    "ko",
+    "la",
+    "le",
+    "li",
+    "lo",
+    "lu",
+    "ma",
+    "me",
+    "mi",
+    "mo",
+    "mu",
+    "na",
+    "ne",
+    "ni",
+    "no",
+    "nu",
+    "pa",
+    "pe",
+    "pi",
+    "po",
+    "ra",
+    "re",
+    "ri",
+    "ro",
+    "ru",
+    "sa",
+    "se",
+    "si",
+    "so",
+    "su",
+    "ta",
+    "te",
+    "ti",
+    "to",
+    "tu",
+    "va",
+    "ve",
+    "vi",
+    "vo",
+    "wa",
+    "we",
+    "wi",
+    "za",
+    "ze",
+    "zi",
+    "zo",
+    "tra",
+    "pre",
+    "pro",
+    "str",
+    "ent",
+    "ion",
+    "ing",
+    "er",
+    "an",
+    "on",
+]
+RUSSIAN = [
+    "при",
+    "вет",
+    "как",
+    "де",
+    "ла",
+    "хо",
+    "ро",
+    "шо",
+    "зав",
+    "тра",
+    "встре",
+    "ча",
+    "кни",
+    "га",
+    "ра",
+    "бо",
+    "та",
+    "до",
+    "ма",
+    "мо",
+    "ло",
+    "ко",
+    "ёл",
+    "ка",
+]
+GERMAN = ["über", "straße", "grüße", "schön", "müller", "fährt", "größe", "bäcker", "mädchen", "würde", "können", "tür"]
+CHINESE = [
+    "我们",
+    "今天",
+    "明天",
+    "学习",
+    "中文",
+    "工作",
+    "会议",
+    "朋友",
+    "时间",
+    "问题",
+    "开始",
+    "电话",
+    "晚上",
+    "知道",
+    "现在",
+    "谢谢",
+    "东西",
+    "地方",
+    "事情",
+    "喜欢",
+]
 
 
 def _vocabulary(rng: random.Random) -> list[str]:
@@ -182,6 +372,7 @@ async def _load(db_url: str, user: uuid.UUID) -> dict[str, Any]:
             "select pg_size_pretty(pg_table_size('public.chat_messages')) as heap,"
             " pg_size_pretty(pg_relation_size('public.chat_messages_search_vector_idx')) as gin"
         )
+        assert size is not None
         return {
             "copy_s": round(load_s, 1),
             "gin_build_s": round(index_s, 1),
@@ -192,3 +383,187 @@ async def _load(db_url: str, user: uuid.UUID) -> dict[str, Any]:
         }
     finally:
         await conn.close()
+
+
+def _queries(corpus: Corpus, rng: random.Random) -> dict[str, list[str]]:
+    """Query texts per class (see the module docstring)."""
+    words = corpus.words
+    mid = words[200:2000]
+    return {
+        "common": words[:5],
+        "mid": rng.sample(mid, 20),
+        "rare": rng.sample(words[10_000:20_000], 20),
+        "typing": [w[:n] for w in rng.sample(mid, 10) for n in (1, 2, 3)],
+        "two_words": [f"{a} {b}" for a, b in zip(rng.sample(mid, 10), rng.sample(words[20:200], 10), strict=True)],
+        "cjk": CHINESE[:10],
+        "none": ["qqqzzzxxy", "zzyzzyva"],
+        "in_chat": rng.sample(mid, 20),
+    }
+
+
+async def _explain(conn: asyncpg.Connection, claims: str, sql: str, *args: object) -> str:
+    async with conn.transaction():
+        await conn.execute(SET_CALLER, "authenticated", claims)
+        rows = await conn.fetch(f"explain (analyze, buffers, costs off) {sql}", *args)
+    return "\n".join(row[0] for row in rows)
+
+
+async def _measure(info: dict[str, Any]) -> dict[str, Any]:
+    rng = random.Random(SEED + 1)
+    async with httpx.AsyncClient(timeout=60) as http:
+        client: AsyncClient = await acreate_client(
+            info["api_url"], info["anon_key"], AsyncClientOptions(httpx_client=http, auto_refresh_token=False)
+        )
+        email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+        signed_up = await client.auth.sign_up({"email": email, "password": PASSWORD})
+        assert signed_up.user is not None and signed_up.session is not None
+        user = uuid.UUID(signed_up.user.id)
+        loaded = await _load(info["db_url"], user)
+        chats: list[uuid.UUID] = loaded.pop("chats")
+        corpus: Corpus = loaded.pop("corpus")
+        queries = _queries(corpus, rng)
+
+        direct = await asyncpg.connect(str(info["db_url"]).replace("postgres:postgres@", "authenticator:postgres@"))
+        owner = await asyncpg.connect(info["db_url"])
+        claims = json.dumps({"sub": str(user), "role": "authenticated", "aud": "authenticated"})
+
+        async def via_client(text: str, chat: uuid.UUID | None) -> int:
+            params = {"p_query": text, "p_chat_id": str(chat) if chat else None, "p_limit": 30}
+            response = await client.rpc("search_messages", params).execute()
+            assert isinstance(response.data, list)
+            return len(response.data)
+
+        async def via_sql(text: str, chat: uuid.UUID | None) -> int:
+            async with direct.transaction():
+                await direct.execute(SET_CALLER, "authenticated", claims)
+                rows = await direct.fetch(SEARCH, text, chat)
+            return len(rows)
+
+        plan: list[tuple[str, str, uuid.UUID | None]] = []
+        for name, texts in queries.items():
+            for _ in range(RUNS_PER_CLASS):
+                chat = rng.choice(chats[:USER_CHATS]) if name == "in_chat" else None
+                plan.append((name, rng.choice(texts), chat))
+        rng.shuffle(plan)
+        warm = [(name, text, chat) for name, text, chat in plan[:WARMUP]]
+        times: dict[str, dict[str, list[float]]] = {path: {name: [] for name in queries} for path in ("client", "sql")}
+        hits: dict[str, list[int]] = {name: [] for name in queries}
+        for index, (name, text, chat) in enumerate(warm + plan):
+            order = [("client", via_client), ("sql", via_sql)]
+            if index % 2:
+                order.reverse()
+            counts = []
+            for path, call in order:
+                started = time.perf_counter()
+                found = await call(text, chat)
+                elapsed = time.perf_counter() - started
+                counts.append(found)
+                if index >= WARMUP:
+                    times[path][name].append(elapsed)
+            assert counts[0] == counts[1], (name, text, counts)
+            if index >= WARMUP:
+                hits[name].append(counts[0])
+
+        explains = {
+            "common_word": await _explain(direct, claims, SEARCH, queries["common"][0], None),
+            "rare_word": await _explain(direct, claims, SEARCH, queries["rare"][0], None),
+        }
+        # Inside the function: the candidates query as its owner runs it, with the values bound.
+        await owner.execute("select set_config('request.jwt.claims', $1, false)", claims)
+        my_chats = chats[:USER_CHATS]
+        candidates = (
+            "select m.id from public.chat_messages m where m.session_id = any ($1) and m.search_vector @@ $2"
+            " and m.deleted_at is null order by m.created_at desc, m.id desc limit 31"
+        )
+        for label, text in (("common_word", queries["common"][0]), ("rare_word", queries["rare"][0])):
+            rows = await owner.fetch(
+                f"explain (analyze, buffers, costs off) {candidates}",
+                my_chats,
+                await owner.fetchval("select private.search_query($1)", text),
+            )
+            explains[f"candidates_{label}"] = "\n".join(row[0] for row in rows)
+        # The naive plan: the same search as the caller, straight over the table under RLS (no helper).
+        naive_sql = (
+            "select m.id from public.chat_messages m where m.search_vector @@ private.search_query($1)"
+            " and m.deleted_at is null order by m.created_at desc, m.id desc limit 31"
+        )
+        naive_times = []
+        for text in (queries["rare"][0], queries["mid"][0], queries["common"][0]):
+            async with direct.transaction():
+                await direct.execute(SET_CALLER, "authenticated", claims)
+                started = time.perf_counter()
+                await direct.fetch(naive_sql, text)
+                naive_times.append(time.perf_counter() - started)
+        explains["naive_rls_rare_word"] = await _explain(direct, claims, naive_sql, queries["rare"][0])
+
+        # What the vector costs a message insert: the same insert with and without it, side by side.
+        write_chat = chats[0]
+        insert_times: dict[str, list[float]] = {"with_vector": [], "plain_copy_table": []}
+        await owner.execute("create table public.bench_plain (like public.chat_messages including defaults)")
+        await owner.execute("alter table public.bench_plain drop column search_vector")
+        line_rng = Corpus(SEED + 2)
+        for round_ in range(200):
+            text = line_rng.line()
+            for target in ("with_vector", "plain_copy_table"):
+                started = time.perf_counter()
+                if target == "with_vector":
+                    await owner.execute(
+                        "insert into public.chat_messages (session_id, sender_id, content) values ($1, $2, $3)",
+                        write_chat,
+                        user,
+                        text,
+                    )
+                else:
+                    await owner.execute(
+                        "insert into public.bench_plain (id, session_id, sender_id, content, seq, rev)"
+                        " values (gen_random_uuid(), $1, $2, $3, $4, $4)",
+                        write_chat,
+                        user,
+                        text,
+                        round_ + 1,
+                    )
+                insert_times[target].append(time.perf_counter() - started)
+        await owner.execute("drop table public.bench_plain")
+        await direct.close()
+        await owner.close()
+
+    all_client = [t for values in times["client"].values() for t in values]
+    all_sql = [t for values in times["sql"].values() for t in values]
+    return {
+        "messages": CHATS * MESSAGES_PER_CHAT,
+        "chats": CHATS,
+        "user_chats": USER_CHATS,
+        "load": loaded,
+        "queries": queries,
+        "client": summary_ms(all_client),
+        "sql": summary_ms(all_sql),
+        "by_class": {
+            name: {
+                "client": summary_ms(times["client"][name]),
+                "sql": summary_ms(times["sql"][name]),
+                "hits_p50": sorted(hits[name])[len(hits[name]) // 2],
+            }
+            for name in queries
+        },
+        "ratio_p50": round(summary_ms(all_client)["p50_ms"] / summary_ms(all_sql)["p50_ms"], 2),
+        "goal": "through the client p50 <= 30 ms, p99 <= 100 ms",
+        "naive_rls_ms": [round(t * 1000, 1) for t in naive_times],
+        "insert_ms": {
+            "with_vector": summary_ms(insert_times["with_vector"]),
+            "plain_copy_table": summary_ms(insert_times["plain_copy_table"]),
+        },
+        "explain": explains,
+        "note": (
+            "client: supabase.rpc('search_messages') through the gateway; sql: asyncpg as authenticator, the role "
+            "and claims set as PostgREST does, then the same function. Taken in turns per query. naive_rls_ms: "
+            "the search written as a plain query as the caller (rare, mid, common word): no GIN under RLS. "
+            "insert_ms: with_vector is a real message insert (triggers, broadcasts, the vector, the GIN index); "
+            "plain_copy_table the same row into a copy of the table without vector, triggers or indexes: an "
+            "upper bound of what the vector costs, not the vector alone."
+        ),
+    }
+
+
+def run() -> dict[str, Any]:
+    with throwaway_stack() as (_, info):
+        return asyncio.run(_measure(info))

@@ -59,7 +59,10 @@ def validate_emoji(emoji: str) -> str:
 
 
 def validate_search_text(text: str) -> str:
-    """Return ``text`` unchanged if it is short enough to search for, else raise (blank text is allowed: it finds nothing)."""
+    """Return ``text`` unchanged if it is short enough to search for, else raise.
+
+    Blank text is allowed: it finds nothing.
+    """
     if len(text) > MAX_SEARCH_CHARS:
         raise InvalidInput(f"The search text is {len(text):,} characters long; the limit is {MAX_SEARCH_CHARS}.")
     return text

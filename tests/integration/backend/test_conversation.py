@@ -25,7 +25,9 @@ BOOK_CLUB = ChatId(uuid.UUID("c0000000-0000-4000-8000-00000000b0ca"))
 
 
 async def signed_in(stack: StackHandle, home: Path, email: str) -> SupabaseBackend:
-    client = SupabaseBackend(settings_for(stack.api_url, stack.anon_key, home), SecretStore(home, backend=MemoryKeyring()))
+    client = SupabaseBackend(
+        settings_for(stack.api_url, stack.anon_key, home), SecretStore(home, backend=MemoryKeyring())
+    )
     await client.start()
     await client.sign_in(email, "password123")
     return client

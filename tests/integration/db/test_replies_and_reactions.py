@@ -16,7 +16,9 @@ from tests.integration.db.test_realtime_broadcasts import change, sent
 pytestmark = pytest.mark.integration
 
 
-async def reply(db: Db, user: uuid.UUID, chat: uuid.UUID, to: uuid.UUID | None, message_id: uuid.UUID | None = None) -> asyncpg.Record | None:
+async def reply(
+    db: Db, user: uuid.UUID, chat: uuid.UUID, to: uuid.UUID | None, message_id: uuid.UUID | None = None
+) -> asyncpg.Record | None:
     async with db.as_user(user) as conn:
         return await conn.fetchrow(
             "insert into public.chat_messages (id, session_id, content, reply_to) values ($1, $2, 'an answer', $3)"
@@ -193,7 +195,9 @@ async def test_back_fill_by_rev_brings_the_reacted_message(db: Db) -> None:
     await react(db, b, chat, message["id"], "🎉")
     async with db.as_user(a) as conn:
         rows = await conn.fetch(
-            "select id, reactions from public.chat_messages where session_id = $1 and rev > $2 order by rev", chat, cursor
+            "select id, reactions from public.chat_messages where session_id = $1 and rev > $2 order by rev",
+            chat,
+            cursor,
         )
     assert [(row["id"], counts(row)) for row in rows] == [(message["id"], [("🎉", 1)])]
 
@@ -220,7 +224,8 @@ async def test_outsiders_see_and_react_to_nothing_and_nobody_forges_a_reaction(d
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
         async with db.as_user(a) as conn:
             await conn.execute(
-                "insert into public.message_reactions (session_id, message_id, user_id, emoji) values ($1, $2, $3, '😡')",
+                "insert into public.message_reactions (session_id, message_id, user_id, emoji)"
+                " values ($1, $2, $3, '😡')",
                 chat,
                 message["id"],
                 b,
@@ -238,7 +243,7 @@ async def test_outsiders_see_and_react_to_nothing_and_nobody_forges_a_reaction(d
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         async with db.as_user(a) as conn:
             await conn.execute(
-                "update public.chat_messages set reactions = '[{\"emoji\": \"👍\", \"count\": 99}]' where id = $1",
+                'update public.chat_messages set reactions = \'[{"emoji": "👍", "count": 99}]\' where id = $1',
                 message["id"],
             )
 
@@ -266,7 +271,10 @@ async def test_no_reactions_on_deleted_messages_or_in_deleted_chats_or_after_lea
         await react(db, a, chat, kept["id"], "👍")
 
 
-@pytest.mark.parametrize("emoji", ["👍", "❤️", "👍🏽", "👨‍👩‍👧‍👦", "🇺🇦", "1️⃣", "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f", "©"])
+@pytest.mark.parametrize(
+    "emoji",
+    ["👍", "❤️", "👍🏽", "👨‍👩‍👧‍👦", "🇺🇦", "1️⃣", "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f", "©"],
+)
 async def test_emoji_that_are_accepted(db: Db, emoji: str) -> None:
     a = await db.new_user("A")
     chat = await db.new_chat(a)
@@ -309,12 +317,19 @@ async def test_reactions_are_broadcast_to_the_chat_after_the_message(db: Db) -> 
     added_by = dict(added_events)
     removed_by = dict(removed_events)
     _, _, record, _ = change(added_by["message"])
-    assert record is not None and record["id"] == str(message["id"]) and record["reactions"] == [{"emoji": "😮", "count": 1}]
+    assert (
+        record is not None
+        and record["id"] == str(message["id"])
+        and record["reactions"] == [{"emoji": "😮", "count": 1}]
+    )
     table, operation, added, old = change(added_by["reaction"])
     assert (table, operation, old) == ("message_reactions", "INSERT", None)
     assert added is not None
     assert (added["session_id"], added["message_id"], added["user_id"], added["emoji"]) == (
-        str(chat), str(message["id"]), str(b), "😮"
+        str(chat),
+        str(message["id"]),
+        str(b),
+        "😮",
     )
     _, _, record, _ = change(removed_by["message"])
     assert record is not None and record["reactions"] == [] and record["rev"] > change(added_by["message"])[2]["rev"]  # type: ignore[index]
@@ -334,7 +349,9 @@ async def test_message_reactions_names_who_reacted_and_whether_i_did(db: Db) -> 
     await react(db, people[3], chat, first["id"], "🔥")
     await react(db, people[1], chat, second["id"], "👀")
     async with db.as_user(people[1]) as conn:
-        rows = await conn.fetch("select * from public.message_reactions($1, $2, $3, 3)", chat, first["seq"], first["seq"] + 2)
+        rows = await conn.fetch(
+            "select * from public.message_reactions($1, $2, $3, 3)", chat, first["seq"], first["seq"] + 2
+        )
     summary = [(row["seq"], row["emoji"], row["count"], row["mine"]) for row in rows]
     assert summary == [
         (first["seq"], "👍", 5, True),
@@ -360,5 +377,10 @@ async def test_concurrent_reactions_to_one_message_all_count(db: Db) -> None:
 
     await asyncio.gather(*(one(person, emoji) for person in people for emoji in ("👍", "🎉")))
     assert counts(await message_row(db, message["id"])) in ([("👍", 8), ("🎉", 8)], [("🎉", 8), ("👍", 8)])
-    revs = await db.pool.fetchval("select last_rev - (select rev from public.chat_messages where id = $2) from public.chat_sessions where id = $1", chat, message["id"])
+    revs = await db.pool.fetchval(
+        "select last_rev - (select rev from public.chat_messages where id = $2)"
+        " from public.chat_sessions where id = $1",
+        chat,
+        message["id"],
+    )
     assert revs == 0

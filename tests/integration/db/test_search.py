@@ -30,7 +30,9 @@ LINES = {
 }
 
 
-async def search(db: Db, user: uuid.UUID, query: str | None, chat: uuid.UUID | None = None, **keyset: object) -> list[asyncpg.Record]:
+async def search(
+    db: Db, user: uuid.UUID, query: str | None, chat: uuid.UUID | None = None, **keyset: object
+) -> list[asyncpg.Record]:
     async with db.as_user(user) as conn:
         return await conn.fetch(
             "select * from public.search_messages($1, $2, $3, $4, $5)",
@@ -46,7 +48,9 @@ async def found(db: Db, user: uuid.UUID, query: str, chat: uuid.UUID | None = No
     """The contents of what ``query`` finds."""
     rows = await search(db, user, query, chat)
     async with db.as_user(user) as conn:
-        contents = await conn.fetch("select content from public.chat_messages where id = any($1::uuid[])", [r["id"] for r in rows])
+        contents = await conn.fetch(
+            "select content from public.chat_messages where id = any($1::uuid[])", [r["id"] for r in rows]
+        )
     return {row["content"] for row in contents}
 
 
@@ -149,7 +153,26 @@ async def test_typing_narrows_the_results_letter_by_letter(db: Db) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["", "   ", "!!!", "?!.,;:", "&|!()<->", "'", "''", "\\", ":*", "*", "()", "!", "<->", "|", "—", "…", "\u3002", None],
+    [
+        "",
+        "   ",
+        "!!!",
+        "?!.,;:",
+        "&|!()<->",
+        "'",
+        "''",
+        "\\",
+        ":*",
+        "*",
+        "()",
+        "!",
+        "<->",
+        "|",
+        "—",
+        "…",
+        "\u3002",
+        None,
+    ],
 )
 async def test_a_query_with_nothing_searchable_finds_nothing_and_is_no_error(
     db: Db, polyglot: tuple[uuid.UUID, uuid.UUID], query: str | None
@@ -235,7 +258,8 @@ async def test_results_are_newest_first_and_pages_cover_everything_once(db: Db) 
             )
             expected.append((moment, message_id))
             await conn.execute(
-                "insert into public.chat_messages (session_id, sender_id, content, created_at) values ($1, $2, 'hay', $3)",
+                "insert into public.chat_messages (session_id, sender_id, content, created_at)"
+                " values ($1, $2, 'hay', $3)",
                 chats[index % 3],
                 other,
                 moment,
@@ -253,7 +277,9 @@ async def test_results_are_newest_first_and_pages_cover_everything_once(db: Db) 
     assert seen == expected
 
     in_one = await search(db, user, "needle", chats[1])
-    assert [(r["created_at"], r["id"]) for r in in_one] == [item for i, item in enumerate(expected) if item[1] in {r["id"] for r in in_one}]
+    assert [(r["created_at"], r["id"]) for r in in_one] == [
+        item for i, item in enumerate(expected) if item[1] in {r["id"] for r in in_one}
+    ]
     assert {r["chat_id"] for r in in_one} == {chats[1]}
     assert len(in_one) == 8
 
@@ -283,7 +309,9 @@ async def test_snippets_mark_the_matches_and_cannot_be_forged(db: Db) -> None:
     chat = await db.new_chat(user)
     await db.post(user, chat, f"The {SNIPPET_START}fake{SNIPPET_END} report is ready for review")
     await db.post(user, chat, "学习中文很有意思，我们明天继续学习。")
-    long_text = " ".join(f"filler{n}" for n in range(300)) + " the target word " + " ".join(f"tail{n}" for n in range(300))
+    long_text = (
+        " ".join(f"filler{n}" for n in range(300)) + " the target word " + " ".join(f"tail{n}" for n in range(300))
+    )
     await db.post(user, chat, long_text)
 
     [row] = await search(db, user, "report rev")

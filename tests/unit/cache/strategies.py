@@ -17,7 +17,17 @@ moments = st.datetimes(
 
 
 # Single code points, modifiers, ZWJ sequences, flags, keycaps: what the database's emoji check accepts.
-EMOJI = ("👍", "❤️", "😂", "🎉", "👍🏽", "👨‍👩‍👧‍👦", "🇩🇪", "1️⃣", "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f")
+EMOJI = (
+    "👍",
+    "❤️",
+    "😂",
+    "🎉",
+    "👍🏽",
+    "👨‍👩‍👧‍👦",
+    "🇩🇪",
+    "1️⃣",
+    "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",
+)
 
 reaction_counts = st.lists(
     st.builds(ReactionCount, emoji=st.sampled_from(EMOJI), count=st.integers(min_value=1, max_value=2**32 - 1)),

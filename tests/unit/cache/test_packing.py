@@ -90,9 +90,7 @@ def test_reply_and_reactions_round_trip_and_cost_only_when_present() -> None:
 
 @pytest.mark.parametrize("cut", [1, 5, 9])
 def test_truncated_reactions_do_not_unpack(cut: int) -> None:
-    msg = message(new_chat_id(), 1, content="").model_copy(
-        update={"reactions": (ReactionCount(emoji="👍", count=3),)}
-    )
+    msg = message(new_chat_id(), 1, content="").model_copy(update={"reactions": (ReactionCount(emoji="👍", count=3),)})
     packed = pack_message(msg)
     with pytest.raises(PackingError):
         unpack_message(packed[:-cut], msg.chat_id)
