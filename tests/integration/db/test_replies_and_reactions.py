@@ -22,7 +22,7 @@ async def reply(
     async with db.as_user(user) as conn:
         return await conn.fetchrow(
             "insert into public.chat_messages (id, session_id, content, reply_to) values ($1, $2, 'an answer', $3)"
-            " on conflict (id) do nothing returning id, seq, rev, reply_to",
+            " on conflict do nothing returning id, seq, rev, reply_to",
             message_id or uuid.uuid4(),
             chat,
             to,
