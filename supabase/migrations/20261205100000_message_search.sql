@@ -130,6 +130,9 @@ comment on column public.chat_messages.search_vector is
 
 create index chat_messages_search_vector_idx on public.chat_messages using gin (search_vector);
 
+-- Newest first within a chat, in search order: how a common word is searched (search_candidates).
+create index chat_messages_session_id_created_at_idx on public.chat_messages (session_id, created_at, id);
+
 -- Clients read it like any column (it is derived from text they can read), but nothing sends it
 -- unasked: REST reads name their columns, and the broadcasts and the audit trail below leave it out.
 
@@ -231,10 +234,15 @@ create function private.search_candidates(
   p_query tsquery, p_chat_id uuid, p_before_at timestamptz, p_before_id uuid, p_limit integer
 )
 returns table (id uuid, session_id uuid, created_at timestamptz)
-language plpgsql stable security definer set search_path = ''
+-- volatile: it EXPLAINs (which Postgres allows only there); it writes nothing.
+language plpgsql volatile security definer set search_path = ''
 as $$
 declare
   v_chats uuid[];
+  v_plan json;
+  v_expected numeric;
+  v_before_at timestamptz := coalesce(p_before_at, 'infinity'::timestamptz);
+  v_before_id uuid := coalesce(p_before_id, '00000000-0000-0000-0000-000000000000'::uuid);
 begin
   -- The caller's chats first (an index-only scan of their memberships), so that the search itself is
   -- bounded by what the caller may see, not by the whole table.
@@ -246,19 +254,41 @@ begin
   if v_chats is null then
     return;
   end if;
-  -- EXECUTE with the values bound: planned for these values (a query inside a function is otherwise
-  -- planned once for any query text, and "the" and "zebra" need opposite plans). A rare word reads
-  -- its few matches from the GIN index; a common one reads the caller's messages chat by chat and
-  -- keeps the newest matches (measured in bench/bench_search.py). The SQL text is constant.
-  return query execute
-    'select m.id, m.session_id, m.created_at
-       from public.chat_messages m
-      where m.session_id = any ($1) and m.search_vector @@ $2 and m.deleted_at is null
-        and (m.created_at, m.id) < ($3, $4)
-      order by m.created_at desc, m.id desc
-      limit $5'
-    using v_chats, p_query, coalesce(p_before_at, 'infinity'::timestamptz),
-          coalesce(p_before_id, '00000000-0000-0000-0000-000000000000'::uuid), p_limit;
+  -- Two plans, chosen by how many of the caller's messages the planner expects to match (EXECUTE with
+  -- the values bound, so it plans for this query, not for any text):
+  --   * few (a rare word): read the matches from the GIN index, keep the caller's chats, sort them;
+  --   * many (a common word, the first letter typed): walk each chat newest first on
+  --     (session_id, created_at, id) and stop at p_limit matches per chat, then keep the newest overall.
+  -- Either way the work is bounded by what the caller may see, never by the table. The SQL text is
+  -- constant; only values are bound.
+  execute 'explain (format json) select 1 from public.chat_messages m
+            where m.session_id = any ($1) and m.search_vector @@ $2'
+    into v_plan using v_chats, p_query;
+  v_expected := (v_plan -> 0 -> 'Plan' ->> 'Plan Rows')::numeric;
+  if v_expected > pg_catalog.cardinality(v_chats) * p_limit * 4 then
+    return query execute
+      'select x.id, x.session_id, x.created_at
+         from pg_catalog.unnest($1) as c (id)
+         cross join lateral (
+           select m.id, m.session_id, m.created_at
+             from public.chat_messages m
+            where m.session_id = c.id and m.search_vector @@ $2 and m.deleted_at is null
+              and (m.created_at, m.id) < ($3, $4)
+            order by m.created_at desc, m.id desc
+            limit $5) as x
+        order by x.created_at desc, x.id desc
+        limit $5'
+      using v_chats, p_query, v_before_at, v_before_id, p_limit;
+  else
+    return query execute
+      'select m.id, m.session_id, m.created_at
+         from public.chat_messages m
+        where m.session_id = any ($1) and m.search_vector @@ $2 and m.deleted_at is null
+          and (m.created_at, m.id) < ($3, $4)
+        order by m.created_at desc, m.id desc
+        limit $5'
+      using v_chats, p_query, v_before_at, v_before_id, p_limit;
+  end if;
 end
 $$;
 
@@ -318,7 +348,8 @@ returns table (
   edited_at timestamptz,
   snippet text
 )
-language plpgsql stable security invoker set search_path = ''
+-- volatile because search_candidates is; it writes nothing (PostgREST calls it with POST either way).
+language plpgsql volatile security invoker set search_path = ''
 as $$
 declare
   v_query tsquery;

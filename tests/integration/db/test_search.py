@@ -326,3 +326,47 @@ async def test_snippets_mark_the_matches_and_cannot_be_forged(db: Db) -> None:
     [row] = await search(db, user, "target")
     assert [text for text, marked in split_snippet(row["snippet"]) if marked] == ["target"]
     assert len(row["snippet"]) < 400  # a passage, not the whole message
+
+
+async def test_a_common_word_walks_each_chat_newest_first_and_pages_alike(db: Db) -> None:
+    # Enough matches that the planner expects more than chats x limit x 4 of them: the per-chat walk on
+    # (session_id, created_at, id), which must order and page exactly like the GIN plan.
+    user = await db.new_user("Walker")
+    chats = [await db.new_chat(user) for _ in range(2)]
+    base = datetime(2026, 2, 1, tzinfo=UTC)
+    expected = []
+    async with db.pool.acquire() as conn:
+        for index in range(400):
+            moment = base + timedelta(seconds=index // 3)  # ties, broken by id
+            message_id = uuid.uuid4()
+            await conn.execute(
+                "insert into public.chat_messages (id, session_id, sender_id, content, created_at)"
+                " values ($1, $2, $3, 'walkword everywhere', $4)",
+                message_id,
+                chats[index % 2],
+                user,
+                moment,
+            )
+            expected.append((moment, message_id))
+        await conn.execute("analyze public.chat_messages")
+    expected.sort(reverse=True)
+
+    seen: list[tuple[datetime, uuid.UUID]] = []
+    before: tuple[datetime, uuid.UUID] | None = None
+    walks = 0
+    async with db.as_user(user) as conn:
+        index_scans = "select pg_stat_get_xact_numscans('public.chat_messages_session_id_created_at_idx'::regclass)"
+        start = await conn.fetchval(index_scans)
+        while len(seen) < 60:
+            page = await conn.fetch(
+                "select * from public.search_messages('walkw', null, $1, $2, 5)",
+                before[0] if before else None,
+                before[1] if before else None,
+            )
+            seen += [(row["created_at"], row["id"]) for row in page]
+            before = seen[-1]
+        walks = await conn.fetchval(index_scans) - start
+    assert seen == expected[:60]
+    # The plan this test is about was taken: an index scan of each chat per page that walks (the planner
+    # decides per page, from its estimate; the GIN plan makes none).
+    assert walks >= 2 and walks % 2 == 0
