@@ -65,7 +65,10 @@ grant insert (reply_to) on table public.chat_messages to authenticated;
 create table public.message_reactions (
   session_id uuid not null,
   message_id uuid not null,
-  user_id uuid not null default auth.uid() references public.profiles (id) on delete cascade,
+  -- auth.users, not profiles (the same rows, and the same cascade through profiles' own key): with a
+  -- key to profiles, PostgREST would see message_reactions as a junction between chat_messages and
+  -- profiles, and `chat_messages?select=*,profiles(...)` would become ambiguous (PGRST201).
+  user_id uuid not null default auth.uid() references auth.users (id) on delete cascade,
   emoji text not null,
   created_at timestamptz not null default now(),
   primary key (session_id, message_id, user_id, emoji),
@@ -84,7 +87,7 @@ create table public.message_reactions (
 comment on table public.message_reactions is
   'One row per message, user and emoji. Adding or removing one updates chat_messages.reactions (and rev).';
 
--- "on delete cascade" from profiles.
+-- "on delete cascade" from auth.users.
 create index message_reactions_user_id_idx on public.message_reactions (user_id);
 
 -- Reactions change their message's summary, and so its rev, under the same locks as an edit and in
