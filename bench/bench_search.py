@@ -475,17 +475,30 @@ async def _measure(info: dict[str, Any]) -> dict[str, Any]:
         # Inside the function: the candidates query as its owner runs it, with the values bound.
         await owner.execute("select set_config('request.jwt.claims', $1, false)", claims)
         my_chats = chats[:USER_CHATS]
-        candidates = (
+        # The two plans search_candidates chooses between, as its owner runs them with the values bound:
+        # the per-chat walk for a common word, the GIN index for a rare one.
+        walk = (
+            "select x.id from unnest($1::uuid[]) as c (id) cross join lateral ("
+            " select m.id, m.created_at from public.chat_messages m"
+            " where m.session_id = c.id and m.search_vector @@ $2 and m.deleted_at is null"
+            " order by m.created_at desc, m.id desc limit 31) as x"
+            " order by x.created_at desc, x.id desc limit 31"
+        )
+        gin = (
             "select m.id from public.chat_messages m where m.session_id = any ($1) and m.search_vector @@ $2"
             " and m.deleted_at is null order by m.created_at desc, m.id desc limit 31"
         )
-        for label, text in (("common_word", queries["common"][0]), ("rare_word", queries["rare"][0])):
+        for label, sql, text in (
+            ("candidates_common_word_walk", walk, queries["common"][0]),
+            ("candidates_common_word_if_gin_plan", gin, queries["common"][0]),
+            ("candidates_rare_word_gin", gin, queries["rare"][0]),
+        ):
             rows = await owner.fetch(
-                f"explain (analyze, buffers, costs off) {candidates}",
+                f"explain (analyze, buffers, costs off) {sql}",
                 my_chats,
                 await owner.fetchval("select private.search_query($1)", text),
             )
-            explains[f"candidates_{label}"] = "\n".join(row[0] for row in rows)
+            explains[label] = "\n".join(row[0] for row in rows)
         # The naive plan: the same search as the caller, straight over the table under RLS (no helper).
         naive_sql = (
             "select m.id from public.chat_messages m where m.search_vector @@ private.search_query($1)"
