@@ -72,6 +72,7 @@ def instance_settings(settings: Settings, instance: str) -> Settings:
             "data_dir": settings.data_dir / instance,
             "config_dir": settings.config_dir / instance,
             "runtime_dir": settings.runtime_dir / instance,
+            "cache_dir": settings.cache_dir / instance,
         }
     )
 

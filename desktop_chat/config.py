@@ -46,6 +46,7 @@ USER_EDITABLE = frozenset(
         "cache_ttl_recent",
         "cache_ttl_chat",
         "cache_ttl_messages",
+        "cache_keep_days",
         "log_level",
         "theme",
         "notifications",
@@ -172,11 +173,14 @@ class Settings(BaseSettings):
     cache_max_chats_per_user: int = Field(
         default=200, ge=5, le=10_000, description="Chats cached per user; the least recently used are evicted."
     )
-    cache_stale_grace: float = Field(
-        default=60.0,
-        ge=0,
-        le=3600,
-        description="Seconds an entry is kept after its TTL, served as stale while one refresh runs.",
+    cache_keep_days: float = Field(
+        default=30,
+        gt=0,
+        le=365,
+        description=(
+            "Days an entry stays usable after its TTL: shown (marked not up to date) while a refresh runs, "
+            "and what an offline start shows. TTLs decide when to revalidate, not whether to show."
+        ),
     )
     cache_memory_max_entries: int = Field(
         default=2000, ge=0, le=1_000_000, description="In-process fallback tier: most entries held (0: none)."
@@ -219,5 +223,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir(APP_NAME)))
     config_dir: Path = Field(default_factory=_default_config_dir)
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_cache_dir(APP_NAME)),
+        description="Where the app's own Redis keeps the cache between runs (encrypted values).",
+    )
     log_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_log_dir(APP_NAME)))
     runtime_dir: Path = Field(default_factory=lambda: default_runtime_dir())

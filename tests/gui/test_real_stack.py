@@ -43,6 +43,7 @@ def settings_for(stack: StackHandle, home: Path, db: int) -> Settings:
         config_dir=home / "config",
         data_dir=home / "data",
         runtime_dir=home / "run",
+        cache_dir=home / "cache",
         log_dir=home / "log",
     )
 

@@ -71,6 +71,7 @@ async def make_layer(stack: StackHandle, tmp_path: Path) -> AsyncIterator[LayerF
             "config_dir": home / "config",
             "log_dir": home / "log",
             "runtime_dir": home / "run",
+            "cache_dir": home / "cache",
             "request_timeout": 5.0,
         }
         values.update(overrides)
