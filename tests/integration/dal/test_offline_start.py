@@ -9,9 +9,17 @@ import pytest
 
 from desktop_chat.dal.api import ConnectionState
 from desktop_chat.errors import BackendUnavailable
-from desktop_chat.models import DeliveryState
+from desktop_chat.models import ChatId, DeliveryState
 from tests.conftest import StackHandle
-from tests.integration.dal.conftest import ALICE, ALICE_EMAIL, BOB_EMAIL, PASSWORD, LayerFactory, eventually
+from tests.integration.dal.conftest import (
+    ALICE,
+    ALICE_EMAIL,
+    BOB_EMAIL,
+    FALCON_CHAT,
+    PASSWORD,
+    LayerFactory,
+    eventually,
+)
 from tests.keyrings import MemoryKeyring
 
 pytestmark = pytest.mark.integration
@@ -97,6 +105,9 @@ async def test_restarted_offline_long_after_the_ttls_the_saved_chats_history_and
         assert [m.content for m in history.rows][-1:] == ["said before the restart"]
         details = await store.chat_details(chat)
         assert {m.display_name for m in details.members} == {"Alice", "Bob"}
+        # A chat alice never opened: its members were loaded with the first run's warm-up.
+        falcon = await store.chat_details(ChatId(FALCON_CHAT))
+        assert {m.display_name for m in falcon.members} == {"Alice", "Bob", "Carol"}
         queued = await store.send(chat, "queued while offline")
         assert history.get(queued).delivery is DeliveryState.PENDING  # type: ignore[union-attr]
     finally:
