@@ -72,10 +72,13 @@ class Operation(StrEnum):
     MARK_READ = "mark_read"
     SET_TYPING = "set_typing"
     CLEAR_CACHE = "clear_cache"
+    CACHE_USAGE = "cache_usage"
 
 
 # Operations whose failure the user did not directly ask for; they go to the status line, not a dialog.
-BACKGROUND_OPERATIONS = frozenset({Operation.MARK_READ, Operation.SET_TYPING, Operation.REFRESH_CHATS})
+BACKGROUND_OPERATIONS = frozenset(
+    {Operation.MARK_READ, Operation.SET_TYPING, Operation.REFRESH_CHATS, Operation.CACHE_USAGE}
+)
 
 
 def describe_error(error: DesktopChatError, operation: Operation, server_url: str) -> str:
@@ -125,6 +128,7 @@ class StoreBridge(QObject):
         chat_left(object): The ``ChatId`` of a chat this user left or deleted.
         chat_changed(object): The ``ChatId`` of a chat renamed or whose members changed.
         cache_cleared(): The cache was emptied.
+        cache_usage_loaded(object): A ``CacheUsage`` (disk and memory the cache takes).
     """
 
     started = Signal(str, object)
@@ -146,6 +150,7 @@ class StoreBridge(QObject):
     chat_left = Signal(object)
     chat_changed = Signal(object)
     cache_cleared = Signal()
+    cache_usage_loaded = Signal(object)
 
     def __init__(self, store: ChatStoreAPI, *, server_url: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -316,6 +321,12 @@ class StoreBridge(QObject):
         async with self._guard(Operation.CLEAR_CACHE):
             await self._store.clear_cache()
             self.cache_cleared.emit()
+
+    @async_slot()
+    async def load_cache_usage(self) -> None:
+        async with self._guard(Operation.CACHE_USAGE):
+            usage = await self._store.cache_usage()
+            self.cache_usage_loaded.emit(usage)
 
     # --- lifecycle -----------------------------------------------------------------------------------
     def detach(self) -> None:

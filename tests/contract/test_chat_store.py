@@ -393,3 +393,18 @@ async def test_status_listeners_hear_every_change_and_the_status_says_where_thin
     assert seen[-1] == store.status and store.status.backend_reachable
     snapshot = store.metrics_snapshot()
     assert isinstance(snapshot, dict) and snapshot
+
+
+# --- housekeeping ----------------------------------------------------------------------------------------
+async def test_the_cache_says_what_it_takes_signed_out_or_in_and_clearing_leaves_nothing_on_disk(
+    world: World,
+) -> None:
+    store = world.store
+    before = await store.cache_usage()  # signed out: still an answer
+    assert before.disk_bytes >= 0 and before.keep_days == 30
+    await world.sign_in()
+    await store.refresh_chats()
+    usage = await store.cache_usage()
+    assert usage.memory_bytes is not None and usage.memory_bytes > 0
+    await store.clear_cache()
+    assert (await store.cache_usage()).disk_bytes == 0

@@ -26,6 +26,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from desktop_chat.dal.api import (
     CacheStatus,
+    CacheUsage,
     ChatList,
     ConnectionState,
     MessageListener,
@@ -138,6 +139,7 @@ class FakeChatStore:
         self._gates: dict[str, asyncio.Event] = {}
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.closed = False
+        self.disk_bytes = 2_600_000  # what cache_usage reports for the snapshot on disk
         self.cache_cleared = 0
         self._random = random.Random(7)
         self._samples = itertools.count()
@@ -554,6 +556,11 @@ class FakeChatStore:
     async def clear_cache(self) -> None:
         await self._enter("clear_cache")
         self.cache_cleared += 1
+        self.disk_bytes = 0
+
+    async def cache_usage(self) -> CacheUsage:
+        await self._enter("cache_usage")
+        return CacheUsage(disk_bytes=self.disk_bytes, memory_bytes=3_400_000, keep_days=30)
 
     async def close(self) -> None:
         await self._enter("close")
