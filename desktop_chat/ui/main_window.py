@@ -7,7 +7,16 @@ from datetime import UTC, datetime
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QSplitter, QStackedWidget, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QStackedWidget,
+    QWidget,
+)
 
 from desktop_chat import __version__
 from desktop_chat.config import Settings
@@ -209,9 +218,20 @@ class MainWindow(QMainWindow):
     def close_for_sign_out(self) -> None:
         """Close without asking the app to quit (the sign-in window comes back)."""
         self._closing_for_sign_out = True
+        self.close()
+
+    def _let_go(self) -> None:
+        """Stop following the store: the lists this window shows belong to a session that is ending, and
+        the window is deleted soon after. Dialogs and the diagnostics window go with it."""
+        self.chat_panel.clear()
+        self.chats.detach()
+        self._bridge.failed.disconnect(self._on_failed)
         if self._diagnostics is not None:
             self._diagnostics.close()
-        self.close()
+            self._diagnostics.deleteLater()
+            self._diagnostics = None
+        for dialog in self.findChildren(QDialog):
+            dialog.reject()
 
     # --- menus ---------------------------------------------------------------------------------------
     def _action(self, text: str, shortcut: QKeySequence | str | None, slot: Callable[[], object]) -> QAction:
@@ -248,7 +268,10 @@ class MainWindow(QMainWindow):
         unread = self.chats.unread_total()
         chat_id = self.chat_panel.chat_id
         summary = self.chats.summary(chat_id) if chat_id else None
-        title = f"{summary.chat.title} — {APP_TITLE}" if summary else APP_TITLE
+        # The account is always named: two windows (``--demo``, two accounts) must never look alike.
+        parts = [summary.chat.title] if summary else []
+        parts += [self._profile.display_name, APP_TITLE]
+        title = " — ".join(parts)
         self.setWindowTitle(f"({unread}) {title}" if unread else title)
         self._notifier.set_unread(unread)
 
@@ -306,8 +329,10 @@ class MainWindow(QMainWindow):
             self._diagnostics.set_colors(colors)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self._diagnostics is not None:
-            self._diagnostics.close()
         if not self._closing_for_sign_out:
             self.quit_requested.emit()
+            if self._diagnostics is not None:
+                self._diagnostics.close()
+        else:
+            self._let_go()
         super().closeEvent(event)

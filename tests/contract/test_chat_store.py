@@ -408,3 +408,17 @@ async def test_the_cache_says_what_it_takes_signed_out_or_in_and_clearing_leaves
     assert usage.memory_bytes is not None and usage.memory_bytes > 0
     await store.clear_cache()
     assert (await store.cache_usage()).disk_bytes == 0
+
+
+async def test_every_session_has_a_chat_list_of_its_own(world: World) -> None:
+    """Views attach to ``chat_list()`` again after each sign-in; the previous session's list is let go."""
+    store = world.store
+    await world.sign_in()
+    await store.refresh_chats()
+    first = store.chat_list()
+    assert first.rows
+    await store.sign_out()
+    assert store.chat_list() is not first and not store.chat_list().rows
+    await world.sign_in()
+    await store.refresh_chats()
+    assert store.chat_list() is not first and store.chat_list().rows

@@ -270,7 +270,8 @@ class FakeChatStore:
 
     async def restore_session(self) -> Profile | None:
         await self._enter("restore_session")
-        self._current = self.saved_session
+        if self.saved_session is not None:
+            self._begin_session(self.saved_session)
         return self._current
 
     async def sign_in(self, email: str, password: str) -> Profile:
@@ -280,8 +281,7 @@ class FakeChatStore:
         account = self._accounts.get(email.strip().lower())
         if account is None or account.password != password:
             raise Unauthorized("Wrong email or password.", code="invalid_credentials")
-        self._current = account.profile
-        self.saved_session = account.profile
+        self._begin_session(account.profile)
         return account.profile
 
     async def sign_up(self, email: str, password: str, display_name: str) -> Profile:
@@ -292,15 +292,22 @@ class FakeChatStore:
         if len(password) < 6:
             raise InvalidInput("That password is too weak (length); use at least 6 characters.", code="weak_password")
         profile = self.add_user(email.strip(), name, password)
+        self._begin_session(profile)
+        return profile
+
+    def _begin_session(self, profile: Profile) -> None:
+        """As the real store: a session has a chat list of its own (the previous one is left as it was)."""
+        if self._current != profile:
+            self._chat_list = new_chat_list()
         self._current = profile
         self.saved_session = profile
-        return profile
 
     async def sign_out(self) -> None:
         await self._enter("sign_out")
         self._current = None
         self.saved_session = None
-        self._chat_list.reset([])
+        # As the real store: each session has its own chat list; the signed-out one is empty.
+        self._chat_list = new_chat_list()
         self._timelines.clear()
         self.cache_cleared += 1
 

@@ -262,12 +262,12 @@ def test_notifications_for_chats_not_in_view_and_when_inactive(
 def test_the_title_counts_unread_messages(
     qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
 ) -> None:
-    assert window.windowTitle() == "desktop-chat"
+    assert window.windowTitle() == "Alice Martin — desktop-chat"  # whose window this is
     store.receive(store.chat_id("Bob"), cast.bob, "one")
     store.receive(store.chat_id("Release 0.2"), cast.dave, "two")
-    assert window.windowTitle() == "(2) desktop-chat"
+    assert window.windowTitle() == "(2) Alice Martin — desktop-chat"
     open_chat(qtbot, window, bridge, store.chat_id("Bob"))
-    assert window.windowTitle().endswith("Bob — desktop-chat")
+    assert window.windowTitle().endswith(") Bob — Alice Martin — desktop-chat")
 
 
 def test_the_status_bar_follows_the_store(window: MainWindow, store: FakeChatStore) -> None:

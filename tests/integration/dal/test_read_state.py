@@ -56,4 +56,3 @@ async def test_a_chat_read_while_offline_stays_read_and_the_server_hears_of_it_o
     await bob.store.signed_in.live.reload_chats()
     row = bob.store.chat_list().get(chat)
     assert row is not None and row.unread_count == 0 and row.last_read_seq == newest
-
