@@ -112,7 +112,7 @@ async def wait_for_snapshot(path: Path, *, without: bytes, holding: bytes = b"")
     """Until the snapshot on disk lacks ``without`` and holds ``holding`` (a background save takes a moment)."""
     deadline = asyncio.get_running_loop().time() + 15
     while True:
-        data = path.read_bytes() if path.exists() else None
+        data = await asyncio.to_thread(lambda: path.read_bytes() if path.exists() else None)
         if data is not None and without not in data and holding in data:
             return
         assert asyncio.get_running_loop().time() < deadline, f"{path} still holds {without!r} (or lacks {holding!r})"
