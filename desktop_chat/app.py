@@ -183,6 +183,7 @@ class Composition:
         self._layers: dict[str, AsyncExitStack] = {}  # per instance: what closes its data layer
         self._closing: list[AsyncExitStack] = []  # layers replaced by another server's, to close
         self._flows: list[SignInFlow] = []
+        self._notifiers: list[Notifier] = []
         self._problem_window: SignInWindow | None = None
         self.crash_handler = CrashHandler(show_dialog=not options.smoke_test, log_location=str(settings.log_dir))
 
@@ -225,6 +226,7 @@ class Composition:
         self._bridges.append(bridge)
         _log.info("Bridge ready (%s)", instance)
         notifier = Notifier(icon, enabled=self._settings.notifications, parent=bridge)
+        self._notifiers.append(notifier)
 
         async def switch_server(url: str) -> None:
             await self._switch_server(bridge, instance, url)
@@ -322,6 +324,8 @@ class Composition:
             self._problem_window.close()
             self._problem_window.deleteLater()
             self._problem_window = None
+        for notifier in self._notifiers:
+            await notifier.close()  # the session bus connection
         for bridge in reversed(self._bridges):
             bridge.detach()
         await self._close_replaced()

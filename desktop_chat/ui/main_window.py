@@ -215,6 +215,16 @@ class MainWindow(QMainWindow):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
 
+    def bring_forward(self, chat_id: ChatId | None = None) -> None:
+        """Show the window in front (a notification was clicked), with ``chat_id`` open if given."""
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+        if chat_id is not None and self.chats.row_of(chat_id) is not None:
+            self.open_chat(chat_id)
+
     def close_for_sign_out(self) -> None:
         """Close without asking the app to quit (the sign-in window comes back)."""
         self._closing_for_sign_out = True
@@ -310,7 +320,7 @@ class MainWindow(QMainWindow):
         summary = self.chats.summary(message.chat_id)
         title = summary.chat.title if summary else "New message"
         sender = self._names.get(message.sender_id) if message.sender_id else None
-        self._notifier.notify(title, notification_body(sender, message.content))
+        self._notifier.notify(title, notification_body(sender, message.content), key=message.chat_id)
         if not active:
             QApplication.alert(self)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from uuid import UUID
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QIcon
@@ -12,7 +13,7 @@ from PySide6.QtWidgets import QWidget
 
 from desktop_chat.config import Settings
 from desktop_chat.errors import DesktopChatError
-from desktop_chat.models import Profile
+from desktop_chat.models import ChatId, Profile
 from desktop_chat.ui.bridge import Operation, StoreBridge, async_slot
 from desktop_chat.ui.dialogs import Confirm, ask_confirmation
 from desktop_chat.ui.main_window import MainWindow
@@ -87,6 +88,7 @@ class SignInFlow(QObject):
         bridge.session_expired.connect(self._on_session_expired)
         bridge.failed.connect(self._on_failed)
         bridge.finished.connect(self._on_finished)
+        notifier.activated.connect(self._on_notification_clicked)
 
     # --- public --------------------------------------------------------------------------------------
     @property
@@ -223,6 +225,10 @@ class SignInFlow(QObject):
         self._main.show()
         self.window_shown.emit(self._main)
         self._bridge.refresh_chats()
+
+    def _on_notification_clicked(self, key: object) -> None:
+        if self._main is not None:
+            self._main.bring_forward(ChatId(key) if isinstance(key, UUID) else None)
 
     def _on_session_expired(self, message: str) -> None:
         self._expired_message = message
