@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import cast
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QToolButton, QVBoxLayout, QWidget
 
 from desktop_chat.dal.api import Timeline
@@ -338,8 +338,6 @@ class ChatPanel(QWidget):
         self.subtitle_label.style().polish(self.subtitle_label)
 
     # --- window activation ---------------------------------------------------------------------------
-    def changeEvent(self, event: QEvent) -> None:
-        # Coming back to the window counts as seeing what is on screen.
-        if event.type() == QEvent.Type.ActivationChange:
-            self._read_timer.start()
-        super().changeEvent(event)
+    def schedule_mark_read(self) -> None:
+        """The user may be looking at new messages now (the window came to the front): mark them read soon."""
+        self._read_timer.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -337,6 +337,13 @@ class MainWindow(QMainWindow):
         self.chat_panel.set_colors(colors)
         if self._diagnostics is not None:
             self._diagnostics.set_colors(colors)
+
+    def changeEvent(self, event: QEvent) -> None:
+        # Qt tells only the window that it became active, not the widgets in it: pass it on, so that what
+        # came in while the user was elsewhere is marked read once they are back.
+        if event.type() == QEvent.Type.ActivationChange and self._is_active():
+            self.chat_panel.schedule_mark_read()
+        super().changeEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._closing_for_sign_out:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from desktop_chat.config import Settings
@@ -123,6 +124,24 @@ def test_the_newest_visible_message_is_marked_read_only_while_the_window_is_acti
     assert window.chats.unread_total() == 0
     window.chat_panel.mark_read_now()
     assert store.call_names().count("mark_read") == 1  # nothing newer on screen
+
+
+def test_messages_that_came_in_the_background_are_read_when_the_window_comes_to_the_front(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, switches: Switches, cast: Cast
+) -> None:
+    team = store.chat_id("Team")
+    open_chat(qtbot, window, bridge, team)
+    qtbot.waitUntil(lambda: window.chats.unread_total() == 0)
+    switches.active = False  # the user went to another window
+    for n in range(3):
+        store.receive(team, cast.bob, f"while you were away {n}")
+    qtbot.wait(500)  # longer than the debounce: nothing is read while no one looks
+    assert window.chats.summary(team).unread_count == 3  # type: ignore[union-attr]
+    # The user comes back: the window is activated (Qt tells the window, not each widget in it).
+    switches.active = True
+    QApplication.sendEvent(window, QEvent(QEvent.Type.ActivationChange))
+    qtbot.waitUntil(lambda: window.chats.summary(team).unread_count == 0)  # type: ignore[union-attr]
+    assert store.calls[-1] == ("mark_read", (team, 123))
 
 
 def test_new_chat_with_members_opens_it(
