@@ -24,6 +24,9 @@ from desktop_chat.ui.timeline_model import TimelineModel
 from desktop_chat.ui.timeline_view import TimelineView
 
 READ_DEBOUNCE_MS = 400
+# Opening a chat with more unread than a page loads older pages until the first unread one is there, up to
+# this many pages; beyond that the chat opens at the oldest loaded message, the jump button counting the rest.
+SEEK_UNREAD_PAGES = 8
 _PANEL_OPERATIONS = {
     Operation.OPEN_CHAT.value: "Cannot open this chat",
     Operation.LOAD_OLDER.value: "Cannot load older messages",
@@ -73,6 +76,9 @@ class ChatPanel(QWidget):
         self._details: ChatDetails | None = None
         self._typing: frozenset[UserId] = frozenset()
         self._read_seq = 0
+        self._unread_on_open = 0
+        self._seek_pages = 0
+        self._seeking = False
 
         self.title_label = QLabel(self)
         self.title_label.setObjectName("chatTitle")
@@ -138,6 +144,7 @@ class ChatPanel(QWidget):
         self.view.visible_rows_changed.connect(self._read_timer.start)
         self.model.rowsInserted.connect(self._read_timer.start)
         bridge.chat_opened.connect(self._on_chat_opened)
+        bridge.older_loaded.connect(self._on_older_loaded)
         bridge.chat_details_loaded.connect(self._on_details)
         bridge.chat_changed.connect(self._on_chat_changed)
         bridge.typing_changed.connect(self._on_typing)
@@ -174,6 +181,9 @@ class ChatPanel(QWidget):
         self.view.message_delegate.forget()
         summary = self._chats.summary(chat_id)
         self._read_seq = summary.last_read_seq if summary else 0
+        self._unread_on_open = summary.unread_count if summary else 0
+        self._seek_pages = 0
+        self._seeking = False
         self.notice.hide()
         self.composer.reset()
         self.setEnabled(True)
@@ -268,8 +278,32 @@ class ChatPanel(QWidget):
         if chat_id != self._session:
             return
         self.model.show_timeline(chat_id, timeline)
-        self.view.scroll_to_newest()
+        if self._unread_on_open:
+            # Open where the unread messages start, under a "new messages" divider, not at the newest.
+            self.model.set_unread_after(self._read_seq)
+            self._seek_first_unread()
+        else:
+            self.view.scroll_to_newest()
         self._read_timer.start()
+
+    def _seek_first_unread(self) -> None:
+        chat_id = self._session
+        if chat_id is None:
+            return
+        oldest = self.model.oldest_loaded_seq()
+        missing = oldest is not None and oldest > self._read_seq + 1
+        if missing and self._seek_pages < SEEK_UNREAD_PAGES and self._bridge.has_older(chat_id):
+            self._seek_pages += 1
+            self._seeking = True
+            self._bridge.load_older(chat_id)  # _on_older_loaded comes back here
+            return
+        self._seeking = False
+        if not self.view.scroll_to_first_unread():
+            self.view.scroll_to_newest()
+
+    def _on_older_loaded(self, chat_id: ChatId, _count: int) -> None:
+        if chat_id == self._session and self._seeking:
+            self._seek_first_unread()
 
     def _on_details(self, details: ChatDetails) -> None:
         if details.chat.id != self._session:

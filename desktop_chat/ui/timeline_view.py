@@ -29,6 +29,11 @@ from desktop_chat.ui.timeline_model import TimelineModel
 PAGE = 50
 
 
+def is_jump_to_newest(event: QKeyEvent) -> bool:
+    """Ctrl+End: jump to the newest message (from the list or from the composer)."""
+    return event.key() == Qt.Key.Key_End and event.modifiers() == Qt.KeyboardModifier.ControlModifier
+
+
 @dataclass(slots=True)
 class _Anchor:
     at_bottom: bool
@@ -138,6 +143,29 @@ class TimelineView(QListView):
         self._unseen = 0
         self._update_jump()
 
+    def scroll_to_first_unread(self) -> bool:
+        """Show the "new messages" divider at the top (what the user has not seen starts there); the jump
+        button counts the new messages below. False when there is no divider in the loaded rows."""
+        model = self._model
+        row = model.first_unread_row()
+        while row is None and model.has_divider() and model.extend_up(PAGE):
+            row = model.first_unread_row()  # loaded, but above the window: bring it in
+        if row is None:
+            return False
+        self.executeDelayedItemsLayout()  # the layout (and any anchor it restores) first, then the scroll
+        self._anchor = None
+        self.scrollTo(model.index(row, 0), QAbstractItemView.ScrollHint.PositionAtTop)
+        self._following = self.is_at_bottom()
+        self._count_unseen()
+        self._update_jump()
+        return True
+
+    def _count_unseen(self) -> None:
+        """With a divider, the jump button counts the new messages below the screen."""
+        if self._model.unread_after is None:
+            return
+        self._unseen = 0 if self.is_at_bottom() else self._model.unread_below(self.visible_rows().stop - 1)
+
     def visible_rows(self) -> range:
         """View rows at least partly on screen."""
         count = self._model.rowCount()
@@ -245,6 +273,8 @@ class TimelineView(QListView):
         self._following = at_bottom
         if at_bottom:
             self._unseen = 0
+        else:
+            self._count_unseen()
         self._report_focus()
         self._update_jump()
         self._fetch_check.start()
@@ -364,7 +394,7 @@ class TimelineView(QListView):
         super().mouseReleaseEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() == Qt.Key.Key_End and event.modifiers() == Qt.KeyboardModifier.ControlModifier:
+        if is_jump_to_newest(event):
             self.scroll_to_newest()
             return
         super().keyPressEvent(event)

@@ -196,6 +196,12 @@ class FakeChatStore:
         chat = self._chats[chat_id]
         return self._store_confirmed(chat, sender.id, text, at or self._now())
 
+    def set_read_position(self, chat_id: ChatId, reader: Profile, seq: int) -> None:
+        """Where ``reader`` has read ``chat_id`` up to, as if it had been so on the server all along."""
+        chat = self._chats[chat_id]
+        chat.members[reader.id] = chat.members[reader.id].model_copy(update={"last_read_seq": seq})
+        self._publish_summary(chat_id)
+
     def chat_id(self, title: str) -> ChatId:
         """The id of the (first) chat called ``title``."""
         return next(chat_id for chat_id, chat in self._chats.items() if chat.session.title == title)

@@ -144,6 +144,32 @@ def test_messages_that_came_in_the_background_are_read_when_the_window_comes_to_
     assert store.calls[-1] == ("mark_read", (team, 123))
 
 
+@pytest.mark.parametrize("unread", [30, 80])  # within the first page, and beyond it
+def test_a_chat_with_unread_messages_opens_where_they_start_under_a_divider(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast, unread: int
+) -> None:
+    team = store.chat_id("Team")
+    store.set_read_position(team, cast.alice, 120 - unread)
+    summary = window.chats.summary(team)
+    assert summary is not None and summary.unread_count == unread
+    window.open_chat(team)
+    view, model = window.chat_panel.view, window.chat_panel.model
+    qtbot.waitUntil(lambda: model.first_unread_row() is not None and view.visible_rows().start > 0)
+    row = model.first_unread_row()
+    assert row is not None
+    first = model.item(row)
+    assert first.seq is not None and first.seq > 120 - unread and first.sender_id != cast.alice.id
+    assert all(
+        m.seq is not None and (m.seq <= 120 - unread or m.sender_id == cast.alice.id) for m in model.items()[:row]
+    )
+    assert view.message_delegate.geometry(row).divider  # the "New messages" line is painted above it
+    qtbot.waitUntil(lambda: view.visible_rows().start == row)  # at the top of the screen
+    assert not view.is_at_bottom()
+    below = model.unread_below(view.visible_rows().stop - 1)
+    assert below > 0 and view.jump_button.isVisible()
+    assert view.jump_button.text() == f"↓  {below} new messages"
+
+
 def test_new_chat_with_members_opens_it(
     qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore
 ) -> None:
