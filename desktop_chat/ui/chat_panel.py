@@ -137,6 +137,7 @@ class ChatPanel(QWidget):
         self.composer.send_requested.connect(self._send)
         self.composer.edit_submitted.connect(self._bridge.edit_message)
         self.composer.typing_changed.connect(self._typing_changed)
+        self.composer.editor.jump_to_newest.connect(self.view.scroll_to_newest)
         self.view.retry_requested.connect(self._bridge.retry)
         self.view.discard_requested.connect(self._bridge.discard)
         self.view.edit_requested.connect(self.composer.start_edit)
@@ -264,6 +265,7 @@ class ChatPanel(QWidget):
     def _delete_message(self, message: Message) -> None:
         if self._confirm(self, "Delete message", "Delete this message for everyone?", "Delete"):
             self._bridge.delete_message(message.id)
+        self.focus_composer()  # back to where the user writes, whatever they answered
 
     # --- reacting to the bridge ----------------------------------------------------------------------
     def _send(self, text: str) -> None:

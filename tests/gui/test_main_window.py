@@ -198,6 +198,27 @@ def test_new_chat_errors_stay_in_the_dialog(qtbot: QtBot, window: MainWindow, st
     assert not dialog.isVisible()
 
 
+def test_after_an_error_in_the_new_chat_dialog_the_cursor_stays_where_the_user_was_typing(
+    qtbot: QtBot, window: MainWindow
+) -> None:
+    dialog = window.new_chat()
+    qtbot.waitExposed(dialog)
+    dialog.activateWindow()
+    dialog.title_edit.setText("Offsite")
+    dialog.members_edit.setFocus()
+    qtbot.keyClicks(dialog.members_edit, "zed@example.com")
+    qtbot.keyClick(dialog.members_edit, Qt.Key.Key_Return)  # Enter submits
+    qtbot.waitUntil(lambda: dialog.error_label.isVisible() and not dialog.busy)
+    assert dialog.error_label.text() == "There is no account for zed@example.com."
+    assert QApplication.focusWidget() is dialog.members_edit  # not the Create button
+    qtbot.keyClick(dialog.members_edit, Qt.Key.Key_Backspace)
+    qtbot.keyClicks(dialog.members_edit, "m")
+    assert dialog.members_edit.text() == "zed@example.com"  # the retyped letter went into the field
+    # The hint under the field is shown whole, not cut off.
+    assert dialog.hint.height() >= dialog.hint.heightForWidth(dialog.hint.width())
+    assert dialog.hint.visibleRegion().boundingRect().height() == dialog.hint.height()
+
+
 def test_owners_rename_and_others_cannot(
     qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore
 ) -> None:
@@ -266,6 +287,40 @@ def test_edit_and_delete_own_messages(
     assert panel.model.item(panel.model.rowCount() - 1).edited
     panel.view.delete_requested.emit(panel.model.item(panel.model.rowCount() - 1))
     qtbot.waitUntil(lambda: panel.model.item(panel.model.rowCount() - 1).deleted)
+
+
+def test_editing_says_save_and_deleting_brings_the_cursor_back_to_the_composer(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast, switches: Switches
+) -> None:
+    team = store.chat_id("Team")
+    mine = store.add_message(team, cast.alice, "delete me")
+    open_chat(qtbot, window, bridge, team)
+    window.activateWindow()
+    panel = window.chat_panel
+    assert panel.composer.send_button.text() == "Send"
+    panel.view.edit_requested.emit(mine)
+    assert panel.composer.send_button.text() == "Save"
+    assert panel.composer.send_button.accessibleName() == "Save the edited message"
+    qtbot.keyClick(panel.composer.editor, Qt.Key.Key_Escape)
+    assert panel.composer.send_button.text() == "Send"
+    panel.view.setFocus()  # the user right-clicked the message in the list
+    panel.view.delete_requested.emit(panel.model.item(panel.model.rowCount() - 1))
+    assert switches.questions[-1] == "Delete message"
+    qtbot.waitUntil(lambda: panel.model.item(panel.model.rowCount() - 1).deleted)
+    assert QApplication.focusWidget() is panel.composer.editor
+
+
+def test_ctrl_end_in_the_composer_jumps_to_the_newest_message(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore
+) -> None:
+    open_chat(qtbot, window, bridge, store.chat_id("Team"))
+    panel = window.chat_panel
+    panel.view.verticalScrollBar().setValue(0)  # scrolled up, reading old messages
+    qtbot.waitUntil(lambda: not panel.view.is_at_bottom())
+    panel.composer.set_text("half a thought")
+    qtbot.keyClick(panel.composer.editor, Qt.Key.Key_End, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(panel.view.is_at_bottom)
+    assert panel.composer.text == "half a thought"
 
 
 def test_members_dialog_lets_owners_add_people(
