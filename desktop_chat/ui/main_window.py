@@ -188,12 +188,18 @@ class MainWindow(QMainWindow):
         dialog.rejected.connect(lambda: self._theme.set_choice(previous))
         dialog.saved.connect(self._on_settings_saved)
         self._bridge.cache_cleared.connect(dialog.set_cache_cleared)
+        self._bridge.cache_cleared.connect(self._bridge.load_cache_usage)
+        self._bridge.cache_usage_loaded.connect(dialog.show_usage)
+        dialog.finished.connect(lambda _result: self._bridge.cache_cleared.disconnect(self._bridge.load_cache_usage))
         dialog.open()
+        self._bridge.load_cache_usage()
         return dialog
 
     def show_diagnostics(self) -> DiagnosticsWindow:
         if self._diagnostics is None:
-            self._diagnostics = DiagnosticsWindow(self._bridge.metrics_snapshot, colors=self._theme.colors)
+            self._diagnostics = DiagnosticsWindow(
+                self._bridge.metrics_snapshot, measure=self._bridge.load_cache_usage, colors=self._theme.colors
+            )
             self._diagnostics.setWindowIcon(self.windowIcon())
         self._diagnostics.show()
         self._diagnostics.raise_()
