@@ -12,7 +12,7 @@ from typing import cast
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QToolButton, QVBoxLayout, QWidget
 
-from desktop_chat.dal.api import Timeline
+from desktop_chat.dal.api import ConnectionState, StoreStatus, Timeline
 from desktop_chat.models import ChatDetails, ChatId, MemberRole, Message, MessageId, UserId
 from desktop_chat.ui.bridge import Operation, StoreBridge
 from desktop_chat.ui.chat_list_model import ChatListModel
@@ -74,6 +74,12 @@ class ChatPanel(QWidget):
         self._is_active = is_active or (lambda: self.isVisible() and self.window().isActiveWindow())
         self._session: ChatId | None = None
         self._details: ChatDetails | None = None
+        # Every name this window has learnt (from any chat's members), for senders the open chat's details
+        # do not name (yet): its details could not be loaded (offline), or someone joined since.
+        self._known_names: dict[UserId, str] = {}
+        self._asked_for: set[UserId] = set()  # unknown senders a details reload was asked for, this chat
+        self._details_pending = False
+        self._names_missing = False
         self._typing: frozenset[UserId] = frozenset()
         self._read_seq = 0
         self._unread_on_open = 0
@@ -147,6 +153,9 @@ class ChatPanel(QWidget):
         bridge.chat_opened.connect(self._on_chat_opened)
         bridge.older_loaded.connect(self._on_older_loaded)
         bridge.chat_details_loaded.connect(self._on_details)
+        bridge.status_changed.connect(self._on_status)
+        self.model.rowsInserted.connect(self._check_senders)
+        self.model.modelReset.connect(self._check_senders)
         bridge.chat_changed.connect(self._on_chat_changed)
         bridge.typing_changed.connect(self._on_typing)
         bridge.message_queued.connect(self._on_queued)
@@ -177,6 +186,8 @@ class ChatPanel(QWidget):
             self._bridge.close_chat(self._session)
         self._session = chat_id
         self._details = None
+        self._asked_for = set()
+        self._names_missing = False
         self._typing = frozenset()
         self.model.clear()
         self.view.message_delegate.forget()
@@ -190,7 +201,7 @@ class ChatPanel(QWidget):
         self.setEnabled(True)
         self._refresh_header()
         self._bridge.open_chat(chat_id)
-        self._bridge.load_chat_details(chat_id)
+        self._load_details()
 
     def clear(self) -> None:
         """Show no chat."""
@@ -280,6 +291,7 @@ class ChatPanel(QWidget):
         if chat_id != self._session:
             return
         self.model.show_timeline(chat_id, timeline)
+        self.model.set_names(self._names())  # what is known now; the chat's members follow
         if self._unread_on_open:
             # Open where the unread messages start, under a "new messages" divider, not at the newest.
             self.model.set_unread_after(self._read_seq)
@@ -308,15 +320,55 @@ class ChatPanel(QWidget):
             self._seek_first_unread()
 
     def _on_details(self, details: ChatDetails) -> None:
+        for member in details.members:
+            if member.display_name:
+                self._known_names[member.user_id] = member.display_name
         if details.chat.id != self._session:
+            if self._session is not None:
+                self.model.set_names(self._names())  # what another chat taught may name someone here too
             return
         self._details = details
-        self.model.set_names({member.user_id: member.display_name or "Someone" for member in details.members})
+        self._details_pending = False
+        self._names_missing = False
+        self.model.set_names(self._names())
         self._refresh_header()
+        self._check_senders()
+
+    def _names(self) -> dict[UserId, str]:
+        names = dict(self._known_names)
+        if self._details is not None:
+            names.update({m.user_id: m.display_name for m in self._details.members if m.display_name})
+        return names
+
+    def _on_status(self, status: StoreStatus) -> None:
+        # Back online: what could not be loaded offline (the members, and with them names) is loaded now.
+        wanted = self._details is None or self._names_missing
+        if self._session is not None and wanted and not self._details_pending:
+            if status.backend_reachable and status.connection is ConnectionState.LIVE:
+                self._load_details()
+
+    def _check_senders(self, *_: object) -> None:
+        """A message from someone this window cannot name: their profile can be read, so load the members."""
+        if self._session is None or self._details_pending:
+            return
+        names = self._names()
+        unknown = {
+            message.sender_id
+            for message in self.model.items()
+            if message.sender_id is not None and message.sender_id not in names and not self.model.is_own(message)
+        } - self._asked_for
+        if unknown:
+            self._asked_for |= unknown
+            self._load_details()
 
     def _on_chat_changed(self, chat_id: ChatId) -> None:
         if chat_id == self._session:
-            self._bridge.load_chat_details(chat_id)
+            self._load_details()
+
+    def _load_details(self) -> None:
+        if self._session is not None:
+            self._details_pending = True
+            self._bridge.load_chat_details(self._session)
 
     def _on_typing(self, chat_id: ChatId, users: frozenset[UserId]) -> None:
         own = self._bridge.current_user.id if self._bridge.current_user else None
@@ -330,6 +382,10 @@ class ChatPanel(QWidget):
             self.view.scroll_to_newest()
 
     def _on_failed(self, operation: str, message: str, context: object) -> None:
+        if operation == Operation.CHAT_DETAILS.value and context == self._session:
+            self._details_pending = False
+            self._names_missing = bool(self._asked_for)  # tried again when the server is back (_on_status)
+            return
         if operation == Operation.SEND.value:
             chat_id, text = cast(tuple[ChatId, str], context)
             if chat_id == self._session:
@@ -359,12 +415,9 @@ class ChatPanel(QWidget):
         title = summary.chat.title if summary else (self._details.chat.title if self._details else "")
         self.title_label.setText(title)
         self.title_label.setAccessibleName(f"Chat: {title}")
-        if self._typing and self._details is not None:
-            names = {member.user_id: member.display_name or "Someone" for member in self._details.members}
+        if self._typing:
+            names = self._names()
             self.subtitle_label.setText(typing_line([names.get(user, "Someone") for user in sorted(self._typing)]))
-            self.subtitle_label.setProperty("typing", True)
-        elif self._typing:
-            self.subtitle_label.setText(typing_line(["Someone"] * len(self._typing)))
             self.subtitle_label.setProperty("typing", True)
         else:
             count = len(self._details.members) if self._details else 0

@@ -10,7 +10,7 @@ from pytestqt.qtbot import QtBot
 
 from desktop_chat.config import Settings
 from desktop_chat.dal.api import CacheStatus, ConnectionState, StoreStatus
-from desktop_chat.errors import LocalStorageError
+from desktop_chat.errors import BackendUnavailable, LocalStorageError
 from desktop_chat.models import ChatId, DeliveryState
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.dialogs import MembersDialog, NewChatDialog, QuickSwitcher, RenameChatDialog
@@ -168,6 +168,46 @@ def test_a_chat_with_unread_messages_opens_where_they_start_under_a_divider(
     below = model.unread_below(view.visible_rows().stop - 1)
     assert below > 0 and view.jump_button.isVisible()
     assert view.jump_button.text() == f"↓  {below} new messages"
+
+
+def test_a_chat_opened_offline_names_people_it_knows_and_catches_up_when_live_returns(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+) -> None:
+    open_chat(qtbot, window, bridge, store.chat_id("Team"))  # the window learns Bob's and Carol's names
+    offline = StoreStatus(connection=ConnectionState.OFFLINE, cache=CacheStatus.ONLINE, backend_reachable=False)
+    store.set_status(offline)
+    store.fail_next("chat_details", BackendUnavailable("Cannot reach the server."))
+    bob_chat = store.chat_id("Bob")
+    store.add_message(bob_chat, cast.bob, "sent while you were away")
+    panel = window.chat_panel
+    with qtbot.waitSignal(bridge.failed):
+        window.open_chat(bob_chat)
+    qtbot.waitUntil(lambda: panel.model.rowCount() > 0)
+    last = panel.model.item(panel.model.rowCount() - 1)
+    assert panel.model.sender_name(last) == "Bob Chen"  # known from another chat, not "Someone"
+    assert panel.subtitle_label.text() == ""  # the members are not known yet
+    # Live again: the members are loaded without reopening the chat.
+    with qtbot.waitSignal(bridge.chat_details_loaded):
+        store.set_status(StoreStatus(connection=ConnectionState.LIVE, cache=CacheStatus.ONLINE))
+    assert panel.subtitle_label.text() == "2 members"
+
+
+def test_a_sender_the_window_cannot_name_gets_the_members_loaded(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+) -> None:
+    team = store.chat_id("Team")
+    open_chat(qtbot, window, bridge, team)
+    dave = cast.dave
+    with qtbot.waitSignal(bridge.chat_details_loaded):
+        # Dave joins and says hello: the window has never seen his name.
+        store._chats[team].members[dave.id] = (
+            store._chats[team]
+            .members[cast.bob.id]
+            .model_copy(update={"user_id": dave.id, "display_name": dave.display_name})
+        )
+        store.receive(team, dave, "hi all, just joined")
+    last = window.chat_panel.model.item(window.chat_panel.model.rowCount() - 1)
+    assert window.chat_panel.model.sender_name(last) == "Dave Okafor"
 
 
 def test_new_chat_with_members_opens_it(
