@@ -343,9 +343,9 @@ class ChatPanel(QWidget):
     def _on_status(self, status: StoreStatus) -> None:
         # Back online: what could not be loaded offline (the members, and with them names) is loaded now.
         wanted = self._details is None or self._names_missing
-        if self._session is not None and wanted and not self._details_pending:
-            if status.backend_reachable and status.connection is ConnectionState.LIVE:
-                self._load_details()
+        live = status.backend_reachable and status.connection is ConnectionState.LIVE
+        if self._session is not None and wanted and live and not self._details_pending:
+            self._load_details()
 
     def _check_senders(self, *_: object) -> None:
         """A message from someone this window cannot name: their profile can be read, so load the members."""
