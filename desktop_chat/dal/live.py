@@ -176,7 +176,7 @@ class LiveSync:
             current = self.chat_list.get(summary.chat.id)
             if current is not None and current.chat.last_rev > summary.chat.last_rev:
                 summary = current  # a live update is newer than what the load read
-            merged.append(self._with_read_floor(summary))
+            merged.append(self._with_waiting(self._with_read_floor(summary)))
         self.chat_list.reset(merged)
         if self._watch_chats is not None:
             watched = [row.chat.id for row in self.chat_list.rows[:WATCHED_CHATS]]
@@ -280,13 +280,31 @@ class LiveSync:
         match event:
             case Submitted(message) | Retried(message) | Failed(message):
                 self._show_local(message)
+                self._show_waiting(message.chat_id)
             case Sent(message):
                 self._show_messages({message.chat_id: [message]}, from_stream=False)
                 self._write_recent()
             case Discarded(message):
                 self._forget_local(message.chat_id, message.id)
+                self._show_waiting(message.chat_id)
             case _:
                 pass  # Sending and Confirmed change nothing on screen
+
+    def _show_waiting(self, chat_id: ChatId) -> None:
+        row = self.chat_list.get(chat_id)
+        if row is not None:
+            updated = self._with_waiting(row)
+            if updated is not row:
+                self.chat_list.upsert(updated)
+
+    def _with_waiting(self, row: ChatSummary) -> ChatSummary:
+        """The row with this user's newest message that is not on the server yet, if any (the list shows it
+        as its preview, and the chat moves up as it would once the message is sent)."""
+        unsent = self._pending.unsent(row.chat.id)
+        waiting = max(unsent, key=lambda message: message.created_at) if unsent else None
+        if waiting == row.waiting:
+            return row
+        return row.model_copy(update={"waiting": waiting})
 
     def _show_local(self, message: Message) -> None:
         """A pending or failed row of ours: shown until the confirmed row replaces it."""
@@ -415,7 +433,7 @@ class LiveSync:
                         and not message.deleted
                     ):
                         self._on_incoming(message)
-                self.chat_list.upsert(row)
+                self.chat_list.upsert(self._with_waiting(row))
 
     async def drop_chat(self, chat_id: ChatId) -> None:
         """The chat is gone for this user (left, removed, deleted): out of every view and the cache."""

@@ -279,6 +279,8 @@ async def test_a_message_shows_at_once_as_pending_then_sent_in_order(world: Worl
     first = timeline.get(ids[0])
     assert first is not None and first.delivery is DeliveryState.PENDING and first.seq is None
     assert first.sender_id == world.user_id(ALICE_EMAIL) and first.content == "number 0"
+    listed = store.chat_list().get(chat)  # the list shows what waits to go out, not only what the server has
+    assert listed is not None and listed.waiting is not None and listed.waiting.content == "number 2"
     seqs = [(await sent(timeline, message_id)).seq for message_id in ids]
     assert seqs == sorted(seqs)
     await eventually(lambda: store.status.outbox_depth == 0, what="the outbox drained")
@@ -286,6 +288,7 @@ async def test_a_message_shows_at_once_as_pending_then_sent_in_order(world: Worl
     assert max(depths) >= 1 and depths[-1] == 0
     row = store.chat_list().get(chat)
     assert row is not None and row.last_message is not None and row.last_message.id == ids[-1]
+    assert row.waiting is None
 
 
 async def test_text_the_server_would_refuse_is_refused_before_it_is_queued(world: World) -> None:

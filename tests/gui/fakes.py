@@ -242,6 +242,7 @@ class FakeChatStore:
         failed = self._outbox[message_id].model_copy(update={"delivery": DeliveryState.FAILED, "error": reason})
         self._outbox[message_id] = failed
         self._show(failed)
+        self._publish_summary(failed.chat_id)
         return failed
 
     def receive(self, chat_id: ChatId, sender: Profile, text: str) -> Message:
@@ -426,6 +427,7 @@ class FakeChatStore:
         )
         self._outbox[message.id] = message
         self._show(message)
+        self._publish_summary(chat_id)
         self._update_outbox_depth()
         if self.auto_deliver:
             asyncio.get_running_loop().call_soon(self._deliver_if_pending, message.id)
@@ -442,6 +444,7 @@ class FakeChatStore:
         pending = queued.model_copy(update={"delivery": DeliveryState.PENDING, "error": None})
         self._outbox[message_id] = pending
         self._show(pending)
+        self._publish_summary(pending.chat_id)
         if self.auto_deliver:
             asyncio.get_running_loop().call_soon(self._deliver_if_pending, message_id)
 
@@ -454,6 +457,7 @@ class FakeChatStore:
         timeline = self._timelines.get(queued.chat_id)
         if timeline is not None:
             timeline.remove(message_id)
+        self._publish_summary(queued.chat_id)
         self._update_outbox_depth()
 
     async def edit_message(self, message_id: MessageId, text: str) -> None:
@@ -686,12 +690,14 @@ class FakeChatStore:
         me = self._me().id
         member = chat.members[me]
         last = self._message(chat, chat.session.last_seq) if chat.session.last_seq else None
+        waiting = [message for message in self._outbox.values() if message.chat_id == chat_id]
         return ChatSummary(
             chat=chat.session,
             role=member.role,
             last_read_seq=member.last_read_seq,
             unread_count=max(0, chat.session.last_seq - member.last_read_seq),
             last_message=last,
+            waiting=max(waiting, key=lambda message: message.created_at) if waiting else None,
         )
 
     def _publish_summary(self, chat_id: ChatId) -> None:

@@ -13,6 +13,7 @@ from desktop_chat.dal.api import CacheStatus, ConnectionState, StoreStatus
 from desktop_chat.errors import BackendUnavailable, LocalStorageError
 from desktop_chat.models import ChatId, DeliveryState
 from desktop_chat.ui.bridge import StoreBridge
+from desktop_chat.ui.chat_list_model import ChatRole
 from desktop_chat.ui.dialogs import MembersDialog, NewChatDialog, QuickSwitcher, RenameChatDialog
 from desktop_chat.ui.main_window import MainWindow
 from desktop_chat.ui.notifications import Notifier
@@ -208,6 +209,25 @@ def test_a_sender_the_window_cannot_name_gets_the_members_loaded(
         store.receive(team, dave, "hi all, just joined")
     last = window.chat_panel.model.item(window.chat_panel.model.rowCount() - 1)
     assert window.chat_panel.model.sender_name(last) == "Dave Okafor"
+
+
+def test_a_message_waiting_to_go_out_is_the_chats_preview_and_moves_it_up(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore
+) -> None:
+    release = store.chat_id("Release 0.2")  # the oldest chat, at the bottom
+    assert window.chats.row_of(release) == window.chats.rowCount() - 1
+    with qtbot.waitSignal(bridge.message_queued):
+        bridge.send(release, "written on the train")
+    assert window.chats.row_of(release) == 0
+    index = window.chats.index(0, 0)
+    assert index.data(ChatRole.PREVIEW) == "Sending: written on the train"
+    (pending,) = store.pending()
+    store.reject(pending.id, "You can no longer post in this chat")
+    assert window.chats.index(0, 0).data(ChatRole.PREVIEW) == "Not sent: written on the train"
+    with qtbot.waitSignal(bridge.finished):
+        bridge.retry(pending.id)
+    store.deliver(pending.id)
+    assert window.chats.index(0, 0).data(ChatRole.PREVIEW) == "written on the train"
 
 
 def test_new_chat_with_members_opens_it(
