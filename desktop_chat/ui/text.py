@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from uuid import UUID
+
+# A message the server stored this much later than its id says it was written waited in an outbox
+# (offline); below it, the two clocks merely disagree a little and the server's time is shown.
+QUEUED_FOR = timedelta(minutes=1)
 
 
 def local(moment: datetime) -> datetime:
@@ -39,6 +44,16 @@ def day_label(day: date, today: date) -> str:
         return "Yesterday"
     label = f"{day.strftime('%A')} {day.day} {day.strftime('%B')}"
     return label if day.year == today.year else f"{label} {day.year}"
+
+
+def written_at(message_id: UUID, stored_at: datetime) -> datetime:
+    """When a message was written. Ids are UUIDv7, made by the sending client when the user pressed Enter,
+    so for a message that waited in the outbox (sent offline) that is its id's time, not the later one the
+    server gave it on arrival; otherwise (or for ids without a time) the server's."""
+    if message_id.version != 7:
+        return stored_at
+    written = datetime.fromtimestamp((message_id.int >> 80) / 1000, UTC)
+    return written if stored_at - written >= QUEUED_FOR else stored_at
 
 
 def full_time(moment: datetime) -> str:

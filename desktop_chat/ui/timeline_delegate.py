@@ -42,7 +42,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
 
 from desktop_chat.models import DeliveryState, Message, MessageId
-from desktop_chat.ui.text import clock, day_label, hue_for, initials
+from desktop_chat.ui.text import clock, day_label, hue_for, initials, written_at
 from desktop_chat.ui.theme import LIGHT, Colors
 from desktop_chat.ui.timeline_model import DELETED_TEXT, TimelineModel, day_of, starts_day, starts_run
 
@@ -351,7 +351,7 @@ class MessageDelegate(QStyledItemDelegate):
 
     @staticmethod
     def _meta_text(message: Message) -> str:
-        time = clock(message.created_at)
+        time = clock(written_at(message.id, message.created_at))
         return f"edited  {time}" if message.edited and not message.deleted else time
 
     # --- painting ------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from desktop_chat.dal.live_list import RowChange
 from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserId
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.live_model import AnyIndex, LiveListModel
-from desktop_chat.ui.text import clock, full_time, local
+from desktop_chat.ui.text import clock, full_time, local, written_at
 
 # Messages from one person less than this far apart form a "run": one name, one avatar.
 RUN_GAP = timedelta(minutes=5)
@@ -200,7 +200,10 @@ class TimelineModel(LiveListModel[Message]):
         if role == TimelineRole.DELIVERY:
             return message.delivery.value
         if role == Qt.ItemDataRole.ToolTipRole:
-            tip = full_time(message.created_at)
+            written = written_at(message.id, message.created_at)
+            tip = full_time(written)
+            if written != message.created_at:
+                tip += f"\nSent when the connection was back, at {clock(message.created_at)}"
             if message.delivery is DeliveryState.FAILED and message.error:
                 tip += f"\nNot sent: {message.error}"
             return tip
@@ -234,7 +237,7 @@ class TimelineModel(LiveListModel[Message]):
 
     def _spoken(self, message: Message) -> str:
         text = DELETED_TEXT if message.deleted else message.content
-        spoken = f"{self.sender_name(message)}, {clock(message.created_at)}: {text}"
+        spoken = f"{self.sender_name(message)}, {clock(written_at(message.id, message.created_at))}: {text}"
         if message.edited and not message.deleted:
             spoken += " (edited)"
         if message.delivery is DeliveryState.PENDING:

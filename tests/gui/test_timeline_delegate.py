@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
 from pytestqt.qtbot import QtBot
 
 from desktop_chat.dal.api import new_timeline
 from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserId, new_message_id
 from desktop_chat.ui.bridge import StoreBridge
-from desktop_chat.ui.text import clock
+from desktop_chat.ui.text import clock, full_time
 from desktop_chat.ui.theme import Theme
 from desktop_chat.ui.timeline_delegate import Action, MessageDelegate
 from desktop_chat.ui.timeline_model import TimelineModel
@@ -86,6 +88,23 @@ def test_edited_and_deleted_markers(qtbot: QtBot, bridge: StoreBridge) -> None:
     assert delegate.geometry(0).meta_text == f"edited  {clock(AT)}"
     assert delegate.geometry(1).meta_text == clock(AT)  # a deleted message is not "edited"
     assert delegate.geometry(1).layout.text() == "This message was deleted"
+
+
+def uuid7_at(moment: datetime, tail: int = 0x1234) -> MessageId:
+    """A UUIDv7 whose time is ``moment`` (as the sending client makes ids)."""
+    millis = int(moment.timestamp() * 1000)
+    return MessageId(UUID(int=(millis << 80) | (0x7 << 76) | (0b10 << 62) | tail))
+
+
+def test_a_message_sent_offline_keeps_the_time_it_was_written(qtbot: QtBot, bridge: StoreBridge) -> None:
+    written = AT - timedelta(minutes=40)  # typed on the train; the server stored it 40 minutes later
+    queued = message("q", ME).model_copy(update={"id": uuid7_at(written)})
+    skewed = message("ss", THEM).model_copy(update={"id": uuid7_at(AT - timedelta(seconds=20))})  # clocks differ
+    delegate, model = delegate_for(bridge, [queued, skewed])
+    assert delegate.geometry(0).meta_text == clock(written)
+    tip = model.index(0, 0).data(Qt.ItemDataRole.ToolTipRole)
+    assert tip == f"{full_time(written)}\nSent when the connection was back, at {clock(AT)}"
+    assert delegate.geometry(1).meta_text == clock(AT)  # a small disagreement between clocks: the server's time
 
 
 def test_the_cache_answers_until_the_message_changes(qtbot: QtBot, bridge: StoreBridge) -> None:
