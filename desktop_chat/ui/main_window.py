@@ -30,6 +30,7 @@ from desktop_chat.ui.dialogs import Confirm, NewChatDialog, QuickSwitcher, ask_c
 from desktop_chat.ui.notifications import Notifier, notification_body, should_notify
 from desktop_chat.ui.settings_dialog import SettingsDialog
 from desktop_chat.ui.status_bar import StatusBar
+from desktop_chat.ui.text import plural
 from desktop_chat.ui.theme import Colors, Theme
 
 APP_TITLE = "desktop-chat"
@@ -99,6 +100,7 @@ class MainWindow(QMainWindow):
         self._theme = theme
         self._notifier = notifier
         self._is_active = is_active or self.isActiveWindow
+        self._confirm = confirm
         self._names: dict[UserId, str] = {profile.id: profile.display_name}
         self._select_when_listed: ChatId | None = None
         self._diagnostics: DiagnosticsWindow | None = None
@@ -221,6 +223,18 @@ class MainWindow(QMainWindow):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
 
+    def ask_to_sign_out(self) -> bool:
+        """Sign out after the user confirmed (saying what happens to the saved chats and unsent messages)."""
+        name = self._profile.display_name
+        text = f"Sign out {name}? The chats saved on this computer for {name} are removed."
+        waiting = self._bridge.status.outbox_depth
+        if waiting:
+            text += f" {plural(waiting, 'message')} waiting to be sent will go out when {name} signs in again."
+        if not self._confirm(self, "Sign out", text, "Sign out"):
+            return False
+        self.sign_out_requested.emit()
+        return True
+
     def bring_forward(self, chat_id: ChatId | None = None) -> None:
         """Show the window in front (a notification was clicked), with ``chat_id`` open if given."""
         if self.isMinimized():
@@ -268,7 +282,7 @@ class MainWindow(QMainWindow):
         chat.addAction(self._action("Ne&xt chat", "Alt+Down", lambda: self.chat_list.select_relative(1)))
         chat.addSeparator()
         chat.addAction(self._action("Se&ttings…", "Ctrl+,", self.show_settings))
-        chat.addAction(self._action("Sign &out", None, self.sign_out_requested.emit))
+        chat.addAction(self._action("Sign &out…", None, self.ask_to_sign_out))
         chat.addAction(self._action("&Quit", "Ctrl+Q", self.quit_requested.emit))
         view = bar.addMenu("&View")
         view.addAction(self._action("&Diagnostics", "Ctrl+Shift+D", self.show_diagnostics))

@@ -29,9 +29,11 @@ class Switches:
         self.active = True
         self.confirm = True
         self.questions: list[str] = []
+        self.texts: list[str] = []
 
-    def ask(self, _parent: object, title: str, _text: str, _action: str) -> bool:
+    def ask(self, _parent: object, title: str, text: str, _action: str) -> bool:
         self.questions.append(title)
+        self.texts.append(text)
         return self.confirm
 
 
@@ -228,6 +230,25 @@ def test_a_message_waiting_to_go_out_is_the_chats_preview_and_moves_it_up(
         bridge.retry(pending.id)
     store.deliver(pending.id)
     assert window.chats.index(0, 0).data(ChatRole.PREVIEW) == "written on the train"
+
+
+def test_signing_out_asks_first_and_says_what_happens(
+    qtbot: QtBot, window: MainWindow, store: FakeChatStore, switches: Switches
+) -> None:
+    store.set_status(StoreStatus(connection=ConnectionState.OFFLINE, cache=CacheStatus.ONLINE, outbox_depth=2))
+    signed_out: list[bool] = []
+    window.sign_out_requested.connect(lambda: signed_out.append(True))
+    switches.confirm = False
+    sign_out = next(a for a in window.actions() if a.text() == "Sign &out…")
+    sign_out.trigger()
+    assert signed_out == []  # said no: still signed in
+    assert switches.texts == [
+        "Sign out Alice Martin? The chats saved on this computer for Alice Martin are removed."
+        " 2 messages waiting to be sent will go out when Alice Martin signs in again."
+    ]
+    switches.confirm = True
+    sign_out.trigger()
+    assert signed_out == [True]
 
 
 def test_new_chat_with_members_opens_it(
@@ -447,9 +468,22 @@ def test_the_status_bar_follows_the_store(window: MainWindow, store: FakeChatSto
     assert status.connection_label.text() == "Reconnecting…"
     assert status.cache_label.text() == "Cache: memory only"
     assert status.outbox_label.text() == "3 messages waiting to send"
-    assert status.stale_label.text() == "Server unreachable: showing saved messages"
+    assert status.stale_label.text() == "Server unreachable: showing saved chats, not up to date"
     assert status.connection_label.toolTip() == "Realtime dropped; retrying in 4 s."
     assert status.user_label.text() == "Alice Martin"
+
+
+def test_a_long_sentence_in_the_status_bar_never_widens_the_window(qtbot: QtBot, window: MainWindow) -> None:
+    window.resize(700, 500)
+    qtbot.waitUntil(lambda: window.width() == 700)
+    before = window.minimumSizeHint().width()
+    long = "Cannot reach the server at https://a-rather-long-project-name.supabase.co. " * 4
+    window.status.show_problem(long)
+    window.status.show_status(StoreStatus(connection=ConnectionState.OFFLINE, backend_reachable=False))
+    qtbot.wait(50)
+    assert window.minimumSizeHint().width() == before
+    assert window.width() == 700
+    assert window.status.problem_label.toolTip() == long  # all of it, where it can be read
 
 
 def test_typing_shows_in_the_header_and_the_list(
