@@ -330,6 +330,7 @@ class ChatPanel(QWidget):
         self._details = details
         self._details_pending = False
         self._names_missing = False
+        self.model.set_members(member.user_id for member in details.members)
         self.model.set_names(self._names())
         self._refresh_header()
         self._check_senders()

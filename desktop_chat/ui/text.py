@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
@@ -97,6 +97,28 @@ def initials(name: str) -> str:
 def hue_for(key: str) -> int:
     """A stable hue (0..359) for a person or chat, so its avatar keeps its colour across runs."""
     return int.from_bytes(hashlib.blake2s(key.encode(), digest_size=2).digest(), "big") % 360
+
+
+HUE_SLOTS = 12  # hues 30° apart: as many people as can be told apart by colour at a glance
+
+
+def distinct_hues(keys: Iterable[str]) -> dict[str, int]:
+    """Hues for the people of one chat, all different while there are at most ``HUE_SLOTS`` of them.
+
+    Each person takes the slot of their own stable hue (``hue_for``) unless someone before them has it, then
+    the next free one; people are taken in sorted order, so the same people get the same colours each time.
+    """
+    width = 360 // HUE_SLOTS
+    taken: set[int] = set()
+    hues: dict[str, int] = {}
+    for key in sorted(set(keys)):
+        slot = hue_for(key) // width
+        if len(taken) < HUE_SLOTS:
+            while slot in taken:
+                slot = (slot + 1) % HUE_SLOTS
+        taken.add(slot)
+        hues[key] = slot * width + width // 2
+    return hues
 
 
 def byte_size(count: float) -> str:

@@ -42,7 +42,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
 
 from desktop_chat.models import DeliveryState, Message, MessageId
-from desktop_chat.ui.text import clock, day_label, hue_for, initials, written_at
+from desktop_chat.ui.text import clock, day_label, initials, written_at
 from desktop_chat.ui.theme import LIGHT, Colors
 from desktop_chat.ui.timeline_model import DELETED_TEXT, TimelineModel, day_of, starts_day, starts_run
 
@@ -443,7 +443,7 @@ class MessageDelegate(QStyledItemDelegate):
         m = self._m
         name = self._model.sender_name(message)
         circle = QRectF(m.side, top, m.avatar, m.avatar)
-        color = QColor.fromHsl(hue_for(str(message.sender_id)), 120, 118 if self._colors.dark else 150)
+        color = QColor.fromHsl(self._model.hue_of(message.sender_id), 120, 118 if self._colors.dark else 150)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(color)
         painter.drawEllipse(circle)
@@ -455,7 +455,7 @@ class MessageDelegate(QStyledItemDelegate):
 
     def _name_color(self, message: Message) -> QColor:
         lightness = 165 if self._colors.dark else 95
-        return QColor.fromHsl(hue_for(str(message.sender_id)), 150, lightness)
+        return QColor.fromHsl(self._model.hue_of(message.sender_id), 150, lightness)
 
     def _paint_delivery(self, painter: QPainter, state: DeliveryState, rect: QRectF) -> None:
         c = self._colors

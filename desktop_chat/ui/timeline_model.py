@@ -8,9 +8,10 @@ so the view says when older rows are actually wanted (``set_older_wanted``: the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from enum import IntEnum
+from uuid import UUID
 
 from PySide6.QtCore import QObject, Qt
 
@@ -19,7 +20,7 @@ from desktop_chat.dal.live_list import RowChange
 from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserId
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.live_model import AnyIndex, LiveListModel
-from desktop_chat.ui.text import clock, full_time, local, written_at
+from desktop_chat.ui.text import clock, distinct_hues, full_time, hue_for, local, written_at
 
 # Messages from one person less than this far apart form a "run": one name, one avatar.
 RUN_GAP = timedelta(minutes=5)
@@ -75,6 +76,7 @@ class TimelineModel(LiveListModel[Message]):
         self._session: ChatId | None = None
         self._own: UserId | None = None
         self._names: dict[UserId, str] = {}
+        self._hues: dict[UserId, int] = {}
         self._older_wanted = False
         self._loading_older = False
         self._unread_after: int | None = None
@@ -96,6 +98,7 @@ class TimelineModel(LiveListModel[Message]):
         self.detach()
         self._session = None
         self._names = {}
+        self._hues = {}
         self._unread_after = None
         self._divider = None
 
@@ -163,8 +166,19 @@ class TimelineModel(LiveListModel[Message]):
     def set_names(self, names: Mapping[UserId, str]) -> None:
         """Display names of the chat's members (the timeline has ids only)."""
         self._names = dict(names)
+
+    def set_members(self, members: Iterable[UserId]) -> None:
+        """The chat's people: each gets a colour of their own (``distinct_hues``)."""
+        self._hues = {UserId(UUID(key)): hue for key, hue in distinct_hues(str(user) for user in members).items()}
         if self.rowCount():
             self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, 0))
+
+    def hue_of(self, user: UserId | None) -> int:
+        """The colour (hue) of a person in this chat: no two people of a chat share one (up to 12 people)."""
+        if user is None:
+            return 0
+        hue = self._hues.get(user)
+        return hue if hue is not None else hue_for(str(user))
 
     def is_own(self, message: Message) -> bool:
         return self._own is not None and message.sender_id == self._own

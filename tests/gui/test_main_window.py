@@ -251,6 +251,16 @@ def test_signing_out_asks_first_and_says_what_happens(
     assert signed_out == [True]
 
 
+def test_everyone_in_a_chat_has_a_colour_of_their_own(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+) -> None:
+    open_chat(qtbot, window, bridge, store.chat_id("Team"))
+    model = window.chat_panel.model
+    hues = [model.hue_of(person.id) for person in (cast.alice, cast.bob, cast.carol)]
+    assert len(set(hues)) == 3
+    assert min(abs(a - b) for a in hues for b in hues if a != b) >= 30
+
+
 def test_new_chat_with_members_opens_it(
     qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore
 ) -> None:
