@@ -74,6 +74,8 @@ class TimelineView(QListView):
         self._unseen = 0
         self._following = True
         self._delegate_width = 0
+        self._breathing = 0
+        self._top_margin = 0
         self.setItemDelegate(self._delegate)
         self.setModel(model)
         self.setObjectName("timeline")
@@ -207,8 +209,24 @@ class TimelineView(QListView):
         # The bubble, not the row: a row's day separator comes and goes with the row above it.
         return self.visualRect(self._model.index(row, 0)).top() + round(self._delegate.geometry(row).bubble.top())
 
+    def _sit_at_bottom(self) -> None:
+        """A chat shorter than the screen sits at its bottom, next to the composer, as chats do: the room
+        left over goes above the first message (as a top margin of the list's viewport)."""
+        breathing = self._breathing
+        room = self.height() - 2 * self.frameWidth() - 2 * breathing
+        used = 0
+        for row in range(self._model.rowCount()):
+            used += self._delegate.geometry(row).size.height()
+            if used >= room:
+                break
+        top = breathing + max(0, room - used)
+        if top != self._top_margin:
+            self._top_margin = top
+            self.setViewportMargins(0, top, 0, breathing)
+
     def doItemsLayout(self) -> None:
         super().doItemsLayout()
+        self._sit_at_bottom()
         anchor, self._anchor = self._anchor, None
         if anchor is None:
             return
@@ -337,6 +355,7 @@ class TimelineView(QListView):
             self._delegate_width = width
             self.scheduleDelayedItemsLayout()
         super().resizeEvent(event)
+        self._sit_at_bottom()
         if following and self._anchor is None:
             # Only the height changed (the composer grew, the window was resized): stay at the bottom.
             bar = self.verticalScrollBar()
@@ -352,7 +371,8 @@ class TimelineView(QListView):
 
     def _apply_font(self) -> None:
         self._delegate.set_font(self.font())
-        breathing = self.fontMetrics().height() // 2  # space between the last bubble and the composer
+        breathing = self._breathing = self.fontMetrics().height() // 2  # between the last bubble and the composer
+        self._top_margin = breathing
         self.setViewportMargins(0, breathing, 0, breathing)
         self._delegate.set_width(self._delegate_width)
         self.verticalScrollBar().setSingleStep(self.fontMetrics().height() * 3)

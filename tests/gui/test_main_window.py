@@ -261,6 +261,28 @@ def test_everyone_in_a_chat_has_a_colour_of_their_own(
     assert min(abs(a - b) for a in hues for b in hues if a != b) >= 30
 
 
+def test_a_short_chat_sits_at_the_bottom_next_to_the_composer(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+) -> None:
+    bob = store.chat_id("Bob")
+    for text in ("Hi!", "Lunch?", "Sure"):
+        store.add_message(bob, cast.bob, text)
+    open_chat(qtbot, window, bridge, bob)
+    view, model = window.chat_panel.view, window.chat_panel.model
+    qtbot.waitUntil(lambda: model.rowCount() == 3)
+    view.executeDelayedItemsLayout()
+    viewport = view.viewport()
+    last = view.visualRect(model.index(2, 0))
+    first = view.visualRect(model.index(0, 0))
+    assert viewport.height() - last.bottom() <= view.fontMetrics().height()  # at the bottom…
+    assert first.top() >= 0 and viewport.mapTo(view, first.topLeft()).y() > view.height() // 2  # …not the top
+    # A message more still lands at the bottom, the rest moving up.
+    store.receive(bob, cast.bob, "at one?")
+    qtbot.waitUntil(lambda: model.rowCount() == 4)
+    view.executeDelayedItemsLayout()
+    assert view.viewport().height() - view.visualRect(model.index(3, 0)).bottom() <= view.fontMetrics().height()
+
+
 def test_new_chat_with_members_opens_it(
     qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore
 ) -> None:
