@@ -41,6 +41,8 @@ SETTINGS_FILE_NAME = "settings.json"
 USER_EDITABLE = frozenset(
     {
         "supabase_url",
+        "supabase_anon_key",  # public by design (the project's anon or publishable key): not a secret
+        "last_email",
         "redis_url",
         "cache_enabled",
         "cache_ttl_recent",
@@ -116,6 +118,11 @@ def save_user_settings(config_dir: Path, updates: Mapping[str, Any]) -> Path:
     return path
 
 
+def server_chosen(settings: Settings) -> bool:
+    """Whether the server was chosen (settings file, environment, command line), not left at the default."""
+    return "supabase_url" in settings.model_fields_set
+
+
 def env_overrides(environ: Mapping[str, str] | None = None) -> frozenset[str]:
     """Names of the settings that environment variables set (they win over the settings file)."""
     environ = os.environ if environ is None else environ
@@ -158,6 +165,9 @@ class Settings(BaseSettings):
         default=SecretStr(LOCAL_ANON_KEY), description="The project's anon (publishable) key."
     )
     request_timeout: float = Field(default=10.0, gt=0, le=120, description="Seconds per Supabase call.")
+    last_email: str | None = Field(
+        default=None, description="Who signed in last on this computer (the sign-in window fills it in)."
+    )
 
     redis_url: str | None = Field(
         default=None,

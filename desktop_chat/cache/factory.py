@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from keyring.backend import KeyringBackend
 
@@ -21,11 +24,21 @@ from desktop_chat.cache.tiered import TieredCache
 from desktop_chat.config import Settings
 from desktop_chat.telemetry.metrics import MetricsRegistry
 
-__all__ = ["breaker_from_settings", "open_cache"]
+__all__ = ["breaker_from_settings", "open_cache", "snapshot_dir"]
 
 log = logging.getLogger(__name__)
 
 _LISTPACK_MAX_ENTRIES = 512
+
+
+def snapshot_dir(settings: Settings) -> Path:
+    """Where the app's own Redis keeps its snapshot: one directory per server, since the same user id (a
+    seed's alice, say) on two servers is two different people, and one server's chats must never show as
+    another's. Named after the server's host and port, plus a hash of its whole address."""
+    parts = urlsplit(settings.supabase_url)
+    readable = re.sub(r"[^A-Za-z0-9.-]+", "_", parts.netloc or "server")[:60]
+    digest = hashlib.sha256(settings.supabase_url.rstrip("/").encode()).hexdigest()[:12]
+    return Path(settings.cache_dir) / "redis" / f"{readable}-{digest}"
 
 
 def breaker_from_settings(settings: Settings) -> CircuitBreaker:
@@ -98,7 +111,7 @@ async def _build(
             search_path=redis_search_path,
             # Listpack pays off for a few hundred entries; longer lists are better off as skiplists.
             list_entries=min(settings.cache_max_messages_per_chat + 1, _LISTPACK_MAX_ENTRIES),
-            data_dir=Path(settings.cache_dir) / "redis",
+            data_dir=snapshot_dir(settings),
         )
         built.push_async_callback(managed.stop)
         try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop_chat.cache.factory import open_cache
+from desktop_chat.cache.factory import open_cache, snapshot_dir
 from desktop_chat.cache.keys import META_KEY_ID, chat_key
 from desktop_chat.cache.redis_store import redis_client
 from desktop_chat.cache.tiered import CacheStatus
@@ -126,7 +126,7 @@ async def test_the_cache_is_there_again_after_a_restart_long_past_its_ttl(tmp_pa
     async with open_cache(settings(tmp_path, **quick), MetricsRegistry()) as first:
         await first.set_chat(user, chat_details(session, user, title="kept across runs"))
         assert first.disk_bytes() == 0  # nothing saved yet: the snapshot is written at the latest on stop
-    assert (tmp_path / "cache" / "redis" / "cache.rdb").is_file()
+    assert (snapshot_dir(settings(tmp_path)) / "cache.rdb").is_file()
     await asyncio.sleep(1.2)
     async with open_cache(settings(tmp_path, **quick), MetricsRegistry()) as again:
         hit = await again.get_chat(user, session)
@@ -143,7 +143,7 @@ async def test_signing_out_takes_the_users_entries_off_the_disk_too(tmp_path: Pa
         await cache.purge_user(alice)
         # Written now, not at the next timed save or the shutdown's.
         await wait_for_snapshot(
-            tmp_path / "cache" / "redis" / "cache.rdb", without=str(alice).encode(), holding=str(bob).encode()
+            snapshot_dir(settings(tmp_path)) / "cache.rdb", without=str(alice).encode(), holding=str(bob).encode()
         )
     async with open_cache(settings(tmp_path), MetricsRegistry()) as again:
         assert await again.get_chat(alice, session) is None
@@ -156,4 +156,20 @@ async def test_clearing_the_cache_empties_the_snapshot(tmp_path: Path) -> None:
         for _ in range(20):
             await cache.set_chat(user, chat_details(new_chat_id(), user))
         await cache.wipe()
-        await wait_for_snapshot(tmp_path / "cache" / "redis" / "cache.rdb", without=str(user).encode())
+        await wait_for_snapshot(snapshot_dir(settings(tmp_path)) / "cache.rdb", without=str(user).encode())
+
+
+async def test_each_server_has_a_snapshot_of_its_own(tmp_path: Path) -> None:
+    """The same user id on two servers (two stacks with the same seed) is two people: never one's chats
+    for the other's."""
+    user, session = new_user(), new_chat_id()
+    first = settings(tmp_path, supabase_url="http://127.0.0.1:54321")
+    other = settings(tmp_path, supabase_url="https://abc.supabase.co")
+    assert snapshot_dir(first) != snapshot_dir(other) and snapshot_dir(first).parent == snapshot_dir(other).parent
+    assert snapshot_dir(first).name.startswith("127.0.0.1_54321-")
+    async with open_cache(first, MetricsRegistry()) as cache:
+        await cache.set_chat(user, chat_details(session, user))
+    async with open_cache(other, MetricsRegistry()) as cache:
+        assert await cache.get_chat(user, session) is None
+    async with open_cache(first, MetricsRegistry()) as cache:
+        assert await cache.get_chat(user, session) is not None
