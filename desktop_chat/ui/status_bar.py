@@ -108,7 +108,7 @@ class StatusBar(QStatusBar):
         self.addWidget(self.connection_label)
         self.addWidget(self.cache_label)
         self.addWidget(self.outbox_label)
-        self.addWidget(self.stale_label)
+        self.addWidget(self.stale_label, 1)
         self.addWidget(self.problem_label, 1)
         self.addPermanentWidget(self.user_label)
         self.show_status(StoreStatus())
