@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
-import pytest
 from PySide6.QtGui import QColor, QImage
 
 from devstack.config import REPO_ROOT
@@ -28,27 +26,6 @@ EXPECTED = {
     "diagnostics.png": (980, 640),
 }
 SIZED_BY_CONTENT = ("settings.png", "settings-dark.png")  # dialogs: as large as what they hold
-
-
-@pytest.fixture(scope="module")
-def x_display() -> Iterator[str]:
-    """A private Xvfb on a display number it picks itself (-displayfd), stopped by its pid afterwards."""
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-        pass_fds=(write_end,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_end)
-    try:
-        with os.fdopen(read_end) as announced:
-            number = announced.readline().strip()  # written once the server accepts connections
-        assert number.isdigit(), "Xvfb did not start"
-        yield f":{number}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def spread(image: QImage) -> tuple[int, float]:
