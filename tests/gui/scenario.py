@@ -215,7 +215,7 @@ class Scenario:
         self.check(self.row(main, said).delivery is DeliveryState.PENDING, "the offline message waits")
         await self.until(lambda: status.outbox_label.text() == "1 message waiting to send", "the waiting count")
         await self.shot("07-offline-queued")
-        marker.write_text("queued")  # the test starts the gateway now
+        await asyncio.to_thread(marker.write_text, "queued")  # the test starts the gateway now
         bridge = main._bridge
         await self.until(
             lambda: bridge.status.connection is ConnectionState.LIVE and status.connection_label.text() == "Live",
