@@ -203,7 +203,14 @@ class Scenario:
         await self.until(lambda: self.shown(MainWindow) is not None, "the saved session, offline")
         main: MainWindow = self.shown(MainWindow)
         await self.until(lambda: main.chats.rowCount() >= 2, "the saved chats, at once")
-        self.check(main.chats.unread_total() == 0, f"read before the restart, unread now: {main.chats.unread_total()}")
+        falcon = next(
+            main.chats.item(r)
+            for r in range(main.chats.rowCount())
+            if main.chats.item(r).chat.title == "Project Falcon"
+        )
+        self.check(
+            falcon.unread_count == 0, f"Project Falcon was read before the restart; now {falcon.unread_count} unread"
+        )
         status = main.status
         self.check(status.connection_label.text() == "Offline", f"status: {status.connection_label.text()!r}")
         self.check("not up to date" in status.stale_label.text(), f"stale notice: {status.stale_label.text()!r}")
