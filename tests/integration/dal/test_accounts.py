@@ -27,7 +27,7 @@ async def test_after_sign_out_the_next_account_finds_nothing_of_the_first(make_l
 
     snapshot = snapshot_dir(layer.settings) / "cache.rdb"
     async with asyncio.timeout(15):  # the snapshot is written at once, in the background
-        while str(ALICE).encode() in await asyncio.to_thread(snapshot.read_bytes):
+        while str(ALICE).encode() in await asyncio.to_thread(snapshot.read_bytes):  # noqa: ASYNC110 - a file
             await asyncio.sleep(0.05)
 
     await store.sign_in(BOB_EMAIL, PASSWORD)
