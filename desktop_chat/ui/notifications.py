@@ -69,6 +69,7 @@ class DesktopNotifications:
     def __init__(self, on_clicked: Any) -> None:
         self._on_clicked = on_clicked
         self._router: Any = None
+        self._context: Any = None  # the router's async context manager, exited by close()
         self._listener: asyncio.Task[None] | None = None
         self._ids: dict[Hashable, int] = {}  # key (a chat) → the id of its notification on screen
         self._keys: dict[int, Hashable] = {}
@@ -181,10 +182,10 @@ class DesktopNotifications:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
-        if self._router is not None:
-            self._router = None
+        context, self._context, self._router = self._context, None, None
+        if context is not None:
             with contextlib.suppress(Exception):  # the connection may already be gone
-                await self._context.__aexit__(None, None, None)
+                await context.__aexit__(None, None, None)
         self._ids.clear()
         self._keys.clear()
 
@@ -223,6 +224,7 @@ class Notifier(QObject):
         self._tray: QSystemTrayIcon | None = None
         self._desktop: DesktopNotifications | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._last_key: Hashable | None = None
         if use_desktop_service and DesktopNotifications.session_bus() is not None:
             self._desktop = DesktopNotifications(self.activated.emit)
         # Without a tray (offscreen, some Wayland desktops) a QSystemTrayIcon only produces warnings.
@@ -234,7 +236,6 @@ class Notifier(QObject):
             self._tray.show()
         elif self._desktop is None:
             _log.info("No notification service and no system tray: new messages are counted in the window title")
-        self._last_key: Hashable | None = None
 
     @property
     def has_tray(self) -> bool:
