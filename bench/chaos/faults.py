@@ -324,7 +324,7 @@ def app_sigkill(name: str, burst: int, down: float = 1.0) -> Fault:
         started = time.monotonic()
         pid = client.pid
         await client.kill()
-        h.note(f"SIGKILL {client.label} pid {pid} with {reply['outbox']} of {burst} burst messages in its outbox")
+        h.note(f"SIGKILL {client.label} pid {pid}, its outbox holding {reply['outbox']} after a burst of {burst}")
         await asyncio.sleep(down)
         ended = time.monotonic()  # the user starts the app again
         await h.relaunch(client)

@@ -192,6 +192,19 @@ class Harness:
                 status[client.label] = {"error": str(error)}
         return status
 
+    async def sample_outboxes(self, every: float) -> None:
+        """Note each client's outbox depth every ``every`` seconds (is the load keeping up?)."""
+        while True:
+            await asyncio.sleep(every)
+            depths = []
+            for client in list(self.clients.values()):
+                try:
+                    reply = await client.call("status", within=5)
+                    depths.append(f"{client.label} {reply['outbox']}")
+                except (ClientError, ConnectionError):
+                    depths.append(f"{client.label} ?")
+            self.note("outboxes: " + ", ".join(depths))
+
     def timeline(self) -> list[str]:
         """The connection states and send errors the clients reported, with the harness's notes."""
         lines = list(self.notes)
@@ -219,6 +232,12 @@ class Harness:
             with contextlib.suppress(Exception):
                 await client.quit()
         self.proxy.stop()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _keep_logs(stack: Stack, logs: Path) -> None:
@@ -371,6 +390,8 @@ async def run_soak(spec: SoakSpec, options: Options) -> CellResult:
                 for client in (alice, bob, carol):
                     await h.start_sending(client)
                 h.note(f"soak started (seed {spec.seed})")
+                sampler = asyncio.get_running_loop().create_task(h.sample_outboxes(5.0))
+                h.on_teardown(lambda: _cancel(sampler))
                 started = time.monotonic()
                 bag: list[tuple[str, Fault]] = []
                 k = 1
