@@ -12,13 +12,15 @@ it (the sender's and every other member's) and stored exactly once in PostgreSQL
 is not shown once at the end (missing, still pending, or not stored), and **duplicated** when any view ever
 showed it twice or PostgreSQL holds two rows of it (a message resent under a new id).
 
-**Heal time.** For a message ``m`` settled at ``s(m)``, let ``E(m)`` be the end of the latest fault that
-ended at or before ``s(m)``. Its heal time is ``s(m) - max(sent(m), E(m))``: how long after the fault was
-over (or after it was sent, if that was later) it took to show everywhere. A fault's heal time is the
-longest among the messages attributed to it (``E(m)`` is its end); the message that takes longest decides.
-A message sent after the fault therefore counts only its own delay, not the time between the fault's end
-and its sending, so senders can keep a steady pace through and after a fault. A message that never
-settles has no heal time: the fault never healed within the run.
+**Heal time.** Each message is blamed on one fault: the latest that began before it was sent (or up to
+``IN_FLIGHT`` after: it was still on its way), else, for a message sent before any fault, the first fault if it
+began before the message settled. The message's heal time is ``settled - max(sent, end of that fault)``: how
+long after the fault was over (or after it was sent, if that was later) it took to show everywhere. A fault's
+heal time is the longest among its messages; a cell's, the longest of its faults'. A message sent after the
+fault therefore counts only its own delay, so senders can keep a steady pace through and after a fault; and a
+message stuck since an earlier fault is never excused by a later one ending (in the soak, faults follow each
+other while the damage of one may last). A message that never settles has no heal time: its fault never
+healed within the run. Messages blamed on no fault give the plain latency (``latency_max_s``).
 """
 
 from __future__ import annotations
@@ -164,10 +166,7 @@ def account(
     views: Mapping[str, Sequence[ViewRecord]],
     faults: Sequence[FaultWindow],
 ) -> Tally:
-    """Tally a run.
-
-    A settled message is attributed to the latest fault that ended before it settled; a lost one to the
-    latest fault that began before it was sent (or up to ``IN_FLIGHT`` after), else to the first fault.
+    """Tally a run (see the module docstring for the definitions).
 
     Args:
         sent: Every message whose ``send()`` returned.
@@ -183,13 +182,21 @@ def account(
     for key in extra:
         # A stored message nobody reported sent belongs to the chat whose views show it.
         chat_of[key] = next((chat for chat, records in views.items() if any(key in v.history for v in records)), "")
-    by_end = sorted(range(len(faults)), key=lambda i: faults[i].ended)
-    ends = [faults[i].ended for i in by_end]
     by_start = sorted(range(len(faults)), key=lambda i: faults[i].started)
     starts = [faults[i].started for i in by_start]
-    last_end = max(ends, default=-math.inf)
+    last_end = max((f.ended for f in faults), default=-math.inf)
     fault_heal: list[float | None] = [0.0] * len(faults)
     worst_heal = -math.inf
+
+    def blamed(message: SentMessage | None, settled: float) -> int | None:
+        """The fault a message is blamed on (an index into ``faults``), or None."""
+        index = fault_before(message.t + IN_FLIGHT, starts) if message is not None else None
+        if index is None:
+            index = 0 if starts and starts[0] <= settled else None
+            if message is None and starts:
+                index = fault_before(settled, starts)
+        return by_start[index] if index is not None else None
+
     for key in list(by_key) + extra:
         message = by_key.get(key)
         records = views.get(chat_of[key], ())
@@ -219,23 +226,22 @@ def account(
             tally.lost_by_sender[sender] = tally.lost_by_sender.get(sender, 0) + 1
             if message is not None and message.t > last_end:
                 tally.lost_sent_after_fault_end += 1
-            if faults:
-                index = fault_before(message.t + IN_FLIGHT, starts) if message is not None else None
-                fault_heal[by_start[index if index is not None else 0]] = None
+            fault = blamed(message, math.inf)
+            if fault is not None:
+                fault_heal[fault] = None
             tally.worst_message = key
             continue
         if doubled:
             continue
         tally.shown_once += 1
         when = max(settled)
-        index = fault_before(when, ends)
-        if index is None:
+        fault = blamed(message, when)
+        if fault is None:
             if message is not None:
                 tally.latency_max_s = max(tally.latency_max_s, when - message.t)
             continue
-        start = ends[index] if message is None else max(message.t, ends[index])
+        start = faults[fault].ended if message is None else max(message.t, faults[fault].ended)
         heal = max(0.0, when - start)
-        fault = by_end[index]
         current = fault_heal[fault]
         if current is not None:
             fault_heal[fault] = max(current, heal)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import shutil
 import tempfile
@@ -31,6 +32,7 @@ from devstack.stack import Stack
 from devstack.throwaway import throwaway_stack
 
 EMAILS = {"alice": "alice@example.com", "bob": "bob@example.com", "carol": "carol@example.com"}
+CAROL = uuid.UUID("ca201000-0000-4000-8000-000000000003")  # the seed's carol
 REDIS_DB = {"alice": 1, "bob": 2, "carol": 3}
 
 
@@ -44,6 +46,7 @@ class CellSpec:
         fault: The fault, run once after ``before`` seconds of sending.
         before, after: Seconds of sending before the fault and after it ends.
         rate: Messages per second per sending client.
+        writer_rate: Messages per second of carol's SQL writer (0: none).
         stack: Overrides for the throwaway stack (a short token lifetime).
     """
 
@@ -53,6 +56,7 @@ class CellSpec:
     before: float = 3.0
     after: float = 2.0
     rate: float = 5.0
+    writer_rate: float = 10.0
     stack: dict[str, Any] = field(default_factory=dict)
 
 
@@ -84,6 +88,70 @@ class Recorder:
             self.states.append((float(event["t"]), client.label, str(event["conn"]), int(event["outbox"])))
         elif kind == "err":
             self.errors.append((float(event["t"]), client.label, str(event["what"])))
+
+
+class SqlWriter:
+    """Carol's other device: inserts straight into PostgreSQL as carol, through RLS, as PostgREST would.
+
+    Not a data layer: it adds a steady stream of commits that only realtime (or a back-fill) can bring to
+    alice and bob, at a higher rate than their own sends, so a push lost around a fault shows. A message
+    counts as sent once its insert committed; an insert that fails (the database is down) is retried with a
+    new id after a pause, and one whose outcome is unknown shows as ``extra`` if it was stored.
+    """
+
+    def __init__(self, db_url: str, record: Recorder, prefix: str, rate: float) -> None:
+        self.db_url = db_url
+        self.record = record
+        self.prefix = prefix
+        self.rate = rate
+        self.failures = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, chats: Sequence[str]) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run([uuid.UUID(c) for c in chats]))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await _cancel(self._task)
+
+    async def _run(self, chats: list[uuid.UUID]) -> None:
+        claims = json.dumps({"sub": str(CAROL), "role": "authenticated"})
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        n = 0
+        conn: asyncpg.Connection | None = None
+        try:
+            while True:
+                if (wait := started + n / self.rate - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                chat = chats[n % len(chats)]
+                key = f"{self.prefix} {n:06d}"
+                n += 1
+                try:
+                    if conn is None or conn.is_closed():
+                        conn = await asyncpg.connect(self.db_url, timeout=2)
+                    async with conn.transaction():
+                        await conn.execute(
+                            "select set_config('role', 'authenticated', true),"
+                            " set_config('request.jwt.claims', $1, true)",
+                            claims,
+                        )
+                        await conn.execute(
+                            "insert into public.chat_messages (id, session_id, content) values ($1, $2, $3)",
+                            uuid.uuid4(),
+                            chat,
+                            key,
+                        )
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                    self.failures += 1
+                    if conn is not None:
+                        conn.terminate()
+                        conn = None
+                    continue
+                self.record.sent[key] = SentMessage(key, "carol(sql)", str(chat), time.monotonic())
+        finally:
+            if conn is not None:
+                conn.terminate()
 
 
 class Harness:
@@ -311,6 +379,7 @@ async def run_cell(spec: CellSpec, options: Options) -> CellResult:
             h.rate = spec.rate
             faults: list[FaultWindow] = []
             error: str | None = None
+            writer: SqlWriter | None = None
             try:
                 h.proxy.start()
                 alice = await h.add_client("alice")
@@ -323,12 +392,20 @@ async def run_cell(spec: CellSpec, options: Options) -> CellResult:
                 h.note("clients live, views open; sending")
                 for client in (alice, bob):
                     await h.start_sending(client)
+                if spec.writer_rate:
+                    writer = SqlWriter(str(info["db_url"]), h.record, f"chaos {spec.name} carolsql", spec.writer_rate)
+                    writer.start(h.chats)
+                    h.on_teardown(writer.stop)
                 await asyncio.sleep(spec.before)
                 window = await spec.fault(h)
                 faults.append(window)
                 h.note(f"fault over: {window.kind}")
                 await asyncio.sleep(spec.after)
                 await h.stop_sending()
+                if writer is not None:
+                    await writer.stop()
+                    if writer.failures:
+                        h.note(f"carol's SQL writer: {writer.failures} insert(s) failed and were not counted as sent")
                 h.note("sending stopped")
                 healed = await h.settle(time.monotonic() + options.observe, options)
                 h.note("consistent" if healed else f"not consistent {options.observe:g} s after sending stopped")

@@ -102,7 +102,7 @@ def test_stored_but_never_reported_sent_is_extra_and_must_be_shown_too() -> None
     assert tally.heal_s == pytest.approx(2.0)
 
 
-def test_each_message_is_attributed_to_the_last_fault_that_ended_before_it_settled() -> None:
+def test_each_message_is_blamed_on_the_fault_it_was_sent_during_or_after() -> None:
     faults = [FaultWindow("first", 10.0, 11.0), FaultWindow("second", 40.0, 45.0)]
     messages = [sent("a", 10.5), sent("b", 41.0)]
     alice = view("alice", ("a", 12.0, 1, 1), ("b", 50.0, 1, 1))
@@ -129,3 +129,21 @@ def test_views_of_each_chat_are_checked_for_that_chats_messages_only() -> None:
         [sent("a", 0.5, chat="one"), sent("b", 0.5, chat="two")], {"a": 1, "b": 1}, {"one": [one], "two": [two]}, []
     )
     assert (tally.shown_once, tally.lost) == (2, 0)
+
+
+def test_a_message_stuck_since_one_fault_is_not_excused_by_a_later_one() -> None:
+    # Deafened by the first fault, shown only after a reconnect caused by the second: 40 s late.
+    faults = [FaultWindow("surrogate", 10.0, 10.0), FaultWindow("gateway down", 40.0, 45.0)]
+    alice = view("alice", ("a", 12.1, 1, 1))
+    bob = view("bob", ("a", 52.0, 1, 1))
+    tally = account([sent("a", 12.0)], {"a": 1}, {CHAT: [alice, bob]}, faults)
+    assert tally.fault_heal_s == [pytest.approx(40.0), 0.0]
+    assert tally.heal_s == pytest.approx(40.0)
+
+
+def test_a_message_sent_before_any_fault_but_held_up_by_it_is_blamed_on_it() -> None:
+    fault = FaultWindow("gateway down", 10.0, 70.0)
+    alice = view("alice", ("early", 5.1, 1, 1), ("held", 72.0, 1, 1))
+    tally = account([sent("early", 5.0), sent("held", 7.0)], {"early": 1, "held": 1}, {CHAT: [alice]}, [fault])
+    assert tally.fault_heal_s == [pytest.approx(2.0)]
+    assert tally.latency_max_s == pytest.approx(0.1)
