@@ -171,6 +171,7 @@ class Harness:
         self.chats: list[str] = []
         self.rate = 5.0
         self.notes: list[str] = []
+        self.outbox_samples: list[tuple[float, int]] = []  # (seconds into the run, messages in all outboxes)
         self.began = time.monotonic()
         self._teardown: list[Callable[[], Awaitable[None]]] = []
 
@@ -265,12 +266,15 @@ class Harness:
         while True:
             await asyncio.sleep(every)
             depths = []
+            total = 0
             for client in list(self.clients.values()):
                 try:
                     reply = await client.call("status", within=5)
                     depths.append(f"{client.label} {reply['outbox']}")
+                    total += int(reply["outbox"])
                 except (ClientError, ConnectionError):
                     depths.append(f"{client.label} ?")
+            self.outbox_samples.append((time.monotonic() - self.began, total))
             self.note("outboxes: " + ", ".join(depths))
 
     def timeline(self) -> list[str]:
@@ -328,6 +332,7 @@ class CellResult:
     timeline: list[str]
     error: str | None = None
     fault_kinds: list[str] = field(default_factory=list)
+    load: dict[str, Any] = field(default_factory=dict)  # the soak: offered and delivered rates, backlog
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -347,6 +352,7 @@ class CellResult:
             "clients": self.clients,
             "timeline": self.timeline,
             "wall_s": round(self.wall_s, 1),
+            **({"load": self.load} if self.load else {}),
         }
 
 
@@ -452,6 +458,7 @@ async def run_soak(spec: SoakSpec, options: Options) -> CellResult:
             faults: list[FaultWindow] = []
             kinds: list[str] = []
             error: str | None = None
+            sending_ended = time.monotonic() + spec.seconds
             try:
                 h.proxy.start()
                 alice = await h.add_client("alice")
@@ -484,6 +491,7 @@ async def run_soak(spec: SoakSpec, options: Options) -> CellResult:
                     k += 1
                 await asyncio.sleep(max(0.0, started + spec.seconds - time.monotonic()))
                 await h.stop_sending()
+                sending_ended = time.monotonic()
                 h.note("sending stopped")
                 healed = await h.settle(time.monotonic() + options.observe, options)
                 h.note("consistent" if healed else f"not consistent {options.observe:g} s after sending stopped")
@@ -494,6 +502,15 @@ async def run_soak(spec: SoakSpec, options: Options) -> CellResult:
                     await h.stop_sending()
             result = await _finish(h, name, title, faults, error, options)
             result.fault_kinds = kinds
+            result.load = {
+                "offered_per_s": spec.rate,
+                "sent_per_s": round(result.tally.sent / spec.seconds, 1),
+                "stored_per_s": round(result.tally.stored / spec.seconds, 1),
+                "outbox_max": max((n for _, n in h.outbox_samples), default=0),
+                "outbox_at_end_of_sending": next(
+                    (n for t, n in reversed(h.outbox_samples) if t <= sending_ended - h.began), 0
+                ),
+            }
             await h.close()
             _keep_logs(stack, logs)
             return result

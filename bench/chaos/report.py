@@ -76,6 +76,12 @@ def evidence(cell: Mapping[str, Any]) -> str:
             parts.append(
                 f"{label} at the end: {status['conn']}, {status['reconnects']} reconnects, outbox {status['outbox']}"
             )
+    load = cell.get("load")
+    if load and load["outbox_at_end_of_sending"] > load["offered_per_s"] * 10:
+        parts.append(
+            f"overloaded: {load['outbox_at_end_of_sending']} messages still in the outboxes when sending stopped "
+            f"({load['stored_per_s']} of {load['offered_per_s']:g} msg/s stored)"
+        )
     if cell.get("heal_s") is not None and cell.get("worst_message"):
         parts.append(f"slowest: {cell['worst_message']}")
     return "; ".join(parts)

@@ -56,3 +56,10 @@ def test_evidence_says_who_missed_what() -> None:
     assert "bob: 12 missing" in text
     assert "12 of the lost sent after the fault ended" in text
     assert "bob at the end: live, 0 reconnects, outbox 0" in text
+
+
+def test_evidence_says_when_the_soak_was_more_than_the_machine_could_carry() -> None:
+    load = {"offered_per_s": 50.0, "stored_per_s": 31.2, "outbox_max": 5500, "outbox_at_end_of_sending": 5300}
+    text = evidence(cell(ok=False, load=load))
+    assert "overloaded: 5300 messages still in the outboxes when sending stopped (31.2 of 50 msg/s stored)" in text
+    assert "overloaded" not in evidence(cell(load={**load, "outbox_at_end_of_sending": 12}))
