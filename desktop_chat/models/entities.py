@@ -102,10 +102,15 @@ class ChatSummary(_Model):
     last_read_seq: int = Field(default=0, ge=0)
     unread_count: int = Field(default=0, ge=0)
     last_message: Message | None = None
+    # This user's newest message that is not on the server yet (pending or failed), set by this client.
+    waiting: Message | None = None
 
     @property
     def last_activity(self) -> datetime:
-        return self.chat.last_message_at or self.chat.created_at
+        activity = self.chat.last_message_at or self.chat.created_at
+        if self.waiting is not None and self.waiting.created_at > activity:
+            return self.waiting.created_at
+        return activity
 
 
 class ChatDetails(_Model):

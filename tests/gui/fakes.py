@@ -26,6 +26,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from desktop_chat.dal.api import (
     CacheStatus,
+    CacheUsage,
     ChatList,
     ConnectionState,
     MessageListener,
@@ -138,6 +139,7 @@ class FakeChatStore:
         self._gates: dict[str, asyncio.Event] = {}
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.closed = False
+        self.disk_bytes = 2_600_000  # what cache_usage reports for the snapshot on disk
         self.cache_cleared = 0
         self._random = random.Random(7)
         self._samples = itertools.count()
@@ -194,6 +196,12 @@ class FakeChatStore:
         chat = self._chats[chat_id]
         return self._store_confirmed(chat, sender.id, text, at or self._now())
 
+    def set_read_position(self, chat_id: ChatId, reader: Profile, seq: int) -> None:
+        """Where ``reader`` has read ``chat_id`` up to, as if it had been so on the server all along."""
+        chat = self._chats[chat_id]
+        chat.members[reader.id] = chat.members[reader.id].model_copy(update={"last_read_seq": seq})
+        self._publish_summary(chat_id)
+
     def chat_id(self, title: str) -> ChatId:
         """The id of the (first) chat called ``title``."""
         return next(chat_id for chat_id, chat in self._chats.items() if chat.session.title == title)
@@ -234,6 +242,7 @@ class FakeChatStore:
         failed = self._outbox[message_id].model_copy(update={"delivery": DeliveryState.FAILED, "error": reason})
         self._outbox[message_id] = failed
         self._show(failed)
+        self._publish_summary(failed.chat_id)
         return failed
 
     def receive(self, chat_id: ChatId, sender: Profile, text: str) -> Message:
@@ -268,7 +277,8 @@ class FakeChatStore:
 
     async def restore_session(self) -> Profile | None:
         await self._enter("restore_session")
-        self._current = self.saved_session
+        if self.saved_session is not None:
+            self._begin_session(self.saved_session)
         return self._current
 
     async def sign_in(self, email: str, password: str) -> Profile:
@@ -278,8 +288,7 @@ class FakeChatStore:
         account = self._accounts.get(email.strip().lower())
         if account is None or account.password != password:
             raise Unauthorized("Wrong email or password.", code="invalid_credentials")
-        self._current = account.profile
-        self.saved_session = account.profile
+        self._begin_session(account.profile)
         return account.profile
 
     async def sign_up(self, email: str, password: str, display_name: str) -> Profile:
@@ -290,15 +299,22 @@ class FakeChatStore:
         if len(password) < 6:
             raise InvalidInput("That password is too weak (length); use at least 6 characters.", code="weak_password")
         profile = self.add_user(email.strip(), name, password)
+        self._begin_session(profile)
+        return profile
+
+    def _begin_session(self, profile: Profile) -> None:
+        """As the real store: a session has a chat list of its own (the previous one is left as it was)."""
+        if self._current != profile:
+            self._chat_list = new_chat_list()
         self._current = profile
         self.saved_session = profile
-        return profile
 
     async def sign_out(self) -> None:
         await self._enter("sign_out")
         self._current = None
         self.saved_session = None
-        self._chat_list.reset([])
+        # As the real store: each session has its own chat list; the signed-out one is empty.
+        self._chat_list = new_chat_list()
         self._timelines.clear()
         self.cache_cleared += 1
 
@@ -411,6 +427,7 @@ class FakeChatStore:
         )
         self._outbox[message.id] = message
         self._show(message)
+        self._publish_summary(chat_id)
         self._update_outbox_depth()
         if self.auto_deliver:
             asyncio.get_running_loop().call_soon(self._deliver_if_pending, message.id)
@@ -427,6 +444,7 @@ class FakeChatStore:
         pending = queued.model_copy(update={"delivery": DeliveryState.PENDING, "error": None})
         self._outbox[message_id] = pending
         self._show(pending)
+        self._publish_summary(pending.chat_id)
         if self.auto_deliver:
             asyncio.get_running_loop().call_soon(self._deliver_if_pending, message_id)
 
@@ -439,6 +457,7 @@ class FakeChatStore:
         timeline = self._timelines.get(queued.chat_id)
         if timeline is not None:
             timeline.remove(message_id)
+        self._publish_summary(queued.chat_id)
         self._update_outbox_depth()
 
     async def edit_message(self, message_id: MessageId, text: str) -> None:
@@ -554,6 +573,11 @@ class FakeChatStore:
     async def clear_cache(self) -> None:
         await self._enter("clear_cache")
         self.cache_cleared += 1
+        self.disk_bytes = 0
+
+    async def cache_usage(self) -> CacheUsage:
+        await self._enter("cache_usage")
+        return CacheUsage(disk_bytes=self.disk_bytes, memory_bytes=3_400_000, keep_days=30)
 
     async def close(self) -> None:
         await self._enter("close")
@@ -666,12 +690,14 @@ class FakeChatStore:
         me = self._me().id
         member = chat.members[me]
         last = self._message(chat, chat.session.last_seq) if chat.session.last_seq else None
+        waiting = [message for message in self._outbox.values() if message.chat_id == chat_id]
         return ChatSummary(
             chat=chat.session,
             role=member.role,
             last_read_seq=member.last_read_seq,
             unread_count=max(0, chat.session.last_seq - member.last_read_seq),
             last_message=last,
+            waiting=max(waiting, key=lambda message: message.created_at) if waiting else None,
         )
 
     def _publish_summary(self, chat_id: ChatId) -> None:
