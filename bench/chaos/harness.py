@@ -142,7 +142,9 @@ class SqlWriter:
                             chat,
                             key,
                         )
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                except Exception:
+                    # Any failed insert (asyncpg raises outside its error tree during a restart, e.g.
+                    # InternalClientError) is not sent; if it was stored after all, it counts as ``extra``.
                     self.failures += 1
                     if conn is not None:
                         conn.terminate()
