@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PYTHON
 
 .DEFAULT_GOAL := help
-.PHONY: help system install check lint format test test-fast run demo bench devstack-up devstack-down devstack-status package clean
+.PHONY: help system install check lint format test test-fast run demo bench devstack-up devstack-down devstack-status package package-check clean
 
 help:
 	@echo "make run        set everything up, start the local stack and the app"
@@ -18,7 +18,8 @@ help:
 	@echo "make system     install the Debian packages (as root)"
 	@echo "make format     apply ruff's formatting and safe fixes"
 	@echo "make devstack-up / devstack-down / devstack-status"
-	@echo "make package    build the installer with PyInstaller"
+	@echo "make package    build dist/desktop-chat_<version>_<arch>.deb (PyInstaller bundle inside)"
+	@echo "make package-check  (root) lintian, apt install the .deb, run it as a user, purge it"
 
 system:
 	@scripts/system-deps.sh
@@ -62,10 +63,13 @@ devstack-status: install
 	$(BIN)/python -m devstack status
 
 package: system install
-	$(BIN)/python -m pip install --quiet -e '.[package]'
-	$(BIN)/pyinstaller --noconfirm --distpath dist --workpath build packaging/desktop-chat.spec
-	QT_QPA_PLATFORM=offscreen dist/desktop-chat/desktop-chat --smoke-test
-	@echo "bundle: dist/desktop-chat/ ($$(du -sh dist/desktop-chat | cut -f1))"
+	$(BIN)/python packaging/linux/build_deb.py
+
+# Installs and purges the package on this machine: CI's last step, or a root shell on a Debian 12 machine.
+package-check: package
+	@scripts/system-deps.sh package
+	packaging/linux/install_check.sh "$$($(BIN)/python packaging/linux/build_deb.py --print-path)" \
+		"desktop-chat $$($(BIN)/python -c 'import desktop_chat; print(desktop_chat.__version__)')"
 
 clean:
 	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache tests/artifacts

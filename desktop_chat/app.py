@@ -34,7 +34,7 @@ from PySide6.QtCore import QCoreApplication
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-from desktop_chat import __version__
+from desktop_chat import APP_ID, __version__
 from desktop_chat.config import LOCAL_ANON_KEY, LOCAL_SUPABASE_URL, Settings, save_user_settings
 from desktop_chat.dal.api import ChatStoreAPI
 from desktop_chat.dal.factory import open_data_layer
@@ -139,7 +139,8 @@ def run(
     assert isinstance(app, QApplication)  # a QCoreApplication cannot show windows
     QCoreApplication.setApplicationName("desktop-chat")
     QCoreApplication.setApplicationVersion(__version__)
-    QApplication.setDesktopFileName("desktop-chat")
+    # The desktop entry's name: the Wayland app id, so the shell shows the entry's icon and name for the window.
+    QApplication.setDesktopFileName(APP_ID)
     # Quitting is ours to decide: the data layers must be closed before the event loop stops.
     app.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(app)

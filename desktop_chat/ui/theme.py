@@ -7,12 +7,13 @@ painting delegates read their colours from ``Colors`` rather than hard-coding an
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
+from PySide6.QtGui import QColor, QFontDatabase, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 _log = logging.getLogger(__name__)
@@ -20,6 +21,9 @@ _log = logging.getLogger(__name__)
 ThemeChoice = Literal["system", "light", "dark"]
 ICON_NAME = "desktop-chat.svg"
 STYLESHEET_NAME = "desktop-chat.qss"
+# Colour emoji fonts, best first. Without one, the system's fallback may draw emoji from a monochrome font
+# or as boxes; the .deb recommends fonts-noto-color-emoji.
+COLOUR_EMOJI_FAMILIES = ("Noto Color Emoji", "Twemoji", "JoyPixels", "Apple Color Emoji", "Segoe UI Emoji")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +133,23 @@ def app_icon() -> QIcon:
     return QIcon(str(path))
 
 
+def colour_emoji_family(installed: Sequence[str]) -> str | None:
+    """The best colour emoji font among the ``installed`` families, if any."""
+    available = {family.casefold() for family in installed}
+    return next((family for family in COLOUR_EMOJI_FAMILIES if family.casefold() in available), None)
+
+
+def prefer_colour_emoji(families: Callable[[], Sequence[str]] = QFontDatabase.families) -> str | None:
+    """Draw emoji with an installed colour emoji font (Qt 6.9's emoji font list); returns the family chosen."""
+    family = colour_emoji_family(families())
+    if family is None:
+        _log.info("No colour emoji font installed (e.g. fonts-noto-color-emoji); emoji use the system fallback")
+        return None
+    if family not in QFontDatabase.applicationEmojiFontFamilies():
+        QFontDatabase.addApplicationEmojiFontFamily(family)
+    return family
+
+
 class Theme(QObject):
     """The app's colours; applies the palette and tells painters when it changes.
 
@@ -148,6 +169,7 @@ class Theme(QObject):
         self._choice: ThemeChoice = choice
         self._colors = LIGHT
         app.setStyle("Fusion")
+        prefer_colour_emoji()
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._on_system_scheme)
         self._apply()
 
