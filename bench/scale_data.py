@@ -143,11 +143,11 @@ async def chat_with_members(
     return chat
 
 
-async def wait_for_wal_reader(conn: asyncpg.Connection, timeout: float = 600.0) -> float:
+async def wait_for_wal_reader(conn: asyncpg.Connection, patience: float = 600.0) -> float:
     """Wait until every logical slot (the gateway's) has read the WAL written so far; seconds waited."""
     started = time.perf_counter()
     target = await conn.fetchval("select pg_current_wal_lsn()")
-    while time.perf_counter() - started < timeout:
+    while time.perf_counter() - started < patience:
         behind = await conn.fetchval(
             "select count(*) from pg_replication_slots where slot_type = 'logical'"
             " and coalesce(confirmed_flush_lsn, '0/0') < $1::pg_lsn",

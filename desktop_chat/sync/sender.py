@@ -46,7 +46,9 @@ class SendingBackend(Protocol):
 
     async def insert_message(self, message_id: MessageId, chat_id: ChatId, content: str) -> Message | None: ...
 
-    async def fetch_message(self, message_id: MessageId) -> Message | None: ...
+    async def fetch_message(self, message_id: MessageId, chat_id: ChatId) -> Message | None:
+        """The stored message of that id in that chat (ids are unique per chat)."""
+        ...
 
     async def refresh_session(self) -> object: ...
 
@@ -252,7 +254,7 @@ class Sender:
             stored = await self._backend.insert_message(entry.id, entry.chat_id, entry.content)
             if stored is None:
                 # The row exists: an earlier attempt got through and only its answer was lost.
-                stored = await self._backend.fetch_message(entry.id)
+                stored = await self._backend.fetch_message(entry.id, entry.chat_id)
                 if stored is None:
                     raise LookupError("stored but not visible")
         except asyncio.CancelledError:

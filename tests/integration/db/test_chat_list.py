@@ -228,4 +228,6 @@ async def test_recent_chats_is_the_first_page(db: Db) -> None:
         recent = await conn.fetch("select * from public.recent_chats(5)")
         listed = await conn.fetch(LIST, 5, None, None, None, None)
     assert [row["id"] for row in recent] == [row["id"] for row in listed] == chats[:5]
-    assert [dict(row) for row in recent] == [{k: v for k, v in dict(row).items() if k != "activity_at"} for row in listed]
+    assert [dict(row) for row in recent] == [
+        {k: v for k, v in dict(row).items() if k != "activity_at"} for row in listed
+    ]

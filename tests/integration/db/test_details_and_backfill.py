@@ -121,7 +121,9 @@ async def test_changes_since_spends_one_budget_over_the_chats_in_order(db: Db) -
     async def changes(revs: list[int], budget: int) -> list[tuple[int, bool, list[int]]]:
         async with db.as_user(user) as conn:
             rows = await conn.fetch(CHANGES, chats, revs, budget)
-        return [(chats.index(row["chat_id"]), row["more"], [m["rev"] for m in json.loads(row["messages"])]) for row in rows]
+        return [
+            (chats.index(row["chat_id"]), row["more"], [m["rev"] for m in json.loads(row["messages"])]) for row in rows
+        ]
 
     assert await changes([0, 0, 0], 6) == [(0, False, [1, 2, 3, 4]), (1, True, [1, 2]), (2, True, [])]
     assert await changes([4, 2, 0], 6) == [(1, False, [3, 4]), (2, False, [1, 2, 3, 4])]

@@ -82,7 +82,9 @@ async def test_an_id_used_in_a_chat_one_cannot_see_is_answered_as_any_new_id(db:
     for suffix in ("", f" on conflict ({key}) do nothing"):
         assert await insert(secret["id"], suffix) == await insert(uuid.uuid4(), suffix) == "stored", suffix
     # Alice's message is untouched; the copies of its id are Mallory's own messages in her own chats.
-    rows = await db.pool.fetch("select session_id, sender_id, content from public.chat_messages where id = $1", secret["id"])
+    rows = await db.pool.fetch(
+        "select session_id, sender_id, content from public.chat_messages where id = $1", secret["id"]
+    )
     assert sorted((row["session_id"] == alices_chat, row["sender_id"] == alice, row["content"]) for row in rows) == [
         (False, False, "probe"),
         (False, False, "probe"),
