@@ -177,7 +177,11 @@ class Reads:
         """A page of the chat's members in joining order (not cached: the dialog that pages them is brief)."""
         if limit < 1:
             raise InvalidInput("A page holds at least one member.")
-        return await self._calls.call("chat_members", lambda: self._backend.fetch_members_page(chat_id, after, limit))
+        page = await self._calls.call("chat_members", lambda: self._backend.fetch_members_page(chat_id, after, limit))
+        if after is None and not page.members:
+            # A member is on the first page at least; nothing means row level security said no.
+            raise Rejected("This chat does not exist or you are no longer in it.")
+        return page
 
     async def changes_since(self, chat_id: ChatId, after_rev: int, limit: int) -> list[Message]:
         """The chat's messages whose ``rev`` is above ``after_rev``, by rev (the back-fill)."""
