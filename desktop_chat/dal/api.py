@@ -16,6 +16,7 @@ from desktop_chat.dal.live_list import LiveList, Unsubscribe
 from desktop_chat.models import (
     ChatDetails,
     ChatId,
+    ChatListKey,
     ChatMember,
     ChatSummary,
     MemberPage,
@@ -28,6 +29,7 @@ from desktop_chat.models import (
 from desktop_chat.realtime.manager import ConnectionState
 
 __all__ = [
+    "SEARCH_PAGE",
     "CacheStatus",
     "ChatList",
     "ChatStoreAPI",
@@ -42,6 +44,8 @@ __all__ = [
     "new_timeline",
     "timeline_sort_key",
 ]
+
+SEARCH_PAGE = 50  # matches per ``search_chats`` call; fewer means there are no more
 
 ChatList = LiveList[ChatSummary, ChatId]
 Timeline = LiveList[Message, MessageId]
@@ -147,10 +151,11 @@ class ChatStoreAPI(Protocol):
         end of the list)."""
         ...
 
-    async def search_chats(self, text: str) -> list[ChatSummary]:
+    async def search_chats(self, text: str, after: ChatListKey | None = None) -> list[ChatSummary]:
         """The user's chats whose title contains ``text`` (any case), out of *all* of them, not only the
-        loaded ones; newest activity first, the first page of matches. They are also put into
-        ``chat_list``, so that a filter over it shows them and they open like any listed chat."""
+        loaded ones; newest activity first, ``SEARCH_PAGE`` at most, below ``after`` (the last match of the
+        page before). They are also put into ``chat_list``, so that a filter over it shows them and they
+        open like any listed chat."""
         ...
 
     async def chat_details(self, chat_id: ChatId) -> ChatDetails:

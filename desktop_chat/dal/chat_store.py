@@ -33,6 +33,7 @@ from desktop_chat.errors import InvalidInput, NotSignedIn
 from desktop_chat.models import (
     ChatDetails,
     ChatId,
+    ChatListKey,
     ChatMember,
     ChatSummary,
     MemberPage,
@@ -180,8 +181,8 @@ class ChatStore:
     async def load_more_chats(self) -> int:
         return await self.signed_in.live.load_more_chats()
 
-    async def search_chats(self, text: str) -> list[ChatSummary]:
-        return await self.signed_in.live.search_chats(text)
+    async def search_chats(self, text: str, after: ChatListKey | None = None) -> list[ChatSummary]:
+        return await self.signed_in.live.search_chats(text, after)
 
     async def chat_details(self, chat_id: ChatId) -> ChatDetails:
         return await self.signed_in.reads.chat_details(chat_id)

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, 
 from typing import Any, Protocol
 
 from desktop_chat.cache import TieredCache
-from desktop_chat.dal.api import ChatList, MessageListener, Timeline, new_chat_list, new_timeline
+from desktop_chat.dal.api import SEARCH_PAGE, ChatList, MessageListener, Timeline, new_chat_list, new_timeline
 from desktop_chat.dal.changes import ChangeBatch, reduce, write_cache
 from desktop_chat.dal.cursor import RevCursor
 from desktop_chat.dal.reads import CHAT_PAGE
@@ -42,7 +42,6 @@ from desktop_chat.models import (
 from desktop_chat.sync.lifecycle import Discarded, Failed, PendingEvent, Retried, Sent, Submitted
 
 PAGE = 50
-SEARCH_PAGE = 50  # matches a search shows at first
 RELOAD_PAGE = 500  # rows per call when the whole loaded list is read again
 BACKFILL_CHATS = 1000  # chats per back-fill call (the server's limit)
 FRAME_INTERVAL = 0.016  # seconds live changes are collected before the views hear of them (a 60 Hz frame)
@@ -283,13 +282,13 @@ class LiveSync:
             self._write_recent()
             return len(page)
 
-    async def search_chats(self, text: str) -> list[ChatSummary]:
-        """The user's chats whose title contains ``text`` (any case), out of all of them, newest first; they
-        also go into the chat list (where a filter shows them), wherever they are in it."""
+    async def search_chats(self, text: str, after: ChatListKey | None = None) -> list[ChatSummary]:
+        """The user's chats whose title contains ``text`` (any case), out of all of them, newest first, below
+        ``after``; they also go into the chat list (where a filter shows them), wherever they are in it."""
         text = text.strip()
         if not text:
             return []
-        found = await self._reads.search_chats(text, SEARCH_PAGE)
+        found = await self._reads.search_chats(text, SEARCH_PAGE, after)
         self._upsert_rows(found)
         return found
 

@@ -25,6 +25,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from desktop_chat.dal.api import (
+    SEARCH_PAGE,
     CacheStatus,
     ChatList,
     ConnectionState,
@@ -367,13 +368,17 @@ class FakeChatStore:
         self._after_page(page)
         return len(page)
 
-    async def search_chats(self, text: str) -> list[ChatSummary]:
-        await self._enter("search_chats", text)
+    async def search_chats(self, text: str, after: ChatListKey | None = None) -> list[ChatSummary]:
+        await self._enter("search_chats", text, after)
         self._me()
         needle = text.strip().casefold()
         if not needle:
             return []
-        found = [row for row in self._listed() if needle in row.chat.title.casefold()][:50]
+        found = [
+            row
+            for row in self._listed()
+            if needle in row.chat.title.casefold() and (after is None or (key := row.list_key) is None or key < after)
+        ][:SEARCH_PAGE]
         self._chat_list.upsert_many(found)
         return found
 
