@@ -1,9 +1,10 @@
-"""Data sets for ``bench_scale`` (and the scale tests): many chats, many unread, many members, written as
-the ``postgres`` superuser in a few set-based statements through the schema's own triggers.
+"""Data sets for ``bench_scale``: many chats, many unread messages, many members, on the schema before this
+work and after it, written as the ``postgres`` superuser in a few set-based statements.
 
-The broadcast triggers of the private-topics migration are switched off while filling (a hundred
-thousand historical messages would otherwise write several hundred thousand ``realtime.messages`` rows
-and keep the gateway's WAL reader busy long after), and the fill waits until the gateway has read the
+Messages are loaded as a bulk loader loads them (``chat_migrate`` does the same): the per-message order
+trigger and the broadcast triggers are switched off for the load, ``seq``/``rev`` are numbered in the
+statement, and the counters the trigger keeps (the chat's ``last_seq``/``last_rev``/``last_message_at``,
+the inbox's ``activity_at``) are set once afterwards. Then the fill waits until the gateway has read the
 WAL it wrote, so that no measurement shares the machine with that work.
 """
 
@@ -17,20 +18,27 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-BROADCAST_TRIGGERS = (
+LOAD_TRIGGERS = (
+    ("chat_messages", "chat_messages_assign_order"),
     ("chat_messages", "chat_messages_broadcast_insert"),
     ("chat_members", "chat_members_broadcast"),
 )
-BATCH = 250  # messages of one chat per statement (each bumps the chat row; a long chain gets slow)
+CHATS_PER_STATEMENT = 50
 
 
 @dataclass
 class Account:
-    """A user with chats: who they are, their chats (newest activity first) and who else is in them."""
+    """A user, their chats (chat n, 1-based, is the n-th most recent) and their partner in them."""
 
     user: uuid.UUID
+    partner: uuid.UUID
     chats: list[uuid.UUID] = field(default_factory=list)
-    partner: uuid.UUID | None = None
+    per_chat: int = 1  # messages in each chat
+
+
+async def has_inbox(conn: asyncpg.Connection) -> bool:
+    """Whether the schema has the chat inbox (this work's migration) or is the one before it."""
+    return bool(await conn.fetchval("select to_regclass('public.chat_inbox') is not null"))
 
 
 async def users(conn: asyncpg.Connection, count: int, prefix: str = "bench") -> list[uuid.UUID]:
@@ -47,98 +55,108 @@ async def users(conn: asyncpg.Connection, count: int, prefix: str = "bench") -> 
     return ids
 
 
-async def broadcasts(conn: asyncpg.Connection, *, enabled: bool) -> None:
-    """Switch the database broadcast triggers on or off (superuser; for filling only)."""
+async def load_triggers(conn: asyncpg.Connection, *, enabled: bool) -> None:
+    """Switch the per-message and broadcast triggers on or off (superuser; for loading only)."""
     verb = "enable" if enabled else "disable"
-    for table, trigger in BROADCAST_TRIGGERS:
-        exists = await conn.fetchval(
+    for table, trigger in LOAD_TRIGGERS:
+        if await conn.fetchval(
             "select exists (select from pg_trigger where tgname = $1 and tgrelid = $2::regclass)",
             trigger,
             f"public.{table}",
-        )
-        if exists:
+        ):
             await conn.execute(f"alter table public.{table} {verb} trigger {trigger}")
 
 
-async def account_with_chats(
-    conn: asyncpg.Connection,
-    count: int,
-    *,
-    title: str = "Chat",
-    unread: int = 0,
-    user: uuid.UUID | None = None,
-    partner: uuid.UUID | None = None,
+async def account(
+    conn: asyncpg.Connection, count: int, *, title: str, unread: int = 0, user: uuid.UUID | None = None
 ) -> Account:
-    """A user in ``count`` two-person chats with one partner; each chat has ``unread + 1`` messages from the
-    partner, the user has read all but the last ``unread`` of them. Chat n (1-based) is titled
-    ``<title> <n>`` and its newest message is n minutes old, so chat 1 is the most recent."""
+    """A user in ``count`` two-person chats with one partner, titled ``<title> <n>``; each chat has
+    ``unread + 1`` messages from the partner (chat n's newest n minutes old), of which the user has read
+    all but ``unread``."""
     if user is None:
-        [user] = await users(conn, 1, "owner")
-    if partner is None:
-        [partner] = await users(conn, 1, "partner")
+        [user] = await users(conn, 1, f"{title} owner")
+    [partner] = await users(conn, 1, f"{title} partner")
     chats = [uuid.uuid4() for _ in range(count)]
+    per_chat = unread + 1
     await conn.execute(
         "insert into public.chat_sessions (id, title, created_by, created_at)"
-        " select c, $2 || ' ' || n, $3, now() - interval '30 days' - n * interval '1 minute'"
-        " from unnest($1::uuid[]) with ordinality as t (c, n)",
+        " select c, $2 || ' ' || n, $3, now() - interval '60 days' from unnest($1::uuid[]) with ordinality t (c, n)",
         chats,
         title,
         user,
     )
     await conn.execute(
         "insert into public.chat_members (session_id, user_id, role, joined_at)"
-        " select c, $2, 'member', now() - interval '30 days' from unnest($1::uuid[]) c",
+        " select c, $2, 'member', now() - interval '60 days' from unnest($1::uuid[]) c",
         chats,
         partner,
     )
-    per_chat = unread + 1
-    # Chats in groups whose messages stay within BATCH per statement; chat n's messages end n minutes ago.
-    group = max(1, BATCH // per_chat)
-    for start in range(0, count, group):
+    await load_triggers(conn, enabled=False)
+    try:
+        for start in range(0, count, CHATS_PER_STATEMENT):
+            await conn.execute(
+                "insert into public.chat_messages (session_id, sender_id, content, created_at, seq, rev)"
+                " select c, $2, 'message ' || g || ' of ' || $4 || ' ' || (n + $5),"
+                "        now() - (n + $5) * interval '1 minute' - ($3 - g) * interval '1 millisecond', g, g"
+                " from unnest($1::uuid[]) with ordinality as t (c, n), generate_series(1, $3) g",
+                chats[start : start + CHATS_PER_STATEMENT],
+                partner,
+                per_chat,
+                title,
+                start,
+            )
+    finally:
+        await load_triggers(conn, enabled=True)
+    # The counters the order trigger would have kept, set once.
+    await conn.execute(
+        "update public.chat_sessions s"
+        " set last_seq = $2, last_rev = $2, last_message_at = now() - t.n * interval '1 minute'"
+        " from unnest($1::uuid[]) with ordinality t (c, n) where s.id = t.c",
+        chats,
+        per_chat,
+    )
+    if await has_inbox(conn):
         await conn.execute(
-            "insert into public.chat_messages (session_id, sender_id, content, created_at)"
-            " select c, $2, 'message ' || g || ' in ' || $4 || ' ' || (n + $5),"
-            "        now() - (n + $5) * interval '1 minute' - ($3 - g) * interval '1 millisecond'"
-            " from unnest($1::uuid[]) with ordinality as t (c, n), generate_series(1, $3) g"
-            " order by n, g",
-            chats[start : start + group],
-            partner,
-            per_chat,
-            title,
-            start,
+            "update public.chat_inbox i set activity_at = s.last_message_at"
+            " from public.chat_sessions s where s.id = i.session_id and s.id = any($1::uuid[])",
+            chats,
         )
     await conn.execute(
-        "update public.chat_members m set last_read_seq = s.last_seq - $3"
-        " from public.chat_sessions s where s.id = m.session_id and m.session_id = any($1::uuid[]) and m.user_id = $2",
+        "update public.chat_members set last_read_seq = $3 where session_id = any($1::uuid[]) and user_id = $2",
         chats,
         user,
-        unread,
+        per_chat - unread,
     )
-    return Account(user=user, chats=chats, partner=partner)
+    await conn.execute(
+        "update public.chat_members set last_read_seq = $3 where session_id = any($1::uuid[]) and user_id = $2",
+        chats,
+        partner,
+        per_chat,
+    )
+    return Account(user=user, partner=partner, chats=chats, per_chat=per_chat)
 
 
 async def chat_with_members(
-    conn: asyncpg.Connection, owner: uuid.UUID, members: Sequence[uuid.UUID], title: str = "Big chat"
+    conn: asyncpg.Connection, owner: uuid.UUID, members: Sequence[uuid.UUID], title: str
 ) -> uuid.UUID:
-    """A chat created by ``owner`` with ``members`` added in one statement, and one message from each of
-    the last 20 members."""
+    """A chat created by ``owner`` with ``members`` added in one statement (joined in that order), and one
+    message from each of the last 20 of them (the chat's recent senders)."""
     chat = uuid.uuid4()
     await conn.execute(
         "insert into public.chat_sessions (id, title, created_by) values ($1, $2, $3)", chat, title, owner
     )
+    others = [member for member in members if member != owner]
     await conn.execute(
         "insert into public.chat_members (session_id, user_id, joined_at)"
-        " select $1, u, now() - interval '1 day' + n * interval '1 millisecond'"
-        " from unnest($2::uuid[]) with ordinality as t (u, n) where u <> $3",
+        " select $1, u, now() + n * interval '1 millisecond' from unnest($2::uuid[]) with ordinality as t (u, n)",
         chat,
-        list(members),
-        owner,
+        others,
     )
     await conn.execute(
         "insert into public.chat_messages (session_id, sender_id, content)"
         " select $1, u, 'hello from ' || u from unnest($2::uuid[]) u",
         chat,
-        list(members[-20:]),
+        others[-20:],
     )
     return chat
 

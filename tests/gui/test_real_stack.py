@@ -4,9 +4,11 @@ is confirmed, and bob's window receives it."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from pydantic import SecretStr
 from PySide6.QtCore import Qt
@@ -112,3 +114,124 @@ def test_alice_sends_from_her_window_and_bobs_window_shows_it(qtbot: QtBot, clie
     )
     assert last(bob_model).seq == last(alice_model).seq  # type: ignore[attr-defined, union-attr]
     assert composer.text == ""
+
+
+# --- a user in a thousand chats ----------------------------------------------------------------------------
+ROOMS = 1000
+
+
+async def user_in_rooms(stack: StackHandle, rooms: int) -> str:
+    """A new user (password ``password123``) in ``rooms`` two-person chats titled ``Room 0001`` (the newest,
+    one message a minute ago) to ``Room 1000`` (the oldest); returns the e-mail address."""
+    email = f"rooms-{uuid.uuid4().hex[:8]}@example.com"
+    conn = await asyncpg.connect(stack.db_url)
+    try:
+        user, partner = uuid.uuid4(), uuid.uuid4()
+        # As supabase/seed.sql writes users (GoTrue's token columns empty, not NULL), with a cheaper hash.
+        await conn.execute(
+            "insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,"
+            " confirmation_token, recovery_token, email_change_token_new, email_change,"
+            " raw_app_meta_data, raw_user_meta_data, created_at, updated_at)"
+            " select '00000000-0000-0000-0000-000000000000', u.id, 'authenticated', 'authenticated', u.email,"
+            " extensions.crypt('password123', extensions.gen_salt('bf', 4)), now(), '', '', '', '',"
+            " '{\"provider\":\"email\",\"providers\":[\"email\"]}'::jsonb, jsonb_build_object('display_name', u.name),"
+            " now(), now()"
+            " from (values ($1::uuid, $2::text, 'Rooms'), ($3::uuid, $4::text, 'Partner')) u (id, email, name)",
+            user,
+            email,
+            partner,
+            f"partner-{email}",
+        )
+        chats = [uuid.uuid4() for _ in range(rooms)]
+        await conn.execute(
+            "insert into public.chat_sessions (id, title, created_by, created_at)"
+            " select c, 'Room ' || lpad(n::text, 4, '0'), $2, now() - interval '60 days'"
+            " from unnest($1::uuid[]) with ordinality t (c, n)",
+            chats,
+            user,
+        )
+        await conn.execute(
+            "insert into public.chat_members (session_id, user_id) select c, $2 from unnest($1::uuid[]) c",
+            chats,
+            partner,
+        )
+        await conn.execute(
+            "insert into public.chat_messages (session_id, sender_id, content, created_at)"
+            " select c, $2, 'hello from room ' || n, now() - n * interval '1 minute'"
+            " from unnest($1::uuid[]) with ordinality t (c, n)",
+            chats,
+            partner,
+        )
+    finally:
+        await conn.close()
+    return email
+
+
+def listed_titles(model: object) -> list[str]:
+    return [model.index(row, 0).data() for row in range(model.rowCount())]  # type: ignore[attr-defined]
+
+
+def test_a_user_in_a_thousand_chats_scrolls_to_the_last_one_and_finds_old_ones_by_name(
+    qtbot: QtBot,
+    qloop: asyncio.AbstractEventLoop,
+    stack: StackHandle,
+    tmp_path: Path,
+    theme: Theme,
+) -> None:
+    making = asyncio.ensure_future(user_in_rooms(stack, ROOMS))
+    qtbot.waitUntil(making.done, timeout=60_000)
+    email = making.result()
+    settings = settings_for(stack, tmp_path / "rooms", 5)
+    opening = asyncio.ensure_future(open_data_layer(settings, keyring_backend=MemoryKeyring()))
+    qtbot.waitUntil(opening.done, timeout=20_000)
+    layer = opening.result()
+    bridge = StoreBridge(layer.store, server_url=settings.supabase_url)
+    notifier = Notifier(QIcon(), enabled=False, parent=bridge)
+    flow = SignInFlow(bridge, settings=settings, theme=theme, notifier=notifier, icon=QIcon(), confirm=lambda *_: True)
+    try:
+        flow.sign_in_automatically(email, "password123")
+        qtbot.waitUntil(lambda: flow.main_window is not None, timeout=20_000)
+        window = flow.main_window
+        assert window is not None
+        window.show()
+        panel = window.chat_list
+        qtbot.waitUntil(lambda: window.chats.rowCount() >= 20, timeout=20_000)
+        assert window.chats.rowCount() < ROOMS  # a page (or the few the view needed to fill itself)
+        assert listed_titles(window.chats)[0] == "Room 0001"
+
+        # The filter box finds a chat that is far from loaded, on the server.
+        assert "Room 0987" not in listed_titles(window.chats)
+        qtbot.keyClicks(panel.filter_edit, "room 0987")
+        qtbot.waitUntil(lambda: listed_titles(panel.proxy) == ["Room 0987"], timeout=20_000)
+        panel.list_view.setCurrentIndex(panel.proxy.index(0, 0))
+        qtbot.waitUntil(lambda: window.chat_panel.chat_id is not None, timeout=20_000)
+        assert window.chat_panel.title_label.text() == "Room 0987"
+        panel.filter_edit.clear()
+
+        # So does the quick switcher.
+        switcher = window.quick_switch()
+        qtbot.keyClicks(switcher.search, "Room 0912")
+        qtbot.waitUntil(lambda: listed_titles(switcher.proxy) == ["Room 0912"], timeout=20_000)
+        qtbot.keyClick(switcher.search, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: window.chat_panel.title_label.text() == "Room 0912", timeout=20_000)
+
+        # Scrolling the list to its end loads page after page, down to the oldest chat.
+        view = panel.list_view
+        for _ in range(ROOMS // 10):
+            if listed_titles(window.chats)[-1] == "Room 1000" and not bridge.has_more_chats():
+                break
+            view.scrollToBottom()
+            qtbot.wait(20)
+        qtbot.waitUntil(lambda: not bridge.has_more_chats(), timeout=20_000)
+        view.scrollToBottom()
+        titles = listed_titles(window.chats)
+        assert titles == [f"Room {n:04}" for n in range(1, ROOMS + 1)]  # every chat once, newest first
+        last = panel.proxy.index(panel.proxy.rowCount() - 1, 0)
+        assert last.data() == "Room 1000"
+        assert view.viewport().rect().intersects(view.visualRect(last))  # on screen
+    finally:
+        flow.close_windows()
+        bridge.detach()
+        closing = asyncio.ensure_future(layer.close())
+        qtbot.waitUntil(closing.done, timeout=20_000)
+
