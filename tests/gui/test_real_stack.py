@@ -4,11 +4,9 @@ is confirmed, and bob's window receives it."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from pydantic import SecretStr
 from PySide6.QtCore import Qt
@@ -23,6 +21,7 @@ from desktop_chat.ui.notifications import Notifier
 from desktop_chat.ui.sign_in_flow import SignInFlow
 from desktop_chat.ui.theme import Theme
 from tests.conftest import StackHandle
+from tests.integration.accounts import user_in_rooms
 from tests.keyrings import MemoryKeyring
 
 pytestmark = pytest.mark.integration
@@ -120,53 +119,6 @@ def test_alice_sends_from_her_window_and_bobs_window_shows_it(qtbot: QtBot, clie
 ROOMS = 1000
 
 
-async def user_in_rooms(stack: StackHandle, rooms: int) -> str:
-    """A new user (password ``password123``) in ``rooms`` two-person chats titled ``Room 0001`` (the newest,
-    one message a minute ago) to ``Room 1000`` (the oldest); returns the e-mail address."""
-    email = f"rooms-{uuid.uuid4().hex[:8]}@example.com"
-    conn = await asyncpg.connect(stack.db_url)
-    try:
-        user, partner = uuid.uuid4(), uuid.uuid4()
-        # As supabase/seed.sql writes users (GoTrue's token columns empty, not NULL), with a cheaper hash.
-        await conn.execute(
-            "insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,"
-            " confirmation_token, recovery_token, email_change_token_new, email_change,"
-            " raw_app_meta_data, raw_user_meta_data, created_at, updated_at)"
-            " select '00000000-0000-0000-0000-000000000000', u.id, 'authenticated', 'authenticated', u.email,"
-            " extensions.crypt('password123', extensions.gen_salt('bf', 4)), now(), '', '', '', '',"
-            " '{\"provider\":\"email\",\"providers\":[\"email\"]}'::jsonb, jsonb_build_object('display_name', u.name),"
-            " now(), now()"
-            " from (values ($1::uuid, $2::text, 'Rooms'), ($3::uuid, $4::text, 'Partner')) u (id, email, name)",
-            user,
-            email,
-            partner,
-            f"partner-{email}",
-        )
-        chats = [uuid.uuid4() for _ in range(rooms)]
-        await conn.execute(
-            "insert into public.chat_sessions (id, title, created_by, created_at)"
-            " select c, 'Room ' || lpad(n::text, 4, '0'), $2, now() - interval '60 days'"
-            " from unnest($1::uuid[]) with ordinality t (c, n)",
-            chats,
-            user,
-        )
-        await conn.execute(
-            "insert into public.chat_members (session_id, user_id) select c, $2 from unnest($1::uuid[]) c",
-            chats,
-            partner,
-        )
-        await conn.execute(
-            "insert into public.chat_messages (session_id, sender_id, content, created_at)"
-            " select c, $2, 'hello from room ' || n, now() - n * interval '1 minute'"
-            " from unnest($1::uuid[]) with ordinality t (c, n)",
-            chats,
-            partner,
-        )
-    finally:
-        await conn.close()
-    return email
-
-
 def listed_titles(model: object) -> list[str]:
     return [model.index(row, 0).data() for row in range(model.rowCount())]  # type: ignore[attr-defined]
 
@@ -178,9 +130,9 @@ def test_a_user_in_a_thousand_chats_scrolls_to_the_last_one_and_finds_old_ones_b
     tmp_path: Path,
     theme: Theme,
 ) -> None:
-    making = asyncio.ensure_future(user_in_rooms(stack, ROOMS))
+    making = asyncio.ensure_future(user_in_rooms(stack.db_url, ROOMS))
     qtbot.waitUntil(making.done, timeout=60_000)
-    email = making.result()
+    email = making.result().email
     settings = settings_for(stack, tmp_path / "rooms", 5)
     opening = asyncio.ensure_future(open_data_layer(settings, keyring_backend=MemoryKeyring()))
     qtbot.waitUntil(opening.done, timeout=20_000)
@@ -234,4 +186,3 @@ def test_a_user_in_a_thousand_chats_scrolls_to_the_last_one_and_finds_old_ones_b
         bridge.detach()
         closing = asyncio.ensure_future(layer.close())
         qtbot.waitUntil(closing.done, timeout=20_000)
-
