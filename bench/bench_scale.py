@@ -247,9 +247,7 @@ async def measure_chat_list(stacks: dict[str, Stack], who: dict[str, dict[str, A
         assert len(response.data) == APP_PAGE
 
     async def search() -> None:
-        response = await deep_client.rpc(
-            "chat_list", {"p_limit": 50, "p_search": oldest}
-        ).execute()
+        response = await deep_client.rpc("chat_list", {"p_limit": 50, "p_search": oldest}).execute()
         assert [row["title"] for row in response.data] == [oldest]
 
     cells[f"{max(CHAT_COUNTS)} chats, the last page | after chat_list(100, keyset)"] = last_page
