@@ -67,6 +67,13 @@ async def load_triggers(conn: asyncpg.Connection, *, enabled: bool) -> None:
             await conn.execute(f"alter table public.{table} {verb} trigger {trigger}")
 
 
+async def broadcast_triggers(conn: asyncpg.Connection, *, enabled: bool) -> None:
+    """Switch the private-topics broadcast triggers of messages on or off (superuser; a benchmark's reference)."""
+    verb = "enable" if enabled else "disable"
+    for trigger in ("chat_messages_broadcast_insert", "chat_messages_broadcast_update"):
+        await conn.execute(f"alter table public.chat_messages {verb} trigger {trigger}")
+
+
 async def account(
     conn: asyncpg.Connection, count: int, *, title: str, unread: int = 0, user: uuid.UUID | None = None
 ) -> Account:
