@@ -27,6 +27,16 @@ system:
 $(VENV)/.installed: pyproject.toml scripts/venv.sh
 	@scripts/venv.sh
 
+# The official JavaScript client for tests/js (run by tests/integration/realtime/test_supabase_js.py),
+# installed from the committed lockfile where Node is there; npm rewrites this file on every install.
+JS_DEPS := tests/js/node_modules/.package-lock.json
+$(JS_DEPS): tests/js/package.json tests/js/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/js && npm ci --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "npm not found: the supabase-js tests need Node.js 20+ with npm (without Node they are skipped)"; \
+	fi
+
 install: $(VENV)/.installed
 
 check: install
@@ -39,7 +49,7 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: system install
+test: system install $(JS_DEPS)
 	$(BIN)/python -m pytest
 
 run: system install
@@ -72,7 +82,7 @@ package-check: package
 		"desktop-chat $$($(BIN)/python -c 'import desktop_chat; print(desktop_chat.__version__)')"
 
 clean:
-	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache tests/artifacts
+	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache tests/artifacts tests/js/node_modules
 
 .DEFAULT:
 	@echo "make: there is no target '$@'. Run 'make help' for the list." >&2

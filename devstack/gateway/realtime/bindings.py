@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from devstack.gateway.realtime import catalog as catalog_module
-from devstack.gateway.realtime.catalog import Catalog, TableInfo
+from devstack.gateway.realtime.catalog import Catalog, ColumnInfo, TableInfo
 from devstack.gateway.realtime.filters import BoundFilter, FilterError
 from devstack.gateway.realtime.protocol import BindingRequest, JoinError, binding_id
 
@@ -89,12 +89,17 @@ class Binder:
                 raise JoinError(f"InvalidJoinPayload: {where}: invalid column for filter {spec.column!r}")
             try:
                 async with self._pool.acquire() as conn:
-                    # Postgres casts the operands, as Realtime does; cast_type comes from format_type(),
-                    # so it is valid, quoted SQL.
-                    canonical = await conn.fetchval(
-                        f"select array(select (v::text)::{column.cast_type}::text from unnest($1::text[]) as v)",  # noqa: S608
+                    # Postgres casts the operands, as Realtime does, to the column's type with its modifier
+                    # (so they read as the column stores them: char(2) padded, numeric(5,2) rounded); both
+                    # type names come from the catalog (format_type, quote_ident), so they are valid SQL.
+                    row = await conn.fetchrow(
+                        f"select array(select (v::text)::{column.cast_type}::text from unnest($1::text[]) as v),"  # noqa: S608
+                        f" array(select (v::text)::{column.plain_cast_type}::text from unnest($1::text[]) as v)",
                         list(spec.values),
                     )
+                assert row is not None
+                canonical, plain = row
+                _refuse_cut_strings(column, canonical, plain)
                 bound.append(BoundFilter.bind(spec, column.base_typname, tuple(canonical)))
             except (asyncpg.DataError, asyncpg.SyntaxOrAccessError) as error:
                 raise JoinError(
@@ -103,3 +108,16 @@ class Binder:
             except FilterError as error:
                 raise JoinError(f"InvalidJoinPayload: {where}: {error}") from None
         return tuple(bound)
+
+
+_STRING_TYPES = frozenset({"bpchar", "varchar", "bit", "varbit"})
+
+
+def _refuse_cut_strings(column: ColumnInfo, canonical: list[str], plain: list[str]) -> None:
+    """An explicit cast silently cuts a string to the column's length (``DZX`` to ``DZ`` for char(2)),
+    which would then match rows the filter does not name; refuse it as storing it would be refused."""
+    if column.typname not in _STRING_TYPES:
+        return
+    for cut, whole in zip(canonical, plain, strict=True):
+        if cut.rstrip(" ") != whole.rstrip(" "):
+            raise FilterError(f"value too long for type {column.cast_type}: {whole!r}")

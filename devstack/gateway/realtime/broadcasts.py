@@ -10,9 +10,9 @@ turns each into the frame Supabase Realtime sends:
 
 A row with ``private = true`` goes to the private channels of the topic whose join found the broadcast
 read right (authorized once, at join, by ``policies``: nothing is checked per message), one with
-``private = false`` to its public channels. Rows without a topic, event, id or JSON payload are skipped,
-as Realtime skips them; rows with a binary payload need the V2 serializer, which this gateway does not
-speak, and are skipped too.
+``private = false`` to its public channels. Rows without a topic, event, id or payload are skipped, as
+Realtime skips them; a row with a binary payload goes to V2 sockets only, as a binary user broadcast (V1
+sockets cannot carry it).
 
 The rows also need: a wake-up at commit (a statement trigger on ``realtime.messages``, so delivery does
 not wait for the capture's fallback timer), and daily partitions, created a few days ahead and dropped
@@ -26,7 +26,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from devstack.gateway.realtime.protocol import TOPIC_PREFIX
+from devstack.gateway.realtime.protocol import TOPIC_PREFIX, Broadcast, UserBroadcast
 from devstack.gateway.realtime.wal import Change
 
 if TYPE_CHECKING:
@@ -117,19 +117,24 @@ class BroadcastRelay:
             message = _message(change.record)
             if message is None:
                 continue
-            private, topic, payload = message
+            private, topic, broadcast = message
             self.relayed += 1
-            self._hub.broadcast((private, TOPIC_PREFIX + topic), payload, None)
+            self._hub.broadcast((private, TOPIC_PREFIX + topic), broadcast, None)
 
 
-def _message(record: dict[str, Any]) -> tuple[bool, str, dict[str, Any]] | None:
-    """``(private, topic, broadcast payload)`` of a row, or None for a row Realtime would not send."""
+def _message(record: dict[str, Any]) -> tuple[bool, str, Broadcast] | None:
+    """``(private, topic, broadcast)`` of a row, or None for a row Realtime would not send."""
     topic, event, row_id, private = record.get("topic"), record.get("event"), record.get("id"), record.get("private")
     if not isinstance(topic, str) or not isinstance(event, str) or row_id is None or not isinstance(private, bool):
         return None
-    if record.get("binary_payload") is not None:
-        log.debug("realtime: skipped a binary broadcast on %s (V1 sockets cannot carry it)", topic)
-        return None
+    binary = record.get("binary_payload")
+    if isinstance(binary, str):
+        # bytea, as wal2json prints it (hex, with or without the \x of its text output)
+        try:
+            data = bytes.fromhex(binary.removeprefix("\\x"))
+        except ValueError:
+            return None
+        return private, topic, Broadcast(user=UserBroadcast(event=event, payload=data, is_json=False))
     raw = record.get("payload")
     if raw is None:
         return None
@@ -137,4 +142,5 @@ def _message(record: dict[str, Any]) -> tuple[bool, str, dict[str, Any]] | None:
         payload = json.loads(raw) if isinstance(raw, str) else raw
     except ValueError:
         return None
-    return private, topic, {"event": event, "payload": payload, "type": "broadcast", "meta": {"id": str(row_id)}}
+    body = {"event": event, "payload": payload, "type": "broadcast", "meta": {"id": str(row_id)}}
+    return private, topic, Broadcast(payload=body)

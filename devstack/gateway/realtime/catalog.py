@@ -25,7 +25,10 @@ class ColumnInfo:
     type_oid: ``atttypid``.
     typname: The type's ``typname``, as Realtime lists it in ``columns``.
     base_typname: For a domain, its base type's name (what filters compare as); else ``typname``.
-    cast_type: The type as SQL text (``format_type``), used to cast filter values.
+    cast_type: The type as SQL text with its modifier (``format_type(atttypid, atttypmod)``:
+        ``character(2)``, ``numeric(5,2)``), used to cast filter values to what the column stores.
+    plain_cast_type: The type without a modifier, schema-qualified and quoted (``pg_catalog.bpchar``;
+        not ``character``, which means ``char(1)``): what a value is as written, before any cut.
     """
 
     name: str
@@ -33,6 +36,7 @@ class ColumnInfo:
     typname: str
     base_typname: str
     cast_type: str
+    plain_cast_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +88,16 @@ select c.oid::int8 as oid, n.nspname as schema, c.relname as name, c.relrowsecur
            from pg_catalog.pg_attribute a
           where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '{}') as column_types,
        coalesce((
-         select array_agg(pg_catalog.format_type(a.atttypid, null) order by a.attnum)
+         select array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) order by a.attnum)
            from pg_catalog.pg_attribute a
           where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '{}') as cast_types,
+       coalesce((
+         select array_agg(pg_catalog.quote_ident(tn.nspname) || '.' || pg_catalog.quote_ident(t.typname)
+                          order by a.attnum)
+           from pg_catalog.pg_attribute a
+           join pg_catalog.pg_type t on t.oid = a.atttypid
+           join pg_catalog.pg_namespace tn on tn.oid = t.typnamespace
+          where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '{}') as plain_cast_types,
        coalesce((
          select array_agg(a.attname::text order by array_position(i.indkey::int2[], a.attnum))
            from pg_catalog.pg_index i
@@ -128,7 +139,9 @@ async def describe(conn: AnyConnection, schema: str, name: str, types: TypeRegis
 
 def _table(row: asyncpg.Record, types: TypeRegistry) -> TableInfo:
     columns = []
-    for name, type_oid, cast_type in zip(row["column_names"], row["column_types"], row["cast_types"], strict=True):
+    for name, type_oid, cast_type, plain_cast_type in zip(
+        row["column_names"], row["column_types"], row["cast_types"], row["plain_cast_types"], strict=True
+    ):
         own = types.get(int(type_oid))
         base = types.resolve(int(type_oid))
         columns.append(
@@ -138,6 +151,7 @@ def _table(row: asyncpg.Record, types: TypeRegistry) -> TableInfo:
                 typname=own.name if own is not None else cast_type,
                 base_typname=base.name if base is not None else cast_type,
                 cast_type=cast_type,
+                plain_cast_type=plain_cast_type,
             )
         )
     return TableInfo(

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -16,11 +16,12 @@ from devstack.gateway.realtime.bindings import Binding
 from devstack.gateway.realtime.policies import Policies
 from devstack.gateway.realtime.presence import Diff, PresenceRegistry
 from devstack.gateway.realtime.protocol import (
+    CLOSE_INTERNAL_ERROR,
     CLOSE_TRY_AGAIN_LATER,
     MAX_FRAME_BYTES,
-    dumps,
-    encode_frame,
+    Broadcast,
 )
+from devstack.gateway.realtime.serializer import Frame, Serializer
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +66,24 @@ class Auth:
 
 class Connection:
     """One client websocket: an outbound queue drained by a writer task, so that a slow client never
-    blocks the change fan-out, and frames leave in the order they were queued."""
+    blocks the change fan-out, and frames leave in the order they were queued.
 
-    def __init__(self, websocket: WebSocket, apikey: str) -> None:
+    Frames are built by the socket's ``serializer``. If writing fails for any reason other than the peer
+    being gone (a frame that cannot be encoded, say), the socket is closed with 1011 and ``on_broken``
+    runs at once, so its channels and presences are dropped instead of lingering deaf.
+    """
+
+    def __init__(self, websocket: WebSocket, apikey: str, serializer: Serializer) -> None:
         self.websocket = websocket
         self.apikey = apikey
+        self.serializer = serializer
         # What Realtime hands to policies as `request.headers`: the upgrade request's x- headers.
         self.x_headers = {
             name.lower(): value for name, value in websocket.headers.items() if name.lower().startswith("x-")
         }
         self.channels: dict[str, Channel] = {}
-        self._queue: asyncio.Queue[str | tuple[int, str]] = asyncio.Queue()
+        self.on_broken: Callable[[Connection], None] | None = None
+        self._queue: asyncio.Queue[Frame | tuple[int, str]] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self.closing = False
 
@@ -88,12 +96,14 @@ class Connection:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
 
-    def send(self, frame: str) -> None:
+    def send(self, frame: Frame) -> None:
         """Queue a frame; frames over the client's limit are dropped (and logged), never sent."""
         if self.closing:
             return
         # A character takes at most 4 bytes in UTF-8: only long frames need the exact count.
-        if len(frame) * 4 > MAX_FRAME_BYTES and len(frame.encode()) > MAX_FRAME_BYTES:
+        if len(frame) * 4 > MAX_FRAME_BYTES and len(frame if isinstance(frame, bytes) else frame.encode()) > (
+            MAX_FRAME_BYTES
+        ):
             log.warning("realtime: dropped a %d-character frame, over the 1 MiB limit", len(frame))
             return
         if self._queue.qsize() >= MAX_QUEUED_FRAMES:
@@ -111,19 +121,33 @@ class Connection:
 
     async def _write_loop(self) -> None:
         websocket = self.websocket
-        while True:
-            item = await self._queue.get()
-            try:
+        try:
+            while True:
+                item = await self._queue.get()
                 if isinstance(item, tuple):
                     if websocket.application_state == WebSocketState.CONNECTED:
                         await websocket.close(item[0], item[1])
                     return
-                await websocket.send_text(item)
-            except (OSError, RuntimeError, WebSocketDisconnect) as error:
-                # The peer went away; the receive loop sees the disconnect and cleans up.
-                log.debug("realtime: send failed: %s", error)
-                self.closing = True
-                return
+                if isinstance(item, bytes):
+                    await websocket.send_bytes(item)
+                else:
+                    await websocket.send_text(item)
+        except (OSError, RuntimeError, WebSocketDisconnect) as error:
+            # The peer went away, or closed while a frame was on its way (uvicorn then refuses to send).
+            log.debug("realtime: send failed: %s", error)
+            await self._fail()
+        except Exception as error:  # whatever broke the writer, this socket must not stay deaf
+            log.warning("realtime: closing a socket whose writer failed: %s: %s", type(error).__name__, error)
+            await self._fail()
+
+    async def _fail(self) -> None:
+        """Stop sending, drop the channels now, and close the socket (1011) if it is still open."""
+        self.closing = True
+        if self.on_broken is not None:
+            self.on_broken(self)
+        if self.websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):  # the peer may be gone already
+                await self.websocket.close(CLOSE_INTERNAL_ERROR, "internal error")
 
 
 @dataclass(eq=False)
@@ -145,10 +169,6 @@ class Channel:
     """A private channel's rights on its topic (``policies``); None for a public channel."""
     active: bool = True
     expiry: asyncio.TimerHandle | None = None
-    _push_prefix: str = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._push_prefix = '{"topic":' + dumps(self.topic) + ',"event":"postgres_changes","ref":null,"payload":{"ids":'
 
     @property
     def topic_key(self) -> TopicKey:
@@ -165,11 +185,12 @@ class Channel:
         return self.policies is None or self.policies.presence_read is True
 
     def push(self, event: str, payload: Any) -> None:
-        self.conn.send(encode_frame(self.topic, event, payload))
+        """A push of this channel (``system``, ``presence_state``), carrying its join ref in V2."""
+        self.conn.send(self.conn.serializer.message(self.topic, event, payload, join_ref=self.join_ref))
 
     def push_change(self, ids: list[int], data_json: str) -> None:
         """A ``postgres_changes`` push; ``data_json`` is serialized once per change and shared."""
-        self.conn.send(self._push_prefix + dumps(ids) + ',"data":' + data_json + "}}")
+        self.conn.send(self.conn.serializer.change(self.topic, ids, data_json))
 
 
 class Hub:
@@ -209,17 +230,24 @@ class Hub:
         return iter(list(self._subscribed))
 
     def send_presence_diff(self, key: TopicKey, diff: Diff, exclude: Channel | None = None) -> None:
-        frame = None
+        frames: dict[Serializer, Frame] = {}  # each frame built once per wire format
         for member in self._topics.get(key, {}):
             if member.presence_enabled and member.reads_presence and member is not exclude:
-                frame = frame or encode_frame(member.topic, "presence_diff", diff)
+                serializer = member.conn.serializer
+                frame = frames.get(serializer)
+                if frame is None:
+                    frame = frames[serializer] = serializer.message(member.topic, "presence_diff", diff)
                 member.conn.send(frame)
 
-    def broadcast(self, key: TopicKey, payload: Any, sender: Channel | None) -> None:
+    def broadcast(self, key: TopicKey, message: Broadcast, sender: Channel | None) -> None:
         """Relay a broadcast to the topic; to ``sender`` too only when it asked for ``self``."""
-        frame = None
+        frames: dict[Serializer, Frame | None] = {}
         for member in self._topics.get(key, {}):
             if (member is sender and not member.broadcast_self) or not member.reads_broadcasts:
                 continue
-            frame = frame or encode_frame(member.topic, "broadcast", payload)
-            member.conn.send(frame)
+            serializer = member.conn.serializer
+            if serializer not in frames:
+                frames[serializer] = serializer.broadcast(member.topic, message)
+            frame = frames[serializer]
+            if frame is not None:
+                member.conn.send(frame)

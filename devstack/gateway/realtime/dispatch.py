@@ -13,6 +13,13 @@ Per batch (one poll of the slot, any number of transactions), in three steps:
 Nothing is awaited during step 3, so a channel sees its changes in commit order, and no channel
 can be served with a check made for claims it no longer has (checks are redone when a token
 changed while they ran).
+
+No change is dropped silently. A check that fails because the database went away raises
+(``TRANSIENT_ERRORS``), and the capture delivers the whole batch again once it answers (nothing of it
+was pushed yet: pushes only happen in step 3). A check that fails otherwise (a policy that raises, a
+role that vanished), or that could not be settled because the channel's token kept changing, leaves
+those channels undecided: they get a ``system`` error instead of the change, and rejoin and back-fill
+as the client does after one.
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ from typing import Any
 
 from devstack.gateway.realtime.authz import NO_PRIVILEGES, Authorizer, Privileges
 from devstack.gateway.realtime.catalog import Catalog, TableInfo
+from devstack.gateway.realtime.changes import TRANSIENT_ERRORS
 from devstack.gateway.realtime.channels import Channel, Hub
 from devstack.gateway.realtime.filters import matches_all
-from devstack.gateway.realtime.protocol import MAX_FRAME_BYTES, dumps
+from devstack.gateway.realtime.protocol import MAX_FRAME_BYTES, dumps, system_payload
 from devstack.gateway.realtime.wal import Change, TypeRegistry, render_row
 
 log = logging.getLogger(__name__)
@@ -42,6 +50,7 @@ PARALLEL_CHECKS = 4
 the groups), on separate connections."""
 
 Group = tuple[str, str]
+UNDECIDED_MESSAGE = "Realtime could not check your access to a change; rejoin and fetch what you missed"
 
 
 @dataclass
@@ -63,13 +72,16 @@ class ChangeRouter:
         self._catalog = catalog
 
     async def deliver(self, changes: list[Change]) -> None:
+        """Fan out one batch; raises one of ``TRANSIENT_ERRORS``, having pushed nothing, when the
+        database went away during the checks."""
         catalog = self._catalog()
         plans = self._match(changes, catalog)
         if not plans:
             return
-        privileges = await self._privileges(plans)
-        visible = await self._visibility(plans, privileges)
-        self._emit(plans, privileges, visible, catalog.types)
+        undecided: set[tuple[object, int]] = set()
+        privileges = await self._privileges(plans, undecided)
+        visible = await self._visibility(plans, privileges, undecided)
+        self._emit(plans, privileges, visible, undecided, catalog.types)
 
     # --- 1. match ----------------------------------------------------------------------------------
 
@@ -112,7 +124,10 @@ class ChangeRouter:
 
     # --- 2. authorize ------------------------------------------------------------------------------
 
-    async def _privileges(self, plans: list[_Plan]) -> dict[tuple[str, int], Privileges]:
+    async def _privileges(
+        self, plans: list[_Plan], undecided: set[tuple[object, int]]
+    ) -> dict[tuple[str, int], Privileges]:
+        """Column privileges by (role, table oid); roles whose look-up failed go into ``undecided``."""
         wanted = {(channel.auth.role, plan.table.oid): plan.table for plan in plans for channel in plan.hits}
         keys = list(wanted)
         results = await asyncio.gather(
@@ -120,17 +135,24 @@ class ChangeRouter:
         )
         privileges = {}
         for key, result in zip(keys, results, strict=True):
+            if isinstance(result, TRANSIENT_ERRORS):
+                raise result
             if isinstance(result, BaseException):
                 log.warning("realtime: privileges of role %r could not be read: %s", key[0], result)
                 privileges[key] = NO_PRIVILEGES
+                undecided.add(key)
             else:
                 privileges[key] = result
         return privileges
 
     async def _visibility(
-        self, plans: list[_Plan], privileges: dict[tuple[str, int], Privileges]
+        self,
+        plans: list[_Plan],
+        privileges: dict[tuple[str, int], Privileges],
+        undecided: set[tuple[object, int]],
     ) -> dict[tuple[Group, int], set[int]]:
-        """Plan indices whose row each claims group may select, by (group, table oid)."""
+        """Plan indices whose row each claims group may select, by (group, table oid); groups whose
+        check failed, or was still not settled after the last round, go into ``undecided``."""
         visible: dict[tuple[Group, int], set[int]] = {}
         for _ in range(MAX_RECHECK_ROUNDS):
             needed = self._needed_checks(plans, privileges, visible)
@@ -144,11 +166,18 @@ class ChangeRouter:
                 return_exceptions=True,
             )
             for (table, rows, chunk), result in zip(calls, results, strict=True):
+                if isinstance(result, TRANSIENT_ERRORS):
+                    raise result
                 if isinstance(result, BaseException):
                     log.warning("realtime: visibility check on %s failed: %s", table.qualified, result)
+                    undecided.update((group, table.oid) for group in chunk)
                     result = {}
                 for group in chunk:
                     visible[(group, table.oid)] = {rows[i][0] for i in result.get(group, ())}
+        else:
+            # Tokens that kept changing while their checks ran: those channels cannot be served this batch.
+            for table, _, groups in self._needed_checks(plans, privileges, visible):
+                undecided.update((group, table.oid) for group in groups)
         return visible
 
     def _needed_checks(
@@ -191,13 +220,23 @@ class ChangeRouter:
         plans: list[_Plan],
         privileges: dict[tuple[str, int], Privileges],
         visible: dict[tuple[Group, int], set[int]],
+        undecided: set[tuple[object, int]],
         types: TypeRegistry,
     ) -> None:
+        told: set[Channel] = set()
         for index, plan in enumerate(plans):
             change, table = plan.change, plan.table
             rendered: dict[frozenset[str] | None, str] = {}
             for channel, ids in plan.hits.items():
-                if not channel.active:
+                if not channel.active or channel in told:
+                    continue
+                if undecided and (
+                    (channel.auth.role, table.oid) in undecided or (channel.auth.group, table.oid) in undecided
+                ):
+                    # From here on this channel is missing changes: it must rejoin and back-fill.
+                    told.add(channel)
+                    error = system_payload(channel.sub_topic, "postgres_changes", "error", UNDECIDED_MESSAGE)
+                    channel.push("system", error)
                     continue
                 privilege = privileges.get((channel.auth.role, table.oid))
                 if privilege is None or not privilege.may_see(table):

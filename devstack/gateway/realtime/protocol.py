@@ -1,14 +1,15 @@
-"""Phoenix channel frames (V1 JSON serializer) and Realtime's join payload. Pure.
+"""What Realtime's frames carry, independent of the serializer, and its join payload. Pure.
 
-What the official client sends and accepts is in ``shared/reference/supabase-wire.md`` section 3. The
-rules that matter here: every server frame is an object with ``topic``, ``event``, ``payload`` and a
-``ref`` key whose value is a string or null (null for pushes); the join reply echoes each
-``postgres_changes`` binding as received plus a non-zero integer ``id``; V2 array frames are refused.
+The wire formats (the V1 JSON object serializer and the V2 array and binary serializer) are in
+``serializer``; what the official clients send and accept is in ``shared/reference/supabase-wire.md``
+section 3. This module holds what both share: the limits, the client frame after decoding, JSON read
+under those limits, broadcasts as relayed between sockets, and the join payload.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +17,18 @@ from typing import Any
 from devstack.gateway.realtime.filters import FilterError, FilterSpec, parse_filters
 
 MAX_FRAME_BYTES = 1024 * 1024
-"""websockets' default ``max_size``: the client drops the connection on a bigger frame, so neither side
-may send one."""
+"""websockets' default ``max_size``: the Python client drops the connection on a bigger frame, so neither
+side may send one (Realtime itself reads frames up to 5 MB)."""
+MAX_JSON_DEPTH = 128
+"""Deepest JSON nesting accepted in a frame or body (Realtime has no limit; the Python client's own parser
+stops at 200 levels, and Python's at about 1,000, which must never be reached on the server)."""
+READABLE_DEPTH = 400
+"""Frames nested deeper than ``MAX_JSON_DEPTH`` but at most this deep are still read, to answer them."""
+MAX_HTTP_BODY_BYTES = 8_000_000
+"""Realtime's endpoint reads bodies with Plug.Parsers' default limit, answering 413 above it."""
+MAX_PAYLOAD_BYTES = 3_000 * 1000 + 500
+"""A broadcast payload's limit: the tenant default ``max_payload_size_in_kb`` (3,000) plus Realtime's
+500-byte allowance."""
 
 PHOENIX_TOPIC = "phoenix"
 TOPIC_PREFIX = "realtime:"
@@ -28,6 +39,7 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_INVALID_PAYLOAD = 1007
 CLOSE_POLICY_VIOLATION = 1008
+CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 
 
@@ -35,75 +47,154 @@ class FrameError(ValueError):
     """A client frame that cannot be handled.
 
     Attributes:
-        close_code: Set when the frame is not a V1 frame at all (not JSON, an array): the connection
-            cannot go on, because the client speaks a protocol this server does not.
-        topic, ref: Set when the frame named them, so the client can be told in a ``phx_reply``.
+        close_code: Set when the frame cannot be read at all (not JSON, the other serializer's shape,
+            nested too deeply to read): the connection cannot go on.
+        topic, ref, join_ref: Set when the frame named them, so the client can be told in a ``phx_reply``.
     """
 
     def __init__(
-        self, message: str, *, close_code: int | None = None, topic: str | None = None, ref: str | None = None
+        self,
+        message: str,
+        *,
+        close_code: int | None = None,
+        topic: str | None = None,
+        ref: str | None = None,
+        join_ref: str | None = None,
     ) -> None:
         super().__init__(message)
         self.close_code = close_code
         self.topic = topic
         self.ref = ref
+        self.join_ref = join_ref
+
+
+@dataclass(frozen=True, slots=True)
+class UserBroadcast:
+    """A broadcast pushed in binary by a V2 client (``userBroadcastPush``): relayed without re-encoding.
+
+    Attributes:
+        event: The user's event name.
+        payload: The user payload exactly as received: JSON text (checked like any frame) or opaque bytes.
+        is_json: Whether ``payload`` is JSON (else only V2 sockets can be given it).
+    """
+
+    event: str
+    payload: bytes
+    is_json: bool
 
 
 @dataclass(frozen=True, slots=True)
 class ClientFrame:
+    """A decoded client frame.
+
+    Attributes:
+        user_broadcast: For a V2 binary broadcast push, the broadcast itself; ``payload`` then holds
+            ``type`` and ``event`` (and the parsed ``payload`` when it is JSON) for the channel logic.
+    """
+
     topic: str
     event: str
     payload: dict[str, Any]
     ref: str | None
     join_ref: str | None
+    user_broadcast: UserBroadcast | None = None
 
 
-def decode_frame(raw: str) -> ClientFrame:
-    """Parse one text frame from a V1 client, or raise ``FrameError``."""
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """A broadcast on its way to a topic's sockets, each of which gets it in its own serializer.
+
+    Exactly one of ``payload`` (the frame payload ``{"type": "broadcast", "event", "payload", ...}``, from
+    a V1 or V2 text frame or the HTTP API) and ``user`` (a V2 binary push) is set.
+    """
+
+    payload: dict[str, Any] | None = None
+    user: UserBroadcast | None = None
+
+
+# --- JSON under the wire's limits ------------------------------------------------------------------
+
+
+class JsonError(ValueError):
+    """Text that is not JSON this server can relay; the message says why.
+
+    Attributes:
+        unreadable: Whether the text is nested so deeply that it was not parsed at all.
+    """
+
+    def __init__(self, message: str, *, unreadable: bool = False) -> None:
+        super().__init__(message)
+        self.unreadable = unreadable
+
+
+# A JSON string (escapes included) or a bracket; strings are matched whole so brackets in them don't count.
+_JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+# A \u escape of a UTF-16 surrogate; only text holding one can decode to a string that is not Unicode.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def json_depth(text: str, stop_above: int) -> int:
+    """How deeply ``text`` nests arrays and objects; the scan stops once deeper than ``stop_above``."""
+    depth = deepest = 0
+    for match in _JSON_TOKENS.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > stop_above:
+                    break
+        elif token in ("]", "}"):
+            depth -= 1
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise JsonError(f"{name} is not JSON")
+
+
+def loads(raw: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse JSON that a client sent, refusing what cannot be relayed to others.
+
+    Refused, with ``JsonError``: bytes that are not UTF-8 (Python's own decoder lets encoded surrogates
+    through), nesting deeper than ``max_depth``, ``NaN`` and ``Infinity`` (not JSON, and unreadable by
+    other clients), and strings holding a lone surrogate (``"\\ud800"``), which cannot be encoded to
+    UTF-8 and so could not be written to any socket.
+    """
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise JsonError(f"not UTF-8 at byte {error.start}") from None
+    else:
+        text = raw
+    # Only text with more brackets than the limit can nest deeper than it: skip the scan for the rest.
+    depth = json_depth(text, READABLE_DEPTH) if text.count("[") + text.count("{") > max_depth else 0
+    if depth > READABLE_DEPTH:
+        raise JsonError(f"JSON nested deeper than {max_depth} levels", unreadable=True)
     try:
-        data = json.loads(raw)
-    except ValueError:
-        raise FrameError("frame is not JSON", close_code=CLOSE_INVALID_PAYLOAD) from None
-    if isinstance(data, list):
-        raise FrameError(
-            "array frames are the V2 serializer; connect with vsn=1.0.0 and send JSON objects",
-            close_code=CLOSE_UNSUPPORTED_DATA,
-        )
-    if not isinstance(data, dict):
-        raise FrameError("frame is not a JSON object", close_code=CLOSE_INVALID_PAYLOAD)
-    topic = data.get("topic")
-    ref = data.get("ref")
-    known_topic = topic if isinstance(topic, str) else None
-    known_ref = ref if isinstance(ref, str) else None
-    if not isinstance(topic, str):
-        raise FrameError("frame has no string `topic`", ref=known_ref)
-    if ref is not None and not isinstance(ref, str):
-        raise FrameError("`ref` must be a string or null", topic=known_topic)
-    event = data.get("event")
-    if not isinstance(event, str):
-        raise FrameError("frame has no string `event`", topic=known_topic, ref=known_ref)
-    payload = data.get("payload", {})
-    if not isinstance(payload, dict):
-        raise FrameError("`payload` must be a JSON object", topic=known_topic, ref=known_ref)
-    join_ref = data.get("join_ref")
-    if join_ref is not None and not isinstance(join_ref, str):
-        raise FrameError("`join_ref` must be a string or null", topic=known_topic, ref=known_ref)
-    return ClientFrame(topic, event, payload, ref, join_ref)
+        data = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise JsonError(f"JSON nested deeper than {max_depth} levels", unreadable=True) from None
+    except JsonError:
+        raise
+    except ValueError as error:
+        raise JsonError(f"not JSON: {error}") from None
+    if depth > max_depth:
+        raise JsonError(f"JSON nested deeper than {max_depth} levels")
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            dumps(data).encode()
+        except UnicodeEncodeError:
+            raise JsonError(
+                "a string holds a lone UTF-16 surrogate (\\ud800-\\udfff escape), which is not valid Unicode"
+            ) from None
+    return data
 
 
 def dumps(value: Any) -> str:
     """Compact JSON, as sent on the wire."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def encode_frame(topic: str, event: str, payload: Any, ref: str | None = None) -> str:
-    """A server frame; pushes leave ``ref`` null."""
-    return dumps({"topic": topic, "event": event, "payload": payload, "ref": ref})
-
-
-def encode_reply(topic: str, ref: str | None, status: str, response: Any) -> str:
-    """A ``phx_reply`` with ``status`` ``"ok"`` or ``"error"``."""
-    return encode_frame(topic, "phx_reply", {"status": status, "response": response}, ref)
 
 
 def system_payload(sub_topic: str, extension: str, status: str, message: str) -> dict[str, str]:

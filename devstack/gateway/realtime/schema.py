@@ -53,6 +53,8 @@ $$;
 -- to become each role, and each lookup runs with that role's rights only. The lookup is a nested loop
 -- of primary-key probes (lateral, limit 1), never a scan that would evaluate the policies on every
 -- row; it is prepared once per session and table (Postgres re-plans it when the role or table changes).
+-- Keys are cast with the column's type modifier: format_type(oid, null) spells char(2) as "character",
+-- which a cast reads as char(1).
 drop function if exists _realtime.visible_rows(text, text, oid, jsonb);
 create or replace function _realtime.visible_rows(p_roles text[], p_claims text[], p_table oid, p_keys jsonb)
 returns table (grp integer, idx integer)
@@ -84,7 +86,7 @@ begin
                      v_name, n.nspname, c.relname,
                      pg_catalog.string_agg(
                        pg_catalog.format('t.%I = (k.v ->> %L)::%s', a.attname, a.attname,
-                                         pg_catalog.format_type(a.atttypid, null)),
+                                         pg_catalog.format_type(a.atttypid, a.atttypmod)),
                        ' and '))
               into v_sql
               from pg_catalog.pg_class c

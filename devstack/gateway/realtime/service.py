@@ -42,28 +42,30 @@ from devstack.gateway.realtime.policies import (
 )
 from devstack.gateway.realtime.protocol import (
     CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
     CLOSE_POLICY_VIOLATION,
-    CLOSE_UNSUPPORTED_DATA,
     PHOENIX_TOPIC,
+    TOPIC_PREFIX,
+    Broadcast,
     ClientFrame,
     FrameError,
     JoinError,
     JoinRequest,
-    decode_frame,
     dumps,
-    encode_frame,
-    encode_reply,
     parse_join,
     system_payload,
 )
+from devstack.gateway.realtime.serializer import SERIALIZERS
 from devstack.gateway.realtime.wal import Change
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_VSN = "1.0.0"
+DEFAULT_VSN = "1.0.0"
+"""Phoenix's default when a client names no ``vsn``."""
 MAX_PRESENCE_BYTES = 64 * 1024
 DRAIN_SECONDS = 2.0
 STARTUP_CAPTURE_WAIT_SECONDS = 10.0
+GAP_MESSAGE = "Realtime lost its replication slot while reconnecting to the database; changes may be missing"
 
 
 class TokenRejected(Exception):
@@ -87,7 +89,9 @@ class RealtimeService:
         self.topic_auth = TopicAuthorizer(ctx.api_pool)
         self.relay = BroadcastRelay(self.hub)
         self.binder = Binder(ctx.admin_pool, lambda: self.catalog)
-        self.capture = ChangeCapture(ctx.settings.db_url, self._on_changes, self._refresh_catalog)
+        self.capture = ChangeCapture(
+            ctx.settings.db_url, self._on_changes, self._refresh_catalog, on_gap=self._changes_missed
+        )
         self._maintenance: asyncio.Task[None] | None = None
         self.connections: set[Connection] = set()
         self.draining = False
@@ -129,6 +133,12 @@ class RealtimeService:
                 await self._maintenance
         await self.capture.stop()
 
+    def _changes_missed(self) -> None:
+        """The capture may have missed changes: each ``postgres_changes`` channel gets a ``system`` error,
+        on which the client rejoins (and an app back-fills), as after any Realtime error."""
+        for channel in self.hub.subscribed():
+            channel.push("system", system_payload(channel.sub_topic, "postgres_changes", "error", GAP_MESSAGE))
+
     async def _maintain(self) -> None:
         """Keep ``realtime.messages`` partitioned ahead, as Realtime's janitor does."""
         while True:
@@ -164,22 +174,24 @@ class RealtimeService:
         if self.draining:
             await websocket.close(CLOSE_GOING_AWAY)
             return
-        vsn = params.get("vsn", SUPPORTED_VSN)
-        if vsn != SUPPORTED_VSN:
+        vsn = params.get("vsn", DEFAULT_VSN)
+        serializer = SERIALIZERS.get(vsn)
+        if serializer is None:
+            # Before accept, a close becomes an HTTP 403 to the upgrade request, as Phoenix answers.
             log.info("realtime: refused a socket asking for serializer vsn=%s", vsn)
-            await websocket.close(CLOSE_UNSUPPORTED_DATA)
+            await websocket.close(CLOSE_POLICY_VIOLATION)
             return
         try:
             if not apikey:
                 raise TokenRejected("no apikey")
             self._verify(apikey)
         except TokenRejected as error:
-            # Before accept, a close becomes an HTTP 403 to the upgrade request.
             log.info("realtime: refused a socket: %s", error)
             await websocket.close(CLOSE_POLICY_VIOLATION)
             return
         await websocket.accept()
-        conn = Connection(websocket, apikey)
+        conn = Connection(websocket, apikey, serializer)
+        conn.on_broken = self._drop_channels
         conn.start()
         self.connections.add(conn)
         self._no_connections.clear()
@@ -190,47 +202,59 @@ class RealtimeService:
                     break
                 if conn.closing:
                     continue
-                text = message.get("text")
-                if text is None:
-                    conn.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not part of the V1 JSON protocol")
-                    continue
-                await self._handle(conn, text)
+                data = message.get("text")
+                if data is None:
+                    data = message.get("bytes") or b""
+                try:
+                    await self._handle(conn, data)
+                except Exception:
+                    # A bug: say so, and close this socket properly rather than leave it half served.
+                    log.exception("realtime: handling a frame failed; closing the socket")
+                    conn.close(CLOSE_INTERNAL_ERROR, "internal error")
         finally:
             self.connections.discard(conn)
             if not self.connections:
                 self._no_connections.set()
-            for channel in list(conn.channels.values()):
-                self.hub.remove(channel)
-            conn.channels.clear()
+            self._drop_channels(conn)
             await conn.stop()
 
-    async def _handle(self, conn: Connection, text: str) -> None:
+    def _drop_channels(self, conn: Connection) -> None:
+        """Forget every channel of ``conn`` (its presences leave); it is closing."""
+        for channel in list(conn.channels.values()):
+            self.hub.remove(channel)
+        conn.channels.clear()
+
+    def _reply(self, conn: Connection, frame: ClientFrame, status: str, response: dict[str, Any]) -> None:
+        conn.send(conn.serializer.reply(frame.topic, frame.ref, status, response, join_ref=frame.join_ref))
+
+    async def _handle(self, conn: Connection, data: str | bytes) -> None:
         try:
-            frame = decode_frame(text)
+            frame = conn.serializer.decode(data)
         except FrameError as error:
             if error.close_code is not None:
                 log.info("realtime: closing a socket: %s", error)
                 conn.close(error.close_code, str(error)[:120])
             elif error.topic is not None:
-                conn.send(encode_reply(error.topic, error.ref, "error", {"reason": f"malformed message: {error}"}))
+                reason = {"reason": f"malformed message: {error}"}
+                conn.send(conn.serializer.reply(error.topic, error.ref, "error", reason, join_ref=error.join_ref))
             else:
                 log.info("realtime: ignored a malformed frame: %s", error)
             return
         if frame.topic == PHOENIX_TOPIC:
             if frame.event == "heartbeat":
-                conn.send(encode_reply(PHOENIX_TOPIC, frame.ref, "ok", {}))
+                self._reply(conn, frame, "ok", {})
             else:
-                conn.send(encode_reply(PHOENIX_TOPIC, frame.ref, "error", {"reason": f"unknown event {frame.event!r}"}))
+                self._reply(conn, frame, "error", {"reason": f"unknown event {frame.event!r}"})
             return
         if frame.event == "phx_join":
             await self._join(conn, frame)
             return
         channel = conn.channels.get(frame.topic)
         if channel is None:
-            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": "unmatched topic"}))
+            self._reply(conn, frame, "error", {"reason": "unmatched topic"})
             return
         if frame.event == "phx_leave":
-            conn.send(encode_reply(frame.topic, frame.ref, "ok", {}))
+            self._reply(conn, frame, "ok", {})
             self._close_channel(channel)
         elif frame.event == "access_token":
             await self._access_token(channel, frame)
@@ -238,14 +262,15 @@ class RealtimeService:
             if channel.private and not await self._may_write(channel, BROADCAST):
                 # Realtime drops it without a word, even when the channel asked for acks.
                 return
-            self.hub.broadcast(channel.topic_key, frame.payload, channel)
+            message = Broadcast(user=frame.user_broadcast) if frame.user_broadcast else Broadcast(payload=frame.payload)
+            self.hub.broadcast(channel.topic_key, message, channel)
             if channel.broadcast_ack:
-                conn.send(encode_reply(frame.topic, frame.ref, "ok", {}))
+                self._reply(conn, frame, "ok", {})
         elif frame.event == "presence":
             await self._presence(channel, frame)
         else:
             log.info("realtime: unknown event %r on %s", frame.event, frame.topic)
-            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": f"unknown event {frame.event!r}"}))
+            self._reply(conn, frame, "error", {"reason": f"unknown event {frame.event!r}"})
 
     # --- join --------------------------------------------------------------------------------------
 
@@ -260,15 +285,15 @@ class RealtimeService:
             rights = await self._authorize_join(conn, request, auth)
             bindings = await self.binder.bind(request.bindings)
         except TokenRejected as error:
-            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": error.reason}))
+            self._reply(conn, frame, "error", {"reason": error.reason})
             return
         except (JoinError, CheckFailed) as error:
-            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": str(error)}))
+            self._reply(conn, frame, "error", {"reason": str(error)})
             return
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             log.warning("realtime: join of %s failed on the database: %s", frame.topic, error)
             reason = "UnableToConnectToProject: Realtime was unable to connect to the project database"
-            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": reason}))
+            self._reply(conn, frame, "error", {"reason": reason})
             return
         previous = conn.channels.pop(frame.topic, None)
         if previous is not None:
@@ -292,7 +317,7 @@ class RealtimeService:
         # From here on nothing is awaited until the channel is registered, so no change can be pushed
         # to it before the client has its binding ids from this reply.
         echoed = [{**binding.request.raw, "id": binding.id} for binding in bindings]
-        conn.send(encode_reply(frame.topic, frame.ref, "ok", {"postgres_changes": echoed}))
+        self._reply(conn, frame, "ok", {"postgres_changes": echoed})
         conn.channels[frame.topic] = channel
         self.hub.add(channel)
         self._schedule_expiry(channel)
@@ -432,7 +457,7 @@ class RealtimeService:
         if conn.channels.get(channel.topic) is channel:
             del conn.channels[channel.topic]
         self.hub.remove(channel)
-        conn.send(encode_frame(channel.topic, "phx_close", {}, channel.join_ref))
+        conn.send(conn.serializer.close(channel.topic, channel.join_ref))
 
     # --- presence ----------------------------------------------------------------------------------
 
@@ -442,22 +467,20 @@ class RealtimeService:
         event = event.lower() if isinstance(event, str) else None
         if event == "track" and channel.private and not await self._may_write(channel, PRESENCE):
             # Realtime answers a bare error (no reason) and tracks nothing.
-            conn.send(encode_reply(frame.topic, frame.ref, "error", {}))
+            self._reply(conn, frame, "error", {})
             return
         if event == "track":
             fields = frame.payload.get("payload", {})
             if not isinstance(fields, dict):
-                conn.send(
-                    encode_reply(frame.topic, frame.ref, "error", {"reason": "Presence track payload must be a map"})
-                )
+                self._reply(conn, frame, "error", {"reason": "Presence track payload must be a map"})
                 return
             if len(dumps(fields).encode()) > MAX_PRESENCE_BYTES:
-                conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": "Track message size exceeded"}))
+                self._reply(conn, frame, "error", {"reason": "Track message size exceeded"})
                 return
             newly_enabled = not channel.presence_enabled
             channel.presence_enabled = True
             diff = self.hub.presence.track(channel.topic_key, channel, channel.presence_key, fields)
-            conn.send(encode_reply(frame.topic, frame.ref, "ok", {}))
+            self._reply(conn, frame, "ok", {})
             if newly_enabled and channel.reads_presence:
                 # This channel never had presence_state: send it whole, and the diff to the others.
                 channel.push("presence_state", self.hub.presence.state(channel.topic_key))
@@ -467,23 +490,27 @@ class RealtimeService:
                 self.hub.send_presence_diff(channel.topic_key, diff)
         elif event == "untrack":
             diff = self.hub.presence.untrack(channel.topic_key, channel)
-            conn.send(encode_reply(frame.topic, frame.ref, "ok", {}))
+            self._reply(conn, frame, "ok", {})
             if diff is not None:
                 self.hub.send_presence_diff(channel.topic_key, diff)
         else:
-            conn.send(encode_reply(frame.topic, frame.ref, "error", {"reason": f"unknown presence event {event!r}"}))
+            self._reply(conn, frame, "error", {"reason": f"unknown presence event {event!r}"})
 
     # --- HTTP broadcast ----------------------------------------------------------------------------
 
-    async def broadcast_from_http(self, headers: dict[str, str], messages: list[dict[str, Any]]) -> None:
-        """Relay REST broadcasts (``/api/broadcast``); raises ``TokenRejected`` when not allowed."""
+    def http_auth(self, headers: dict[str, str]) -> Auth:
+        """The token an HTTP broadcast acts with (the bearer token, else the apikey); ``TokenRejected``."""
         apikey = headers.get("apikey")
         if not apikey:
             raise TokenRejected("no apikey")
         self._verify(apikey)
         bearer = headers.get("authorization", "")
         token = bearer[7:] if bearer.lower().startswith("bearer ") else apikey
-        auth = Auth.of(token, self._verify(token))
+        return Auth.of(token, self._verify(token))
+
+    async def broadcast_from_http(self, headers: dict[str, str], messages: list[dict[str, Any]]) -> None:
+        """Relay REST broadcasts (``/api/broadcast``); raises ``TokenRejected`` when not allowed."""
+        auth = self.http_auth(headers)
         # Private messages go out only to topics the token may write (the INSERT policy, once per topic);
         # the others are dropped without a word, and the request is still accepted, as Realtime does.
         x_headers = {name: value for name, value in headers.items() if name.startswith("x-")}
@@ -498,5 +525,8 @@ class RealtimeService:
         for message in messages:
             if message.get("private") is True and not allowed[message["topic"]]:
                 continue
-            payload = {"type": "broadcast", "event": message["event"], "payload": message.get("payload", {})}
-            self.hub.broadcast((message.get("private") is True, "realtime:" + message["topic"]), payload, None)
+            payload = {"type": "broadcast", "event": message["event"], "payload": message["payload"]}
+            if isinstance(message.get("id"), str):
+                payload["meta"] = {"id": message["id"]}  # as Realtime passes a message id on
+            key = (message.get("private") is True, TOPIC_PREFIX + message["topic"])
+            self.hub.broadcast(key, Broadcast(payload=payload), None)

@@ -85,6 +85,7 @@ class Change:
         old_record: Column → value of the old row's replica identity (the primary key unless the table
             is ``REPLICA IDENTITY FULL``); None for INSERT.
         pk: The primary key's column names.
+        xid: The writing transaction's id (32 bits, as the WAL has it); 0 when unknown.
     """
 
     schema: str
@@ -95,6 +96,7 @@ class Change:
     record: dict[str, Any] | None
     old_record: dict[str, Any] | None
     pk: tuple[str, ...]
+    xid: int = 0
 
     def key_text(self) -> dict[str, str] | None:
         """The primary key's values as text, from the row that identifies it; None without a key."""
@@ -139,6 +141,7 @@ def parse_change(line: str) -> Change | None:
         record=record,
         old_record=old_record,
         pk=pk,
+        xid=int(data.get("xid", 0)),
     )
 
 

@@ -8,6 +8,7 @@ its pushes in commit order.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,14 +17,18 @@ from typing import Any
 
 import asyncpg
 import pytest
+import websockets
 from realtime import AsyncRealtimeChannel, RealtimeSubscribeStates
+from realtime import RealtimePostgresChangesListenEvent as Event
+from realtime.message import ServerMessageAdapter
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
+from websockets.asyncio.client import ClientConnection
 
 from devstack.gateway.jwt import issue_access_token
 from tests.conftest import StackHandle
 from tests.integration.db.conftest import ALICE, BOB, CAROL, Db
 
-__all__ = ["ALICE", "BOB", "CAROL", "Db", "Inbox", "Realtime", "Statuses", "subscribe"]
+__all__ = ["ALICE", "BOB", "CAROL", "Db", "Inbox", "Raw", "Realtime", "Statuses", "assert_still_serving", "subscribe"]
 
 TIMEOUT = 10.0
 EMAILS = {ALICE: "alice@example.com", BOB: "bob@example.com", CAROL: "carol@example.com"}
@@ -119,6 +124,67 @@ class Realtime:
                 await client.realtime.remove_all_channels()
             except Exception:  # a test may have broken the socket on purpose
                 await client.realtime.close()
+
+
+class Raw:
+    """A raw V1 client: sends frames, reads frames, checks each against the client's models."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.ref = 0
+
+    async def send(self, topic: str, event: str, payload: Any, *, join_ref: str | None = None) -> str:
+        self.ref += 1
+        ref = str(self.ref)
+        await self.ws.send(
+            json.dumps({"topic": topic, "event": event, "payload": payload, "ref": ref, "join_ref": join_ref})
+        )
+        return ref
+
+    async def receive(self) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.ws.recv(), TIMEOUT)
+        assert isinstance(raw, str)
+        ServerMessageAdapter.validate_json(raw)  # what the official client would accept
+        frame: dict[str, Any] = json.loads(raw)
+        assert set(frame) == {"topic", "event", "payload", "ref"}
+        return frame
+
+    async def reply_to(self, ref: str) -> dict[str, Any]:
+        while True:
+            frame = await self.receive()
+            if frame["event"] == "phx_reply" and frame["ref"] == ref:
+                return frame
+
+    async def join(self, topic: str, config: dict[str, Any], token: str) -> dict[str, Any]:
+        ref = await self.send(topic, "phx_join", {"config": config, "access_token": token}, join_ref="1")
+        return await self.reply_to(ref)
+
+
+async def assert_still_serving(rt: Realtime, db: Db) -> None:
+    """Another client can still subscribe and receive a change."""
+    chat = await db.new_chat(ALICE)
+    client = await rt.client(ALICE)
+    inbox = Inbox()
+    await subscribe(client.channel("healthy").on_postgres_changes(Event.Insert, inbox, table="chat_messages"))
+    message = (await db.post(ALICE, chat, "still here"))["id"]
+    await inbox.until(lambda payload: record_id(payload) == str(message))
+
+
+@pytest.fixture
+async def connect(stack: StackHandle) -> AsyncIterator[Callable[..., Any]]:
+    sockets: list[ClientConnection] = []
+    base = f"ws://{stack.config.host}:{stack.config.api_port}/realtime/v1/websocket"
+
+    async def open_socket(query: str | None = None, **options: Any) -> Raw:
+        ws = await websockets.connect(f"{base}?{query or f'apikey={stack.anon_key}&vsn=1.0.0'}", **options)
+        sockets.append(ws)
+        return Raw(ws)
+
+    try:
+        yield open_socket
+    finally:
+        for ws in sockets:
+            await ws.close()
 
 
 @pytest.fixture

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from devstack.gateway.realtime.broadcasts import BroadcastRelay, is_broadcast_row
+from devstack.gateway.realtime.protocol import Broadcast, UserBroadcast
 from devstack.gateway.realtime.wal import parse_change
 
 ROW_ID = "80d2208c-1f45-4723-a0c4-cb7f5c179fe5"
+PAYLOAD = {"a": 1, "id": ROW_ID}
 
 
 def wal_line(table: str = "messages_2026_12_03", action: str = "I", **values: Any) -> str:
@@ -57,7 +59,7 @@ def test_a_row_becomes_realtimes_broadcast_frame_payload() -> None:
     assert relay(wal_line()) == [
         (
             (True, "realtime:chat:x"),
-            {"event": "message", "payload": {"a": 1, "id": ROW_ID}, "type": "broadcast", "meta": {"id": ROW_ID}},
+            Broadcast(payload={"event": "message", "payload": PAYLOAD, "type": "broadcast", "meta": {"id": ROW_ID}}),
             None,
         )
     ]
@@ -77,11 +79,19 @@ def test_public_rows_go_to_public_channels() -> None:
         {"private": None},
         {"payload": None},
         {"payload": "not json"},
-        {"binary_payload": "\\x0102", "payload": None},
+        {"binary_payload": "not hex", "payload": None},
     ],
 )
 def test_rows_realtime_would_not_send_are_skipped(values: dict[str, Any]) -> None:
     assert relay(wal_line(**values), wal_line(event="after")) == relay(wal_line(event="after"))
+
+
+def test_a_binary_row_is_a_binary_user_broadcast() -> None:
+    """Only V2 sockets can be given it (see the serializers); wal2json prints bytea as hex."""
+    for printed in ("\\x00ff02", "00ff02"):
+        ((key, broadcast, _),) = relay(wal_line(binary_payload=printed, payload=None))
+        assert key == (True, "realtime:chat:x")
+        assert broadcast == Broadcast(user=UserBroadcast(event="message", payload=b"\x00\xff\x02", is_json=False))
 
 
 def test_only_inserts_of_realtime_messages_count() -> None:

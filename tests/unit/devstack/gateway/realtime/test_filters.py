@@ -6,7 +6,14 @@ from decimal import Decimal
 
 import pytest
 
-from devstack.gateway.realtime.filters import BoundFilter, FilterError, FilterSpec, matches_all, parse_filters
+from devstack.gateway.realtime.filters import (
+    BoundFilter,
+    FilterError,
+    FilterSpec,
+    comparable,
+    matches_all,
+    parse_filters,
+)
 
 
 def test_parse_every_operator() -> None:
@@ -119,3 +126,10 @@ def test_all_conditions_must_hold() -> None:
     assert not matches_all(conditions, {"seq": 5})
     assert matches_all((), None)
     assert not matches_all(conditions, None)
+
+
+def test_char_n_compares_without_trailing_spaces() -> None:
+    """The WAL prints char(5) padded (``ab   ``); a filter operand cast to text is not: Postgres ignores them."""
+    assert comparable("bpchar", "ab   ") == comparable("bpchar", "ab")
+    assert comparable("bpchar", "ab   ") < comparable("bpchar", "abc  ")
+    assert comparable("varchar", "ab ") != comparable("varchar", "ab")  # varchar keeps them, as Postgres does

@@ -1,4 +1,4 @@
-"""Frames and join payloads as the official client sends them (see supabase-wire.md section 3)."""
+"""Join payloads as the official client sends them (see supabase-wire.md section 3), and JSON limits."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ import json
 import pytest
 
 from devstack.gateway.realtime.protocol import (
-    CLOSE_INVALID_PAYLOAD,
-    CLOSE_UNSUPPORTED_DATA,
-    FrameError,
+    MAX_JSON_DEPTH,
     JoinError,
+    JsonError,
     binding_id,
-    decode_frame,
-    encode_frame,
-    encode_reply,
+    json_depth,
+    loads,
     parse_join,
 )
 
@@ -30,51 +28,6 @@ CLIENT_JOIN = {
     },
     "access_token": "token",
 }
-
-
-def test_decode_a_client_frame() -> None:
-    frame = decode_frame(
-        json.dumps(
-            {"event": "phx_join", "payload": CLIENT_JOIN, "topic": "realtime:room:7", "ref": "1", "join_ref": "1"}
-        )
-    )
-    assert (frame.topic, frame.event, frame.ref, frame.join_ref) == ("realtime:room:7", "phx_join", "1", "1")
-    heartbeat = decode_frame('{"event":"heartbeat","payload":{},"topic":"phoenix","ref":null,"join_ref":null}')
-    assert heartbeat.ref is None and heartbeat.payload == {}
-
-
-@pytest.mark.parametrize(
-    ("raw", "close_code"),
-    [
-        ("not json", CLOSE_INVALID_PAYLOAD),
-        ('["1","1","realtime:room","phx_join",{}]', CLOSE_UNSUPPORTED_DATA),  # V2 serializer
-        ("42", CLOSE_INVALID_PAYLOAD),
-    ],
-)
-def test_frames_that_end_the_socket(raw: str, close_code: int) -> None:
-    with pytest.raises(FrameError) as caught:
-        decode_frame(raw)
-    assert caught.value.close_code == close_code
-
-
-def test_frames_answered_with_an_error_keep_what_they_named() -> None:
-    with pytest.raises(FrameError) as caught:
-        decode_frame('{"topic":"realtime:x","event":"broadcast","payload":"text","ref":"3"}')
-    assert caught.value.close_code is None
-    assert (caught.value.topic, caught.value.ref) == ("realtime:x", "3")
-    with pytest.raises(FrameError) as caught:
-        decode_frame('{"topic":"realtime:x","event":"broadcast","payload":{},"ref":3}')
-    assert caught.value.topic == "realtime:x" and caught.value.ref is None
-    with pytest.raises(FrameError) as caught:
-        decode_frame('{"event":"broadcast","payload":{},"ref":"4"}')
-    assert caught.value.topic is None and caught.value.ref == "4"
-
-
-def test_server_frames_always_carry_ref() -> None:
-    push = json.loads(encode_frame("realtime:x", "broadcast", {"event": "e", "payload": {}}))
-    assert push == {"topic": "realtime:x", "event": "broadcast", "payload": {"event": "e", "payload": {}}, "ref": None}
-    reply = json.loads(encode_reply("phoenix", None, "ok", {}))
-    assert reply == {"topic": "phoenix", "event": "phx_reply", "payload": {"status": "ok", "response": {}}, "ref": None}
 
 
 def test_parse_the_clients_join() -> None:
@@ -141,3 +94,47 @@ def test_binding_ids_are_stable_non_zero_and_unique_in_a_channel() -> None:
     taken: set[int] = set()
     ids = [binding_id(raw, taken) for _ in range(3)]
     assert len(set(ids)) == 3 and all(0 < value < 2**31 for value in ids)
+
+
+def nested(depth: int, inner: str = "1") -> str:
+    return "[" * depth + inner + "]" * depth
+
+
+def test_json_depth_ignores_brackets_in_strings() -> None:
+    assert json_depth('{"a":[1,{"b":"[[[{{{"}],"c":"\\"]"}', 100) == 3
+    assert json_depth(nested(50), 100) == 50
+    assert json_depth(nested(10_000), 100) == 101  # the scan stops above the limit
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        nested(MAX_JSON_DEPTH),
+        '{"emoji":"\\ud83d\\ude00"}',  # a surrogate pair is one valid character
+        "[" + ",".join(["[1]"] * 1000) + "]",  # many brackets, shallow
+        '{"a":"[[[[' + "[" * 500 + '"}',
+    ],
+    ids=["at-the-limit", "surrogate-pair", "wide", "brackets-in-a-string"],
+)
+def test_json_the_wire_accepts(text: str) -> None:
+    assert loads(text) == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "unreadable"),
+    [
+        (nested(MAX_JSON_DEPTH + 1), "nested deeper", False),
+        (nested(100_000), "nested deeper", True),
+        ('{"x":"\\ud800"}', "lone UTF-16 surrogate", False),
+        ('{"\\udfff":1}', "lone UTF-16 surrogate", False),
+        ('{"x":"\\ude00\\ud83d"}', "lone UTF-16 surrogate", False),  # a pair in the wrong order
+        ('{"x":NaN}', "NaN is not JSON", False),
+        ("[-Infinity]", "-Infinity is not JSON", False),
+        ('{"x":', "not JSON", False),
+        (b'"\xed\xa0\x80"', "not UTF-8", False),  # a surrogate encoded in UTF-8, which Python's json lets through
+    ],
+)
+def test_json_the_wire_refuses(raw: str | bytes, reason: str, unreadable: bool) -> None:
+    with pytest.raises(JsonError, match=reason) as caught:
+        loads(raw)
+    assert caught.value.unreadable == unreadable
