@@ -133,7 +133,7 @@ def test_a_user_in_a_thousand_chats_scrolls_to_the_last_one_and_finds_old_ones_b
     making = asyncio.ensure_future(user_in_rooms(stack.db_url, ROOMS))
     qtbot.waitUntil(making.done, timeout=60_000)
     email = making.result().email
-    settings = settings_for(stack, tmp_path / "rooms", 5)
+    settings = settings_for(stack, tmp_path / "rooms", 6)  # 5 is the cache contract's wiped database
     opening = asyncio.ensure_future(open_data_layer(settings, keyring_backend=MemoryKeyring()))
     qtbot.waitUntil(opening.done, timeout=20_000)
     layer = opening.result()
