@@ -349,12 +349,15 @@ begin
        limit v_limit
     ),
     found as (
+      -- Each title by a probe (a scalar subquery), in the inbox's order, until a page matched: as a join,
+      -- the planner may hash every chat of the database to search one user's.
       select i.session_id
         from public.chat_inbox i
-        join public.chat_sessions t on t.id = i.session_id
        where p_ids is null and v_search <> ''
          and i.user_id = (select auth.uid()) and (i.activity_at, i.session_id) < (v_activity, v_id)
-         and pg_catalog.strpos(pg_catalog.lower(t.title), v_search) > 0
+         and pg_catalog.strpos(
+               pg_catalog.lower((select t.title from public.chat_sessions t where t.id = i.session_id)), v_search
+             ) > 0
        order by i.activity_at desc, i.session_id desc
        limit v_limit
     ),
@@ -461,13 +464,13 @@ as $$
   select pg_catalog.jsonb_build_object(
     'session', pg_catalog.to_jsonb(c),
     'member_count', (select pg_catalog.count(*) from public.chat_members m where m.session_id = p_session),
+    -- Each name by a probe of its profile (a scalar subquery): as a join, the planner may hash all profiles.
     'members', coalesce((
       select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                'session_id', w.session_id, 'user_id', w.user_id, 'role', w.role, 'joined_at', w.joined_at,
-               'display_name', p.display_name)
+               'display_name', (select p.display_name from public.profiles p where p.id = w.user_id))
              order by w.joined_at, w.user_id)
         from shown w
-        left join public.profiles p on p.id = w.user_id
     ), '[]'::jsonb)
   )
   from chat c
@@ -485,11 +488,11 @@ create function public.chat_members_page(
 returns table (session_id uuid, user_id uuid, role text, joined_at timestamptz, display_name text, member_count bigint)
 language sql stable security definer set search_path = ''
 as $$
-  select m.session_id, m.user_id, m.role, m.joined_at, p.display_name,
+  select m.session_id, m.user_id, m.role, m.joined_at,
+         (select p.display_name from public.profiles p where p.id = m.user_id),  -- a probe per member shown
          case when p_after_joined_at is null
               then (select pg_catalog.count(*) from public.chat_members c where c.session_id = p_session) end
     from public.chat_members m
-    left join public.profiles p on p.id = m.user_id
    where m.session_id = p_session
      and exists (select 1 from public.chat_members me
                   where me.session_id = p_session and me.user_id = (select auth.uid()))
@@ -525,9 +528,12 @@ begin
     raise exception 'at most 1000 chats at a time' using errcode = 'invalid_parameter_value';
   end if;
   for v_chat in
+    -- Each chat by a probe of its primary key (LATERAL ... LIMIT 1), never a hash of every chat.
     select w.chat_id, w.rev, s.last_rev, s.last_seq, (s.id is null or s.deleted_at is not null) as gone
       from unnest(p_chats, p_revs) with ordinality as w (chat_id, rev, ord)
-      left join public.chat_sessions s on s.id = w.chat_id
+      left join lateral (
+        select s.id, s.last_rev, s.last_seq, s.deleted_at from public.chat_sessions s where s.id = w.chat_id limit 1
+      ) s on true
      where s.id is null or s.deleted_at is not null or s.last_rev > coalesce(w.rev, 0)
      order by w.ord
   loop
