@@ -83,6 +83,9 @@ def _from_auth(error: AuthError, server: str) -> DesktopChatError | Bug:
         kind, text = _AUTH_MESSAGES[code]
         return kind(text, code=code)
     if isinstance(error, AuthApiError):
+        if error.status == 401 and "api key" in (error.message or "").lower():
+            # Supabase's API gateway, before GoTrue: {"message": "Invalid API key", "hint": …}.
+            return Unauthorized("The server does not accept the app's project key.", code="invalid_api_key")
         if error.status >= 500:
             return BackendUnavailable(f"The server at {server} is having trouble (HTTP {error.status}).", code=code)
         if error.status in {401, 403}:

@@ -31,6 +31,7 @@ from desktop_chat.realtime.manager import ConnectionState
 __all__ = [
     "SEARCH_PAGE",
     "CacheStatus",
+    "CacheUsage",
     "ChatList",
     "ChatStoreAPI",
     "ConnectionState",
@@ -78,6 +79,15 @@ class StoreStatus:
     outbox_depth: int = 0
     backend_reachable: bool = True  # False: what is shown comes from the cache and may be stale
     detail: str = ""  # one plain sentence on what is wrong, if anything
+
+
+@dataclass(frozen=True, slots=True)
+class CacheUsage:
+    """What the cache takes on this computer (the settings dialog and diagnostics show it)."""
+
+    disk_bytes: int = 0  # the snapshot the app's own Redis keeps between runs (0: none)
+    memory_bytes: int | None = None  # Redis's used memory, or the in-process tier's when Redis is not used
+    keep_days: float = 0  # how long an entry stays usable (offline too) after its TTL
 
 
 StatusListener = Callable[[StoreStatus], None]
@@ -224,3 +234,8 @@ class ChatStoreAPI(Protocol):
 
     # --- housekeeping ------------------------------------------------------------------------------
     async def clear_cache(self) -> None: ...
+
+    async def cache_usage(self) -> CacheUsage:
+        """How much the cache takes now, on disk and in memory (also refreshes the memory gauges that
+        ``metrics_snapshot`` reports). Works signed out too."""
+        ...

@@ -14,7 +14,9 @@ from typing import Any
 from desktop_chat.backend.auth import SessionInfo
 from desktop_chat.backend.client import SupabaseBackend
 from desktop_chat.cache import TieredCache
+from desktop_chat.cache.policy import DAY
 from desktop_chat.dal.api import (
+    CacheUsage,
     ChatList,
     MessageListener,
     StatusListener,
@@ -271,3 +273,14 @@ class ChatStore:
         await self._cache.wipe()
         if self._signed_in is not None:
             self._signed_in.live.clear_cursors()
+
+    async def cache_usage(self) -> CacheUsage:
+        figures = await self._cache.poll_memory()
+        memory = figures.get("redis_used_memory")
+        if memory is None:
+            memory = figures.get("memory_tier_bytes")
+        return CacheUsage(
+            disk_bytes=self._cache.disk_bytes(),
+            memory_bytes=memory,
+            keep_days=self._cache.policy.stale_grace / DAY,
+        )

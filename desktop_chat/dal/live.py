@@ -144,6 +144,9 @@ class LiveSync:
         self._more_lock = asyncio.Lock()
         self._recent_dirty = False
         self._recent_writer: asyncio.Task[None] | None = None
+        # Read positions set here that the server has not confirmed yet (in flight, or kept while offline):
+        # a chat list loaded meanwhile still has the old position, and must not bring the badge back.
+        self._read_floor: dict[ChatId, int] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def stop(self) -> None:
@@ -196,13 +199,14 @@ class LiveSync:
             self._tasks.spawn(self._watch_chats(watched), "watch-chats")
 
     def _merged(self, chats: Iterable[ChatSummary]) -> list[ChatSummary]:
-        """Rows read from the server, each replaced by the listed row where a live update is newer."""
+        """Rows read from the server, each replaced by the listed row where a live update is newer, with
+        this user's read position and unsent messages as this client knows them."""
         merged = []
         for summary in chats:
             current = self.chat_list.get(summary.chat.id)
             if current is not None and current.chat.last_rev > summary.chat.last_rev:
                 summary = current.model_copy(update={"activity_at": summary.activity_at})
-            merged.append(summary)
+            merged.append(self._with_waiting(self._with_read_floor(summary)))
         return merged
 
     def _upsert_rows(self, chats: Sequence[ChatSummary]) -> None:
@@ -378,13 +382,31 @@ class LiveSync:
         match event:
             case Submitted(message) | Retried(message) | Failed(message):
                 self._show_local(message)
+                self._show_waiting(message.chat_id)
             case Sent(message):
                 self._show_messages({message.chat_id: [message]}, from_stream=False)
                 self._write_recent()
             case Discarded(message):
                 self._forget_local(message.chat_id, message.id)
+                self._show_waiting(message.chat_id)
             case _:
                 pass  # Sending and Confirmed change nothing on screen
+
+    def _show_waiting(self, chat_id: ChatId) -> None:
+        row = self.chat_list.get(chat_id)
+        if row is not None:
+            updated = self._with_waiting(row)
+            if updated is not row:
+                self.chat_list.upsert(updated)
+
+    def _with_waiting(self, row: ChatSummary) -> ChatSummary:
+        """The row with this user's newest message that is not on the server yet, if any (the list shows it
+        as its preview, and the chat moves up as it would once the message is sent)."""
+        unsent = self._pending.unsent(row.chat.id)
+        waiting = max(unsent, key=lambda message: message.created_at) if unsent else None
+        if waiting == row.waiting:
+            return row
+        return row.model_copy(update={"waiting": waiting})
 
     def _show_local(self, message: Message) -> None:
         """A pending or failed row of ours: shown until the confirmed row replaces it."""
@@ -406,14 +428,33 @@ class LiveSync:
         row = self.chat_list.get(chat_id)
         if row is None or seq <= row.last_read_seq:
             return False
-        timeline = self._timelines.get(chat_id)
-        if timeline is not None:
-            remaining = unread_after(timeline.rows, seq, self._me)
-        else:
-            remaining = 0 if seq >= row.chat.last_seq else row.unread_count
-        self.chat_list.upsert(summary_read_up_to(row, seq, remaining))
+        self._read_floor[chat_id] = max(seq, self._read_floor.get(chat_id, 0))
+        self.chat_list.upsert(summary_read_up_to(row, seq, self._unread_after(row, seq)))
         self._write_recent()
         return True
+
+    def read_confirmed(self, chat_id: ChatId, seq: int) -> None:
+        """The server has the read position ``seq`` (or refused it): loads may show their own again."""
+        if self._read_floor.get(chat_id, 0) <= seq:
+            self._read_floor.pop(chat_id, None)
+
+    def _unread_after(self, row: ChatSummary, seq: int) -> int:
+        timeline = self._timelines.get(row.chat.id)
+        if seq >= row.chat.last_seq:
+            return 0
+        if timeline is not None:
+            return unread_after(timeline.rows, seq, self._me)
+        # Without the messages, at most what lies beyond the new position (some may be our own).
+        return min(row.unread_count, row.chat.last_seq - seq)
+
+    def _with_read_floor(self, summary: ChatSummary) -> ChatSummary:
+        floor = self._read_floor.get(summary.chat.id)
+        if floor is None:
+            return summary
+        if summary.last_read_seq >= floor:
+            self._read_floor.pop(summary.chat.id, None)  # the server caught up
+            return summary
+        return summary_read_up_to(summary, floor, self._unread_after(summary, floor))
 
     # --- applying changes --------------------------------------------------------------------------
     def enqueue(self, events: Sequence[ChangeEvent]) -> None:
@@ -494,7 +535,7 @@ class LiveSync:
                         and not message.deleted
                     ):
                         self._on_incoming(message)
-                self.chat_list.upsert(row)
+                self.chat_list.upsert(self._with_waiting(row))
 
     async def drop_chat(self, chat_id: ChatId) -> None:
         """The chat is gone for this user (left, removed, deleted): out of every view and the cache."""

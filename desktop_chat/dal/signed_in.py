@@ -18,6 +18,7 @@ What outlives a user belongs to the data layer (backend, cache, outbox, status, 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 
@@ -109,6 +110,7 @@ class SignedIn:
         self.edits = Edits(me, backend, calls, self.live)
         self.chats = ChatAdmin(me, backend, cache, calls, self.live)
         self._unsubscribers: list[Callable[[], None]] = []
+        self._reads_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Resume the outbox, bring the realtime link up and warm the cache in the background."""
@@ -158,11 +160,13 @@ class SignedIn:
                 self.realtime.update_token(session.access_token)
 
     async def _warm(self) -> None:
-        """After sign-in: the recent list, then the newest page of the top chats, in the background."""
+        """After sign-in: the recent list, then the newest page and the members of the top chats, in the
+        background, so that they open at once, and show who said what even when started offline later."""
         chats = await self.live.refresh_chats()
         for summary in chats[:WARM_CHATS]:
             with contextlib.suppress(BackendUnavailable, Rejected):
                 await self.reads.message_window(summary.chat.id)
+                await self.reads.chat_details(summary.chat.id)
 
     # --- wiring ------------------------------------------------------------------------------------
     def _deliver(self, events: Sequence[ChangeEvent]) -> None:
@@ -175,10 +179,17 @@ class SignedIn:
         self._status.update(connection=state)
         if state is ConnectionState.LIVE:
             self.sender.nudge()  # the server is back: send what waits without sitting out backoffs
+            self._resend_reads()
 
     def _on_reached(self) -> None:
         if self.realtime is not None and self.realtime.state is ConnectionState.RECONNECTING:
             self.realtime.nudge()  # REST works again, so the realtime link probably will too
+        self._resend_reads()
+
+    def _resend_reads(self) -> None:
+        """Read positions kept while offline go out once the server answers again."""
+        if self.edits.unsent_reads and (self._reads_task is None or self._reads_task.done()):
+            self._reads_task = self.tasks.spawn(self.edits.resend_reads(), "resend-reads")
 
     def _on_pending(self, _event: PendingEvent) -> None:
         self._status.update(outbox_depth=self.sender.depth)

@@ -109,6 +109,8 @@ class ChatSummary(_Model):
     unread_count: int = Field(default=0, ge=0)
     last_message: Message | None = None
     activity_at: datetime | None = None
+    # This user's newest message that is not on the server yet (pending or failed), set by this client.
+    waiting: Message | None = None
 
     @property
     def list_key(self) -> ChatListKey | None:
@@ -119,7 +121,10 @@ class ChatSummary(_Model):
 
     @property
     def last_activity(self) -> datetime:
-        return self.chat.last_message_at or self.chat.created_at
+        activity = self.chat.last_message_at or self.chat.created_at
+        if self.waiting is not None and self.waiting.created_at > activity:
+            return self.waiting.created_at
+        return activity
 
 
 class ChatListKey(_Model):

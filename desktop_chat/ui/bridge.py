@@ -75,7 +75,13 @@ class Operation(StrEnum):
     MARK_READ = "mark_read"
     SET_TYPING = "set_typing"
     CLEAR_CACHE = "clear_cache"
+    CACHE_USAGE = "cache_usage"
 
+
+# The context of a failed sign-in (or sign-up, or restore) whose cause is the server's address or key.
+SERVER_PROBLEM = "server"
+INVALID_API_KEY = "invalid_api_key"
+_SIGNING_IN = frozenset({"restore_session", "sign_in", "sign_up"})
 
 # Operations whose failure the user did not directly ask for; they go to the status line, not a dialog.
 BACKGROUND_OPERATIONS = frozenset(
@@ -83,6 +89,7 @@ BACKGROUND_OPERATIONS = frozenset(
         Operation.MARK_READ,
         Operation.SET_TYPING,
         Operation.REFRESH_CHATS,
+        Operation.CACHE_USAGE,
         Operation.LOAD_MORE_CHATS,
         Operation.SEARCH_CHATS,
     }
@@ -92,12 +99,20 @@ BACKGROUND_OPERATIONS = frozenset(
 def describe_error(error: DesktopChatError, operation: Operation, server_url: str) -> str:
     """One sentence in plain words for an expected failure of ``operation``."""
     if isinstance(error, Unauthorized):
+        if error.code == INVALID_API_KEY:
+            return (
+                f"The server at {server_url} does not accept this project key. "
+                "Check the key: the project's anon or publishable key, from its API settings."
+            )
         if operation in (Operation.SIGN_IN, Operation.SIGN_UP):
             return "Wrong email or password."
         return "Your session has expired. Please sign in again."
     if isinstance(error, NotSignedIn):
         return "You are signed out. Please sign in again."
     if isinstance(error, BackendUnavailable):
+        if "did not understand" in error.message and operation.value in _SIGNING_IN:
+            # Something answered, but not a Supabase project: the address is wrong, not the connection.
+            return f"There is no Supabase project at {server_url}. Check the server address."
         return f"Cannot reach the server at {server_url}. Check your connection and try again."
     if isinstance(error, LocalStorageError):
         return error.message
@@ -142,6 +157,7 @@ class StoreBridge(QObject):
         chat_left(object): The ``ChatId`` of a chat this user left or deleted.
         chat_changed(object): The ``ChatId`` of a chat renamed or whose members changed.
         cache_cleared(): The cache was emptied.
+        cache_usage_loaded(object): A ``CacheUsage`` (disk and memory the cache takes).
     """
 
     started = Signal(str, object)
@@ -166,6 +182,7 @@ class StoreBridge(QObject):
     chat_left = Signal(object)
     chat_changed = Signal(object)
     cache_cleared = Signal()
+    cache_usage_loaded = Signal(object)
 
     def __init__(self, store: ChatStoreAPI, *, server_url: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -361,6 +378,12 @@ class StoreBridge(QObject):
             await self._store.clear_cache()
             self.cache_cleared.emit()
 
+    @async_slot()
+    async def load_cache_usage(self) -> None:
+        async with self._guard(Operation.CACHE_USAGE):
+            usage = await self._store.cache_usage()
+            self.cache_usage_loaded.emit(usage)
+
     # --- lifecycle -----------------------------------------------------------------------------------
     def detach(self) -> None:
         """Stop listening to the store (at shutdown). The store is closed by whoever built it."""
@@ -400,7 +423,9 @@ class StoreBridge(QObject):
             yield
         except Unauthorized as error:
             self._report(operation, error, context)
-            if operation not in (Operation.SIGN_IN, Operation.SIGN_UP, Operation.RESTORE_SESSION):
+            if operation not in (Operation.SIGN_IN, Operation.SIGN_UP, Operation.RESTORE_SESSION) and (
+                error.code != INVALID_API_KEY
+            ):
                 # The session is gone for good (the store already tried to refresh it).
                 self.session_expired.emit(describe_error(error, operation, self._server_url))
                 self.signed_out.emit()
@@ -413,4 +438,6 @@ class StoreBridge(QObject):
         level = logging.INFO if operation in BACKGROUND_OPERATIONS else logging.WARNING
         # The error's class and code only: messages may quote user input.
         _log.log(level, "%s failed: %s (code %s)", operation.value, type(error).__name__, error.code)
+        if operation.value in _SIGNING_IN and (isinstance(error, BackendUnavailable) or error.code == INVALID_API_KEY):
+            context = SERVER_PROBLEM  # the sign-in window shows the server's fields with the sentence
         self.failed.emit(operation.value, describe_error(error, operation, self._server_url), context)

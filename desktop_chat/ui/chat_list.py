@@ -25,6 +25,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF, QKeyEvent, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QListView,
     QStyle,
@@ -335,6 +336,16 @@ class ChatListPanel(QWidget):
         self._proxy.rowsInserted.connect(self._reselect)
         self._proxy.modelReset.connect(self._reselect)
 
+        # Said in words when there is nothing to show: no chats yet, or none that matches the search.
+        self.empty_label = QLabel(self)
+        self.empty_label.setObjectName("emptyState")
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.hide()
+        for signal in (self._proxy.rowsInserted, self._proxy.rowsRemoved, self._proxy.modelReset):
+            signal.connect(self._update_empty)
+        self.filter_edit.textChanged.connect(self._update_empty)
+
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.filter_edit, 1)
@@ -344,7 +355,9 @@ class ChatListPanel(QWidget):
         layout.setContentsMargins(margin, margin, margin // 2, 0)
         layout.setSpacing(margin)
         layout.addLayout(top)
+        layout.addWidget(self.empty_label)
         layout.addWidget(self.list_view, 1)
+        self._update_empty()
 
     @property
     def proxy(self) -> ChatFilterProxyModel:
@@ -393,6 +406,17 @@ class ChatListPanel(QWidget):
     def focus_filter(self) -> None:
         self.filter_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.filter_edit.selectAll()
+
+    def _update_empty(self, *_: object) -> None:
+        if self._proxy.rowCount():
+            self.empty_label.hide()
+            return
+        needle = self.filter_edit.text().strip()
+        if needle:
+            self.empty_label.setText(f"No chat matches “{needle}”.")
+        else:
+            self.empty_label.setText("No chats yet.\nStart one with + (Ctrl+N), or wait for someone to add you.")
+        self.empty_label.show()
 
     def _focus_list(self) -> None:
         self.list_view.setFocus()

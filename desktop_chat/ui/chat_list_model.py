@@ -16,7 +16,7 @@ from typing import cast
 from PySide6.QtCore import QObject, QSortFilterProxyModel, Qt
 
 from desktop_chat.dal.api import ChatList
-from desktop_chat.models import ChatId, ChatSummary, UserId
+from desktop_chat.models import ChatId, ChatSummary, DeliveryState, UserId
 from desktop_chat.ui.live_model import AnyIndex, LiveListModel
 from desktop_chat.ui.text import one_line, plural
 
@@ -45,6 +45,11 @@ def summary_key(summary: ChatSummary) -> ChatId:
 
 
 def preview(summary: ChatSummary) -> str:
+    """The list's line under the title: what waits to go out first, else the last message."""
+    waiting = summary.waiting
+    if waiting is not None:
+        state = "Not sent" if waiting.delivery is DeliveryState.FAILED else "Sending"
+        return f"{state}: {one_line(waiting.content)}"
     message = summary.last_message
     if message is None:
         return ""

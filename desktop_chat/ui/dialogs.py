@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 
 from PySide6.QtCore import QModelIndex, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -79,6 +79,7 @@ class _OperationDialog(QDialog):
         self._bridge = bridge
         self._operations = {operation.value for operation in operations}
         self._busy = False
+        self._focus_before: QWidget | None = None
         self.error_label = QLabel(self)
         self.error_label.setObjectName("dialogError")
         self.error_label.setWordWrap(True)
@@ -93,16 +94,46 @@ class _OperationDialog(QDialog):
     def show_error(self, text: str) -> None:
         self.error_label.setText(text)
         self.error_label.show()
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Grow to what the wrapped texts need at the current width. A top-level window sizes itself from
+        its layout's one-line heights, so a wrapping hint or error would otherwise be cut off."""
+        layout = self.layout()
+        if layout is None or not layout.hasHeightForWidth():
+            return
+        layout.activate()
+        needed = layout.totalHeightForWidth(self.width())
+        if needed != self.minimumHeight():
+            self.setMinimumHeight(needed)
+        if needed > self.height():
+            self.resize(self.width(), needed)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._fit_height()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self._fit_height()
 
     def _begin(self) -> None:
         self._busy = True
+        self._focus_before = self.focusWidget()
         self.error_label.hide()
         self._set_inputs_enabled(False)
 
     def _set_inputs_enabled(self, enabled: bool) -> None:
+        # Text fields turn read-only rather than disabled: a disabled field loses the keyboard focus (Qt
+        # moves it to the next widget, the default button), and what the user types after an error is lost.
         for child in self.findChildren(QWidget):
-            if isinstance(child, QLineEdit | QPushButton | QListWidget):
+            if isinstance(child, QLineEdit):
+                child.setReadOnly(not enabled)
+            elif isinstance(child, QPushButton | QListWidget):
                 child.setEnabled(enabled)
+        if enabled and self._focus_before is not None and self._focus_before.isEnabled():
+            self._focus_before.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _on_failed(self, operation: str, message: str, _context: object) -> None:
         if self._busy and operation in self._operations:
@@ -137,13 +168,18 @@ class NewChatDialog(_OperationDialog):
         self.create_button.setDefault(True)
         buttons.accepted.connect(self.submit)
         buttons.rejected.connect(self.reject)
+        self.hint = QLabel("Email addresses of people with an account, separated by commas.", self)
+        self.hint.setObjectName("hint")
+        self.hint.setWordWrap(True)
+        # The hint goes under the field in a column of its own: a wrapping label as a QFormLayout field is
+        # given one line's height and cut off.
+        members = QVBoxLayout()
+        members.setSpacing(max(2, self.fontMetrics().height() // 4))
+        members.addWidget(self.members_edit)
+        members.addWidget(self.hint)
         form = QFormLayout()
         form.addRow("Title", self.title_edit)
-        form.addRow("Members", self.members_edit)
-        hint = QLabel("Email addresses of people with an account, separated by commas.", self)
-        hint.setObjectName("hint")
-        hint.setWordWrap(True)
-        form.addRow("", hint)
+        form.addRow("Members", members)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.error_label)

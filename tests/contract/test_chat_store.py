@@ -74,6 +74,7 @@ def settings_for(stack: StackHandle, home: Path, db: int) -> Settings:
         config_dir=home / "config",
         data_dir=home / "data",
         runtime_dir=home / "run",
+        cache_dir=home / "cache",
         log_dir=home / "log",
         request_timeout=5.0,
     )
@@ -352,6 +353,8 @@ async def test_a_message_shows_at_once_as_pending_then_sent_in_order(world: Worl
     first = timeline.get(ids[0])
     assert first is not None and first.delivery is DeliveryState.PENDING and first.seq is None
     assert first.sender_id == world.user_id(ALICE_EMAIL) and first.content == "number 0"
+    listed = store.chat_list().get(chat)  # the list shows what waits to go out, not only what the server has
+    assert listed is not None and listed.waiting is not None and listed.waiting.content == "number 2"
     seqs = [(await sent(timeline, message_id)).seq for message_id in ids]
     assert seqs == sorted(seqs)
     await eventually(lambda: store.status.outbox_depth == 0, what="the outbox drained")
@@ -359,6 +362,7 @@ async def test_a_message_shows_at_once_as_pending_then_sent_in_order(world: Worl
     assert max(depths) >= 1 and depths[-1] == 0
     row = store.chat_list().get(chat)
     assert row is not None and row.last_message is not None and row.last_message.id == ids[-1]
+    assert row.waiting is None
 
 
 async def test_text_the_server_would_refuse_is_refused_before_it_is_queued(world: World) -> None:
@@ -466,3 +470,32 @@ async def test_status_listeners_hear_every_change_and_the_status_says_where_thin
     assert seen[-1] == store.status and store.status.backend_reachable
     snapshot = store.metrics_snapshot()
     assert isinstance(snapshot, dict) and snapshot
+
+
+# --- housekeeping ----------------------------------------------------------------------------------------
+async def test_the_cache_says_what_it_takes_signed_out_or_in_and_clearing_leaves_nothing_on_disk(
+    world: World,
+) -> None:
+    store = world.store
+    before = await store.cache_usage()  # signed out: still an answer
+    assert before.disk_bytes >= 0 and before.keep_days == 30
+    await world.sign_in()
+    await store.refresh_chats()
+    usage = await store.cache_usage()
+    assert usage.memory_bytes is not None and usage.memory_bytes > 0
+    await store.clear_cache()
+    assert (await store.cache_usage()).disk_bytes == 0
+
+
+async def test_every_session_has_a_chat_list_of_its_own(world: World) -> None:
+    """Views attach to ``chat_list()`` again after each sign-in; the previous session's list is let go."""
+    store = world.store
+    await world.sign_in()
+    await store.refresh_chats()
+    first = store.chat_list()
+    assert first.rows
+    await store.sign_out()
+    assert store.chat_list() is not first and not store.chat_list().rows
+    await world.sign_in()
+    await store.refresh_chats()
+    assert store.chat_list() is not first and store.chat_list().rows

@@ -27,6 +27,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from desktop_chat.dal.api import (
     SEARCH_PAGE,
     CacheStatus,
+    CacheUsage,
     ChatList,
     ConnectionState,
     MessageListener,
@@ -146,6 +147,7 @@ class FakeChatStore:
         self._gates: dict[str, asyncio.Event] = {}
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.closed = False
+        self.disk_bytes = 2_600_000  # what cache_usage reports for the snapshot on disk
         self.cache_cleared = 0
         self._random = random.Random(7)
         self._samples = itertools.count()
@@ -202,6 +204,12 @@ class FakeChatStore:
         chat = self._chats[chat_id]
         return self._store_confirmed(chat, sender.id, text, at or self._now())
 
+    def set_read_position(self, chat_id: ChatId, reader: Profile, seq: int) -> None:
+        """Where ``reader`` has read ``chat_id`` up to, as if it had been so on the server all along."""
+        chat = self._chats[chat_id]
+        chat.members[reader.id] = chat.members[reader.id].model_copy(update={"last_read_seq": seq})
+        self._publish_summary(chat_id)
+
     def chat_id(self, title: str) -> ChatId:
         """The id of the (first) chat called ``title``."""
         return next(chat_id for chat_id, chat in self._chats.items() if chat.session.title == title)
@@ -242,6 +250,7 @@ class FakeChatStore:
         failed = self._outbox[message_id].model_copy(update={"delivery": DeliveryState.FAILED, "error": reason})
         self._outbox[message_id] = failed
         self._show(failed)
+        self._publish_summary(failed.chat_id)
         return failed
 
     def receive(self, chat_id: ChatId, sender: Profile, text: str) -> Message:
@@ -276,7 +285,8 @@ class FakeChatStore:
 
     async def restore_session(self) -> Profile | None:
         await self._enter("restore_session")
-        self._current = self.saved_session
+        if self.saved_session is not None:
+            self._begin_session(self.saved_session)
         return self._current
 
     async def sign_in(self, email: str, password: str) -> Profile:
@@ -286,8 +296,7 @@ class FakeChatStore:
         account = self._accounts.get(email.strip().lower())
         if account is None or account.password != password:
             raise Unauthorized("Wrong email or password.", code="invalid_credentials")
-        self._current = account.profile
-        self.saved_session = account.profile
+        self._begin_session(account.profile)
         return account.profile
 
     async def sign_up(self, email: str, password: str, display_name: str) -> Profile:
@@ -298,15 +307,24 @@ class FakeChatStore:
         if len(password) < 6:
             raise InvalidInput("That password is too weak (length); use at least 6 characters.", code="weak_password")
         profile = self.add_user(email.strip(), name, password)
+        self._begin_session(profile)
+        return profile
+
+    def _begin_session(self, profile: Profile) -> None:
+        """As the real store: a session has a chat list of its own (the previous one is left as it was)."""
+        if self._current != profile:
+            self._chat_list = new_chat_list()
+            self._list_frontier = None
+            self._list_done = False
         self._current = profile
         self.saved_session = profile
-        return profile
 
     async def sign_out(self) -> None:
         await self._enter("sign_out")
         self._current = None
         self.saved_session = None
-        self._chat_list.reset([])
+        # As the real store: each session has its own chat list; the signed-out one is empty.
+        self._chat_list = new_chat_list()
         self._list_frontier = None
         self._list_done = False
         self._timelines.clear()
@@ -480,6 +498,7 @@ class FakeChatStore:
         )
         self._outbox[message.id] = message
         self._show(message)
+        self._publish_summary(chat_id)
         self._update_outbox_depth()
         if self.auto_deliver:
             asyncio.get_running_loop().call_soon(self._deliver_if_pending, message.id)
@@ -496,6 +515,7 @@ class FakeChatStore:
         pending = queued.model_copy(update={"delivery": DeliveryState.PENDING, "error": None})
         self._outbox[message_id] = pending
         self._show(pending)
+        self._publish_summary(pending.chat_id)
         if self.auto_deliver:
             asyncio.get_running_loop().call_soon(self._deliver_if_pending, message_id)
 
@@ -508,6 +528,7 @@ class FakeChatStore:
         timeline = self._timelines.get(queued.chat_id)
         if timeline is not None:
             timeline.remove(message_id)
+        self._publish_summary(queued.chat_id)
         self._update_outbox_depth()
 
     async def edit_message(self, message_id: MessageId, text: str) -> None:
@@ -624,6 +645,11 @@ class FakeChatStore:
     async def clear_cache(self) -> None:
         await self._enter("clear_cache")
         self.cache_cleared += 1
+        self.disk_bytes = 0
+
+    async def cache_usage(self) -> CacheUsage:
+        await self._enter("cache_usage")
+        return CacheUsage(disk_bytes=self.disk_bytes, memory_bytes=3_400_000, keep_days=30)
 
     async def close(self) -> None:
         await self._enter("close")
@@ -736,6 +762,7 @@ class FakeChatStore:
         me = self._me().id
         member = chat.members[me]
         last = self._message(chat, chat.session.last_seq) if chat.session.last_seq else None
+        waiting = [message for message in self._outbox.values() if message.chat_id == chat_id]
         return ChatSummary(
             chat=chat.session,
             role=member.role,
@@ -743,6 +770,7 @@ class FakeChatStore:
             unread_count=max(0, chat.session.last_seq - member.last_read_seq),
             last_message=last,
             activity_at=chat.session.last_message_at or chat.session.created_at,
+            waiting=max(waiting, key=lambda message: message.created_at) if waiting else None,
         )
 
     def _publish_summary(self, chat_id: ChatId) -> None:

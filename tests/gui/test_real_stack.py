@@ -44,6 +44,7 @@ def settings_for(stack: StackHandle, home: Path, db: int) -> Settings:
         config_dir=home / "config",
         data_dir=home / "data",
         runtime_dir=home / "run",
+        cache_dir=home / "cache",
         log_dir=home / "log",
     )
 
@@ -113,6 +114,18 @@ def test_alice_sends_from_her_window_and_bobs_window_shows_it(qtbot: QtBot, clie
     )
     assert last(bob_model).seq == last(alice_model).seq  # type: ignore[attr-defined, union-attr]
     assert composer.text == ""
+
+
+def test_diagnostics_and_settings_show_what_the_cache_takes(qtbot: QtBot, clients: dict[str, Client]) -> None:
+    window = clients["alice"].flow.main_window
+    assert window is not None
+    diagnostics = window.show_diagnostics()
+    qtbot.waitUntil(lambda: diagnostics.values["Redis memory"].text() != "—", timeout=20_000)
+    assert diagnostics.values["Redis memory"].text().endswith(("KB", "MB"))
+    diagnostics.close()
+    dialog = window.show_settings()
+    qtbot.waitUntil(lambda: dialog.usage_label.text().startswith("They take"), timeout=20_000)
+    dialog.reject()
 
 
 # --- a user in a thousand chats ----------------------------------------------------------------------------
