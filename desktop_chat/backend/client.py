@@ -34,8 +34,18 @@ from desktop_chat.models import (
     Message,
     MessageId,
     MessagePage,
+    MessageReader,
     Profile,
+    ReactionDetail,
+    ReadPosition,
+    ReadPositions,
+    ReadReceipt,
+    SearchCursor,
+    SearchHit,
+    SearchPage,
     UserId,
+    validate_emoji,
+    validate_search_text,
 )
 from desktop_chat.secrets import SecretStore
 
@@ -43,13 +53,17 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MESSAGE_COLUMNS = "id,session_id,sender_id,content,created_at,edited_at,deleted_at,seq,rev"
+MESSAGE_COLUMNS = "id,session_id,sender_id,content,created_at,edited_at,deleted_at,seq,rev,reply_to,reactions"
 # A message's key: its id is unique within its chat (the idempotent send's ON CONFLICT target).
 MESSAGE_KEY = "id,session_id"
 DETAILS_MEMBERS = 100  # members named in chat details (plus the recent senders); the dialog pages the rest
 MAX_CHATS_PER_CALL = 500  # chat_list's p_ids; changes_since takes up to 1000
 _messages = TypeAdapter(list[Message])
 _changes = TypeAdapter(list[ChatChanges])
+_hits = TypeAdapter(list[SearchHit])
+_reaction_details = TypeAdapter(list[ReactionDetail])
+_receipts = TypeAdapter(list[ReadReceipt])
+_readers = TypeAdapter(list[MessageReader])
 
 
 def _summary(row: dict[str, Any]) -> ChatSummary:
@@ -374,13 +388,18 @@ class SupabaseBackend:
         return int(response.count or 0)
 
     # --- writes ------------------------------------------------------------------------------------
-    async def insert_message(self, message_id: MessageId, chat_id: ChatId, content: str) -> Message | None:
-        """Store a message idempotently (``on conflict (id) do nothing``).
+    async def insert_message(
+        self, message_id: MessageId, chat_id: ChatId, content: str, *, reply_to: MessageId | None = None
+    ) -> Message | None:
+        """Store a message idempotently (``on conflict (id, session_id) do nothing``).
 
-        Returns the stored row, or None when a row with this id already existed (an earlier attempt got
-        through); the caller fetches it then.
+        ``reply_to`` names the message of the same chat it answers (the database refuses another chat's
+        or a missing one: ``InvalidInput``). Returns the stored row, or None when a row with this id
+        already existed (an earlier attempt got through); the caller fetches it then.
         """
         row = {"id": str(message_id), "session_id": str(chat_id), "content": content}
+        if reply_to is not None:
+            row["reply_to"] = str(reply_to)
         rows = await self._rows(
             "insert_message",
             lambda: (
@@ -459,3 +478,111 @@ class SupabaseBackend:
             ),
         )
         return int(rows[0]["last_read_seq"]) if rows else None
+
+    # --- search, reactions, read receipts (migrations 20261205100000-20261205100200) ---------------
+    async def search_messages(
+        self,
+        query: str,
+        chat_id: ChatId | None = None,
+        cursor: SearchCursor | None = None,
+        limit: int = 30,
+    ) -> SearchPage:
+        """Messages the user can see that contain every word of ``query`` (each as a prefix), newest first.
+
+        In one chat, or in all of the user's chats (not deleted) when ``chat_id`` is None; ``cursor`` is
+        the previous page's ``next_cursor``. Blank text, or text with nothing searchable in it (only
+        punctuation), finds nothing. Longer than ``MAX_SEARCH_CHARS``: ``InvalidInput``.
+        """
+        validate_search_text(query)
+        if not query.strip():
+            return SearchPage()
+        limit = max(1, min(limit, 99))
+        params = {
+            "p_query": query,
+            "p_chat_id": str(chat_id) if chat_id is not None else None,
+            "p_before_at": cursor.before_at.isoformat() if cursor is not None else None,
+            "p_before_id": str(cursor.before_id) if cursor is not None else None,
+            # One more than asked: whether there is a next page, without a second call.
+            "p_limit": limit + 1,
+        }
+        rows = await self._rows("search_messages", lambda: self.client.rpc("search_messages", params).execute())
+        hits = _hits.validate_python(rows)
+        more = len(hits) > limit
+        hits = hits[:limit]
+        return SearchPage(hits=tuple(hits), next_cursor=hits[-1].cursor if more else None)
+
+    def _own_id(self) -> UserId:
+        if self.session is None:
+            raise Bug("reactions need a signed-in user")
+        return self.session.user_id
+
+    async def add_reaction(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> bool:
+        """React to a message; idempotent (``on conflict do nothing``), so an outbox may send it again.
+
+        True when this call added it, False when it was there already. The message's ``reactions`` and
+        ``rev`` change with it (the ``message`` broadcast and the back-fill bring them).
+        """
+        row = {
+            "session_id": str(chat_id),
+            "message_id": str(message_id),
+            "user_id": str(self._own_id()),
+            "emoji": validate_emoji(emoji),
+        }
+        rows = await self._rows(
+            "add_reaction",
+            lambda: (
+                self.client.table("message_reactions")
+                .upsert(row, on_conflict="session_id,message_id,user_id,emoji", ignore_duplicates=True)
+                .execute()
+            ),
+        )
+        return bool(rows)
+
+    async def remove_reaction(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> bool:
+        """Take one's reaction back (a delete by the whole key: idempotent). True when one was removed."""
+        rows = await self._rows(
+            "remove_reaction",
+            lambda: (
+                self.client.table("message_reactions")
+                .delete()
+                .eq("session_id", str(chat_id))
+                .eq("message_id", str(message_id))
+                .eq("user_id", str(self._own_id()))
+                .eq("emoji", emoji)
+                .execute()
+            ),
+        )
+        return bool(rows)
+
+    async def fetch_reactions(
+        self, chat_id: ChatId, from_seq: int, to_seq: int, users: int = 10
+    ) -> list[ReactionDetail]:
+        """Who reacted to the messages ``from_seq..to_seq`` (at most 500) of a chat, one row per emoji.
+
+        Ordered by seq, then by when the emoji was first used; ``users`` bounds the names per emoji.
+        """
+        params = {"p_session": str(chat_id), "p_from_seq": from_seq, "p_to_seq": to_seq, "p_users": users}
+        rows = await self._rows("message_reactions", lambda: self.client.rpc("message_reactions", params).execute())
+        return _reaction_details.validate_python(rows)
+
+    async def fetch_read_positions(self, chat_id: ChatId, limit: int = 100) -> ReadPositions:
+        """Members' read positions, furthest first (at most ``limit``), with the number of members."""
+        params = {"p_session": str(chat_id), "p_limit": limit}
+        rows = await self._rows("read_positions", lambda: self.client.rpc("read_positions", params).execute())
+        return ReadPositions(
+            chat_id=chat_id,
+            positions=tuple(ReadPosition.model_validate(row) for row in rows),
+            member_count=int(rows[0]["member_count"]) if rows else 0,
+        )
+
+    async def fetch_read_receipts(self, chat_id: ChatId, from_seq: int, to_seq: int) -> list[ReadReceipt]:
+        """For each message ``from_seq..to_seq`` (at most 500): how many others have read it, of how many."""
+        params = {"p_session": str(chat_id), "p_from_seq": from_seq, "p_to_seq": to_seq}
+        rows = await self._rows("read_receipts", lambda: self.client.rpc("read_receipts", params).execute())
+        return _receipts.validate_python(rows)
+
+    async def fetch_message_readers(self, chat_id: ChatId, seq: int, limit: int = 20) -> list[MessageReader]:
+        """Who has read message ``seq`` (its sender left out), with names, at most ``limit``."""
+        params = {"p_session": str(chat_id), "p_seq": seq, "p_limit": limit}
+        rows = await self._rows("message_readers", lambda: self.client.rpc("message_readers", params).execute())
+        return _readers.validate_python(rows)

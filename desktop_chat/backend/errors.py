@@ -54,6 +54,10 @@ def _from_postgrest(error: APIError, server: str) -> DesktopChatError | Bug:
         return Rejected("You are not allowed to do that (you may have been removed from the chat).", code=code)
     if code == "23505":
         return Rejected("That already exists.", code=code)
+    if code == "23503" and "chat_messages_reply_in_same_chat" in message:
+        return Rejected("The message you replied to is not in this chat.", code=code)
+    if code == "23503" and "message_reactions" in message:
+        return Rejected("That message is not in this chat (or no longer exists).", code=code)
     if code == "23503":
         return Rejected("The chat no longer exists, or that person has no account.", code=code)
     if code in {"23514", "23502"}:

@@ -70,8 +70,22 @@ class ChatMember(_Model):
     display_name: str | None = None  # from profiles, when the query joined it
 
 
+class ReactionCount(_Model):
+    """How many people reacted to a message with one emoji (an item of ``Message.reactions``)."""
+
+    emoji: str = Field(min_length=1, max_length=16)
+    count: int = Field(ge=1)
+
+
 class Message(_Model):
-    """One message. Confirmed rows have ``seq``/``rev``; pending and failed ones do not yet."""
+    """One message. Confirmed rows have ``seq``/``rev``; pending and failed ones do not yet.
+
+    ``reply_to`` is the message of the same chat this one answers (the database refuses another chat's).
+    ``reactions`` are the counts per emoji, in the order the emoji were first used; the server keeps
+    them on the message row and every change of them takes a new ``rev``, so they arrive wherever the
+    message does (reads, back-fill, the ``message`` broadcast). Who reacted comes from
+    ``SupabaseBackend.fetch_reactions``.
+    """
 
     id: MessageId
     chat_id: ChatId = Field(validation_alias=_CHAT_ID_COLUMN)
@@ -82,6 +96,8 @@ class Message(_Model):
     deleted_at: datetime | None = None
     seq: int | None = Field(default=None, ge=1)
     rev: int | None = Field(default=None, ge=1)
+    reply_to: MessageId | None = None
+    reactions: tuple[ReactionCount, ...] = ()
     delivery: DeliveryState = DeliveryState.SENT
     error: str | None = None  # why a FAILED message failed, in plain words
 

@@ -5,7 +5,7 @@ announced as one typed event (``desktop_chat.sync.lifecycle``), so the views and
 
 Each chat has a worker that sends its oldest unsent message, waits for the answer and only then sends
 the next, so one client's messages reach the server in the order they were typed. Every attempt uses
-the message's own id with ``on conflict (id) do nothing``: a retry after a lost answer cannot make a
+the message's own id with ``on conflict (id, session_id) do nothing``: a retry after a lost answer cannot make a
 second row. Transient failures keep the message pending and back off (with jitter; a ``nudge`` — the
 connection came back — cuts the wait short); refusals mark it failed with a reason, and later messages
 of that chat go on without it.

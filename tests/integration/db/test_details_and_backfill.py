@@ -129,3 +129,37 @@ async def test_changes_since_spends_one_budget_over_the_chats_in_order(db: Db) -
     assert await changes([4, 2, 0], 6) == [(1, False, [3, 4]), (2, False, [1, 2, 3, 4])]
     with pytest.raises(asyncpg.InvalidParameterValueError, match="same length"):
         await changes([0, 0], 6)
+
+
+async def test_the_back_fill_and_the_list_carry_replies_and_reactions(db: Db) -> None:
+    """A message back-filled, or shown as a chat's newest, has what any message read has: the one it answers
+    and its reaction counts (a client's cache keeps what the back-fill brings)."""
+    a, b = await db.new_user("A"), await db.new_user("B")
+    chat = await db.new_chat(a, b)
+    first = await db.post(a, chat, "question")
+    async with db.as_user(b) as conn:
+        reply = await conn.fetchval(
+            "insert into public.chat_messages (id, session_id, content, reply_to) values ($1, $2, 'answer', $3)"
+            " returning id",
+            uuid.uuid4(),
+            chat,
+            first["id"],
+        )
+        await conn.execute(
+            "insert into public.message_reactions (session_id, message_id, emoji) values ($1, $2, '👍')",
+            chat,
+            reply,
+        )
+    async with db.as_user(a) as conn:
+        rows = await conn.fetch(CHANGES, [chat], [first["rev"]], 500)
+        listed = await conn.fetchrow("select last_message from public.chat_list(10, null, null, null, $1)", [chat])
+    [change] = rows
+    [answer] = json.loads(change["messages"])
+    assert (answer["id"], answer["reply_to"], answer["reactions"]) == (
+        str(reply),
+        str(first["id"]),
+        [{"emoji": "👍", "count": 1}],
+    )
+    assert listed is not None
+    newest = json.loads(listed["last_message"])
+    assert (newest["reply_to"], newest["reactions"]) == (str(first["id"]), [{"emoji": "👍", "count": 1}])
