@@ -21,14 +21,17 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, 
 from typing import Any, Protocol
 
 from desktop_chat.cache import TieredCache
-from desktop_chat.dal.api import ChatList, MessageListener, Timeline, new_chat_list, new_timeline
+from desktop_chat.dal.api import SEARCH_PAGE, ChatList, MessageListener, Timeline, new_chat_list, new_timeline
 from desktop_chat.dal.changes import ChangeBatch, reduce, write_cache
 from desktop_chat.dal.cursor import RevCursor
+from desktop_chat.dal.reads import CHAT_PAGE
 from desktop_chat.dal.reducers import max_rev, newer_message, summary_read_up_to, summary_with_message, unread_after
 from desktop_chat.errors import BackendUnavailable
 from desktop_chat.models import (
     ChangeEvent,
+    ChatChanges,
     ChatId,
+    ChatListKey,
     ChatSummary,
     Message,
     MessageId,
@@ -39,6 +42,8 @@ from desktop_chat.models import (
 from desktop_chat.sync.lifecycle import Discarded, Failed, PendingEvent, Retried, Sent, Submitted
 
 PAGE = 50
+RELOAD_PAGE = 500  # rows per call when the whole loaded list is read again
+BACKFILL_CHATS = 1000  # chats per back-fill call (the server's limit)
 FRAME_INTERVAL = 0.016  # seconds live changes are collected before the views hear of them (a 60 Hz frame)
 BACKFILL_BATCH = 500
 GAP_GRACE = 1.0  # seconds to let realtime close a gap by itself before back-filling
@@ -60,9 +65,15 @@ class LiveReads(Protocol):
 
     async def messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = PAGE) -> MessagePage: ...
 
-    async def load_chat_list(self) -> list[ChatSummary]: ...
+    async def load_chat_list(self, limit: int = CHAT_PAGE, after: ChatListKey | None = None) -> list[ChatSummary]: ...
 
-    async def changes_since(self, chat_id: ChatId, after_rev: int, limit: int) -> list[Message]: ...
+    async def search_chats(
+        self, text: str, limit: int = CHAT_PAGE, after: ChatListKey | None = None
+    ) -> list[ChatSummary]: ...
+
+    async def chats_by_id(self, chat_ids: Sequence[ChatId]) -> list[ChatSummary]: ...
+
+    async def changes_since_many(self, cursors: Mapping[ChatId, int], limit: int) -> list[ChatChanges]: ...
 
 
 class PendingRows(Protocol):
@@ -88,6 +99,7 @@ class LiveSync:
         on_incoming: Told of each message from someone else as it arrives live.
         watch_chats: Follows typing and presence in these chats (None without realtime).
         frame_interval: How long live changes are collected before the views hear of them.
+        chat_page: Chat-list rows per page.
     """
 
     def __init__(
@@ -101,8 +113,10 @@ class LiveSync:
         on_incoming: MessageListener,
         watch_chats: WatchChats | None = None,
         frame_interval: float = FRAME_INTERVAL,
+        chat_page: int = CHAT_PAGE,
     ) -> None:
         self._me = me
+        self._chat_page = chat_page
         self._cache = cache
         self._reads = reads
         self._tasks = tasks
@@ -123,6 +137,11 @@ class LiveSync:
         self._gap_task: asyncio.Task[None] | None = None
         self._list_tickets = 0
         self._shown_ticket = 0
+        # The chat list is loaded a page at a time: the rows down to ``_frontier`` (the server's place of the
+        # last row of the last page) are all there; below it only rows a search or a live change brought.
+        self._frontier: ChatListKey | None = None
+        self._list_complete = False  # the last page came back short: there is nothing below the frontier
+        self._more_lock = asyncio.Lock()
         self._recent_dirty = False
         self._recent_writer: asyncio.Task[None] | None = None
         # Read positions set here that the server has not confirmed yet (in flight, or kept while offline):
@@ -164,39 +183,118 @@ class LiveSync:
         self._list_tickets += 1
         return self._list_tickets
 
-    def show_chats(self, chats: Sequence[ChatSummary], ticket: int | None = None) -> None:
-        """Replace the chat list with a fresh load, keeping rows' newer live state."""
+    def show_chats(self, chats: Sequence[ChatSummary], ticket: int | None = None, *, complete: bool = False) -> None:
+        """Replace the chat list with a fresh load (its first pages, newest first), keeping rows' newer live
+        state. ``complete``: the load read the list to its end."""
         if ticket is None:
             ticket = self.begin_chat_list_load()
         if ticket < self._shown_ticket:
             return
         self._shown_ticket = ticket
-        merged = []
-        for summary in chats:
-            current = self.chat_list.get(summary.chat.id)
-            if current is not None and current.chat.last_rev > summary.chat.last_rev:
-                summary = current  # a live update is newer than what the load read
-            merged.append(self._with_waiting(self._with_read_floor(summary)))
-        self.chat_list.reset(merged)
+        self.chat_list.reset(self._merged(chats))
+        self._frontier = min((key for row in chats if (key := row.list_key) is not None), default=None)
+        self._list_complete = complete
         if self._watch_chats is not None:
             watched = [row.chat.id for row in self.chat_list.rows[:WATCHED_CHATS]]
             self._tasks.spawn(self._watch_chats(watched), "watch-chats")
 
+    def _merged(self, chats: Iterable[ChatSummary]) -> list[ChatSummary]:
+        """Rows read from the server, each replaced by the listed row where a live update is newer, with
+        this user's read position and unsent messages as this client knows them."""
+        merged = []
+        for summary in chats:
+            current = self.chat_list.get(summary.chat.id)
+            if current is not None and current.chat.last_rev > summary.chat.last_rev:
+                summary = current.model_copy(update={"activity_at": summary.activity_at})
+            merged.append(self._with_waiting(self._with_read_floor(summary)))
+        return merged
+
+    def _upsert_rows(self, chats: Sequence[ChatSummary]) -> None:
+        with self.chat_list.batch():
+            for row in self._merged(chats):
+                self.chat_list.upsert(row)
+
     async def refresh_chats(self) -> list[ChatSummary]:
-        """Show the recent chats (cached, or loaded once)."""
+        """Show the chat list (cached, or its first page loaded once)."""
         ticket = self.begin_chat_list_load()
         chats = await self._reads.recent_chats()
+        # A cached list was written complete or not; only the server can say, so "load more" asks once.
         self.show_chats(chats, ticket)
         return chats
 
     async def reload_chats(self) -> list[ChatSummary]:
-        """Load the chat list from Supabase (not the cache: a chat appeared or went away), show it and
-        write it through."""
+        """Read every loaded row of the chat list again from Supabase (not the cache: a chat appeared or went
+        away, or the link was down), show it and write it through. The pages down to the frontier come
+        again, in calls of up to ``RELOAD_PAGE`` rows; rows below it (search results) by id. A row that does
+        not come back is gone."""
         ticket = self.begin_chat_list_load()
-        chats = await self._reads.load_chat_list()
-        self.show_chats(chats, ticket)
+        frontier = self._frontier
+        loaded = [row for row in self.chat_list.rows if self._above_frontier(row, frontier)]
+        extras = [row.chat.id for row in self.chat_list.rows if not self._above_frontier(row, frontier)]
+        want = max(self._chat_page, len(loaded))
+        chats: list[ChatSummary] = []
+        after: ChatListKey | None = None
+        complete = False
+        while True:
+            limit = min(RELOAD_PAGE, max(want - len(chats), self._chat_page))
+            page = await self._reads.load_chat_list(limit, after)
+            chats += page
+            if len(page) < limit:
+                complete = True
+                break
+            after = page[-1].list_key
+            if frontier is None or after is None or not frontier < after:
+                break  # down to the old frontier (or a first load): every loaded page came again
+        listed = {row.chat.id for row in chats}
+        missing = [chat_id for chat_id in extras if chat_id not in listed]
+        found = await self._reads.chats_by_id(missing) if missing else []
+        if ticket < self._shown_ticket:
+            return chats
+        self.show_chats(chats, ticket, complete=complete)
+        self._upsert_rows(found)
         self._write_recent()
         return chats
+
+    @staticmethod
+    def _above_frontier(row: ChatSummary, frontier: ChatListKey | None) -> bool:
+        """Whether the row lies within the loaded pages (rows without a server place are new, at the top)."""
+        key = row.list_key
+        return key is None or frontier is None or not key < frontier
+
+    def has_more_chats(self) -> bool:
+        """Whether the chat list may have rows below the loaded pages."""
+        return not self._list_complete
+
+    async def load_more_chats(self) -> int:
+        """Add the next page of the chat list below the loaded ones; returns how many rows came (0 at the end).
+
+        One page at a time: a call made while another loads waits for it and then loads the page after.
+        """
+        async with self._more_lock:
+            if self._list_complete:
+                return 0
+            frontier = self._frontier
+            ticket = self._list_tickets
+            page = await self._reads.load_chat_list(self._chat_page, frontier)
+            if ticket != self._list_tickets:
+                return 0  # the list was loaded again meanwhile: its frontier is another one
+            self._upsert_rows(page)
+            keys = [key for row in page if (key := row.list_key) is not None]
+            if keys:
+                self._frontier = min(keys)
+            self._list_complete = len(page) < self._chat_page
+            self._write_recent()
+            return len(page)
+
+    async def search_chats(self, text: str, after: ChatListKey | None = None) -> list[ChatSummary]:
+        """The user's chats whose title contains ``text`` (any case), out of all of them, newest first, below
+        ``after``; they also go into the chat list (where a filter shows them), wherever they are in it."""
+        text = text.strip()
+        if not text:
+            return []
+        found = await self._reads.search_chats(text, SEARCH_PAGE, after)
+        self._upsert_rows(found)
+        return found
 
     def _write_recent(self) -> None:
         """Write the chat list through to the cache; one writer, always the latest rows."""
@@ -207,7 +305,11 @@ class LiveSync:
     async def _recent_writer_loop(self) -> None:
         while self._recent_dirty:
             self._recent_dirty = False
-            await self._cache.set_recent(self._me, list(self.chat_list.rows))
+            # The loaded pages only: rows below the frontier (search results) would leave a hole that the next
+            # start, which pages on from the cached rows, could never fill.
+            frontier = self._frontier
+            rows = [row for row in self.chat_list.rows if self._above_frontier(row, frontier)]
+            await self._cache.set_recent(self._me, rows)
 
     # --- timelines ---------------------------------------------------------------------------------
     async def open_timeline(self, chat_id: ChatId) -> Timeline:
@@ -460,33 +562,49 @@ class LiveSync:
                     await self.backfill_chat(chat_id)
 
     async def backfill_all(self) -> None:
-        """After every subscribe: reload the chat list, and fetch every known chat's changes since its cursor."""
-        chats = await self.reload_chats()
-        visible = {summary.chat.id for summary in chats}
-        for chat_id in list(self._cursors):
-            if chat_id not in visible:
-                await self.drop_chat(chat_id)
+        """After every subscribe: read the loaded chat list again, and fetch the changes of every chat with a
+        cursor in one call (the server skips chats that did not move, and names those that went)."""
+        await self.reload_chats()
         # Chats whose window is cached (maybe by an earlier run) get a cursor, so they catch up too.
         for chat_id in await self._cache.cached_chats(self._me):
-            if chat_id in visible and chat_id not in self._cursors:
+            if chat_id not in self._cursors:
                 cached = await self._cache.get_messages(self._me, chat_id)
                 if cached is not None:
                     self._ensure_cursor(chat_id, cached.value)
-        for chat_id in list(self._cursors):
-            await self.backfill_chat(chat_id)
+        await self.backfill_chats(list(self._cursors), drop_gone=True)
 
     async def backfill_chat(self, chat_id: ChatId) -> int:
         """Apply every change of the chat above its cursor. Returns how many rows came."""
-        cursor = self._cursors.get(chat_id)
-        if cursor is None:
-            return 0
+        return await self.backfill_chats([chat_id])
+
+    async def backfill_chats(self, chat_ids: Iterable[ChatId], *, drop_gone: bool = False) -> int:
+        """Apply every change above the cursors of these chats, asked for all at once (``changes_since``:
+        one round trip for up to ``BACKFILL_CHATS`` chats and ``BACKFILL_BATCH`` messages; chats with more
+        are asked again). ``drop_gone``: chats the user can no longer see leave the views and the cache.
+        Returns how many rows came."""
         total = 0
-        while True:
-            rows = await self._reads.changes_since(chat_id, cursor.value, BACKFILL_BATCH)
+        todo = list(dict.fromkeys(chat_id for chat_id in chat_ids if chat_id in self._cursors))
+        while todo:
+            batch, todo = todo[:BACKFILL_CHATS], todo[BACKFILL_CHATS:]
+            cursors = {chat_id: cursor.value for chat_id in batch if (cursor := self._cursors.get(chat_id)) is not None}
+            if not cursors:
+                continue
+            changes = await self._reads.changes_since_many(cursors, BACKFILL_BATCH)
+            rows = [message for change in changes for message in change.messages]
             if rows:
                 async with self._apply_lock:
                     await self._apply([MessageUpserted(message=m) for m in rows], realtime=False)
-                cursor.backfilled(max(m.rev or 0 for m in rows))
-                total += len(rows)
-            if len(rows) < BACKFILL_BATCH:
-                return total
+            again = []
+            for change in changes:
+                cursor = self._cursors.get(change.chat_id)
+                if change.gone:
+                    if drop_gone:
+                        await self.drop_chat(change.chat_id)
+                    continue
+                if change.messages and cursor is not None:
+                    cursor.backfilled(max(m.rev or 0 for m in change.messages))
+                if change.more:
+                    again.append(change.chat_id)
+            total += len(rows)
+            todo = again + todo
+        return total

@@ -32,7 +32,7 @@ from desktop_chat.dal.chat_admin import ChatAdmin
 from desktop_chat.dal.edits import Edits
 from desktop_chat.dal.live import FRAME_INTERVAL, LiveSync
 from desktop_chat.dal.presence import Presence
-from desktop_chat.dal.reads import Reads
+from desktop_chat.dal.reads import CHAT_PAGE, Reads
 from desktop_chat.dal.status import StatusBoard
 from desktop_chat.dal.tasks import TaskGroup
 from desktop_chat.errors import BackendUnavailable, Rejected
@@ -55,6 +55,7 @@ class SignedIn:
         backend, cache, outbox, metrics, status, calls, presence: The data layer's long-lived parts.
         realtime: Run the realtime link (tests of the read path turn it off).
         frame_interval: How long live changes are collected before the views hear of them.
+        chat_page: Chat-list rows per page.
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class SignedIn:
         presence: Presence,
         realtime: bool = True,
         frame_interval: float = FRAME_INTERVAL,
+        chat_page: int = CHAT_PAGE,
     ) -> None:
         me = profile.id
         self.profile = profile
@@ -80,7 +82,7 @@ class SignedIn:
         self._presence = presence
         self.tasks = TaskGroup()
         self.sender = Sender(outbox, TimedSending(backend, calls), backend.server, me)
-        self.reads = Reads(me, settings, backend, cache, calls, self.tasks)
+        self.reads = Reads(me, settings, backend, cache, calls, self.tasks, chat_page=chat_page)
         self.realtime: RealtimeManager | None = None
         if realtime:
             self.realtime = RealtimeManager(
@@ -103,6 +105,7 @@ class SignedIn:
             on_incoming=presence.incoming,
             watch_chats=self.realtime.watch_chats if self.realtime is not None else None,
             frame_interval=frame_interval,
+            chat_page=chat_page,
         )
         self.edits = Edits(me, backend, calls, self.live)
         self.chats = ChatAdmin(me, backend, cache, calls, self.live)

@@ -31,7 +31,7 @@ from desktop_chat.errors import (
     Rejected,
     Unauthorized,
 )
-from desktop_chat.models import ChatId, Message, MessageId, Profile, UserId
+from desktop_chat.models import ChatId, ChatListKey, ChatMember, Message, MessageId, Profile, UserId
 
 _log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -55,8 +55,11 @@ class Operation(StrEnum):
     SIGN_UP = "sign_up"
     SIGN_OUT = "sign_out"
     REFRESH_CHATS = "refresh_chats"
+    LOAD_MORE_CHATS = "load_more_chats"
+    SEARCH_CHATS = "search_chats"
     OPEN_CHAT = "open_chat"
     CHAT_DETAILS = "chat_details"
+    CHAT_MEMBERS = "chat_members"
     LOAD_OLDER = "load_older"
     SEND = "send"
     RETRY = "retry"
@@ -82,7 +85,14 @@ _SIGNING_IN = frozenset({"restore_session", "sign_in", "sign_up"})
 
 # Operations whose failure the user did not directly ask for; they go to the status line, not a dialog.
 BACKGROUND_OPERATIONS = frozenset(
-    {Operation.MARK_READ, Operation.SET_TYPING, Operation.REFRESH_CHATS, Operation.CACHE_USAGE}
+    {
+        Operation.MARK_READ,
+        Operation.SET_TYPING,
+        Operation.REFRESH_CHATS,
+        Operation.CACHE_USAGE,
+        Operation.LOAD_MORE_CHATS,
+        Operation.SEARCH_CHATS,
+    }
 )
 
 
@@ -134,7 +144,13 @@ class StoreBridge(QObject):
         presence_changed(object, object): ``(ChatId, frozenset[UserId])`` who is in a chat now.
         incoming_received(object): Someone else's ``Message`` arrived live.
         chat_opened(object, object): ``(ChatId, Timeline)`` of a chat that is now the active one.
-        chat_details_loaded(object): ``ChatDetails`` (title and members) of a chat.
+        more_chats_loaded(int): The next page of the chat list came (how many rows; 0 at its end or after
+            a failure).
+        chats_found(str, object, object): ``(text, after, list[ChatSummary])``: the server's matches for a
+            search (below ``after``); empty after a failure. The chat list holds them too.
+        chat_details_loaded(object): ``ChatDetails`` (title, member count, named members) of a chat.
+        members_loaded(object, object, object): ``(ChatId, after, MemberPage)`` a page of a chat's members
+            after ``after`` (None: the first page).
         older_loaded(object, int): ``(ChatId, rows)`` an older page was prepended (0: none came).
         message_queued(object, object): ``(ChatId, MessageId)`` a message is in the outbox.
         chat_created(object): The ``ChatId`` of a chat this user just created.
@@ -156,7 +172,10 @@ class StoreBridge(QObject):
     presence_changed = Signal(object, object)
     incoming_received = Signal(object)
     chat_opened = Signal(object, object)
+    more_chats_loaded = Signal(int)
+    chats_found = Signal(str, object, object)
     chat_details_loaded = Signal(object)
+    members_loaded = Signal(object, object, object)
     older_loaded = Signal(object, int)
     message_queued = Signal(object, object)
     chat_created = Signal(object)
@@ -194,6 +213,9 @@ class StoreBridge(QObject):
 
     def has_older(self, chat_id: ChatId) -> bool:
         return self._store.has_older(chat_id)
+
+    def has_more_chats(self) -> bool:
+        return self._store.has_more_chats()
 
     def metrics_snapshot(self) -> dict[str, Any]:
         return self._store.metrics_snapshot()
@@ -235,6 +257,27 @@ class StoreBridge(QObject):
     async def refresh_chats(self) -> None:
         async with self._guard(Operation.REFRESH_CHATS):
             await self._store.refresh_chats()
+
+    @async_slot()
+    async def load_more_chats(self) -> None:
+        count = 0
+        async with self._guard(Operation.LOAD_MORE_CHATS):
+            count = await self._store.load_more_chats()
+        # Also after a failure, so that the list stops waiting for the page.
+        self.more_chats_loaded.emit(count)
+
+    @async_slot(str, object)
+    async def search_chats(self, text: str, after: ChatListKey | None = None) -> None:
+        found = []
+        async with self._guard(Operation.SEARCH_CHATS, text):
+            found = await self._store.search_chats(text, after)
+        self.chats_found.emit(text, after, found)
+
+    @async_slot(object, object)
+    async def load_members(self, chat_id: ChatId, after: ChatMember | None = None) -> None:
+        async with self._guard(Operation.CHAT_MEMBERS, chat_id):
+            page = await self._store.chat_members(chat_id, after)
+            self.members_loaded.emit(chat_id, after, page)
 
     @async_slot(object)
     async def open_chat(self, chat_id: ChatId) -> None:

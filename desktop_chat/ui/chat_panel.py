@@ -421,7 +421,7 @@ class ChatPanel(QWidget):
             self.subtitle_label.setText(typing_line([names.get(user, "Someone") for user in sorted(self._typing)]))
             self.subtitle_label.setProperty("typing", True)
         else:
-            count = len(self._details.members) if self._details else 0
+            count = self._details.members_total if self._details else 0
             self.subtitle_label.setText(plural(count, "member") if count else "")
             self.subtitle_label.setProperty("typing", False)
         self.subtitle_label.style().unpolish(self.subtitle_label)

@@ -29,10 +29,19 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_chat.errors import InvalidInput
-from desktop_chat.models import MAX_TITLE_CHARS, ChatDetails, ChatId, MemberRole, UserId, validate_title
+from desktop_chat.models import (
+    MAX_TITLE_CHARS,
+    ChatId,
+    ChatMember,
+    MemberPage,
+    MemberRole,
+    UserId,
+    validate_title,
+)
 from desktop_chat.ui.bridge import Operation, StoreBridge
-from desktop_chat.ui.chat_list import ChatDelegate
+from desktop_chat.ui.chat_list import ChatDelegate, ChatSearch
 from desktop_chat.ui.chat_list_model import ChatFilterProxyModel, ChatListModel
+from desktop_chat.ui.text import plural
 from desktop_chat.ui.theme import Colors
 
 Confirm = Callable[[QWidget, str, str, str], bool]
@@ -237,7 +246,8 @@ class RenameChatDialog(_OperationDialog):
 
 
 class MembersDialog(_OperationDialog):
-    """Who is in a chat; owners add people by email and remove them."""
+    """Who is in a chat, a page at a time (the next page loads as the list is scrolled to its end); owners
+    add people by email and remove them."""
 
     def __init__(
         self,
@@ -250,10 +260,18 @@ class MembersDialog(_OperationDialog):
         super().__init__(bridge, {Operation.ADD_MEMBER, Operation.REMOVE_MEMBER}, "Members", parent)
         self._session = chat_id
         self._own = own_user
-        self._owner = False
+        listed = bridge.chat_list().get(chat_id)
+        self._owner = listed is not None and listed.role is MemberRole.OWNER
+        self._last: ChatMember | None = None  # the last member shown: the next page starts after it
+        self._has_more = False
+        self._loading = False
+        self.count_label = QLabel(self)
+        self.count_label.setObjectName("hint")
         self.member_list = QListWidget(self)
         self.member_list.setAccessibleName("Members")
         self.member_list.currentItemChanged.connect(self._update_buttons)
+        self.member_list.verticalScrollBar().valueChanged.connect(self._maybe_load_more)
+        self.member_list.verticalScrollBar().rangeChanged.connect(self._maybe_load_more)
         self.email_edit = QLineEdit(self)
         self.email_edit.setPlaceholderText("Email address")
         self.email_edit.setAccessibleName("Email address of the person to add")
@@ -270,6 +288,7 @@ class MembersDialog(_OperationDialog):
         add_row.addWidget(self.email_edit, 1)
         add_row.addWidget(self.add_button)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.count_label)
         layout.addWidget(self.member_list, 1)
         layout.addWidget(self.remove_button, 0, Qt.AlignmentFlag.AlignRight)
         layout.addLayout(add_row)
@@ -277,10 +296,28 @@ class MembersDialog(_OperationDialog):
         layout.addWidget(self.error_label)
         layout.addWidget(close)
         self.setMinimumSize(self.fontMetrics().averageCharWidth() * 55, self.fontMetrics().height() * 22)
-        bridge.chat_details_loaded.connect(self._on_details)
+        bridge.members_loaded.connect(self._on_members)
         bridge.chat_changed.connect(self._on_changed)
+        bridge.finished.connect(self._on_load_finished)
         self._show_owner_controls()
-        bridge.load_chat_details(chat_id)
+        self.reload()
+
+    @property
+    def has_more(self) -> bool:
+        return self._has_more
+
+    def reload(self) -> None:
+        """Show the members from the first page again."""
+        self._last = None
+        self._has_more = False
+        self._loading = True
+        self._bridge.load_members(self._session, None)
+
+    def load_more(self) -> None:
+        """The next page of members, if there is one and none is on its way."""
+        if self._has_more and not self._loading:
+            self._loading = True
+            self._bridge.load_members(self._session, self._last)
 
     def add(self) -> None:
         if self.busy or not self._owner:
@@ -306,12 +343,15 @@ class MembersDialog(_OperationDialog):
         self._begin()
         self._bridge.remove_member(self._session, user_id)
 
-    def _on_details(self, details: ChatDetails) -> None:
-        if details.chat.id != self._session:
-            return
-        self.member_list.clear()
-        self._owner = False
-        for member in sorted(details.members, key=lambda member: (member.role != MemberRole.OWNER, member.joined_at)):
+    def _on_members(self, chat_id: ChatId, after: ChatMember | None, page: MemberPage) -> None:
+        if chat_id != self._session or after != self._last:
+            return  # another chat's, or a page this list has moved past
+        self._loading = False
+        if after is None:
+            self.member_list.clear()
+            if page.member_count is not None:
+                self.count_label.setText(plural(page.member_count, "member"))
+        for member in page.members:
             name = member.display_name or "Someone"
             if member.user_id == self._own:
                 name += " (you)"
@@ -320,12 +360,26 @@ class MembersDialog(_OperationDialog):
                 name += " · owner"
             item = QListWidgetItem(name, self.member_list)
             item.setData(Qt.ItemDataRole.UserRole, member.user_id)
+        if page.members:
+            self._last = page.members[-1]
+        self._has_more = page.has_more
         self._show_owner_controls()
+        self._maybe_load_more()
+
+    def _on_load_finished(self, operation: str, context: object) -> None:
+        if operation == Operation.CHAT_MEMBERS.value and context == self._session:
+            self._loading = False  # after a failure too: scrolling may ask again
+
+    def _maybe_load_more(self, *_: object) -> None:
+        """Load the next page when the list is scrolled to (or does not fill up to) its end."""
+        bar = self.member_list.verticalScrollBar()
+        if bar.value() >= bar.maximum() - self.member_list.sizeHintForRow(0):
+            self.load_more()
 
     def _on_changed(self, chat_id: ChatId) -> None:
         if chat_id == self._session:
             self.email_edit.clear()
-            self._bridge.load_chat_details(chat_id)
+            self.reload()
 
     def _show_owner_controls(self) -> None:
         for widget in (self.email_edit, self.add_button, self.remove_button):
@@ -362,7 +416,14 @@ class _SwitcherEdit(QLineEdit):
 
 
 class QuickSwitcher(QDialog):
-    """Ctrl+K: type part of a chat's name, Enter opens it, Esc closes.
+    """Ctrl+K: type part of a chat's name, Enter opens it, Esc closes. It looks at every chat of the user's:
+    the loaded ones at once, and all of them on the server after a short pause.
+
+    Args:
+        model: The chat list.
+        colors: Custom colours.
+        parent: Qt parent.
+        bridge: The data layer, for the server's search (without it, the loaded chats only).
 
     Signals:
         chosen(object): The ``ChatId`` picked.
@@ -370,12 +431,19 @@ class QuickSwitcher(QDialog):
 
     chosen = Signal(object)
 
-    def __init__(self, model: ChatListModel, colors: Colors, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, model: ChatListModel, colors: Colors, parent: QWidget | None = None, *, bridge: StoreBridge | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Go to chat")
         self.setObjectName("quickSwitcher")
         self.proxy = ChatFilterProxyModel(self)
         self.proxy.setSourceModel(model)
+        self.server_search: ChatSearch | None = None
+        if bridge is not None:
+            self.server_search = ChatSearch(bridge, self)
+            self.proxy.set_search_pager(self.server_search.has_more, self.server_search.fetch_more)
+            self.server_search.found.connect(self._select_if_none)
         self.search = _SwitcherEdit(self)
         self.search.setPlaceholderText("Go to chat…")
         self.search.setAccessibleName("Chat name")
@@ -402,7 +470,14 @@ class QuickSwitcher(QDialog):
 
     def _on_text(self, text: str) -> None:
         self.proxy.set_filter_text(text)
+        if self.server_search is not None:
+            self.server_search.set_text(text)
         if self.proxy.rowCount():
+            self.results.setCurrentIndex(self.proxy.index(0, 0))
+
+    def _select_if_none(self, *_: object) -> None:
+        """The server's matches came: pick the first one unless the user already picked one."""
+        if self.proxy.rowCount() and not self.results.currentIndex().isValid():
             self.results.setCurrentIndex(self.proxy.index(0, 0))
 
     def _step(self, step: int) -> None:

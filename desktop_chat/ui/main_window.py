@@ -110,7 +110,7 @@ class MainWindow(QMainWindow):
         self.chats = ChatListModel(self)
         self.chats.set_own_user(profile.id)
         self.chats.show_list(bridge.chat_list())
-        self.chat_list = ChatListPanel(self.chats, colors, clock, self)
+        self.chat_list = ChatListPanel(self.chats, colors, clock, self, bridge=bridge)
         self.chat_panel = ChatPanel(
             bridge, self.chats, colors=colors, confirm=confirm, is_active=self._panel_active, parent=self
         )
@@ -176,7 +176,7 @@ class MainWindow(QMainWindow):
         return dialog
 
     def quick_switch(self) -> QuickSwitcher:
-        switcher = QuickSwitcher(self.chats, self._theme.colors, self)
+        switcher = QuickSwitcher(self.chats, self._theme.colors, self, bridge=self._bridge)
         switcher.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         switcher.chosen.connect(self.open_chat)
         switcher.open()

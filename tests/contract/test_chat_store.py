@@ -34,6 +34,7 @@ PASSWORD = "password123"
 ALICE_EMAIL, BOB_EMAIL, CAROL_EMAIL = "alice@example.com", "bob@example.com", "carol@example.com"
 BOOK_CLUB_CHAT = ChatId(uuid.UUID("c0000000-0000-4000-8000-00000000b0ca"))  # the seed's chat alice is not in
 ALICE_DB, BOB_DB = 3, 4  # each data layer's cache key claims its own Redis database
+CHAT_PAGE = 4  # chat-list rows per page in both worlds, so that a few chats make several pages
 
 
 @dataclass
@@ -54,6 +55,7 @@ class World:
 # --- the two worlds ------------------------------------------------------------------------------------
 def fake_world() -> World:
     store, cast = populated_store(signed_in=False, auto_deliver=True)
+    store.chat_page = CHAT_PAGE
     foreign = store.add_chat("Book club", [cast.carol, cast.bob], owner=cast.carol)
 
     async def bobs_chat(text: str) -> ChatId:
@@ -92,7 +94,9 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         return
     stack: StackHandle = request.getfixturevalue("stack")
     layers: list[DataLayer] = []
-    alice = await open_data_layer(settings_for(stack, tmp_path / "alice", ALICE_DB), keyring_backend=MemoryKeyring())
+    alice = await open_data_layer(
+        settings_for(stack, tmp_path / "alice", ALICE_DB), keyring_backend=MemoryKeyring(), chat_page=CHAT_PAGE
+    )
     layers.append(alice)
 
     async def bobs_chat(text: str) -> ChatId:
@@ -150,9 +154,16 @@ async def test_signed_out_there_is_nothing_to_see_and_nothing_to_do(world: World
     assert await store.restore_session() is None  # nothing saved
     assert list(store.chat_list().rows) == []
     assert store.has_older(world.foreign_chat) is False
+    assert store.has_more_chats() is False
     store.close_chat(world.foreign_chat)  # harmless
     with pytest.raises(NotSignedIn, match=r"^You are not signed in\.$"):
         await store.recent_chats()
+    with pytest.raises(NotSignedIn, match=r"^You are not signed in\.$"):
+        await store.load_more_chats()
+    with pytest.raises(NotSignedIn, match=r"^You are not signed in\.$"):
+        await store.search_chats("anything")
+    with pytest.raises(NotSignedIn, match=r"^You are not signed in\.$"):
+        await store.chat_members(world.foreign_chat)
     with pytest.raises(NotSignedIn, match=r"^You are not signed in\.$"):
         await store.send(world.foreign_chat, "hello")
 
@@ -265,6 +276,69 @@ async def test_a_deleted_chat_is_gone_and_a_late_message_to_it_fails_with_the_re
     late = await store.send(chat, "anyone here?")  # typed in a window still showing it
     failed = await shown(store, chat, late, DeliveryState.FAILED)
     assert failed.error == "This chat no longer exists."
+
+
+async def signed_in_again(world: World) -> None:
+    """Sign out (the cache goes with it) and in, and load the chat list's first page."""
+    await world.store.sign_out()
+    await world.sign_in()
+    await world.store.refresh_chats()
+
+
+async def test_the_chat_list_comes_a_page_at_a_time_and_reaches_every_chat(world: World) -> None:
+    store = world.store
+    await world.sign_in()
+    made = [await new_chat(world, BOB_EMAIL) for _ in range(CHAT_PAGE + 2)]
+    await signed_in_again(world)
+    first = [row.chat.id for row in store.chat_list().rows]
+    assert first == made[::-1][:CHAT_PAGE]  # the newest page only
+    assert store.has_more_chats()
+    for _ in range(100):
+        if not store.has_more_chats():
+            break
+        await store.load_more_chats()
+    listed = [row.chat.id for row in store.chat_list().rows]
+    assert len(listed) == len(set(listed)) > CHAT_PAGE + 2
+    assert set(made) <= set(listed)
+    activity = [row.last_activity for row in store.chat_list().rows]
+    assert activity == sorted(activity, reverse=True)
+    assert not store.has_more_chats() and await store.load_more_chats() == 0
+
+
+async def test_a_search_finds_a_chat_beyond_the_loaded_pages_and_lists_it(world: World) -> None:
+    store = world.store
+    await world.sign_in()
+    token = uuid.uuid4().hex[:8]
+    needle = await new_chat(world, BOB_EMAIL)
+    await store.rename_chat(needle, f"Needle {token}")
+    for _ in range(CHAT_PAGE + 1):
+        await new_chat(world, BOB_EMAIL)
+    await signed_in_again(world)
+    assert store.chat_list().get(needle) is None  # older than the first page
+    found = await store.search_chats(f"  nEEDLE {token} ")
+    assert [row.chat.id for row in found] == [needle]
+    await eventually(lambda: store.chat_list().get(needle) is not None, what="the match is listed")
+    assert await store.search_chats(f"needle {token}x") == []
+    assert await store.search_chats("   ") == []
+
+
+async def test_members_come_a_page_at_a_time_with_their_count(world: World) -> None:
+    store = world.store
+    await world.sign_in()
+    chat = await new_chat(world, BOB_EMAIL, CAROL_EMAIL)
+    first = await store.chat_members(chat, limit=2)
+    assert (len(first.members), first.member_count, first.has_more) == (2, 3, True)
+    rest = await store.chat_members(chat, after=first.members[-1], limit=2)
+    assert (len(rest.members), rest.member_count, rest.has_more) == (1, None, False)
+    members = [*first.members, *rest.members]
+    assert members[0].user_id == world.user_id(ALICE_EMAIL) and members[0].role is MemberRole.OWNER
+    assert {m.user_id for m in members} == {world.user_id(e) for e in (ALICE_EMAIL, BOB_EMAIL, CAROL_EMAIL)}
+    assert all(m.display_name for m in members)
+    assert (await store.chat_details(chat)).member_count == 3
+    with pytest.raises(InvalidInput, match=r"^A page holds at least one member\.$"):
+        await store.chat_members(chat, limit=0)
+    with pytest.raises(Rejected, match=r"^This chat does not exist or you are no longer in it\.$"):
+        await store.chat_members(world.foreign_chat)
 
 
 # --- messages --------------------------------------------------------------------------------------------

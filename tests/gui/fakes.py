@@ -25,6 +25,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from desktop_chat.dal.api import (
+    SEARCH_PAGE,
     CacheStatus,
     CacheUsage,
     ChatList,
@@ -43,9 +44,11 @@ from desktop_chat.models import (
     Chat,
     ChatDetails,
     ChatId,
+    ChatListKey,
     ChatMember,
     ChatSummary,
     DeliveryState,
+    MemberPage,
     MemberRole,
     Message,
     MessageId,
@@ -110,6 +113,7 @@ class FakeChatStore:
             network. Off by default so that tests decide with ``deliver`` and ``reject``.
         now: The clock for new messages (UTC).
         page_size: Messages per page for ``open_chat`` and ``load_older``.
+        chat_page: Chat-list rows per page (``refresh_chats`` shows the first, ``load_more_chats`` the next).
     """
 
     def __init__(
@@ -118,9 +122,11 @@ class FakeChatStore:
         auto_deliver: bool = False,
         now: Callable[[], datetime] | None = None,
         page_size: int = 50,
+        chat_page: int = 100,
     ) -> None:
         self.auto_deliver = auto_deliver
         self.page_size = page_size
+        self.chat_page = chat_page
         self._now = now or (lambda: datetime.now(UTC))
         self._accounts: dict[str, _Account] = {}
         self._current: Profile | None = None
@@ -131,6 +137,8 @@ class FakeChatStore:
         self._presence_listeners: list[UsersListener] = []
         self._incoming_listeners: list[MessageListener] = []
         self._chat_list: ChatList = new_chat_list()
+        self._list_frontier: ChatListKey | None = None  # the last row of the last page shown
+        self._list_done = False
         self._chats: dict[ChatId, _Chat] = {}
         self._timelines: dict[ChatId, Timeline] = {}
         self._lowest_loaded: dict[ChatId, int] = {}
@@ -306,6 +314,8 @@ class FakeChatStore:
         """As the real store: a session has a chat list of its own (the previous one is left as it was)."""
         if self._current != profile:
             self._chat_list = new_chat_list()
+            self._list_frontier = None
+            self._list_done = False
         self._current = profile
         self.saved_session = profile
 
@@ -315,6 +325,8 @@ class FakeChatStore:
         self.saved_session = None
         # As the real store: each session has its own chat list; the signed-out one is empty.
         self._chat_list = new_chat_list()
+        self._list_frontier = None
+        self._list_done = False
         self._timelines.clear()
         self.cache_cleared += 1
 
@@ -353,21 +365,80 @@ class FakeChatStore:
 
     async def refresh_chats(self) -> None:
         await self._enter("refresh_chats")
-        me = self._me()
-        self._chat_list.reset(
-            self._summary(chat_id)
-            for chat_id, chat in self._chats.items()
-            if me.id in chat.members and not chat.session.deleted
-        )
+        page = self._page_after(None)
+        self._chat_list.reset(page)
+        self._after_page(page)
 
     async def recent_chats(self) -> list[ChatSummary]:
         await self.refresh_chats()
         return list(self._chat_list.rows)
 
+    def has_more_chats(self) -> bool:
+        return self._current is not None and not self._list_done
+
+    async def load_more_chats(self) -> int:
+        await self._enter("load_more_chats")
+        self._me()
+        if self._list_done:
+            return 0
+        page = self._page_after(self._list_frontier)
+        self._chat_list.upsert_many(page)
+        self._after_page(page)
+        return len(page)
+
+    async def search_chats(self, text: str, after: ChatListKey | None = None) -> list[ChatSummary]:
+        await self._enter("search_chats", text, after)
+        self._me()
+        needle = text.strip().casefold()
+        if not needle:
+            return []
+        found = [
+            row
+            for row in self._listed()
+            if needle in row.chat.title.casefold() and (after is None or (key := row.list_key) is None or key < after)
+        ][:SEARCH_PAGE]
+        self._chat_list.upsert_many(found)
+        return found
+
     async def chat_details(self, chat_id: ChatId) -> ChatDetails:
         await self._enter("chat_details", chat_id)
         chat = self._member_chat(chat_id)
-        return ChatDetails(chat=chat.session, members=tuple(chat.members.values()))
+        return ChatDetails(chat=chat.session, members=tuple(chat.members.values()), member_count=len(chat.members))
+
+    async def chat_members(self, chat_id: ChatId, after: ChatMember | None = None, limit: int = 100) -> MemberPage:
+        await self._enter("chat_members", chat_id, after, limit)
+        if limit < 1:
+            raise InvalidInput("A page holds at least one member.")
+        chat = self._member_chat(chat_id)
+        ordered = sorted(chat.members.values(), key=lambda m: (m.joined_at, str(m.user_id)))
+        if after is not None:
+            ordered = [m for m in ordered if (m.joined_at, str(m.user_id)) > (after.joined_at, str(after.user_id))]
+        return MemberPage(
+            chat_id=chat_id,
+            members=tuple(ordered[:limit]),
+            member_count=len(chat.members) if after is None else None,
+            has_more=len(ordered) > limit,
+        )
+
+    def _listed(self) -> list[ChatSummary]:
+        """Every chat of the signed-in user's that the server lists, newest activity first, with its place."""
+        me = self._me()
+        rows = [
+            self._summary(chat_id)
+            for chat_id, chat in self._chats.items()
+            if me.id in chat.members and not chat.session.deleted
+        ]
+        return sorted(rows, key=lambda row: (row.last_activity, str(row.chat.id)), reverse=True)
+
+    def _page_after(self, frontier: ChatListKey | None) -> list[ChatSummary]:
+        rows = [row for row in self._listed() if frontier is None or (key := row.list_key) is None or key < frontier]
+        return rows[: self.chat_page]
+
+    def _after_page(self, page: Sequence[ChatSummary]) -> None:
+        keys = [key for row in page if (key := row.list_key) is not None]
+        if keys:
+            self._list_frontier = min(keys)
+        self._list_done = len(page) < self.chat_page
 
     async def messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = 50) -> MessagePage:
         await self._enter("messages", chat_id, before_seq, limit)
@@ -488,12 +559,13 @@ class FakeChatStore:
         chat_id = new_chat_id()
         session = Chat(id=chat_id, title=title, created_by=me.id, created_at=now, updated_at=now)
         chat = _Chat(session=session, members={})
+        added = self._now()  # the others are added after the chat exists, as the real store adds them
         for profile in [me, *others]:
             chat.members[profile.id] = ChatMember(
                 chat_id=chat_id,
                 user_id=profile.id,
                 role=MemberRole.OWNER if profile.id == me.id else MemberRole.MEMBER,
-                joined_at=now,
+                joined_at=now if profile.id == me.id else added,
                 display_name=profile.display_name,
             )
         self._chats[chat_id] = chat
@@ -697,6 +769,7 @@ class FakeChatStore:
             last_read_seq=member.last_read_seq,
             unread_count=max(0, chat.session.last_seq - member.last_read_seq),
             last_message=last,
+            activity_at=chat.session.last_message_at or chat.session.created_at,
             waiting=max(waiting, key=lambda message: message.created_at) if waiting else None,
         )
 
