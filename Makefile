@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PYTHON
 
 .DEFAULT_GOAL := help
-.PHONY: help system install check lint format test test-fast run demo bench devstack-up devstack-down devstack-status package package-check clean
+.PHONY: help system install check lint format test test-fast run demo bench chaos devstack-up devstack-down devstack-status package package-check clean
 
 help:
 	@echo "make run        set everything up, start the local stack and the app"
@@ -14,6 +14,7 @@ help:
 	@echo "make check      lint, format check, type check, import contracts"
 	@echo "make demo       like run, plus a second window signed in as bob"
 	@echo "make bench      run the benchmarks, results in bench/results/"
+	@echo "make chaos      the fault matrix and a 10-minute soak (~20 min; CHAOS_ARGS=--quick: ~6 min)"
 	@echo "make install    create .venv with the project and its dev tools"
 	@echo "make system     install the Debian packages (as root)"
 	@echo "make format     apply ruff's formatting and safe fixes"
@@ -62,6 +63,11 @@ demo: system install
 
 bench: system install
 	$(BIN)/python -m bench
+
+# Not part of `make test`: real faults against a throwaway stack; exits non-zero while any cell loses,
+# duplicates or heals later than 10 s. CHAOS_ARGS: --quick, --no-soak, --cells a,b (python -m bench.chaos -h).
+chaos: system install
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 devstack-up: system install
 	$(BIN)/python -m devstack up

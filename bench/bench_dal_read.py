@@ -414,6 +414,7 @@ async def _measure(info: dict[str, Any], home: Path) -> dict[str, Any]:
             config_dir=home / "config",
             log_dir=home / "log",
             runtime_dir=home / "run",
+            cache_dir=home / "cache",
         )
         keyring = MemoryKeyring()
         layer = await open_data_layer(settings, keyring_backend=keyring, realtime=False)

@@ -169,7 +169,7 @@ def run() -> dict[str, Any]:
 # Every message insert locks its chat's row (the seq/rev trigger) until COMMIT. When the gateway sends COMMIT
 # as a round trip of its own, the lock is held across that round trip and writers into one chat queue behind
 # each other; 16 chats spread the same load over 16 locks. Each writer sends the app's idempotent insert
-# (``upsert(..., on_conflict="id", ignore_duplicates=True)``) through the official client, one at a time.
+# (``upsert(..., on_conflict="id,session_id", ignore_duplicates=True)``) through the official client, one at a time.
 
 WRITER_MESSAGES = 120
 WRITER_ROUNDS = 3
@@ -211,7 +211,9 @@ async def _measure_writers(info: dict[str, Any]) -> dict[str, Any]:
                 row = {"id": str(uuid.uuid4()), "session_id": str(chat), "content": f"message {i}"}
                 started = time.perf_counter()
                 response = await (
-                    client.table("chat_messages").upsert(row, on_conflict="id", ignore_duplicates=True).execute()
+                    client.table("chat_messages")
+                    .upsert(row, on_conflict="id,session_id", ignore_duplicates=True)
+                    .execute()
                 )
                 latencies.append(time.perf_counter() - started)
                 assert len(response.data) == 1
@@ -292,7 +294,9 @@ async def _measure_lock_held(info: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         for i in range(PROBE_SENDS):
             row = {"id": str(uuid.uuid4()), "session_id": str(chat), "content": f"probe {i}"}
-            await client.table("chat_messages").upsert(row, on_conflict="id", ignore_duplicates=True).execute()
+            await (
+                client.table("chat_messages").upsert(row, on_conflict="id,session_id", ignore_duplicates=True).execute()
+            )
         elapsed = time.perf_counter() - started
         done.set()
         await prober

@@ -309,6 +309,7 @@ class Clients:
             config_dir=home / "config",
             log_dir=home / "log",
             runtime_dir=home / "run",
+            cache_dir=home / "cache",
         )
         extra: dict[str, Any] = {} if frame_interval is None else {"frame_interval": frame_interval}
         layer = await open_data_layer(settings, keyring_backend=MemoryKeyring(), **extra)

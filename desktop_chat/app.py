@@ -35,7 +35,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from desktop_chat import APP_ID, __version__
-from desktop_chat.config import LOCAL_ANON_KEY, LOCAL_SUPABASE_URL, Settings, save_user_settings
+from desktop_chat.config import LOCAL_ANON_KEY, LOCAL_SUPABASE_URL, Settings
 from desktop_chat.dal.api import ChatStoreAPI
 from desktop_chat.dal.factory import open_data_layer
 from desktop_chat.errors import DesktopChatError
@@ -72,6 +72,7 @@ def instance_settings(settings: Settings, instance: str) -> Settings:
             "data_dir": settings.data_dir / instance,
             "config_dir": settings.config_dir / instance,
             "runtime_dir": settings.runtime_dir / instance,
+            "cache_dir": settings.cache_dir / instance,
         }
     )
 
@@ -183,6 +184,7 @@ class Composition:
         self._layers: dict[str, AsyncExitStack] = {}  # per instance: what closes its data layer
         self._closing: list[AsyncExitStack] = []  # layers replaced by another server's, to close
         self._flows: list[SignInFlow] = []
+        self._notifiers: list[Notifier] = []
         self._problem_window: SignInWindow | None = None
         self.crash_handler = CrashHandler(show_dialog=not options.smoke_test, log_location=str(settings.log_dir))
 
@@ -225,9 +227,10 @@ class Composition:
         self._bridges.append(bridge)
         _log.info("Bridge ready (%s)", instance)
         notifier = Notifier(icon, enabled=self._settings.notifications, parent=bridge)
+        self._notifiers.append(notifier)
 
-        async def switch_server(url: str) -> None:
-            await self._switch_server(bridge, instance, url)
+        async def switch_server(url: str, key: str) -> None:
+            await self._switch_server(bridge, instance, url, key)
 
         flow = SignInFlow(
             bridge,
@@ -254,12 +257,12 @@ class Composition:
             self._closing.append(previous)
         return store
 
-    async def _switch_server(self, bridge: StoreBridge, instance: str, url: str) -> None:
-        settings = self._settings.model_copy(update={"supabase_url": url})
+    async def _switch_server(self, bridge: StoreBridge, instance: str, url: str, key: str) -> None:
+        """Another server for ``instance``: its own data layer (the sign-in flow remembers it once signed in)."""
+        settings = self._settings.model_copy(update={"supabase_url": url, "supabase_anon_key": SecretStr(key)})
         store = await self._open_layer(settings, instance)
         bridge.replace_store(store, server_url=url)
         await self._close_replaced()
-        save_user_settings(self._settings.config_dir, {"supabase_url": url})
         _log.info("Switched to the server at %s", url)
 
     async def _close_replaced(self) -> None:
@@ -322,6 +325,8 @@ class Composition:
             self._problem_window.close()
             self._problem_window.deleteLater()
             self._problem_window = None
+        for notifier in self._notifiers:
+            await notifier.close()  # the session bus connection
         for bridge in reversed(self._bridges):
             bridge.detach()
         await self._close_replaced()

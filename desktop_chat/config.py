@@ -41,11 +41,14 @@ SETTINGS_FILE_NAME = "settings.json"
 USER_EDITABLE = frozenset(
     {
         "supabase_url",
+        "supabase_anon_key",  # public by design (the project's anon or publishable key): not a secret
+        "last_email",
         "redis_url",
         "cache_enabled",
         "cache_ttl_recent",
         "cache_ttl_chat",
         "cache_ttl_messages",
+        "cache_keep_days",
         "log_level",
         "theme",
         "notifications",
@@ -115,6 +118,11 @@ def save_user_settings(config_dir: Path, updates: Mapping[str, Any]) -> Path:
     return path
 
 
+def server_chosen(settings: Settings) -> bool:
+    """Whether the server was chosen (settings file, environment, command line), not left at the default."""
+    return "supabase_url" in settings.model_fields_set
+
+
 def env_overrides(environ: Mapping[str, str] | None = None) -> frozenset[str]:
     """Names of the settings that environment variables set (they win over the settings file)."""
     environ = os.environ if environ is None else environ
@@ -157,6 +165,9 @@ class Settings(BaseSettings):
         default=SecretStr(LOCAL_ANON_KEY), description="The project's anon (publishable) key."
     )
     request_timeout: float = Field(default=10.0, gt=0, le=120, description="Seconds per Supabase call.")
+    last_email: str | None = Field(
+        default=None, description="Who signed in last on this computer (the sign-in window fills it in)."
+    )
 
     redis_url: str | None = Field(
         default=None,
@@ -172,11 +183,14 @@ class Settings(BaseSettings):
     cache_max_chats_per_user: int = Field(
         default=200, ge=5, le=10_000, description="Chats cached per user; the least recently used are evicted."
     )
-    cache_stale_grace: float = Field(
-        default=60.0,
-        ge=0,
-        le=3600,
-        description="Seconds an entry is kept after its TTL, served as stale while one refresh runs.",
+    cache_keep_days: float = Field(
+        default=30,
+        gt=0,
+        le=365,
+        description=(
+            "Days an entry stays usable after its TTL: shown (marked not up to date) while a refresh runs, "
+            "and what an offline start shows. TTLs decide when to revalidate, not whether to show."
+        ),
     )
     cache_memory_max_entries: int = Field(
         default=2000, ge=0, le=1_000_000, description="In-process fallback tier: most entries held (0: none)."
@@ -219,5 +233,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir(APP_NAME)))
     config_dir: Path = Field(default_factory=_default_config_dir)
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_cache_dir(APP_NAME)),
+        description="Where the app's own Redis keeps the cache between runs (encrypted values).",
+    )
     log_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_log_dir(APP_NAME)))
     runtime_dir: Path = Field(default_factory=lambda: default_runtime_dir())

@@ -11,6 +11,8 @@ packages=(
   xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-image0 libxcb-render-util0
   libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxkbcommon-x11-0 libegl1 libgl1
   libfontconfig1 libdbus-1-3 fonts-dejavu-core
+  # emoji in colour, as the .deb recommends; a session bus for the notification tests
+  fonts-noto-color-emoji dbus-daemon
   # the .deb (tests/packaging/): readelf and strip, RUNPATH clean-up, the entry and metainfo validators, and
   # the Wayland libraries the bundled Qt needs, which must be installed for its Depends to be derived
   binutils patchelf desktop-file-utils appstream libwayland-client0 libwayland-cursor0

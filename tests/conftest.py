@@ -60,11 +60,19 @@ def stack() -> Iterator[StackHandle]:
 def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep the app's data, config, runtime files and keyring fallback out of the real home directory."""
     home = tmp_path_factory.mktemp("home")
-    keys = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR", "PYTHON_KEYRING_BACKEND")
+    keys = (
+        "XDG_DATA_HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_STATE_HOME",
+        "XDG_CACHE_HOME",
+        "XDG_RUNTIME_DIR",
+        "PYTHON_KEYRING_BACKEND",
+    )
     saved = {key: os.environ.get(key) for key in keys}
     os.environ["XDG_DATA_HOME"] = str(home / "data")
     os.environ["XDG_CONFIG_HOME"] = str(home / "config")
     os.environ["XDG_STATE_HOME"] = str(home / "state")
+    os.environ["XDG_CACHE_HOME"] = str(home / "cache")  # the managed Redis's snapshot
     # The managed Redis's socket lives here; platformdirs also warns (an error under pytest) without it.
     runtime = home / "run"
     runtime.mkdir(mode=0o700)

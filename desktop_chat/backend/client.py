@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -24,15 +24,28 @@ from desktop_chat.config import Settings
 from desktop_chat.errors import BackendUnavailable, Bug, EnvironmentFailure, Unauthorized
 from desktop_chat.models import (
     Chat,
+    ChatChanges,
     ChatDetails,
     ChatId,
+    ChatListKey,
     ChatMember,
     ChatSummary,
+    MemberPage,
     Message,
     MessageId,
     MessagePage,
+    MessageReader,
     Profile,
+    ReactionDetail,
+    ReadPosition,
+    ReadPositions,
+    ReadReceipt,
+    SearchCursor,
+    SearchHit,
+    SearchPage,
     UserId,
+    validate_emoji,
+    validate_search_text,
 )
 from desktop_chat.secrets import SecretStore
 
@@ -40,12 +53,21 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MESSAGE_COLUMNS = "id,session_id,sender_id,content,created_at,edited_at,deleted_at,seq,rev"
+MESSAGE_COLUMNS = "id,session_id,sender_id,content,created_at,edited_at,deleted_at,seq,rev,reply_to,reactions"
+# A message's key: its id is unique within its chat (the idempotent send's ON CONFLICT target).
+MESSAGE_KEY = "id,session_id"
+DETAILS_MEMBERS = 100  # members named in chat details (plus the recent senders); the dialog pages the rest
+MAX_CHATS_PER_CALL = 500  # chat_list's p_ids; changes_since takes up to 1000
 _messages = TypeAdapter(list[Message])
+_changes = TypeAdapter(list[ChatChanges])
+_hits = TypeAdapter(list[SearchHit])
+_reaction_details = TypeAdapter(list[ReactionDetail])
+_receipts = TypeAdapter(list[ReadReceipt])
+_readers = TypeAdapter(list[MessageReader])
 
 
 def _summary(row: dict[str, Any]) -> ChatSummary:
-    """A row of ``recent_chats()`` as a ChatSummary (the chat's columns are flat in the row)."""
+    """A row of ``chat_list()`` as a ChatSummary (the chat's columns are flat in the row)."""
     return ChatSummary.model_validate(
         {
             "chat": row,
@@ -53,8 +75,13 @@ def _summary(row: dict[str, Any]) -> ChatSummary:
             "last_read_seq": row["last_read_seq"],
             "unread_count": row["unread_count"],
             "last_message": row.get("last_message"),
+            "activity_at": row.get("activity_at"),
         }
     )
+
+
+def _member(row: dict[str, Any]) -> ChatMember:
+    return ChatMember.model_validate(row)
 
 
 class SupabaseBackend:
@@ -230,17 +257,76 @@ class SupabaseBackend:
 
     # --- reads -------------------------------------------------------------------------------------
     async def fetch_recent_chats(self, limit: int = 50) -> list[ChatSummary]:
-        rows = await self._rows("recent_chats", lambda: self.client.rpc("recent_chats", {"p_limit": limit}).execute())
+        """The first page of the chat list."""
+        return await self.fetch_chat_list(limit)
+
+    async def fetch_chat_list(
+        self,
+        limit: int = 50,
+        *,
+        after: ChatListKey | None = None,
+        search: str | None = None,
+        ids: Sequence[ChatId] | None = None,
+    ) -> list[ChatSummary]:
+        """A page of the chat list, newest activity first (``chat_list()``).
+
+        Args:
+            limit: Rows at most (the server caps it at 500).
+            after: The page starts below this place (the last row of the previous page).
+            search: Only chats whose title contains it (any case), out of all of the user's chats.
+            ids: Only these chats (at most 500), wherever they are in the list; ``limit`` and ``after`` do
+                not apply.
+        """
+        params: dict[str, Any] = {"p_limit": limit}
+        if after is not None:
+            params["p_before_activity"] = after.activity_at.isoformat()
+            params["p_before_id"] = str(after.chat_id)
+        if search is not None and search.strip():
+            params["p_search"] = search.strip()
+        if ids is not None:
+            if len(ids) > MAX_CHATS_PER_CALL:
+                raise Bug(f"fetch_chat_list: at most {MAX_CHATS_PER_CALL} ids at a time")
+            params["p_ids"] = [str(chat_id) for chat_id in ids]
+        rows = await self._rows("chat_list", lambda: self.client.rpc("chat_list", params).execute())
         return [_summary(row) for row in rows]
 
     async def fetch_chat_details(self, chat_id: ChatId) -> ChatDetails | None:
-        """The chat and its members, or None when the chat does not exist for this user."""
-        response = await self._call(
-            "chat_details", lambda: self.client.rpc("chat_details", {"p_session": str(chat_id)}).execute()
-        )
+        """The chat, its member count and the members the chat view names, or None when the chat does not
+        exist for this user."""
+        params = {"p_session": str(chat_id), "p_member_limit": DETAILS_MEMBERS}
+        response = await self._call("chat_details", lambda: self.client.rpc("chat_details", params).execute())
         if response.data is None or response.data == []:
             return None
         return ChatDetails.model_validate(response.data)
+
+    async def fetch_members_page(
+        self, chat_id: ChatId, after: ChatMember | None = None, limit: int = 100
+    ) -> MemberPage:
+        """Members of a chat in joining order, after ``after`` (the last one of the previous page)."""
+        params: dict[str, Any] = {"p_session": str(chat_id), "p_limit": limit + 1}
+        if after is not None:
+            params["p_after_joined_at"] = after.joined_at.isoformat()
+            params["p_after_user"] = str(after.user_id)
+        rows = await self._rows("chat_members_page", lambda: self.client.rpc("chat_members_page", params).execute())
+        members = tuple(_member(row) for row in rows[:limit])
+        count = rows[0].get("member_count") if rows and after is None else None
+        return MemberPage(chat_id=chat_id, members=members, member_count=count, has_more=len(rows) > limit)
+
+    async def fetch_changes_since(self, cursors: Mapping[ChatId, int], limit: int = 500) -> list[ChatChanges]:
+        """The back-fill of many chats in one round trip (``changes_since()``): for each chat whose newest rev
+        is above its cursor, its messages above the cursor by rev (``limit`` in all, chat by chat in the
+        order given), and the chats the user can no longer see. Chats that did not move are left out."""
+        if len(cursors) > 1000:
+            raise Bug("fetch_changes_since: at most 1000 chats at a time")
+        if not cursors:
+            return []
+        params = {
+            "p_chats": [str(chat_id) for chat_id in cursors],
+            "p_revs": list(cursors.values()),
+            "p_limit": limit,
+        }
+        rows = await self._rows("changes_since", lambda: self.client.rpc("changes_since", params).execute())
+        return _changes.validate_python(rows)
 
     async def fetch_messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = 50) -> MessagePage:
         """Up to ``limit`` messages older than ``before_seq`` (the newest ones when None), ascending."""
@@ -271,11 +357,16 @@ class SupabaseBackend:
         )
         return _messages.validate_python(rows)
 
-    async def fetch_message(self, message_id: MessageId) -> Message | None:
-        rows = await self._rows(
-            "message",
-            lambda: self.client.table("chat_messages").select(MESSAGE_COLUMNS).eq("id", str(message_id)).execute(),
-        )
+    async def fetch_message(self, message_id: MessageId, chat_id: ChatId | None = None) -> Message | None:
+        """The message, in ``chat_id`` when given (an id is unique within its chat only)."""
+
+        def query() -> Awaitable[Any]:
+            builder = self.client.table("chat_messages").select(MESSAGE_COLUMNS).eq("id", str(message_id))
+            if chat_id is not None:
+                builder = builder.eq("session_id", str(chat_id))
+            return builder.execute()
+
+        rows = await self._rows("message", query)
         return Message.model_validate(rows[0]) if rows else None
 
     async def find_profile_by_email(self, email: str) -> Profile | None:
@@ -297,16 +388,25 @@ class SupabaseBackend:
         return int(response.count or 0)
 
     # --- writes ------------------------------------------------------------------------------------
-    async def insert_message(self, message_id: MessageId, chat_id: ChatId, content: str) -> Message | None:
-        """Store a message idempotently (``on conflict (id) do nothing``).
+    async def insert_message(
+        self, message_id: MessageId, chat_id: ChatId, content: str, *, reply_to: MessageId | None = None
+    ) -> Message | None:
+        """Store a message idempotently (``on conflict (id, session_id) do nothing``).
 
-        Returns the stored row, or None when a row with this id already existed (an earlier attempt got
-        through); the caller fetches it then.
+        ``reply_to`` names the message of the same chat it answers (the database refuses another chat's
+        or a missing one: ``InvalidInput``). Returns the stored row, or None when a row with this id
+        already existed (an earlier attempt got through); the caller fetches it then.
         """
         row = {"id": str(message_id), "session_id": str(chat_id), "content": content}
+        if reply_to is not None:
+            row["reply_to"] = str(reply_to)
         rows = await self._rows(
             "insert_message",
-            lambda: self.client.table("chat_messages").upsert(row, on_conflict="id", ignore_duplicates=True).execute(),
+            lambda: (
+                self.client.table("chat_messages")
+                .upsert(row, on_conflict=MESSAGE_KEY, ignore_duplicates=True)
+                .execute()
+            ),
         )
         return Message.model_validate(rows[0]) if rows else None
 
@@ -378,3 +478,111 @@ class SupabaseBackend:
             ),
         )
         return int(rows[0]["last_read_seq"]) if rows else None
+
+    # --- search, reactions, read receipts (migrations 20261205100000-20261205100200) ---------------
+    async def search_messages(
+        self,
+        query: str,
+        chat_id: ChatId | None = None,
+        cursor: SearchCursor | None = None,
+        limit: int = 30,
+    ) -> SearchPage:
+        """Messages the user can see that contain every word of ``query`` (each as a prefix), newest first.
+
+        In one chat, or in all of the user's chats (not deleted) when ``chat_id`` is None; ``cursor`` is
+        the previous page's ``next_cursor``. Blank text, or text with nothing searchable in it (only
+        punctuation), finds nothing. Longer than ``MAX_SEARCH_CHARS``: ``InvalidInput``.
+        """
+        validate_search_text(query)
+        if not query.strip():
+            return SearchPage()
+        limit = max(1, min(limit, 99))
+        params = {
+            "p_query": query,
+            "p_chat_id": str(chat_id) if chat_id is not None else None,
+            "p_before_at": cursor.before_at.isoformat() if cursor is not None else None,
+            "p_before_id": str(cursor.before_id) if cursor is not None else None,
+            # One more than asked: whether there is a next page, without a second call.
+            "p_limit": limit + 1,
+        }
+        rows = await self._rows("search_messages", lambda: self.client.rpc("search_messages", params).execute())
+        hits = _hits.validate_python(rows)
+        more = len(hits) > limit
+        hits = hits[:limit]
+        return SearchPage(hits=tuple(hits), next_cursor=hits[-1].cursor if more else None)
+
+    def _own_id(self) -> UserId:
+        if self.session is None:
+            raise Bug("reactions need a signed-in user")
+        return self.session.user_id
+
+    async def add_reaction(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> bool:
+        """React to a message; idempotent (``on conflict do nothing``), so an outbox may send it again.
+
+        True when this call added it, False when it was there already. The message's ``reactions`` and
+        ``rev`` change with it (the ``message`` broadcast and the back-fill bring them).
+        """
+        row = {
+            "session_id": str(chat_id),
+            "message_id": str(message_id),
+            "user_id": str(self._own_id()),
+            "emoji": validate_emoji(emoji),
+        }
+        rows = await self._rows(
+            "add_reaction",
+            lambda: (
+                self.client.table("message_reactions")
+                .upsert(row, on_conflict="session_id,message_id,user_id,emoji", ignore_duplicates=True)
+                .execute()
+            ),
+        )
+        return bool(rows)
+
+    async def remove_reaction(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> bool:
+        """Take one's reaction back (a delete by the whole key: idempotent). True when one was removed."""
+        rows = await self._rows(
+            "remove_reaction",
+            lambda: (
+                self.client.table("message_reactions")
+                .delete()
+                .eq("session_id", str(chat_id))
+                .eq("message_id", str(message_id))
+                .eq("user_id", str(self._own_id()))
+                .eq("emoji", emoji)
+                .execute()
+            ),
+        )
+        return bool(rows)
+
+    async def fetch_reactions(
+        self, chat_id: ChatId, from_seq: int, to_seq: int, users: int = 10
+    ) -> list[ReactionDetail]:
+        """Who reacted to the messages ``from_seq..to_seq`` (at most 500) of a chat, one row per emoji.
+
+        Ordered by seq, then by when the emoji was first used; ``users`` bounds the names per emoji.
+        """
+        params = {"p_session": str(chat_id), "p_from_seq": from_seq, "p_to_seq": to_seq, "p_users": users}
+        rows = await self._rows("message_reactions", lambda: self.client.rpc("message_reactions", params).execute())
+        return _reaction_details.validate_python(rows)
+
+    async def fetch_read_positions(self, chat_id: ChatId, limit: int = 100) -> ReadPositions:
+        """Members' read positions, furthest first (at most ``limit``), with the number of members."""
+        params = {"p_session": str(chat_id), "p_limit": limit}
+        rows = await self._rows("read_positions", lambda: self.client.rpc("read_positions", params).execute())
+        return ReadPositions(
+            chat_id=chat_id,
+            positions=tuple(ReadPosition.model_validate(row) for row in rows),
+            member_count=int(rows[0]["member_count"]) if rows else 0,
+        )
+
+    async def fetch_read_receipts(self, chat_id: ChatId, from_seq: int, to_seq: int) -> list[ReadReceipt]:
+        """For each message ``from_seq..to_seq`` (at most 500): how many others have read it, of how many."""
+        params = {"p_session": str(chat_id), "p_from_seq": from_seq, "p_to_seq": to_seq}
+        rows = await self._rows("read_receipts", lambda: self.client.rpc("read_receipts", params).execute())
+        return _receipts.validate_python(rows)
+
+    async def fetch_message_readers(self, chat_id: ChatId, seq: int, limit: int = 20) -> list[MessageReader]:
+        """Who has read message ``seq`` (its sender left out), with names, at most ``limit``."""
+        params = {"p_session": str(chat_id), "p_seq": seq, "p_limit": limit}
+        rows = await self._rows("message_readers", lambda: self.client.rpc("message_readers", params).execute())
+        return _readers.validate_python(rows)

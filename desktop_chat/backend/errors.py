@@ -54,6 +54,10 @@ def _from_postgrest(error: APIError, server: str) -> DesktopChatError | Bug:
         return Rejected("You are not allowed to do that (you may have been removed from the chat).", code=code)
     if code == "23505":
         return Rejected("That already exists.", code=code)
+    if code == "23503" and "chat_messages_reply_in_same_chat" in message:
+        return Rejected("The message you replied to is not in this chat.", code=code)
+    if code == "23503" and "message_reactions" in message:
+        return Rejected("That message is not in this chat (or no longer exists).", code=code)
     if code == "23503":
         return Rejected("The chat no longer exists, or that person has no account.", code=code)
     if code in {"23514", "23502"}:
@@ -83,6 +87,9 @@ def _from_auth(error: AuthError, server: str) -> DesktopChatError | Bug:
         kind, text = _AUTH_MESSAGES[code]
         return kind(text, code=code)
     if isinstance(error, AuthApiError):
+        if error.status == 401 and "api key" in (error.message or "").lower():
+            # Supabase's API gateway, before GoTrue: {"message": "Invalid API key", "hint": …}.
+            return Unauthorized("The server does not accept the app's project key.", code="invalid_api_key")
         if error.status >= 500:
             return BackendUnavailable(f"The server at {server} is having trouble (HTTP {error.status}).", code=code)
         if error.status in {401, 403}:

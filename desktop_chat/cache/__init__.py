@@ -34,8 +34,8 @@ msgs      ``get_messages(user, s, limit)``    ``set_messages(user, s, msgs, toke
 ========  ==================================  =====================================  ===================
 
 - Reads return ``Cached(value, fresh, tier)`` or None (a miss). An entry is fresh for its TTL and then
-  served stale for ``cache_stale_grace`` seconds more. A value that fails to decrypt or validate is a
-  miss and is deleted.
+  served stale for ``cache_keep_days`` more (shown while it is refreshed, and offline). A value that
+  fails to decrypt or validate is a miss and is deleted.
 - ``get_messages`` returns the newest ``limit`` messages ascending by ``seq``; the cached window is
   contiguous, so older ones exist exactly when the first ``seq`` is above 1. ``set_messages`` takes a
   loaded page (confirmed messages only) and keeps the newest ``cache_max_messages_per_chat``.

@@ -35,7 +35,9 @@ __all__ = ["ENVELOPE_VERSION", "SCHEMA_VERSION", "Codec", "CodecError"]
 
 ENVELOPE_VERSION = 1
 # Bump when a cached model or the packed message layout changes: old entries then read as misses.
-SCHEMA_VERSION = 2  # 2: chats are "chat"/"chat_id" in the JSON of cached models (were "session")
+# 2: chats are "chat"/"chat_id" in the JSON of cached models (were "session")
+# 3: messages carry reply_to and reaction counts (packed layout flags 3 and 4)
+SCHEMA_VERSION = 3
 
 _HEADER = struct.Struct("<BB4s")
 _NONCE_BYTES = 12

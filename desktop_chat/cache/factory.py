@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from keyring.backend import KeyringBackend
 
@@ -21,11 +24,21 @@ from desktop_chat.cache.tiered import TieredCache
 from desktop_chat.config import Settings
 from desktop_chat.telemetry.metrics import MetricsRegistry
 
-__all__ = ["breaker_from_settings", "open_cache"]
+__all__ = ["breaker_from_settings", "open_cache", "snapshot_dir"]
 
 log = logging.getLogger(__name__)
 
 _LISTPACK_MAX_ENTRIES = 512
+
+
+def snapshot_dir(settings: Settings) -> Path:
+    """Where the app's own Redis keeps its snapshot: one directory per server, since the same user id (a
+    seed's alice, say) on two servers is two different people, and one server's chats must never show as
+    another's. Named after the server's host and port, plus a hash of its whole address."""
+    parts = urlsplit(settings.supabase_url)
+    readable = re.sub(r"[^A-Za-z0-9.-]+", "_", parts.netloc or "server")[:60]
+    digest = hashlib.sha256(settings.supabase_url.rstrip("/").encode()).hexdigest()[:12]
+    return Path(settings.cache_dir) / "redis" / f"{readable}-{digest}"
 
 
 def breaker_from_settings(settings: Settings) -> CircuitBreaker:
@@ -54,7 +67,8 @@ async def open_cache(
     runs on the memory tier (``MEMORY_ONLY``); an unreachable Redis starts ``OFFLINE`` and is probed.
 
     Args:
-        settings: The app's settings (``cache_*``, ``redis_*``, ``config_dir``, ``runtime_dir``).
+        settings: The app's settings (``cache_*``, ``redis_*``, ``config_dir``, ``runtime_dir``; the managed
+            Redis keeps its snapshot in ``cache_dir``).
         metrics: The app's registry.
         keyring_backend: A keyring backend other than the OS default (tests).
         redis_search_path: Where to look for ``redis-server`` instead of ``PATH`` (tests).
@@ -82,6 +96,8 @@ async def _build(
     memory = MemoryCacheStore(
         policy, max_entries=settings.cache_memory_max_entries, max_bytes=settings.cache_memory_max_bytes
     )
+    persist: Callable[[], Awaitable[None]] | None = None
+    disk_bytes: Callable[[], int] | None = None
     if settings.redis_url is not None:
         client = redis_client(
             url=settings.redis_url,
@@ -95,6 +111,7 @@ async def _build(
             search_path=redis_search_path,
             # Listpack pays off for a few hundred entries; longer lists are better off as skiplists.
             list_entries=min(settings.cache_max_messages_per_chat + 1, _LISTPACK_MAX_ENTRIES),
+            data_dir=snapshot_dir(settings),
         )
         built.push_async_callback(managed.stop)
         try:
@@ -113,6 +130,14 @@ async def _build(
             connect_timeout=settings.redis_connect_timeout,
             socket_timeout=settings.redis_socket_timeout,
         )
+        if managed.persistent:
+            snapshot_client = client
+
+            async def persist_now() -> None:
+                # SCHEDULE: if a snapshot is being written already, another follows it (not an error).
+                await snapshot_client.bgsave(schedule=True)
+
+            persist, disk_bytes = persist_now, managed.disk_bytes
     cache = TieredCache(
         codec=codec,
         policy=policy,
@@ -120,6 +145,8 @@ async def _build(
         redis=RedisCacheStore(client, policy),
         memory=memory,
         breaker=breaker_from_settings(settings),
+        persist=persist,
+        disk_bytes=disk_bytes,
     )
     await cache.start()
     return cache

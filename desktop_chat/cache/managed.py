@@ -2,8 +2,17 @@
 
 ``ManagedRedis.start`` runs the ``redis-server`` found on ``PATH`` as a child process that listens only on a
 unix socket (``port 0``: no TCP at all) inside a 0700 directory under ``Settings.runtime_dir``, with a
-random password, ``maxmemory`` and ``allkeys-lru``, and no persistence. The password is in a 0600
-config file, never on a command line (which other users can read in ``/proc``).
+random password, ``maxmemory`` and ``allkeys-lru``. The password is in a 0600 config file, never on a
+command line (which other users can read in ``/proc``).
+
+Persistence (``data_dir`` given): the server snapshots its data (RDB) into ``data_dir`` (0700, the user's
+cache directory) at most once a minute while something changed, and when it stops; the next start loads
+it, so the cache survives restarts and the app can start offline with what it had. Values are encrypted
+by the codec before they reach Redis, so the file holds no plaintext. One app instance at a time owns
+the directory (an ``flock`` held for the server's life); a second instance started meanwhile runs
+without persistence. A snapshot that cannot be loaded (corrupt, from an incompatible Redis) is moved
+aside as ``*.unreadable`` and the server starts empty: the cache is disposable. A failing disk never
+stops writes (``stop-writes-on-bgsave-error no``); it only means the next start finds less.
 
 It goes away with the app:
 
@@ -42,7 +51,7 @@ from redis.exceptions import RedisError, ResponseError
 if os.name != "nt":  # Windows has no flock, and no redis-server package either: memory tier only there
     import fcntl
 
-__all__ = ["ManagedRedis", "ManagedRedisError", "RedisEndpoint", "reap_stale_runs"]
+__all__ = ["SNAPSHOT_NAME", "ManagedRedis", "ManagedRedisError", "RedisEndpoint", "reap_stale_runs"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,13 @@ _SOCKET_NAME = "redis.sock"
 _SOCKET_DIR_FILE = "socket-dir"  # names a short socket directory outside the run dir, when one was needed
 # sun_path holds 108 bytes with the terminating NUL; stay clear of it.
 _MAX_SOCKET_PATH = 100
+SNAPSHOT_NAME = "cache.rdb"
+_DATA_LOCK = "lock"
+# Snapshot after 60 s if anything changed: a restart loses at most a minute of cache writes (which the
+# back-fill fetches again), and a fork of at most ``maxmemory`` a minute is cheap.
+_SAVE_POINTS = "60 1"
+# Seconds a stopping server gets: enough to write a full 64 MB snapshot on a slow disk.
+_STOP_TIMEOUT = 15.0
 
 
 class ManagedRedisError(RuntimeError):
@@ -79,6 +95,8 @@ class ManagedRedis:
             skiplist, at the same read latency (``bench/results/cache.json``). Set it just above
             ``cache_max_messages_per_chat``; None keeps Redis's defaults.
         extra_config: More ``redis.conf`` directives (name → value).
+        data_dir: Where the server keeps its snapshot between runs (see the module docstring); None: no
+            persistence at all.
     """
 
     def __init__(
@@ -90,8 +108,10 @@ class ManagedRedis:
         start_timeout: float = 10.0,
         list_entries: int | None = None,
         extra_config: dict[str, str] | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self.base = runtime_dir / "redis"
+        self.data_dir = data_dir
         self.maxmemory_mb = maxmemory_mb
         self.search_path = search_path
         self.start_timeout = start_timeout
@@ -103,7 +123,27 @@ class ManagedRedis:
         self._run_dir: Path | None = None
         self._socket_dir: Path | None = None
         self._lock_fd: int | None = None
+        self._data_lock_fd: int | None = None
         self._password = ""
+
+    @property
+    def persistent(self) -> bool:
+        """Whether this run keeps its data in ``data_dir`` (False: none given, or another instance owns it)."""
+        return self._data_lock_fd is not None
+
+    @property
+    def snapshot_path(self) -> Path | None:
+        return self.data_dir / SNAPSHOT_NAME if self.data_dir is not None else None
+
+    def disk_bytes(self) -> int:
+        """Bytes the snapshot takes on disk now (0 without one)."""
+        path = self.snapshot_path
+        if path is None:
+            return 0
+        try:
+            return path.stat().st_size
+        except OSError:
+            return 0
 
     @property
     def run_dir(self) -> Path | None:
@@ -128,21 +168,57 @@ class ManagedRedis:
             return None
         password = self._password = secrets.token_urlsafe(32)
         try:
-            socket = await asyncio.to_thread(self._prepare, password)
-            self._spawn(executable)
-            await self._wait_ready(socket, password)
-            await self._tune(socket, password)
+            try:
+                await self._launch(executable, password)
+            except ManagedRedisError:
+                if not self.persistent or not await asyncio.to_thread(self._set_snapshot_aside):
+                    raise
+                # The snapshot may be what stopped it (corrupt, written by a newer Redis): start empty.
+                await self._stop_process()
+                await self._launch(executable, password)
         except OSError as error:  # an unusable runtime dir, a failed exec: the app goes on without Redis
             await self.stop()
             raise ManagedRedisError(f"cannot run redis-server: {error}") from error
         except BaseException:
             await self.stop()
             raise
-        assert self._process is not None
-        self.endpoint = RedisEndpoint(socket, password, self._process.pid)
+        assert self._process is not None and self._run_dir is not None
+        self.endpoint = RedisEndpoint(self._socket_path(), password, self._process.pid)
         self.detail = ""
-        log.info("Started the cache's redis-server (pid %d) on %s", self._process.pid, socket)
+        log.info(
+            "Started the cache's redis-server (pid %d) on %s, %s",
+            self._process.pid,
+            self.endpoint.socket,
+            f"keeping its data in {self.data_dir}" if self.persistent else "in memory only",
+        )
         return self.endpoint
+
+    async def _launch(self, executable: str, password: str) -> None:
+        if self._run_dir is None:
+            await asyncio.to_thread(self._prepare, password)
+        self._spawn(executable)
+        socket = self._socket_path()
+        await self._wait_ready(socket, password)
+        await self._tune(socket, password)
+
+    async def _stop_process(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            await asyncio.to_thread(_end_process, process)
+
+    def _socket_path(self) -> Path:
+        assert self._run_dir is not None
+        return (self._socket_dir or self._run_dir) / _SOCKET_NAME
+
+    def _set_snapshot_aside(self) -> bool:
+        """Move an unloadable snapshot out of the way; True if there was one."""
+        path = self.snapshot_path
+        if path is None or not path.exists():
+            return False
+        aside = path.with_suffix(".unreadable")
+        log.warning("The cache's redis-server did not start with its saved data; starting it empty (%s)", aside)
+        path.replace(aside)
+        return True
 
     async def stop(self) -> None:
         """Stop the server (by pid) and remove its directory; safe to call more than once."""
@@ -151,6 +227,31 @@ class ManagedRedis:
         await asyncio.to_thread(self._stop_and_clean, process)
 
     # --- blocking parts, run off the event loop (except _spawn, see there) --------------------------
+    def _claim_data_dir(self) -> Path | None:
+        """Lock ``data_dir`` for this run; None (no persistence) if another instance holds it or it is unusable."""
+        data_dir = self.data_dir
+        if data_dir is None:
+            return None
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            info = os.lstat(data_dir)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+                log.warning("%s is not a directory of this user; the cache is not kept between runs", data_dir)
+                return None
+            os.chmod(data_dir, 0o700)  # encrypted, but whose cache this is is nobody else's business
+            fd = os.open(data_dir / _DATA_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as error:
+            log.warning("Cannot keep the cache in %s (%s); it is kept in memory only", data_dir, error)
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            log.info("Another desktop-chat keeps its cache in %s; this one keeps its cache in memory", data_dir)
+            return None
+        self._data_lock_fd = fd
+        return data_dir
+
     def _prepare(self, password: str) -> Path:
         """Reap stale runs, then make this run's directory (locked) and config; returns the socket path."""
         self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -172,6 +273,24 @@ class ManagedRedis:
             self._socket_dir = Path(tempfile.mkdtemp(prefix="dc-redis-"))  # 0700, short path
             (run_dir / _SOCKET_DIR_FILE).write_text(str(self._socket_dir))
             socket = self._socket_dir / _SOCKET_NAME
+        data_dir = self._claim_data_dir()
+        persistence = (
+            {
+                "save": _SAVE_POINTS,
+                "dbfilename": SNAPSHOT_NAME,
+                "dir": str(data_dir),
+                # A full or failing disk must not turn into refused writes (and an open breaker).
+                "stop-writes-on-bgsave-error": "no",
+                "rdbcompression": "no",  # sealed values do not compress; save the CPU
+            }
+            if data_dir is not None
+            else {"save": '""', "dir": str(run_dir)}
+        )
+        if data_dir is not None and self.list_entries is not None:
+            # Lists loaded from the snapshot take their encoding from the config at load time, before
+            # ``_tune`` runs. The old "ziplist" names are what every Redis since 2.4 accepts (7 as aliases).
+            persistence["zset-max-ziplist-entries"] = str(max(self.list_entries, 128))
+            persistence["zset-max-ziplist-value"] = "1024"
         directives = {
             "port": "0",
             "unixsocket": str(socket),
@@ -179,13 +298,11 @@ class ManagedRedis:
             "requirepass": password,
             "maxmemory": f"{self.maxmemory_mb}mb",
             "maxmemory-policy": "allkeys-lru",
-            # A disposable cache: never write it to disk.
-            "save": '""',
             "appendonly": "no",
             "daemonize": "no",
-            "dir": str(run_dir),
             "logfile": str(run_dir / "redis.log"),
             "protected-mode": "yes",
+            **persistence,
             **self.extra_config,
         }
         conf = run_dir / "redis.conf"
@@ -269,13 +386,11 @@ class ManagedRedis:
         return text.replace(self._password, "***") if self._password else text
 
     def _stop_and_clean(self, process: subprocess.Popen[bytes] | None) -> None:
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            _end_process(process)
+        if self._data_lock_fd is not None:
+            os.close(self._data_lock_fd)  # after the server stopped: its last snapshot is on disk
+            self._data_lock_fd = None
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
@@ -285,6 +400,18 @@ class ManagedRedis:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _end_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a persistent server saves its snapshot first), then SIGKILL if it takes too long."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def reap_stale_runs(base: Path) -> list[Path]:

@@ -1,9 +1,10 @@
 """How long entries live and how much is kept: TTLs per key kind, staleness, caps. Pure.
 
-An entry is *fresh* for its kind's TTL. The stores keep it ``stale_grace`` seconds longer, during which a
-read still returns it, marked stale, so the data layer can show it while one refresh runs
-(stale-while-revalidate). After that it is gone. Freshness normally comes from events; TTLs are the
-safety net.
+An entry is *fresh* for its kind's TTL. The stores keep it ``stale_grace`` seconds longer (``cache_keep_days``,
+30 days by default), during which a read still returns it, marked stale, so the data layer shows it while
+one refresh runs (stale-while-revalidate), and an offline start shows the last chats and messages the
+app had. TTLs decide when to revalidate, not whether to show; after the grace the entry is gone.
+Freshness normally comes from events; TTLs are the safety net.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from desktop_chat.models import ChatId
 __all__ = ["CachePolicy", "chat_victims", "newest_by_seq"]
 
 T = TypeVar("T")
+DAY = 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,7 @@ class CachePolicy:
             ttl_recent=float(settings.cache_ttl_recent),
             ttl_chat=float(settings.cache_ttl_chat),
             ttl_messages=float(settings.cache_ttl_messages),
-            stale_grace=settings.cache_stale_grace,
+            stale_grace=settings.cache_keep_days * DAY,
             max_messages_per_chat=settings.cache_max_messages_per_chat,
             max_chats_per_user=settings.cache_max_chats_per_user,
         )

@@ -120,6 +120,9 @@ class TieredCache:
         breaker: Decides when Redis is used; one with default thresholds when omitted.
         timer: Seconds for latencies (tests pass one to make calls look slow).
         detail: Why there is no Redis, for the status line (with ``redis`` None).
+        persist: Writes what Redis holds to disk now (the app's own Redis keeps a snapshot between runs);
+            run after a purge or wipe, so that what was dropped leaves the disk too. None: no snapshot.
+        disk_bytes: How many bytes the cache takes on disk (0 when it keeps nothing there).
     """
 
     def __init__(
@@ -133,6 +136,8 @@ class TieredCache:
         breaker: CircuitBreaker | None = None,
         timer: Callable[[], float] = time.perf_counter,
         detail: str = "",
+        persist: Callable[[], Awaitable[None]] | None = None,
+        disk_bytes: Callable[[], int] | None = None,
     ) -> None:
         self._codec = codec
         self.policy = policy
@@ -143,6 +148,8 @@ class TieredCache:
         self._breaker.subscribe(self._on_breaker_change)
         self._timer = timer
         self._base_detail = detail
+        self._persist = persist
+        self._disk_bytes = disk_bytes
         self._listeners: list[StatusListener] = []
         self._users: set[UserId] = set()
         self._user_locks: dict[UserId, asyncio.Lock] = {}
@@ -426,7 +433,7 @@ class TieredCache:
         await self._locked(user, body)
 
     async def purge_user(self, user: UserId) -> None:
-        """Drop every entry of ``user`` (sign-out)."""
+        """Drop every entry of ``user`` (sign-out), from memory and from the snapshot on disk."""
 
         async def body() -> None:
             self._generation += 1
@@ -434,6 +441,7 @@ class TieredCache:
             await self._mutate("purge", lambda target: target.purge_user(user))
 
         await self._locked(user, body)
+        await self._snapshot()
 
     async def wipe(self) -> None:
         """Drop every entry of every user (the "clear cache" button)."""
@@ -448,6 +456,21 @@ class TieredCache:
         ran = await self._run("wipe", lambda store: store.wipe(), mutating=True, fallback=False)
         if ran is not None and ran[1] is self._redis:
             self._wipe_pending = False
+            await self._snapshot()
+
+    async def _snapshot(self) -> None:
+        """Write Redis's snapshot now, so that what was just dropped is not found on disk at the next start."""
+        if self._persist is None or self._redis is None or not self._breaker.allows_requests:
+            return
+        try:
+            await self._persist()
+        except (RedisError, OSError) as error:
+            # Not worth opening the breaker for: the data layer goes on, the next timed snapshot catches up.
+            log.warning("Could not write the cache's snapshot (%s)", type(error).__name__)
+
+    def disk_bytes(self) -> int:
+        """Bytes the cache takes on disk now (its Redis snapshot; 0 when it keeps nothing there)."""
+        return self._disk_bytes() if self._disk_bytes is not None else 0
 
     # --- maintenance -------------------------------------------------------------------------------
     async def cached_chats(self, user: UserId) -> list[ChatId]:

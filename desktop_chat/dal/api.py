@@ -16,7 +16,10 @@ from desktop_chat.dal.live_list import LiveList, Unsubscribe
 from desktop_chat.models import (
     ChatDetails,
     ChatId,
+    ChatListKey,
+    ChatMember,
     ChatSummary,
+    MemberPage,
     Message,
     MessageId,
     MessagePage,
@@ -26,7 +29,9 @@ from desktop_chat.models import (
 from desktop_chat.realtime.manager import ConnectionState
 
 __all__ = [
+    "SEARCH_PAGE",
     "CacheStatus",
+    "CacheUsage",
     "ChatList",
     "ChatStoreAPI",
     "ConnectionState",
@@ -40,6 +45,8 @@ __all__ = [
     "new_timeline",
     "timeline_sort_key",
 ]
+
+SEARCH_PAGE = 50  # matches per ``search_chats`` call; fewer means there are no more
 
 ChatList = LiveList[ChatSummary, ChatId]
 Timeline = LiveList[Message, MessageId]
@@ -74,6 +81,15 @@ class StoreStatus:
     detail: str = ""  # one plain sentence on what is wrong, if anything
 
 
+@dataclass(frozen=True, slots=True)
+class CacheUsage:
+    """What the cache takes on this computer (the settings dialog and diagnostics show it)."""
+
+    disk_bytes: int = 0  # the snapshot the app's own Redis keeps between runs (0: none)
+    memory_bytes: int | None = None  # Redis's used memory, or the in-process tier's when Redis is not used
+    keep_days: float = 0  # how long an entry stays usable (offline too) after its TTL
+
+
 StatusListener = Callable[[StoreStatus], None]
 UsersListener = Callable[[ChatId, frozenset[UserId]], None]
 MessageListener = Callable[[Message], None]
@@ -82,10 +98,10 @@ MessageListener = Callable[[Message], None]
 class ChatStoreAPI(Protocol):
     """Everything the UI may ask of the data layer.
 
-    Signed out, reads and writes raise ``NotSignedIn``; ``chat_list`` is empty, ``has_older`` is False,
-    ``close_chat``, ``catch_up`` and ``set_typing`` do nothing. Refusals are ``InvalidInput`` (before anything
-    is sent) or ``Rejected`` (the server said no), in plain words; ``tests/contract/test_chat_store.py`` pins
-    them. The UI never closes the store: whoever built it does.
+    Signed out, reads and writes raise ``NotSignedIn``; ``chat_list`` is empty, ``has_older`` and
+    ``has_more_chats`` are False, ``close_chat``, ``catch_up`` and ``set_typing`` do nothing. Refusals are
+    ``InvalidInput`` (before anything is sent) or ``Rejected`` (the server said no), in plain words;
+    ``tests/contract/test_chat_store.py`` pins them. The UI never closes the store: whoever built it does.
     """
 
     # --- signing in and out -------------------------------------------------------------------------
@@ -125,14 +141,41 @@ class ChatStoreAPI(Protocol):
 
     # --- reads -------------------------------------------------------------------------------------
     def chat_list(self) -> ChatList:
-        """The live recent-chats list; filled by ``refresh_chats`` and kept current by events."""
+        """The live chat list, newest activity first: its first page by ``refresh_chats``, the next ones by
+        ``load_more_chats``, search results by ``search_chats``; kept current by events."""
         ...
 
     async def refresh_chats(self) -> None: ...
 
-    async def recent_chats(self) -> list[ChatSummary]: ...
+    async def recent_chats(self) -> list[ChatSummary]:
+        """The chat list's rows as loaded so far (the first page, or what the cache holds)."""
+        ...
 
-    async def chat_details(self, chat_id: ChatId) -> ChatDetails: ...
+    def has_more_chats(self) -> bool:
+        """Whether the chat list may hold chats below its last page (``load_more_chats`` brings them)."""
+        ...
+
+    async def load_more_chats(self) -> int:
+        """Add the next page of chats below the loaded ones to ``chat_list``; returns how many came (0 at the
+        end of the list)."""
+        ...
+
+    async def search_chats(self, text: str, after: ChatListKey | None = None) -> list[ChatSummary]:
+        """The user's chats whose title contains ``text`` (any case), out of *all* of them, not only the
+        loaded ones; newest activity first, ``SEARCH_PAGE`` at most, below ``after`` (the last match of the
+        page before). They are also put into ``chat_list``, so that a filter over it shows them and they
+        open like any listed chat."""
+        ...
+
+    async def chat_details(self, chat_id: ChatId) -> ChatDetails:
+        """The chat, its member count and the members its view names (all of them in a small chat; the
+        first ones and the recent senders in a big one)."""
+        ...
+
+    async def chat_members(self, chat_id: ChatId, after: ChatMember | None = None, limit: int = 100) -> MemberPage:
+        """The chat's members in joining order, ``limit`` after ``after`` (the last of the page before);
+        the first page also counts them."""
+        ...
 
     async def messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = 50) -> MessagePage: ...
 
@@ -195,3 +238,8 @@ class ChatStoreAPI(Protocol):
 
     # --- housekeeping ------------------------------------------------------------------------------
     async def clear_cache(self) -> None: ...
+
+    async def cache_usage(self) -> CacheUsage:
+        """How much the cache takes now, on disk and in memory (also refreshes the memory gauges that
+        ``metrics_snapshot`` reports). Works signed out too."""
+        ...

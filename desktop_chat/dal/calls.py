@@ -80,8 +80,8 @@ class TimedSending:
             "insert_message", lambda: self._backend.insert_message(message_id, chat_id, content)
         )
 
-    async def fetch_message(self, message_id: MessageId) -> Message | None:
-        return await self._calls.call("message", lambda: self._backend.fetch_message(message_id))
+    async def fetch_message(self, message_id: MessageId, chat_id: ChatId) -> Message | None:
+        return await self._calls.call("message", lambda: self._backend.fetch_message(message_id, chat_id))
 
     async def refresh_session(self) -> object:
         return await self._backend.refresh_session()

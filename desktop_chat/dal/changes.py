@@ -253,7 +253,8 @@ def reduce_member(event: MemberUpserted, batch: ChangeBatch) -> None:
         batch.reload_list = True  # the unread count cannot be worked out here: ask Supabase
     elif updated != row:
         batch.rows[member.chat_id] = updated
-        batch.forget_details.add(member.chat_id)
+        if updated.role != row.role:
+            batch.forget_details.add(member.chat_id)  # a read position is no detail: the cache stays
 
 
 def reduce_member_removed(event: MemberRemoved, batch: ChangeBatch) -> None:

@@ -14,7 +14,9 @@ from typing import Any
 from desktop_chat.backend.auth import SessionInfo
 from desktop_chat.backend.client import SupabaseBackend
 from desktop_chat.cache import TieredCache
+from desktop_chat.cache.policy import DAY
 from desktop_chat.dal.api import (
+    CacheUsage,
     ChatList,
     MessageListener,
     StatusListener,
@@ -33,7 +35,10 @@ from desktop_chat.errors import InvalidInput, NotSignedIn
 from desktop_chat.models import (
     ChatDetails,
     ChatId,
+    ChatListKey,
+    ChatMember,
     ChatSummary,
+    MemberPage,
     MessageId,
     MessagePage,
     Profile,
@@ -172,8 +177,20 @@ class ChatStore:
     async def recent_chats(self) -> list[ChatSummary]:
         return await self.signed_in.reads.recent_chats()
 
+    def has_more_chats(self) -> bool:
+        return self._signed_in is not None and self._signed_in.live.has_more_chats()
+
+    async def load_more_chats(self) -> int:
+        return await self.signed_in.live.load_more_chats()
+
+    async def search_chats(self, text: str, after: ChatListKey | None = None) -> list[ChatSummary]:
+        return await self.signed_in.live.search_chats(text, after)
+
     async def chat_details(self, chat_id: ChatId) -> ChatDetails:
         return await self.signed_in.reads.chat_details(chat_id)
+
+    async def chat_members(self, chat_id: ChatId, after: ChatMember | None = None, limit: int = 100) -> MemberPage:
+        return await self.signed_in.reads.chat_members(chat_id, after, limit)
 
     async def messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = PAGE) -> MessagePage:
         return await self.signed_in.reads.messages(chat_id, before_seq, limit)
@@ -260,3 +277,14 @@ class ChatStore:
         await self._cache.wipe()
         if self._signed_in is not None:
             self._signed_in.live.clear_cursors()
+
+    async def cache_usage(self) -> CacheUsage:
+        figures = await self._cache.poll_memory()
+        memory = figures.get("redis_used_memory")
+        if memory is None:
+            memory = figures.get("memory_tier_bytes")
+        return CacheUsage(
+            disk_bytes=self._cache.disk_bytes(),
+            memory_bytes=memory,
+            keep_days=self._cache.policy.stale_grace / DAY,
+        )

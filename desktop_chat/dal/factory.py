@@ -22,6 +22,7 @@ from desktop_chat.dal.calls import BackendCalls
 from desktop_chat.dal.chat_store import ChatStore
 from desktop_chat.dal.live import FRAME_INTERVAL
 from desktop_chat.dal.presence import Presence
+from desktop_chat.dal.reads import CHAT_PAGE
 from desktop_chat.dal.signed_in import SignedIn
 from desktop_chat.dal.status import StatusBoard
 from desktop_chat.models import Profile
@@ -71,11 +72,13 @@ async def open_data_layer(
     realtime: bool = True,
     outbox_path: Path | None = None,
     frame_interval: float = FRAME_INTERVAL,
+    chat_page: int = CHAT_PAGE,
 ) -> DataLayer:
     """Open every part of the data layer (nothing talks to Supabase until sign-in).
 
     ``realtime``: run the realtime link after sign-in (tests of the read path turn it off).
     ``frame_interval``: how long live changes are collected before the views hear of them (see LiveSync).
+    ``chat_page``: chat-list rows per page (tests page through a few chats with a small one).
     """
     built = AsyncExitStack()
     try:
@@ -109,6 +112,7 @@ async def open_data_layer(
                 presence=presence,
                 realtime=realtime,
                 frame_interval=frame_interval,
+                chat_page=chat_page,
             )
             try:
                 await signed_in.start()

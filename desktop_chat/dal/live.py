@@ -24,9 +24,10 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, 
 from typing import Any, Protocol
 
 from desktop_chat.cache import TieredCache
-from desktop_chat.dal.api import ChatList, MessageListener, Timeline, new_chat_list, new_timeline
+from desktop_chat.dal.api import SEARCH_PAGE, ChatList, MessageListener, Timeline, new_chat_list, new_timeline
 from desktop_chat.dal.changes import ChangeBatch, reduce, write_cache
 from desktop_chat.dal.cursor import RevCursor
+from desktop_chat.dal.reads import CHAT_PAGE
 from desktop_chat.dal.reducers import (
     max_rev,
     newer_message,
@@ -38,7 +39,9 @@ from desktop_chat.dal.reducers import (
 from desktop_chat.errors import BackendUnavailable
 from desktop_chat.models import (
     ChangeEvent,
+    ChatChanges,
     ChatId,
+    ChatListKey,
     ChatSummary,
     Message,
     MessageId,
@@ -50,6 +53,8 @@ from desktop_chat.realtime.plan import HOT_CHATS, choose_hot_chats
 from desktop_chat.sync.lifecycle import Discarded, Failed, PendingEvent, Retried, Sent, Submitted
 
 PAGE = 50
+RELOAD_PAGE = 500  # rows per call when the whole loaded list is read again
+BACKFILL_CHATS = 1000  # chats per back-fill call (the server's limit)
 FRAME_INTERVAL = 0.016  # seconds live changes are collected before the views hear of them (a 60 Hz frame)
 BACKFILL_BATCH = 500
 GAP_GRACE = 1.0  # seconds to let realtime close a gap by itself before back-filling
@@ -71,20 +76,15 @@ class LiveReads(Protocol):
 
     async def messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = PAGE) -> MessagePage: ...
 
-    async def load_chat_list(self) -> list[ChatSummary]: ...
+    async def load_chat_list(self, limit: int = CHAT_PAGE, after: ChatListKey | None = None) -> list[ChatSummary]: ...
 
+    async def search_chats(
+        self, text: str, limit: int = CHAT_PAGE, after: ChatListKey | None = None
+    ) -> list[ChatSummary]: ...
 
-class ServerState(Protocol):
-    """What the server says about many chats at once, for back-fill and the consistency probe
-    (``desktop_chat.dal.probe.ServerRevs``)."""
+    async def chats_by_id(self, chat_ids: Sequence[ChatId]) -> list[ChatSummary]: ...
 
-    async def newest_revs(self) -> tuple[list[ChatSummary], bool]:
-        """The chat list's rows (each with its chat's newest ``rev``), and whether they are all of them."""
-        ...
-
-    async def changes_since_many(self, after: Mapping[ChatId, int], limit: int) -> dict[ChatId, list[Message]]:
-        """Each chat's messages above the given ``rev``, by rev, at most ``limit`` per chat."""
-        ...
+    async def changes_since_many(self, cursors: Mapping[ChatId, int], limit: int) -> list[ChatChanges]: ...
 
 
 class PendingRows(Protocol):
@@ -105,13 +105,13 @@ class LiveSync:
         me: The signed-in user.
         cache: The typed cache (changes are written there first).
         reads: Windows, pages and the server's answers.
-        server: The newest revs and the back-fill of many chats at once.
         tasks: Where background work runs.
         pending: This user's unconfirmed messages.
         on_incoming: Told of each message from someone else as it arrives live.
         watch_chats: Holds the realtime topics of these chats: the open ones, then recent ones (None
             without realtime).
         frame_interval: How long live changes are collected before the views hear of them.
+        chat_page: Chat-list rows per page.
     """
 
     def __init__(
@@ -120,17 +120,17 @@ class LiveSync:
         *,
         cache: TieredCache,
         reads: LiveReads,
-        server: ServerState,
         tasks: Spawner,
         pending: PendingRows,
         on_incoming: MessageListener,
         watch_chats: WatchChats | None = None,
         frame_interval: float = FRAME_INTERVAL,
+        chat_page: int = CHAT_PAGE,
     ) -> None:
         self._me = me
+        self._chat_page = chat_page
         self._cache = cache
         self._reads = reads
-        self._server = server
         self._tasks = tasks
         self._pending = pending
         self._on_incoming = on_incoming
@@ -149,9 +149,17 @@ class LiveSync:
         self._gap_task: asyncio.Task[None] | None = None
         self._list_tickets = 0
         self._shown_ticket = 0
+        # The chat list is loaded a page at a time: the rows down to ``_frontier`` (the server's place of the
+        # last row of the last page) are all there; below it only rows a search or a live change brought.
+        self._frontier: ChatListKey | None = None
+        self._list_complete = False  # the last page came back short: there is nothing below the frontier
+        self._more_lock = asyncio.Lock()
         self._recent_dirty = False
         self._recent_writer: asyncio.Task[None] | None = None
         self._recently_opened: list[ChatId] = []  # most recent first
+        # Read positions set here that the server has not confirmed yet (in flight, or kept while offline):
+        # a chat list loaded meanwhile still has the old position, and must not bring the badge back.
+        self._read_floor: dict[ChatId, int] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def stop(self) -> None:
@@ -188,20 +196,17 @@ class LiveSync:
         self._list_tickets += 1
         return self._list_tickets
 
-    def show_chats(self, chats: Sequence[ChatSummary], ticket: int | None = None) -> None:
-        """Replace the chat list with a fresh load, keeping rows' newer live state."""
+    def show_chats(self, chats: Sequence[ChatSummary], ticket: int | None = None, *, complete: bool = False) -> None:
+        """Replace the chat list with a fresh load (its first pages, newest first), keeping rows' newer live
+        state. ``complete``: the load read the list to its end."""
         if ticket is None:
             ticket = self.begin_chat_list_load()
         if ticket < self._shown_ticket:
             return
         self._shown_ticket = ticket
-        merged = []
-        for summary in chats:
-            current = self.chat_list.get(summary.chat.id)
-            if current is not None and current.chat.last_rev > summary.chat.last_rev:
-                summary = current  # a live update is newer than what the load read
-            merged.append(summary)
-        self.chat_list.reset(merged)
+        self.chat_list.reset(self._merged(chats))
+        self._frontier = min((key for row in chats if (key := row.list_key) is not None), default=None)
+        self._list_complete = complete
         if not self._recently_opened:
             # Before the user opens anything, the most active chats stand in for the recent ones.
             self._recently_opened = [row.chat.id for row in self.chat_list.rows[:HOT_CHATS]]
@@ -216,21 +221,103 @@ class LiveSync:
         hot, others = choose_hot_chats(opened, self._recently_opened, lambda c: self.chat_list.get(c) is not None)
         self._watch_chats(hot, others)
 
+    def _merged(self, chats: Iterable[ChatSummary]) -> list[ChatSummary]:
+        """Rows read from the server, each replaced by the listed row where a live update is newer, with
+        this user's read position and unsent messages as this client knows them."""
+        merged = []
+        for summary in chats:
+            current = self.chat_list.get(summary.chat.id)
+            if current is not None and current.chat.last_rev > summary.chat.last_rev:
+                summary = current.model_copy(update={"activity_at": summary.activity_at})
+            merged.append(self._with_waiting(self._with_read_floor(summary)))
+        return merged
+
+    def _upsert_rows(self, chats: Sequence[ChatSummary]) -> None:
+        with self.chat_list.batch():
+            for row in self._merged(chats):
+                self.chat_list.upsert(row)
+
     async def refresh_chats(self) -> list[ChatSummary]:
-        """Show the recent chats (cached, or loaded once)."""
+        """Show the chat list (cached, or its first page loaded once)."""
         ticket = self.begin_chat_list_load()
         chats = await self._reads.recent_chats()
+        # A cached list was written complete or not; only the server can say, so "load more" asks once.
         self.show_chats(chats, ticket)
         return chats
 
     async def reload_chats(self) -> list[ChatSummary]:
-        """Load the chat list from Supabase (not the cache: a chat appeared or went away), show it and
-        write it through."""
+        """Read every loaded row of the chat list again from Supabase (not the cache: a chat appeared or went
+        away, or the link was down), show it and write it through. The pages down to the frontier come
+        again, in calls of up to ``RELOAD_PAGE`` rows; rows below it (search results) by id. A row that does
+        not come back is gone."""
         ticket = self.begin_chat_list_load()
-        chats = await self._reads.load_chat_list()
-        self.show_chats(chats, ticket)
+        frontier = self._frontier
+        loaded = [row for row in self.chat_list.rows if self._above_frontier(row, frontier)]
+        extras = [row.chat.id for row in self.chat_list.rows if not self._above_frontier(row, frontier)]
+        want = max(self._chat_page, len(loaded))
+        chats: list[ChatSummary] = []
+        after: ChatListKey | None = None
+        complete = False
+        while True:
+            limit = min(RELOAD_PAGE, max(want - len(chats), self._chat_page))
+            page = await self._reads.load_chat_list(limit, after)
+            chats += page
+            if len(page) < limit:
+                complete = True
+                break
+            after = page[-1].list_key
+            if frontier is None or after is None or not frontier < after:
+                break  # down to the old frontier (or a first load): every loaded page came again
+        listed = {row.chat.id for row in chats}
+        missing = [chat_id for chat_id in extras if chat_id not in listed]
+        found = await self._reads.chats_by_id(missing) if missing else []
+        if ticket < self._shown_ticket:
+            return chats
+        self.show_chats(chats, ticket, complete=complete)
+        self._upsert_rows(found)
         self._write_recent()
         return chats
+
+    @staticmethod
+    def _above_frontier(row: ChatSummary, frontier: ChatListKey | None) -> bool:
+        """Whether the row lies within the loaded pages (rows without a server place are new, at the top)."""
+        key = row.list_key
+        return key is None or frontier is None or not key < frontier
+
+    def has_more_chats(self) -> bool:
+        """Whether the chat list may have rows below the loaded pages."""
+        return not self._list_complete
+
+    async def load_more_chats(self) -> int:
+        """Add the next page of the chat list below the loaded ones; returns how many rows came (0 at the end).
+
+        One page at a time: a call made while another loads waits for it and then loads the page after.
+        """
+        async with self._more_lock:
+            if self._list_complete:
+                return 0
+            frontier = self._frontier
+            ticket = self._list_tickets
+            page = await self._reads.load_chat_list(self._chat_page, frontier)
+            if ticket != self._list_tickets:
+                return 0  # the list was loaded again meanwhile: its frontier is another one
+            self._upsert_rows(page)
+            keys = [key for row in page if (key := row.list_key) is not None]
+            if keys:
+                self._frontier = min(keys)
+            self._list_complete = len(page) < self._chat_page
+            self._write_recent()
+            return len(page)
+
+    async def search_chats(self, text: str, after: ChatListKey | None = None) -> list[ChatSummary]:
+        """The user's chats whose title contains ``text`` (any case), out of all of them, newest first, below
+        ``after``; they also go into the chat list (where a filter shows them), wherever they are in it."""
+        text = text.strip()
+        if not text:
+            return []
+        found = await self._reads.search_chats(text, SEARCH_PAGE, after)
+        self._upsert_rows(found)
+        return found
 
     def _write_recent(self) -> None:
         """Write the chat list through to the cache; one writer, always the latest rows."""
@@ -241,7 +328,11 @@ class LiveSync:
     async def _recent_writer_loop(self) -> None:
         while self._recent_dirty:
             self._recent_dirty = False
-            await self._cache.set_recent(self._me, list(self.chat_list.rows))
+            # The loaded pages only: rows below the frontier (search results) would leave a hole that the next
+            # start, which pages on from the cached rows, could never fill.
+            frontier = self._frontier
+            rows = [row for row in self.chat_list.rows if self._above_frontier(row, frontier)]
+            await self._cache.set_recent(self._me, rows)
 
     # --- timelines ---------------------------------------------------------------------------------
     async def open_timeline(self, chat_id: ChatId) -> Timeline:
@@ -317,13 +408,31 @@ class LiveSync:
         match event:
             case Submitted(message) | Retried(message) | Failed(message):
                 self._show_local(message)
+                self._show_waiting(message.chat_id)
             case Sent(message):
                 self._show_messages({message.chat_id: [message]}, from_stream=False)
                 self._write_recent()
             case Discarded(message):
                 self._forget_local(message.chat_id, message.id)
+                self._show_waiting(message.chat_id)
             case _:
                 pass  # Sending and Confirmed change nothing on screen
+
+    def _show_waiting(self, chat_id: ChatId) -> None:
+        row = self.chat_list.get(chat_id)
+        if row is not None:
+            updated = self._with_waiting(row)
+            if updated is not row:
+                self.chat_list.upsert(updated)
+
+    def _with_waiting(self, row: ChatSummary) -> ChatSummary:
+        """The row with this user's newest message that is not on the server yet, if any (the list shows it
+        as its preview, and the chat moves up as it would once the message is sent)."""
+        unsent = self._pending.unsent(row.chat.id)
+        waiting = max(unsent, key=lambda message: message.created_at) if unsent else None
+        if waiting == row.waiting:
+            return row
+        return row.model_copy(update={"waiting": waiting})
 
     def _show_local(self, message: Message) -> None:
         """A pending or failed row of ours: shown until the confirmed row replaces it."""
@@ -345,14 +454,33 @@ class LiveSync:
         row = self.chat_list.get(chat_id)
         if row is None or seq <= row.last_read_seq:
             return False
-        timeline = self._timelines.get(chat_id)
-        if timeline is not None:
-            remaining = unread_after(timeline.rows, seq, self._me)
-        else:
-            remaining = 0 if seq >= row.chat.last_seq else row.unread_count
-        self.chat_list.upsert(summary_read_up_to(row, seq, remaining))
+        self._read_floor[chat_id] = max(seq, self._read_floor.get(chat_id, 0))
+        self.chat_list.upsert(summary_read_up_to(row, seq, self._unread_after(row, seq)))
         self._write_recent()
         return True
+
+    def read_confirmed(self, chat_id: ChatId, seq: int) -> None:
+        """The server has the read position ``seq`` (or refused it): loads may show their own again."""
+        if self._read_floor.get(chat_id, 0) <= seq:
+            self._read_floor.pop(chat_id, None)
+
+    def _unread_after(self, row: ChatSummary, seq: int) -> int:
+        timeline = self._timelines.get(row.chat.id)
+        if seq >= row.chat.last_seq:
+            return 0
+        if timeline is not None:
+            return unread_after(timeline.rows, seq, self._me)
+        # Without the messages, at most what lies beyond the new position (some may be our own).
+        return min(row.unread_count, row.chat.last_seq - seq)
+
+    def _with_read_floor(self, summary: ChatSummary) -> ChatSummary:
+        floor = self._read_floor.get(summary.chat.id)
+        if floor is None:
+            return summary
+        if summary.last_read_seq >= floor:
+            self._read_floor.pop(summary.chat.id, None)  # the server caught up
+            return summary
+        return summary_read_up_to(summary, floor, self._unread_after(summary, floor))
 
     # --- applying changes --------------------------------------------------------------------------
     def enqueue(self, events: Sequence[ChangeEvent]) -> None:
@@ -435,7 +563,7 @@ class LiveSync:
                         and not message.deleted
                     ):
                         self._on_incoming(message)
-                self.chat_list.upsert(row)
+                self.chat_list.upsert(self._with_waiting(row))
 
     async def drop_chat(self, chat_id: ChatId) -> None:
         """The chat is gone for this user (left, removed, deleted): out of every view and the cache."""
@@ -463,72 +591,89 @@ class LiveSync:
                 await self.backfill_chats(chats)
 
     async def backfill_all(self) -> None:
-        """After every subscribe: reload the chat list, and fetch the changes of every known chat whose
-        newest ``rev`` moved beyond its cursor."""
-        chats = await self.reload_chats()
-        visible = {summary.chat.id for summary in chats}
-        for chat_id in list(self._cursors):
-            if chat_id not in visible:
-                await self.drop_chat(chat_id)
+        """After every subscribe: read the loaded chat list again, and fetch the changes of every chat with a
+        cursor in one call (the server skips chats that did not move, and names those that went)."""
+        await self.reload_chats()
         # Chats whose window is cached (maybe by an earlier run) get a cursor, so they catch up too.
         for chat_id in await self._cache.cached_chats(self._me):
-            if chat_id in visible and chat_id not in self._cursors:
+            if chat_id not in self._cursors:
                 cached = await self._cache.get_messages(self._me, chat_id)
                 if cached is not None:
                     self._ensure_cursor(chat_id, cached.value)
-        await self.backfill_chats(self._behind(chats))
+        await self.backfill_chats(list(self._cursors), drop_gone=True)
 
     async def check_consistency(self) -> int:
-        """Compare every listed chat's newest ``rev`` on the server with this client's, and repair what
-        differs: rows that changed are shown (a chat the server no longer lists for the user goes), chats
-        whose cursor is behind are back-filled. Returns how many changes the back-fill brought."""
-        tickets = self._list_tickets
-        rows, complete = await self._server.newest_revs()
+        """Compare the newest ``rev`` of every chat on the chat list's first page (one read) with this
+        client's, and repair what differs: rows that changed are shown, chats whose cursor is behind are
+        back-filled, and so are chats with a cursor that are not on that page (the back-fill call skips the
+        ones that did not move, and names those the user can no longer see, which go). When the first page
+        is the whole list, a listed chat missing from it is gone. Returns how many changes the back-fill
+        brought."""
+        ticket = self._list_tickets
+        rows = await self._reads.load_chat_list(self._chat_page)
+        complete = len(rows) < self._chat_page
         changed = False
         with self.chat_list.batch():
             for server in rows:
-                row = summary_from_server(self.chat_list.get(server.chat.id), server)
+                current = self.chat_list.get(server.chat.id)
+                row = summary_from_server(current, server)
                 if row is not None:
+                    row = self._with_waiting(self._with_read_floor(row))
+                if row is not None and row != current:
                     self.chat_list.upsert(row)
                     changed = True
-        if complete and tickets == self._list_tickets:  # no load began meanwhile (a chat just created)
+        if complete and ticket == self._list_tickets:  # no load began meanwhile (a chat just created)
             listed = {row.chat.id for row in rows}
             for gone in [row.chat.id for row in self.chat_list.rows if row.chat.id not in listed]:
                 await self.drop_chat(gone)
         if changed:
             self._write_recent()
             self._update_watch()
-        return await self.backfill_chats(self._behind(rows))
+        return await self.backfill_chats(self._behind(rows, complete), drop_gone=True)
 
-    def _behind(self, rows: Iterable[ChatSummary]) -> list[ChatId]:
-        """The chats with a cursor that the server's rows show newer changes for."""
+    def _behind(self, rows: Iterable[ChatSummary], complete: bool) -> list[ChatId]:
+        """The chats with a cursor that the server's rows show newer changes for, or that the rows do not
+        show (unless they are the whole list: then those chats are gone, and were dropped)."""
         newest = {row.chat.id: row.chat.last_rev for row in rows}
-        return [chat_id for chat_id, cursor in self._cursors.items() if newest.get(chat_id, 0) > cursor.value]
+        behind = []
+        for chat_id, cursor in self._cursors.items():
+            rev = newest.get(chat_id)
+            if (rev is None and not complete) or (rev is not None and rev > cursor.value):
+                behind.append(chat_id)
+        return behind
 
     async def backfill_chat(self, chat_id: ChatId) -> int:
         """Apply every change of the chat above its cursor. Returns how many rows came."""
         return await self.backfill_chats([chat_id])
 
-    async def backfill_chats(self, chat_ids: Iterable[ChatId]) -> int:
-        """Apply every change above the cursors of these chats (asked for all at once). Returns how many
-        rows came."""
+    async def backfill_chats(self, chat_ids: Iterable[ChatId], *, drop_gone: bool = False) -> int:
+        """Apply every change above the cursors of these chats, asked for all at once (``changes_since``:
+        one round trip for up to ``BACKFILL_CHATS`` chats and ``BACKFILL_BATCH`` messages; chats with more
+        are asked again). ``drop_gone``: chats the user can no longer see leave the views and the cache.
+        Returns how many rows came."""
         total = 0
-        todo = list(dict.fromkeys(chat_ids))
+        todo = list(dict.fromkeys(chat_id for chat_id in chat_ids if chat_id in self._cursors))
         while todo:
-            after = {chat_id: cursor.value for chat_id in todo if (cursor := self._cursors.get(chat_id)) is not None}
-            if not after:
-                break
-            found = await self._server.changes_since_many(after, BACKFILL_BATCH)
-            rows = [message for messages in found.values() for message in messages]
+            batch, todo = todo[:BACKFILL_CHATS], todo[BACKFILL_CHATS:]
+            cursors = {chat_id: cursor.value for chat_id in batch if (cursor := self._cursors.get(chat_id)) is not None}
+            if not cursors:
+                continue
+            changes = await self._reads.changes_since_many(cursors, BACKFILL_BATCH)
+            rows = [message for change in changes for message in change.messages]
             if rows:
                 async with self._apply_lock:
                     await self._apply([MessageUpserted(message=m) for m in rows], realtime=False)
-            todo = []
-            for chat_id, messages in found.items():
-                cursor = self._cursors.get(chat_id)
-                if messages and cursor is not None:
-                    cursor.backfilled(max(m.rev or 0 for m in messages))
-                    if len(messages) >= BACKFILL_BATCH:
-                        todo.append(chat_id)
+            again = []
+            for change in changes:
+                cursor = self._cursors.get(change.chat_id)
+                if change.gone:
+                    if drop_gone:
+                        await self.drop_chat(change.chat_id)
+                    continue
+                if change.messages and cursor is not None:
+                    cursor.backfilled(max(m.rev or 0 for m in change.messages))
+                if change.more:
+                    again.append(change.chat_id)
             total += len(rows)
+            todo = again + todo
         return total

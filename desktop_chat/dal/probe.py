@@ -8,10 +8,9 @@ newest ``rev`` per chat and compares it with this client's cursors; ``LiveSync.c
 back-fills whatever differs and corrects the rows. A lost push is shown within one interval, whatever
 lost it.
 
-``ServerRevs`` is the seam to the two server answers the probe and the back-fill need, "newest rev per
-chat" and "back-fill these chats": today the chat list (``recent_chats``, whose rows carry ``last_rev``)
-and one ``messages_since`` per chat. A paged chat list and a back-fill RPC that takes ``(chat, rev)``
-pairs replace them here, one line each.
+Both reads are one call each, however many chats: the chat list's first page (its rows carry each chat's
+newest ``rev``) and, only when something differs, the multi-chat back-fill (``changes_since`` with
+``(chat, rev)`` pairs).
 """
 
 from __future__ import annotations
@@ -20,38 +19,13 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 
-from desktop_chat.dal.reads import Reads
 from desktop_chat.errors import DesktopChatError
-from desktop_chat.models import ChatId, ChatSummary, Message
 
 log = logging.getLogger(__name__)
 
 PROBE_INTERVAL = (4.0, 7.0)  # seconds between probes: a uniform draw from this range
-
-
-class ServerRevs:
-    """What the server says about many chats at once (``LiveSync``'s ``ServerState``).
-
-    Args:
-        reads: The signed-in user's reads (their server calls are timed and counted).
-        page: How many chats the chat list reads.
-    """
-
-    def __init__(self, reads: Reads, page: int) -> None:
-        self._reads = reads
-        self._page = page
-
-    async def newest_revs(self) -> tuple[list[ChatSummary], bool]:
-        """The chat list's first page, whose rows carry each chat's newest ``rev``; and whether it holds
-        every chat of the user (then a listed chat missing from it is gone)."""
-        rows = await self._reads.load_chat_list()
-        return rows, len(rows) < self._page
-
-    async def changes_since_many(self, after: Mapping[ChatId, int], limit: int) -> dict[ChatId, list[Message]]:
-        """Each chat's messages whose ``rev`` is above the given one, by rev, at most ``limit`` per chat."""
-        return {chat_id: await self._reads.changes_since(chat_id, rev, limit) for chat_id, rev in after.items()}
 
 
 class ConsistencyProbe:

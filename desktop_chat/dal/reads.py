@@ -9,10 +9,11 @@ list after a membership change, the back-fill) goes straight to it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
-from desktop_chat.backend.client import SupabaseBackend
+from desktop_chat.backend.client import MAX_CHATS_PER_CALL, SupabaseBackend
 from desktop_chat.cache import CacheKey, LoadToken, TieredCache, chat_key, msgs_key, recent_key
 from desktop_chat.cache.tiered import Cached
 from desktop_chat.config import Settings
@@ -20,11 +21,24 @@ from desktop_chat.dal.calls import BackendCalls
 from desktop_chat.dal.readthrough import SingleFlight
 from desktop_chat.dal.tasks import TaskGroup
 from desktop_chat.errors import BackendUnavailable, InvalidInput, Rejected
-from desktop_chat.models import ChatDetails, ChatId, ChatSummary, Message, MessagePage, UserId
+from desktop_chat.models import (
+    ChatChanges,
+    ChatDetails,
+    ChatId,
+    ChatListKey,
+    ChatMember,
+    ChatSummary,
+    MemberPage,
+    Message,
+    MessagePage,
+    UserId,
+)
 
 T = TypeVar("T")
 
 PAGE = 50
+CHAT_PAGE = 100  # chat-list rows per page (a screen shows some 20); the first page is cached
+MEMBER_PAGE = 100  # members per page in the members dialog
 
 
 class Reads:
@@ -37,6 +51,7 @@ class Reads:
         cache: The typed cache.
         calls: The timed way to Supabase.
         tasks: Where background refreshes run.
+        chat_page: Chat-list rows per page (the first page is what the cache fills on a miss).
     """
 
     def __init__(
@@ -47,8 +62,11 @@ class Reads:
         cache: TieredCache,
         calls: BackendCalls,
         tasks: TaskGroup,
+        *,
+        chat_page: int = CHAT_PAGE,
     ) -> None:
         self._user = user
+        self._chat_page = chat_page
         self._settings = settings
         self._backend = backend
         self._cache = cache
@@ -58,11 +76,11 @@ class Reads:
 
     # --- the three cached reads --------------------------------------------------------------------
     async def recent_chats(self) -> list[ChatSummary]:
+        """The chat list as cached (the rows loaded so far), or its first page from Supabase."""
         user = self._user
-        limit = self._settings.cache_max_chats_per_user
 
         async def fetch() -> tuple[ChatSummary, ...]:
-            return tuple(await self._backend.fetch_recent_chats(limit))
+            return tuple(await self._backend.fetch_chat_list(self._chat_page))
 
         chats: tuple[ChatSummary, ...] = await self._read_through(
             recent_key(user),
@@ -132,16 +150,49 @@ class Reads:
         return await self._calls.call("messages_page", lambda: self._backend.fetch_messages(chat_id, before_seq, limit))
 
     # --- straight from the server ------------------------------------------------------------------
-    async def load_chat_list(self) -> list[ChatSummary]:
-        """The chat list from Supabase, not the cache (a chat appeared or went away)."""
-        limit = self._settings.cache_max_chats_per_user
-        return await self._calls.call("recent_chats", lambda: self._backend.fetch_recent_chats(limit))
+    async def load_chat_list(self, limit: int = CHAT_PAGE, after: ChatListKey | None = None) -> list[ChatSummary]:
+        """A page of the chat list from Supabase, not the cache: the first, or the one below ``after``."""
+        return await self._calls.call("chat_list", lambda: self._backend.fetch_chat_list(limit, after=after))
+
+    async def search_chats(
+        self, text: str, limit: int = CHAT_PAGE, after: ChatListKey | None = None
+    ) -> list[ChatSummary]:
+        """The user's chats whose title contains ``text`` (any case), out of all of them, newest first."""
+        return await self._calls.call(
+            "search_chats", lambda: self._backend.fetch_chat_list(limit, after=after, search=text)
+        )
+
+    async def chats_by_id(self, chat_ids: Sequence[ChatId]) -> list[ChatSummary]:
+        """The rows of these chats that the user can still see, wherever they are in the list."""
+        ids = list(dict.fromkeys(chat_ids))
+        parts = [ids[start : start + MAX_CHATS_PER_CALL] for start in range(0, len(ids), MAX_CHATS_PER_CALL)]
+        rows: list[ChatSummary] = []
+        for part in parts:
+            rows += await self._calls.call("chat_list", partial(self._backend.fetch_chat_list, ids=part))
+        return rows
+
+    async def chat_members(
+        self, chat_id: ChatId, after: ChatMember | None = None, limit: int = MEMBER_PAGE
+    ) -> MemberPage:
+        """A page of the chat's members in joining order (not cached: the dialog that pages them is brief)."""
+        if limit < 1:
+            raise InvalidInput("A page holds at least one member.")
+        page = await self._calls.call("chat_members", lambda: self._backend.fetch_members_page(chat_id, after, limit))
+        if after is None and not page.members:
+            # A member is on the first page at least; nothing means row level security said no.
+            raise Rejected("This chat does not exist or you are no longer in it.")
+        return page
 
     async def changes_since(self, chat_id: ChatId, after_rev: int, limit: int) -> list[Message]:
         """The chat's messages whose ``rev`` is above ``after_rev``, by rev (the back-fill)."""
         return await self._calls.call(
             "messages_since", lambda: self._backend.fetch_messages_since(chat_id, after_rev, limit)
         )
+
+    async def changes_since_many(self, cursors: Mapping[ChatId, int], limit: int) -> list[ChatChanges]:
+        """The back-fill of many chats in one round trip: the chats whose newest rev is above their cursor
+        (with up to ``limit`` messages in all) and those the user can no longer see."""
+        return await self._calls.call("changes_since", lambda: self._backend.fetch_changes_since(cursors, limit))
 
     # --- read-through ------------------------------------------------------------------------------
     async def _read_through(

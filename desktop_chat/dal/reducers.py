@@ -76,7 +76,8 @@ def summary_with_message(summary: ChatSummary, message: Message, me: UserId) -> 
         if chat.last_message_at is None or message.created_at > chat.last_message_at:
             chat_updates["last_message_at"] = message.created_at
         updates["chat"] = chat.model_copy(update=chat_updates)
-        if message.sender_id != me and not message.deleted and message.seq > summary.last_read_seq:
+        if message.sender_id != me and message.seq > summary.last_read_seq:
+            # As the server counts: every message above the read position but one's own (deleted or not).
             updates["unread_count"] = summary.unread_count + 1
     elif last.id == message.id:
         kept = newer_message(last, message)
@@ -141,11 +142,10 @@ def summary_read_up_to(summary: ChatSummary, seq: int, unread_after: int) -> Cha
 
 
 def unread_after(messages: Iterable[Message], read_seq: int, me: UserId) -> int:
-    """Unread messages among ``messages`` (from others, not deleted, beyond ``read_seq``)."""
+    """Unread messages among ``messages`` (from others, beyond ``read_seq``; deleted ones count, as the
+    server's ``unread = last_seq - last_read_seq - own messages`` counts them)."""
     return sum(
-        1
-        for message in messages
-        if message.seq is not None and message.seq > read_seq and message.sender_id != me and not message.deleted
+        1 for message in messages if message.seq is not None and message.seq > read_seq and message.sender_id != me
     )
 
 

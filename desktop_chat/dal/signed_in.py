@@ -19,6 +19,7 @@ What outlives a user belongs to the data layer (backend, cache, outbox, status, 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 
@@ -32,8 +33,8 @@ from desktop_chat.dal.chat_admin import ChatAdmin
 from desktop_chat.dal.edits import Edits
 from desktop_chat.dal.live import FRAME_INTERVAL, LiveSync
 from desktop_chat.dal.presence import Presence
-from desktop_chat.dal.probe import PROBE_INTERVAL, ConsistencyProbe, ServerRevs
-from desktop_chat.dal.reads import Reads
+from desktop_chat.dal.probe import PROBE_INTERVAL, ConsistencyProbe
+from desktop_chat.dal.reads import CHAT_PAGE, Reads
 from desktop_chat.dal.status import StatusBoard
 from desktop_chat.dal.tasks import TaskGroup
 from desktop_chat.errors import BackendUnavailable, Rejected
@@ -60,6 +61,7 @@ class SignedIn:
         frame_interval: How long live changes are collected before the views hear of them.
         link_timing: The realtime link's heartbeat and reconnect timing (the product's by default).
         probe_interval: The range the consistency probe's pause is drawn from, in seconds.
+        chat_page: Chat-list rows per page.
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class SignedIn:
         frame_interval: float = FRAME_INTERVAL,
         link_timing: LinkTiming | None = None,
         probe_interval: tuple[float, float] | None = None,
+        chat_page: int = CHAT_PAGE,
     ) -> None:
         me = profile.id
         self.profile = profile
@@ -87,7 +90,7 @@ class SignedIn:
         self._presence = presence
         self.tasks = TaskGroup()
         self.sender = Sender(outbox, TimedSending(backend, calls), backend.server, me)
-        self.reads = Reads(me, settings, backend, cache, calls, self.tasks)
+        self.reads = Reads(me, settings, backend, cache, calls, self.tasks, chat_page=chat_page)
         self.realtime: RealtimeManager | None = None
         if realtime:
             self.realtime = RealtimeManager(
@@ -109,12 +112,12 @@ class SignedIn:
             me,
             cache=cache,
             reads=self.reads,
-            server=ServerRevs(self.reads, settings.cache_max_chats_per_user),
             tasks=self.tasks,
             pending=self.sender,
             on_incoming=presence.incoming,
             watch_chats=self.realtime.watch_chats if self.realtime is not None else None,
             frame_interval=frame_interval,
+            chat_page=chat_page,
         )
         self.probe: ConsistencyProbe | None = None
         if realtime:
@@ -122,6 +125,7 @@ class SignedIn:
         self.edits = Edits(me, backend, calls, self.live)
         self.chats = ChatAdmin(me, backend, cache, calls, self.live)
         self._unsubscribers: list[Callable[[], None]] = []
+        self._reads_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Resume the outbox, bring the realtime link up and warm the cache in the background."""
@@ -175,11 +179,13 @@ class SignedIn:
                 self.realtime.update_token(session.access_token)
 
     async def _warm(self) -> None:
-        """After sign-in: the recent list, then the newest page of the top chats, in the background."""
+        """After sign-in: the recent list, then the newest page and the members of the top chats, in the
+        background, so that they open at once, and show who said what even when started offline later."""
         chats = await self.live.refresh_chats()
         for summary in chats[:WARM_CHATS]:
             with contextlib.suppress(BackendUnavailable, Rejected):
                 await self.reads.message_window(summary.chat.id)
+                await self.reads.chat_details(summary.chat.id)
 
     # --- wiring ------------------------------------------------------------------------------------
     def _deliver(self, events: Sequence[ChangeEvent]) -> None:
@@ -192,6 +198,7 @@ class SignedIn:
         self._status.update(connection=state)
         if state is ConnectionState.LIVE:
             self.sender.nudge()  # the server is back: send what waits without sitting out backoffs
+            self._resend_reads()
 
     def _on_chat_lost(self, _chat_id: ChatId) -> None:
         # Realtime refused or closed a chat's topic for lack of rights: the user may have been removed.
@@ -204,6 +211,12 @@ class SignedIn:
     def _on_reached(self) -> None:
         if self.realtime is not None and self.realtime.state is ConnectionState.RECONNECTING:
             self.realtime.nudge()  # REST works again, so the realtime link probably will too
+        self._resend_reads()
+
+    def _resend_reads(self) -> None:
+        """Read positions kept while offline go out once the server answers again."""
+        if self.edits.unsent_reads and (self._reads_task is None or self._reads_task.done()):
+            self._reads_task = self.tasks.spawn(self.edits.resend_reads(), "resend-reads")
 
     def _on_pending(self, _event: PendingEvent) -> None:
         self._status.update(outbox_depth=self.sender.depth)

@@ -65,6 +65,7 @@ class StatusBoard:
                 "backend_reachable": status.backend_reachable,
             },
             "cache_detail": self._cache.detail,
+            "cache": {"disk_bytes": self._cache.disk_bytes()},
             "metrics": self._metrics.snapshot(),
         }
         if realtime is not None:

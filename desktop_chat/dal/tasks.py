@@ -44,9 +44,11 @@ class TaskGroup:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def close(self) -> None:
-        """Cancel every task (but the one calling) and wait until they are gone."""
-        pending = {task for task in self._tasks if task is not asyncio.current_task()}
-        while pending := {task for task in pending if not task.done()}:
+        """Cancel every task (but the one calling) and wait until they are gone, including tasks spawned
+        while closing (a task's cleanup or a timer may start one): left running, such a task could write
+        an old session's state after sign-out cleared it."""
+        me = asyncio.current_task()
+        while pending := {task for task in self._tasks if task is not me and not task.done()}:
             # Cancel again if a library swallowed the first cancellation: closing must never hang.
             for task in pending:
                 task.cancel()

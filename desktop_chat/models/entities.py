@@ -70,8 +70,22 @@ class ChatMember(_Model):
     display_name: str | None = None  # from profiles, when the query joined it
 
 
+class ReactionCount(_Model):
+    """How many people reacted to a message with one emoji (an item of ``Message.reactions``)."""
+
+    emoji: str = Field(min_length=1, max_length=16)
+    count: int = Field(ge=1)
+
+
 class Message(_Model):
-    """One message. Confirmed rows have ``seq``/``rev``; pending and failed ones do not yet."""
+    """One message. Confirmed rows have ``seq``/``rev``; pending and failed ones do not yet.
+
+    ``reply_to`` is the message of the same chat this one answers (the database refuses another chat's).
+    ``reactions`` are the counts per emoji, in the order the emoji were first used; the server keeps
+    them on the message row and every change of them takes a new ``rev``, so they arrive wherever the
+    message does (reads, back-fill, the ``message`` broadcast). Who reacted comes from
+    ``SupabaseBackend.fetch_reactions``.
+    """
 
     id: MessageId
     chat_id: ChatId = Field(validation_alias=_CHAT_ID_COLUMN)
@@ -82,6 +96,8 @@ class Message(_Model):
     deleted_at: datetime | None = None
     seq: int | None = Field(default=None, ge=1)
     rev: int | None = Field(default=None, ge=1)
+    reply_to: MessageId | None = None
+    reactions: tuple[ReactionCount, ...] = ()
     delivery: DeliveryState = DeliveryState.SENT
     error: str | None = None  # why a FAILED message failed, in plain words
 
@@ -95,24 +111,88 @@ class Message(_Model):
 
 
 class ChatSummary(_Model):
-    """One row of the recent-chats list."""
+    """One row of the chat list.
+
+    ``unread_count`` is the server's arithmetic (messages above the read position, one's own left out);
+    ``activity_at`` is where the server's list placed the chat (its activity as of the last fan-out, up to
+    2 s behind ``chat.last_message_at``): the key to ask for the page after it. Rows made before it
+    existed have none.
+    """
 
     chat: Chat
     role: MemberRole
     last_read_seq: int = Field(default=0, ge=0)
     unread_count: int = Field(default=0, ge=0)
     last_message: Message | None = None
+    activity_at: datetime | None = None
+    # This user's newest message that is not on the server yet (pending or failed), set by this client.
+    waiting: Message | None = None
+
+    @property
+    def list_key(self) -> ChatListKey | None:
+        """The row's place in the server's list (None when the row did not come from it)."""
+        if self.activity_at is None:
+            return None
+        return ChatListKey(activity_at=self.activity_at, chat_id=self.chat.id)
 
     @property
     def last_activity(self) -> datetime:
-        return self.chat.last_message_at or self.chat.created_at
+        activity = self.chat.last_message_at or self.chat.created_at
+        if self.waiting is not None and self.waiting.created_at > activity:
+            return self.waiting.created_at
+        return activity
+
+
+class ChatListKey(_Model):
+    """A place in the chat list, newest activity first: the page after it starts below it."""
+
+    activity_at: datetime
+    chat_id: ChatId
+
+    def __lt__(self, other: ChatListKey) -> bool:
+        """Whether this place comes *later* in the list (older activity) than ``other``."""
+        return (self.activity_at, str(self.chat_id)) < (other.activity_at, str(other.chat_id))
 
 
 class ChatDetails(_Model):
-    """A chat with its members (the "active chat" cache entry)."""
+    """A chat with the members the chat view needs names for (the "active chat" cache entry).
+
+    ``members`` holds every member of a small chat; of a big one, the first to join and the recent
+    senders (the members dialog pages through the rest). ``member_count`` counts them all (None in an
+    entry cached before it existed: then ``members`` is all of them).
+    """
 
     chat: Chat = Field(validation_alias=AliasChoices("chat", "session"))  # ``chat_details()`` says "session"
     members: tuple[ChatMember, ...] = ()
+    member_count: int | None = Field(default=None, ge=0)
+
+    @property
+    def members_total(self) -> int:
+        return self.member_count if self.member_count is not None else len(self.members)
+
+
+class MemberPage(_Model):
+    """Members of a chat in joining order, one page of them; ``member_count`` is on the first page only."""
+
+    chat_id: ChatId
+    members: tuple[ChatMember, ...] = ()
+    member_count: int | None = Field(default=None, ge=0)
+    has_more: bool = False
+
+
+class ChatChanges(_Model):
+    """What a back-fill found for one chat: its messages above the cursor (by rev), or that it is gone.
+
+    ``more``: the chat has changes beyond these (ask again from the last rev). ``gone``: the user can no
+    longer see the chat (left, removed, deleted).
+    """
+
+    chat_id: ChatId
+    last_rev: int | None = Field(default=None, ge=0)
+    last_seq: int | None = Field(default=None, ge=0)
+    gone: bool = False
+    more: bool = False
+    messages: tuple[Message, ...] = ()
 
 
 class MessagePage(_Model):

@@ -5,7 +5,7 @@ announced as one typed event (``desktop_chat.sync.lifecycle``), so the views and
 
 Each chat has a worker that sends its oldest unsent message, waits for the answer and only then sends
 the next, so one client's messages reach the server in the order they were typed. Every attempt uses
-the message's own id with ``on conflict (id) do nothing``: a retry after a lost answer cannot make a
+the message's own id with ``on conflict (id, session_id) do nothing``: a retry after a lost answer cannot make a
 second row. Transient failures keep the message pending and back off (with jitter; a ``nudge`` — the
 connection came back — cuts the wait short); refusals mark it failed with a reason, and later messages
 of that chat go on without it.
@@ -46,7 +46,9 @@ class SendingBackend(Protocol):
 
     async def insert_message(self, message_id: MessageId, chat_id: ChatId, content: str) -> Message | None: ...
 
-    async def fetch_message(self, message_id: MessageId) -> Message | None: ...
+    async def fetch_message(self, message_id: MessageId, chat_id: ChatId) -> Message | None:
+        """The stored message of that id in that chat (ids are unique per chat)."""
+        ...
 
     async def refresh_session(self) -> object: ...
 
@@ -252,7 +254,7 @@ class Sender:
             stored = await self._backend.insert_message(entry.id, entry.chat_id, entry.content)
             if stored is None:
                 # The row exists: an earlier attempt got through and only its answer was lost.
-                stored = await self._backend.fetch_message(entry.id)
+                stored = await self._backend.fetch_message(entry.id, entry.chat_id)
                 if stored is None:
                     raise LookupError("stored but not visible")
         except asyncio.CancelledError:

@@ -31,7 +31,7 @@ from desktop_chat.errors import (
     Rejected,
     Unauthorized,
 )
-from desktop_chat.models import ChatId, Message, MessageId, Profile, UserId
+from desktop_chat.models import ChatId, ChatListKey, ChatMember, Message, MessageId, Profile, UserId
 
 _log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -55,8 +55,11 @@ class Operation(StrEnum):
     SIGN_UP = "sign_up"
     SIGN_OUT = "sign_out"
     REFRESH_CHATS = "refresh_chats"
+    LOAD_MORE_CHATS = "load_more_chats"
+    SEARCH_CHATS = "search_chats"
     OPEN_CHAT = "open_chat"
     CHAT_DETAILS = "chat_details"
+    CHAT_MEMBERS = "chat_members"
     LOAD_OLDER = "load_older"
     SEND = "send"
     RETRY = "retry"
@@ -72,21 +75,44 @@ class Operation(StrEnum):
     MARK_READ = "mark_read"
     SET_TYPING = "set_typing"
     CLEAR_CACHE = "clear_cache"
+    CACHE_USAGE = "cache_usage"
 
+
+# The context of a failed sign-in (or sign-up, or restore) whose cause is the server's address or key.
+SERVER_PROBLEM = "server"
+INVALID_API_KEY = "invalid_api_key"
+_SIGNING_IN = frozenset({"restore_session", "sign_in", "sign_up"})
 
 # Operations whose failure the user did not directly ask for; they go to the status line, not a dialog.
-BACKGROUND_OPERATIONS = frozenset({Operation.MARK_READ, Operation.SET_TYPING, Operation.REFRESH_CHATS})
+BACKGROUND_OPERATIONS = frozenset(
+    {
+        Operation.MARK_READ,
+        Operation.SET_TYPING,
+        Operation.REFRESH_CHATS,
+        Operation.CACHE_USAGE,
+        Operation.LOAD_MORE_CHATS,
+        Operation.SEARCH_CHATS,
+    }
+)
 
 
 def describe_error(error: DesktopChatError, operation: Operation, server_url: str) -> str:
     """One sentence in plain words for an expected failure of ``operation``."""
     if isinstance(error, Unauthorized):
+        if error.code == INVALID_API_KEY:
+            return (
+                f"The server at {server_url} does not accept this project key. "
+                "Check the key: the project's anon or publishable key, from its API settings."
+            )
         if operation in (Operation.SIGN_IN, Operation.SIGN_UP):
             return "Wrong email or password."
         return "Your session has expired. Please sign in again."
     if isinstance(error, NotSignedIn):
         return "You are signed out. Please sign in again."
     if isinstance(error, BackendUnavailable):
+        if "did not understand" in error.message and operation.value in _SIGNING_IN:
+            # Something answered, but not a Supabase project: the address is wrong, not the connection.
+            return f"There is no Supabase project at {server_url}. Check the server address."
         return f"Cannot reach the server at {server_url}. Check your connection and try again."
     if isinstance(error, LocalStorageError):
         return error.message
@@ -118,13 +144,20 @@ class StoreBridge(QObject):
         presence_changed(object, object): ``(ChatId, frozenset[UserId])`` who is in a chat now.
         incoming_received(object): Someone else's ``Message`` arrived live.
         chat_opened(object, object): ``(ChatId, Timeline)`` of a chat that is now the active one.
-        chat_details_loaded(object): ``ChatDetails`` (title and members) of a chat.
+        more_chats_loaded(int): The next page of the chat list came (how many rows; 0 at its end or after
+            a failure).
+        chats_found(str, object, object): ``(text, after, list[ChatSummary])``: the server's matches for a
+            search (below ``after``); empty after a failure. The chat list holds them too.
+        chat_details_loaded(object): ``ChatDetails`` (title, member count, named members) of a chat.
+        members_loaded(object, object, object): ``(ChatId, after, MemberPage)`` a page of a chat's members
+            after ``after`` (None: the first page).
         older_loaded(object, int): ``(ChatId, rows)`` an older page was prepended (0: none came).
         message_queued(object, object): ``(ChatId, MessageId)`` a message is in the outbox.
         chat_created(object): The ``ChatId`` of a chat this user just created.
         chat_left(object): The ``ChatId`` of a chat this user left or deleted.
         chat_changed(object): The ``ChatId`` of a chat renamed or whose members changed.
         cache_cleared(): The cache was emptied.
+        cache_usage_loaded(object): A ``CacheUsage`` (disk and memory the cache takes).
     """
 
     started = Signal(str, object)
@@ -139,13 +172,17 @@ class StoreBridge(QObject):
     presence_changed = Signal(object, object)
     incoming_received = Signal(object)
     chat_opened = Signal(object, object)
+    more_chats_loaded = Signal(int)
+    chats_found = Signal(str, object, object)
     chat_details_loaded = Signal(object)
+    members_loaded = Signal(object, object, object)
     older_loaded = Signal(object, int)
     message_queued = Signal(object, object)
     chat_created = Signal(object)
     chat_left = Signal(object)
     chat_changed = Signal(object)
     cache_cleared = Signal()
+    cache_usage_loaded = Signal(object)
 
     def __init__(self, store: ChatStoreAPI, *, server_url: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -176,6 +213,9 @@ class StoreBridge(QObject):
 
     def has_older(self, chat_id: ChatId) -> bool:
         return self._store.has_older(chat_id)
+
+    def has_more_chats(self) -> bool:
+        return self._store.has_more_chats()
 
     def metrics_snapshot(self) -> dict[str, Any]:
         return self._store.metrics_snapshot()
@@ -221,6 +261,27 @@ class StoreBridge(QObject):
     async def refresh_chats(self) -> None:
         async with self._guard(Operation.REFRESH_CHATS):
             await self._store.refresh_chats()
+
+    @async_slot()
+    async def load_more_chats(self) -> None:
+        count = 0
+        async with self._guard(Operation.LOAD_MORE_CHATS):
+            count = await self._store.load_more_chats()
+        # Also after a failure, so that the list stops waiting for the page.
+        self.more_chats_loaded.emit(count)
+
+    @async_slot(str, object)
+    async def search_chats(self, text: str, after: ChatListKey | None = None) -> None:
+        found = []
+        async with self._guard(Operation.SEARCH_CHATS, text):
+            found = await self._store.search_chats(text, after)
+        self.chats_found.emit(text, after, found)
+
+    @async_slot(object, object)
+    async def load_members(self, chat_id: ChatId, after: ChatMember | None = None) -> None:
+        async with self._guard(Operation.CHAT_MEMBERS, chat_id):
+            page = await self._store.chat_members(chat_id, after)
+            self.members_loaded.emit(chat_id, after, page)
 
     @async_slot(object)
     async def open_chat(self, chat_id: ChatId) -> None:
@@ -321,6 +382,12 @@ class StoreBridge(QObject):
             await self._store.clear_cache()
             self.cache_cleared.emit()
 
+    @async_slot()
+    async def load_cache_usage(self) -> None:
+        async with self._guard(Operation.CACHE_USAGE):
+            usage = await self._store.cache_usage()
+            self.cache_usage_loaded.emit(usage)
+
     # --- lifecycle -----------------------------------------------------------------------------------
     def detach(self) -> None:
         """Stop listening to the store (at shutdown). The store is closed by whoever built it."""
@@ -360,7 +427,9 @@ class StoreBridge(QObject):
             yield
         except Unauthorized as error:
             self._report(operation, error, context)
-            if operation not in (Operation.SIGN_IN, Operation.SIGN_UP, Operation.RESTORE_SESSION):
+            if operation not in (Operation.SIGN_IN, Operation.SIGN_UP, Operation.RESTORE_SESSION) and (
+                error.code != INVALID_API_KEY
+            ):
                 # The session is gone for good (the store already tried to refresh it).
                 self.session_expired.emit(describe_error(error, operation, self._server_url))
                 self.signed_out.emit()
@@ -373,4 +442,6 @@ class StoreBridge(QObject):
         level = logging.INFO if operation in BACKGROUND_OPERATIONS else logging.WARNING
         # The error's class and code only: messages may quote user input.
         _log.log(level, "%s failed: %s (code %s)", operation.value, type(error).__name__, error.code)
+        if operation.value in _SIGNING_IN and (isinstance(error, BackendUnavailable) or error.code == INVALID_API_KEY):
+            context = SERVER_PROBLEM  # the sign-in window shows the server's fields with the sentence
         self.failed.emit(operation.value, describe_error(error, operation, self._server_url), context)

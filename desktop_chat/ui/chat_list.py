@@ -1,4 +1,9 @@
-"""The left pane: a filter box, the "new chat" button and the painted list of chats."""
+"""The left pane: a filter box, the "new chat" button and the painted list of chats.
+
+The list grows a page at a time as it is scrolled to its end (the model's ``fetchMore``), and the filter
+box searches all of the user's chats on the server as well as the loaded ones (``ChatSearch``): no chat is
+out of reach however many there are.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF, QKeyEvent, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QListView,
     QStyle,
@@ -30,8 +36,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_chat.models import ChatId, ChatSummary
-from desktop_chat.ui.chat_list_model import ChatFilterProxyModel, ChatListModel, ChatRole
+from desktop_chat.dal.api import SEARCH_PAGE
+from desktop_chat.models import ChatId, ChatListKey, ChatSummary
+from desktop_chat.ui.bridge import StoreBridge
+from desktop_chat.ui.chat_list_model import ChatFilterProxyModel, ChatListModel, ChatRole, unread_badge
 from desktop_chat.ui.presence import paint_online_dot
 from desktop_chat.ui.text import hue_for, initials, list_time
 from desktop_chat.ui.theme import LIGHT, Colors
@@ -127,7 +135,7 @@ class ChatDelegate(QStyledItemDelegate):
 
         badge_width = 0.0
         if summary.unread_count:
-            count = "99+" if summary.unread_count > 99 else str(summary.unread_count)
+            count = unread_badge(summary.unread_count)
             badge_width = max(small_fm.height() * 1.35, small_fm.horizontalAdvance(count) + unit * 2.4)
             badge = QRectF(right - badge_width, 0, badge_width, small_fm.height() * 1.35)
             badge.moveCenter(bottom_line.center())
@@ -159,6 +167,76 @@ class ChatDelegate(QStyledItemDelegate):
         painter.restore()
 
 
+class ChatSearch(QObject):
+    """Asks the server for the chats matching a filter as the user types (after a pause), and for the next
+    page of matches when the filtered view reaches its end. The data layer puts the matches into the chat
+    list, where a filter proxy over it shows them with the loaded rows that match.
+
+    Args:
+        bridge: The data layer.
+        parent: Qt parent.
+
+    Signals:
+        found(int): A page of matches for the current text came (how many).
+    """
+
+    found = Signal(int)
+    DELAY_MS = 250  # typing pause before the server is asked
+
+    def __init__(self, bridge: StoreBridge, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._bridge = bridge
+        self._text = ""
+        self._after: ChatListKey | None = None  # the last match so far: the next page starts below it
+        self._asked: tuple[str, ChatListKey | None] | None = None  # what the server was asked and not answered
+        self._more = False
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(self.DELAY_MS)
+        self._timer.timeout.connect(self._ask_first)
+        bridge.chats_found.connect(self._on_found)
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    def set_text(self, text: str) -> None:
+        text = text.strip()
+        if text == self._text:
+            return
+        self._text, self._after, self._asked, self._more = text, None, None, False
+        if text:
+            self._timer.start()
+        else:
+            self._timer.stop()
+
+    def has_more(self) -> bool:
+        return bool(self._text) and self._more and self._asked is None and not self._timer.isActive()
+
+    def fetch_more(self) -> None:
+        if self.has_more():
+            self._ask(self._after)
+
+    def _ask_first(self) -> None:
+        if self._text:
+            self._ask(None)
+
+    def _ask(self, after: ChatListKey | None) -> None:
+        self._asked = (self._text, after)
+        self._bridge.search_chats(self._text, after)
+
+    def _on_found(self, text: str, after: object, found: object) -> None:
+        if self._asked != (text.strip(), after) or not isinstance(found, list):
+            return  # an answer for an older text or page
+        self._asked = None
+        if found:
+            last = found[-1]
+            if isinstance(last, ChatSummary):
+                self._after = last.list_key
+        self._more = len(found) >= SEARCH_PAGE and self._after is not None
+        self.found.emit(len(found))
+
+
 class _FilterEdit(QLineEdit):
     """The filter box: Down moves into the list, Esc clears.
 
@@ -186,6 +264,8 @@ class ChatListPanel(QWidget):
         colors: Custom colours.
         clock: "Now", for the time column.
         parent: Qt parent.
+        bridge: The data layer, for the next pages of the list and the server's search (without it the
+            panel shows and filters what the model holds).
 
     Signals:
         chat_selected(object): The user picked a chat (``ChatId``).
@@ -199,13 +279,25 @@ class ChatListPanel(QWidget):
     current_chat_removed = Signal(object)
 
     def __init__(
-        self, model: ChatListModel, colors: Colors = LIGHT, clock: Clock = _utc_now, parent: QWidget | None = None
+        self,
+        model: ChatListModel,
+        colors: Colors = LIGHT,
+        clock: Clock = _utc_now,
+        parent: QWidget | None = None,
+        *,
+        bridge: StoreBridge | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("chatListPanel")
         self._model = model
         self._proxy = ChatFilterProxyModel(self)
         self._proxy.setSourceModel(model)
+        self.server_search: ChatSearch | None = None
+        if bridge is not None:
+            model.set_pager(bridge.has_more_chats, bridge.load_more_chats)
+            bridge.more_chats_loaded.connect(model.more_loaded)
+            self.server_search = ChatSearch(bridge, self)
+            self._proxy.set_search_pager(self.server_search.has_more, self.server_search.fetch_more)
         self._current: ChatId | None = None
         self._current_leaving = False
 
@@ -213,7 +305,7 @@ class ChatListPanel(QWidget):
         self.filter_edit.setPlaceholderText("Search chats")
         self.filter_edit.setAccessibleName("Search chats")
         self.filter_edit.setClearButtonEnabled(True)
-        self.filter_edit.textChanged.connect(self._proxy.set_filter_text)
+        self.filter_edit.textChanged.connect(self._on_filter_text)
         self.filter_edit.moved_down.connect(self._focus_list)
 
         self.new_chat_button = QToolButton(self)
@@ -249,6 +341,16 @@ class ChatListPanel(QWidget):
         self._proxy.rowsInserted.connect(self._reselect)
         self._proxy.modelReset.connect(self._reselect)
 
+        # Said in words when there is nothing to show: no chats yet, or none that matches the search.
+        self.empty_label = QLabel(self)
+        self.empty_label.setObjectName("emptyState")
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.hide()
+        for signal in (self._proxy.rowsInserted, self._proxy.rowsRemoved, self._proxy.modelReset):
+            signal.connect(self._update_empty)
+        self.filter_edit.textChanged.connect(self._update_empty)
+
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.filter_edit, 1)
@@ -258,7 +360,9 @@ class ChatListPanel(QWidget):
         layout.setContentsMargins(margin, margin, margin // 2, 0)
         layout.setSpacing(margin)
         layout.addLayout(top)
+        layout.addWidget(self.empty_label)
         layout.addWidget(self.list_view, 1)
+        self._update_empty()
 
     @property
     def proxy(self) -> ChatFilterProxyModel:
@@ -299,9 +403,25 @@ class ChatListPanel(QWidget):
         if chat_id is not None:
             self.select(chat_id)
 
+    def _on_filter_text(self, text: str) -> None:
+        self._proxy.set_filter_text(text)
+        if self.server_search is not None:
+            self.server_search.set_text(text)
+
     def focus_filter(self) -> None:
         self.filter_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.filter_edit.selectAll()
+
+    def _update_empty(self, *_: object) -> None:
+        if self._proxy.rowCount():
+            self.empty_label.hide()
+            return
+        needle = self.filter_edit.text().strip()
+        if needle:
+            self.empty_label.setText(f"No chat matches “{needle}”.")
+        else:
+            self.empty_label.setText("No chats yet.\nStart one with + (Ctrl+N), or wait for someone to add you.")
+        self.empty_label.show()
 
     def _focus_list(self) -> None:
         self.list_view.setFocus()

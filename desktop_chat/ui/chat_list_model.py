@@ -1,23 +1,35 @@
-"""The recent-chats list: ``ChatListModel`` over ``store.chat_list()`` and a filtering proxy.
+"""The chat list: ``ChatListModel`` over ``store.chat_list()`` and a filtering proxy.
 
 The ``LiveList`` already keeps chats sorted by last activity; the model only translates its row
 operations (a chat that gets a message *moves* to the top, keeping its selection) and adds who is typing
 and who is online.
+The list is loaded a page at a time: the model answers Qt's ``canFetchMore``/``fetchMore`` (asked when the
+view shows its last row) with the next page from the store. While a filter is on, the proxy answers them
+with the next page of the server's search instead: a filter looks at all chats, not just the loaded ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
 from typing import cast
 
 from PySide6.QtCore import QObject, QSortFilterProxyModel, Qt
 
 from desktop_chat.dal.api import ChatList
-from desktop_chat.models import ChatId, ChatSummary, UserId
+from desktop_chat.models import ChatId, ChatSummary, DeliveryState, UserId
 from desktop_chat.ui.live_model import AnyIndex, LiveListModel
 from desktop_chat.ui.text import one_line, plural
 
 DELETED_PREVIEW = "Message deleted"
+UNREAD_CAP = 999  # shown as "999+" above this
+
+
+def unread_badge(count: int) -> str:
+    """The unread count as the badge shows it ("" for none)."""
+    if count <= 0:
+        return ""
+    return f"{UNREAD_CAP}+" if count > UNREAD_CAP else str(count)
 
 
 class ChatRole(IntEnum):
@@ -35,6 +47,11 @@ def summary_key(summary: ChatSummary) -> ChatId:
 
 
 def preview(summary: ChatSummary) -> str:
+    """The list's line under the title: what waits to go out first, else the last message."""
+    waiting = summary.waiting
+    if waiting is not None:
+        state = "Not sent" if waiting.delivery is DeliveryState.FAILED else "Sending"
+        return f"{state}: {one_line(waiting.content)}"
     message = summary.last_message
     if message is None:
         return ""
@@ -53,6 +70,33 @@ class ChatListModel(LiveListModel[ChatSummary]):
         self._typing: dict[ChatId, frozenset[UserId]] = {}
         self._online: dict[ChatId, frozenset[UserId]] = {}
         self._own: UserId | None = None
+        self._has_more: Callable[[], bool] | None = None
+        self._load_more: Callable[[], object] | None = None
+        self._loading_more = False
+
+    def set_pager(self, has_more: Callable[[], bool], load_more: Callable[[], object]) -> None:
+        """Where the next page comes from: ``load_more`` asks for it (``more_loaded`` says it came)."""
+        self._has_more = has_more
+        self._load_more = load_more
+
+    def more_loaded(self, *_: object) -> None:
+        """The page asked for came (or failed): Qt may ask for the next one."""
+        self._loading_more = False
+
+    @property
+    def loading_more(self) -> bool:
+        return self._loading_more
+
+    def canFetchMore(self, parent: AnyIndex) -> bool:
+        if parent.isValid() or self._has_more is None or self._loading_more:
+            return False
+        return self._has_more()
+
+    def fetchMore(self, parent: AnyIndex) -> None:
+        if not self.canFetchMore(parent) or self._load_more is None:
+            return
+        self._loading_more = True
+        self._load_more()
 
     def show_list(self, chats: ChatList) -> None:
         self._typing = {}
@@ -125,7 +169,9 @@ class ChatListModel(LiveListModel[ChatSummary]):
             spoken = summary.chat.title
             if self.online(summary.chat.id):
                 spoken += ", someone is online"
-            if summary.unread_count:
+            if summary.unread_count > UNREAD_CAP:
+                spoken += f", more than {UNREAD_CAP} unread messages"
+            elif summary.unread_count:
                 spoken += f", {plural(summary.unread_count, 'unread message')}"
             text = preview(summary)
             return f"{spoken}. {text}" if text else spoken
@@ -135,12 +181,41 @@ class ChatListModel(LiveListModel[ChatSummary]):
 class ChatFilterProxyModel(QSortFilterProxyModel):
     """Shows the chats whose title or last message contains the filter text (any case).
 
-    The source order (most recent first) is kept: the proxy filters, it does not sort.
+    The source order (most recent first) is kept: the proxy filters, it does not sort. Without a filter
+    Qt's ``fetchMore`` goes to the source (the next page of the list); with one, to the search pager when
+    there is one (the next page of the server's matches), and never to the source: paging through the
+    whole list to fill a filtered view would read every chat.
     """
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._needle = ""
+        self._search_has_more: Callable[[], bool] | None = None
+        self._search_more: Callable[[], None] | None = None
+
+    def set_search_pager(self, has_more: Callable[[], bool], load_more: Callable[[], None]) -> None:
+        self._search_has_more = has_more
+        self._search_more = load_more
+
+    @property
+    def filtering(self) -> bool:
+        return bool(self._needle)
+
+    def canFetchMore(self, parent: AnyIndex) -> bool:
+        if parent.isValid():
+            return False
+        if self._needle:
+            return self._search_has_more is not None and self._search_has_more()
+        return super().canFetchMore(parent)
+
+    def fetchMore(self, parent: AnyIndex) -> None:
+        if not self.canFetchMore(parent):
+            return
+        if self._needle:
+            if self._search_more is not None:
+                self._search_more()
+            return
+        super().fetchMore(parent)
 
     def set_filter_text(self, text: str) -> None:
         needle = text.strip().casefold()

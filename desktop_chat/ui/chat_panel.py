@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import cast
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QToolButton, QVBoxLayout, QWidget
 
-from desktop_chat.dal.api import Timeline
+from desktop_chat.dal.api import ConnectionState, StoreStatus, Timeline
 from desktop_chat.models import ChatDetails, ChatId, MemberRole, Message, MessageId, UserId
 from desktop_chat.ui.bridge import Operation, StoreBridge
 from desktop_chat.ui.chat_list_model import ChatListModel
@@ -24,6 +24,9 @@ from desktop_chat.ui.timeline_model import TimelineModel
 from desktop_chat.ui.timeline_view import TimelineView
 
 READ_DEBOUNCE_MS = 400
+# Opening a chat with more unread than a page loads older pages until the first unread one is there, up to
+# this many pages; beyond that the chat opens at the oldest loaded message, the jump button counting the rest.
+SEEK_UNREAD_PAGES = 8
 _PANEL_OPERATIONS = {
     Operation.OPEN_CHAT.value: "Cannot open this chat",
     Operation.LOAD_OLDER.value: "Cannot load older messages",
@@ -72,8 +75,17 @@ class ChatPanel(QWidget):
         self._is_active = is_active or (lambda: self.isVisible() and self.window().isActiveWindow())
         self._session: ChatId | None = None
         self._details: ChatDetails | None = None
+        # Every name this window has learnt (from any chat's members), for senders the open chat's details
+        # do not name (yet): its details could not be loaded (offline), or someone joined since.
+        self._known_names: dict[UserId, str] = {}
+        self._asked_for: set[UserId] = set()  # unknown senders a details reload was asked for, this chat
+        self._details_pending = False
+        self._names_missing = False
         self._typing: frozenset[UserId] = frozenset()
         self._read_seq = 0
+        self._unread_on_open = 0
+        self._seek_pages = 0
+        self._seeking = False
 
         self.title_label = QLabel(self)
         self.title_label.setObjectName("chatTitle")
@@ -132,6 +144,7 @@ class ChatPanel(QWidget):
         self.composer.send_requested.connect(self._send)
         self.composer.edit_submitted.connect(self._bridge.edit_message)
         self.composer.typing_changed.connect(self._typing_changed)
+        self.composer.editor.jump_to_newest.connect(self.view.scroll_to_newest)
         self.view.retry_requested.connect(self._bridge.retry)
         self.view.discard_requested.connect(self._bridge.discard)
         self.view.edit_requested.connect(self.composer.start_edit)
@@ -139,7 +152,11 @@ class ChatPanel(QWidget):
         self.view.visible_rows_changed.connect(self._read_timer.start)
         self.model.rowsInserted.connect(self._read_timer.start)
         bridge.chat_opened.connect(self._on_chat_opened)
+        bridge.older_loaded.connect(self._on_older_loaded)
         bridge.chat_details_loaded.connect(self._on_details)
+        bridge.status_changed.connect(self._on_status)
+        self.model.rowsInserted.connect(self._check_senders)
+        self.model.modelReset.connect(self._check_senders)
         bridge.chat_changed.connect(self._on_chat_changed)
         bridge.typing_changed.connect(self._on_typing)
         bridge.presence_changed.connect(self._on_presence)
@@ -172,18 +189,23 @@ class ChatPanel(QWidget):
             self._bridge.close_chat(self._session)
         self._session = chat_id
         self._details = None
+        self._asked_for = set()
+        self._names_missing = False
         self._typing = frozenset()
         self.model.clear()
         self.model.set_online(self._chats.online(chat_id))
         self.view.message_delegate.forget()
         summary = self._chats.summary(chat_id)
         self._read_seq = summary.last_read_seq if summary else 0
+        self._unread_on_open = summary.unread_count if summary else 0
+        self._seek_pages = 0
+        self._seeking = False
         self.notice.hide()
         self.composer.reset()
         self.setEnabled(True)
         self._refresh_header()
         self._bridge.open_chat(chat_id)
-        self._bridge.load_chat_details(chat_id)
+        self._load_details()
 
     def clear(self) -> None:
         """Show no chat."""
@@ -265,6 +287,7 @@ class ChatPanel(QWidget):
     def _delete_message(self, message: Message) -> None:
         if self._confirm(self, "Delete message", "Delete this message for everyone?", "Delete"):
             self._bridge.delete_message(message.id)
+        self.focus_composer()  # back to where the user writes, whatever they answered
 
     # --- reacting to the bridge ----------------------------------------------------------------------
     def _send(self, text: str) -> None:
@@ -279,19 +302,85 @@ class ChatPanel(QWidget):
         if chat_id != self._session:
             return
         self.model.show_timeline(chat_id, timeline)
-        self.view.scroll_to_newest()
+        self.model.set_names(self._names())  # what is known now; the chat's members follow
+        if self._unread_on_open:
+            # Open where the unread messages start, under a "new messages" divider, not at the newest.
+            self.model.set_unread_after(self._read_seq)
+            self._seek_first_unread()
+        else:
+            self.view.scroll_to_newest()
         self._read_timer.start()
 
+    def _seek_first_unread(self) -> None:
+        chat_id = self._session
+        if chat_id is None:
+            return
+        oldest = self.model.oldest_loaded_seq()
+        missing = oldest is not None and oldest > self._read_seq + 1
+        if missing and self._seek_pages < SEEK_UNREAD_PAGES and self._bridge.has_older(chat_id):
+            self._seek_pages += 1
+            self._seeking = True
+            self._bridge.load_older(chat_id)  # _on_older_loaded comes back here
+            return
+        self._seeking = False
+        if not self.view.scroll_to_first_unread():
+            self.view.scroll_to_newest()
+
+    def _on_older_loaded(self, chat_id: ChatId, _count: int) -> None:
+        if chat_id == self._session and self._seeking:
+            self._seek_first_unread()
+
     def _on_details(self, details: ChatDetails) -> None:
+        for member in details.members:
+            if member.display_name:
+                self._known_names[member.user_id] = member.display_name
         if details.chat.id != self._session:
+            if self._session is not None:
+                self.model.set_names(self._names())  # what another chat taught may name someone here too
             return
         self._details = details
-        self.model.set_names({member.user_id: member.display_name or "Someone" for member in details.members})
+        self._details_pending = False
+        self._names_missing = False
+        self.model.set_members(member.user_id for member in details.members)
+        self.model.set_names(self._names())
         self._refresh_header()
+        self._check_senders()
+
+    def _names(self) -> dict[UserId, str]:
+        names = dict(self._known_names)
+        if self._details is not None:
+            names.update({m.user_id: m.display_name for m in self._details.members if m.display_name})
+        return names
+
+    def _on_status(self, status: StoreStatus) -> None:
+        # Back online: what could not be loaded offline (the members, and with them names) is loaded now.
+        wanted = self._details is None or self._names_missing
+        live = status.backend_reachable and status.connection is ConnectionState.LIVE
+        if self._session is not None and wanted and live and not self._details_pending:
+            self._load_details()
+
+    def _check_senders(self, *_: object) -> None:
+        """A message from someone this window cannot name: their profile can be read, so load the members."""
+        if self._session is None or self._details_pending:
+            return
+        names = self._names()
+        unknown = {
+            message.sender_id
+            for message in self.model.items()
+            if message.sender_id is not None and message.sender_id not in names and not self.model.is_own(message)
+        } - self._asked_for
+        if unknown:
+            self._asked_for |= unknown
+            self._load_details()
 
     def _on_chat_changed(self, chat_id: ChatId) -> None:
         if chat_id == self._session:
-            self._bridge.load_chat_details(chat_id)
+            self._load_details()
+
+    def _load_details(self) -> None:
+        if self._session is not None:
+            self._details_pending = True
+            self._bridge.load_chat_details(self._session)
 
     def _on_typing(self, chat_id: ChatId, users: frozenset[UserId]) -> None:
         own = self._bridge.current_user.id if self._bridge.current_user else None
@@ -310,6 +399,10 @@ class ChatPanel(QWidget):
             self.view.scroll_to_newest()
 
     def _on_failed(self, operation: str, message: str, context: object) -> None:
+        if operation == Operation.CHAT_DETAILS.value and context == self._session:
+            self._details_pending = False
+            self._names_missing = bool(self._asked_for)  # tried again when the server is back (_on_status)
+            return
         if operation == Operation.SEND.value:
             chat_id, text = cast(tuple[ChatId, str], context)
             if chat_id == self._session:
@@ -339,26 +432,18 @@ class ChatPanel(QWidget):
         title = summary.chat.title if summary else (self._details.chat.title if self._details else "")
         self.title_label.setText(title)
         self.title_label.setAccessibleName(f"Chat: {title}")
-        if self._typing and self._details is not None:
-            names = {member.user_id: member.display_name or "Someone" for member in self._details.members}
+        if self._typing:
+            names = self._names()
             self.subtitle_label.setText(typing_line([names.get(user, "Someone") for user in sorted(self._typing)]))
             self.subtitle_label.setProperty("typing", True)
-        elif self._typing:
-            self.subtitle_label.setText(typing_line(["Someone"] * len(self._typing)))
-            self.subtitle_label.setProperty("typing", True)
         else:
-            count = len(self._details.members) if self._details else 0
+            count = self._details.members_total if self._details else 0
             self.subtitle_label.setText(plural(count, "member") if count else "")
             self.subtitle_label.setProperty("typing", False)
         self.subtitle_label.style().unpolish(self.subtitle_label)
         self.subtitle_label.style().polish(self.subtitle_label)
 
     # --- window activation ---------------------------------------------------------------------------
-    def changeEvent(self, event: QEvent) -> None:
-        # Coming back to the window counts as seeing what is on screen, and is a moment to check with the
-        # server that nothing was missed while away (a laptop that slept, a socket that died quietly).
-        if event.type() == QEvent.Type.ActivationChange:
-            self._read_timer.start()
-            if self._is_active():
-                self._bridge.catch_up()
-        super().changeEvent(event)
+    def schedule_mark_read(self) -> None:
+        """The user may be looking at new messages now (the window came to the front): mark them read soon."""
+        self._read_timer.start()

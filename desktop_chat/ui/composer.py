@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QTool
 
 from desktop_chat.errors import InvalidInput
 from desktop_chat.models import MAX_MESSAGE_CHARS, Message, MessageId, validate_message_text
+from desktop_chat.ui.timeline_view import is_jump_to_newest
 
 # The counter appears when this many characters are left, so that it never distracts in normal use.
 COUNTER_MARGIN = 1000
@@ -29,12 +30,19 @@ class MessageEdit(QPlainTextEdit):
     Signals:
         submitted(): Enter was pressed without Shift.
         cancelled(): Esc was pressed.
+        jump_to_newest(): Ctrl+End was pressed (the timeline should show the newest message).
     """
 
     submitted = Signal()
     cancelled = Signal()
+    jump_to_newest = Signal()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
+        if is_jump_to_newest(event):
+            # The composer always has the focus, so the timeline's Ctrl+End must work from here too.
+            super().keyPressEvent(event)
+            self.jump_to_newest.emit()
+            return
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
             if modifiers == Qt.KeyboardModifier.NoModifier:
@@ -169,6 +177,7 @@ class Composer(QFrame):
     def start_edit(self, message: Message) -> None:
         self._editing = message.id
         self.edit_banner.show()
+        self._label_button()
         self.set_text(message.content)
         self.editor.setFocus()
 
@@ -177,7 +186,18 @@ class Composer(QFrame):
             return
         self._editing = None
         self.edit_banner.hide()
+        self._label_button()
         self.editor.clear()
+
+    def _label_button(self) -> None:
+        if self._editing is None:
+            self.send_button.setText("Send")
+            self.send_button.setAccessibleName("Send message")
+            self.send_button.setToolTip("Send (Enter) — new line with Shift+Enter")
+        else:
+            self.send_button.setText("Save")
+            self.send_button.setAccessibleName("Save the edited message")
+            self.send_button.setToolTip("Save the edit (Enter) — Esc cancels")
 
     def show_error(self, text: str) -> None:
         self.error_label.setText(text)
@@ -196,6 +216,7 @@ class Composer(QFrame):
         """Empty the composer for another chat."""
         self._editing = None
         self.edit_banner.hide()
+        self._label_button()
         self.editor.clear()
         self.clear_error()
         self._set_typing(False)

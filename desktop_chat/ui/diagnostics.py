@@ -15,11 +15,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer
-from PySide6.QtGui import QColor, QFont, QHideEvent, QPainter, QPainterPath, QPaintEvent, QPen, QShowEvent
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QGuiApplication,
+    QHideEvent,
+    QKeyEvent,
+    QKeySequence,
+    QPainter,
+    QPainterPath,
+    QPaintEvent,
+    QPen,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
     QLabel,
+    QScrollArea,
     QSizePolicy,
     QTreeWidget,
     QTreeWidgetItem,
@@ -32,6 +45,8 @@ from desktop_chat.ui.theme import LIGHT, Colors
 
 Snapshot = Mapping[str, Any]
 REFRESH_MS = 1000
+MEASURE_EVERY = 5  # refreshes between measurements of the cache's memory and disk
+FRAME_ALLOWANCE = 48  # pixels kept free for the window manager's title bar and borders
 HISTORY = 120  # samples kept per sparkline: two minutes at one per second
 
 
@@ -281,21 +296,30 @@ class Sparkline(QWidget):
 
 
 class DiagnosticsWindow(QWidget):
-    """A live view of the store's metrics.
+    """A live view of the store's metrics. Esc closes it; it always fits on the screen it opens on.
 
     Args:
         snapshot: Returns the current metrics (``StoreBridge.metrics_snapshot``).
+        measure: Asks the store to measure what is costly to measure every second (the cache's memory and
+            disk: ``StoreBridge.load_cache_usage``); called on showing and every ``MEASURE_EVERY`` refreshes.
         colors: Custom colours.
         parent: Qt parent.
     """
 
     def __init__(
-        self, snapshot: Callable[[], Snapshot], *, colors: Colors = LIGHT, parent: QWidget | None = None
+        self,
+        snapshot: Callable[[], Snapshot],
+        *,
+        measure: Callable[[], object] | None = None,
+        colors: Colors = LIGHT,
+        parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         self.setObjectName("diagnostics")
         self.setWindowTitle("Diagnostics — desktop-chat")
         self._snapshot = snapshot
+        self._measure = measure
+        self._refreshes = 0
         self.values: dict[str, QLabel] = {}
 
         grid = QGridLayout()
@@ -335,12 +359,22 @@ class DiagnosticsWindow(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.setColumnWidth(0, self.fontMetrics().averageCharWidth() * 36)
 
-        layout = QVBoxLayout(self)
+        self.table.setMinimumHeight(self.fontMetrics().height() * 6)
+        content = QWidget(self)
+        layout = QVBoxLayout(content)
         layout.setContentsMargins(unit * 4, unit * 4, unit * 4, unit * 4)
         layout.setSpacing(unit * 4)
         layout.addLayout(grid)
         layout.addLayout(charts)
         layout.addWidget(self.table, 1)
+        # On a small screen the whole page scrolls rather than running off the bottom of it.
+        self.scroll_area = QScrollArea(self)
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll_area.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll_area)
 
         line = self.fontMetrics().height()
         self.resize(line * 62, line * 40)
@@ -354,6 +388,9 @@ class DiagnosticsWindow(QWidget):
 
     def refresh(self) -> None:
         """Take a snapshot now and show it."""
+        self._refreshes += 1
+        if self._measure is not None and self._refreshes % MEASURE_EVERY == 1:
+            self._measure()  # its figures are in one of the next snapshots
         snapshot = self._snapshot()
         for figure in FIGURES:
             self.values[figure.label].setText(figure.read(snapshot))
@@ -372,7 +409,29 @@ class DiagnosticsWindow(QWidget):
                 item.setText(0, key)
                 item.setText(1, _display(value))
 
+    def fit_to_screen(self) -> None:
+        """No taller or wider than the screen's free area, and all of it on that screen."""
+        free = (self.screen() or QGuiApplication.primaryScreen()).availableGeometry()
+        # What the window manager adds around it (title bar, borders) is not known before it is shown.
+        width = min(self.width(), free.width() - FRAME_ALLOWANCE)
+        height = min(self.height(), free.height() - FRAME_ALLOWANCE)
+        if (width, height) != (self.width(), self.height()):
+            self.resize(width, height)
+        frame = self.frameGeometry()
+        left = min(max(frame.left(), free.left()), free.right() - frame.width())
+        top = min(max(frame.top(), free.top()), free.bottom() - frame.height())
+        if (left, top) != (frame.left(), frame.top()):
+            self.move(max(free.left(), left), max(free.top(), top))
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape or event.matches(QKeySequence.StandardKey.Close):
+            self.close()
+            return
+        super().keyPressEvent(event)
+
     def showEvent(self, event: QShowEvent) -> None:
+        self._refreshes = 0
+        self.fit_to_screen()
         self.refresh()
         self._timer.start()
         super().showEvent(event)

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 
 from PySide6.QtCore import QModelIndex, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -29,11 +29,20 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_chat.errors import InvalidInput
-from desktop_chat.models import MAX_TITLE_CHARS, ChatDetails, ChatId, MemberRole, UserId, validate_title
+from desktop_chat.models import (
+    MAX_TITLE_CHARS,
+    ChatId,
+    ChatMember,
+    MemberPage,
+    MemberRole,
+    UserId,
+    validate_title,
+)
 from desktop_chat.ui.bridge import Operation, StoreBridge
-from desktop_chat.ui.chat_list import ChatDelegate
+from desktop_chat.ui.chat_list import ChatDelegate, ChatSearch
 from desktop_chat.ui.chat_list_model import ChatFilterProxyModel, ChatListModel
 from desktop_chat.ui.presence import online_icon
+from desktop_chat.ui.text import plural
 from desktop_chat.ui.theme import LIGHT, Colors
 
 Confirm = Callable[[QWidget, str, str, str], bool]
@@ -71,6 +80,7 @@ class _OperationDialog(QDialog):
         self._bridge = bridge
         self._operations = {operation.value for operation in operations}
         self._busy = False
+        self._focus_before: QWidget | None = None
         self.error_label = QLabel(self)
         self.error_label.setObjectName("dialogError")
         self.error_label.setWordWrap(True)
@@ -85,16 +95,46 @@ class _OperationDialog(QDialog):
     def show_error(self, text: str) -> None:
         self.error_label.setText(text)
         self.error_label.show()
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Grow to what the wrapped texts need at the current width. A top-level window sizes itself from
+        its layout's one-line heights, so a wrapping hint or error would otherwise be cut off."""
+        layout = self.layout()
+        if layout is None or not layout.hasHeightForWidth():
+            return
+        layout.activate()
+        needed = layout.totalHeightForWidth(self.width())
+        if needed != self.minimumHeight():
+            self.setMinimumHeight(needed)
+        if needed > self.height():
+            self.resize(self.width(), needed)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._fit_height()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self._fit_height()
 
     def _begin(self) -> None:
         self._busy = True
+        self._focus_before = self.focusWidget()
         self.error_label.hide()
         self._set_inputs_enabled(False)
 
     def _set_inputs_enabled(self, enabled: bool) -> None:
+        # Text fields turn read-only rather than disabled: a disabled field loses the keyboard focus (Qt
+        # moves it to the next widget, the default button), and what the user types after an error is lost.
         for child in self.findChildren(QWidget):
-            if isinstance(child, QLineEdit | QPushButton | QListWidget):
+            if isinstance(child, QLineEdit):
+                child.setReadOnly(not enabled)
+            elif isinstance(child, QPushButton | QListWidget):
                 child.setEnabled(enabled)
+        if enabled and self._focus_before is not None and self._focus_before.isEnabled():
+            self._focus_before.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _on_failed(self, operation: str, message: str, _context: object) -> None:
         if self._busy and operation in self._operations:
@@ -129,13 +169,18 @@ class NewChatDialog(_OperationDialog):
         self.create_button.setDefault(True)
         buttons.accepted.connect(self.submit)
         buttons.rejected.connect(self.reject)
+        self.hint = QLabel("Email addresses of people with an account, separated by commas.", self)
+        self.hint.setObjectName("hint")
+        self.hint.setWordWrap(True)
+        # The hint goes under the field in a column of its own: a wrapping label as a QFormLayout field is
+        # given one line's height and cut off.
+        members = QVBoxLayout()
+        members.setSpacing(max(2, self.fontMetrics().height() // 4))
+        members.addWidget(self.members_edit)
+        members.addWidget(self.hint)
         form = QFormLayout()
         form.addRow("Title", self.title_edit)
-        form.addRow("Members", self.members_edit)
-        hint = QLabel("Email addresses of people with an account, separated by commas.", self)
-        hint.setObjectName("hint")
-        hint.setWordWrap(True)
-        form.addRow("", hint)
+        form.addRow("Members", members)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.error_label)
@@ -205,7 +250,8 @@ _NAME_ROLE = Qt.ItemDataRole.UserRole + 1  # the member's line as written, witho
 
 
 class MembersDialog(_OperationDialog):
-    """Who is in a chat, with a dot beside those online now; owners add people by email and remove them.
+    """Who is in a chat, a page at a time (the next page loads as the list is scrolled to its end), with a
+    dot beside those online now; owners add people by email and remove them.
 
     Args:
         bridge: The data layer.
@@ -229,14 +275,22 @@ class MembersDialog(_OperationDialog):
         super().__init__(bridge, {Operation.ADD_MEMBER, Operation.REMOVE_MEMBER}, "Members", parent)
         self._session = chat_id
         self._own = own_user
-        self._owner = False
+        listed = bridge.chat_list().get(chat_id)
+        self._owner = listed is not None and listed.role is MemberRole.OWNER
+        self._last: ChatMember | None = None  # the last member shown: the next page starts after it
+        self._has_more = False
+        self._loading = False
         self._online = online
         size = self.fontMetrics().height()
         self._dot = online_icon(size, colors.online)
         self._no_dot = online_icon(size, None)
+        self.count_label = QLabel(self)
+        self.count_label.setObjectName("hint")
         self.member_list = QListWidget(self)
         self.member_list.setAccessibleName("Members")
         self.member_list.currentItemChanged.connect(self._update_buttons)
+        self.member_list.verticalScrollBar().valueChanged.connect(self._maybe_load_more)
+        self.member_list.verticalScrollBar().rangeChanged.connect(self._maybe_load_more)
         self.email_edit = QLineEdit(self)
         self.email_edit.setPlaceholderText("Email address")
         self.email_edit.setAccessibleName("Email address of the person to add")
@@ -253,6 +307,7 @@ class MembersDialog(_OperationDialog):
         add_row.addWidget(self.email_edit, 1)
         add_row.addWidget(self.add_button)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.count_label)
         layout.addWidget(self.member_list, 1)
         layout.addWidget(self.remove_button, 0, Qt.AlignmentFlag.AlignRight)
         layout.addLayout(add_row)
@@ -260,11 +315,29 @@ class MembersDialog(_OperationDialog):
         layout.addWidget(self.error_label)
         layout.addWidget(close)
         self.setMinimumSize(self.fontMetrics().averageCharWidth() * 55, self.fontMetrics().height() * 22)
-        bridge.chat_details_loaded.connect(self._on_details)
+        bridge.members_loaded.connect(self._on_members)
         bridge.chat_changed.connect(self._on_changed)
         bridge.presence_changed.connect(self._on_presence)
+        bridge.finished.connect(self._on_load_finished)
         self._show_owner_controls()
-        bridge.load_chat_details(chat_id)
+        self.reload()
+
+    @property
+    def has_more(self) -> bool:
+        return self._has_more
+
+    def reload(self) -> None:
+        """Show the members from the first page again."""
+        self._last = None
+        self._has_more = False
+        self._loading = True
+        self._bridge.load_members(self._session, None)
+
+    def load_more(self) -> None:
+        """The next page of members, if there is one and none is on its way."""
+        if self._has_more and not self._loading:
+            self._loading = True
+            self._bridge.load_members(self._session, self._last)
 
     def add(self) -> None:
         if self.busy or not self._owner:
@@ -290,12 +363,15 @@ class MembersDialog(_OperationDialog):
         self._begin()
         self._bridge.remove_member(self._session, user_id)
 
-    def _on_details(self, details: ChatDetails) -> None:
-        if details.chat.id != self._session:
-            return
-        self.member_list.clear()
-        self._owner = False
-        for member in sorted(details.members, key=lambda member: (member.role != MemberRole.OWNER, member.joined_at)):
+    def _on_members(self, chat_id: ChatId, after: ChatMember | None, page: MemberPage) -> None:
+        if chat_id != self._session or after != self._last:
+            return  # another chat's, or a page this list has moved past
+        self._loading = False
+        if after is None:
+            self.member_list.clear()
+            if page.member_count is not None:
+                self.count_label.setText(plural(page.member_count, "member"))
+        for member in page.members:
             name = member.display_name or "Someone"
             if member.user_id == self._own:
                 name += " (you)"
@@ -305,8 +381,22 @@ class MembersDialog(_OperationDialog):
             item = QListWidgetItem(name, self.member_list)
             item.setData(Qt.ItemDataRole.UserRole, member.user_id)
             item.setData(_NAME_ROLE, name)
+        if page.members:
+            self._last = page.members[-1]
+        self._has_more = page.has_more
         self._show_presence()
         self._show_owner_controls()
+        self._maybe_load_more()
+
+    def _on_load_finished(self, operation: str, context: object) -> None:
+        if operation == Operation.CHAT_MEMBERS.value and context == self._session:
+            self._loading = False  # after a failure too: scrolling may ask again
+
+    def _maybe_load_more(self, *_: object) -> None:
+        """Load the next page when the list is scrolled to (or does not fill up to) its end."""
+        bar = self.member_list.verticalScrollBar()
+        if bar.value() >= bar.maximum() - self.member_list.sizeHintForRow(0):
+            self.load_more()
 
     def is_online(self, user_id: UserId) -> bool:
         """Whether the list shows ``user_id`` as online (never oneself: the dot is for others)."""
@@ -329,7 +419,7 @@ class MembersDialog(_OperationDialog):
     def _on_changed(self, chat_id: ChatId) -> None:
         if chat_id == self._session:
             self.email_edit.clear()
-            self._bridge.load_chat_details(chat_id)
+            self.reload()
 
     def _show_owner_controls(self) -> None:
         for widget in (self.email_edit, self.add_button, self.remove_button):
@@ -366,7 +456,14 @@ class _SwitcherEdit(QLineEdit):
 
 
 class QuickSwitcher(QDialog):
-    """Ctrl+K: type part of a chat's name, Enter opens it, Esc closes.
+    """Ctrl+K: type part of a chat's name, Enter opens it, Esc closes. It looks at every chat of the user's:
+    the loaded ones at once, and all of them on the server after a short pause.
+
+    Args:
+        model: The chat list.
+        colors: Custom colours.
+        parent: Qt parent.
+        bridge: The data layer, for the server's search (without it, the loaded chats only).
 
     Signals:
         chosen(object): The ``ChatId`` picked.
@@ -374,12 +471,19 @@ class QuickSwitcher(QDialog):
 
     chosen = Signal(object)
 
-    def __init__(self, model: ChatListModel, colors: Colors, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, model: ChatListModel, colors: Colors, parent: QWidget | None = None, *, bridge: StoreBridge | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Go to chat")
         self.setObjectName("quickSwitcher")
         self.proxy = ChatFilterProxyModel(self)
         self.proxy.setSourceModel(model)
+        self.server_search: ChatSearch | None = None
+        if bridge is not None:
+            self.server_search = ChatSearch(bridge, self)
+            self.proxy.set_search_pager(self.server_search.has_more, self.server_search.fetch_more)
+            self.server_search.found.connect(self._select_if_none)
         self.search = _SwitcherEdit(self)
         self.search.setPlaceholderText("Go to chat…")
         self.search.setAccessibleName("Chat name")
@@ -406,7 +510,14 @@ class QuickSwitcher(QDialog):
 
     def _on_text(self, text: str) -> None:
         self.proxy.set_filter_text(text)
+        if self.server_search is not None:
+            self.server_search.set_text(text)
         if self.proxy.rowCount():
+            self.results.setCurrentIndex(self.proxy.index(0, 0))
+
+    def _select_if_none(self, *_: object) -> None:
+        """The server's matches came: pick the first one unless the user already picked one."""
+        if self.proxy.rowCount() and not self.results.currentIndex().isValid():
             self.results.setCurrentIndex(self.proxy.index(0, 0))
 
     def _step(self, step: int) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
+import shiboken6
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Signal
 
 from desktop_chat.dal.live_list import LiveList, RowChange, RowsChanged, RowsInserted, RowsRemoved, RowsReset
@@ -165,6 +166,12 @@ class LiveListModel(QAbstractListModel, Generic[T]):
 
     # --- translating row operations ------------------------------------------------------------------
     def _on_changes(self, changes: Sequence[RowChange[T]]) -> None:
+        if not shiboken6.isValid(self):
+            # Deleted by Qt (its window closed) while still listening: stop, rather than touch a dead object.
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
+            return
         arrived_below = 0
         index = 0
         while index < len(changes):

@@ -5,9 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox, QSplitter, QStackedWidget, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QStackedWidget,
+    QWidget,
+)
 
 from desktop_chat import __version__
 from desktop_chat.config import Settings
@@ -21,6 +30,7 @@ from desktop_chat.ui.dialogs import Confirm, NewChatDialog, QuickSwitcher, ask_c
 from desktop_chat.ui.notifications import Notifier, notification_body, should_notify
 from desktop_chat.ui.settings_dialog import SettingsDialog
 from desktop_chat.ui.status_bar import StatusBar
+from desktop_chat.ui.text import plural
 from desktop_chat.ui.theme import Colors, Theme
 
 APP_TITLE = "desktop-chat"
@@ -90,6 +100,7 @@ class MainWindow(QMainWindow):
         self._theme = theme
         self._notifier = notifier
         self._is_active = is_active or self.isActiveWindow
+        self._confirm = confirm
         self._names: dict[UserId, str] = {profile.id: profile.display_name}
         self._select_when_listed: ChatId | None = None
         self._diagnostics: DiagnosticsWindow | None = None
@@ -99,7 +110,7 @@ class MainWindow(QMainWindow):
         self.chats = ChatListModel(self)
         self.chats.set_own_user(profile.id)
         self.chats.show_list(bridge.chat_list())
-        self.chat_list = ChatListPanel(self.chats, colors, clock, self)
+        self.chat_list = ChatListPanel(self.chats, colors, clock, self, bridge=bridge)
         self.chat_panel = ChatPanel(
             bridge, self.chats, colors=colors, confirm=confirm, is_active=self._panel_active, parent=self
         )
@@ -165,7 +176,7 @@ class MainWindow(QMainWindow):
         return dialog
 
     def quick_switch(self) -> QuickSwitcher:
-        switcher = QuickSwitcher(self.chats, self._theme.colors, self)
+        switcher = QuickSwitcher(self.chats, self._theme.colors, self, bridge=self._bridge)
         switcher.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         switcher.chosen.connect(self.open_chat)
         switcher.open()
@@ -179,12 +190,18 @@ class MainWindow(QMainWindow):
         dialog.rejected.connect(lambda: self._theme.set_choice(previous))
         dialog.saved.connect(self._on_settings_saved)
         self._bridge.cache_cleared.connect(dialog.set_cache_cleared)
+        self._bridge.cache_cleared.connect(self._bridge.load_cache_usage)
+        self._bridge.cache_usage_loaded.connect(dialog.show_usage)
+        dialog.finished.connect(lambda _result: self._bridge.cache_cleared.disconnect(self._bridge.load_cache_usage))
         dialog.open()
+        self._bridge.load_cache_usage()
         return dialog
 
     def show_diagnostics(self) -> DiagnosticsWindow:
         if self._diagnostics is None:
-            self._diagnostics = DiagnosticsWindow(self._bridge.metrics_snapshot, colors=self._theme.colors)
+            self._diagnostics = DiagnosticsWindow(
+                self._bridge.metrics_snapshot, measure=self._bridge.load_cache_usage, colors=self._theme.colors
+            )
             self._diagnostics.setWindowIcon(self.windowIcon())
         self._diagnostics.show()
         self._diagnostics.raise_()
@@ -206,12 +223,45 @@ class MainWindow(QMainWindow):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
 
+    def ask_to_sign_out(self) -> bool:
+        """Sign out after the user confirmed (saying what happens to the saved chats and unsent messages)."""
+        name = self._profile.display_name
+        text = f"Sign out {name}? The chats saved on this computer for {name} are removed."
+        waiting = self._bridge.status.outbox_depth
+        if waiting:
+            text += f" {plural(waiting, 'message')} waiting to be sent will go out when {name} signs in again."
+        if not self._confirm(self, "Sign out", text, "Sign out"):
+            return False
+        self.sign_out_requested.emit()
+        return True
+
+    def bring_forward(self, chat_id: ChatId | None = None) -> None:
+        """Show the window in front (a notification was clicked), with ``chat_id`` open if given."""
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+        if chat_id is not None and self.chats.row_of(chat_id) is not None:
+            self.open_chat(chat_id)
+
     def close_for_sign_out(self) -> None:
         """Close without asking the app to quit (the sign-in window comes back)."""
         self._closing_for_sign_out = True
+        self.close()
+
+    def _let_go(self) -> None:
+        """Stop following the store: the lists this window shows belong to a session that is ending, and
+        the window is deleted soon after. Dialogs and the diagnostics window go with it."""
+        self.chat_panel.clear()
+        self.chats.detach()
+        self._bridge.failed.disconnect(self._on_failed)
         if self._diagnostics is not None:
             self._diagnostics.close()
-        self.close()
+            self._diagnostics.deleteLater()
+            self._diagnostics = None
+        for dialog in self.findChildren(QDialog):
+            dialog.reject()
 
     # --- menus ---------------------------------------------------------------------------------------
     def _action(self, text: str, shortcut: QKeySequence | str | None, slot: Callable[[], object]) -> QAction:
@@ -232,7 +282,7 @@ class MainWindow(QMainWindow):
         chat.addAction(self._action("Ne&xt chat", "Alt+Down", lambda: self.chat_list.select_relative(1)))
         chat.addSeparator()
         chat.addAction(self._action("Se&ttings…", "Ctrl+,", self.show_settings))
-        chat.addAction(self._action("Sign &out", None, self.sign_out_requested.emit))
+        chat.addAction(self._action("Sign &out…", None, self.ask_to_sign_out))
         chat.addAction(self._action("&Quit", "Ctrl+Q", self.quit_requested.emit))
         view = bar.addMenu("&View")
         view.addAction(self._action("&Diagnostics", "Ctrl+Shift+D", self.show_diagnostics))
@@ -248,7 +298,10 @@ class MainWindow(QMainWindow):
         unread = self.chats.unread_total()
         chat_id = self.chat_panel.chat_id
         summary = self.chats.summary(chat_id) if chat_id else None
-        title = f"{summary.chat.title} — {APP_TITLE}" if summary else APP_TITLE
+        # The account is always named: two windows (``--demo``, two accounts) must never look alike.
+        parts = [summary.chat.title] if summary else []
+        parts += [self._profile.display_name, APP_TITLE]
+        title = " — ".join(parts)
         self.setWindowTitle(f"({unread}) {title}" if unread else title)
         self._notifier.set_unread(unread)
 
@@ -287,7 +340,7 @@ class MainWindow(QMainWindow):
         summary = self.chats.summary(message.chat_id)
         title = summary.chat.title if summary else "New message"
         sender = self._names.get(message.sender_id) if message.sender_id else None
-        self._notifier.notify(title, notification_body(sender, message.content))
+        self._notifier.notify(title, notification_body(sender, message.content), key=message.chat_id)
         if not active:
             QApplication.alert(self)
 
@@ -305,9 +358,21 @@ class MainWindow(QMainWindow):
         if self._diagnostics is not None:
             self._diagnostics.set_colors(colors)
 
+    def changeEvent(self, event: QEvent) -> None:
+        # Qt tells only the window that it became active, not the widgets in it: pass it on, so that what
+        # came in while the user was elsewhere is marked read once they are back. Coming back is also a
+        # moment to check with the server that nothing was missed while away (a laptop that slept, a socket
+        # that died quietly).
+        if event.type() == QEvent.Type.ActivationChange and self._is_active():
+            self.chat_panel.schedule_mark_read()
+            self._bridge.catch_up()
+        super().changeEvent(event)
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self._diagnostics is not None:
-            self._diagnostics.close()
         if not self._closing_for_sign_out:
             self.quit_requested.emit()
+            if self._diagnostics is not None:
+                self._diagnostics.close()
+        else:
+            self._let_go()
         super().closeEvent(event)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from uuid import UUID
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QWidget
 
-from desktop_chat.config import Settings
-from desktop_chat.errors import DesktopChatError
-from desktop_chat.models import Profile
-from desktop_chat.ui.bridge import Operation, StoreBridge, async_slot
+from desktop_chat.config import Settings, env_overrides, save_user_settings, server_chosen
+from desktop_chat.errors import DesktopChatError, LocalStorageError
+from desktop_chat.models import ChatId, Profile
+from desktop_chat.ui.bridge import SERVER_PROBLEM, Operation, StoreBridge, async_slot
 from desktop_chat.ui.dialogs import Confirm, ask_confirmation
 from desktop_chat.ui.main_window import MainWindow
 from desktop_chat.ui.notifications import Notifier
@@ -21,7 +22,7 @@ from desktop_chat.ui.sign_in import SignInWindow
 from desktop_chat.ui.theme import Theme
 
 _log = logging.getLogger(__name__)
-SwitchServer = Callable[[str], Awaitable[None]]
+SwitchServer = Callable[[str, str], Awaitable[None]]  # (server URL, project key)
 
 
 def _utc_now() -> datetime:
@@ -37,8 +38,8 @@ class SignInFlow(QObject):
         theme: The app's colours.
         notifier: Where notifications go.
         icon: The app icon.
-        switch_server: Rebuilds the data layer for another server URL (raises ``DesktopChatError``);
-            None when that is not possible.
+        switch_server: Rebuilds the data layer for another server (URL and project key; raises
+            ``DesktopChatError``); None when that is not possible.
         clock: "Now" (for tests and screenshots).
         confirm: Asks before destructive actions (a seam for tests).
         is_active: Whether the main window is in front (a seam for tests).
@@ -81,12 +82,16 @@ class SignInFlow(QObject):
         self._expired_message = ""
         self._startup_problem = ""
         self._fallback_credentials: tuple[str, str] | None = None
+        self._server = (bridge.server_url, settings.supabase_anon_key.get_secret_value())
+        self._typed_email: str | None = None  # who is signing in through the form (remembered once in)
+        self._remembered_email: str | None = None
         bridge.session_checked.connect(self._on_session_checked)
         bridge.signed_in.connect(self._on_signed_in)
         bridge.signed_out.connect(self._on_signed_out)
         bridge.session_expired.connect(self._on_session_expired)
         bridge.failed.connect(self._on_failed)
         bridge.finished.connect(self._on_finished)
+        notifier.activated.connect(self._on_notification_clicked)
 
     # --- public --------------------------------------------------------------------------------------
     @property
@@ -141,7 +146,18 @@ class SignInFlow(QObject):
     # --- sign-in window ------------------------------------------------------------------------------
     def _show_sign_in(self) -> SignInWindow:
         if self._sign_in is None:
-            self._sign_in = SignInWindow(self._bridge.server_url, icon=self._icon)
+            locked = env_overrides()
+            url, key = self._server
+            self._sign_in = SignInWindow(
+                url,
+                project_key=key,
+                ask_for_server=not server_chosen(self._settings) and "supabase_url" not in locked,
+                server_locked="supabase_url" in locked,
+                returning=self._last_email() is not None,
+                icon=self._icon,
+            )
+            if self._last_email():
+                self._sign_in.prefill(self._last_email() or "")
             self._sign_in.setWindowIcon(self._icon)
             self._sign_in.sign_in_requested.connect(self._sign_in_at)
             self._sign_in.sign_up_requested.connect(self._sign_up_at)
@@ -151,18 +167,20 @@ class SignInFlow(QObject):
         self.window_shown.emit(self._sign_in)
         return self._sign_in
 
-    @async_slot(str, str, str)
-    async def _sign_in_at(self, url: str, email: str, password: str) -> None:
-        if await self._use_server(url):
+    @async_slot(str, str, str, str)
+    async def _sign_in_at(self, url: str, key: str, email: str, password: str) -> None:
+        if await self._use_server(url, key):
+            self._typed_email = email
             await self._bridge.sign_in(email, password)
 
-    @async_slot(str, str, str, str)
-    async def _sign_up_at(self, url: str, email: str, password: str, display_name: str) -> None:
-        if await self._use_server(url):
+    @async_slot(str, str, str, str, str)
+    async def _sign_up_at(self, url: str, key: str, email: str, password: str, display_name: str) -> None:
+        if await self._use_server(url, key):
+            self._typed_email = email
             await self._bridge.sign_up(email, password, display_name)
 
-    async def _use_server(self, url: str) -> bool:
-        if url == self._bridge.server_url:
+    async def _use_server(self, url: str, key: str) -> bool:
+        if (url, key) == self._server:
             return True
         window = self._sign_in
         if self._switch_server is None:
@@ -171,19 +189,39 @@ class SignInFlow(QObject):
                 window.set_busy(False)
             return False
         try:
-            await self._switch_server(url)
+            await self._switch_server(url, key)
         except DesktopChatError as error:
             if window is not None:
-                window.show_error(error.message)
+                window.show_error(error.message, about_server=True)
                 window.set_busy(False)
             return False
+        self._server = (url, key)
         return True
 
-    def _on_failed(self, operation: str, message: str, _context: object) -> None:
+    def _remember(self) -> None:
+        """After a sign-in through the form: the server and who signed in, for the next start."""
+        email, self._typed_email = self._typed_email, None
+        if email is None:
+            return
+        url, key = self._server
+        locked = env_overrides()
+        values = {"last_email": email, "supabase_url": url, "supabase_anon_key": key}
+        try:
+            save_user_settings(self._settings.config_dir, {k: v for k, v in values.items() if k not in locked})
+        except LocalStorageError as error:
+            _log.warning("Could not remember the server and email: %s", error.message)
+        self._remembered_email = email
+
+    def _last_email(self) -> str | None:
+        return self._remembered_email or self._settings.last_email
+
+    def _on_failed(self, operation: str, message: str, context: object) -> None:
+        about_server = context == SERVER_PROBLEM
         if operation in (Operation.SIGN_IN.value, Operation.SIGN_UP.value) and self._sign_in is not None:
-            self._sign_in.show_error(message)
+            self._typed_email = None
+            self._sign_in.show_error(message, about_server=about_server)
         if operation == Operation.RESTORE_SESSION.value:
-            self._show_sign_in().show_error(message)
+            self._show_sign_in().show_error(message, about_server=about_server)
 
     def _on_finished(self, operation: str, _context: object) -> None:
         if operation in (Operation.SIGN_IN.value, Operation.SIGN_UP.value) and self._sign_in is not None:
@@ -200,6 +238,7 @@ class SignInFlow(QObject):
 
     def _on_signed_in(self, profile: Profile) -> None:
         _log.info("Signed in; opening the main window")
+        self._remember()
         if self._sign_in is not None:
             self._sign_in.closed.disconnect(self.quit_requested)
             self._sign_in.close()
@@ -223,6 +262,10 @@ class SignInFlow(QObject):
         self._main.show()
         self.window_shown.emit(self._main)
         self._bridge.refresh_chats()
+
+    def _on_notification_clicked(self, key: object) -> None:
+        if self._main is not None:
+            self._main.bring_forward(ChatId(key) if isinstance(key, UUID) else None)
 
     def _on_session_expired(self, message: str) -> None:
         self._expired_message = message

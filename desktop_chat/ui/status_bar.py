@@ -54,6 +54,27 @@ class _Dot(QWidget):
         painter.end()
 
 
+class _ElidedLabel(QLabel):
+    """A label that shortens its text with "…" to the room it gets, instead of asking for more: a long
+    sentence in the status bar must never widen the window (the full text is in the tooltip)."""
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(self.fontMetrics().horizontalAdvance("…") * 4, super().minimumSizeHint().height())
+
+    def sizeHint(self) -> QSize:
+        return QSize(
+            min(super().sizeHint().width(), self.fontMetrics().averageCharWidth() * 40), super().sizeHint().height()
+        )
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        rect = self.contentsRect().adjusted(self.margin(), 0, -self.margin(), 0)
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), text)
+        painter.end()
+
+
 class StatusBar(QStatusBar):
     """Shows a ``StoreStatus`` and the signed-in user; ``show_problem`` shows a sentence for a while.
 
@@ -72,9 +93,9 @@ class StatusBar(QStatusBar):
         self.cache_label.setObjectName("cacheStatus")
         self.outbox_label = QLabel(self)
         self.outbox_label.setObjectName("outboxStatus")
-        self.stale_label = QLabel(self)
+        self.stale_label = _ElidedLabel(self)
         self.stale_label.setObjectName("staleStatus")
-        self.problem_label = QLabel(self)
+        self.problem_label = _ElidedLabel(self)
         self.problem_label.setObjectName("problemStatus")
         self.problem_label.hide()
         self._problem_timer = QTimer(self)
@@ -87,7 +108,7 @@ class StatusBar(QStatusBar):
         self.addWidget(self.connection_label)
         self.addWidget(self.cache_label)
         self.addWidget(self.outbox_label)
-        self.addWidget(self.stale_label)
+        self.addWidget(self.stale_label, 1)
         self.addWidget(self.problem_label, 1)
         self.addPermanentWidget(self.user_label)
         self.show_status(StoreStatus())
@@ -100,7 +121,7 @@ class StatusBar(QStatusBar):
         waiting = status.outbox_depth
         self.outbox_label.setText(f"{plural(waiting, 'message')} waiting to send" if waiting else "")
         self.outbox_label.setVisible(waiting > 0)
-        stale = "" if status.backend_reachable else "Server unreachable: showing saved messages"
+        stale = "" if status.backend_reachable else "Server unreachable: showing saved chats, not up to date"
         self.stale_label.setText(stale)
         self.stale_label.setVisible(bool(stale))
         tooltip = status.detail or f"Connection: {connection}. {CACHE_TEXT[status.cache]}."

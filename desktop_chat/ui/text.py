@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from uuid import UUID
+
+# A message the server stored this much later than its id says it was written waited in an outbox
+# (offline); below it, the two clocks merely disagree a little and the server's time is shown.
+QUEUED_FOR = timedelta(minutes=1)
 
 
 def local(moment: datetime) -> datetime:
@@ -39,6 +44,16 @@ def day_label(day: date, today: date) -> str:
         return "Yesterday"
     label = f"{day.strftime('%A')} {day.day} {day.strftime('%B')}"
     return label if day.year == today.year else f"{label} {day.year}"
+
+
+def written_at(message_id: UUID, stored_at: datetime) -> datetime:
+    """When a message was written. Ids are UUIDv7, made by the sending client when the user pressed Enter,
+    so for a message that waited in the outbox (sent offline) that is its id's time, not the later one the
+    server gave it on arrival; otherwise (or for ids without a time) the server's."""
+    if message_id.version != 7:
+        return stored_at
+    written = datetime.fromtimestamp((message_id.int >> 80) / 1000, UTC)
+    return written if stored_at - written >= QUEUED_FOR else stored_at
 
 
 def full_time(moment: datetime) -> str:
@@ -82,6 +97,28 @@ def initials(name: str) -> str:
 def hue_for(key: str) -> int:
     """A stable hue (0..359) for a person or chat, so its avatar keeps its colour across runs."""
     return int.from_bytes(hashlib.blake2s(key.encode(), digest_size=2).digest(), "big") % 360
+
+
+HUE_SLOTS = 12  # hues 30° apart: as many people as can be told apart by colour at a glance
+
+
+def distinct_hues(keys: Iterable[str]) -> dict[str, int]:
+    """Hues for the people of one chat, all different while there are at most ``HUE_SLOTS`` of them.
+
+    Each person takes the slot of their own stable hue (``hue_for``) unless someone before them has it, then
+    the next free one; people are taken in sorted order, so the same people get the same colours each time.
+    """
+    width = 360 // HUE_SLOTS
+    taken: set[int] = set()
+    hues: dict[str, int] = {}
+    for key in sorted(set(keys)):
+        slot = hue_for(key) // width
+        if len(taken) < HUE_SLOTS:
+            while slot in taken:
+                slot = (slot + 1) % HUE_SLOTS
+        taken.add(slot)
+        hues[key] = slot * width + width // 2
+    return hues
 
 
 def byte_size(count: float) -> str:

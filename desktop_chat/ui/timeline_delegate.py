@@ -44,11 +44,12 @@ from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
 
 from desktop_chat.models import DeliveryState, Message, MessageId
 from desktop_chat.ui.presence import paint_online_dot
-from desktop_chat.ui.text import clock, day_label, hue_for, initials
+from desktop_chat.ui.text import clock, day_label, initials, written_at
 from desktop_chat.ui.theme import LIGHT, Colors
 from desktop_chat.ui.timeline_model import DELETED_TEXT, TimelineModel, day_of, starts_day, starts_run
 
 CACHE_LIMIT = 3000
+NEW_MESSAGES = "New messages"
 _WRAP = QTextOption()
 _WRAP.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
 
@@ -90,6 +91,7 @@ class _Geometry:
     size: QSize
     own: bool
     day: date | None
+    divider: bool  # the "new messages" line goes above this message
     show_name: bool
     layout: QTextLayout
     bubble: QRectF
@@ -200,15 +202,17 @@ class MessageDelegate(QStyledItemDelegate):
         model = self._model
         message = model.item(row)
         previous = model.item_before(row)
+        divider = model.is_first_unread(row)
         cached = self._cache.get(message.id)
         if (
             cached is not None
             and cached.message is message
             and cached.previous is previous
+            and cached.divider == divider
             and cached.width == self._effective_width()
         ):
             return cached
-        geometry = self._measure(message, previous)
+        geometry = self._measure(message, previous, divider)
         if len(self._cache) >= CACHE_LIMIT:
             # Oldest first: dicts keep insertion order. A quarter at a time keeps this off the hot path.
             for key in list(self._cache)[: CACHE_LIMIT // 4]:
@@ -242,12 +246,12 @@ class MessageDelegate(QStyledItemDelegate):
     def _effective_width(self) -> int:
         return self._width if self._width > 0 else round(self._m.line * 40)
 
-    def _measure(self, message: Message, previous: Message | None) -> _Geometry:
+    def _measure(self, message: Message, previous: Message | None, divider: bool = False) -> _Geometry:
         m = self._m
         width = self._effective_width()
         own = self._model.is_own(message)
         day = day_of(message) if starts_day(message, previous) else None
-        first_of_run = starts_run(message, previous)
+        first_of_run = starts_run(message, previous) or divider
         show_name = first_of_run and not own
 
         lane = width - 2 * m.side - (0 if own else m.avatar + m.gap)
@@ -281,6 +285,8 @@ class MessageDelegate(QStyledItemDelegate):
         name_width = self._bold_fm.horizontalAdvance(self._model.sender_name(message)) if show_name else 0.0
 
         y = float((day and m.day_block) or 0)
+        if divider:
+            y += m.day_block
         y += m.run_gap if first_of_run else m.continuation_gap
         bubble_top = y
         inner = y + m.pad_y
@@ -332,6 +338,7 @@ class MessageDelegate(QStyledItemDelegate):
             size=QSize(width, height),
             own=own,
             day=day,
+            divider=divider,
             show_name=show_name,
             layout=layout,
             bubble=bubble,
@@ -346,7 +353,7 @@ class MessageDelegate(QStyledItemDelegate):
 
     @staticmethod
     def _meta_text(message: Message) -> str:
-        time = clock(message.created_at)
+        time = clock(written_at(message.id, message.created_at))
         return f"edited  {time}" if message.edited and not message.deleted else time
 
     # --- painting ------------------------------------------------------------------------------------
@@ -355,6 +362,8 @@ class MessageDelegate(QStyledItemDelegate):
         message = g.message
         if g.day is not None:
             self._paint_day(painter, g.day, g.width)
+        if g.divider:
+            self._paint_divider(painter, m.day_block if g.day is not None else 0, g.width)
         if g.show_name:
             self._paint_avatar(painter, message, g.bubble.top())
         # Bubble.
@@ -419,11 +428,24 @@ class MessageDelegate(QStyledItemDelegate):
         painter.setPen(c.muted)
         painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, label)
 
+    def _paint_divider(self, painter: QPainter, top: float, width: int) -> None:
+        """A line across with "New messages" on it: where what the user has not seen yet begins."""
+        m, c = self._m, self._colors
+        middle = top + m.day_block / 2 + m.unit / 2
+        label = NEW_MESSAGES
+        text_width = self._small_fm.horizontalAdvance(label)
+        right = width - m.side
+        label_rect = QRectF(right - text_width, middle - m.small_line / 2, text_width, m.small_line)
+        painter.setPen(QPen(c.danger, max(1.0, m.unit / 3)))
+        painter.drawLine(QLineF(m.side, middle, label_rect.left() - m.unit * 2, middle))
+        painter.setFont(self._small)
+        painter.drawText(label_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label)
+
     def _paint_avatar(self, painter: QPainter, message: Message, top: float) -> None:
         m = self._m
         name = self._model.sender_name(message)
         circle = QRectF(m.side, top, m.avatar, m.avatar)
-        color = QColor.fromHsl(hue_for(str(message.sender_id)), 120, 118 if self._colors.dark else 150)
+        color = QColor.fromHsl(self._model.hue_of(message.sender_id), 120, 118 if self._colors.dark else 150)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(color)
         painter.drawEllipse(circle)
@@ -437,7 +459,7 @@ class MessageDelegate(QStyledItemDelegate):
 
     def _name_color(self, message: Message) -> QColor:
         lightness = 165 if self._colors.dark else 95
-        return QColor.fromHsl(hue_for(str(message.sender_id)), 150, lightness)
+        return QColor.fromHsl(self._model.hue_of(message.sender_id), 150, lightness)
 
     def _paint_delivery(self, painter: QPainter, state: DeliveryState, rect: QRectF) -> None:
         c = self._colors
@@ -481,4 +503,4 @@ def _blend(base: QColor, over: QColor, amount: float) -> QColor:
     )
 
 
-__all__ = ["Action", "MessageDelegate"]
+__all__ = ["NEW_MESSAGES", "Action", "MessageDelegate"]

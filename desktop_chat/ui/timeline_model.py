@@ -8,17 +8,19 @@ so the view says when older rows are actually wanted (``set_older_wanted``: the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from enum import IntEnum
+from uuid import UUID
 
 from PySide6.QtCore import QObject, Qt
 
 from desktop_chat.dal.api import Timeline
+from desktop_chat.dal.live_list import RowChange
 from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserId
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.live_model import AnyIndex, LiveListModel
-from desktop_chat.ui.text import clock, full_time, local
+from desktop_chat.ui.text import clock, distinct_hues, full_time, hue_for, local, written_at
 
 # Messages from one person less than this far apart form a "run": one name, one avatar.
 RUN_GAP = timedelta(minutes=5)
@@ -75,8 +77,11 @@ class TimelineModel(LiveListModel[Message]):
         self._own: UserId | None = None
         self._names: dict[UserId, str] = {}
         self._online: frozenset[UserId] = frozenset()
+        self._hues: dict[UserId, int] = {}
         self._older_wanted = False
         self._loading_older = False
+        self._unread_after: int | None = None
+        self._divider: MessageId | None = None
         bridge.older_loaded.connect(self._on_older_loaded)
 
     # --- what is shown -------------------------------------------------------------------------------
@@ -95,6 +100,67 @@ class TimelineModel(LiveListModel[Message]):
         self._session = None
         self._names = {}
         self._online = frozenset()
+        self._hues = {}
+        self._unread_after = None
+        self._divider = None
+
+    # --- the "new messages" divider ------------------------------------------------------------------
+    def set_unread_after(self, read_seq: int | None) -> None:
+        """Messages from others beyond ``read_seq`` are new to the user: a divider goes above the first one
+        (None: no divider). It stays where it is while the chat is open, as the user reads on."""
+        self._unread_after = read_seq
+        self._refresh_divider()
+
+    @property
+    def unread_after(self) -> int | None:
+        return self._unread_after
+
+    def is_first_unread(self, row: int) -> bool:
+        """Whether the "new messages" divider goes above view row ``row``."""
+        return self._divider is not None and self.item(row).id == self._divider
+
+    def oldest_loaded_seq(self) -> int | None:
+        """The lowest ``seq`` among the loaded rows (in the window or not)."""
+        return next((message.seq for message in self._all if message.seq is not None), None)
+
+    def has_divider(self) -> bool:
+        return self._divider is not None
+
+    def first_unread_row(self) -> int | None:
+        """The view row the divider sits on, or None (not in the window, or nothing unread)."""
+        return None if self._divider is None else self.row_of(self._divider)
+
+    def unread_below(self, row: int) -> int:
+        """New messages (from others, beyond the read position) below view row ``row``, loaded or not."""
+        if self._unread_after is None:
+            return 0
+        return sum(1 for message in self._all[self.rows_above + row + 1 :] if self._is_unread(message))
+
+    def _is_unread(self, message: Message) -> bool:
+        read = self._unread_after
+        return (
+            read is not None
+            and message.seq is not None
+            and message.seq > read
+            and not self.is_own(message)
+            and not message.deleted
+        )
+
+    def _refresh_divider(self) -> None:
+        divider = next((message.id for message in self._all if self._is_unread(message)), None)
+        if divider == self._divider:
+            return
+        changed = [key for key in (self._divider, divider) if key is not None]
+        self._divider = divider
+        for key in changed:  # their rows grow or shrink by the divider
+            row = self.row_of(key)
+            if row is not None:
+                self.dataChanged.emit(self.index(row, 0), self.index(row, 0))
+
+    def _on_changes(self, changes: Sequence[RowChange[Message]]) -> None:
+        super()._on_changes(changes)
+        if self._unread_after is not None:
+            self._refresh_divider()
 
     def set_own_user(self, user_id: UserId | None) -> None:
         self._own = user_id
@@ -102,6 +168,10 @@ class TimelineModel(LiveListModel[Message]):
     def set_names(self, names: Mapping[UserId, str]) -> None:
         """Display names of the chat's members (the timeline has ids only)."""
         self._names = dict(names)
+
+    def set_members(self, members: Iterable[UserId]) -> None:
+        """The chat's people: each gets a colour of their own (``distinct_hues``)."""
+        self._hues = {UserId(UUID(key)): hue for key, hue in distinct_hues(str(user) for user in members).items()}
         if self.rowCount():
             self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, 0))
 
@@ -116,6 +186,13 @@ class TimelineModel(LiveListModel[Message]):
     def is_online(self, message: Message) -> bool:
         """Whether the message's sender is in the chat now (never for one's own: the dot is for others)."""
         return message.sender_id is not None and message.sender_id in self._online and not self.is_own(message)
+
+    def hue_of(self, user: UserId | None) -> int:
+        """The colour (hue) of a person in this chat: no two people of a chat share one (up to 12 people)."""
+        if user is None:
+            return 0
+        hue = self._hues.get(user)
+        return hue if hue is not None else hue_for(str(user))
 
     def is_own(self, message: Message) -> bool:
         return self._own is not None and message.sender_id == self._own
@@ -151,7 +228,10 @@ class TimelineModel(LiveListModel[Message]):
         if role == TimelineRole.DELIVERY:
             return message.delivery.value
         if role == Qt.ItemDataRole.ToolTipRole:
-            tip = full_time(message.created_at)
+            written = written_at(message.id, message.created_at)
+            tip = full_time(written)
+            if written != message.created_at:
+                tip += f"\nSent when the connection was back, at {clock(message.created_at)}"
             if message.delivery is DeliveryState.FAILED and message.error:
                 tip += f"\nNot sent: {message.error}"
             return tip
@@ -185,7 +265,7 @@ class TimelineModel(LiveListModel[Message]):
 
     def _spoken(self, message: Message) -> str:
         text = DELETED_TEXT if message.deleted else message.content
-        spoken = f"{self.sender_name(message)}, {clock(message.created_at)}: {text}"
+        spoken = f"{self.sender_name(message)}, {clock(written_at(message.id, message.created_at))}: {text}"
         if message.edited and not message.deleted:
             spoken += " (edited)"
         if message.delivery is DeliveryState.PENDING:

@@ -29,6 +29,11 @@ from desktop_chat.ui.timeline_model import TimelineModel
 PAGE = 50
 
 
+def is_jump_to_newest(event: QKeyEvent) -> bool:
+    """Ctrl+End: jump to the newest message (from the list or from the composer)."""
+    return event.key() == Qt.Key.Key_End and event.modifiers() == Qt.KeyboardModifier.ControlModifier
+
+
 @dataclass(slots=True)
 class _Anchor:
     at_bottom: bool
@@ -69,6 +74,8 @@ class TimelineView(QListView):
         self._unseen = 0
         self._following = True
         self._delegate_width = 0
+        self._breathing = 0
+        self._top_margin = 0
         self.setItemDelegate(self._delegate)
         self.setModel(model)
         self.setObjectName("timeline")
@@ -138,6 +145,29 @@ class TimelineView(QListView):
         self._unseen = 0
         self._update_jump()
 
+    def scroll_to_first_unread(self) -> bool:
+        """Show the "new messages" divider at the top (what the user has not seen starts there); the jump
+        button counts the new messages below. False when there is no divider in the loaded rows."""
+        model = self._model
+        row = model.first_unread_row()
+        while row is None and model.has_divider() and model.extend_up(PAGE):
+            row = model.first_unread_row()  # loaded, but above the window: bring it in
+        if row is None:
+            return False
+        self.executeDelayedItemsLayout()  # the layout (and any anchor it restores) first, then the scroll
+        self._anchor = None
+        self.scrollTo(model.index(row, 0), QAbstractItemView.ScrollHint.PositionAtTop)
+        self._following = self.is_at_bottom()
+        self._count_unseen()
+        self._update_jump()
+        return True
+
+    def _count_unseen(self) -> None:
+        """With a divider, the jump button counts the new messages below the screen."""
+        if self._model.unread_after is None:
+            return
+        self._unseen = 0 if self.is_at_bottom() else self._model.unread_below(self.visible_rows().stop - 1)
+
     def visible_rows(self) -> range:
         """View rows at least partly on screen."""
         count = self._model.rowCount()
@@ -179,8 +209,24 @@ class TimelineView(QListView):
         # The bubble, not the row: a row's day separator comes and goes with the row above it.
         return self.visualRect(self._model.index(row, 0)).top() + round(self._delegate.geometry(row).bubble.top())
 
+    def _sit_at_bottom(self) -> None:
+        """A chat shorter than the screen sits at its bottom, next to the composer, as chats do: the room
+        left over goes above the first message (as a top margin of the list's viewport)."""
+        breathing = self._breathing
+        room = self.height() - 2 * self.frameWidth() - 2 * breathing
+        used = 0
+        for row in range(self._model.rowCount()):
+            used += self._delegate.geometry(row).size.height()
+            if used >= room:
+                break
+        top = breathing + max(0, room - used)
+        if top != self._top_margin:
+            self._top_margin = top
+            self.setViewportMargins(0, top, 0, breathing)
+
     def doItemsLayout(self) -> None:
         super().doItemsLayout()
+        self._sit_at_bottom()
         anchor, self._anchor = self._anchor, None
         if anchor is None:
             return
@@ -245,6 +291,8 @@ class TimelineView(QListView):
         self._following = at_bottom
         if at_bottom:
             self._unseen = 0
+        else:
+            self._count_unseen()
         self._report_focus()
         self._update_jump()
         self._fetch_check.start()
@@ -307,6 +355,7 @@ class TimelineView(QListView):
             self._delegate_width = width
             self.scheduleDelayedItemsLayout()
         super().resizeEvent(event)
+        self._sit_at_bottom()
         if following and self._anchor is None:
             # Only the height changed (the composer grew, the window was resized): stay at the bottom.
             bar = self.verticalScrollBar()
@@ -322,7 +371,8 @@ class TimelineView(QListView):
 
     def _apply_font(self) -> None:
         self._delegate.set_font(self.font())
-        breathing = self.fontMetrics().height() // 2  # space between the last bubble and the composer
+        breathing = self._breathing = self.fontMetrics().height() // 2  # between the last bubble and the composer
+        self._top_margin = breathing
         self.setViewportMargins(0, breathing, 0, breathing)
         self._delegate.set_width(self._delegate_width)
         self.verticalScrollBar().setSingleStep(self.fontMetrics().height() * 3)
@@ -364,7 +414,7 @@ class TimelineView(QListView):
         super().mouseReleaseEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() == Qt.Key.Key_End and event.modifiers() == Qt.KeyboardModifier.ControlModifier:
+        if is_jump_to_newest(event):
             self.scroll_to_newest()
             return
         super().keyPressEvent(event)

@@ -34,6 +34,7 @@ PASSWORD = "password123"
 ALICE_EMAIL, BOB_EMAIL, CAROL_EMAIL = "alice@example.com", "bob@example.com", "carol@example.com"
 BOOK_CLUB_CHAT = ChatId(uuid.UUID("c0000000-0000-4000-8000-00000000b0ca"))  # the seed's chat alice is not in
 ALICE_DB, BOB_DB = 3, 4  # each data layer's cache key claims its own Redis database
+CHAT_PAGE = 4  # chat-list rows per page in both worlds, so that a few chats make several pages
 
 
 @dataclass
@@ -54,6 +55,7 @@ class World:
 # --- the two worlds ------------------------------------------------------------------------------------
 def fake_world() -> World:
     store, cast = populated_store(signed_in=False, auto_deliver=True)
+    store.chat_page = CHAT_PAGE
     foreign = store.add_chat("Book club", [cast.carol, cast.bob], owner=cast.carol)
 
     async def bobs_chat(text: str) -> ChatId:
@@ -72,6 +74,7 @@ def settings_for(stack: StackHandle, home: Path, db: int) -> Settings:
         config_dir=home / "config",
         data_dir=home / "data",
         runtime_dir=home / "run",
+        cache_dir=home / "cache",
         log_dir=home / "log",
         request_timeout=5.0,
     )
@@ -91,7 +94,9 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         return
     stack: StackHandle = request.getfixturevalue("stack")
     layers: list[DataLayer] = []
-    alice = await open_data_layer(settings_for(stack, tmp_path / "alice", ALICE_DB), keyring_backend=MemoryKeyring())
+    alice = await open_data_layer(
+        settings_for(stack, tmp_path / "alice", ALICE_DB), keyring_backend=MemoryKeyring(), chat_page=CHAT_PAGE
+    )
     layers.append(alice)
 
     async def bobs_chat(text: str) -> ChatId:
@@ -149,10 +154,17 @@ async def test_signed_out_there_is_nothing_to_see_and_nothing_to_do(world: World
     assert await store.restore_session() is None  # nothing saved
     assert list(store.chat_list().rows) == []
     assert store.has_older(world.foreign_chat) is False
+    assert store.has_more_chats() is False
     store.close_chat(world.foreign_chat)  # harmless
     store.catch_up()  # harmless
     with pytest.raises(NotSignedIn, match=r"^You are not signed in\.$"):
         await store.recent_chats()
+    with pytest.raises(NotSignedIn, match=r"^You are not signed in\.$"):
+        await store.load_more_chats()
+    with pytest.raises(NotSignedIn, match=r"^You are not signed in\.$"):
+        await store.search_chats("anything")
+    with pytest.raises(NotSignedIn, match=r"^You are not signed in\.$"):
+        await store.chat_members(world.foreign_chat)
     with pytest.raises(NotSignedIn, match=r"^You are not signed in\.$"):
         await store.send(world.foreign_chat, "hello")
 
@@ -267,6 +279,69 @@ async def test_a_deleted_chat_is_gone_and_a_late_message_to_it_fails_with_the_re
     assert failed.error == "This chat no longer exists."
 
 
+async def signed_in_again(world: World) -> None:
+    """Sign out (the cache goes with it) and in, and load the chat list's first page."""
+    await world.store.sign_out()
+    await world.sign_in()
+    await world.store.refresh_chats()
+
+
+async def test_the_chat_list_comes_a_page_at_a_time_and_reaches_every_chat(world: World) -> None:
+    store = world.store
+    await world.sign_in()
+    made = [await new_chat(world, BOB_EMAIL) for _ in range(CHAT_PAGE + 2)]
+    await signed_in_again(world)
+    first = [row.chat.id for row in store.chat_list().rows]
+    assert first == made[::-1][:CHAT_PAGE]  # the newest page only
+    assert store.has_more_chats()
+    for _ in range(100):
+        if not store.has_more_chats():
+            break
+        await store.load_more_chats()
+    listed = [row.chat.id for row in store.chat_list().rows]
+    assert len(listed) == len(set(listed)) > CHAT_PAGE + 2
+    assert set(made) <= set(listed)
+    activity = [row.last_activity for row in store.chat_list().rows]
+    assert activity == sorted(activity, reverse=True)
+    assert not store.has_more_chats() and await store.load_more_chats() == 0
+
+
+async def test_a_search_finds_a_chat_beyond_the_loaded_pages_and_lists_it(world: World) -> None:
+    store = world.store
+    await world.sign_in()
+    token = uuid.uuid4().hex[:8]
+    needle = await new_chat(world, BOB_EMAIL)
+    await store.rename_chat(needle, f"Needle {token}")
+    for _ in range(CHAT_PAGE + 1):
+        await new_chat(world, BOB_EMAIL)
+    await signed_in_again(world)
+    assert store.chat_list().get(needle) is None  # older than the first page
+    found = await store.search_chats(f"  nEEDLE {token} ")
+    assert [row.chat.id for row in found] == [needle]
+    await eventually(lambda: store.chat_list().get(needle) is not None, what="the match is listed")
+    assert await store.search_chats(f"needle {token}x") == []
+    assert await store.search_chats("   ") == []
+
+
+async def test_members_come_a_page_at_a_time_with_their_count(world: World) -> None:
+    store = world.store
+    await world.sign_in()
+    chat = await new_chat(world, BOB_EMAIL, CAROL_EMAIL)
+    first = await store.chat_members(chat, limit=2)
+    assert (len(first.members), first.member_count, first.has_more) == (2, 3, True)
+    rest = await store.chat_members(chat, after=first.members[-1], limit=2)
+    assert (len(rest.members), rest.member_count, rest.has_more) == (1, None, False)
+    members = [*first.members, *rest.members]
+    assert members[0].user_id == world.user_id(ALICE_EMAIL) and members[0].role is MemberRole.OWNER
+    assert {m.user_id for m in members} == {world.user_id(e) for e in (ALICE_EMAIL, BOB_EMAIL, CAROL_EMAIL)}
+    assert all(m.display_name for m in members)
+    assert (await store.chat_details(chat)).member_count == 3
+    with pytest.raises(InvalidInput, match=r"^A page holds at least one member\.$"):
+        await store.chat_members(chat, limit=0)
+    with pytest.raises(Rejected, match=r"^This chat does not exist or you are no longer in it\.$"):
+        await store.chat_members(world.foreign_chat)
+
+
 # --- messages --------------------------------------------------------------------------------------------
 async def test_a_message_shows_at_once_as_pending_then_sent_in_order(world: World) -> None:
     store = world.store
@@ -279,6 +354,8 @@ async def test_a_message_shows_at_once_as_pending_then_sent_in_order(world: Worl
     first = timeline.get(ids[0])
     assert first is not None and first.delivery is DeliveryState.PENDING and first.seq is None
     assert first.sender_id == world.user_id(ALICE_EMAIL) and first.content == "number 0"
+    listed = store.chat_list().get(chat)  # the list shows what waits to go out, not only what the server has
+    assert listed is not None and listed.waiting is not None and listed.waiting.content == "number 2"
     seqs = [(await sent(timeline, message_id)).seq for message_id in ids]
     assert seqs == sorted(seqs)
     await eventually(lambda: store.status.outbox_depth == 0, what="the outbox drained")
@@ -286,6 +363,7 @@ async def test_a_message_shows_at_once_as_pending_then_sent_in_order(world: Worl
     assert max(depths) >= 1 and depths[-1] == 0
     row = store.chat_list().get(chat)
     assert row is not None and row.last_message is not None and row.last_message.id == ids[-1]
+    assert row.waiting is None
 
 
 async def test_text_the_server_would_refuse_is_refused_before_it_is_queued(world: World) -> None:
@@ -393,3 +471,32 @@ async def test_status_listeners_hear_every_change_and_the_status_says_where_thin
     assert seen[-1] == store.status and store.status.backend_reachable
     snapshot = store.metrics_snapshot()
     assert isinstance(snapshot, dict) and snapshot
+
+
+# --- housekeeping ----------------------------------------------------------------------------------------
+async def test_the_cache_says_what_it_takes_signed_out_or_in_and_clearing_leaves_nothing_on_disk(
+    world: World,
+) -> None:
+    store = world.store
+    before = await store.cache_usage()  # signed out: still an answer
+    assert before.disk_bytes >= 0 and before.keep_days == 30
+    await world.sign_in()
+    await store.refresh_chats()
+    usage = await store.cache_usage()
+    assert usage.memory_bytes is not None and usage.memory_bytes > 0
+    await store.clear_cache()
+    assert (await store.cache_usage()).disk_bytes == 0
+
+
+async def test_every_session_has_a_chat_list_of_its_own(world: World) -> None:
+    """Views attach to ``chat_list()`` again after each sign-in; the previous session's list is let go."""
+    store = world.store
+    await world.sign_in()
+    await store.refresh_chats()
+    first = store.chat_list()
+    assert first.rows
+    await store.sign_out()
+    assert store.chat_list() is not first and not store.chat_list().rows
+    await world.sign_in()
+    await store.refresh_chats()
+    assert store.chat_list() is not first and store.chat_list().rows

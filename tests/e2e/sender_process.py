@@ -32,6 +32,7 @@ async def main(argv: list[str]) -> int:
         config_dir=home / "config",
         data_dir=home / "data",
         runtime_dir=home / "run",
+        cache_dir=home / "cache",
         log_dir=home / "log",
         cache_enabled=False,
         request_timeout=2.0,

@@ -9,8 +9,14 @@ find no loop running.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -115,3 +121,110 @@ def flow_factory(
     yield make
     for flow in flows:
         flow.close_windows()
+
+
+# --- a D-Bus session bus of the test's own, and a notification service on it -------------------------------
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:dir={directory}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
+@dataclass
+class NotificationService:
+    """What the test notification service (``tests/gui/notification_service.py``) received."""
+
+    record: Path
+
+    def received(self) -> list[dict[str, Any]]:
+        if not self.record.exists():
+            return []
+        return [json.loads(line) for line in self.record.read_text(encoding="utf-8").splitlines()]
+
+    def click(self, notification_id: int) -> None:
+        """As if the user clicked the notification: the service emits ``ActionInvoked(id, "default")``."""
+        partial = self.record.with_name(self.record.name + ".invoke.partial")
+        partial.write_text(str(notification_id))
+        partial.replace(self.record.with_name(self.record.name + ".invoke"))  # atomic: never read half-written
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def session_bus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A private ``dbus-daemon`` (Debian's), with ``DBUS_SESSION_BUS_ADDRESS`` pointing at it."""
+    directory = Path(tempfile.mkdtemp(prefix="dc-bus-"))  # short: a socket path must fit in 108 bytes
+    config = tmp_path / "bus.conf"
+    config.write_text(BUS_CONFIG.format(directory=directory))
+    daemon = subprocess.Popen(
+        ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert daemon.stdout is not None
+        address = daemon.stdout.readline().decode().strip()
+        assert address.startswith("unix:"), address
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
+        yield address
+    finally:
+        _stop(daemon)
+        if daemon.stdout is not None:
+            daemon.stdout.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def notification_service(session_bus: str, tmp_path: Path) -> Iterator[NotificationService]:
+    """The test notification service, owning ``org.freedesktop.Notifications`` on the test's bus."""
+    record = tmp_path / "notifications.jsonl"
+    service = subprocess.Popen(
+        [sys.executable, "-m", "tests.gui.notification_service", str(record)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+    )
+    try:
+        assert service.stdout is not None
+        assert service.stdout.readline().decode().strip() == "ready"
+        yield NotificationService(record)
+    finally:
+        _stop(service)
+        if service.stdout is not None:
+            service.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def x_display() -> Iterator[str]:
+    """A private Xvfb on a display number it picks itself (-displayfd), stopped by its pid afterwards."""
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+        pass_fds=(write_end,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as announced:
+            number = announced.readline().strip()  # written once the server accepts connections
+        assert number.isdigit(), "Xvfb did not start"
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

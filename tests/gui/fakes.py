@@ -25,7 +25,9 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from desktop_chat.dal.api import (
+    SEARCH_PAGE,
     CacheStatus,
+    CacheUsage,
     ChatList,
     ConnectionState,
     MessageListener,
@@ -42,9 +44,11 @@ from desktop_chat.models import (
     Chat,
     ChatDetails,
     ChatId,
+    ChatListKey,
     ChatMember,
     ChatSummary,
     DeliveryState,
+    MemberPage,
     MemberRole,
     Message,
     MessageId,
@@ -109,6 +113,7 @@ class FakeChatStore:
             network. Off by default so that tests decide with ``deliver`` and ``reject``.
         now: The clock for new messages (UTC).
         page_size: Messages per page for ``open_chat`` and ``load_older``.
+        chat_page: Chat-list rows per page (``refresh_chats`` shows the first, ``load_more_chats`` the next).
     """
 
     def __init__(
@@ -117,9 +122,11 @@ class FakeChatStore:
         auto_deliver: bool = False,
         now: Callable[[], datetime] | None = None,
         page_size: int = 50,
+        chat_page: int = 100,
     ) -> None:
         self.auto_deliver = auto_deliver
         self.page_size = page_size
+        self.chat_page = chat_page
         self._now = now or (lambda: datetime.now(UTC))
         self._accounts: dict[str, _Account] = {}
         self._current: Profile | None = None
@@ -130,6 +137,8 @@ class FakeChatStore:
         self._presence_listeners: list[UsersListener] = []
         self._incoming_listeners: list[MessageListener] = []
         self._chat_list: ChatList = new_chat_list()
+        self._list_frontier: ChatListKey | None = None  # the last row of the last page shown
+        self._list_done = False
         self._chats: dict[ChatId, _Chat] = {}
         self._timelines: dict[ChatId, Timeline] = {}
         self._lowest_loaded: dict[ChatId, int] = {}
@@ -138,6 +147,7 @@ class FakeChatStore:
         self._gates: dict[str, asyncio.Event] = {}
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.closed = False
+        self.disk_bytes = 2_600_000  # what cache_usage reports for the snapshot on disk
         self.cache_cleared = 0
         self._random = random.Random(7)
         self._samples = itertools.count()
@@ -194,6 +204,12 @@ class FakeChatStore:
         chat = self._chats[chat_id]
         return self._store_confirmed(chat, sender.id, text, at or self._now())
 
+    def set_read_position(self, chat_id: ChatId, reader: Profile, seq: int) -> None:
+        """Where ``reader`` has read ``chat_id`` up to, as if it had been so on the server all along."""
+        chat = self._chats[chat_id]
+        chat.members[reader.id] = chat.members[reader.id].model_copy(update={"last_read_seq": seq})
+        self._publish_summary(chat_id)
+
     def chat_id(self, title: str) -> ChatId:
         """The id of the (first) chat called ``title``."""
         return next(chat_id for chat_id, chat in self._chats.items() if chat.session.title == title)
@@ -234,6 +250,7 @@ class FakeChatStore:
         failed = self._outbox[message_id].model_copy(update={"delivery": DeliveryState.FAILED, "error": reason})
         self._outbox[message_id] = failed
         self._show(failed)
+        self._publish_summary(failed.chat_id)
         return failed
 
     def receive(self, chat_id: ChatId, sender: Profile, text: str) -> Message:
@@ -268,7 +285,8 @@ class FakeChatStore:
 
     async def restore_session(self) -> Profile | None:
         await self._enter("restore_session")
-        self._current = self.saved_session
+        if self.saved_session is not None:
+            self._begin_session(self.saved_session)
         return self._current
 
     async def sign_in(self, email: str, password: str) -> Profile:
@@ -278,8 +296,7 @@ class FakeChatStore:
         account = self._accounts.get(email.strip().lower())
         if account is None or account.password != password:
             raise Unauthorized("Wrong email or password.", code="invalid_credentials")
-        self._current = account.profile
-        self.saved_session = account.profile
+        self._begin_session(account.profile)
         return account.profile
 
     async def sign_up(self, email: str, password: str, display_name: str) -> Profile:
@@ -290,15 +307,26 @@ class FakeChatStore:
         if len(password) < 6:
             raise InvalidInput("That password is too weak (length); use at least 6 characters.", code="weak_password")
         profile = self.add_user(email.strip(), name, password)
+        self._begin_session(profile)
+        return profile
+
+    def _begin_session(self, profile: Profile) -> None:
+        """As the real store: a session has a chat list of its own (the previous one is left as it was)."""
+        if self._current != profile:
+            self._chat_list = new_chat_list()
+            self._list_frontier = None
+            self._list_done = False
         self._current = profile
         self.saved_session = profile
-        return profile
 
     async def sign_out(self) -> None:
         await self._enter("sign_out")
         self._current = None
         self.saved_session = None
-        self._chat_list.reset([])
+        # As the real store: each session has its own chat list; the signed-out one is empty.
+        self._chat_list = new_chat_list()
+        self._list_frontier = None
+        self._list_done = False
         self._timelines.clear()
         self.cache_cleared += 1
 
@@ -337,21 +365,80 @@ class FakeChatStore:
 
     async def refresh_chats(self) -> None:
         await self._enter("refresh_chats")
-        me = self._me()
-        self._chat_list.reset(
-            self._summary(chat_id)
-            for chat_id, chat in self._chats.items()
-            if me.id in chat.members and not chat.session.deleted
-        )
+        page = self._page_after(None)
+        self._chat_list.reset(page)
+        self._after_page(page)
 
     async def recent_chats(self) -> list[ChatSummary]:
         await self.refresh_chats()
         return list(self._chat_list.rows)
 
+    def has_more_chats(self) -> bool:
+        return self._current is not None and not self._list_done
+
+    async def load_more_chats(self) -> int:
+        await self._enter("load_more_chats")
+        self._me()
+        if self._list_done:
+            return 0
+        page = self._page_after(self._list_frontier)
+        self._chat_list.upsert_many(page)
+        self._after_page(page)
+        return len(page)
+
+    async def search_chats(self, text: str, after: ChatListKey | None = None) -> list[ChatSummary]:
+        await self._enter("search_chats", text, after)
+        self._me()
+        needle = text.strip().casefold()
+        if not needle:
+            return []
+        found = [
+            row
+            for row in self._listed()
+            if needle in row.chat.title.casefold() and (after is None or (key := row.list_key) is None or key < after)
+        ][:SEARCH_PAGE]
+        self._chat_list.upsert_many(found)
+        return found
+
     async def chat_details(self, chat_id: ChatId) -> ChatDetails:
         await self._enter("chat_details", chat_id)
         chat = self._member_chat(chat_id)
-        return ChatDetails(chat=chat.session, members=tuple(chat.members.values()))
+        return ChatDetails(chat=chat.session, members=tuple(chat.members.values()), member_count=len(chat.members))
+
+    async def chat_members(self, chat_id: ChatId, after: ChatMember | None = None, limit: int = 100) -> MemberPage:
+        await self._enter("chat_members", chat_id, after, limit)
+        if limit < 1:
+            raise InvalidInput("A page holds at least one member.")
+        chat = self._member_chat(chat_id)
+        ordered = sorted(chat.members.values(), key=lambda m: (m.joined_at, str(m.user_id)))
+        if after is not None:
+            ordered = [m for m in ordered if (m.joined_at, str(m.user_id)) > (after.joined_at, str(after.user_id))]
+        return MemberPage(
+            chat_id=chat_id,
+            members=tuple(ordered[:limit]),
+            member_count=len(chat.members) if after is None else None,
+            has_more=len(ordered) > limit,
+        )
+
+    def _listed(self) -> list[ChatSummary]:
+        """Every chat of the signed-in user's that the server lists, newest activity first, with its place."""
+        me = self._me()
+        rows = [
+            self._summary(chat_id)
+            for chat_id, chat in self._chats.items()
+            if me.id in chat.members and not chat.session.deleted
+        ]
+        return sorted(rows, key=lambda row: (row.last_activity, str(row.chat.id)), reverse=True)
+
+    def _page_after(self, frontier: ChatListKey | None) -> list[ChatSummary]:
+        rows = [row for row in self._listed() if frontier is None or (key := row.list_key) is None or key < frontier]
+        return rows[: self.chat_page]
+
+    def _after_page(self, page: Sequence[ChatSummary]) -> None:
+        keys = [key for row in page if (key := row.list_key) is not None]
+        if keys:
+            self._list_frontier = min(keys)
+        self._list_done = len(page) < self.chat_page
 
     async def messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = 50) -> MessagePage:
         await self._enter("messages", chat_id, before_seq, limit)
@@ -414,6 +501,7 @@ class FakeChatStore:
         )
         self._outbox[message.id] = message
         self._show(message)
+        self._publish_summary(chat_id)
         self._update_outbox_depth()
         if self.auto_deliver:
             asyncio.get_running_loop().call_soon(self._deliver_if_pending, message.id)
@@ -430,6 +518,7 @@ class FakeChatStore:
         pending = queued.model_copy(update={"delivery": DeliveryState.PENDING, "error": None})
         self._outbox[message_id] = pending
         self._show(pending)
+        self._publish_summary(pending.chat_id)
         if self.auto_deliver:
             asyncio.get_running_loop().call_soon(self._deliver_if_pending, message_id)
 
@@ -442,6 +531,7 @@ class FakeChatStore:
         timeline = self._timelines.get(queued.chat_id)
         if timeline is not None:
             timeline.remove(message_id)
+        self._publish_summary(queued.chat_id)
         self._update_outbox_depth()
 
     async def edit_message(self, message_id: MessageId, text: str) -> None:
@@ -472,12 +562,13 @@ class FakeChatStore:
         chat_id = new_chat_id()
         session = Chat(id=chat_id, title=title, created_by=me.id, created_at=now, updated_at=now)
         chat = _Chat(session=session, members={})
+        added = self._now()  # the others are added after the chat exists, as the real store adds them
         for profile in [me, *others]:
             chat.members[profile.id] = ChatMember(
                 chat_id=chat_id,
                 user_id=profile.id,
                 role=MemberRole.OWNER if profile.id == me.id else MemberRole.MEMBER,
-                joined_at=now,
+                joined_at=now if profile.id == me.id else added,
                 display_name=profile.display_name,
             )
         self._chats[chat_id] = chat
@@ -557,6 +648,11 @@ class FakeChatStore:
     async def clear_cache(self) -> None:
         await self._enter("clear_cache")
         self.cache_cleared += 1
+        self.disk_bytes = 0
+
+    async def cache_usage(self) -> CacheUsage:
+        await self._enter("cache_usage")
+        return CacheUsage(disk_bytes=self.disk_bytes, memory_bytes=3_400_000, keep_days=30)
 
     async def close(self) -> None:
         await self._enter("close")
@@ -669,12 +765,15 @@ class FakeChatStore:
         me = self._me().id
         member = chat.members[me]
         last = self._message(chat, chat.session.last_seq) if chat.session.last_seq else None
+        waiting = [message for message in self._outbox.values() if message.chat_id == chat_id]
         return ChatSummary(
             chat=chat.session,
             role=member.role,
             last_read_seq=member.last_read_seq,
             unread_count=max(0, chat.session.last_seq - member.last_read_seq),
             last_message=last,
+            activity_at=chat.session.last_message_at or chat.session.created_at,
+            waiting=max(waiting, key=lambda message: message.created_at) if waiting else None,
         )
 
     def _publish_summary(self, chat_id: ChatId) -> None:

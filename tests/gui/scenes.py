@@ -1,7 +1,8 @@
 """Realistic scenes over ``FakeChatStore`` for screenshots: ``python -m tests.gui.scenes OUTPUT_DIR``.
 
 Run it on a real display server (the screenshot test starts Xvfb and sets ``QT_QPA_PLATFORM=xcb``); it
-writes ``sign-in.png``, ``chat.png``, ``chat-dark.png`` and ``diagnostics.png`` and prints their paths.
+writes ``sign-in.png``, ``first-run.png``, ``chat.png``, ``chat-unread.png``, ``chat-offline.png``,
+``chat-dark.png``, ``settings.png``, ``settings-dark.png`` and ``diagnostics.png`` and prints their paths.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from desktop_chat.dal.api import CacheStatus, ConnectionState, StoreStatus
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.main_window import MainWindow
 from desktop_chat.ui.notifications import Notifier
+from desktop_chat.ui.sign_in import SignInWindow
 from desktop_chat.ui.sign_in_flow import SignInFlow
 from desktop_chat.ui.theme import Theme, app_icon
 from tests.gui.fakes import FakeChatStore, populated_store
@@ -134,8 +136,52 @@ async def scenes(output: Path) -> list[Path]:
     written.append(save(sign_in, output / "sign-in.png"))
     flow.close_windows()
 
-    window, _ = await chat_scene(theme, settings, width=1180, height=760)
+    first_run = SignInWindow(settings.supabase_url, ask_for_server=True, icon=app_icon())
+    first_run.server_edit.setText("https://")
+    first_run.resize(760, 820)
+    first_run.show()
+    await settle()
+    first_run.email_edit.setText("dana@example.com")
+    first_run.password_edit.setText("a password")
+    first_run.show_error("Enter the project's public key (the anon or publishable key from its API settings).")
+    await settle()
+    written.append(save(first_run, output / "first-run.png"))
+    first_run.close()
+
+    window, chat_store = await chat_scene(theme, settings, width=1180, height=760)
     written.append(save(window, output / "chat.png"))
+
+    dialog = window.show_settings()
+    dialog.show_advanced(True)
+    await settle(0.3)
+    written.append(save(dialog, output / "settings.png"))
+    dialog.reject()
+
+    # Design review has a dozen messages Alice has not read: it opens where they start.
+    design = chat_store.chat_id("Design review")
+    carol = chat_store.user("carol@example.com")
+    for number in range(14):
+        chat_store.add_message(design, carol, f"Mockup {number + 1}: the settings dialog, take {number + 1}.")
+    chat_store.set_read_position(design, chat_store.user("alice@example.com"), 2)
+    window.open_chat(design)
+    await settle(0.3)
+    written.append(save(window, output / "chat-unread.png"))
+
+    # Offline: what is saved is shown, a message waits to go out, and the status bar says so.
+    chat_store.set_status(
+        StoreStatus(connection=ConnectionState.OFFLINE, cache=CacheStatus.ONLINE, backend_reachable=False)
+    )
+    bob = chat_store.chat_id("Bob")
+    window.open_chat(bob)
+    await settle()
+    await window._bridge.send(bob, "Typed on the train, sent when the connection is back")
+    chat_store.set_status(
+        StoreStatus(
+            connection=ConnectionState.OFFLINE, cache=CacheStatus.ONLINE, outbox_depth=1, backend_reachable=False
+        )
+    )
+    await settle(0.3)
+    written.append(save(window, output / "chat-offline.png"))
 
     diagnostics = window.show_diagnostics()
     for _ in range(40):
@@ -149,6 +195,11 @@ async def scenes(output: Path) -> list[Path]:
     theme.set_choice("dark")
     dark_window, _ = await chat_scene(theme, settings, width=1180, height=760)
     written.append(save(dark_window, output / "chat-dark.png"))
+    dark_dialog = dark_window.show_settings()
+    dark_dialog.show_advanced(True)
+    await settle(0.3)
+    written.append(save(dark_dialog, output / "settings-dark.png"))
+    dark_dialog.reject()
     dark_window.close_for_sign_out()
     await settle()
     return written

@@ -109,6 +109,7 @@ def test_the_real_data_layer_starts_and_the_sign_in_window_paints(
         config_dir=tmp_path / "config",
         data_dir=tmp_path / "data",
         runtime_dir=tmp_path / "run",
+        cache_dir=tmp_path / "cache",
         log_dir=tmp_path / "log",
     )
     code = run(Options(smoke_test=True), store_factory=open_store, settings=settings)

@@ -143,3 +143,17 @@ def test_an_unread_chat_gets_a_badge_in_the_accent_colour(
 
     assert accent_pixels("Bob") > 20  # the badge (and the time, in the accent colour)
     assert accent_pixels("Release 0.2") == 0  # nothing unread, nobody typing
+
+
+def test_an_empty_list_and_an_empty_search_say_so(qtbot: QtBot, store: FakeChatStore, chats: ChatListModel) -> None:
+    panel = ChatListPanel(chats, clock=lambda: NOW)
+    qtbot.addWidget(panel)
+    panel.show()
+    assert panel.empty_label.isVisible()  # a new account: no chats at all
+    assert panel.empty_label.text().startswith("No chats yet.")
+    fill(qtbot, store, chats)
+    assert not panel.empty_label.isVisible()
+    qtbot.keyClicks(panel.filter_edit, "zebra")
+    assert panel.empty_label.isVisible() and panel.empty_label.text() == "No chat matches “zebra”."
+    panel.filter_edit.clear()
+    assert not panel.empty_label.isVisible()

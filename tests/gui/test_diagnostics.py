@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from desktop_chat.ui.diagnostics import DiagnosticsWindow, flatten, lookup
+from desktop_chat.ui.diagnostics import MEASURE_EVERY, DiagnosticsWindow, flatten, lookup
 from tests.gui.fakes import FakeChatStore
 
 
@@ -105,3 +106,20 @@ def test_the_registry_snapshot_of_the_real_store_gives_the_headline_figures(qtbo
     assert rows["metrics.counters.cache.hits{tier=redis,kind=msgs}"] == 90
     assert rows["metrics.histograms.supabase.latency_seconds{op=messages}"] == "count=10, p50=0.03, p95=0.09"
     assert window.table.topLevelItemCount() == len(rows)
+
+
+def test_it_fits_on_the_screen_closes_with_esc_and_has_the_costly_figures_measured(qtbot: QtBot) -> None:
+    measured: list[bool] = []
+    window = DiagnosticsWindow(lambda: REGISTRY_SNAPSHOT, measure=lambda: measured.append(True))
+    qtbot.addWidget(window)
+    free = window.screen().availableGeometry()
+    window.resize(free.width() * 2, free.height() * 2)  # as if opened on a far bigger screen
+    window.show()
+    qtbot.waitExposed(window)
+    assert free.contains(window.frameGeometry())
+    assert measured == [True]  # the cache's memory and disk are measured when it opens…
+    for _ in range(MEASURE_EVERY):
+        window.refresh()
+    assert measured == [True, True]  # …and again now and then, not every second
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert not window.isVisible()

@@ -89,7 +89,7 @@ def test_the_form_is_busy_until_the_store_answers(
     assert window.busy
     assert window.submit_button.text() == "Signing in…"
     assert not window.submit_button.isEnabled()
-    assert not window.email_edit.isEnabled()
+    assert window.email_edit.isReadOnly()  # read-only, not disabled: the cursor stays where it was
     signed_out.release("sign_in")
     qtbot.waitUntil(lambda: flow.main_window is not None)
     assert flow.sign_in_window is None
@@ -169,24 +169,25 @@ def test_an_expired_session_explains_itself_on_the_sign_in_window(
 def test_another_server_url_rebuilds_the_store_first(
     qtbot: QtBot, flow_factory: FlowFactory, signed_out: FakeChatStore
 ) -> None:
-    switched: list[str] = []
+    switched: list[tuple[str, str]] = []
 
-    async def switch(url: str) -> None:
-        switched.append(url)
+    async def switch(url: str, key: str) -> None:
+        switched.append((url, key))
 
     flow = flow_factory(switch_server=switch)
     window = sign_in_window(qtbot, flow)
     window.server_edit.setText("https://abc.supabase.co/")
+    window.key_edit.setText("sb_publishable_abcdefghijklmnopqrstuvwxyz")
     fill(window, "alice@example.com", "password123")
     window.submit()
     qtbot.waitUntil(lambda: flow.main_window is not None)
-    assert switched == ["https://abc.supabase.co"]
+    assert switched == [("https://abc.supabase.co", "sb_publishable_abcdefghijklmnopqrstuvwxyz")]
 
 
 def test_a_server_that_cannot_be_used_is_reported(
     qtbot: QtBot, flow_factory: FlowFactory, signed_out: FakeChatStore
 ) -> None:
-    async def switch(url: str) -> None:
+    async def switch(url: str, _key: str) -> None:
         raise EnvironmentFailure(f"Cannot open the outbox for {url}.")
 
     flow = flow_factory(switch_server=switch)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
-from PySide6.QtGui import QFont
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont
 from pytestqt.qtbot import QtBot
 
 from desktop_chat.dal.api import new_timeline
-from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserId
+from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserId, new_message_id
 from desktop_chat.ui.bridge import StoreBridge
-from desktop_chat.ui.text import clock
+from desktop_chat.ui.text import clock, full_time
+from desktop_chat.ui.theme import Theme
 from desktop_chat.ui.timeline_delegate import Action, MessageDelegate
 from desktop_chat.ui.timeline_model import TimelineModel
-from tests.gui.fakes import stable_id
+from desktop_chat.ui.timeline_view import TimelineView
+from tests.gui.fakes import populated_store, stable_id
 
 ME = UserId(stable_id("me"))
 THEM = UserId(stable_id("them"))
@@ -86,6 +90,23 @@ def test_edited_and_deleted_markers(qtbot: QtBot, bridge: StoreBridge) -> None:
     assert delegate.geometry(1).layout.text() == "This message was deleted"
 
 
+def uuid7_at(moment: datetime, tail: int = 0x1234) -> MessageId:
+    """A UUIDv7 whose time is ``moment`` (as the sending client makes ids)."""
+    millis = int(moment.timestamp() * 1000)
+    return MessageId(UUID(int=(millis << 80) | (0x7 << 76) | (0b10 << 62) | tail))
+
+
+def test_a_message_sent_offline_keeps_the_time_it_was_written(qtbot: QtBot, bridge: StoreBridge) -> None:
+    written = AT - timedelta(minutes=40)  # typed on the train; the server stored it 40 minutes later
+    queued = message("q", ME).model_copy(update={"id": uuid7_at(written)})
+    skewed = message("ss", THEM).model_copy(update={"id": uuid7_at(AT - timedelta(seconds=20))})  # clocks differ
+    delegate, model = delegate_for(bridge, [queued, skewed])
+    assert delegate.geometry(0).meta_text == clock(written)
+    tip = model.index(0, 0).data(Qt.ItemDataRole.ToolTipRole)
+    assert tip == f"{full_time(written)}\nSent when the connection was back, at {clock(AT)}"
+    assert delegate.geometry(1).meta_text == clock(AT)  # a small disagreement between clocks: the server's time
+
+
 def test_the_cache_answers_until_the_message_changes(qtbot: QtBot, bridge: StoreBridge) -> None:
     delegate, model = delegate_for(bridge, [message("a", THEM, "short")])
     first = delegate.geometry(0)
@@ -103,3 +124,35 @@ def test_every_size_follows_the_font(qtbot: QtBot, bridge: StoreBridge) -> None:
     for row in range(2):
         ratio = large.geometry(row).size.height() / small.geometry(row).size.height()
         assert 1.7 < ratio < 2.3, ratio  # nothing fixed in pixels: twice the font, about twice the height
+
+
+def test_emoji_in_a_message_are_painted_in_colour(qtbot: QtBot, theme: Theme) -> None:
+    """With the app's theme (which picks the installed colour emoji font, fonts-noto-color-emoji), an emoji
+    in a bubble comes out in colour, not as an empty box or a monochrome glyph."""
+    store, cast = populated_store()
+    bridge = StoreBridge(store, server_url="http://127.0.0.1:54321")
+    model = TimelineModel(bridge)
+    model.set_own_user(cast.alice.id)
+    timeline = new_timeline()
+    at = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
+    chat = store.chat_id("Team")
+    timeline.upsert(
+        Message(id=new_message_id(), chat_id=chat, sender_id=cast.bob.id, content="🎉🎉🎉", created_at=at, seq=1, rev=1)
+    )
+    model.show_timeline(chat, timeline)
+    view = TimelineView(model)
+    qtbot.addWidget(view)
+    view.resize(600, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    rect = view.visualRect(model.index(0, 0))
+    geometry = view.message_delegate.geometry(0)
+    bubble = geometry.bubble.translated(rect.topLeft().toPointF()).toAlignedRect()
+    image = view.viewport().grab(bubble).toImage()
+    saturated = sum(
+        1
+        for x in range(image.width())
+        for y in range(image.height())
+        if QColor(image.pixel(x, y)).hsvSaturation() > 120 and QColor(image.pixel(x, y)).value() > 80
+    )
+    assert saturated > 50  # the party poppers' yellows, reds and blues

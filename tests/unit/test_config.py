@@ -12,6 +12,7 @@ from desktop_chat.config import (
     env_overrides,
     read_user_settings,
     save_user_settings,
+    server_chosen,
     user_settings_path,
 )
 from desktop_chat.errors import LocalStorageError
@@ -44,9 +45,14 @@ def test_saving_merges_with_what_is_there(tmp_path: Path) -> None:
     assert read_user_settings(tmp_path) == {"cache_ttl_recent": 42, "redis_url": None}
 
 
-def test_secrets_and_directories_cannot_be_saved(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="supabase_anon_key"):
-        save_user_settings(tmp_path, {"supabase_anon_key": "x"})
+def test_directories_cannot_be_saved_but_the_public_project_key_is_remembered(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="data_dir"):
+        save_user_settings(tmp_path, {"data_dir": "/elsewhere"})
+    # The anon (publishable) key is public by design; the sign-in window remembers it with the address.
+    save_user_settings(tmp_path, {"supabase_url": "https://abc.supabase.co", "supabase_anon_key": "sb_publishable_x"})
+    settings = Settings(config_dir=tmp_path)
+    assert settings.supabase_anon_key.get_secret_value() == "sb_publishable_x"
+    assert server_chosen(settings) and not server_chosen(Settings(config_dir=tmp_path / "elsewhere"))
 
 
 def test_a_broken_file_is_ignored_and_unknown_keys_dropped(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ def settings_for(url: str, anon_key: str, home: Path, **extra: object) -> Settin
         config_dir=home / "config",
         data_dir=home / "data",
         runtime_dir=home / "run",
+        cache_dir=home / "cache",
         log_dir=home / "log",
         **extra,  # type: ignore[arg-type]
     )

@@ -228,3 +228,143 @@ async def test_a_planted_symlink_in_the_runtime_dir_is_refused(tmp_path: Path) -
     with pytest.raises(ManagedRedisError, match="not a directory of this user"):
         await managed.start()
     assert list(elsewhere.iterdir()) == []
+
+
+# --- persistence: the cache survives restarts -------------------------------------------------------------
+async def write_and_stop(managed: ManagedRedis, **values: str) -> None:
+    endpoint = await managed.start()
+    assert endpoint is not None
+    client = redis_client(unix_socket=str(endpoint.socket), password=endpoint.password)
+    for name, value in values.items():
+        await client.set(name, value)
+    await client.aclose()
+    await managed.stop()
+
+
+async def read_keys(managed: ManagedRedis) -> dict[str, str]:
+    endpoint = managed.endpoint
+    assert endpoint is not None
+    client = redis_client(unix_socket=str(endpoint.socket), password=endpoint.password)
+    try:
+        return {key.decode(): (await client.get(key) or b"").decode() for key in await client.keys("*")}
+    finally:
+        await client.aclose()
+
+
+async def test_with_a_data_dir_what_it_held_is_there_again_after_a_restart(tmp_path: Path) -> None:
+    data = tmp_path / "cache" / "redis"
+    await write_and_stop(ManagedRedis(tmp_path / "runtime", data_dir=data), chat="hello")
+    snapshot = data / "cache.rdb"
+    assert snapshot.is_file() and stat.S_IMODE(data.stat().st_mode) == 0o700
+    again = ManagedRedis(tmp_path / "runtime", data_dir=data)
+    assert await again.start() is not None
+    try:
+        assert again.persistent
+        assert await read_keys(again) == {"chat": "hello"}
+        assert again.disk_bytes() == snapshot.stat().st_size > 0
+    finally:
+        await again.stop()
+
+
+async def test_without_a_data_dir_nothing_is_kept(tmp_path: Path) -> None:
+    await write_and_stop(ManagedRedis(tmp_path / "runtime"), chat="hello")
+    again = ManagedRedis(tmp_path / "runtime")
+    assert await again.start() is not None
+    try:
+        assert not again.persistent and await read_keys(again) == {}
+    finally:
+        await again.stop()
+
+
+async def test_a_second_instance_at_the_same_time_keeps_its_cache_in_memory(tmp_path: Path) -> None:
+    data = tmp_path / "cache"
+    first, second = ManagedRedis(tmp_path / "a", data_dir=data), ManagedRedis(tmp_path / "b", data_dir=data)
+    assert await first.start() is not None and await second.start() is not None
+    try:
+        assert first.persistent and not second.persistent
+    finally:
+        await second.stop()
+        await first.stop()
+
+
+async def test_an_unreadable_snapshot_is_set_aside_and_the_server_starts_empty(tmp_path: Path) -> None:
+    data = tmp_path / "cache"
+    data.mkdir(mode=0o700)
+    (data / "cache.rdb").write_bytes(b"REDIS0011 this is not a snapshot" * 10)
+    managed = ManagedRedis(tmp_path / "runtime", data_dir=data)
+    assert await managed.start() is not None
+    try:
+        assert managed.persistent and await read_keys(managed) == {}
+        assert (data / "cache.unreadable").is_file()
+    finally:
+        await managed.stop()
+
+
+PERSISTENT_CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from desktop_chat.cache.managed import ManagedRedis
+    from desktop_chat.cache.redis_store import redis_client
+
+    async def main() -> None:
+        endpoint = await ManagedRedis(Path(sys.argv[1]), data_dir=Path(sys.argv[2])).start()
+        client = redis_client(unix_socket=str(endpoint.socket), password=endpoint.password)
+        await client.set("written", "before the crash")
+        print(endpoint.pid, flush=True)
+        await asyncio.sleep(3600)
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+async def test_a_killed_app_leaves_its_cache_on_disk_for_the_next_start(tmp_path: Path) -> None:
+    """SIGKILL reaches the app only; its Redis gets SIGTERM from the kernel and saves before it exits."""
+    runtime, data = tmp_path / "runtime", tmp_path / "cache"
+    app = spawn(
+        [sys.executable, "-c", PERSISTENT_CHILD, str(runtime), str(data)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[3],
+    )
+    try:
+        assert app.stdout is not None
+        redis_pid = int(await asyncio.wait_for(asyncio.to_thread(app.stdout.readline), DEADLINE))
+        os.kill(app.pid, signal.SIGKILL)
+        app.wait()
+        await asyncio.to_thread(wait_until_dead, redis_pid)
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+        if app.stdout is not None:
+            app.stdout.close()
+    again = ManagedRedis(runtime, data_dir=data)
+    assert await again.start() is not None
+    try:
+        assert await read_keys(again) == {"written": "before the crash"}
+    finally:
+        await again.stop()
+
+
+async def test_lists_loaded_from_the_snapshot_keep_the_compact_encoding(tmp_path: Path) -> None:
+    data = tmp_path / "cache"
+    first = ManagedRedis(tmp_path / "runtime", data_dir=data, list_entries=201)
+    endpoint = await first.start()
+    assert endpoint is not None
+    client = redis_client(unix_socket=str(endpoint.socket), password=endpoint.password)
+    await client.zadd("msgs", {f"message {n}": n for n in range(200)})
+    assert await client.object("encoding", "msgs") == b"listpack"
+    await client.aclose()
+    await first.stop()
+    again = ManagedRedis(tmp_path / "runtime", data_dir=data, list_entries=201)
+    endpoint = await again.start()
+    assert endpoint is not None
+    try:
+        client = redis_client(unix_socket=str(endpoint.socket), password=endpoint.password)
+        assert await client.zcard("msgs") == 200
+        assert await client.object("encoding", "msgs") == b"listpack"  # not converted to a skiplist on load
+        await client.aclose()
+    finally:
+        await again.stop()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import stat
 from pathlib import Path
 
 import pytest
 
-from desktop_chat.cache.factory import open_cache
+from desktop_chat.cache.factory import open_cache, snapshot_dir
 from desktop_chat.cache.keys import META_KEY_ID, chat_key
 from desktop_chat.cache.redis_store import redis_client
 from desktop_chat.cache.tiered import CacheStatus
@@ -24,7 +25,9 @@ OWN_DB = 6  # the key-change test wipes a namespace: not the shared database 0
 
 
 def settings(tmp_path: Path, **values: object) -> Settings:
-    return Settings(config_dir=tmp_path / "config", runtime_dir=tmp_path / "runtime", **values)  # type: ignore[arg-type]
+    return Settings(
+        config_dir=tmp_path / "config", runtime_dir=tmp_path / "runtime", cache_dir=tmp_path / "cache", **values
+    )  # type: ignore[arg-type]
 
 
 async def test_without_a_redis_url_the_app_runs_its_own_redis(tmp_path: Path) -> None:
@@ -103,3 +106,70 @@ async def test_an_unusable_runtime_dir_means_memory_only_not_a_crash(tmp_path: P
     (tmp_path / "runtime").write_text("a file where a directory should be")
     async with open_cache(settings(tmp_path), MetricsRegistry()) as cache:
         assert cache.status is CacheStatus.MEMORY_ONLY and "did not start" in cache.detail
+
+
+async def wait_for_snapshot(path: Path, *, without: bytes, holding: bytes = b"") -> None:
+    """Until the snapshot on disk lacks ``without`` and holds ``holding`` (a background save takes a moment)."""
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        data = await asyncio.to_thread(lambda: path.read_bytes() if path.exists() else None)
+        if data is not None and without not in data and holding in data:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"{path} still holds {without!r} (or lacks {holding!r})"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_cache_is_there_again_after_a_restart_long_past_its_ttl(tmp_path: Path) -> None:
+    """The offline-first start: entries written in one run are served by the next, stale but shown."""
+    user, session = new_user(), new_chat_id()
+    quick = {"cache_ttl_chat": 1}  # fresh for a second; kept for cache_keep_days after that
+    async with open_cache(settings(tmp_path, **quick), MetricsRegistry()) as first:
+        await first.set_chat(user, chat_details(session, user, title="kept across runs"))
+        assert first.disk_bytes() == 0  # nothing saved yet: the snapshot is written at the latest on stop
+    assert (snapshot_dir(settings(tmp_path)) / "cache.rdb").is_file()
+    await asyncio.sleep(1.2)
+    async with open_cache(settings(tmp_path, **quick), MetricsRegistry()) as again:
+        hit = await again.get_chat(user, session)
+        assert hit is not None and hit.value.chat.title == "kept across runs"
+        assert hit.tier == "redis" and hit.fresh is False  # past its TTL: shown, and to be revalidated
+        assert again.disk_bytes() > 0
+
+
+async def test_signing_out_takes_the_users_entries_off_the_disk_too(tmp_path: Path) -> None:
+    alice, bob, session = new_user(), new_user(), new_chat_id()
+    async with open_cache(settings(tmp_path), MetricsRegistry()) as cache:
+        await cache.set_chat(alice, chat_details(session, alice))
+        await cache.set_chat(bob, chat_details(session, bob))
+        await cache.purge_user(alice)
+        # Written now, not at the next timed save or the shutdown's.
+        await wait_for_snapshot(
+            snapshot_dir(settings(tmp_path)) / "cache.rdb", without=str(alice).encode(), holding=str(bob).encode()
+        )
+    async with open_cache(settings(tmp_path), MetricsRegistry()) as again:
+        assert await again.get_chat(alice, session) is None
+        assert await again.get_chat(bob, session) is not None
+
+
+async def test_clearing_the_cache_empties_the_snapshot(tmp_path: Path) -> None:
+    user = new_user()
+    async with open_cache(settings(tmp_path), MetricsRegistry()) as cache:
+        for _ in range(20):
+            await cache.set_chat(user, chat_details(new_chat_id(), user))
+        await cache.wipe()
+        await wait_for_snapshot(snapshot_dir(settings(tmp_path)) / "cache.rdb", without=str(user).encode())
+
+
+async def test_each_server_has_a_snapshot_of_its_own(tmp_path: Path) -> None:
+    """The same user id on two servers (two stacks with the same seed) is two people: never one's chats
+    for the other's."""
+    user, session = new_user(), new_chat_id()
+    first = settings(tmp_path, supabase_url="http://127.0.0.1:54321")
+    other = settings(tmp_path, supabase_url="https://abc.supabase.co")
+    assert snapshot_dir(first) != snapshot_dir(other) and snapshot_dir(first).parent == snapshot_dir(other).parent
+    assert snapshot_dir(first).name.startswith("127.0.0.1_54321-")
+    async with open_cache(first, MetricsRegistry()) as cache:
+        await cache.set_chat(user, chat_details(session, user))
+    async with open_cache(other, MetricsRegistry()) as cache:
+        assert await cache.get_chat(user, session) is None
+    async with open_cache(first, MetricsRegistry()) as cache:
+        assert await cache.get_chat(user, session) is not None

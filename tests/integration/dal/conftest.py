@@ -42,6 +42,7 @@ class LayerFactory(Protocol):
         realtime: bool = ...,
         redis_url: str | None = ...,
         keyring: MemoryKeyring | None = ...,
+        managed_redis: bool = ...,
         **settings: Any,
     ) -> Awaitable[DataLayer]: ...
 
@@ -60,17 +61,20 @@ async def make_layer(stack: StackHandle, tmp_path: Path) -> AsyncIterator[LayerF
         realtime: bool = True,
         redis_url: str | None = None,
         keyring: MemoryKeyring | None = None,
+        managed_redis: bool = False,
         **overrides: Any,
     ) -> DataLayer:
+        """``managed_redis``: the app's own redis-server, as the app runs it (persistent in ``cache_dir``)."""
         home = tmp_path / name
         values: dict[str, Any] = {
             "supabase_url": stack.api_url,
             "supabase_anon_key": SecretStr(stack.anon_key),
-            "redis_url": redis_url or redis_db_url(stack.redis_url, next(_DATABASES)),
+            "redis_url": None if managed_redis else redis_url or redis_db_url(stack.redis_url, next(_DATABASES)),
             "data_dir": home / "data",
             "config_dir": home / "config",
             "log_dir": home / "log",
             "runtime_dir": home / "run",
+            "cache_dir": home / "cache",
             "request_timeout": 5.0,
         }
         values.update(overrides)

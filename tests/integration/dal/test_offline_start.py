@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
 from desktop_chat.dal.api import ConnectionState
 from desktop_chat.errors import BackendUnavailable
 from desktop_chat.models import DeliveryState
 from tests.conftest import StackHandle
-from tests.integration.dal.conftest import ALICE, ALICE_EMAIL, BOB_EMAIL, PASSWORD, LayerFactory, eventually
+from tests.integration.dal.conftest import (
+    ALICE,
+    ALICE_EMAIL,
+    BOB_EMAIL,
+    PASSWORD,
+    LayerFactory,
+    eventually,
+)
 from tests.keyrings import MemoryKeyring
 
 pytestmark = pytest.mark.integration
@@ -57,3 +67,55 @@ async def test_an_offline_start_shows_the_cache_and_sends_later(make_layer: Laye
     )
     assert store.status.backend_reachable is True
     assert store.status.outbox_depth == 0
+
+
+async def test_restarted_offline_long_after_the_ttls_the_saved_chats_history_and_names_show(
+    make_layer: LayerFactory, stack: StackHandle, tmp_path: Path
+) -> None:
+    """The app's own Redis keeps the cache between runs, and a stale entry is still shown: offline, the
+    last chat list, each cached chat's history and its members' names are there at once."""
+    keyring = MemoryKeyring()
+    quick = {"cache_ttl_recent": 1, "cache_ttl_chat": 1, "cache_ttl_messages": 1}  # all stale by the restart
+    dirs = {"config_dir": tmp_path / "home" / "config", "data_dir": tmp_path / "home" / "data"}
+    dirs["cache_dir"] = tmp_path / "home" / "cache"
+    first = await make_layer("alice", keyring=keyring, managed_redis=True, **dirs, **quick)
+    await first.store.sign_in(ALICE_EMAIL, PASSWORD)
+    await first.store.settle()  # the warm-up: the top chats' newest pages and members
+    warmed = first.store.chat_list().rows[0].chat.id  # never opened in this test
+    chat = await first.store.create_chat("kept for offline", [BOB_EMAIL])
+    timeline = await first.store.open_chat(chat)
+    said = await first.store.send(chat, "said before the restart")
+    await eventually(lambda: (m := timeline.get(said)) is not None and m.seq is not None, what="delivered")
+    assert {m.display_name for m in (await first.store.chat_details(chat)).members} == {"Alice", "Bob"}
+    await eventually(lambda: first.store.chat_list().get(chat) is not None, what="listed")
+    await first.store.settle()
+    listed = [row.chat.id for row in first.store.chat_list().rows]
+    await first.close()
+    await asyncio.sleep(1.5)  # past every TTL
+
+    gateway = stack.stack.gateway
+    gateway.stop()
+    try:
+        again = await make_layer("alice-again", keyring=keyring, managed_redis=True, **dirs, **quick)
+        store = again.store
+        assert await store.restore_session() is not None
+        assert store.status.backend_reachable is False
+        await store.refresh_chats()
+        assert [row.chat.id for row in store.chat_list().rows] == listed
+        history = await store.open_chat(chat)
+        assert [m.content for m in history.rows][-1:] == ["said before the restart"]
+        details = await store.chat_details(chat)
+        assert {m.display_name for m in details.members} == {"Alice", "Bob"}
+        # A chat alice never opened: its members were loaded with the first run's warm-up.
+        members = (await store.chat_details(warmed)).members
+        assert members and all(m.display_name for m in members)
+        queued = await store.send(chat, "queued while offline")
+        assert history.get(queued).delivery is DeliveryState.PENDING  # type: ignore[union-attr]
+    finally:
+        gateway.start()
+    await eventually(lambda: store.status.connection is ConnectionState.LIVE, within=60, what="back online")
+    await eventually(
+        lambda: (m := history.get(queued)) is not None and m.delivery is DeliveryState.SENT,
+        within=30,
+        what="the offline message went out",
+    )

@@ -37,6 +37,7 @@ async def open_layer(info: dict[str, Any], home: Path, db: int) -> DataLayer:
         config_dir=home / "config",
         data_dir=home / "data",
         runtime_dir=home / "run",
+        cache_dir=home / "cache",
         log_dir=home / "log",
     )
     return await open_data_layer(settings, keyring_backend=MemoryKeyring())

@@ -77,7 +77,7 @@ async def test_inserting_the_same_id_twice_leaves_one_row_and_no_gap(db: Db) -> 
     message_id = uuid.uuid4()
     statement = (
         "insert into public.chat_messages (id, session_id, content) values ($1, $2, 'once')"
-        " on conflict (id) do nothing returning seq"
+        " on conflict (id, session_id) do nothing returning seq"
     )
     async with db.as_user(a) as conn:
         first = await conn.fetchval(statement, message_id, chat)
@@ -106,7 +106,7 @@ async def test_concurrent_retries_of_one_send_store_it_once(db: Db) -> None:
         async with db.as_user(a) as conn:
             await conn.execute(
                 "insert into public.chat_messages (id, session_id, content) values ($1, $2, 'retry')"
-                " on conflict (id) do nothing",
+                " on conflict (id, session_id) do nothing",
                 message_id,
                 chat,
             )

@@ -26,7 +26,9 @@ async def test_recent_chats_lists_the_callers_chats_newest_first(db: Db) -> None
             assert last["seq"] == row["last_seq"]
 
 
-async def test_unread_counts_skip_own_and_deleted_messages(db: Db) -> None:
+async def test_unread_counts_are_arithmetic_without_own_messages(db: Db) -> None:
+    """unread = last_seq - last_read_seq - own messages above the read position: own messages never count,
+    a message deleted before it was read still does (it shows as "Message deleted")."""
     a, b = await db.new_user("A"), await db.new_user("B")
     chat = await db.new_chat(a, b)
     await db.post(a, chat, "from a")
@@ -39,8 +41,8 @@ async def test_unread_counts_skip_own_and_deleted_messages(db: Db) -> None:
     async with db.as_user(b) as conn:
         row_b = await conn.fetchrow("select unread_count, role from public.recent_chats(50) where id = $1", chat)
     assert row_a is not None and row_b is not None
-    assert (row_a["unread_count"], row_a["role"]) == (1, "owner")  # b's live message; own and deleted skipped
-    assert (row_b["unread_count"], row_b["role"]) == (1, "member")  # a's message
+    assert (row_a["unread_count"], row_a["role"]) == (2, "owner")  # b's two messages, one of them deleted
+    assert (row_b["unread_count"], row_b["role"]) == (1, "member")  # a's message; b's own two skipped
 
 
 async def test_deleted_chats_leave_the_recent_list(db: Db) -> None:

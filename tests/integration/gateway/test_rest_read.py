@@ -59,6 +59,9 @@ async def test_select_lists_exactly_the_requested_columns(make_client: ClientFac
         "deleted_at",
         "seq",
         "rev",
+        "search_vector",
+        "reply_to",
+        "reactions",
     }
     aliased = await client.table("chat_messages").select("number:seq").eq("id", history.ids[1]).execute()
     assert aliased.data == [{"number": 1}]

@@ -92,11 +92,15 @@ async def test_upsert_ignore_duplicates_keeps_the_first_row(
     """The outbox's idempotent send: a retried insert of the same id is no second row and no new seq."""
     client = await make_client(ALICE_EMAIL)
     message = {"id": str(uuid.uuid4()), "session_id": str(chat), "content": "once"}
-    first = await client.table("chat_messages").upsert(message, on_conflict="id", ignore_duplicates=True).execute()
+    first = (
+        await client.table("chat_messages")
+        .upsert(message, on_conflict="id,session_id", ignore_duplicates=True)
+        .execute()
+    )
     assert [r["seq"] for r in first.data] == [1]
     again = await (
         client.table("chat_messages")
-        .upsert({**message, "content": "twice"}, on_conflict="id", ignore_duplicates=True)
+        .upsert({**message, "content": "twice"}, on_conflict="id,session_id", ignore_duplicates=True)
         .execute()
     )
     assert again.data == []

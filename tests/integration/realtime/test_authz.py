@@ -39,7 +39,14 @@ async def test_each_group_sees_what_rls_lets_it_see(authenticator: asyncpg.Conne
     second = (await db.post(CAROL, carols))["id"]
     missing = uuid.uuid4()
     table = await db.pool.fetchval("select 'public.chat_messages'::regclass::oid")
-    keys = json.dumps([{"id": str(first)}, {"id": str(second)}, {"id": str(missing)}])
+    # chat_messages' key is (id, session_id): a message id is unique within its chat.
+    keys = json.dumps(
+        [
+            {"id": str(first), "session_id": str(alice_and_bob)},
+            {"id": str(second), "session_id": str(carols)},
+            {"id": str(missing), "session_id": str(carols)},
+        ]
+    )
     groups = [
         ("authenticated", claims(ALICE)),
         ("anon", claims(None, "anon")),  # no privilege on the table at all

@@ -33,6 +33,7 @@ async def notes(db: Db) -> AsyncIterator[str]:
         alter table {table} enable row level security;
         create policy readable on {table} for select to authenticated using (true);
         grant select on {table} to authenticated;
+        create table {table}_probe (id bigint generated always as identity primary key);
         alter publication supabase_realtime add table {table};
         """
     )
@@ -40,7 +41,7 @@ async def notes(db: Db) -> AsyncIterator[str]:
         yield table
     finally:
         await db.pool.execute(f"alter publication supabase_realtime drop table {table}")
-        await db.pool.execute(f"drop table {table}")
+        await db.pool.execute(f"drop table {table}, {table}_probe")
 
 
 async def capture_read_past(db: Db, lsn: str) -> None:
@@ -61,12 +62,42 @@ async def capture_read_past(db: Db, lsn: str) -> None:
             await asyncio.sleep(0.05)
 
 
-async def waiting_for_the_standby(db: Db, pid: int) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            if await db.pool.fetchval("select wait_event from pg_stat_activity where pid = $1", pid) == "SyncRep":
-                return
-            await asyncio.sleep(0.02)
+async def in_sync_rep_wait(db: Db, pid: int, commit: asyncio.Task[None]) -> bool:
+    """Whether backend ``pid`` reaches the wait for the standby before ``commit`` finishes."""
+    while not commit.done():
+        if await db.pool.fetchval("select wait_event from pg_stat_activity where pid = $1", pid) == "SyncRep":
+            return True
+        await asyncio.sleep(0.02)
+    await commit
+    return False
+
+
+async def standby_required(db: Db, url: str, probe: str) -> None:
+    """Wait until commits wait for the standby.
+
+    ``pg_reload_conf`` only signals: a commit waits for a synchronous standby once the checkpointer has
+    read the new setting, which on a loaded machine can be well after the reload returns. Commit probe
+    rows (in a table no subscriber sees) until one waits, then release it.
+    """
+    conn = await asyncpg.connect(url)
+    try:
+        pid = await conn.fetchval("select pg_backend_pid()")
+
+        async def commit_a_probe() -> None:
+            async with conn.transaction():
+                await conn.execute("set local synchronous_commit = on")
+                await conn.execute(f"insert into {probe} default values")
+
+        async with asyncio.timeout(30):
+            while True:
+                commit = asyncio.create_task(commit_a_probe())
+                if await in_sync_rep_wait(db, pid, commit):
+                    await db.pool.execute("select pg_cancel_backend($1)", pid)
+                    await commit
+                    return
+                await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
 
 
 async def test_a_change_read_before_its_commit_is_visible_is_still_pushed(rt: Realtime, db: Db, notes: str) -> None:
@@ -79,6 +110,7 @@ async def test_a_change_read_before_its_commit_is_visible_is_still_pushed(rt: Re
     try:
         await db.pool.execute("alter system set synchronous_standby_names = 'devstack_test_standby_that_never_answers'")
         await db.pool.execute("select pg_reload_conf()")
+        await standby_required(db, rt.stack.db_url, f"{notes}_probe")
         writer_pid = await writer.fetchval("select pg_backend_pid()")
         note = uuid.uuid4()
 
@@ -88,7 +120,8 @@ async def test_a_change_read_before_its_commit_is_visible_is_still_pushed(rt: Re
                 await writer.execute(f"insert into {notes} (id, body) values ($1, 'held')", note)
 
         held = asyncio.create_task(commit_held_by_the_standby())
-        await waiting_for_the_standby(db, writer_pid)
+        async with asyncio.timeout(30):
+            assert await in_sync_rep_wait(db, writer_pid, held), "the commit did not wait for the standby"
         # The commit is flushed and waits for the standby: in the WAL, not yet visible.
         assert await db.pool.fetchval(f"select count(*) from {notes}") == 0
         await capture_read_past(db, await db.pool.fetchval("select pg_current_wal_flush_lsn()::text"))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 
 from desktop_chat.cache.packing import PACKED_FIELDS, PackingError, pack_message, unpack_message
-from desktop_chat.models import ChatId, DeliveryState, Message
+from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, ReactionCount
 from tests.builders import message, new_chat_id
 from tests.unit.cache.strategies import confirmed_messages
 
@@ -49,7 +49,15 @@ def test_naive_timestamps_are_refused() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"\x00" * 10, b"\x01" + b"\x00" * 40, b"\x08" + b"\x00" * 50, b"\x00" + b"\x00" * 40 + b"\xff\xfe"],
+    [
+        b"",
+        b"\x00" * 10,
+        b"\x01" + b"\x00" * 40,
+        b"\x08" + b"\x00" * 50,
+        b"\x20" + b"\x00" * 50,
+        b"\x10" + b"\x00" * 40,
+        b"\x00" + b"\x00" * 40 + b"\xff\xfe",
+    ],
 )
 def test_garbage_does_not_unpack(data: bytes) -> None:
     with pytest.raises(PackingError):
@@ -62,3 +70,27 @@ def test_unpacked_values_are_validated() -> None:
     packed[25:33] = (0).to_bytes(8, "little")
     with pytest.raises(PackingError):
         unpack_message(bytes(packed), ChatId(uuid.uuid4()))
+
+
+def test_reply_and_reactions_round_trip_and_cost_only_when_present() -> None:
+    plain = message(new_chat_id(), 7, content="Sure")
+    original = uuid.uuid4()
+    rich = plain.model_copy(
+        update={
+            "reply_to": MessageId(original),
+            "reactions": (ReactionCount(emoji="👍", count=3), ReactionCount(emoji="👨‍👩‍👧‍👦", count=1)),
+        }
+    )
+    back = unpack_message(pack_message(rich), rich.chat_id)
+    assert back.reply_to == original
+    assert [(r.emoji, r.count) for r in back.reactions] == [("👍", 3), ("👨‍👩‍👧‍👦", 1)]
+    emoji_bytes = len("👍".encode()) + len("👨‍👩‍👧‍👦".encode())
+    assert len(pack_message(rich)) == len(pack_message(plain)) + 16 + 1 + 2 * (1 + 4) + emoji_bytes
+
+
+@pytest.mark.parametrize("cut", [1, 5, 9])
+def test_truncated_reactions_do_not_unpack(cut: int) -> None:
+    msg = message(new_chat_id(), 1, content="").model_copy(update={"reactions": (ReactionCount(emoji="👍", count=3),)})
+    packed = pack_message(msg)
+    with pytest.raises(PackingError):
+        unpack_message(packed[:-cut], msg.chat_id)

@@ -28,14 +28,23 @@ def test_settings_overrides_reach_the_policy() -> None:
         cache_ttl_recent=7,
         cache_ttl_chat=8,
         cache_ttl_messages=9,
-        cache_stale_grace=2,
+        cache_keep_days=2,
         cache_max_messages_per_chat=60,
         cache_max_chats_per_user=6,
     )
     policy = CachePolicy.from_settings(settings)
-    assert [policy.store_ttl(kind) for kind in KeyKind] == [9, 10, 11]
-    assert policy.index_ttl == 11
+    grace = 2 * 24 * 3600
+    assert [policy.store_ttl(kind) for kind in KeyKind] == [7 + grace, 8 + grace, 9 + grace]
+    assert policy.index_ttl == 9 + grace
     assert (policy.max_messages_per_chat, policy.max_chats_per_user) == (60, 6)
+
+
+def test_by_default_an_entry_stays_usable_for_a_month_after_its_ttl() -> None:
+    """TTLs decide when to revalidate, not whether to show: a day-old recent list is still served."""
+    policy = CachePolicy.from_settings(Settings())
+    day = 24 * 3600
+    assert policy.store_ttl(KeyKind.RECENT) == 300 + 30 * day
+    assert not policy.is_fresh(policy.store_ttl(KeyKind.RECENT) - 301)  # past its TTL: stale, still there
 
 
 def test_an_entry_is_fresh_until_only_the_grace_is_left() -> None:

@@ -18,6 +18,7 @@ from desktop_chat.models import (
     ChatSummary,
     ChatUpserted,
     MemberRemoved,
+    MemberRole,
     MemberUpserted,
     Message,
     MessageNoticed,
@@ -192,7 +193,10 @@ def test_our_membership_moves_the_read_position_or_asks_for_a_reload() -> None:
     timeline = [message(CHAT_ID, seq) for seq in range(1, 6)]
     seen = reduce([MemberUpserted(member=member)], batch(Views({CHAT_ID: row}, {CHAT_ID: timeline})))
     assert (seen.rows[CHAT_ID].last_read_seq, seen.rows[CHAT_ID].unread_count) == (4, 1)
-    assert seen.forget_details == {CHAT_ID}
+    assert seen.forget_details == set()  # a read position is not in the details: the cached entry stays
+    owner = member.model_copy(update={"role": MemberRole.OWNER, "last_read_seq": 2})
+    promoted = reduce([MemberUpserted(member=owner)], batch(Views({CHAT_ID: row}, {CHAT_ID: timeline})))
+    assert promoted.rows[CHAT_ID].role is MemberRole.OWNER and promoted.forget_details == {CHAT_ID}
     # Not open here: only the server can count what is unread.
     assert reduce([MemberUpserted(member=member)], batch(Views({CHAT_ID: row}, {}))).reload_list
     removed = reduce([MemberRemoved(chat_id=CHAT_ID, user_id=ME)], batch(Views({CHAT_ID: row}, {})))

@@ -32,7 +32,6 @@ def live_sync(frame: float) -> tuple[LiveSync, list[list[ChangeEvent]]]:
         UserId(uuid.uuid4()),
         cache=unused,
         reads=unused,
-        server=unused,
         tasks=Spawner(),
         pending=unused,
         on_incoming=unused,

@@ -127,9 +127,9 @@ def test_session_updates_never_move_counters_backwards() -> None:
 
 def test_reading_lowers_the_count() -> None:
     msgs = [message(n) for n in range(1, 6)] + [message(6, sender=ME), message(7, deleted_at=T0)]
-    assert unread_after(msgs, 2, ME) == 3
+    assert unread_after(msgs, 2, ME) == 4  # 3, 4, 5 and the deleted 7 (as the server counts); not one's own 6
     row = summary(last_seq=7, read=0, unread=5)
-    assert summary_read_up_to(row, 5, unread_after(msgs, 5, ME)).unread_count == 0
+    assert summary_read_up_to(row, 5, unread_after(msgs, 5, ME)).unread_count == 1  # the deleted 7
     assert summary_read_up_to(row, 0, 99) == row
 
 

@@ -72,8 +72,9 @@ class ScriptedBackend:
             self.in_flight[chat_id] -= 1
             self.answered.set()
 
-    async def fetch_message(self, message_id: MessageId) -> Message | None:
-        return self.stored.get(message_id)
+    async def fetch_message(self, message_id: MessageId, chat_id: ChatId) -> Message | None:
+        message = self.stored.get(message_id)
+        return message if message is not None and message.chat_id == chat_id else None
 
     async def refresh_session(self) -> object:
         self.refreshes += 1

@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from desktop_chat.ui.text import (
+    HUE_SLOTS,
     byte_size,
     day_label,
+    distinct_hues,
     hue_for,
     initials,
     list_time,
@@ -67,3 +71,22 @@ def test_small_helpers() -> None:
     assert byte_size(3.5 * 1024 * 1024) == "3.5 MB"
     assert hue_for("alice") == hue_for("alice")
     assert 0 <= hue_for("bob") < 360
+
+
+SEED_PEOPLE = ("a11ce000-0000-4000-8000-000000000001", "b0b00000-0000-4000-8000-000000000002")
+SEED_CAROL = "ca201000-0000-4000-8000-000000000003"
+
+
+def test_bob_and_carol_no_longer_share_a_colour() -> None:
+    """The seed's Bob and Carol hash to hues 7° apart (177 and 184): side by side, the same colour."""
+    assert abs(hue_for(SEED_PEOPLE[1]) - hue_for(SEED_CAROL)) < 10
+    hues = distinct_hues([*SEED_PEOPLE, SEED_CAROL])
+    assert abs(hues[SEED_PEOPLE[1]] - hues[SEED_CAROL]) >= 360 // HUE_SLOTS
+    assert distinct_hues(reversed([*SEED_PEOPLE, SEED_CAROL])) == hues  # the same people, the same colours
+
+
+@given(st.lists(st.uuids().map(str), min_size=1, max_size=HUE_SLOTS, unique=True))
+def test_up_to_twelve_people_of_a_chat_all_get_their_own_colour(people: list[str]) -> None:
+    hues = distinct_hues(people)
+    assert len(set(hues.values())) == len(people)
+    assert all(0 <= hue < 360 for hue in hues.values())
