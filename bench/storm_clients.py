@@ -2,10 +2,11 @@
 
 Each client is the app's ``RealtimeManager`` (its heartbeat, reconnect spread, topic plan and private
 joins) on the official Realtime client, holding ``user:<me>``, the open chat (the big one every client
-has open) and two recent chats. Its back-fill after each (re)connect is the app's: the chat list
-(``rpc/recent_chats``), then the open chat's changes above its cursor (``chat_messages?rev=gt.``) when
-the list shows a newer ``rev``, over REST with the user's token. Each chat joined is back-filled on its own,
-as the app does. The rest of the data layer (cache, views) is left out: it costs the server nothing.
+has open) and two recent chats. Its back-fill after each (re)connect is the app's: the chat list's first
+page (``rpc/chat_list``, 100 rows), then one ``rpc/changes_since`` call with the cursor of every chat it
+has one for (here the open chat), over REST with the user's token. Each chat joined after that back-fill
+began is back-filled on its own (``changes_since`` with its one cursor), as the app does. The rest of the
+data layer (cache, views) is left out: it costs the server nothing.
 
 A worker process runs its share of the clients on one event loop and answers the driver's commands on
 a queue: ``ready`` (every client live and holding its topics), ``drop`` (every socket cut at once, as by a
@@ -73,19 +74,19 @@ class Client:
             self.live_at = time.time()
 
     async def backfill(self) -> None:
-        """The link's back-fill: the chat list, then the open chat if the list shows it moved."""
-        rows = await self._rest("POST", "/rest/v1/rpc/recent_chats", json={"p_limit": 200})
-        newest = next((row["last_rev"] for row in rows if row["id"] == str(self.chat)), 0)
-        if newest > self.cursor():
-            await self.backfill_chat(self.chat)
+        """The link's back-fill: the chat list read again, then every cursor in one call (the server skips
+        the chats that did not move)."""
+        await self._rest("POST", "/rest/v1/rpc/chat_list", json={"p_limit": 100})
+        await self.backfill_chat(self.chat)
 
     async def backfill_chat(self, chat: ChatId) -> None:
         """One chat's changes above its cursor (the open chat's; the recent ones have none here)."""
         after = self.cursor() if chat == self.chat else 0
-        params = {"select": "rev", "session_id": f"eq.{chat}", "rev": f"gt.{after}", "order": "rev"}
-        rows = await self._rest("GET", "/rest/v1/chat_messages", params=params)
-        if chat == self.chat:
-            self.have.update(int(row["rev"]) for row in rows)
+        body = {"p_chats": [str(chat)], "p_revs": [after], "p_limit": 500}
+        rows = await self._rest("POST", "/rest/v1/rpc/changes_since", json=body)
+        for row in rows:
+            if row.get("chat_id") == str(self.chat):
+                self.have.update(int(message["rev"]) for message in row.get("messages") or [])
 
     async def _rest(self, method: str, path: str, **options: Any) -> list[dict[str, Any]]:
         """One REST call, tried again after a second when the connection fails (the app's probe would try
