@@ -1,4 +1,4 @@
-"""A loopback TCP proxy that can silently black-hole the Realtime sockets passing through it.
+"""A loopback TCP proxy that can silently black-hole (or reset) the Realtime sockets passing through it.
 
 A black-holed connection stays open on both sides (no FIN, no RST): whatever either side sends is read
 and thrown away, as by a NAT or a middlebox that lost its state. New connections are forwarded as usual,
@@ -68,6 +68,15 @@ class BlackHoleProxy:
                 connection.holed = True
                 holed += 1
         return holed
+
+    def cut(self) -> int:
+        """Reset every open Realtime socket (RST both ways), as a gateway that was killed. Returns how many."""
+        cut = 0
+        for connection in list(self._connections):
+            if connection.websocket and not connection.holed:
+                connection.abort()
+                cut += 1
+        return cut
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -195,3 +196,41 @@ async def test_the_probe_repairs_a_push_the_server_never_sent(make_layer: LayerF
     assert row is not None and row.last_message is not None and row.last_message.id == lost
     assert link(bob).reconnects == reconnects  # repaired by the probe, not by a new link
     assert BOB and ALICE  # bob only received
+
+
+@pytest.mark.parametrize("fault", ["cut", "black hole"])
+async def test_after_a_reconnect_the_new_link_stays_up(
+    make_layer: LayerFactory, proxy: BlackHoleProxy, fault: str
+) -> None:
+    """The sockets and channels of a link that was given up must not touch the link that replaced it: their
+    late callbacks (a leave that times out on the dead socket, a channel that reports itself closed or
+    errored) once tore every rebuilt link down again, every 10 s for good."""
+    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
+    bob = await make_layer("bob", supabase_url=f"http://127.0.0.1:{proxy.port}")
+    await bob.store.sign_in(BOB_EMAIL, "password123")
+    await eventually(lambda: bob.store.status.connection is ConnectionState.LIVE, what="bob live")
+    chat, view = await open_both(alice, bob)  # chat topics too: they are torn down with the socket
+    bob_link = link(bob)
+    # Straight back (a spread drawn near 0, as one client in fifty draws under 0.1 s): the old socket's
+    # last callbacks then come while the new link is already up.
+    bob_link.timing = dataclasses.replace(bob_link.timing, reconnect_spread=0.0)
+    assert (proxy.cut() if fault == "cut" else proxy.black_hole()) == 1
+    await eventually(
+        lambda: bob_link.reconnects == 1 and bob.store.status.connection is ConnectionState.LIVE,
+        within=HEAL + 5,
+        what="bob's link rebuilt",
+    )
+    await eventually(lambda: {chat_topic(chat), typing_topic(chat)} <= bob_link.topics, what="chat topics held")
+    # Long enough for every late callback of the old link: twelve heartbeats answered on the new socket
+    # (24 s at the product's interval; the old leaves timed out after 10 s).
+    answered = bob_link.heartbeats - bob_link.heartbeat_misses
+    await eventually(
+        lambda: bob_link.heartbeats - bob_link.heartbeat_misses >= answered + 12 or bob_link.reconnects > 1,
+        within=60,
+        what="twelve heartbeats on the new link",
+    )
+    assert bob_link.reconnects == 1
+    assert bob.store.status.connection is ConnectionState.LIVE
+    after = await alice.store.send(chat, "on the same link")
+    await eventually(lambda: shown_once(view, [after]), what="the new link carries pushes")
+    assert bob_link.reconnects == 1
