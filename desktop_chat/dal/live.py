@@ -124,6 +124,7 @@ class LiveSync:
         pending: PendingRows,
         on_incoming: MessageListener,
         watch_chats: WatchChats | None = None,
+        holds_chat: Callable[[ChatId], bool] | None = None,
         frame_interval: float = FRAME_INTERVAL,
         chat_page: int = CHAT_PAGE,
     ) -> None:
@@ -135,6 +136,12 @@ class LiveSync:
         self._pending = pending
         self._on_incoming = on_incoming
         self._watch_chats = watch_chats
+        self._holds_chat = holds_chat
+        # Which chats a back-fill made complete on the current realtime link (``is_current``): a chat whose
+        # topics are held stays complete from there on, as its every change is pushed.
+        self._link_epoch = 0  # bumped whenever the link comes up or goes down
+        self._link_live = False
+        self._checked: dict[ChatId, int] = {}  # chat -> the link epoch its last complete back-fill ran in
         self._frame = frame_interval
         self.chat_list: ChatList = new_chat_list()
         self._timelines: dict[ChatId, Timeline] = {}
@@ -175,6 +182,25 @@ class LiveSync:
 
     def clear_cursors(self) -> None:
         self._cursors.clear()
+        self._checked.clear()
+
+    def link_changed(self, live: bool) -> None:
+        """The realtime link came up or went down: what a back-fill found on an earlier link no longer says
+        that a chat is complete."""
+        self._link_epoch += 1
+        self._link_live = live
+
+    def is_current(self, chat_id: ChatId) -> bool:
+        """Whether this client has every change of the chat without asking: a back-fill on the current live
+        link brought its cursor up to date, its topics are held (every change since was pushed), no gap is
+        open, and its chat-list row (kept live by the notices on ``user:<me>``) shows no newer ``rev``."""
+        cursor = self._cursors.get(chat_id)
+        if cursor is None or cursor.has_gap or not self._link_live or self._holds_chat is None:
+            return False
+        if self._checked.get(chat_id) != self._link_epoch or not self._holds_chat(chat_id):
+            return False
+        row = self.chat_list.get(chat_id)
+        return row is not None and row.chat.last_rev <= cursor.value
 
     # --- what reducers may look at (changes.ViewState) ----------------------------------------------
     def row(self, chat_id: ChatId) -> ChatSummary | None:
@@ -360,8 +386,10 @@ class LiveSync:
             if kept is not None and (oldest is None or (existing.seq or 0) >= oldest or existing.seq is None):
                 rows[existing.id] = kept
         timeline.reset(rows.values())
-        # The window may come from a cache written in an earlier run: catch up on what changed since.
-        self._tasks.spawn(self.backfill_chat(chat_id), "backfill-on-open")
+        # The window may come from a cache written in an earlier run, or the chat may have changed while its
+        # topics were not held: catch up on what changed since, unless the chat is known to be complete.
+        if not self.is_current(chat_id):
+            self._tasks.spawn(self.backfill_chat(chat_id), "backfill-on-open")
         return timeline
 
     def close_timeline(self, chat_id: ChatId) -> None:
@@ -577,6 +605,7 @@ class LiveSync:
             timeline.reset([])
         self.close_timeline(chat_id)
         self._cursors.pop(chat_id, None)
+        self._checked.pop(chat_id, None)
         self._recently_opened = [c for c in self._recently_opened if c != chat_id]
         self._write_recent()
         self._update_watch()
@@ -653,6 +682,8 @@ class LiveSync:
         Returns how many rows came."""
         total = 0
         todo = list(dict.fromkeys(chat_id for chat_id in chat_ids if chat_id in self._cursors))
+        asked = list(todo)
+        epoch = self._link_epoch if self._link_live else None  # a back-fill begun on a live link
         while todo:
             batch, todo = todo[:BACKFILL_CHATS], todo[BACKFILL_CHATS:]
             cursors = {chat_id: cursor.value for chat_id in batch if (cursor := self._cursors.get(chat_id)) is not None}
@@ -676,4 +707,8 @@ class LiveSync:
                     again.append(change.chat_id)
             total += len(rows)
             todo = again + todo
+        if epoch is not None and epoch == self._link_epoch:
+            for chat_id in asked:
+                if chat_id in self._cursors:
+                    self._checked[chat_id] = epoch
         return total

@@ -116,6 +116,7 @@ class SignedIn:
             pending=self.sender,
             on_incoming=presence.incoming,
             watch_chats=self.realtime.watch_chats if self.realtime is not None else None,
+            holds_chat=self.realtime.holds if self.realtime is not None else None,
             frame_interval=frame_interval,
             chat_page=chat_page,
         )
@@ -196,6 +197,7 @@ class SignedIn:
 
     def _on_link_state(self, state: ConnectionState) -> None:
         self._status.update(connection=state)
+        self.live.link_changed(state is ConnectionState.LIVE)
         if state is ConnectionState.LIVE:
             self.sender.nudge()  # the server is back: send what waits without sitting out backoffs
             self._resend_reads()

@@ -202,6 +202,11 @@ class RealtimeManager:
             names.update((chat_topic(chat_id), typing_topic(chat_id)))
         return frozenset(names)
 
+    def holds(self, chat_id: ChatId) -> bool:
+        """Whether the link is live with the chat's topic joined: its every change is pushed now."""
+        topics = self._chats.get(chat_id)
+        return self._state is ConnectionState.LIVE and topics is not None and topics.chat.is_joined
+
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self, user_id: UserId, access_token: str) -> None:
         """Begin supervising the link for ``user_id`` (returns at once; the link comes up later)."""
