@@ -265,6 +265,13 @@ class FakeChatStore:
                 continue
             self.react(chat_id, message_id, me, emoji, wanted)
 
+    def find_last(self, chat_id: ChatId) -> Message:
+        """The chat's newest stored message, as it is now."""
+        chat = self._chats[chat_id]
+        message = self._message(chat, chat.session.last_seq)
+        assert message is not None
+        return message
+
     def chat_id(self, title: str) -> ChatId:
         """The id of the (first) chat called ``title``."""
         return next(chat_id for chat_id, chat in self._chats.items() if chat.session.title == title)
