@@ -733,6 +733,10 @@ class FakeChatStore:
         clamped = min(max(member.last_read_seq, seq), chat.session.last_seq)
         chat.members[me] = member.model_copy(update={"last_read_seq": clamped})
         self._publish_summary(chat_id)
+        state = self.read_state(chat_id)
+        if chat_id in self._timelines and state is not None and clamped != member.last_read_seq:
+            for listener in list(self._read_listeners):
+                listener(state)
 
     # --- ephemeral -----------------------------------------------------------------------------------
     async def set_typing(self, chat_id: ChatId, typing: bool) -> None:
