@@ -160,7 +160,7 @@ class MessageDelegate(QStyledItemDelegate):
         self._small_bold.setWeight(QFont.Weight.DemiBold)
         self._small_bold_fm = QFontMetricsF(self._small_bold)
         self._small_line_bold = self._small_bold_fm.height()
-        self._chip_font = QFont(self._small)
+        self._chip_font = QFont(self._font)  # emoji at the text's size: at the small size they are hard to tell apart
         self._chip_fm = QFontMetricsF(self._chip_font)
         line = self._fm.height()
         unit = max(2, round(line / 3))
@@ -391,7 +391,7 @@ class MessageDelegate(QStyledItemDelegate):
         assert isinstance(reactions, tuple)
         chips: list[tuple[ShownReaction, QRectF]] = []
         if reactions:
-            chip_h = m.small_line + m.unit
+            chip_h = self._chip_fm.height() + m.unit
             x = 0.0
             top = y + m.unit
             row_items: list[list[tuple[ShownReaction, float]]] = [[]]
