@@ -212,7 +212,11 @@ class Reactions:
                 watched.wanted.add(message.seq)
             elif detail is not None and message.rev is not None and detail.rev < message.rev:
                 watched.who[message.id] = detail.model_copy(update={"rev": message.rev})  # an edit: same counts
-            if before is None or before.reactions != message.reactions or before.deleted != message.deleted:
+            if before is None:
+                shown = self._shown(watched, message, pending.get(message.id, {}))
+                if shown:  # a page of plain messages tells the views nothing
+                    changed[message.id] = shown
+            elif before.reactions != message.reactions or before.deleted != message.deleted:
                 changed[message.id] = self._shown(watched, message, pending.get(message.id, {}))
         if changed:
             self._presence.reactions_changed(chat_id, changed)

@@ -8,6 +8,7 @@ so the view says when older rows are actually wanted (``set_older_wanted``: the 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -219,18 +220,24 @@ class TimelineModel(LiveListModel[Message]):
 
     def _receipts_for(self, rows: Sequence[Message]) -> dict[MessageId, Receipt]:
         state = self._reads
-        if state is None or self._own is None:
+        own = self._own
+        if state is None or own is None:
             return {}
+        # Others' positions, sorted once: the readers of message s are those at or past s (a bisection),
+        # so a big group costs a log per message, not a pass over its members.
+        others = sorted((seq, str(user), user) for user, seq in state.positions.items() if user != own)
+        seqs = [seq for seq, _, _ in others]
         receipts: dict[MessageId, Receipt] = {}
         later_count: int | None = None
         # Newest first: in a group, "Seen by N" shows where N changes (under the last message each reader reached).
         for message in reversed(rows):
-            if not self.is_own(message) or message.seq is None or message.deleted:
+            if message.sender_id != own or message.seq is None or message.deleted:
                 continue
-            readers = state.readers(message.seq, message.sender_id)
-            names = tuple(sorted(self._names.get(user, "Someone") for user in readers))
-            count = len(readers)
+            start = bisect_left(seqs, message.seq)
+            count = len(seqs) - start
             label = not state.one_to_one and count > 0 and count != later_count
+            # Names only where they can be seen (the "Seen by" tooltip).
+            names = tuple(sorted(self._names.get(user, "Someone") for _, _, user in others[start:])) if label else ()
             receipts[message.id] = Receipt(group=not state.one_to_one, readers=names, count=count, label=label)
             later_count = count
         return receipts
