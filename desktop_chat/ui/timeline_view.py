@@ -18,8 +18,27 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QContextMenuEvent, QGuiApplication, QHelpEvent, QKeyEvent, QMouseEvent, QResizeEvent
-from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QPushButton, QStyle, QToolTip, QWidget
+from PySide6.QtGui import (
+    QContextMenuEvent,
+    QFont,
+    QGuiApplication,
+    QHelpEvent,
+    QKeyEvent,
+    QMouseEvent,
+    QResizeEvent,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QListView,
+    QMenu,
+    QPushButton,
+    QStyle,
+    QToolButton,
+    QToolTip,
+    QWidget,
+    QWidgetAction,
+)
 
 from desktop_chat.models import DeliveryState, Message, MessageId, ShownReaction
 from desktop_chat.ui.emoji_picker import FREQUENT, EmojiPicker
@@ -511,6 +530,34 @@ class TimelineView(QListView):
         if not menu.isEmpty():
             menu.exec(event.globalPos())
 
+    def _reaction_row(self, menu: QMenu, message: Message) -> QWidgetAction:
+        """The frequent reactions as one row of buttons at the top of the message menu (one click reacts)."""
+        action = QWidgetAction(menu)
+        row = QWidget(menu)
+        row.setObjectName("reactionRow")
+        row.setAccessibleName("React")
+        layout = QHBoxLayout(row)
+        unit = max(2, self.fontMetrics().height() // 4)
+        layout.setContentsMargins(unit * 2, unit, unit * 2, unit)
+        layout.setSpacing(unit)
+        font = QFont(self.font())
+        font.setPointSizeF(font.pointSizeF() * 1.35)
+        for emoji in FREQUENT:
+            button = QToolButton(row)
+            button.setText(emoji)
+            button.setFont(font)
+            button.setAutoRaise(True)
+            button.setToolTip(f"React with {emoji}")
+            button.setAccessibleName(f"React with {emoji}")
+            button.clicked.connect(partial(self._react_from_menu, menu, message.id, emoji))
+            layout.addWidget(button)
+        action.setDefaultWidget(row)
+        return action
+
+    def _react_from_menu(self, menu: QMenu, message_id: MessageId, emoji: str) -> None:
+        menu.close()
+        self.reaction_toggled.emit(message_id, emoji)
+
     def pick_reaction(self, message: Message) -> EmojiPicker:
         """Open the full emoji picker for ``message`` (returned, so tests can choose in it)."""
         picker = EmojiPicker(self)
@@ -529,13 +576,9 @@ class TimelineView(QListView):
         if message.delivery is not DeliveryState.SENT:
             menu.addAction("Discard", lambda: self.discard_requested.emit(message.id))
         if message.delivery is DeliveryState.SENT and not message.deleted:
+            menu.addAction(self._reaction_row(menu, message))
             menu.addAction("Reply", lambda: self.reply_requested.emit(message))
-            react = menu.addMenu("React")
-            react.setObjectName("reactMenu")
-            for emoji in FREQUENT:
-                react.addAction(emoji, partial(self.reaction_toggled.emit, message.id, emoji))
-            react.addSeparator()
-            react.addAction("More…", lambda: self.pick_reaction(message))
+            menu.addAction("More reactions…", lambda: self.pick_reaction(message))
         if not message.deleted:
             menu.addAction("Copy text", lambda: QGuiApplication.clipboard().setText(message.content))
         if own and message.delivery is DeliveryState.SENT and not message.deleted:
