@@ -48,7 +48,7 @@ def _folded_with_map(text: str) -> tuple[str, list[int]]:
 def _matches(folded: str, words: list[str]) -> list[tuple[int, int]] | None:
     """Spans (in ``folded``) of each query word's matches, or None when some word is missing."""
     spans: list[tuple[int, int]] = []
-    starts = [match.start() for match in _WORD.finditer(folded)]
+    found_words = [(match.start(), match.end()) for match in _WORD.finditer(folded)]
     for word in words:
         found: list[tuple[int, int]] = []
         if _CJK.search(word):
@@ -57,7 +57,8 @@ def _matches(folded: str, words: list[str]) -> list[tuple[int, int]] | None:
                 found.append((position, position + len(word)))
                 position = folded.find(word, position + 1)
         else:
-            found = [(start, start + len(word)) for start in starts if folded.startswith(word, start)]
+            # The whole word a prefix starts is highlighted, as the server's snippet does.
+            found = [(start, end) for start, end in found_words if folded.startswith(word, start)]
         if not found:
             return None
         spans += found

@@ -521,6 +521,7 @@ class FakeChatStore:
         self, text: str, chat_id: ChatId | None = None, cursor: SearchCursor | None = None
     ) -> MessageSearch:
         await self._enter("search_messages", text, chat_id, cursor)
+        self._me()
         validate_search_text(text)
         local = not self._status.backend_reachable
         if cursor is not None and local:
