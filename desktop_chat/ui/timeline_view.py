@@ -382,7 +382,7 @@ class TimelineView(QListView):
         root = QModelIndex()
         if near_top and self._model.canFetchMore(root):
             self._model.fetchMore(root)
-        elif bar.maximum() - bar.value() <= reach:
+        if bar.maximum() - bar.value() <= reach:
             self._model.fetch_newer()  # rows below the window, or the next newer page after a jump
 
     def _report_focus(self) -> None:
