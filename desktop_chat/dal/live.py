@@ -383,8 +383,11 @@ class LiveSync:
             # Live changes wait while the window loads: should it reach the newest message after all, what
             # arrived meanwhile goes into it next, not into a window that was still detached.
             async with self._apply_lock:
-                older = await self._reads.messages(chat_id, before_seq=seq + 1, limit=JUMP_CONTEXT + 1)
-                newer = await self._reads.messages_after(chat_id, seq, JUMP_CONTEXT)
+                # Both halves at once: two round trips in the time of one.
+                older, newer = await asyncio.gather(
+                    self._reads.messages(chat_id, before_seq=seq + 1, limit=JUMP_CONTEXT + 1),
+                    self._reads.messages_after(chat_id, seq, JUMP_CONTEXT),
+                )
                 if self._timelines.get(chat_id) is not timeline:
                     return timeline  # closed meanwhile
                 window = window_around(
