@@ -150,7 +150,8 @@ class SearchResultDelegate(QStyledItemDelegate):
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
         metrics = option.fontMetrics
         margin = self._margin(option)
-        return QSize(metrics.height() * 16, metrics.height() * (1 + SNIPPET_LINES) + margin * 3)
+        # Narrow: the list lays rows out as wide as its viewport; a wide hint would only add a scroll bar.
+        return QSize(metrics.height() * 4, metrics.height() * (1 + SNIPPET_LINES) + margin * 3)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
         hit = index.data(ResultRole.HIT)
@@ -281,6 +282,9 @@ class MessageSearchPanel(QWidget):
         self.results.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.results.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.results.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the keyboard stays in the field
+        self.results.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.results.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setMinimumWidth(self.fontMetrics().height() * 20)
 
         top = QHBoxLayout()
         top.addWidget(self.field, 1)
@@ -458,8 +462,8 @@ class MessageSearchPanel(QWidget):
         if not count:
             self.status.setText(f"{prefix}No messages match “{query.text}”.")
         else:
-            more = "+" if found.next_cursor is not None else ""
-            self.status.setText(f"{prefix}{plural(count, 'message')}{more} found.")
+            more = ", more as you scroll" if found.next_cursor is not None else ""
+            self.status.setText(f"{prefix}{plural(count, 'message')} found{more}.")
 
 
 def result_heading(title: str | None, sender: str | None, at: datetime, now: datetime) -> str:

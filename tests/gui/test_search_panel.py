@@ -71,7 +71,7 @@ def test_results_come_after_a_pause_in_typing_with_one_search(
     assert [hit.seq for hit in hits] == sorted(PIPELINE_SEQS, reverse=True)[:30]
     assert all([text for text, lit in hit.snippet_parts() if lit] == ["pipelines"] for hit in hits)
     assert panel.results.currentIndex().row() == 0
-    assert panel.status.text() == "30 messages+ found."
+    assert panel.status.text() == "30 messages found, more as you scroll."
 
 
 def test_a_new_query_cancels_the_one_still_running(
