@@ -235,6 +235,10 @@ class TimelineView(QListView):
         """With a divider, the jump button counts the new messages below the screen."""
         if self._model.unread_after is None:
             return
+        if self._model.has_newer():
+            # Only part of what is new is loaded (a window around an old message): no count, only "↓".
+            self._unseen = 0
+            return
         self._unseen = 0 if self.is_at_bottom() else self._model.unread_below(self.visible_rows().stop - 1)
 
     def visible_rows(self) -> range:
