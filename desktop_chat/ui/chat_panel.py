@@ -471,10 +471,16 @@ class ChatPanel(QWidget):
         prefix = _PANEL_OPERATIONS.get(operation)
         if prefix is None:
             return
-        if operation in (Operation.OPEN_CHAT.value, Operation.LOAD_OLDER.value) and context != self._session:
+        session_operations = (Operation.OPEN_CHAT.value, Operation.LOAD_OLDER.value, Operation.OPEN_AT.value)
+        if operation in (*session_operations, Operation.LOAD_NEWER.value) and context != self._session:
             return
         self.notice.setText(f"{prefix}: {message}")
         self.notice.show()
+        if operation == Operation.OPEN_AT.value and self._jump_seq is not None and self.model.chat_id != context:
+            # The chat was switched to for the jump and shows nothing yet: its newest messages, at least.
+            self._jump_seq = None
+            self._jump_to_divider = False
+            self._bridge.open_chat(cast(ChatId, context))
 
     def _on_chat_left(self, chat_id: ChatId) -> None:
         if chat_id == self._session:

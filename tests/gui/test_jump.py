@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from desktop_chat.config import Settings
+from desktop_chat.errors import BackendUnavailable
 from desktop_chat.models import ChatId, MessageId
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.main_window import MainWindow
@@ -193,3 +194,14 @@ def test_at_the_bottom_of_a_window_far_back_a_newer_page_does_not_pull_the_view_
     view.executeDelayedItemsLayout()
     assert bar.maximum() - bar.value() > view.viewport().height()  # the new page lies below, unseen
     assert not view.is_at_bottom()
+
+
+def test_a_jump_that_fails_says_why_and_shows_the_newest_messages(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore
+) -> None:
+    store.fail_next("open_at", BackendUnavailable("Cannot reach the server."))
+    with qtbot.waitSignal(bridge.chat_opened):
+        window.open_message(team(store), TARGET)
+    panel = window.chat_panel
+    assert panel.notice.isVisible() and panel.notice.text().startswith("Cannot show the message: Cannot reach")
+    assert panel.model.item(panel.model.rowCount() - 1).seq == HISTORY  # the newest, not an empty chat
