@@ -7,7 +7,7 @@ callables called on the event loop's thread; the Qt bridge turns them into signa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +24,10 @@ from desktop_chat.models import (
     MessageId,
     MessagePage,
     Profile,
+    ReadState,
+    SearchCursor,
+    SearchHit,
+    ShownReaction,
     UserId,
 )
 from desktop_chat.realtime.manager import ConnectionState
@@ -36,6 +40,9 @@ __all__ = [
     "ChatStoreAPI",
     "ConnectionState",
     "MessageListener",
+    "MessageSearch",
+    "ReactionsListener",
+    "ReadsListener",
     "StatusListener",
     "StoreStatus",
     "Timeline",
@@ -90,9 +97,28 @@ class CacheUsage:
     keep_days: float = 0  # how long an entry stays usable (offline too) after its TTL
 
 
+@dataclass(frozen=True, slots=True)
+class MessageSearch:
+    """One page of a message search (``ChatStoreAPI.search_messages``).
+
+    Attributes:
+        hits: Newest first; each ``snippet`` marks its matches with ``SNIPPET_START``/``SNIPPET_END``.
+        next_cursor: Pass it back for the next page (None: this was the last).
+        local: The server could not be reached, so this searched only the messages cached on this
+            computer (the newest ones of recently opened chats); the UI says so.
+    """
+
+    hits: tuple[SearchHit, ...] = ()
+    next_cursor: SearchCursor | None = None
+    local: bool = False
+
+
 StatusListener = Callable[[StoreStatus], None]
 UsersListener = Callable[[ChatId, frozenset[UserId]], None]
 MessageListener = Callable[[Message], None]
+# A chat's messages whose reactions changed, each with what to show now (an empty tuple: none).
+ReactionsListener = Callable[[ChatId, Mapping[MessageId, tuple[ShownReaction, ...]]], None]
+ReadsListener = Callable[[ReadState], None]
 
 
 class ChatStoreAPI(Protocol):
@@ -198,9 +224,70 @@ class ChatStoreAPI(Protocol):
         """Prepend the next older page to the timeline; returns how many rows came."""
         ...
 
+    async def open_at(self, chat_id: ChatId, seq: int) -> Timeline:
+        """Make ``chat_id`` the active chat with its timeline holding message ``seq`` and some messages on
+        each side, however old it is (a search result, a quoted reply). The same ``Timeline`` object as
+        ``open_chat``'s. Unless the newest messages are near it, the timeline is then a *detached window*:
+        ``has_newer`` is True, live messages beyond it wait (they are not lost: ``load_newer`` pages down
+        to them and ``open_chat`` jumps to the newest), and the window is never cached as the newest."""
+        ...
+
+    def has_newer(self, chat_id: ChatId) -> bool:
+        """Whether the timeline is a detached window with newer messages beyond its last row."""
+        ...
+
+    async def load_newer(self, chat_id: ChatId) -> int:
+        """Append the next newer page to a detached window; returns how many rows came. When the page
+        reaches the newest message the window joins the live end (``has_newer`` turns False, live messages
+        and this user's unsent ones come into it again)."""
+        ...
+
+    async def search_messages(
+        self, text: str, chat_id: ChatId | None = None, cursor: SearchCursor | None = None
+    ) -> MessageSearch:
+        """Messages containing every word of ``text`` (each as a prefix; see the search migration), newest
+        first, in ``chat_id`` or in all of the user's chats; ``cursor`` asks for the next page. Text over
+        ``MAX_SEARCH_CHARS`` is ``InvalidInput``; blank text finds nothing. When the server cannot be
+        reached, the messages cached on this computer are searched instead (``MessageSearch.local``)."""
+        ...
+
     # --- writes ------------------------------------------------------------------------------------
-    async def send(self, chat_id: ChatId, text: str) -> MessageId:
-        """Validate, persist to the outbox, show as pending; delivery continues in the background."""
+    async def send(self, chat_id: ChatId, text: str, reply_to: MessageId | None = None) -> MessageId:
+        """Validate, persist to the outbox, show as pending; delivery continues in the background.
+
+        ``reply_to``: the message of the same chat this one answers (kept in the outbox with the text, so
+        a reply written offline goes out as one). The server refuses another chat's message or none:
+        the message then fails with that reason.
+        """
+        ...
+
+    async def find_message(self, chat_id: ChatId, message_id: MessageId) -> Message | None:
+        """One message of a chat, for a reply's quote when the original is not loaded (None: not visible)."""
+        ...
+
+    async def toggle_reaction(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> bool:
+        """Add the user's ``emoji`` to the message, or take it back if it is there; returns whether it is on now.
+
+        Shown at once (``subscribe_reactions``); kept in the outbox and delivered when the server can be
+        reached, the last toggle of a (message, emoji) winning and going out once. ``InvalidInput`` for
+        something that is not an emoji.
+        """
+        ...
+
+    def reactions(self, chat_id: ChatId) -> Mapping[MessageId, tuple[ShownReaction, ...]]:
+        """What to show under each loaded message of an open chat that has reactions."""
+        ...
+
+    def subscribe_reactions(self, listener: ReactionsListener) -> Unsubscribe:
+        """Hear which messages' reactions changed (a toggle, someone else's reaction, a load), and to what."""
+        ...
+
+    def read_state(self, chat_id: ChatId) -> ReadState | None:
+        """Where the members of an open chat have read to (None: not known yet)."""
+        ...
+
+    def subscribe_reads(self, listener: ReadsListener) -> Unsubscribe:
+        """Hear an open chat's read positions whenever one moves (live) or they are loaded."""
         ...
 
     async def retry(self, message_id: MessageId) -> None: ...

@@ -14,11 +14,16 @@ write_cache); the schema's triggers send these events on the private topics (``u
                                                              others: forget the details
     MemberRemoved    member    chat_members   DELETE         ours: drop the chat;             (same)
                                                              others: forget the details
+    ReadMoved        read      (a notice)     last_read_seq  none here: the open chats'       (none)
+                                                             receipts fold it (``Receipts``)
 
 ``LiveSync`` applies a batch of events in three steps: every event's ``reduce`` (pure: it only reads the
 views through ``ViewState`` and writes the ``ChangeBatch``; the chat-list rows it works out go in at once),
 then each distinct ``write_cache`` once (the cache first), then the rest of the views. The realtime
 link listens to exactly the broadcast events named here, and a push is parsed by the rows of its event.
+A member's row goes to ``chat:<id>`` only when it is added, removed or its role changes; a move of
+its read position goes there as the compact ``read`` event, and only in a chat of at most 50 members
+(the receipts of a bigger chat are reloaded when the link comes up and on each consistency probe).
 The same change may come twice (a rename on ``chat:<id>`` and on ``user:<me>``; a new message on
 ``chat:<id>`` and as an ``activity`` notice): every reducer is idempotent, and a notice of a message the
 row already shows changes nothing.
@@ -64,6 +69,7 @@ from desktop_chat.models import (
     Message,
     MessageNoticed,
     MessageUpserted,
+    ReadMoved,
     UserId,
 )
 from desktop_chat.realtime.events import Push, RowChange, row_change
@@ -169,6 +175,11 @@ def parse_notice(push: Push) -> MessageNoticed | None:
     return MessageNoticed(message=message)
 
 
+def parse_read(push: Push) -> ReadMoved | None:
+    """The ``read`` notice: ``{chat_id, user_id, last_read_seq}``."""
+    return ReadMoved.model_validate(push.payload)
+
+
 def parse_chat(push: Push) -> ChatUpserted | None:
     change = _change(push, "chat_sessions")
     if change is not None and change.kind in _UPSERTS and change.record is not None:
@@ -219,6 +230,11 @@ def reduce_notice(event: MessageNoticed, batch: ChangeBatch) -> None:
     batch.rows[message.chat_id] = summary_with_message(row, message, batch.me)
     if message.sender_id != batch.me:
         batch.notify.append(message)
+
+
+def reduce_read(event: ReadMoved, batch: ChangeBatch) -> None:
+    """Others' read positions are shown by ``Receipts`` alone; this user's own position comes as its
+    ``member`` row on ``user:<me>`` (which also moves the chat-list row), so nothing changes here."""
 
 
 def reduce_chat(event: ChatUpserted, batch: ChangeBatch) -> None:
@@ -309,6 +325,7 @@ CHANGE_TYPES: tuple[ChangeType[Any], ...] = (
     ChangeType(
         MemberRemoved, "member", "chat_members", parse_member_removed, reduce_member_removed, write_chat_entries
     ),
+    ChangeType(ReadMoved, "read", None, parse_read, reduce_read, write_nothing),
 )
 
 EVENTS: tuple[str, ...] = tuple(dict.fromkeys(row.broadcast for row in CHANGE_TYPES if row.broadcast is not None))

@@ -51,4 +51,13 @@ class MessageNoticed(_Event):
     message: Message
 
 
-ChangeEvent = MessageUpserted | ChatUpserted | ChatRemoved | MemberUpserted | MemberRemoved | MessageNoticed
+class ReadMoved(_Event):
+    """A member of a chat of at most 50 read up to ``last_read_seq``: the compact ``read`` event on
+    ``chat:<id>`` (bigger chats send none; their read positions are reloaded instead)."""
+
+    chat_id: ChatId
+    user_id: UserId
+    last_read_seq: int
+
+
+ChangeEvent = MessageUpserted | ChatUpserted | ChatRemoved | MemberUpserted | MemberRemoved | MessageNoticed | ReadMoved

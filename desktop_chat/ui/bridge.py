@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ParamSpec, cast
 
 import qasync
 from PySide6.QtCore import QObject, Signal
 
-from desktop_chat.dal.api import ChatList, ChatStoreAPI, StoreStatus
+from desktop_chat.dal.api import ChatList, ChatStoreAPI, MessageSearch, StoreStatus
 from desktop_chat.dal.live_list import Unsubscribe
 from desktop_chat.errors import (
     BackendUnavailable,
@@ -31,7 +32,18 @@ from desktop_chat.errors import (
     Rejected,
     Unauthorized,
 )
-from desktop_chat.models import ChatId, ChatListKey, ChatMember, Message, MessageId, Profile, UserId
+from desktop_chat.models import (
+    ChatId,
+    ChatListKey,
+    ChatMember,
+    Message,
+    MessageId,
+    Profile,
+    ReadState,
+    SearchCursor,
+    ShownReaction,
+    UserId,
+)
 
 _log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -61,7 +73,12 @@ class Operation(StrEnum):
     CHAT_DETAILS = "chat_details"
     CHAT_MEMBERS = "chat_members"
     LOAD_OLDER = "load_older"
+    OPEN_AT = "open_at"
+    LOAD_NEWER = "load_newer"
+    SEARCH_MESSAGES = "search_messages"
     SEND = "send"
+    FIND_MESSAGE = "find_message"
+    TOGGLE_REACTION = "toggle_reaction"
     RETRY = "retry"
     DISCARD = "discard"
     EDIT_MESSAGE = "edit_message"
@@ -92,8 +109,19 @@ BACKGROUND_OPERATIONS = frozenset(
         Operation.CACHE_USAGE,
         Operation.LOAD_MORE_CHATS,
         Operation.SEARCH_CHATS,
+        Operation.FIND_MESSAGE,
+        Operation.SEARCH_MESSAGES,
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    """What a message search asks: the text, in one chat or all (``chat_id`` None), from ``cursor`` on."""
+
+    text: str
+    chat_id: ChatId | None = None
+    cursor: SearchCursor | None = None
 
 
 def describe_error(error: DesktopChatError, operation: Operation, server_url: str) -> str:
@@ -152,6 +180,17 @@ class StoreBridge(QObject):
         members_loaded(object, object, object): ``(ChatId, after, MemberPage)`` a page of a chat's members
             after ``after`` (None: the first page).
         older_loaded(object, int): ``(ChatId, rows)`` an older page was prepended (0: none came).
+        message_found(object, object, object): ``find_message`` answered: chat, message id, the message or
+            None (not visible).
+        reactions_changed(object, object): A chat's messages whose reactions changed: ``(ChatId,
+            {MessageId: tuple[ShownReaction, ...]})``.
+        reads_changed(object): An open chat's read positions moved (a ``ReadState``).
+        chat_opened_at(object, object, int): ``(ChatId, Timeline, seq)``: the chat is the active one, its
+            timeline holding message ``seq`` (``open_at``).
+        newer_loaded(object, int): ``(ChatId, rows)`` a newer page was appended to a detached window (0: none
+            came, or it failed).
+        messages_found(object, object): ``(MessageQuery, MessageSearch)``: a page of a message search; after
+            a failure an empty ``MessageSearch`` (the ``failed`` signal says why).
         message_queued(object, object): ``(ChatId, MessageId)`` a message is in the outbox.
         chat_created(object): The ``ChatId`` of a chat this user just created.
         chat_left(object): The ``ChatId`` of a chat this user left or deleted.
@@ -177,7 +216,13 @@ class StoreBridge(QObject):
     chat_details_loaded = Signal(object)
     members_loaded = Signal(object, object, object)
     older_loaded = Signal(object, int)
+    chat_opened_at = Signal(object, object, int)
+    newer_loaded = Signal(object, int)
+    messages_found = Signal(object, object)
     message_queued = Signal(object, object)
+    message_found = Signal(object, object, object)
+    reactions_changed = Signal(object, object)
+    reads_changed = Signal(object)
     chat_created = Signal(object)
     chat_left = Signal(object)
     chat_changed = Signal(object)
@@ -214,11 +259,22 @@ class StoreBridge(QObject):
     def has_older(self, chat_id: ChatId) -> bool:
         return self._store.has_older(chat_id)
 
+    def has_newer(self, chat_id: ChatId) -> bool:
+        return self._store.has_newer(chat_id)
+
     def has_more_chats(self) -> bool:
         return self._store.has_more_chats()
 
     def metrics_snapshot(self) -> dict[str, Any]:
         return self._store.metrics_snapshot()
+
+    def reactions(self, chat_id: ChatId) -> Mapping[MessageId, tuple[ShownReaction, ...]]:
+        """What the open chat shows under its messages now (``reactions_changed`` tells what changes)."""
+        return self._store.reactions(chat_id)
+
+    def read_state(self, chat_id: ChatId) -> ReadState | None:
+        """Where the open chat's members have read to (``reads_changed`` tells when it moves)."""
+        return self._store.read_state(chat_id)
 
     def close_chat(self, chat_id: ChatId) -> None:
         self._store.close_chat(chat_id)
@@ -303,12 +359,55 @@ class StoreBridge(QObject):
         # Also after a failure, so that whoever waits for the page stops waiting.
         self.older_loaded.emit(chat_id, count)
 
+    @async_slot(object, int)
+    async def open_at(self, chat_id: ChatId, seq: int) -> None:
+        """Open the chat at message ``seq`` (however old); emits ``chat_opened_at``."""
+        async with self._guard(Operation.OPEN_AT, chat_id):
+            timeline = await self._store.open_at(chat_id, seq)
+            self.chat_opened_at.emit(chat_id, timeline, seq)
+
+    @async_slot(object)
+    async def load_newer(self, chat_id: ChatId) -> None:
+        count = 0
+        async with self._guard(Operation.LOAD_NEWER, chat_id):
+            count = await self._store.load_newer(chat_id)
+        # Also after a failure, so that whoever waits for the page stops waiting.
+        self.newer_loaded.emit(chat_id, count)
+
+    @async_slot(object)
+    async def search_messages(self, query: MessageQuery) -> None:
+        """Run a message search; emits ``messages_found``. The returned task may be cancelled (a newer query
+        replaces it): then nothing is emitted but ``finished``."""
+        found = MessageSearch()
+        async with self._guard(Operation.SEARCH_MESSAGES, query):
+            found = await self._store.search_messages(query.text, query.chat_id, query.cursor)
+        self.messages_found.emit(query, found)
+
     # --- writes --------------------------------------------------------------------------------------
     @async_slot(object, str)
     async def send(self, chat_id: ChatId, text: str) -> None:
         async with self._guard(Operation.SEND, (chat_id, text)):
             message_id = await self._store.send(chat_id, text)
             self.message_queued.emit(chat_id, message_id)
+
+    @async_slot(object, str, object)
+    async def send_reply(self, chat_id: ChatId, text: str, reply_to: MessageId) -> None:
+        """Send ``text`` as a reply to ``reply_to``; fails like ``send`` (the context is ``(chat, text)``)."""
+        async with self._guard(Operation.SEND, (chat_id, text)):
+            message_id = await self._store.send(chat_id, text, reply_to)
+            self.message_queued.emit(chat_id, message_id)
+
+    @async_slot(object, object)
+    async def find_message(self, chat_id: ChatId, message_id: MessageId) -> None:
+        """Load one message (a reply's original that is not loaded): ``message_found(chat, id, message|None)``."""
+        async with self._guard(Operation.FIND_MESSAGE, (chat_id, message_id)):
+            found = await self._store.find_message(chat_id, message_id)
+            self.message_found.emit(chat_id, message_id, found)
+
+    @async_slot(object, object, str)
+    async def toggle_reaction(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> None:
+        async with self._guard(Operation.TOGGLE_REACTION, message_id):
+            await self._store.toggle_reaction(chat_id, message_id, emoji)
 
     @async_slot(object)
     async def retry(self, message_id: MessageId) -> None:
@@ -409,6 +508,8 @@ class StoreBridge(QObject):
             store.subscribe_typing(self.typing_changed.emit),
             store.subscribe_presence(self.presence_changed.emit),
             store.subscribe_incoming(self._on_incoming),
+            store.subscribe_reactions(self.reactions_changed.emit),
+            store.subscribe_reads(self.reads_changed.emit),
         ]
 
     def _unsubscribe(self) -> None:

@@ -8,25 +8,57 @@ What it guarantees:
 - **Following.** If the reader was at the bottom, new messages scroll into view. Otherwise nothing moves
   and a "N new messages" button appears; it jumps to the newest message.
 - **History on demand.** Near the top the model may fetch (``canFetchMore``/``fetchMore``); near the
-  bottom of a window that does not reach the newest rows, the window grows downwards.
+  bottom of a window that does not reach the newest rows, the window grows downwards, and after a jump to
+  an old message (the timeline a detached window, ``TimelineModel.has_newer``) newer pages load there.
+  Rows that come with a newer page are history, not new messages, and the view is never "at the bottom"
+  of a detached window, so it does not follow them down. Ctrl+End and the jump button ask for the newest
+  messages instead (``live_end_requested``).
+- **Jumping.** ``scroll_to_message`` centres a message and marks it for a moment (an outline painted over
+  its bubble; the delegate's painting is not touched).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QContextMenuEvent, QGuiApplication, QKeyEvent, QMouseEvent, QResizeEvent
-from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QPushButton, QStyle, QWidget
+from PySide6.QtGui import (
+    QColor,
+    QContextMenuEvent,
+    QFont,
+    QGuiApplication,
+    QHelpEvent,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QResizeEvent,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QListView,
+    QMenu,
+    QPushButton,
+    QStyle,
+    QToolButton,
+    QToolTip,
+    QWidget,
+    QWidgetAction,
+)
 
-from desktop_chat.models import DeliveryState, Message, MessageId
+from desktop_chat.models import DeliveryState, Message, MessageId, ShownReaction
+from desktop_chat.ui.emoji_picker import FREQUENT, EmojiPicker
 from desktop_chat.ui.text import plural
 from desktop_chat.ui.theme import LIGHT, Colors
-from desktop_chat.ui.timeline_delegate import Action, MessageDelegate
-from desktop_chat.ui.timeline_model import TimelineModel
+from desktop_chat.ui.timeline_delegate import Action, MessageDelegate, Target
+from desktop_chat.ui.timeline_model import Quote, Receipt, TimelineModel
 
 PAGE = 50
+HIGHLIGHT_MS = 2500  # how long a message jumped to stays marked
 
 
 def is_jump_to_newest(event: QKeyEvent) -> bool:
@@ -58,6 +90,14 @@ class TimelineView(QListView):
         edit_requested(object): The user wants to edit one of their messages (``Message``).
         delete_requested(object): The user wants to delete one of their messages (``Message``).
         visible_rows_changed(): Other messages are now on screen (scrolled, rows added, resized).
+        reply_requested(object): The user wants to answer a message (``Message``).
+        reaction_toggled(object, str): The user picked a reaction for a message, or clicked one under it
+            (``MessageId``, emoji): add it, or take the user's own back.
+        jump_requested(object, int): A reply's quote was clicked: show the original, ``(ChatId, seq)``.
+            The view scrolls to it itself when it is loaded (``scroll_to_message``); the window does the
+            rest (jump to any message).
+        live_end_requested(): The user wants the newest messages (Ctrl+End, the jump button) while the
+            timeline is a window around an old message; whoever owns the store opens the chat's newest page.
     """
 
     retry_requested = Signal(object)
@@ -65,6 +105,10 @@ class TimelineView(QListView):
     edit_requested = Signal(object)
     delete_requested = Signal(object)
     visible_rows_changed = Signal()
+    reply_requested = Signal(object)
+    reaction_toggled = Signal(object, str)
+    jump_requested = Signal(object, int)
+    live_end_requested = Signal()
 
     def __init__(self, model: TimelineModel, colors: Colors = LIGHT, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -76,6 +120,8 @@ class TimelineView(QListView):
         self._delegate_width = 0
         self._breathing = 0
         self._top_margin = 0
+        self._highlight: MessageId | None = None
+        self._colors = colors
         self.setItemDelegate(self._delegate)
         self.setModel(model)
         self.setObjectName("timeline")
@@ -104,6 +150,11 @@ class TimelineView(QListView):
         self._fetch_check.setInterval(0)
         self._fetch_check.timeout.connect(self._check_edges)
 
+        self._highlight_timer = QTimer(self)
+        self._highlight_timer.setSingleShot(True)
+        self._highlight_timer.setInterval(HIGHLIGHT_MS)
+        self._highlight_timer.timeout.connect(self.clear_highlight)
+
         model.rowsAboutToBeInserted.connect(self._before_rows_change)
         model.rowsAboutToBeMoved.connect(self._before_rows_change)
         model.modelAboutToBeReset.connect(self._before_rows_change)
@@ -129,15 +180,57 @@ class TimelineView(QListView):
         return self._jump
 
     def set_colors(self, colors: Colors) -> None:
+        self._colors = colors
         self._delegate.set_colors(colors)
         self.viewport().update()
 
     def is_at_bottom(self) -> bool:
+        """Whether the newest message is on screen at the bottom (never in a window around an old one)."""
         bar = self.verticalScrollBar()
-        return self._model.rows_below == 0 and bar.value() >= bar.maximum() - self._delegate_unit()
+        return (
+            self._model.rows_below == 0
+            and bar.value() >= bar.maximum() - self._delegate_unit()
+            and not self._model.has_newer()
+        )
+
+    @property
+    def highlighted(self) -> MessageId | None:
+        """The message marked after a jump to it, until the mark fades."""
+        return self._highlight
+
+    def scroll_to_message(self, message_id: MessageId, *, highlight: bool = True) -> bool:
+        """Centre the loaded message ``message_id`` on screen (moving the model's window to it) and mark it
+        for a moment. False when it is not loaded."""
+        model = self._model
+        if not model.show_around(message_id):
+            return False
+        row = model.row_of(message_id)
+        if row is None:
+            return False
+        self.executeDelayedItemsLayout()  # the layout (and any anchor it restores) first, then the scroll
+        self._anchor = None
+        self.scrollTo(model.index(row, 0), QAbstractItemView.ScrollHint.PositionAtCenter)
+        self._following = self.is_at_bottom()
+        self._unseen = 0
+        if highlight:
+            self._highlight = message_id
+            self._highlight_timer.start()
+            self.viewport().update()
+        self._update_jump()
+        self._fetch_check.start()
+        return True
+
+    def clear_highlight(self) -> None:
+        if self._highlight is not None:
+            self._highlight = None
+            self.viewport().update()
 
     def scroll_to_newest(self) -> None:
-        """Show the newest message at the bottom and follow from now on."""
+        """Show the newest message at the bottom and follow from now on. In a window around an old message
+        the newest ones are not loaded: ``live_end_requested`` asks for them."""
+        if self._model.has_newer():
+            self.live_end_requested.emit()
+            return
         self._model.show_newest()
         self._anchor = _Anchor(at_bottom=True)
         self.scheduleDelayedItemsLayout()
@@ -165,6 +258,10 @@ class TimelineView(QListView):
     def _count_unseen(self) -> None:
         """With a divider, the jump button counts the new messages below the screen."""
         if self._model.unread_after is None:
+            return
+        if self._model.has_newer():
+            # Only part of what is new is loaded (a window around an old message): no count, only "↓".
+            self._unseen = 0
             return
         self._unseen = 0 if self.is_at_bottom() else self._model.unread_below(self.visible_rows().stop - 1)
 
@@ -269,7 +366,9 @@ class TimelineView(QListView):
         # would lay out a thousand rows now and again at the end.
         anchor = self._anchor
         if anchor is not None and not anchor.at_bottom:
-            if first > anchor.last_visible:
+            if first > anchor.last_visible and self._model.loading_newer:
+                pass  # a newer page of history below a window around an old message: nothing new
+            elif first > anchor.last_visible:
                 self._unseen += sum(
                     1 for row in range(first, last + 1) if not self._model.is_own(self._model.item(row))
                 )
@@ -311,8 +410,8 @@ class TimelineView(QListView):
         root = QModelIndex()
         if near_top and self._model.canFetchMore(root):
             self._model.fetchMore(root)
-        elif bar.maximum() - bar.value() <= reach and self._model.rows_below:
-            self._model.extend_down(PAGE)
+        if bar.maximum() - bar.value() <= reach:
+            self._model.fetch_newer()  # rows below the window, or the next newer page after a jump
 
     def _report_focus(self) -> None:
         index = self.indexAt(QPoint(1, self.viewport().height() // 2))
@@ -321,7 +420,11 @@ class TimelineView(QListView):
 
     def _update_jump(self) -> None:
         bar = self.verticalScrollBar()
-        far = bar.maximum() - bar.value() > self.viewport().height() or self._model.rows_below > 0
+        far = (
+            bar.maximum() - bar.value() > self.viewport().height()
+            or self._model.rows_below > 0
+            or self._model.has_newer()
+        )
         show = self._unseen > 0 or far
         if show:
             text = f"↓  {plural(self._unseen, 'new message')}" if self._unseen else "↓"
@@ -341,6 +444,29 @@ class TimelineView(QListView):
 
     def _delegate_unit(self) -> int:
         return max(2, self.fontMetrics().height() // 3)
+
+    # --- the mark on a message jumped to --------------------------------------------------------------
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self._highlight is None:
+            return
+        row = self._model.row_of(self._highlight)
+        if row is None:
+            return
+        rect = self.visualRect(self._model.index(row, 0))
+        if not rect.intersects(self.viewport().rect()):
+            return
+        bubble = self._delegate.geometry(row).bubble.translated(rect.topLeft())
+        unit = self._delegate_unit()
+        accent = QColor(self._colors.accent)
+        fill = QColor(accent)
+        fill.setAlpha(40)
+        painter = QPainter(self.viewport())
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(accent, max(2, unit // 2)))
+        painter.setBrush(fill)
+        painter.drawRoundedRect(bubble.adjusted(-unit, -unit, unit, unit), unit * 3, unit * 3)
+        painter.end()
 
     # --- geometry and font ---------------------------------------------------------------------------
     def resizeEvent(self, event: QResizeEvent) -> None:
@@ -385,12 +511,21 @@ class TimelineView(QListView):
         action = self._delegate.action_at(index.row(), position - self.visualRect(index).topLeft())
         return None if action is None else (index.row(), action)
 
+    def _target_under(self, position: QPoint) -> tuple[int, Target, object] | None:
+        index = self.indexAt(position)
+        if not index.isValid():
+            return None
+        target = self._delegate.target_at(index.row(), position - self.visualRect(index).topLeft())
+        return None if target is None else (index.row(), target[0], target[1])
+
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         hit = self._action_under(event.position().toPoint())
         hover = None if hit is None else (self._model.item(hit[0]).id, hit[1])
         if self._delegate.set_hover(hover):
             self.viewport().update()
-        cursor = Qt.CursorShape.PointingHandCursor if hit else Qt.CursorShape.ArrowCursor
+        target = self._target_under(event.position().toPoint())
+        clickable = target is not None and target[1] is not Target.SEEN
+        cursor = Qt.CursorShape.PointingHandCursor if hit or clickable else Qt.CursorShape.ArrowCursor
         self.viewport().setCursor(cursor)
         super().mouseMoveEvent(event)
 
@@ -411,7 +546,55 @@ class TimelineView(QListView):
                     self.discard_requested.emit(message_id)
                 event.accept()
                 return
+            target = self._target_under(event.position().toPoint())
+            if target is not None and self.activate(target[0], target[1], target[2]):
+                event.accept()
+                return
         super().mouseReleaseEvent(event)
+
+    def activate(self, row: int, kind: Target, value: object) -> bool:
+        """Act on a click on a quote (jump) or a reaction (toggle it); False for what does nothing."""
+        message = self._model.item(row)
+        if kind is Target.QUOTE and isinstance(value, Quote):
+            self.show_original(value)
+            return True
+        if kind is Target.REACTION and isinstance(value, ShownReaction):
+            if message.delivery is DeliveryState.SENT and not message.deleted:
+                self.reaction_toggled.emit(message.id, value.emoji)
+            return True
+        return False
+
+    def show_original(self, quote: Quote) -> None:
+        """Scroll to a reply's original if it is loaded, and ask for the jump either way (by seq)."""
+        chat_id = self._model.chat_id
+        self.scroll_to_message(quote.message_id)
+        if chat_id is not None and quote.seq is not None:
+            self.jump_requested.emit(chat_id, quote.seq)
+
+    def viewportEvent(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            target = self._target_under(event.pos())
+            tip = None if target is None else self.tooltip_for(target[1], target[2])
+            if tip:
+                QToolTip.showText(event.globalPos(), tip, self)
+                return True
+        return super().viewportEvent(event)
+
+    @staticmethod
+    def tooltip_for(kind: Target, value: object) -> str | None:
+        """Who reacted, who has seen it, or what a quote leads to."""
+        if kind is Target.REACTION and isinstance(value, ShownReaction):
+            names = list(value.names)
+            more = value.count - len(names)
+            who = ", ".join(names) + (f" and {more} more" if more > 0 and names else "")
+            if not names:
+                who = plural(value.count, "person", "people")
+            return f"{value.emoji} {who}"
+        if kind is Target.SEEN and isinstance(value, Receipt):
+            return "Seen by " + ", ".join(value.readers)
+        if kind is Target.QUOTE and isinstance(value, Quote):
+            return None if value.missing else "Show the original message"
+        return None
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if is_jump_to_newest(event):
@@ -427,6 +610,42 @@ class TimelineView(QListView):
         if not menu.isEmpty():
             menu.exec(event.globalPos())
 
+    def _reaction_row(self, menu: QMenu, message: Message) -> QWidgetAction:
+        """The frequent reactions as one row of buttons at the top of the message menu (one click reacts)."""
+        action = QWidgetAction(menu)
+        row = QWidget(menu)
+        row.setObjectName("reactionRow")
+        row.setAccessibleName("React")
+        layout = QHBoxLayout(row)
+        unit = max(2, self.fontMetrics().height() // 4)
+        layout.setContentsMargins(unit * 2, unit, unit * 2, unit)
+        layout.setSpacing(unit)
+        font = QFont(self.font())
+        font.setPointSizeF(font.pointSizeF() * 1.35)
+        for emoji in FREQUENT:
+            button = QToolButton(row)
+            button.setText(emoji)
+            button.setFont(font)
+            button.setAutoRaise(True)
+            button.setToolTip(f"React with {emoji}")
+            button.setAccessibleName(f"React with {emoji}")
+            button.clicked.connect(partial(self._react_from_menu, menu, message.id, emoji))
+            layout.addWidget(button)
+        action.setDefaultWidget(row)
+        return action
+
+    def _react_from_menu(self, menu: QMenu, message_id: MessageId, emoji: str) -> None:
+        menu.close()
+        self.reaction_toggled.emit(message_id, emoji)
+
+    def pick_reaction(self, message: Message) -> EmojiPicker:
+        """Open the full emoji picker for ``message`` (returned, so tests can choose in it)."""
+        picker = EmojiPicker(self)
+        picker.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        picker.chosen.connect(lambda emoji: self.reaction_toggled.emit(message.id, emoji))
+        picker.open()
+        return picker
+
     def menu_for(self, message: Message) -> QMenu:
         """The context menu of ``message`` (separate so that tests can inspect it)."""
         menu = QMenu(self)
@@ -436,6 +655,10 @@ class TimelineView(QListView):
             menu.addAction("Retry", lambda: self.retry_requested.emit(message.id))
         if message.delivery is not DeliveryState.SENT:
             menu.addAction("Discard", lambda: self.discard_requested.emit(message.id))
+        if message.delivery is DeliveryState.SENT and not message.deleted:
+            menu.addAction(self._reaction_row(menu, message))
+            menu.addAction("Reply", lambda: self.reply_requested.emit(message))
+            menu.addAction("More reactions…", lambda: self.pick_reaction(message))
         if not message.deleted:
             menu.addAction("Copy text", lambda: QGuiApplication.clipboard().setText(message.content))
         if own and message.delivery is DeliveryState.SENT and not message.deleted:
