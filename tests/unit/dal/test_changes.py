@@ -23,6 +23,7 @@ from desktop_chat.models import (
     Message,
     MessageNoticed,
     MessageUpserted,
+    ReadMoved,
     UserId,
 )
 from desktop_chat.realtime.events import Push
@@ -117,6 +118,19 @@ def test_an_activity_notice_is_a_message_announced() -> None:
     )
 
 
+def test_a_read_notice_is_a_read_position_moved_and_changes_no_view(caplog: pytest.LogCaptureFixture) -> None:
+    payload = {"chat_id": CHAT, "user_id": ALICE, "last_read_seq": 12}
+    event = parse_change(Push(topic=f"chat:{CHAT}", event="read", payload=payload))
+    assert isinstance(event, ReadMoved)
+    assert event == ReadMoved(chat_id=ChatId(uuid.UUID(CHAT)), user_id=UserId(uuid.UUID(ALICE)), last_read_seq=12)
+    # Only the receipts use it: this user's own position comes as its member row on user:<me>.
+    done = reduce([event], batch(Views({}, {})))
+    assert (done.messages, done.rows, done.forget_details, done.drop, done.reload_list, done.notify) == ({}, {}, set(), set(), False, [])
+    with caplog.at_level(logging.WARNING):
+        assert parse_change(Push(f"chat:{CHAT}", "read", {**payload, "last_read_seq": None})) is None
+    assert caplog.text.count("malformed") == 1
+
+
 def test_irrelevant_and_malformed_pushes_are_dropped(caplog: pytest.LogCaptureFixture) -> None:
     assert parse_change(push("other_table", "INSERT", {"x": 1})) is None
     assert parse_change(Push(f"chat:{CHAT}", "message", {**body("chat_messages", "INSERT"), "schema": "x"})) is None
@@ -134,7 +148,7 @@ def test_irrelevant_and_malformed_pushes_are_dropped(caplog: pytest.LogCaptureFi
 def test_every_change_event_has_one_row_and_realtime_listens_to_its_events() -> None:
     events = typing.get_args(ChangeEvent)
     assert sorted(row.event.__name__ for row in CHANGE_TYPES) == sorted(event.__name__ for event in events)
-    assert EVENTS == ("message", "activity", "chat", "member")
+    assert EVENTS == ("message", "activity", "chat", "member", "read")
     assert all(row.parse is not None for row in CHANGE_TYPES if row.broadcast is not None)
 
 

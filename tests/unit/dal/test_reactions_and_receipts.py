@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, datetime
 
 from desktop_chat.dal.reactions import needs_who, seq_windows
+from desktop_chat.dal.receipts import READ_EVENTS_UP_TO, Receipts
+from desktop_chat.dal.tasks import TaskGroup
 from desktop_chat.models import (
     ChatId,
     Message,
@@ -14,6 +16,7 @@ from desktop_chat.models import (
     ReactionCount,
     ReactionDetail,
     Reactor,
+    ReadMoved,
     ReadPosition,
     ReadPositions,
     ReadState,
@@ -134,3 +137,67 @@ def test_read_state_moves_forward_only_and_names_the_readers() -> None:
     assert state.readers(5, ME.user_id) == [BOB.user_id]  # the old state is untouched
     partial = ReadState.of(read, 2)
     assert not partial.complete
+
+
+# --- Receipts over test doubles of the backend and the presence hub ------------------------------------
+class FakePositions:
+    """``fetch_read_positions`` answering with what the test set, counting the calls per chat."""
+
+    def __init__(self) -> None:
+        self.answers: dict[ChatId, ReadPositions] = {}
+        self.calls: list[ChatId] = []
+
+    async def fetch_read_positions(self, chat_id: ChatId, limit: int) -> ReadPositions:
+        self.calls.append(chat_id)
+        return self.answers[chat_id]
+
+
+class DirectCalls:
+    async def call(self, _operation: str, run):  # type: ignore[no-untyped-def]
+        return await run()
+
+
+class HeardReads:
+    def __init__(self) -> None:
+        self.heard: list[ReadState] = []
+
+    def reads_changed(self, state: ReadState) -> None:
+        self.heard.append(state)
+
+
+def positions(chat: ChatId, members: int, *at: tuple[UserId, int]) -> ReadPositions:
+    return ReadPositions(
+        chat_id=chat,
+        positions=tuple(ReadPosition(user_id=u, last_read_seq=s) for u, s in at),
+        member_count=members,
+    )
+
+
+async def test_receipts_follow_read_events_and_reload_only_big_chats_on_a_probe_round() -> None:
+    small, big = ChatId(uuid.uuid4()), ChatId(uuid.uuid4())
+    backend, heard, tasks = FakePositions(), HeardReads(), TaskGroup()
+    backend.answers[small] = positions(small, 2, (ME.user_id, 3), (BOB.user_id, 1))
+    backend.answers[big] = positions(big, READ_EVENTS_UP_TO + 1, (ME.user_id, 3), (BOB.user_id, 1))
+    receipts = Receipts(backend, DirectCalls(), tasks, heard)  # type: ignore[arg-type]
+    receipts.watch(small)
+    receipts.watch(big)
+    await tasks.settle()
+    assert sorted(map(str, backend.calls)) == sorted([str(small), str(big)])
+
+    # The chat topic's ``read`` event moves a position forward, at once and without a call.
+    receipts.on_events([ReadMoved(chat_id=small, user_id=BOB.user_id, last_read_seq=3)])
+    state = receipts.state(small)
+    assert state is not None and state.readers(3, ME.user_id) == [BOB.user_id]
+    assert heard.heard[-1] is state
+    receipts.on_events([ReadMoved(chat_id=small, user_id=BOB.user_id, last_read_seq=2)])
+    assert receipts.state(small) is state  # backwards: nothing changes
+
+    # A probe round asks again only for the chat too big for ``read`` events.
+    backend.calls.clear()
+    backend.answers[big] = positions(big, READ_EVENTS_UP_TO + 1, (BOB.user_id, 3), (ME.user_id, 3))
+    receipts.reload_big()
+    await tasks.settle()
+    assert backend.calls == [big]
+    big_state = receipts.state(big)
+    assert big_state is not None and big_state.readers(3, ME.user_id) == [BOB.user_id]
+    await tasks.close()
