@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from desktop_chat.dal.api import ConnectionState
+from desktop_chat.dal.receipts import READ_EVENTS_UP_TO
 from desktop_chat.models import DeliveryState, Message, MessageId
 from tests.conftest import StackHandle
 from tests.integration.dal.conftest import (
@@ -148,6 +149,53 @@ async def test_read_receipts_update_live(make_layer: LayerFactory) -> None:
         lambda: (s := alice.store.read_state(chat)) is not None and s.readers(message.seq or 0, ALICE) == [BOB],
         within=20,
         what="bob's read position reaches alice live",
+    )
+
+
+async def test_read_receipts_of_a_chat_too_big_for_read_events_come_with_the_probe(
+    make_layer: LayerFactory, stack: StackHandle
+) -> None:
+    """In a chat of more than 50 members the database sends no ``read`` event (each read would go to every
+    online member): a probe round (here ``catch_up``, as when the window comes to the front) reloads the
+    read positions."""
+    alice, bob, chat = await alice_and_bob_in_a_new_chat(make_layer)
+    conn = await asyncpg.connect(stack.db_url)
+    try:
+        others = [uuid.uuid4() for _ in range(READ_EVENTS_UP_TO)]
+        await conn.execute(
+            "insert into auth.users (id, aud, role, email, raw_user_meta_data)"
+            " select u, 'authenticated', 'authenticated', 'crowd-' || u || '@example.com',"
+            " jsonb_build_object('display_name', 'Crowd')"
+            " from unnest($1::uuid[]) u",
+            others,
+        )
+        await conn.execute(
+            "insert into public.chat_members (session_id, user_id) select $1, u from unnest($2::uuid[]) u",
+            chat,
+            others,
+        )
+    finally:
+        await conn.close()
+    timeline = await alice.store.open_chat(chat)
+    said = await alice.store.send(chat, "Read me, crowd")
+    await eventually(lambda: stored(timeline, said) is not None, what="stored")
+    message = stored(timeline, said)
+    assert message is not None and message.seq is not None
+    await eventually(
+        lambda: (s := alice.store.read_state(chat)) is not None and s.member_count == READ_EVENTS_UP_TO + 2,
+        what="positions of the whole crowd loaded",
+    )
+    await bob.store.open_chat(chat)
+    await bob.store.mark_read(chat, message.seq)
+    [row] = await db_fetch(
+        stack, "select last_read_seq from public.chat_members where session_id = $1 and user_id = $2", chat, BOB
+    )
+    assert row["last_read_seq"] >= message.seq  # written: only a reload can tell alice now
+    alice.store.catch_up()
+    await eventually(
+        lambda: (s := alice.store.read_state(chat)) is not None and s.readers(message.seq or 0, ALICE) == [BOB],
+        within=20,
+        what="bob's read position reaches alice with the probe's round",
     )
 
 
