@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import httpx
@@ -66,6 +67,17 @@ _receipts = TypeAdapter(list[ReadReceipt])
 _readers = TypeAdapter(list[MessageReader])
 
 
+# The HTTP status of the last response the current task received. The PostgREST client raises an error
+# with the body's code only; a 5xx with a code the app does not know is the server's trouble (retried),
+# not a bug. A context variable: a call's response hook runs in the calling task, and concurrent calls
+# (other tasks) each see their own.
+_last_status: ContextVar[int | None] = ContextVar("desktop_chat_last_status", default=None)
+
+
+async def _remember_status(response: httpx.Response) -> None:
+    _last_status.set(response.status_code)
+
+
 def _summary(row: dict[str, Any]) -> ChatSummary:
     """A row of ``chat_list()`` as a ChatSummary (the chat's columns are flat in the row)."""
     return ChatSummary.model_validate(
@@ -110,6 +122,8 @@ class SupabaseBackend:
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
         )
         self._owns_http = http is None
+        hooks = self._http.event_hooks
+        self._http.event_hooks = {**hooks, "response": [*hooks.get("response", []), _remember_status]}
         self._client: AsyncClient | None = None
         self._auth: AuthSession | None = None
         self._profile: Profile | None = None
@@ -236,11 +250,12 @@ class SupabaseBackend:
             # level security would answer "nothing", which must not be mistaken for data.
             raise BackendUnavailable(f"Not connected to {self._server} yet; showing what is saved on this computer.")
         for attempt in (1, 2):
+            _last_status.set(None)
             try:
                 async with asyncio.timeout(self._timeout):
                     result = await run()
             except Exception as raw:
-                error = map_error(raw, self._server)
+                error = map_error(raw, self._server, status=_last_status.get())
                 if isinstance(error, Unauthorized) and attempt == 1 and self.session is not None:
                     await self.refresh_session()
                     continue
