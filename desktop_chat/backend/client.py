@@ -384,6 +384,23 @@ class SupabaseBackend:
         rows = await self._rows("message", query)
         return Message.model_validate(rows[0]) if rows else None
 
+    async def fetch_messages_by_id(self, chat_id: ChatId, message_ids: Sequence[MessageId]) -> list[Message]:
+        """The stored messages of those ids in that chat (those it can see), in ``seq`` order."""
+        if not message_ids:
+            return []
+        rows = await self._rows(
+            "messages_by_id",
+            lambda: (
+                self.client.table("chat_messages")
+                .select(MESSAGE_COLUMNS)
+                .eq("session_id", str(chat_id))
+                .in_("id", [str(message_id) for message_id in message_ids])
+                .order("seq")
+                .execute()
+            ),
+        )
+        return _messages.validate_python(rows)
+
     async def find_profile_by_email(self, email: str) -> Profile | None:
         rows = await self._rows(
             "find_profile", lambda: self.client.rpc("find_profile_by_email", {"p_email": email.strip()}).execute()
@@ -424,6 +441,27 @@ class SupabaseBackend:
             ),
         )
         return Message.model_validate(rows[0]) if rows else None
+
+    async def insert_messages(self, chat_id: ChatId, messages: Sequence[tuple[MessageId, str]]) -> list[Message]:
+        """Store a backlog of one chat's messages, ``(id, content)`` in send order, in one request.
+
+        One ``insert ... on conflict (id, session_id) do nothing`` of every row: the server gives them
+        their ``seq`` in the order of the body, and a row an earlier attempt already stored is skipped, so
+        a retry of the whole batch doubles nothing. Returns the rows this request stored (the skipped ones
+        are not among them: ``fetch_messages_by_id`` reads those). One refused row refuses them all.
+        """
+        body = [
+            {"id": str(message_id), "session_id": str(chat_id), "content": content} for message_id, content in messages
+        ]
+        rows = await self._rows(
+            "insert_messages",
+            lambda: (
+                self.client.table("chat_messages")
+                .upsert(body, on_conflict=MESSAGE_KEY, ignore_duplicates=True)
+                .execute()
+            ),
+        )
+        return _messages.validate_python(rows)
 
     async def edit_message(self, message_id: MessageId, content: str) -> Message | None:
         rows = await self._rows(

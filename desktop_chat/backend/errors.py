@@ -61,6 +61,9 @@ def _from_postgrest(error: APIError, server: str, status: int | None) -> Desktop
     message = str(error.message or "")
     if code in _JWT_CODES:
         return Unauthorized("Your session has expired.", code=code)
+    if code.startswith("PGRST0"):
+        # PGRST0xx are PostgREST's connection errors: the database behind it is unreachable.
+        return BackendUnavailable(f"The server at {server} cannot reach its database.", code=code)
     if status is not None and status >= 500:
         # Whatever the code, a 5xx is the server's trouble, not the request's: it may pass, so the request is
         # retried (a message stays pending) rather than reported as the app's bug.
@@ -84,9 +87,6 @@ def _from_postgrest(error: APIError, server: str, status: int | None) -> Desktop
     if len(code) == 3 and code.isdigit() and int(code) >= 500:
         # A body that was not PostgREST's (a proxy's error page): the client puts the status in ``code``.
         return BackendUnavailable(f"The server at {server} is having trouble (HTTP {code}).", code=code)
-    if code.startswith("PGRST0"):
-        # PGRST0xx are PostgREST's connection errors: the database behind it is unreachable.
-        return BackendUnavailable(f"The server at {server} cannot reach its database.", code=code)
     return Bug(f"The server rejected a request the app should not have made ({code}: {message}).", code=code)
 
 

@@ -182,6 +182,7 @@ class SignedIn:
             self._resend_reads()
 
     def _on_reached(self) -> None:
+        self.sender.server_answered()  # a send that found the server away goes now, not after its backoff
         if self.realtime is not None and self.realtime.state is ConnectionState.RECONNECTING:
             self.realtime.nudge()  # REST works again, so the realtime link probably will too
         self._resend_reads()
