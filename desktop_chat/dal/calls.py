@@ -75,14 +75,6 @@ class TimedSending:
         self._backend = backend
         self._calls = calls
 
-    async def insert_message(self, message_id: MessageId, chat_id: ChatId, content: str) -> Message | None:
-        return await self._calls.call(
-            "insert_message", lambda: self._backend.insert_message(message_id, chat_id, content)
-        )
-
-    async def fetch_message(self, message_id: MessageId, chat_id: ChatId) -> Message | None:
-        return await self._calls.call("message", lambda: self._backend.fetch_message(message_id, chat_id))
-
     async def insert_messages(self, chat_id: ChatId, messages: Sequence[tuple[MessageId, str]]) -> list[Message]:
         return await self._calls.call("insert_messages", lambda: self._backend.insert_messages(chat_id, messages))
 

@@ -230,7 +230,7 @@ async def test_a_send_is_timed_like_every_other_call_to_supabase(make_layer: Lay
     alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
     chat = await new_chat(alice)
     view = await alice.store.open_chat(chat)
-    timed = alice.metrics.histogram(SUPABASE_LATENCY, op="insert_message")
+    timed = alice.metrics.histogram(SUPABASE_LATENCY, op="insert_messages")  # a batch of one
     before = timed.count
     message_id = await alice.store.send(chat, "timed")
     await eventually(lambda: (m := view.get(message_id)) is not None and m.delivery is DeliveryState.SENT)
