@@ -78,6 +78,10 @@ async def _remember_status(response: httpx.Response) -> None:
     _last_status.set(response.status_code)
 
 
+# A message going out in a batch: its id, its text and the message of the same chat it answers.
+OutgoingRow = tuple[MessageId, str, MessageId | None]
+
+
 def _summary(row: dict[str, Any]) -> ChatSummary:
     """A row of ``chat_list()`` as a ChatSummary (the chat's columns are flat in the row)."""
     return ChatSummary.model_validate(
@@ -442,16 +446,23 @@ class SupabaseBackend:
         )
         return Message.model_validate(rows[0]) if rows else None
 
-    async def insert_messages(self, chat_id: ChatId, messages: Sequence[tuple[MessageId, str]]) -> list[Message]:
-        """Store a backlog of one chat's messages, ``(id, content)`` in send order, in one request.
+    async def insert_messages(self, chat_id: ChatId, messages: Sequence[OutgoingRow]) -> list[Message]:
+        """Store a backlog of one chat's messages, ``(id, content, reply_to)`` in send order, in one request.
 
         One ``insert ... on conflict (id, session_id) do nothing`` of every row: the server gives them
         their ``seq`` in the order of the body, and a row an earlier attempt already stored is skipped, so
         a retry of the whole batch doubles nothing. Returns the rows this request stored (the skipped ones
         are not among them: ``fetch_messages_by_id`` reads those). One refused row refuses them all.
         """
+        # Every row names the same columns (PostgREST inserts the first row's keys): no reply is null.
         body = [
-            {"id": str(message_id), "session_id": str(chat_id), "content": content} for message_id, content in messages
+            {
+                "id": str(message_id),
+                "session_id": str(chat_id),
+                "content": content,
+                "reply_to": str(reply_to) if reply_to is not None else None,
+            }
+            for message_id, content, reply_to in messages
         ]
         rows = await self._rows(
             "insert_messages",

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from desktop_chat.backend.client import SupabaseBackend
+from desktop_chat.backend.client import OutgoingRow, SupabaseBackend
 from desktop_chat.dal.live_list import Unsubscribe
 from desktop_chat.dal.status import StatusBoard
 from desktop_chat.errors import BackendUnavailable
@@ -75,11 +75,30 @@ class TimedSending:
         self._backend = backend
         self._calls = calls
 
-    async def insert_messages(self, chat_id: ChatId, messages: Sequence[tuple[MessageId, str]]) -> list[Message]:
+    async def insert_messages(self, chat_id: ChatId, messages: Sequence[OutgoingRow]) -> list[Message]:
         return await self._calls.call("insert_messages", lambda: self._backend.insert_messages(chat_id, messages))
 
     async def fetch_messages_by_id(self, chat_id: ChatId, message_ids: Sequence[MessageId]) -> list[Message]:
         return await self._calls.call("messages", lambda: self._backend.fetch_messages_by_id(chat_id, message_ids))
+
+    async def refresh_session(self) -> object:
+        return await self._backend.refresh_session()
+
+
+class TimedReacting:
+    """What the reaction sender needs from the backend (``sync.reactions.ReactingBackend``), timed."""
+
+    def __init__(self, backend: SupabaseBackend, calls: BackendCalls) -> None:
+        self._backend = backend
+        self._calls = calls
+
+    async def add_reaction(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> bool:
+        return await self._calls.call("add_reaction", lambda: self._backend.add_reaction(chat_id, message_id, emoji))
+
+    async def remove_reaction(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> bool:
+        return await self._calls.call(
+            "remove_reaction", lambda: self._backend.remove_reaction(chat_id, message_id, emoji)
+        )
 
     async def refresh_session(self) -> object:
         return await self._backend.refresh_session()

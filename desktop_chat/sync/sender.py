@@ -53,8 +53,10 @@ BATCH = 50
 class SendingBackend(Protocol):
     """What the sender needs from the backend (``SupabaseBackend`` provides it)."""
 
-    async def insert_messages(self, chat_id: ChatId, messages: Sequence[tuple[MessageId, str]]) -> list[Message]:
-        """Insert ``(id, content)`` rows in order, skipping ids already stored; the rows it stored."""
+    async def insert_messages(
+        self, chat_id: ChatId, messages: Sequence[tuple[MessageId, str, MessageId | None]]
+    ) -> list[Message]:
+        """Insert ``(id, content, reply_to)`` rows in order, skipping ids already stored; the rows it stored."""
         ...
 
     async def fetch_messages_by_id(self, chat_id: ChatId, message_ids: Sequence[MessageId]) -> list[Message]:
@@ -158,10 +160,14 @@ class Sender:
         return self._rows.get(message_id)
 
     # --- commands ----------------------------------------------------------------------------------
-    async def send(self, chat_id: ChatId, text: str) -> MessageId:
-        """Check the text, put the message in the outbox (on disk when this returns) and queue it."""
+    async def send(self, chat_id: ChatId, text: str, reply_to: MessageId | None = None) -> MessageId:
+        """Check the text, put the message in the outbox (on disk when this returns) and queue it.
+
+        ``reply_to`` (the message of the same chat it answers) travels in the outbox row, so a reply
+        written offline goes out as a reply, once, whenever the server is back.
+        """
         validate_message_text(text)
-        entry = await self._outbox.add(new_message_id(), self._server, self._user_id, chat_id, text)
+        entry = await self._outbox.add(new_message_id(), self._server, self._user_id, chat_id, text, reply_to)
         message = entry.as_message()
         self._put(message)
         self._emit(Submitted(message))
@@ -368,7 +374,8 @@ class Sender:
     async def _store(self, batch: list[OutboxEntry]) -> dict[MessageId, Message]:
         """Insert the batch; the stored row of each message, those an earlier attempt stored included."""
         chat_id = batch[0].chat_id
-        inserted = await self._backend.insert_messages(chat_id, [(entry.id, entry.content) for entry in batch])
+        rows = [(entry.id, entry.content, entry.reply_to) for entry in batch]
+        inserted = await self._backend.insert_messages(chat_id, rows)
         stored = {row.id: row for row in inserted}
         missing = [entry.id for entry in batch if entry.id not in stored]
         if missing:

@@ -123,7 +123,7 @@ async def test_a_backlog_goes_in_order_each_once_and_a_refused_message_fails_alo
     requests: list[int] = []
     original = alice.backend.insert_messages
 
-    async def counted(chat_id: ChatId, messages: list[tuple[MessageId, str]]) -> object:
+    async def counted(chat_id: ChatId, messages: list[tuple[MessageId, str, MessageId | None]]) -> object:
         requests.append(len(messages))
         return await original(chat_id, messages)
 

@@ -42,10 +42,12 @@ class ScriptedBackend:
         self.answered = asyncio.Event()
         self._seq: dict[ChatId, int] = defaultdict(int)
 
-    async def insert_messages(self, chat_id: ChatId, messages: Sequence[tuple[MessageId, str]]) -> list[Message]:
+    async def insert_messages(
+        self, chat_id: ChatId, messages: Sequence[tuple[MessageId, str, MessageId | None]]
+    ) -> list[Message]:
         """As the server runs one insert: all rows or none, in the body's order, skipping ids it has."""
-        self.batches.append([message_id for message_id, _ in messages])
-        self.attempts.extend(message_id for message_id, _ in messages)
+        self.batches.append([message_id for message_id, _, _ in messages])
+        self.attempts.extend(message_id for message_id, _, _ in messages)
         self.in_flight[chat_id] += 1
         self.max_in_flight[chat_id] = max(self.max_in_flight[chat_id], self.in_flight[chat_id])
         try:
@@ -54,10 +56,10 @@ class ScriptedBackend:
                 await self.gate.wait()
             if self.failures:
                 raise self.failures.pop(0)
-            if any(content in self.refuse for _, content in messages):
+            if any(content in self.refuse for _, content, _ in messages):
                 raise Rejected("new row violates check constraint", code="23514")
             inserted: list[Message] = []
-            for message_id, content in messages:
+            for message_id, content, reply_to in messages:
                 if message_id in self.stored:
                     continue
                 self._seq[chat_id] += 1
@@ -70,6 +72,7 @@ class ScriptedBackend:
                     created_at=datetime.now(UTC),
                     seq=seq,
                     rev=seq,
+                    reply_to=reply_to,
                 )
                 self.stored[message_id] = message
                 self.order.append(message_id)
@@ -421,3 +424,20 @@ async def test_depth_counts_what_the_outbox_holds_through_every_transition(harne
     assert harness.sender.depth == await harness.outbox.depth(SERVER, ALICE) == 0
     await harness.sender.discard(ids[2])  # already sent: nothing to discard, nothing to count
     assert harness.sender.depth == 0
+
+
+async def test_a_reply_keeps_its_original_through_the_outbox_and_a_restart(harness: Harness) -> None:
+    original = await harness.send(CHAT_A, "the question")
+    await harness.wait_for(original, DeliveryState.SENT)
+    harness.backend.gate = asyncio.Event()  # offline: the reply waits in the outbox
+    reply = await harness.sender.send(CHAT_A, "the answer", reply_to=original)
+    assert harness.rows[reply].reply_to == original  # the pending row already quotes it
+    await harness.sender.close()
+    harness.backend.gate = None
+    harness.sender = harness.make_sender()
+    resumed = await harness.sender.start()
+    assert [(row.id, row.reply_to) for row in resumed] == [(reply, original)]
+    sent = await harness.wait_for(reply, DeliveryState.SENT)
+    assert sent.reply_to == original
+    assert harness.backend.stored[reply].reply_to == original
+    assert harness.backend.order.count(reply) == 1
