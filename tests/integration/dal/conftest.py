@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from desktop_chat.config import Settings
 from desktop_chat.dal.api import ConnectionState
 from desktop_chat.dal.factory import DataLayer, open_data_layer
+from desktop_chat.dal.live import FRAME_INTERVAL
 from desktop_chat.models import ChatId
 from tests.conftest import StackHandle
 from tests.keyrings import MemoryKeyring
@@ -43,6 +44,7 @@ class LayerFactory(Protocol):
         redis_url: str | None = ...,
         keyring: MemoryKeyring | None = ...,
         managed_redis: bool = ...,
+        frame_interval: float = ...,
         **settings: Any,
     ) -> Awaitable[DataLayer]: ...
 
@@ -62,9 +64,11 @@ async def make_layer(stack: StackHandle, tmp_path: Path) -> AsyncIterator[LayerF
         redis_url: str | None = None,
         keyring: MemoryKeyring | None = None,
         managed_redis: bool = False,
+        frame_interval: float = FRAME_INTERVAL,
         **overrides: Any,
     ) -> DataLayer:
-        """``managed_redis``: the app's own redis-server, as the app runs it (persistent in ``cache_dir``)."""
+        """``managed_redis``: the app's own redis-server, as the app runs it (persistent in ``cache_dir``).
+        ``frame_interval``: how long live changes are held before they are applied (see LiveSync)."""
         home = tmp_path / name
         values: dict[str, Any] = {
             "supabase_url": stack.api_url,
@@ -78,7 +82,12 @@ async def make_layer(stack: StackHandle, tmp_path: Path) -> AsyncIterator[LayerF
             "request_timeout": 5.0,
         }
         values.update(overrides)
-        layer = await open_data_layer(Settings(**values), keyring_backend=keyring or MemoryKeyring(), realtime=realtime)
+        layer = await open_data_layer(
+            Settings(**values),
+            keyring_backend=keyring or MemoryKeyring(),
+            realtime=realtime,
+            frame_interval=frame_interval,
+        )
         opened.append(layer)
         return layer
 
