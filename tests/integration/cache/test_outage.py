@@ -113,7 +113,6 @@ async def test_slow_redis_opens_the_breaker_and_recovery_drops_what_redis_missed
     await raw.aclose()
 
 
-
 async def test_recovery_keeps_what_redis_did_not_miss_and_gets_what_it_did(
     private_redis: PrivateRedis, make_cache: CacheFactory
 ) -> None:
@@ -170,6 +169,7 @@ async def test_closing_during_an_outage_hands_redis_what_only_the_memory_tier_ha
     await after_restart.start()
     recent = await after_restart.get_recent(user)
     assert recent is not None and recent.tier == "redis" and [c.chat.id for c in recent.value] == [session]
+
 
 async def fill(url: str) -> None:
     """Make the Redis at ``url`` full: no eviction, and a maxmemory below what it already uses."""
