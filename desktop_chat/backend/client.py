@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import httpx
@@ -66,6 +67,21 @@ _receipts = TypeAdapter(list[ReadReceipt])
 _readers = TypeAdapter(list[MessageReader])
 
 
+# The HTTP status of the last response the current task received. The PostgREST client raises an error
+# with the body's code only; a 5xx with a code the app does not know is the server's trouble (retried),
+# not a bug. A context variable: a call's response hook runs in the calling task, and concurrent calls
+# (other tasks) each see their own.
+_last_status: ContextVar[int | None] = ContextVar("desktop_chat_last_status", default=None)
+
+
+async def _remember_status(response: httpx.Response) -> None:
+    _last_status.set(response.status_code)
+
+
+# A message going out in a batch: its id, its text and the message of the same chat it answers.
+OutgoingRow = tuple[MessageId, str, MessageId | None]
+
+
 def _summary(row: dict[str, Any]) -> ChatSummary:
     """A row of ``chat_list()`` as a ChatSummary (the chat's columns are flat in the row)."""
     return ChatSummary.model_validate(
@@ -110,6 +126,8 @@ class SupabaseBackend:
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
         )
         self._owns_http = http is None
+        hooks = self._http.event_hooks
+        self._http.event_hooks = {**hooks, "response": [*hooks.get("response", []), _remember_status]}
         self._client: AsyncClient | None = None
         self._auth: AuthSession | None = None
         self._profile: Profile | None = None
@@ -236,11 +254,12 @@ class SupabaseBackend:
             # level security would answer "nothing", which must not be mistaken for data.
             raise BackendUnavailable(f"Not connected to {self._server} yet; showing what is saved on this computer.")
         for attempt in (1, 2):
+            _last_status.set(None)
             try:
                 async with asyncio.timeout(self._timeout):
                     result = await run()
             except Exception as raw:
-                error = map_error(raw, self._server)
+                error = map_error(raw, self._server, status=_last_status.get())
                 if isinstance(error, Unauthorized) and attempt == 1 and self.session is not None:
                     await self.refresh_session()
                     continue
@@ -387,6 +406,23 @@ class SupabaseBackend:
         rows = await self._rows("message", query)
         return Message.model_validate(rows[0]) if rows else None
 
+    async def fetch_messages_by_id(self, chat_id: ChatId, message_ids: Sequence[MessageId]) -> list[Message]:
+        """The stored messages of those ids in that chat (those it can see), in ``seq`` order."""
+        if not message_ids:
+            return []
+        rows = await self._rows(
+            "messages_by_id",
+            lambda: (
+                self.client.table("chat_messages")
+                .select(MESSAGE_COLUMNS)
+                .eq("session_id", str(chat_id))
+                .in_("id", [str(message_id) for message_id in message_ids])
+                .order("seq")
+                .execute()
+            ),
+        )
+        return _messages.validate_python(rows)
+
     async def find_profile_by_email(self, email: str) -> Profile | None:
         rows = await self._rows(
             "find_profile", lambda: self.client.rpc("find_profile_by_email", {"p_email": email.strip()}).execute()
@@ -427,6 +463,34 @@ class SupabaseBackend:
             ),
         )
         return Message.model_validate(rows[0]) if rows else None
+
+    async def insert_messages(self, chat_id: ChatId, messages: Sequence[OutgoingRow]) -> list[Message]:
+        """Store a backlog of one chat's messages, ``(id, content, reply_to)`` in send order, in one request.
+
+        One ``insert ... on conflict (id, session_id) do nothing`` of every row: the server gives them
+        their ``seq`` in the order of the body, and a row an earlier attempt already stored is skipped, so
+        a retry of the whole batch doubles nothing. Returns the rows this request stored (the skipped ones
+        are not among them: ``fetch_messages_by_id`` reads those). One refused row refuses them all.
+        """
+        # Every row names the same columns (PostgREST inserts the first row's keys): no reply is null.
+        body = [
+            {
+                "id": str(message_id),
+                "session_id": str(chat_id),
+                "content": content,
+                "reply_to": str(reply_to) if reply_to is not None else None,
+            }
+            for message_id, content, reply_to in messages
+        ]
+        rows = await self._rows(
+            "insert_messages",
+            lambda: (
+                self.client.table("chat_messages")
+                .upsert(body, on_conflict=MESSAGE_KEY, ignore_duplicates=True)
+                .execute()
+            ),
+        )
+        return _messages.validate_python(rows)
 
     async def edit_message(self, message_id: MessageId, content: str) -> Message | None:
         rows = await self._rows(

@@ -28,6 +28,17 @@ from desktop_chat.errors import (
 
 # PostgREST's JWT errors: the session expired or the token is not accepted.
 _JWT_CODES = {"PGRST301", "PGRST302", "PGRST303", "401"}
+# SQLSTATEs that say the database is away or busy for now, whatever the HTTP status they came with:
+# connection exceptions (08), insufficient resources (53, but 53400, a configured limit), a database
+# shutting down, crashed or starting up (57P01..57P03), a serialization failure or deadlock (40001,
+# 40P01), a lock not available (55P03).
+_TRANSIENT_CLASSES = ("08", "53")
+_TRANSIENT_CODES = {"57P01", "57P02", "57P03", "40001", "40P01", "55P03"}
+
+
+def _transient(code: str) -> bool:
+    return code in _TRANSIENT_CODES or (code.startswith(_TRANSIENT_CLASSES) and code != "53400")
+
 
 _AUTH_MESSAGES = {
     "invalid_credentials": (Unauthorized, "Wrong email or password."),
@@ -45,11 +56,20 @@ _AUTH_MESSAGES = {
 }
 
 
-def _from_postgrest(error: APIError, server: str) -> DesktopChatError | Bug:
+def _from_postgrest(error: APIError, server: str, status: int | None) -> DesktopChatError | Bug:
     code = str(error.code or "")
     message = str(error.message or "")
     if code in _JWT_CODES:
         return Unauthorized("Your session has expired.", code=code)
+    if code.startswith("PGRST0"):
+        # PGRST0xx are PostgREST's connection errors: the database behind it is unreachable.
+        return BackendUnavailable(f"The server at {server} cannot reach its database.", code=code)
+    if status is not None and status >= 500:
+        # Whatever the code, a 5xx is the server's trouble, not the request's: it may pass, so the request is
+        # retried (a message stays pending) rather than reported as the app's bug.
+        return BackendUnavailable(f"The server at {server} is having trouble (HTTP {status}, {code}).", code=code)
+    if _transient(code):
+        return BackendUnavailable(f"The server at {server} cannot use its database right now ({code}).", code=code)
     if code == "42501":
         return Rejected("You are not allowed to do that (you may have been removed from the chat).", code=code)
     if code == "23505":
@@ -64,11 +84,9 @@ def _from_postgrest(error: APIError, server: str) -> DesktopChatError | Bug:
         return Rejected(f"The server refused the data: {message}", code=code)
     if code.startswith("22"):
         return Rejected(f"The server refused a value: {message}", code=code)
-    if code.isdigit() and int(code) >= 500:
+    if len(code) == 3 and code.isdigit() and int(code) >= 500:
+        # A body that was not PostgREST's (a proxy's error page): the client puts the status in ``code``.
         return BackendUnavailable(f"The server at {server} is having trouble (HTTP {code}).", code=code)
-    if code.startswith("PGRST0"):
-        # PGRST0xx are PostgREST's connection errors: the database behind it is unreachable.
-        return BackendUnavailable(f"The server at {server} cannot reach its database.", code=code)
     return Bug(f"The server rejected a request the app should not have made ({code}: {message}).", code=code)
 
 
@@ -98,12 +116,16 @@ def _from_auth(error: AuthError, server: str) -> DesktopChatError | Bug:
     return Bug(f"Unexpected sign-in error: {error.message}", code=code)
 
 
-def map_error(error: BaseException, server: str) -> DesktopChatError | Bug:
-    """Translate an exception from the supabase client stack into our error tree (or a Bug: a reply we never expect)."""
+def map_error(error: BaseException, server: str, *, status: int | None = None) -> DesktopChatError | Bug:
+    """Translate an exception from the supabase client stack into our error tree (or a Bug: a reply we never expect).
+
+    ``status`` is the HTTP status of the response the error was made from, when known: the PostgREST
+    client keeps only the body's code, and an unknown code with a 5xx status is the server's trouble.
+    """
     if isinstance(error, (DesktopChatError, Bug)):
         return error
     if isinstance(error, APIError):
-        return _from_postgrest(error, server)
+        return _from_postgrest(error, server, status)
     if isinstance(error, AuthError):
         return _from_auth(error, server)
     if isinstance(error, (TimeoutError, asyncio.TimeoutError, httpx.TimeoutException)):

@@ -8,10 +8,10 @@ server answered in the status (``backend_reachable``, with the reason when it di
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from desktop_chat.backend.client import SupabaseBackend
+from desktop_chat.backend.client import OutgoingRow, SupabaseBackend
 from desktop_chat.dal.live_list import Unsubscribe
 from desktop_chat.dal.status import StatusBoard
 from desktop_chat.errors import BackendUnavailable
@@ -75,15 +75,11 @@ class TimedSending:
         self._backend = backend
         self._calls = calls
 
-    async def insert_message(
-        self, message_id: MessageId, chat_id: ChatId, content: str, *, reply_to: MessageId | None = None
-    ) -> Message | None:
-        return await self._calls.call(
-            "insert_message", lambda: self._backend.insert_message(message_id, chat_id, content, reply_to=reply_to)
-        )
+    async def insert_messages(self, chat_id: ChatId, messages: Sequence[OutgoingRow]) -> list[Message]:
+        return await self._calls.call("insert_messages", lambda: self._backend.insert_messages(chat_id, messages))
 
-    async def fetch_message(self, message_id: MessageId, chat_id: ChatId) -> Message | None:
-        return await self._calls.call("message", lambda: self._backend.fetch_message(message_id, chat_id))
+    async def fetch_messages_by_id(self, chat_id: ChatId, message_ids: Sequence[MessageId]) -> list[Message]:
+        return await self._calls.call("messages", lambda: self._backend.fetch_messages_by_id(chat_id, message_ids))
 
     async def refresh_session(self) -> object:
         return await self._backend.refresh_session()

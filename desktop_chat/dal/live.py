@@ -158,6 +158,7 @@ class LiveSync:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._last_flush = -math.inf  # loop time of the last batch of realtime changes
         self._apply_lock = asyncio.Lock()
+        self._applying: set[asyncio.Task[Any]] = set()  # "apply-changes" batches spawned and not done yet
         self._gap_chats: set[ChatId] = set()
         self._gap_task: asyncio.Task[None] | None = None
         self._list_tickets = 0
@@ -175,6 +176,24 @@ class LiveSync:
         self._read_floor: dict[ChatId, int] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------
+    @property
+    def held_changes(self) -> Sequence[ChangeEvent]:
+        """Realtime changes received and held for the current frame (not applied yet)."""
+        return tuple(self._inbox)
+
+    async def apply_held(self) -> None:
+        """Apply, in order, the realtime changes already received: the batches under way and what is held
+        for the current frame, then write the chat list through. For closing: what arrived just before a
+        quit must reach the cache, or the next (offline) start shows older data. The caller bounds it."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        self._flush()  # behind the batches already spawned: they take the apply lock in order
+        while self._applying:
+            await asyncio.gather(*self._applying, return_exceptions=True)
+        writer = self._recent_writer
+        if writer is not None and not writer.done():
+            await asyncio.gather(writer, return_exceptions=True)
+
     async def stop(self) -> None:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
@@ -649,7 +668,9 @@ class LiveSync:
         self._last_flush = asyncio.get_running_loop().time()
         events, self._inbox = self._inbox, []
         if events:
-            self._tasks.spawn(self.apply_now(events), "apply-changes")
+            task = self._tasks.spawn(self.apply_now(events), "apply-changes")
+            self._applying.add(task)
+            task.add_done_callback(self._applying.discard)
 
     async def apply_now(self, events: Sequence[ChangeEvent]) -> None:
         """Apply changes now, as realtime brings them (in commit order)."""

@@ -1,6 +1,8 @@
 """What to do after a send attempt: the delivery state machine's decisions, free of I/O.
 
-- Network errors, timeouts, 5xx: stay pending, retry after an exponential backoff with jitter (capped).
+- Network errors, timeouts, 5xx, a database away: stay pending, retry after an exponential backoff with
+  jitter, capped at ``UNREACHABLE_MAX_DELAY`` (the attempt is also how the app notices the server is back
+  when nothing else asks it; any answer meanwhile cuts the wait short, see ``Sender.server_answered``).
 - 401 (the access token expired): refresh the session, then retry at once.
 - Permanent refusals (data errors ``22xxx``, constraint errors ``23xxx`` other than a duplicate of our
   own id, permission ``42501``): failed, with a reason a person understands. Retrying keeps the id.
@@ -25,6 +27,7 @@ from desktop_chat.errors import (
 _RNG = random.Random()
 BASE_DELAY = 0.5
 MAX_DELAY = 60.0
+UNREACHABLE_MAX_DELAY = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +49,13 @@ class GiveUp:
 Decision = RetryLater | RefreshAndRetry | GiveUp
 
 
-def backoff(attempts: int, rng: random.Random | None = None) -> float:
+def backoff(attempts: int, rng: random.Random | None = None, cap: float = MAX_DELAY) -> float:
     """Seconds before attempt ``attempts + 1``: exponential, capped, with full-range jitter.
 
     Jitter spreads the retries of many clients (and many chats) so a recovering server is not hit by
     all of them in the same instant.
     """
-    ceiling = min(MAX_DELAY, BASE_DELAY * 2.0 ** min(max(attempts, 0), 16))
+    ceiling = min(cap, BASE_DELAY * 2.0 ** min(max(attempts, 0), 16))
     draw = (rng or _RNG).random()
     return ceiling / 2 + draw * ceiling / 2
 
@@ -78,7 +81,7 @@ def decide(error: BaseException, attempts: int, rng: random.Random | None = None
     if isinstance(error, AuthError):
         return RetryLater(backoff(attempts, rng), error.message)
     if isinstance(error, EnvironmentFailure):
-        return RetryLater(backoff(attempts, rng), error.message)
+        return RetryLater(backoff(attempts, rng, UNREACHABLE_MAX_DELAY), error.message)
     if isinstance(error, (Rejected, InvalidInput)):
         return GiveUp(_reason_for(error))
     if isinstance(error, (Bug, DesktopChatError)):

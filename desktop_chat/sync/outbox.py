@@ -14,10 +14,11 @@ so a slow disk never stalls the UI.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -296,14 +297,20 @@ class Outbox:
         delivered message on the outbox's one thread, where a new send's insert would wait behind it.
         """
 
+        return await self.remove_delivered_many([message_id]) > 0
+
+    async def remove_delivered_many(self, message_ids: Sequence[MessageId]) -> int:
+        """``remove_delivered`` for a batch the server confirmed, in one statement; returns how many went."""
+        ids = json.dumps([str(message_id) for message_id in message_ids])
+
         def delete(db: sqlite3.Connection) -> int:
             db.execute("pragma synchronous = normal")
             try:
-                return db.execute("delete from outbox where id = ?", (str(message_id),)).rowcount
+                return db.execute("delete from outbox where id in (select value from json_each(?))", (ids,)).rowcount
             finally:
                 db.execute("pragma synchronous = full")
 
-        return await self._run(delete) > 0
+        return await self._run(delete) if message_ids else 0
 
     async def purge_user(self, server: str, user_id: UserId) -> int:
         def purge(db: sqlite3.Connection) -> int:
@@ -316,6 +323,13 @@ class Outbox:
     async def get(self, message_id: MessageId) -> OutboxEntry | None:
         row = await self._run(lambda db: db.execute("select * from outbox where id = ?", (str(message_id),)).fetchone())
         return _entry(row) if row is not None else None
+
+    async def present(self, message_ids: Sequence[MessageId]) -> set[MessageId]:
+        """Which of these messages are still in the outbox (not discarded), in one query."""
+        ids = json.dumps([str(message_id) for message_id in message_ids])
+        query = "select id from outbox where id in (select value from json_each(?))"
+        rows = await self._run(lambda db: db.execute(query, (ids,)).fetchall()) if message_ids else []
+        return {MessageId(uuid.UUID(row[0])) for row in rows}
 
     async def entries(self, server: str, user_id: UserId, chat_id: ChatId | None = None) -> list[OutboxEntry]:
         """This user's unsent messages (pending and failed) in send order."""

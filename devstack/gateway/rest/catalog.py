@@ -21,11 +21,16 @@ as ``bytes``; every query here casts them to ``text`` in SQL so comparisons in P
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Literal
 
 import asyncpg
+
+from devstack.gateway.rest.errors import RestError
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "public"
 # Schemas whose types a cast (``select=col::type``) may name, as PostgREST's search path finds them.
@@ -325,6 +330,10 @@ class Catalog:
         task = self._loading
         try:
             self._snapshot = await asyncio.shield(task)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError):
+            # The database is away (stopped, restarting): PostgREST has no schema cache to answer from.
+            log.warning("loading the schema cache failed", exc_info=True)
+            raise RestError(503, "PGRST002", "Could not query the database for the schema cache. Retrying.") from None
         finally:
             if self._loading is task and task.done():
                 self._loading = None

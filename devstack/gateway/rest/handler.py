@@ -79,6 +79,10 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 def _error_response(error: RestError) -> Response:
     body = json.dumps(error.body()).encode()
     headers = {"Proxy-Status": f"PostgREST; error={error.code}", **error.headers}
+    if error.status == 503:
+        # PostgREST adds a retry hint to every 503 (the seconds until its connection worker tries the
+        # database again); this gateway tries again on the next request, so: at once.
+        headers.setdefault("Retry-After", "0")
     return Response(body, error.status, headers=headers, media_type="application/json; charset=utf-8")
 
 

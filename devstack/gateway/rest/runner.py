@@ -15,11 +15,20 @@ PostgREST's read-only transactions. The settings are session-level; the pool's r
 What must decide between commit and rollback after seeing the result (``single()`` on a write,
 ``Prefer: max-affected`` with ``handling=strict``, ``Prefer: tx=rollback``) runs in an explicit
 transaction instead, with transaction-local settings, exactly as PostgREST runs every request.
+
+When the database cannot be reached, or the connection breaks under a request, the answer is PostgREST's
+(``PostgREST.Error``): 503 ``PGRST000`` "Database connection error. Retrying the connection." when no
+connection could be had (refused, "the database system is starting up / shutting down", too many
+connections), 503 ``PGRST001`` "Database client error. Retrying the connection." when the connection
+broke under the statement; errors PostgreSQL itself sent keep their SQLSTATE and PostgREST's status
+(``57P01``, a fast shutdown ending the session, is 503). Either way the pool is flushed, as PostgREST's
+connection worker flushes its pool, so no connection a restart left dead serves a later request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Coroutine, Mapping
@@ -112,8 +121,10 @@ async def execute(
     explicit = not readonly and (check is not None or rollback)
     try:
         conn = await pool.acquire()
-    except (asyncpg.InterfaceError, OSError) as error:
-        raise _connection_error(error) from None
+    except _CONNECT_ERRORS as error:
+        # Refused, "the database system is starting up" (57P03), too many connections: no session at all.
+        _in_background(_flush(pool))
+        raise connection_error(error, acquired=False) from None
     settings = catalog.role_settings(caller.role)
     try:
         if explicit:
@@ -125,13 +136,23 @@ async def execute(
             if check is not None:
                 check(result)
     except asyncpg.PostgresError as error:
+        if isinstance(error, asyncpg.PostgresConnectionError) or _is_closed(conn):
+            _in_background(_flush(pool))
+        if isinstance(error, asyncpg.PostgresConnectionError):
+            # Class 08: raised by asyncpg itself when the socket closed under the statement ("connection
+            # was closed in the middle of operation"), not sent by the server: PostgREST's client error.
+            raise connection_error(error, acquired=True) from None
         if error.sqlstate in _CATALOG_ERRORS:
             catalog.invalidate()
         raise from_postgres(error, authenticated=caller.authenticated) from None
-    except (asyncpg.InterfaceError, OSError) as error:
-        if isinstance(error, OSError) or conn.is_closed():
-            raise _connection_error(error) from None
-        raise  # a statement that does not fit its parameters is a bug here: 500, not a retryable 503
+    except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as error:
+        if isinstance(error, asyncpg.InterfaceError) and not _is_closed(conn):
+            raise  # a statement that does not fit its parameters is a bug here: 500, not a retryable 503
+        # The connection broke under the statement: a socket error, a closed connection, or a protocol
+        # left half way by a server that went away ("cannot switch to state 12"). It must not go back.
+        _terminate(conn)
+        _in_background(_flush(pool))
+        raise connection_error(error, acquired=True) from None
     finally:
         _in_background(_release(pool, conn))
     return result
@@ -190,9 +211,41 @@ def singular(rows: int) -> RestError:
     )
 
 
-def _connection_error(error: BaseException) -> RestError:
-    log.warning("database connection problem: %s", error)
-    return RestError(503, "PGRST001", "Database client error. Retrying the connection.")
+# What a failed ``pool.acquire()`` raises: the socket (refused, reset, timed out), or the server refusing
+# the session (57P03 "the database system is starting up / shutting down", 53300 too many connections).
+_CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
+def connection_error(error: BaseException, *, acquired: bool) -> RestError:
+    """PostgREST's answer when the database cannot be used: 503 ``PGRST000`` (no connection could be had)
+    or ``PGRST001`` (the connection broke under the request), with the driver's words as ``details``."""
+    log.warning("database connection problem: %s: %s", type(error).__name__, error)
+    if acquired:
+        return RestError(503, "PGRST001", "Database client error. Retrying the connection.", details=str(error))
+    return RestError(503, "PGRST000", "Database connection error. Retrying the connection.", details=str(error))
+
+
+def _is_closed(conn: asyncpg.pool.PoolConnectionProxy) -> bool:
+    """Whether the connection is gone. When its socket closes, the pool takes the connection back from the
+    proxy at once, and the proxy then refuses every call (``InterfaceError``): that is closed too."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
+
+
+def _terminate(conn: asyncpg.pool.PoolConnectionProxy) -> None:
+    """Close a connection left in an unknown state, so the pool replaces it (a no-op when it is gone)."""
+    with contextlib.suppress(asyncpg.InterfaceError):
+        conn.terminate()
+
+
+async def _flush(pool: asyncpg.Pool) -> None:
+    """Replace every pooled connection on its next use: after a restart the idle ones are dead too."""
+    try:
+        await pool.expire_connections()
+    except Exception as error:  # the pool may be closing at shutdown
+        log.warning("flushing the pool failed: %s", error)
 
 
 async def _rollback(conn: asyncpg.pool.PoolConnectionProxy, transaction: Any) -> None:

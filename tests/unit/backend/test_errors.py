@@ -57,3 +57,29 @@ def test_network_errors_are_environment_failures() -> None:
 
 def test_anything_else_is_a_bug() -> None:
     assert isinstance(map_error(KeyError("x"), SERVER), Bug)
+
+
+@pytest.mark.parametrize("code", ["PGRSTX00", "XX000", "42P17", "P0002", "53400", "PGRST999"])
+def test_any_code_answered_with_a_5xx_is_the_server_s_trouble_not_a_bug(code: str) -> None:
+    """A 500 with a code the app does not know (devstack's own ``PGRSTX00``, an internal error, a policy
+    that recurses) may pass: the request is retried, so a message stays pending instead of failing."""
+    raw = APIError({"code": code, "message": "m", "details": None, "hint": None})
+    assert isinstance(map_error(raw, SERVER), Bug)  # without the status it is what it always was
+    error = map_error(raw, SERVER, status=500)
+    assert isinstance(error, BackendUnavailable)
+    assert error.code == code
+    assert "HTTP 500" in error.message
+
+
+@pytest.mark.parametrize("code", ["57P03", "57P01", "08006", "08003", "53300", "40001", "40P01", "55P03"])
+def test_a_database_away_or_busy_is_transient_whatever_the_status(code: str) -> None:
+    raw = APIError({"code": code, "message": "the database system is starting up", "details": None, "hint": None})
+    for status in (None, 500, 503):
+        assert isinstance(map_error(raw, SERVER, status=status), BackendUnavailable), (code, status)
+
+
+def test_a_4xx_keeps_its_meaning_with_the_status() -> None:
+    refused = APIError({"code": "23514", "message": "check", "details": None, "hint": None})
+    assert isinstance(map_error(refused, SERVER, status=400), Rejected)
+    unknown = APIError({"code": "PGRST205", "message": "no table", "details": None, "hint": None})
+    assert isinstance(map_error(unknown, SERVER, status=404), Bug)

@@ -8,14 +8,23 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from desktop_chat.errors import BackendUnavailable, Bug, NotSignedIn, Rejected, Unauthorized
-from desktop_chat.sync.delivery import MAX_DELAY, GiveUp, RefreshAndRetry, RetryLater, backoff, decide
+from desktop_chat.sync.delivery import (
+    MAX_DELAY,
+    UNREACHABLE_MAX_DELAY,
+    GiveUp,
+    RefreshAndRetry,
+    RetryLater,
+    backoff,
+    decide,
+)
 
 
 def test_transient_failures_retry_with_growing_delays() -> None:
+    """Capped low while the server is unreachable: the retry is how the app notices it is back."""
     rng = random.Random(1)
     delays = [decide(BackendUnavailable("down"), attempts, rng) for attempts in range(12)]
     assert all(isinstance(delay, RetryLater) for delay in delays)
-    ceilings = [min(MAX_DELAY, 0.5 * 2**n) for n in range(12)]
+    ceilings = [min(UNREACHABLE_MAX_DELAY, 0.5 * 2**n) for n in range(12)]
     for decision, ceiling in zip(delays, ceilings, strict=True):
         assert isinstance(decision, RetryLater)
         assert ceiling / 2 <= decision.delay <= ceiling
@@ -29,6 +38,13 @@ def test_backoff_is_capped_and_positive(attempts: int, draw: float) -> None:
 
     delay = backoff(attempts, Fixed())
     assert 0 < delay <= MAX_DELAY
+
+
+def test_a_5xx_or_a_database_away_is_retried_never_given_up() -> None:
+    for code in ("PGRST000", "PGRST001", "PGRSTX00", "57P03", "503"):
+        decision = decide(BackendUnavailable("the server is having trouble", code=code), 3)
+        assert isinstance(decision, RetryLater), code
+        assert decision.delay <= UNREACHABLE_MAX_DELAY
 
 
 def test_an_expired_session_is_refreshed_then_retried() -> None:

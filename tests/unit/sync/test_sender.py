@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,6 +30,9 @@ class ScriptedBackend:
         self.stored: dict[MessageId, Message] = {}
         self.order: list[MessageId] = []
         self.failures: list[BaseException] = []
+        self.refuse: set[str] = set()  # contents the server refuses for good (a check constraint)
+        self.batches: list[list[MessageId]] = []
+        self.fetches = 0
         self.lose_answer = False
         self.attempts: list[MessageId] = []
         self.refreshes = 0
@@ -39,10 +42,12 @@ class ScriptedBackend:
         self.answered = asyncio.Event()
         self._seq: dict[ChatId, int] = defaultdict(int)
 
-    async def insert_message(
-        self, message_id: MessageId, chat_id: ChatId, content: str, *, reply_to: MessageId | None = None
-    ) -> Message | None:
-        self.attempts.append(message_id)
+    async def insert_messages(
+        self, chat_id: ChatId, messages: Sequence[tuple[MessageId, str, MessageId | None]]
+    ) -> list[Message]:
+        """As the server runs one insert: all rows or none, in the body's order, skipping ids it has."""
+        self.batches.append([message_id for message_id, _, _ in messages])
+        self.attempts.extend(message_id for message_id, _, _ in messages)
         self.in_flight[chat_id] += 1
         self.max_in_flight[chat_id] = max(self.max_in_flight[chat_id], self.in_flight[chat_id])
         try:
@@ -51,33 +56,39 @@ class ScriptedBackend:
                 await self.gate.wait()
             if self.failures:
                 raise self.failures.pop(0)
-            if message_id in self.stored:
-                return None
-            self._seq[chat_id] += 1
-            seq = self._seq[chat_id]
-            message = Message(
-                id=message_id,
-                chat_id=chat_id,
-                sender_id=ALICE,
-                content=content,
-                created_at=datetime.now(UTC),
-                seq=seq,
-                rev=seq,
-                reply_to=reply_to,
-            )
-            self.stored[message_id] = message
-            self.order.append(message_id)
+            if any(content in self.refuse for _, content, _ in messages):
+                raise Rejected("new row violates check constraint", code="23514")
+            inserted: list[Message] = []
+            for message_id, content, reply_to in messages:
+                if message_id in self.stored:
+                    continue
+                self._seq[chat_id] += 1
+                seq = self._seq[chat_id]
+                message = Message(
+                    id=message_id,
+                    chat_id=chat_id,
+                    sender_id=ALICE,
+                    content=content,
+                    created_at=datetime.now(UTC),
+                    seq=seq,
+                    rev=seq,
+                    reply_to=reply_to,
+                )
+                self.stored[message_id] = message
+                self.order.append(message_id)
+                inserted.append(message)
             if self.lose_answer:
                 self.lose_answer = False
                 raise BackendUnavailable("connection dropped before the answer")
-            return message
+            return inserted
         finally:
             self.in_flight[chat_id] -= 1
             self.answered.set()
 
-    async def fetch_message(self, message_id: MessageId, chat_id: ChatId) -> Message | None:
-        message = self.stored.get(message_id)
-        return message if message is not None and message.chat_id == chat_id else None
+    async def fetch_messages_by_id(self, chat_id: ChatId, message_ids: Sequence[MessageId]) -> list[Message]:
+        self.fetches += 1
+        found = [self.stored[m] for m in message_ids if m in self.stored and self.stored[m].chat_id == chat_id]
+        return sorted(found, key=lambda message: message.seq or 0)
 
     async def refresh_session(self) -> object:
         self.refreshes += 1
@@ -125,6 +136,12 @@ class Harness:
 
     async def send(self, chat: ChatId, text: str) -> MessageId:
         return await self.sender.send(chat, text)
+
+    async def wait_recorded(self, message_id: MessageId, attempts: int) -> None:
+        """Wait until the sender has recorded ``attempts`` failed attempts of the message in the outbox."""
+        async with asyncio.timeout(10):
+            while (entry := await self.outbox.get(message_id)) is None or entry.attempts < attempts:  # noqa: ASYNC110 - the outbox on disk
+                await asyncio.sleep(0.01)
 
     async def wait_for(self, message_id: MessageId, state: DeliveryState) -> Message:
         async with asyncio.timeout(10):
@@ -293,6 +310,120 @@ async def test_unsent_rows_and_depth_follow_the_outbox(harness: Harness) -> None
     harness.sender.nudge()
     await harness.wait_for(waiting, DeliveryState.SENT)
     assert harness.sender.unsent(CHAT_A) == [] and harness.sender.depth == 0
+
+
+async def test_a_backlog_goes_in_batches_in_send_order(harness: Harness) -> None:
+    harness.backend.gate = asyncio.Event()  # the server hangs on the first message: a backlog builds up
+    ids = [await harness.send(CHAT_A, f"backlog {n}") for n in range(120)]
+    harness.backend.gate.set()
+    for message_id in ids:
+        await harness.wait_for(message_id, DeliveryState.SENT)
+    assert harness.backend.order == ids
+    assert [harness.rows[m].seq for m in ids] == list(range(1, 121))
+    sizes = [len(batch) for batch in harness.backend.batches]
+    assert sum(sizes) == 120 and max(sizes) == 50  # one request per 50, not one per message
+    assert len(sizes) <= 4
+    assert harness.backend.max_in_flight[CHAT_A] == 1
+    assert harness.depth == 0 and await harness.outbox.depth(SERVER, ALICE) == 0
+
+
+async def test_a_batch_retried_after_a_lost_answer_stores_each_message_once(harness: Harness) -> None:
+    harness.backend.gate = asyncio.Event()
+    first = await harness.send(CHAT_A, "first")
+    ids = [first] + [await harness.send(CHAT_A, f"m{n}") for n in range(9)]
+    harness.backend.lose_answer = True  # the first request got through; its answer did not
+    harness.backend.gate.set()
+    await harness.backend.wait_attempts(1)
+    harness.sender.nudge()
+    for message_id in ids:
+        await harness.wait_for(message_id, DeliveryState.SENT)
+    assert harness.backend.order == ids
+    assert len(harness.backend.stored) == 10
+    assert [harness.rows[m].seq for m in ids] == list(range(1, 11))
+    assert harness.backend.fetches >= 1  # the skipped rows were read back
+
+
+async def test_a_partly_stored_batch_inserts_the_rest_and_reads_back_the_others(harness: Harness) -> None:
+    harness.backend.gate = asyncio.Event()
+    ids = [await harness.send(CHAT_A, f"m{n}") for n in range(6)]
+    harness.backend.lose_answer = True  # ``m0`` alone went out first and was stored
+    harness.backend.gate.set()
+    await harness.backend.wait_attempts(1)
+    assert list(harness.backend.stored) == ids[:1]
+    harness.sender.nudge()
+    for message_id in ids:
+        await harness.wait_for(message_id, DeliveryState.SENT)
+    assert harness.backend.order == ids
+    assert harness.backend.batches[1] == ids  # the retry sent the whole backlog; the server skipped ``m0``
+    assert [harness.rows[m].seq for m in ids] == list(range(1, 7))
+
+
+async def test_a_refused_message_in_a_batch_fails_alone_and_the_others_go_in_order(harness: Harness) -> None:
+    harness.backend.gate = asyncio.Event()
+    harness.backend.refuse = {"m5"}
+    ids = [await harness.send(CHAT_A, f"m{n}") for n in range(12)]
+    harness.backend.gate.set()
+    failed = await harness.wait_for(ids[5], DeliveryState.FAILED)
+    assert failed.error is not None and "refused" in failed.error
+    good = ids[:5] + ids[6:]
+    for message_id in good:
+        await harness.wait_for(message_id, DeliveryState.SENT)
+    assert harness.backend.order == good
+    assert [harness.rows[m].seq for m in good] == list(range(1, 12))
+    assert ids[5] not in harness.backend.stored
+    assert harness.depth == 1  # the failed one waits for the user
+    assert [row.id for row in harness.sender.unsent(CHAT_A)] == [ids[5]]
+
+
+async def test_an_answer_after_the_server_was_away_ends_the_backoff_at_once(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("desktop_chat.sync.delivery.BASE_DELAY", 1000.0)  # a backoff no test would sit out
+    monkeypatch.setattr("desktop_chat.sync.delivery.UNREACHABLE_MAX_DELAY", 2000.0)
+    harness.backend.failures = [BackendUnavailable("down")]
+    message_id = await harness.send(CHAT_A, "waits for the server")
+    await harness.wait_recorded(message_id, 1)
+    assert harness.rows[message_id].delivery is DeliveryState.PENDING
+    harness.sender.server_answered()  # another request was answered: the server is back
+    await harness.wait_for(message_id, DeliveryState.SENT)
+    assert len(harness.backend.attempts) == 2
+
+
+async def test_each_attempt_that_finds_the_server_away_is_cut_short_by_the_next_answer(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("desktop_chat.sync.delivery.BASE_DELAY", 1000.0)
+    monkeypatch.setattr("desktop_chat.sync.delivery.UNREACHABLE_MAX_DELAY", 2000.0)
+    harness.backend.failures = [BackendUnavailable("down"), BackendUnavailable("down again")]
+    message_id = await harness.send(CHAT_A, "unlucky")
+    await harness.wait_recorded(message_id, 1)
+    harness.sender.server_answered()
+    await harness.wait_recorded(message_id, 2)
+    harness.sender.server_answered()  # the second failure was unreachable too: one more nudge
+    await harness.wait_for(message_id, DeliveryState.SENT)
+    harness.sender.server_answered()  # nothing waits: a no-op
+    assert len(harness.backend.attempts) == 3
+
+
+async def test_depth_counts_what_the_outbox_holds_through_every_transition(harness: Harness) -> None:
+    harness.backend.gate = asyncio.Event()
+    harness.backend.refuse = {"bad"}
+    ids = [await harness.send(CHAT_A, text) for text in ("a", "bad", "b", "c")]
+    assert harness.sender.depth == await harness.outbox.depth(SERVER, ALICE) == 4
+    harness.backend.gate.set()
+    await harness.wait_for(ids[1], DeliveryState.FAILED)
+    for message_id in (ids[0], ids[2], ids[3]):
+        await harness.wait_for(message_id, DeliveryState.SENT)
+    assert harness.sender.depth == await harness.outbox.depth(SERVER, ALICE) == 1
+    harness.sender.confirm([harness.rows[ids[0]]])
+    assert harness.sender.depth == 1  # a confirmed sent row was not counted
+    harness.backend.refuse = set()
+    await harness.sender.retry(ids[1])
+    assert harness.sender.depth == 1
+    await harness.wait_for(ids[1], DeliveryState.SENT)
+    assert harness.sender.depth == await harness.outbox.depth(SERVER, ALICE) == 0
+    await harness.sender.discard(ids[2])  # already sent: nothing to discard, nothing to count
+    assert harness.sender.depth == 0
 
 
 async def test_a_reply_keeps_its_original_through_the_outbox_and_a_restart(harness: Harness) -> None:
