@@ -20,6 +20,7 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from desktop_chat.backend.auth import AuthSession, SessionInfo, SessionListener
 from desktop_chat.backend.errors import map_error
+from desktop_chat.backend.round_trips import RoundTrips
 from desktop_chat.config import Settings
 from desktop_chat.errors import BackendUnavailable, Bug, EnvironmentFailure, Unauthorized
 from desktop_chat.models import (
@@ -110,6 +111,9 @@ class SupabaseBackend:
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
         )
         self._owns_http = http is None
+        self.round_trips = RoundTrips()
+        """Requests sent to Supabase (REST, RPC, auth), for the diagnostics and the benchmarks."""
+        self.round_trips.attach(self._http)
         self._client: AsyncClient | None = None
         self._auth: AuthSession | None = None
         self._profile: Profile | None = None

@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from desktop_chat.backend.client import SupabaseBackend
+from desktop_chat.backend.round_trips import RoundTripCounts
 from desktop_chat.config import Settings
 from desktop_chat.errors import BackendUnavailable, InvalidInput, NotSignedIn, Rejected, Unauthorized
 from desktop_chat.models import ChatId, new_chat_id, new_message_id
@@ -142,3 +143,16 @@ async def test_the_refresh_loop_renews_a_short_lived_token(tmp_path: Path) -> No
             assert await client.fetch_recent_chats()
         finally:
             await client.close()
+
+
+async def test_the_backend_counts_each_round_trip_by_call(backend: SupabaseBackend) -> None:
+    start = backend.round_trips.snapshot()
+    await backend.sign_in("alice@example.com", "password123")
+    signed_in = backend.round_trips.snapshot()
+    # The password grant and the profile row: two requests, both seen by the counter.
+    assert signed_in.since(start).by_call == {"auth POST token": 1, "rest GET profiles": 1}
+    await backend.fetch_chat_list(10)
+    await backend.fetch_messages(BOOK_CLUB, None, 5)
+    assert backend.round_trips.snapshot().since(signed_in) == RoundTripCounts(
+        2, {"rpc chat_list": 1, "rest GET chat_messages": 1}
+    )
