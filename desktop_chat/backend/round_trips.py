@@ -23,11 +23,15 @@ class RoundTripCounts:
 
     total: int = 0
     by_call: Mapping[str, int] = field(default_factory=dict)
+    answered: int = 0
+    """Responses received (a request sent and not yet answered is in flight)."""
 
     def since(self, earlier: RoundTripCounts) -> RoundTripCounts:
         """What was counted after ``earlier`` was taken."""
         calls = {key: count - earlier.by_call.get(key, 0) for key, count in self.by_call.items()}
-        return RoundTripCounts(self.total - earlier.total, {key: n for key, n in calls.items() if n})
+        return RoundTripCounts(
+            self.total - earlier.total, {key: n for key, n in calls.items() if n}, self.answered - earlier.answered
+        )
 
 
 def call_key(method: str, path: str) -> str:
@@ -52,20 +56,25 @@ class RoundTrips:
     def __init__(self) -> None:
         self._by_call: Counter[str] = Counter()
         self._total = 0
+        self._answered = 0
 
     def attach(self, client: httpx.AsyncClient) -> None:
         """Count every request ``client`` sends from now on."""
         hooks = client.event_hooks
         hooks.setdefault("request", []).append(self._on_request)
+        hooks.setdefault("response", []).append(self._on_response)
         client.event_hooks = hooks
 
     async def _on_request(self, request: httpx.Request) -> None:
         self._total += 1
         self._by_call[call_key(request.method, request.url.path)] += 1
 
+    async def _on_response(self, response: httpx.Response) -> None:
+        self._answered += 1
+
     @property
     def total(self) -> int:
         return self._total
 
     def snapshot(self) -> RoundTripCounts:
-        return RoundTripCounts(self._total, dict(self._by_call))
+        return RoundTripCounts(self._total, dict(self._by_call), self._answered)

@@ -154,5 +154,29 @@ async def test_the_backend_counts_each_round_trip_by_call(backend: SupabaseBacke
     await backend.fetch_chat_list(10)
     await backend.fetch_messages(BOOK_CLUB, None, 5)
     assert backend.round_trips.snapshot().since(signed_in) == RoundTripCounts(
-        2, {"rpc chat_list": 1, "rest GET chat_messages": 1}
+        2, {"rpc chat_list": 1, "rest GET chat_messages": 1}, answered=2
     )
+
+
+async def test_a_restore_waits_on_the_token_alone_and_reads_the_profile_after(
+    backend: SupabaseBackend, tmp_path: Path, stack: StackHandle, keyring_backend: MemoryKeyring
+) -> None:
+    await backend.sign_in("alice@example.com", "password123")
+    # The saved identity is older than the profile row (renamed on another computer since).
+    backend.auth.remember_identity(backend.auth.require().user_id, "alice@example.com", "Alice (old name)")
+    again = SupabaseBackend(
+        settings_for(stack.api_url, stack.anon_key, tmp_path), SecretStore(tmp_path, backend=keyring_backend)
+    )
+    await again.start()
+    try:
+        start = again.round_trips.snapshot()
+        profile = await again.restore_session()
+        assert profile is not None and profile.id == ALICE and profile.display_name == "Alice (old name)"
+        assert again.round_trips.snapshot().since(start).by_call == {"auth POST token": 1}
+        async with asyncio.timeout(30):
+            while again.profile is None or again.profile.display_name == "Alice (old name)":  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert again.profile.display_name == "Alice"
+        assert again.auth.saved_identity() == (ALICE, "alice@example.com", "Alice")
+    finally:
+        await again.close()

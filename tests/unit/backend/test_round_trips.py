@@ -16,9 +16,9 @@ def test_a_request_is_keyed_by_service_and_resource_without_ids() -> None:
 
 
 def test_since_keeps_only_what_moved() -> None:
-    before = RoundTripCounts(3, {"rpc chat_list": 1, "auth POST token": 2})
-    after = RoundTripCounts(5, {"rpc chat_list": 2, "auth POST token": 2, "rest GET profiles": 1})
-    assert after.since(before) == RoundTripCounts(2, {"rpc chat_list": 1, "rest GET profiles": 1})
+    before = RoundTripCounts(3, {"rpc chat_list": 1, "auth POST token": 2}, 3)
+    after = RoundTripCounts(5, {"rpc chat_list": 2, "auth POST token": 2, "rest GET profiles": 1}, 4)
+    assert after.since(before) == RoundTripCounts(2, {"rpc chat_list": 1, "rest GET profiles": 1}, 1)
 
 
 async def test_every_request_of_the_client_is_counted() -> None:
@@ -32,4 +32,5 @@ async def test_every_request_of_the_client_is_counted() -> None:
         await client.get("/rest/v1/chat_messages", params={"session_id": "eq.1"})
         await client.post("/rest/v1/rpc/chat_list", json={})
     assert trips.total == 3
+    assert trips.snapshot().answered == 3
     assert trips.snapshot().by_call == {"rpc chat_list": 2, "rest GET chat_messages": 1}
