@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -188,7 +188,7 @@ class SupabaseBackend:
         return self.auth.subscribe(listener)
 
     async def sign_in(
-        self, email: str, password: str, *, alongside: Callable[[SessionInfo], Awaitable[None]] | None = None
+        self, email: str, password: str, *, alongside: Callable[[SessionInfo], Coroutine[Any, Any, None]] | None = None
     ) -> Profile:
         """Sign in with a password and read the user's profile.
 
@@ -199,7 +199,7 @@ class SupabaseBackend:
         info = await self.auth.sign_in(email, password)
         if alongside is None:
             return await self._load_profile(info)
-        beside = asyncio.get_running_loop().create_task(alongside(info), name="sign-in-alongside")
+        beside: asyncio.Task[None] = asyncio.get_running_loop().create_task(alongside(info), name="sign-in-alongside")
         try:
             profile = await self._load_profile(info)
         except BaseException:
