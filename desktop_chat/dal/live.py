@@ -376,9 +376,10 @@ class LiveSync:
 
     # --- this user's pending messages (the sender's lifecycle events) -------------------------------
     def on_pending(self, event: PendingEvent) -> None:
-        """Show what the sender announces. The server's answer to a send goes to the views only, not
-        into the cache: its rev may be ahead of changes realtime has not delivered yet, and the cache only
-        takes changes in rev order (the realtime echo of this very row brings it there)."""
+        """Show what the sender announces. The server's answer to a send goes to the views, and into the
+        cache only when it is next in rev order (``_write_sent``): the cache takes changes in rev order, and
+        the answer may be ahead of changes realtime has not delivered yet (then the realtime echo of this
+        very row, or a back-fill, brings it there)."""
         match event:
             case Submitted(message) | Retried(message) | Failed(message):
                 self._show_local(message)
@@ -386,11 +387,27 @@ class LiveSync:
             case Sent(message):
                 self._show_messages({message.chat_id: [message]}, from_stream=False)
                 self._write_recent()
+                self._tasks.spawn(self._write_sent(message), "write-sent")
             case Discarded(message):
                 self._forget_local(message.chat_id, message.id)
                 self._show_waiting(message.chat_id)
             case _:
                 pass  # Sending and Confirmed change nothing on screen
+
+    async def _write_sent(self, message: Message) -> None:
+        """Write our sent message through to the cache when it is the chat's next change: its ``rev`` follows
+        the cursor, with no gap, so every earlier change is in the cache already and nothing can lie between.
+
+        Otherwise only the change stream may write it (in rev order). Without this, a message sent just
+        before the app closes, whose echo had not arrived yet, would be missing from the history that the
+        next start shows from the cache (offline, until a back-fill).
+        """
+        async with self._apply_lock:  # after the changes being applied now, which may move the cursor
+            cursor = self._cursors.get(message.chat_id)
+            if cursor is None or cursor.has_gap or message.seq is None or message.rev != cursor.value + 1:
+                return
+            # The cursor stays: the echo still moves it (and confirms the row); appending it again is a no-op.
+            await self._cache.append_messages(self._me, message.chat_id, [message])
 
     def _show_waiting(self, chat_id: ChatId) -> None:
         row = self.chat_list.get(chat_id)

@@ -48,7 +48,9 @@ async def pair(stack: StackHandle, tmp_path: Path) -> AsyncIterator[tuple[Supaba
 
 async def test_search_finds_pages_and_marks_matches(pair: tuple[SupabaseBackend, SupabaseBackend, ChatId]) -> None:
     alice, bob, chat = pair
-    token = uuid.uuid4().hex[:10]  # a word only this test wrote (the seed's chats are searched too)
+    # A word only this test wrote (the seed's chats are searched too), in letters: hex digits can make a
+    # number of its own for the parser ("8e7007c502" is the float 8e7007 and the word c502).
+    token = "".join(chr(ord("a") + int(digit, 16)) for digit in uuid.uuid4().hex[:10])
     sent = [await bob.insert_message(new_message_id(), chat, f"{token} number {n} über alles") for n in range(5)]
     assert all(message is not None for message in sent)
 

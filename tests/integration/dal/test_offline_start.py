@@ -119,3 +119,50 @@ async def test_restarted_offline_long_after_the_ttls_the_saved_chats_history_and
         within=30,
         what="the offline message went out",
     )
+
+
+async def test_a_message_sent_just_before_quitting_is_in_the_cached_history(make_layer: LayerFactory) -> None:
+    """Quitting before the realtime echo of our last message arrived (here: it never does) must not leave it
+    out of the history that the next start shows from the cache: the server's answer is the chat's next
+    change, so it goes into the cache at once."""
+    alice = await make_layer("alice", realtime=False)
+    await alice.store.sign_in(ALICE_EMAIL, PASSWORD)
+    chat = await alice.store.create_chat("sent just before quitting", [BOB_EMAIL])
+    timeline = await alice.store.open_chat(chat)
+    await alice.store.settle()  # the window is cached (empty) and the back-fill on open is done
+    said = await alice.store.send(chat, "said just before quitting")
+    await eventually(lambda: (m := timeline.get(said)) is not None and m.seq is not None, what="sent")
+    await alice.store.settle()
+    cached = await alice.cache.get_messages(ALICE, chat)
+    assert cached is not None and [m.content for m in cached.value] == ["said just before quitting"]
+
+
+async def test_our_sent_message_waits_for_the_change_stream_when_a_change_lies_between(
+    make_layer: LayerFactory,
+) -> None:
+    """Bob edits his message while alice's client has not heard of it yet, then alice sends: her message is
+    not the chat's next change for her cache, which would otherwise skip bob's edit for good (the next start's
+    cursor begins at the cached window's newest rev). The back-fill brings both, in order."""
+    alice = await make_layer("alice", realtime=False)
+    bob = await make_layer("bob", realtime=False)
+    await alice.store.sign_in(ALICE_EMAIL, PASSWORD)
+    await bob.store.sign_in(BOB_EMAIL, PASSWORD)
+    chat = await alice.store.create_chat("a change between", [BOB_EMAIL])
+    bobs = await bob.store.open_chat(chat)
+    first = await bob.store.send(chat, "first draft")
+    await eventually(lambda: (m := bobs.get(first)) is not None and m.seq is not None, what="bob's message sent")
+    timeline = await alice.store.open_chat(chat)
+    await alice.store.settle()
+    assert [m.content for m in timeline.rows] == ["first draft"]
+    await bob.store.edit_message(first, "second draft")  # alice has no realtime: she does not hear of it
+    said = await alice.store.send(chat, "alice's reply")
+    await eventually(lambda: (m := timeline.get(said)) is not None and m.seq is not None, what="alice's sent")
+    await alice.store.settle()
+    cached = await alice.cache.get_messages(ALICE, chat)
+    assert cached is not None and [m.content for m in cached.value] == ["first draft"]
+    alice.store.close_chat(chat)
+    timeline = await alice.store.open_chat(chat)  # opening back-fills the chat from its cursor
+    await alice.store.settle()
+    assert [m.content for m in timeline.rows] == ["second draft", "alice's reply"]
+    cached = await alice.cache.get_messages(ALICE, chat)
+    assert cached is not None and [m.content for m in cached.value] == ["second draft", "alice's reply"]

@@ -183,6 +183,21 @@ async def test_run_migrates_the_dirty_store_exactly(
         assert events == {"member": 2 * memberships}
         disabled = await conn.fetchval("select count(*) from pg_trigger where tgenabled = 'D'")
         assert disabled == 0
+        # Every migrated membership has its chat-list row, sorted by the chat's last message and counting
+        # the member's own messages above their read position, as the live triggers would have kept it.
+        inbox = await conn.fetch(
+            """
+            select i.activity_at = coalesce(s.last_message_at, s.created_at) as sorted,
+                   i.own_unread = (select count(*) from public.chat_messages x
+                                    where x.session_id = m.session_id and x.sender_id = m.user_id
+                                      and x.seq > m.last_read_seq) as counted
+              from chat_migrate.members g
+              join public.chat_members m using (session_id, user_id)
+              join public.chat_sessions s on s.id = m.session_id
+              left join public.chat_inbox i using (session_id, user_id)
+            """
+        )
+        assert len(inbox) == memberships and all(row["sorted"] and row["counted"] for row in inbox)
         quarantined = dict(await conn.fetch("select category, count(*) from chat_migrate.quarantine group by 1"))
         assert quarantined == dirty.quarantine
     finally:
