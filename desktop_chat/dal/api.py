@@ -7,7 +7,7 @@ callables called on the event loop's thread; the Qt bridge turns them into signa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +24,8 @@ from desktop_chat.models import (
     MessageId,
     MessagePage,
     Profile,
+    ReadState,
+    ShownReaction,
     UserId,
 )
 from desktop_chat.realtime.manager import ConnectionState
@@ -36,6 +38,8 @@ __all__ = [
     "ChatStoreAPI",
     "ConnectionState",
     "MessageListener",
+    "ReactionsListener",
+    "ReadsListener",
     "StatusListener",
     "StoreStatus",
     "Timeline",
@@ -93,6 +97,9 @@ class CacheUsage:
 StatusListener = Callable[[StoreStatus], None]
 UsersListener = Callable[[ChatId, frozenset[UserId]], None]
 MessageListener = Callable[[Message], None]
+# A chat's messages whose reactions changed, each with what to show now (an empty tuple: none).
+ReactionsListener = Callable[[ChatId, Mapping[MessageId, tuple[ShownReaction, ...]]], None]
+ReadsListener = Callable[[ReadState], None]
 
 
 class ChatStoreAPI(Protocol):
@@ -195,8 +202,42 @@ class ChatStoreAPI(Protocol):
         ...
 
     # --- writes ------------------------------------------------------------------------------------
-    async def send(self, chat_id: ChatId, text: str) -> MessageId:
-        """Validate, persist to the outbox, show as pending; delivery continues in the background."""
+    async def send(self, chat_id: ChatId, text: str, reply_to: MessageId | None = None) -> MessageId:
+        """Validate, persist to the outbox, show as pending; delivery continues in the background.
+
+        ``reply_to``: the message of the same chat this one answers (kept in the outbox with the text, so
+        a reply written offline goes out as one). The server refuses another chat's message or none:
+        the message then fails with that reason.
+        """
+        ...
+
+    async def find_message(self, chat_id: ChatId, message_id: MessageId) -> Message | None:
+        """One message of a chat, for a reply's quote when the original is not loaded (None: not visible)."""
+        ...
+
+    async def toggle_reaction(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> bool:
+        """Add the user's ``emoji`` to the message, or take it back if it is there; returns whether it is on now.
+
+        Shown at once (``subscribe_reactions``); kept in the outbox and delivered when the server can be
+        reached, the last toggle of a (message, emoji) winning and going out once. ``InvalidInput`` for
+        something that is not an emoji.
+        """
+        ...
+
+    def reactions(self, chat_id: ChatId) -> Mapping[MessageId, tuple[ShownReaction, ...]]:
+        """What to show under each loaded message of an open chat that has reactions."""
+        ...
+
+    def subscribe_reactions(self, listener: ReactionsListener) -> Unsubscribe:
+        """Hear which messages' reactions changed (a toggle, someone else's reaction, a load), and to what."""
+        ...
+
+    def read_state(self, chat_id: ChatId) -> ReadState | None:
+        """Where the members of an open chat have read to (None: not known yet)."""
+        ...
+
+    def subscribe_reads(self, listener: ReadsListener) -> Unsubscribe:
+        """Hear an open chat's read positions whenever one moves (live) or they are loaded."""
         ...
 
     async def retry(self, message_id: MessageId) -> None: ...

@@ -75,13 +75,34 @@ class TimedSending:
         self._backend = backend
         self._calls = calls
 
-    async def insert_message(self, message_id: MessageId, chat_id: ChatId, content: str) -> Message | None:
+    async def insert_message(
+        self, message_id: MessageId, chat_id: ChatId, content: str, *, reply_to: MessageId | None = None
+    ) -> Message | None:
         return await self._calls.call(
-            "insert_message", lambda: self._backend.insert_message(message_id, chat_id, content)
+            "insert_message", lambda: self._backend.insert_message(message_id, chat_id, content, reply_to=reply_to)
         )
 
     async def fetch_message(self, message_id: MessageId, chat_id: ChatId) -> Message | None:
         return await self._calls.call("message", lambda: self._backend.fetch_message(message_id, chat_id))
+
+    async def refresh_session(self) -> object:
+        return await self._backend.refresh_session()
+
+
+class TimedReacting:
+    """What the reaction sender needs from the backend (``sync.reactions.ReactingBackend``), timed."""
+
+    def __init__(self, backend: SupabaseBackend, calls: BackendCalls) -> None:
+        self._backend = backend
+        self._calls = calls
+
+    async def add_reaction(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> bool:
+        return await self._calls.call("add_reaction", lambda: self._backend.add_reaction(chat_id, message_id, emoji))
+
+    async def remove_reaction(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> bool:
+        return await self._calls.call(
+            "remove_reaction", lambda: self._backend.remove_reaction(chat_id, message_id, emoji)
+        )
 
     async def refresh_session(self) -> object:
         return await self._backend.refresh_session()

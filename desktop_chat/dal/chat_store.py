@@ -8,7 +8,7 @@ data layer's, built by the composition root and handed in.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from desktop_chat.backend.auth import SessionInfo
@@ -19,6 +19,8 @@ from desktop_chat.dal.api import (
     CacheUsage,
     ChatList,
     MessageListener,
+    ReactionsListener,
+    ReadsListener,
     StatusListener,
     StoreStatus,
     Timeline,
@@ -39,9 +41,12 @@ from desktop_chat.models import (
     ChatMember,
     ChatSummary,
     MemberPage,
+    Message,
     MessageId,
     MessagePage,
     Profile,
+    ReadState,
+    ShownReaction,
     UserId,
     validate_display_name,
 )
@@ -199,11 +204,17 @@ class ChatStore:
         return await self.signed_in.reads.messages(chat_id, before_seq, limit)
 
     async def open_chat(self, chat_id: ChatId) -> Timeline:
-        return await self.signed_in.live.open_timeline(chat_id)
+        signed_in = self.signed_in
+        timeline = await signed_in.live.open_timeline(chat_id)
+        signed_in.reactions.watch(chat_id, timeline)
+        signed_in.receipts.watch(chat_id)
+        return timeline
 
     def close_chat(self, chat_id: ChatId) -> None:
         if self._signed_in is not None:
             self._signed_in.live.close_timeline(chat_id)
+            self._signed_in.reactions.unwatch(chat_id)
+            self._signed_in.receipts.unwatch(chat_id)
 
     def has_older(self, chat_id: ChatId) -> bool:
         return self._signed_in is not None and self._signed_in.live.has_older(chat_id)
@@ -214,8 +225,26 @@ class ChatStore:
     # ==============================================================================================
     # writes
     # ==============================================================================================
-    async def send(self, chat_id: ChatId, text: str) -> MessageId:
-        return await self.signed_in.sender.send(chat_id, text)
+    async def send(self, chat_id: ChatId, text: str, reply_to: MessageId | None = None) -> MessageId:
+        return await self.signed_in.sender.send(chat_id, text, reply_to)
+
+    async def find_message(self, chat_id: ChatId, message_id: MessageId) -> Message | None:
+        return await self.signed_in.reads.find_message(chat_id, message_id)
+
+    async def toggle_reaction(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> bool:
+        return await self.signed_in.reactions.toggle(chat_id, message_id, emoji)
+
+    def reactions(self, chat_id: ChatId) -> Mapping[MessageId, tuple[ShownReaction, ...]]:
+        return self._signed_in.reactions.shown(chat_id) if self._signed_in is not None else {}
+
+    def subscribe_reactions(self, listener: ReactionsListener) -> Unsubscribe:
+        return self._presence.subscribe_reactions(listener)
+
+    def read_state(self, chat_id: ChatId) -> ReadState | None:
+        return self._signed_in.receipts.state(chat_id) if self._signed_in is not None else None
+
+    def subscribe_reads(self, listener: ReadsListener) -> Unsubscribe:
+        return self._presence.subscribe_reads(listener)
 
     async def retry(self, message_id: MessageId) -> None:
         if await self.signed_in.sender.retry(message_id) is None:

@@ -1,5 +1,8 @@
 """``Presence``: who types and who is online, per chat, for whoever listens. Ephemeral: never stored.
 
+Also the listeners of the open chats' reactions and read positions (the services of the signed-in user
+report here, so the UI subscribes once for the life of the window).
+
 The UI subscribes once, for the life of the window; the state belongs to the signed-in user and is
 cleared whenever the user changes (``reset``).
 """
@@ -7,11 +10,11 @@ cleared whenever the user changes (``reset``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from desktop_chat.dal.api import MessageListener, UsersListener
+from desktop_chat.dal.api import MessageListener, ReactionsListener, ReadsListener, UsersListener
 from desktop_chat.dal.live_list import Unsubscribe
-from desktop_chat.models import ChatId, Message, UserId
+from desktop_chat.models import ChatId, Message, MessageId, ReadState, ShownReaction, UserId
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,8 @@ class Presence:
         self._typing_listeners: list[UsersListener] = []
         self._presence_listeners: list[UsersListener] = []
         self._incoming_listeners: list[MessageListener] = []
+        self._reaction_listeners: list[ReactionsListener] = []
+        self._read_listeners: list[ReadsListener] = []
 
     def reset(self, me: UserId | None) -> None:
         """Another user (or none): forget who typed and who was online."""
@@ -61,6 +66,14 @@ class Presence:
         self._incoming_listeners.append(listener)
         return lambda: self._incoming_listeners.remove(listener) if listener in self._incoming_listeners else None
 
+    def subscribe_reactions(self, listener: ReactionsListener) -> Unsubscribe:
+        self._reaction_listeners.append(listener)
+        return lambda: self._reaction_listeners.remove(listener) if listener in self._reaction_listeners else None
+
+    def subscribe_reads(self, listener: ReadsListener) -> Unsubscribe:
+        self._read_listeners.append(listener)
+        return lambda: self._read_listeners.remove(listener) if listener in self._read_listeners else None
+
     # --- what realtime and live sync report --------------------------------------------------------
     def typing_changed(self, chat_id: ChatId, users: frozenset[UserId]) -> None:
         others = users - {self._me} if self._me else users
@@ -74,3 +87,11 @@ class Presence:
     def incoming(self, message: Message) -> None:
         """A message from someone else arrived live."""
         call_listeners(self._incoming_listeners, message)
+
+    def reactions_changed(self, chat_id: ChatId, shown: Mapping[MessageId, tuple[ShownReaction, ...]]) -> None:
+        """Messages of an open chat whose reactions (as shown) changed."""
+        call_listeners(self._reaction_listeners, chat_id, shown)
+
+    def reads_changed(self, state: ReadState) -> None:
+        """An open chat's read positions changed."""
+        call_listeners(self._read_listeners, state)

@@ -30,6 +30,7 @@ from desktop_chat.models import (
     ChatSummary,
     MemberPage,
     Message,
+    MessageId,
     MessagePage,
     UserId,
 )
@@ -148,6 +149,18 @@ class Reads:
             return MessagePage(chat_id=chat_id, messages=tuple(chosen), has_more=bool(first and first > 1))
         # Older than the cached window: straight from Supabase (history pages are not cached).
         return await self._calls.call("messages_page", lambda: self._backend.fetch_messages(chat_id, before_seq, limit))
+
+    async def find_message(self, chat_id: ChatId, message_id: MessageId) -> Message | None:
+        """One message (a reply's original): from the cached window when it is there, else from Supabase.
+
+        None when the user cannot see it (RLS answers "nothing"). Offline and not cached: ``BackendUnavailable``.
+        """
+        cached = await self._cache.get_messages(self._user, chat_id)
+        if cached is not None:
+            found = next((m for m in cached.value if m.id == message_id), None)
+            if found is not None:
+                return found
+        return await self._calls.call("message", lambda: self._backend.fetch_message(message_id, chat_id))
 
     # --- straight from the server ------------------------------------------------------------------
     async def load_chat_list(self, limit: int = CHAT_PAGE, after: ChatListKey | None = None) -> list[ChatSummary]:

@@ -11,7 +11,10 @@ here, so nothing of one user survives into the next one's session::
     ├── realtime  RealtimeManager (optional) the user's channel and the per-chat typing/presence channels
     ├── live      LiveSync     the chat list and timelines, fed by realtime, back-fill and the sender
     ├── edits     Edits        edit and delete messages, mark read
-    └── chats     ChatAdmin    create, rename, delete chats; members
+    ├── chats     ChatAdmin    create, rename, delete chats; members
+    ├── reaction_sender ReactionSender the user's reaction toggles, from the outbox to the server
+    ├── reactions Reactions    what the open chats show under their messages (counts, who, own toggles)
+    └── receipts  Receipts     the open chats' read positions (ticks, "Seen by N")
 
 What outlives a user belongs to the data layer (backend, cache, outbox, status, presence listeners).
 """
@@ -26,13 +29,15 @@ from desktop_chat.backend.auth import SessionInfo
 from desktop_chat.backend.client import SupabaseBackend
 from desktop_chat.cache import TieredCache
 from desktop_chat.config import Settings
-from desktop_chat.dal.calls import BackendCalls, TimedSending
+from desktop_chat.dal.calls import BackendCalls, TimedReacting, TimedSending
 from desktop_chat.dal.changes import TABLES, parse_change
 from desktop_chat.dal.chat_admin import ChatAdmin
 from desktop_chat.dal.edits import Edits
 from desktop_chat.dal.live import FRAME_INTERVAL, LiveSync
 from desktop_chat.dal.presence import Presence
+from desktop_chat.dal.reactions import Reactions
 from desktop_chat.dal.reads import CHAT_PAGE, Reads
+from desktop_chat.dal.receipts import Receipts
 from desktop_chat.dal.status import StatusBoard
 from desktop_chat.dal.tasks import TaskGroup
 from desktop_chat.errors import BackendUnavailable, Rejected
@@ -40,6 +45,7 @@ from desktop_chat.models import ChangeEvent, Profile
 from desktop_chat.realtime.manager import ConnectionState, RealtimeManager
 from desktop_chat.sync.lifecycle import PendingEvent
 from desktop_chat.sync.outbox import Outbox
+from desktop_chat.sync.reactions import ReactionSender
 from desktop_chat.sync.sender import Sender
 from desktop_chat.telemetry.metrics import REALTIME_LAG, MetricsRegistry
 
@@ -109,6 +115,9 @@ class SignedIn:
         )
         self.edits = Edits(me, backend, calls, self.live)
         self.chats = ChatAdmin(me, backend, cache, calls, self.live)
+        self.reaction_sender = ReactionSender(outbox, TimedReacting(backend, calls), backend.server, me)
+        self.reactions = Reactions(profile, backend, calls, self.tasks, self.reaction_sender, presence)
+        self.receipts = Receipts(backend, calls, self.tasks, presence)
         self._unsubscribers: list[Callable[[], None]] = []
         self._reads_task: asyncio.Task[None] | None = None
 
@@ -125,12 +134,14 @@ class SignedIn:
             # Started offline from the saved session: show the cache, hold the sends, and let the auth
             # session confirm itself in the background (see ``session_renewed``).
             self.sender.pause()
+            self.reaction_sender.pause()
             self._status.update(
                 connection=ConnectionState.OFFLINE,
                 backend_reachable=False,
                 detail=f"Cannot reach {self._backend.server}; showing what is saved on this computer.",
             )
         await self.sender.start()
+        await self.reaction_sender.start()
         self._status.update(outbox_depth=self.sender.depth)
         if self.realtime is not None and session is not None:
             await self.realtime.start(self.profile.id, session.access_token)
@@ -143,6 +154,8 @@ class SignedIn:
         self._unsubscribers.clear()
         if self.realtime is not None:
             await self.realtime.stop()
+        self.reactions.close()
+        await self.reaction_sender.close()
         await self.sender.close()
         await self.tasks.close()
         await self.live.stop()
@@ -151,6 +164,7 @@ class SignedIn:
     def session_renewed(self, session: SessionInfo) -> None:
         """The auth session was confirmed (after an offline start) or refreshed."""
         self.sender.resume()
+        self.reaction_sender.resume()
         self._calls.reached(True)
         if self.realtime is not None:
             if self.realtime.state is ConnectionState.OFFLINE:
@@ -171,6 +185,7 @@ class SignedIn:
     # --- wiring ------------------------------------------------------------------------------------
     def _deliver(self, events: Sequence[ChangeEvent]) -> None:
         self.live.enqueue(events)
+        self.receipts.on_events(events)
 
     async def _backfill(self) -> None:
         await self.live.backfill_all()
@@ -179,7 +194,11 @@ class SignedIn:
         self._status.update(connection=state)
         if state is ConnectionState.LIVE:
             self.sender.nudge()  # the server is back: send what waits without sitting out backoffs
+            self.reaction_sender.nudge()
             self._resend_reads()
+            # Pushes missed while the link was down: who reacted and who read may have changed.
+            self.reactions.reload()
+            self.receipts.reload()
 
     def _on_reached(self) -> None:
         if self.realtime is not None and self.realtime.state is ConnectionState.RECONNECTING:

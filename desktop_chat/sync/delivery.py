@@ -62,7 +62,8 @@ def _reason_for(error: DesktopChatError) -> str:
     if code == "42501":
         return "You can no longer post in this chat."
     if code == "23503":
-        return "This chat no longer exists."
+        # A reply's original in another chat (or none) is the one other foreign key a send can break.
+        return error.message if "replied to" in error.message else "This chat no longer exists."
     if code.startswith(("22", "23")):
         return f"The server refused this message: {error.message}"
     return error.message

@@ -1,5 +1,9 @@
 """The outbox: every message typed and sent, on disk before it is shown, until the server has it.
 
+Also the reactions waiting to go out (``reaction_ops``): one row per (message, emoji) with what the user
+wants now (on or off) and a version that every toggle bumps, so the last toggle wins and one request
+delivers it (``ReactionSender``); a delivered op leaves only if no toggle came meanwhile.
+
 A local SQLite database in the user data directory (WAL, ``synchronous=FULL``, so a send that returned
 survives a crash or a power cut). One row per unsent message, keyed by its client-made id, which is
 also the idempotency key on the server. Rows leave only when the server confirmed the message (without
@@ -25,7 +29,7 @@ from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserI
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: reply_to on messages, the reaction_ops table
 _SCHEMA = """
 create table if not exists outbox (
   id text primary key,
@@ -38,10 +42,27 @@ create table if not exists outbox (
   attempts integer not null default 0,
   state text not null default 'pending' check (state in ('pending', 'failed')),
   last_error text,
-  next_attempt_at real not null default 0
+  next_attempt_at real not null default 0,
+  reply_to text
 );
 create index if not exists outbox_by_chat on outbox (server, user_id, session_id, local_seq);
+create table if not exists reaction_ops (
+  server text not null,
+  user_id text not null,
+  session_id text not null,
+  message_id text not null,
+  emoji text not null,
+  wanted integer not null check (wanted in (0, 1)),
+  version integer not null,
+  created_at real not null,
+  attempts integer not null default 0,
+  last_error text,
+  next_attempt_at real not null default 0,
+  primary key (server, user_id, session_id, message_id, emoji)
+);
 """
+# A version-1 outbox gains the column (the table exists, so the create above left it as it was).
+_UPGRADE_1 = "alter table outbox add column reply_to text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +78,7 @@ class OutboxEntry:
     state: DeliveryState = DeliveryState.PENDING  # PENDING (will be tried) or FAILED (waits for the user)
     last_error: str | None = None
     next_attempt_at: float = 0.0
+    reply_to: MessageId | None = None  # the message of the same chat this one answers
 
     def as_message(self) -> Message:
         """The optimistic row the views show until the server's copy arrives."""
@@ -68,7 +90,49 @@ class OutboxEntry:
             created_at=datetime.fromtimestamp(self.created_at, tz=UTC),
             delivery=self.state,
             error=self.last_error if self.state is DeliveryState.FAILED else None,
+            reply_to=self.reply_to,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionOp:
+    """A reaction the user wants on (``wanted``) or off a message, not yet delivered.
+
+    ``version`` grows with every toggle of the same (message, emoji): a delivery removes the op only when
+    its version is still the one sent.
+    """
+
+    server: str
+    user_id: UserId
+    chat_id: ChatId
+    message_id: MessageId
+    emoji: str
+    wanted: bool
+    version: int
+    created_at: float
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: float = 0.0
+
+    @property
+    def key(self) -> tuple[ChatId, MessageId, str]:
+        return (self.chat_id, self.message_id, self.emoji)
+
+
+def _op(row: sqlite3.Row) -> ReactionOp:
+    return ReactionOp(
+        server=row["server"],
+        user_id=UserId(uuid.UUID(row["user_id"])),
+        chat_id=ChatId(uuid.UUID(row["session_id"])),
+        message_id=MessageId(uuid.UUID(row["message_id"])),
+        emoji=row["emoji"],
+        wanted=bool(row["wanted"]),
+        version=row["version"],
+        created_at=row["created_at"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        next_attempt_at=row["next_attempt_at"],
+    )
 
 
 def _entry(row: sqlite3.Row) -> OutboxEntry:
@@ -84,6 +148,7 @@ def _entry(row: sqlite3.Row) -> OutboxEntry:
         state=DeliveryState(row["state"]),
         last_error=row["last_error"],
         next_attempt_at=row["next_attempt_at"],
+        reply_to=MessageId(uuid.UUID(row["reply_to"])) if row["reply_to"] else None,
     )
 
 
@@ -114,6 +179,9 @@ class Outbox:
                     f"The outbox at {path} was written by a newer desktop-chat; update the app to send it."
                 )
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("pragma table_info(outbox)")}
+            if "reply_to" not in columns:
+                db.execute(_UPGRADE_1)
             db.execute(f"pragma user_version = {SCHEMA_VERSION}")
             path.chmod(0o600)
             return db
@@ -144,9 +212,15 @@ class Outbox:
 
     # --- writing -----------------------------------------------------------------------------------
     async def add(
-        self, message_id: MessageId, server: str, user_id: UserId, chat_id: ChatId, content: str
+        self,
+        message_id: MessageId,
+        server: str,
+        user_id: UserId,
+        chat_id: ChatId,
+        content: str,
+        reply_to: MessageId | None = None,
     ) -> OutboxEntry:
-        """Persist a new message; returns once it is on disk."""
+        """Persist a new message (``reply_to``: the message it answers); returns once it is on disk."""
         entry = OutboxEntry(
             id=message_id,
             server=server,
@@ -155,12 +229,13 @@ class Outbox:
             content=content,
             created_at=time.time(),
             local_seq=self._next_seq,
+            reply_to=reply_to,
         )
         self._next_seq += 1
         await self._run(
             lambda db: db.execute(
-                "insert into outbox (id, server, user_id, session_id, content, created_at, local_seq)"
-                " values (?, ?, ?, ?, ?, ?, ?)",
+                "insert into outbox (id, server, user_id, session_id, content, created_at, local_seq, reply_to)"
+                " values (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     str(entry.id),
                     entry.server,
@@ -169,6 +244,7 @@ class Outbox:
                     entry.content,
                     entry.created_at,
                     entry.local_seq,
+                    str(reply_to) if reply_to is not None else None,
                 ),
             )
         )
@@ -230,10 +306,11 @@ class Outbox:
         return await self._run(delete) > 0
 
     async def purge_user(self, server: str, user_id: UserId) -> int:
-        cursor = await self._run(
-            lambda db: db.execute("delete from outbox where server = ? and user_id = ?", (server, str(user_id)))
-        )
-        return cursor.rowcount
+        def purge(db: sqlite3.Connection) -> int:
+            db.execute("delete from reaction_ops where server = ? and user_id = ?", (server, str(user_id)))
+            return db.execute("delete from outbox where server = ? and user_id = ?", (server, str(user_id))).rowcount
+
+        return await self._run(purge)
 
     # --- reading -----------------------------------------------------------------------------------
     async def get(self, message_id: MessageId) -> OutboxEntry | None:
@@ -258,3 +335,67 @@ class Outbox:
             ).fetchone()
         )
         return int(row[0])
+
+    # --- reactions -----------------------------------------------------------------------------------
+    async def set_reaction(
+        self, server: str, user_id: UserId, chat_id: ChatId, message_id: MessageId, emoji: str, wanted: bool
+    ) -> ReactionOp:
+        """Record what the user wants for (message, emoji) now, replacing any earlier wish; on disk on return."""
+        key = (server, str(user_id), str(chat_id), str(message_id), emoji)
+
+        def upsert(db: sqlite3.Connection) -> sqlite3.Row:
+            row: sqlite3.Row = db.execute(
+                "insert into reaction_ops (server, user_id, session_id, message_id, emoji, wanted, version, created_at)"
+                " values (?, ?, ?, ?, ?, ?, 1, ?)"
+                " on conflict (server, user_id, session_id, message_id, emoji) do update set"
+                " wanted = excluded.wanted, version = reaction_ops.version + 1, attempts = 0,"
+                " last_error = null, next_attempt_at = 0"
+                " returning *",
+                (*key, int(wanted), time.time()),
+            ).fetchone()
+            return row
+
+        return _op(await self._run(upsert))
+
+    async def reaction_ops(self, server: str, user_id: UserId) -> list[ReactionOp]:
+        """This user's reactions waiting to go out, oldest first."""
+        rows = await self._run(
+            lambda db: db.execute(
+                "select * from reaction_ops where server = ? and user_id = ? order by created_at",
+                (server, str(user_id)),
+            ).fetchall()
+        )
+        return [_op(row) for row in rows]
+
+    async def reaction_delivered(self, op: ReactionOp) -> bool:
+        """Forget ``op`` if no toggle replaced it meanwhile (its version is still the one sent)."""
+        cursor = await self._run(
+            lambda db: db.execute(
+                "delete from reaction_ops where server = ? and user_id = ? and session_id = ? and message_id = ?"
+                " and emoji = ? and version = ?",
+                (op.server, str(op.user_id), str(op.chat_id), str(op.message_id), op.emoji, op.version),
+            )
+        )
+        return cursor.rowcount > 0
+
+    async def reaction_attempt(self, op: ReactionOp, error: str, next_attempt_at: float) -> ReactionOp:
+        """A transient failure of ``op``: count it and note when to try again."""
+        updated = replace(op, attempts=op.attempts + 1, last_error=error, next_attempt_at=next_attempt_at)
+        await self._run(
+            lambda db: db.execute(
+                "update reaction_ops set attempts = ?, last_error = ?, next_attempt_at = ?"
+                " where server = ? and user_id = ? and session_id = ? and message_id = ? and emoji = ? and version = ?",
+                (
+                    updated.attempts,
+                    error,
+                    next_attempt_at,
+                    op.server,
+                    str(op.user_id),
+                    str(op.chat_id),
+                    str(op.message_id),
+                    op.emoji,
+                    op.version,
+                ),
+            )
+        )
+        return updated

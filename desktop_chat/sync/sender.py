@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 class SendingBackend(Protocol):
     """What the sender needs from the backend (``SupabaseBackend`` provides it)."""
 
-    async def insert_message(self, message_id: MessageId, chat_id: ChatId, content: str) -> Message | None: ...
+    async def insert_message(
+        self, message_id: MessageId, chat_id: ChatId, content: str, *, reply_to: MessageId | None = None
+    ) -> Message | None: ...
 
     async def fetch_message(self, message_id: MessageId, chat_id: ChatId) -> Message | None:
         """The stored message of that id in that chat (ids are unique per chat)."""
@@ -142,10 +144,14 @@ class Sender:
         return self._rows.get(message_id)
 
     # --- commands ----------------------------------------------------------------------------------
-    async def send(self, chat_id: ChatId, text: str) -> MessageId:
-        """Check the text, put the message in the outbox (on disk when this returns) and queue it."""
+    async def send(self, chat_id: ChatId, text: str, reply_to: MessageId | None = None) -> MessageId:
+        """Check the text, put the message in the outbox (on disk when this returns) and queue it.
+
+        ``reply_to`` (the message of the same chat it answers) travels in the outbox row, so a reply
+        written offline goes out as a reply, once, whenever the server is back.
+        """
         validate_message_text(text)
-        entry = await self._outbox.add(new_message_id(), self._server, self._user_id, chat_id, text)
+        entry = await self._outbox.add(new_message_id(), self._server, self._user_id, chat_id, text, reply_to)
         message = entry.as_message()
         self._rows[entry.id] = message
         self._emit(Submitted(message))
@@ -251,7 +257,7 @@ class Sender:
             return True  # discarded meanwhile
         self._emit(Sending(self._rows.get(entry.id) or entry.as_message(), entry.attempts + 1))
         try:
-            stored = await self._backend.insert_message(entry.id, entry.chat_id, entry.content)
+            stored = await self._backend.insert_message(entry.id, entry.chat_id, entry.content, reply_to=entry.reply_to)
             if stored is None:
                 # The row exists: an earlier attempt got through and only its answer was lost.
                 stored = await self._backend.fetch_message(entry.id, entry.chat_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from typing import Any, ParamSpec, cast
@@ -31,7 +31,17 @@ from desktop_chat.errors import (
     Rejected,
     Unauthorized,
 )
-from desktop_chat.models import ChatId, ChatListKey, ChatMember, Message, MessageId, Profile, UserId
+from desktop_chat.models import (
+    ChatId,
+    ChatListKey,
+    ChatMember,
+    Message,
+    MessageId,
+    Profile,
+    ReadState,
+    ShownReaction,
+    UserId,
+)
 
 _log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -62,6 +72,8 @@ class Operation(StrEnum):
     CHAT_MEMBERS = "chat_members"
     LOAD_OLDER = "load_older"
     SEND = "send"
+    FIND_MESSAGE = "find_message"
+    TOGGLE_REACTION = "toggle_reaction"
     RETRY = "retry"
     DISCARD = "discard"
     EDIT_MESSAGE = "edit_message"
@@ -92,6 +104,7 @@ BACKGROUND_OPERATIONS = frozenset(
         Operation.CACHE_USAGE,
         Operation.LOAD_MORE_CHATS,
         Operation.SEARCH_CHATS,
+        Operation.FIND_MESSAGE,
     }
 )
 
@@ -152,6 +165,11 @@ class StoreBridge(QObject):
         members_loaded(object, object, object): ``(ChatId, after, MemberPage)`` a page of a chat's members
             after ``after`` (None: the first page).
         older_loaded(object, int): ``(ChatId, rows)`` an older page was prepended (0: none came).
+        message_found(object, object, object): ``find_message`` answered: chat, message id, the message or
+            None (not visible).
+        reactions_changed(object, object): A chat's messages whose reactions changed: ``(ChatId,
+            {MessageId: tuple[ShownReaction, ...]})``.
+        reads_changed(object): An open chat's read positions moved (a ``ReadState``).
         message_queued(object, object): ``(ChatId, MessageId)`` a message is in the outbox.
         chat_created(object): The ``ChatId`` of a chat this user just created.
         chat_left(object): The ``ChatId`` of a chat this user left or deleted.
@@ -178,6 +196,9 @@ class StoreBridge(QObject):
     members_loaded = Signal(object, object, object)
     older_loaded = Signal(object, int)
     message_queued = Signal(object, object)
+    message_found = Signal(object, object, object)
+    reactions_changed = Signal(object, object)
+    reads_changed = Signal(object)
     chat_created = Signal(object)
     chat_left = Signal(object)
     chat_changed = Signal(object)
@@ -219,6 +240,14 @@ class StoreBridge(QObject):
 
     def metrics_snapshot(self) -> dict[str, Any]:
         return self._store.metrics_snapshot()
+
+    def reactions(self, chat_id: ChatId) -> Mapping[MessageId, tuple[ShownReaction, ...]]:
+        """What the open chat shows under its messages now (``reactions_changed`` tells what changes)."""
+        return self._store.reactions(chat_id)
+
+    def read_state(self, chat_id: ChatId) -> ReadState | None:
+        """Where the open chat's members have read to (``reads_changed`` tells when it moves)."""
+        return self._store.read_state(chat_id)
 
     def close_chat(self, chat_id: ChatId) -> None:
         self._store.close_chat(chat_id)
@@ -305,6 +334,25 @@ class StoreBridge(QObject):
         async with self._guard(Operation.SEND, (chat_id, text)):
             message_id = await self._store.send(chat_id, text)
             self.message_queued.emit(chat_id, message_id)
+
+    @async_slot(object, str, object)
+    async def send_reply(self, chat_id: ChatId, text: str, reply_to: MessageId) -> None:
+        """Send ``text`` as a reply to ``reply_to``; fails like ``send`` (the context is ``(chat, text)``)."""
+        async with self._guard(Operation.SEND, (chat_id, text)):
+            message_id = await self._store.send(chat_id, text, reply_to)
+            self.message_queued.emit(chat_id, message_id)
+
+    @async_slot(object, object)
+    async def find_message(self, chat_id: ChatId, message_id: MessageId) -> None:
+        """Load one message (a reply's original that is not loaded): ``message_found(chat, id, message|None)``."""
+        async with self._guard(Operation.FIND_MESSAGE, (chat_id, message_id)):
+            found = await self._store.find_message(chat_id, message_id)
+            self.message_found.emit(chat_id, message_id, found)
+
+    @async_slot(object, object, str)
+    async def toggle_reaction(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> None:
+        async with self._guard(Operation.TOGGLE_REACTION, message_id):
+            await self._store.toggle_reaction(chat_id, message_id, emoji)
 
     @async_slot(object)
     async def retry(self, message_id: MessageId) -> None:
@@ -405,6 +453,8 @@ class StoreBridge(QObject):
             store.subscribe_typing(self.typing_changed.emit),
             store.subscribe_presence(self.presence_changed.emit),
             store.subscribe_incoming(self._on_incoming),
+            store.subscribe_reactions(self.reactions_changed.emit),
+            store.subscribe_reads(self.reads_changed.emit),
         ]
 
     def _unsubscribe(self) -> None:

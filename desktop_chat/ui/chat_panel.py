@@ -6,14 +6,14 @@ visible ``seq`` is reported with ``mark_read``, at most a few times a second.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import cast
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QToolButton, QVBoxLayout, QWidget
 
 from desktop_chat.dal.api import ConnectionState, StoreStatus, Timeline
-from desktop_chat.models import ChatDetails, ChatId, MemberRole, Message, MessageId, UserId
+from desktop_chat.models import ChatDetails, ChatId, MemberRole, Message, MessageId, ReadState, ShownReaction, UserId
 from desktop_chat.ui.bridge import Operation, StoreBridge
 from desktop_chat.ui.chat_list_model import ChatListModel
 from desktop_chat.ui.composer import Composer
@@ -34,6 +34,7 @@ _PANEL_OPERATIONS = {
     Operation.DISCARD.value: "Cannot discard",
     Operation.EDIT_MESSAGE.value: "Cannot edit the message",
     Operation.DELETE_MESSAGE.value: "Cannot delete the message",
+    Operation.TOGGLE_REACTION.value: "Cannot react",
     Operation.LEAVE_CHAT.value: "Cannot leave the chat",
     Operation.DELETE_CHAT.value: "Cannot delete the chat",
 }
@@ -52,9 +53,13 @@ class ChatPanel(QWidget):
 
     Signals:
         chat_closed(object): The ``ChatId`` shown until now is gone (left or deleted).
+        jump_to_message_requested(object, int): A reply's quote was clicked: open ``(ChatId, seq)`` at that
+            message. The panel scrolls to it when it is loaded; for one that is not, connect this to the
+            timeline's jump to any message (``open_at(chat_id, seq)``).
     """
 
     chat_closed = Signal(object)
+    jump_to_message_requested = Signal(object, int)
 
     def __init__(
         self,
@@ -141,6 +146,15 @@ class ChatPanel(QWidget):
         self._read_timer.timeout.connect(self.mark_read_now)
 
         self.composer.send_requested.connect(self._send)
+        self.composer.reply_submitted.connect(self._send_reply)
+        self.composer.reply_step.connect(self.step_reply)
+        self.view.reply_requested.connect(self.reply_to)
+        self.view.reaction_toggled.connect(self._toggle_reaction)
+        self.view.jump_requested.connect(self.jump_to_message_requested)
+        self.model.quote_wanted.connect(self._bridge.find_message)
+        bridge.message_found.connect(self._on_message_found)
+        bridge.reactions_changed.connect(self._on_reactions)
+        bridge.reads_changed.connect(self._on_reads)
         self.composer.edit_submitted.connect(self._bridge.edit_message)
         self.composer.typing_changed.connect(self._typing_changed)
         self.composer.editor.jump_to_newest.connect(self.view.scroll_to_newest)
@@ -278,10 +292,53 @@ class ChatPanel(QWidget):
             self._bridge.delete_message(message.id)
         self.focus_composer()  # back to where the user writes, whatever they answered
 
+    def reply_to(self, message: Message) -> None:
+        """Start a reply to ``message`` in the composer."""
+        self.composer.start_reply(message, self.model.sender_name(message))
+
+    def step_reply(self, step: int) -> None:
+        """Ctrl+Up / Ctrl+Down in the composer: reply to the message before or after the current one."""
+        candidates = [m for m in self.model.items() if m.seq is not None and not m.deleted]
+        if not candidates:
+            return
+        current = self.composer.replying_to
+        ids = [m.id for m in candidates]
+        if current not in ids:
+            if step < 0:
+                self.reply_to(candidates[-1])
+            return
+        position = ids.index(current) + step
+        if position >= len(candidates):
+            self.composer.cancel_reply()  # past the newest: no reply
+            return
+        chosen = candidates[max(0, position)]
+        self.reply_to(chosen)
+        self.view.scroll_to_message(chosen.id)
+
     # --- reacting to the bridge ----------------------------------------------------------------------
     def _send(self, text: str) -> None:
         if self._session is not None:
             self._bridge.send(self._session, text)
+
+    def _send_reply(self, text: str, reply_to: MessageId) -> None:
+        if self._session is not None:
+            self._bridge.send_reply(self._session, text, reply_to)
+
+    def _toggle_reaction(self, message_id: MessageId, emoji: str) -> None:
+        if self._session is not None:
+            self._bridge.toggle_reaction(self._session, message_id, emoji)
+
+    def _on_message_found(self, chat_id: ChatId, message_id: MessageId, message: Message | None) -> None:
+        if chat_id == self._session:
+            self.model.set_original(message_id, message)
+
+    def _on_reactions(self, chat_id: ChatId, shown: Mapping[MessageId, tuple[ShownReaction, ...]]) -> None:
+        if chat_id == self._session:
+            self.model.set_reactions(shown)
+
+    def _on_reads(self, state: ReadState) -> None:
+        if state.chat_id == self._session:
+            self.model.set_read_state(state)
 
     def _typing_changed(self, typing: bool) -> None:
         if self._session is not None:
@@ -292,6 +349,8 @@ class ChatPanel(QWidget):
             return
         self.model.show_timeline(chat_id, timeline)
         self.model.set_names(self._names())  # what is known now; the chat's members follow
+        self.model.set_reactions(self._bridge.reactions(chat_id), replace=True)
+        self.model.set_read_state(self._bridge.read_state(chat_id))
         if self._unread_on_open:
             # Open where the unread messages start, under a "new messages" divider, not at the newest.
             self.model.set_unread_after(self._read_seq)

@@ -8,7 +8,7 @@ message (rare: the outbox disk is full) comes back as an inline error with the t
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent, QShowEvent
+from PySide6.QtGui import QKeyEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QToolButton, QVBoxLayout, QWidget
 
 from desktop_chat.errors import InvalidInput
@@ -31,13 +31,21 @@ class MessageEdit(QPlainTextEdit):
         submitted(): Enter was pressed without Shift.
         cancelled(): Esc was pressed.
         jump_to_newest(): Ctrl+End was pressed (the timeline should show the newest message).
+        reply_step(int): Ctrl+Up (-1: reply to the message before) or Ctrl+Down (+1: the one after).
     """
 
     submitted = Signal()
     cancelled = Signal()
     jump_to_newest = Signal()
+    reply_step = Signal(int)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
+        modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        if modifiers == Qt.KeyboardModifier.ControlModifier and event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+            # Reply with the keyboard: Ctrl+Up picks the newest message, again the one before it.
+            self.reply_step.emit(-1 if event.key() == Qt.Key.Key_Up else 1)
+            event.accept()
+            return
         if is_jump_to_newest(event):
             # The composer always has the focus, so the timeline's Ctrl+End must work from here too.
             super().keyPressEvent(event)
@@ -68,11 +76,15 @@ class Composer(QFrame):
 
     Signals:
         send_requested(str): Text to send (already checked against the limits).
+        reply_submitted(str, object): Text to send as a reply to the ``MessageId`` shown in the banner.
+        reply_step(int): Ctrl+Up / Ctrl+Down: reply to the message before (-1) or after (+1) the current one.
         edit_submitted(object, str): ``(MessageId, new text)`` for a message being edited.
         typing_changed(bool): The user started or stopped typing.
     """
 
     send_requested = Signal(str)
+    reply_submitted = Signal(str, object)
+    reply_step = Signal(int)
     edit_submitted = Signal(object, str)
     typing_changed = Signal(bool)
 
@@ -80,7 +92,27 @@ class Composer(QFrame):
         super().__init__(parent)
         self.setObjectName("composer")
         self._editing: MessageId | None = None
+        self._replying: MessageId | None = None
+        self._reply_text = ""
         self._typing = False
+
+        self.reply_banner = QFrame(self)
+        self.reply_banner.setObjectName("replyBanner")
+        self.reply_label = QLabel(self.reply_banner)
+        self.reply_label.setObjectName("replyLabel")
+        self.reply_label.setAccessibleName("Replying to")
+        self.reply_cancel = QToolButton(self.reply_banner)
+        self.reply_cancel.setObjectName("replyCancel")
+        self.reply_cancel.setText("✕")
+        self.reply_cancel.setToolTip("Cancel the reply (Esc)")
+        self.reply_cancel.setAccessibleName("Cancel the reply")
+        self.reply_cancel.setAutoRaise(True)
+        self.reply_cancel.clicked.connect(self.cancel_reply)
+        banner = QHBoxLayout(self.reply_banner)
+        banner.setContentsMargins(0, 0, 0, 0)
+        banner.addWidget(self.reply_label, 1)
+        banner.addWidget(self.reply_cancel)
+        self.reply_banner.hide()
 
         self.edit_banner = QLabel(self)
         self.edit_banner.setObjectName("editBanner")
@@ -94,7 +126,8 @@ class Composer(QFrame):
         self.editor.setTabChangesFocus(True)
         self.editor.setFrameShape(QFrame.Shape.NoFrame)
         self.editor.submitted.connect(self.submit)
-        self.editor.cancelled.connect(self.cancel_edit)
+        self.editor.cancelled.connect(self._escape)
+        self.editor.reply_step.connect(self.reply_step)
         self.editor.textChanged.connect(self._on_text_changed)
 
         self.send_button = QToolButton(self)
@@ -137,6 +170,7 @@ class Composer(QFrame):
         layout.setContentsMargins(unit * 3, unit * 2, unit * 3, unit * 2)
         layout.setSpacing(unit)
         layout.addWidget(self.edit_banner)
+        layout.addWidget(self.reply_banner)
         layout.addLayout(row)
         layout.addLayout(footer)
         self._fit_height()
@@ -149,6 +183,49 @@ class Composer(QFrame):
     @property
     def editing(self) -> MessageId | None:
         return self._editing
+
+    @property
+    def replying_to(self) -> MessageId | None:
+        """The message the next send answers, if any."""
+        return self._replying
+
+    def start_reply(self, message: Message, sender: str) -> None:
+        """Answer ``message`` (from ``sender``): "Replying to …" shows above the text until sent or Esc."""
+        if self._editing is not None:
+            self.cancel_edit()
+        self._replying = message.id
+        quoted = " ".join(message.content.split())
+        self._reply_text = f"Replying to {sender}: {quoted}"
+        self.reply_label.setToolTip(message.content)
+        self.reply_banner.show()
+        self._elide_reply()
+        self.editor.setFocus()
+
+    def cancel_reply(self) -> None:
+        if self._replying is None:
+            return
+        self._replying = None
+        self.reply_banner.hide()
+        self.editor.setFocus()
+
+    def _escape(self) -> None:
+        # Esc undoes the innermost thing: an edit first, then a reply.
+        if self._editing is not None:
+            self.cancel_edit()
+        else:
+            self.cancel_reply()
+
+    def _elide_reply(self) -> None:
+        """One line, however long the original: cut with "…" to the composer's width."""
+        line = self.fontMetrics().height()
+        width = max(line * 6, self.width() - self.reply_cancel.sizeHint().width() - line * 3)
+        metrics = self.reply_label.fontMetrics()
+        self.reply_label.setText(metrics.elidedText(self._reply_text, Qt.TextElideMode.ElideRight, width))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self._replying is not None:
+            self._elide_reply()
 
     def set_text(self, text: str) -> None:
         self.editor.setPlainText(text)
@@ -172,6 +249,12 @@ class Composer(QFrame):
             return
         self.editor.clear()
         self._set_typing(False)
+        reply_to = self._replying
+        if reply_to is not None:
+            self._replying = None
+            self.reply_banner.hide()
+            self.reply_submitted.emit(text, reply_to)
+            return
         self.send_requested.emit(text)
 
     def start_edit(self, message: Message) -> None:
@@ -215,6 +298,8 @@ class Composer(QFrame):
     def reset(self) -> None:
         """Empty the composer for another chat."""
         self._editing = None
+        self._replying = None
+        self.reply_banner.hide()
         self.edit_banner.hide()
         self._label_button()
         self.editor.clear()

@@ -41,10 +41,18 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
 
-from desktop_chat.models import DeliveryState, Message, MessageId
+from desktop_chat.models import DeliveryState, Message, MessageId, ShownReaction
 from desktop_chat.ui.text import clock, day_label, initials, written_at
 from desktop_chat.ui.theme import LIGHT, Colors
-from desktop_chat.ui.timeline_model import DELETED_TEXT, TimelineModel, day_of, starts_day, starts_run
+from desktop_chat.ui.timeline_model import (
+    DELETED_TEXT,
+    Quote,
+    Receipt,
+    TimelineModel,
+    day_of,
+    starts_day,
+    starts_run,
+)
 
 CACHE_LIMIT = 3000
 NEW_MESSAGES = "New messages"
@@ -57,6 +65,14 @@ class Action(StrEnum):
 
     RETRY = "retry"
     DISCARD = "discard"
+
+
+class Target(StrEnum):
+    """What else in a row answers the mouse: a reply's quote, a reaction chip, "Seen by N"."""
+
+    QUOTE = "quote"  # value: the Quote (click: jump to the original)
+    REACTION = "reaction"  # value: the ShownReaction (click: toggle it; hover: who)
+    SEEN = "seen"  # value: the Receipt (hover: who)
 
 
 @dataclass(slots=True)
@@ -100,6 +116,13 @@ class _Geometry:
     failure_rect: QRectF | None
     actions: dict[Action, QRectF]
     failure_text: str
+    extras: tuple[object, ...] = ()  # what besides the message the row shows (quote, reactions, receipt)
+    quote: Quote | None = None
+    quote_rect: QRectF | None = None
+    chips: tuple[tuple[ShownReaction, QRectF], ...] = ()
+    receipt: Receipt | None = None
+    seen_rect: QRectF | None = None
+    seen_text: str = ""
 
 
 class MessageDelegate(QStyledItemDelegate):
@@ -133,6 +156,12 @@ class MessageDelegate(QStyledItemDelegate):
         self._fm = QFontMetricsF(self._font)
         self._small_fm = QFontMetricsF(self._small)
         self._bold_fm = QFontMetricsF(self._bold)
+        self._small_bold = QFont(self._small)
+        self._small_bold.setWeight(QFont.Weight.DemiBold)
+        self._small_bold_fm = QFontMetricsF(self._small_bold)
+        self._small_line_bold = self._small_bold_fm.height()
+        self._chip_font = QFont(self._font)  # emoji at the text's size: at the small size they are hard to tell apart
+        self._chip_fm = QFontMetricsF(self._chip_font)
         line = self._fm.height()
         unit = max(2, round(line / 3))
         self._m = _Metrics(
@@ -202,21 +231,51 @@ class MessageDelegate(QStyledItemDelegate):
         previous = model.item_before(row)
         divider = model.is_first_unread(row)
         cached = self._cache.get(message.id)
+        extras = self._extras(message)
         if (
             cached is not None
             and cached.message is message
             and cached.previous is previous
             and cached.divider == divider
             and cached.width == self._effective_width()
+            and cached.extras == extras
         ):
             return cached
-        geometry = self._measure(message, previous, divider)
+        geometry = self._measure(message, previous, divider, extras)
         if len(self._cache) >= CACHE_LIMIT:
             # Oldest first: dicts keep insertion order. A quarter at a time keeps this off the hot path.
             for key in list(self._cache)[: CACHE_LIMIT // 4]:
                 del self._cache[key]
         self._cache[message.id] = geometry
         return geometry
+
+    def _extras(self, message: Message) -> tuple[object, ...]:
+        model = self._model
+        if message.reply_to is None and message.id not in model._reactions and message.id not in model._receipts:
+            return ()  # the common case, without building anything
+        return (model.quote_of(message), model.reactions_of(message.id), model.receipt_of(message))
+
+    def target_at(self, row: int, point: QPoint) -> tuple[Target, object] | None:
+        """The quote, reaction chip or "Seen by" at ``point`` (relative to the row), if any."""
+        geometry = self.geometry(row)
+        where = QPointF(point)
+        if geometry.quote_rect is not None and geometry.quote_rect.contains(where) and geometry.quote is not None:
+            return (Target.QUOTE, geometry.quote)
+        for reaction, rect in geometry.chips:
+            if rect.contains(where):
+                return (Target.REACTION, reaction)
+        if geometry.seen_rect is not None and geometry.seen_rect.contains(where) and geometry.receipt is not None:
+            return (Target.SEEN, geometry.receipt)
+        return None
+
+    def target_rect(self, row: int, kind: Target, index: int = 0) -> QRect | None:
+        """Where a quote, the ``index``-th reaction chip or "Seen by" sits in row ``row`` (tests, screenshots)."""
+        geometry = self.geometry(row)
+        if kind is Target.QUOTE:
+            return None if geometry.quote_rect is None else geometry.quote_rect.toAlignedRect()
+        if kind is Target.REACTION:
+            return geometry.chips[index][1].toAlignedRect() if index < len(geometry.chips) else None
+        return None if geometry.seen_rect is None else geometry.seen_rect.toAlignedRect()
 
     def cached_height(self, message_id: MessageId) -> int | None:
         """The height last measured for a message (any version of it), or None."""
@@ -244,7 +303,9 @@ class MessageDelegate(QStyledItemDelegate):
     def _effective_width(self) -> int:
         return self._width if self._width > 0 else round(self._m.line * 40)
 
-    def _measure(self, message: Message, previous: Message | None, divider: bool = False) -> _Geometry:
+    def _measure(
+        self, message: Message, previous: Message | None, divider: bool = False, extras: tuple[object, ...] = ()
+    ) -> _Geometry:
         m = self._m
         width = self._effective_width()
         own = self._model.is_own(message)
@@ -292,7 +353,21 @@ class MessageDelegate(QStyledItemDelegate):
         if show_name:
             name_origin = QPointF(0, inner)
             inner += self._bold_fm.height() + m.unit / 2
+        quote = extras[0] if extras else None
+        assert quote is None or isinstance(quote, Quote)
+        quote_box: QRectF | None = None
+        quote_width = 0.0
+        if quote is not None:
+            quote_text_width = max(
+                self._small_bold_fm.horizontalAdvance(quote.sender or " "),
+                self._small_fm.horizontalAdvance(quote.excerpt),
+            )
+            quote_width = min(text_max, quote_text_width + 3 * m.unit)
+            quote_height = (self._small_line_bold if quote.sender else 0) + m.small_line + m.unit
+            quote_box = QRectF(0, inner, quote_width, quote_height)
+            inner += quote_height + m.unit
         text_top = inner
+        name_width = max(name_width, quote_width)
         if last_width + m.meta_gap + meta_width <= text_max:
             content_width = max(text_width, name_width, last_width + m.meta_gap + meta_width)
             content_bottom = text_top + text_height
@@ -306,6 +381,46 @@ class MessageDelegate(QStyledItemDelegate):
         left = width - m.side - bubble_width if own else m.side + m.avatar + m.gap
         bubble = QRectF(left, bubble_top, bubble_width, bubble_height)
         y = bubble.bottom()
+        quote_rect = None
+        if quote_box is not None:
+            quote_rect = QRectF(
+                bubble.left() + m.pad_x, quote_box.top(), bubble.width() - 2 * m.pad_x, quote_box.height()
+            )
+
+        reactions = extras[1] if extras else ()
+        assert isinstance(reactions, tuple)
+        chips: list[tuple[ShownReaction, QRectF]] = []
+        if reactions:
+            chip_h = self._chip_fm.height() + m.unit
+            x = 0.0
+            top = y + m.unit
+            row_items: list[list[tuple[ShownReaction, float]]] = [[]]
+            for reaction in reactions:
+                assert isinstance(reaction, ShownReaction)
+                w = self._chip_fm.horizontalAdvance(f"{reaction.emoji} {reaction.count}") + 2 * m.unit * 1.5
+                if x and x + w > lane:
+                    row_items.append([])
+                    x = 0.0
+                row_items[-1].append((reaction, w))
+                x += w + m.unit
+            for chip_line in row_items:
+                total = sum(w for _, w in chip_line) + m.unit * (len(chip_line) - 1)
+                x = bubble.right() - total if own else bubble.left()
+                for reaction, w in chip_line:
+                    chips.append((reaction, QRectF(x, top, w, chip_h)))
+                    x += w + m.unit
+                top += chip_h + m.unit / 2
+            y = top - m.unit / 2
+
+        receipt = extras[2] if extras else None
+        assert receipt is None or isinstance(receipt, Receipt)
+        seen_rect = None
+        seen_text = ""
+        if receipt is not None and receipt.group and receipt.label:
+            seen_text = f"Seen by {receipt.count}"
+            seen_w = self._small_fm.horizontalAdvance(seen_text)
+            seen_rect = QRectF(bubble.right() - seen_w, y + m.unit / 2, seen_w, m.small_line)
+            y = seen_rect.bottom()
 
         failure_rect = None
         actions: dict[Action, QRectF] = {}
@@ -347,6 +462,13 @@ class MessageDelegate(QStyledItemDelegate):
             failure_rect=failure_rect,
             actions=actions,
             failure_text=failure_text,
+            extras=extras,
+            quote=quote,
+            quote_rect=quote_rect,
+            chips=tuple(chips),
+            receipt=receipt,
+            seen_rect=seen_rect,
+            seen_text=seen_text,
         )
 
     @staticmethod
@@ -380,6 +502,8 @@ class MessageDelegate(QStyledItemDelegate):
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
                 self._model.sender_name(message),
             )
+        if g.quote is not None and g.quote_rect is not None:
+            self._paint_quote(painter, g.quote, g.quote_rect, g.own)
         # Text.
         text_color = c.own_text if g.own else c.other_text
         painter.setPen(c.muted if message.deleted else text_color)
@@ -394,7 +518,14 @@ class MessageDelegate(QStyledItemDelegate):
         if g.own:
             icon = QRectF(g.meta_rect.right() - m.icon, 0, m.icon, m.icon)
             icon.moveCenter(QPointF(icon.center().x(), g.meta_rect.center().y()))
-            self._paint_delivery(painter, message.delivery, icon)
+            read = g.receipt is not None and g.receipt.read and not g.receipt.group
+            self._paint_delivery(painter, message.delivery, icon, read=read)
+        for reaction, rect in g.chips:
+            self._paint_chip(painter, reaction, rect)
+        if g.seen_rect is not None:
+            painter.setFont(self._small)
+            painter.setPen(c.muted)
+            painter.drawText(g.seen_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, g.seen_text)
         # Failure line.
         if g.failure_rect is not None:
             painter.setFont(self._font)
@@ -411,6 +542,46 @@ class MessageDelegate(QStyledItemDelegate):
                 painter.setPen(c.accent)
                 painter.drawText(rect, align, action.value.title())
                 painter.setFont(self._font)
+
+    def _paint_quote(self, painter: QPainter, quote: Quote, rect: QRectF, own: bool) -> None:
+        """A reply's quote: a bar in the original sender's colour, their name, one line of the original."""
+        c, m = self._colors, self._m
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(_blend(c.own_bubble if own else c.other_bubble, c.accent, 0.10))
+        painter.drawRoundedRect(rect, m.unit, m.unit)
+        painter.setBrush(c.accent)
+        painter.drawRect(QRectF(rect.left(), rect.top(), max(2.0, m.unit / 1.5), rect.height()))
+        x = rect.left() + m.unit * 2
+        width = rect.width() - m.unit * 3
+        top = rect.top() + m.unit / 2
+        if quote.sender:
+            painter.setFont(self._small_bold)
+            painter.setPen(c.accent)
+            painter.drawText(
+                QRectF(x, top, width, self._small_line_bold),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                self._small_bold_fm.elidedText(quote.sender, Qt.TextElideMode.ElideRight, width),
+            )
+            top += self._small_line_bold
+        font = QFont(self._small)
+        font.setItalic(quote.deleted or quote.missing)
+        painter.setFont(font)
+        painter.setPen(c.muted)
+        painter.drawText(
+            QRectF(x, top, width, m.small_line),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            self._small_fm.elidedText(quote.excerpt, Qt.TextElideMode.ElideRight, width),
+        )
+
+    def _paint_chip(self, painter: QPainter, reaction: ShownReaction, rect: QRectF) -> None:
+        """One reaction under a bubble: the emoji and its count, outlined in the accent when it is the user's."""
+        c = self._colors
+        painter.setPen(QPen(c.accent, 1.2) if reaction.mine else QPen(c.bubble_border, 1))
+        painter.setBrush(_blend(c.other_bubble, c.accent, 0.18 if reaction.mine else 0.0))
+        painter.drawRoundedRect(rect.adjusted(0.5, 0.5, -0.5, -0.5), rect.height() / 2, rect.height() / 2)
+        painter.setFont(self._chip_font)
+        painter.setPen(c.accent if reaction.mine else c.other_text)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, f"{reaction.emoji} {reaction.count}")
 
     def _paint_day(self, painter: QPainter, day: date, width: int) -> None:
         m, c = self._m, self._colors
@@ -457,7 +628,7 @@ class MessageDelegate(QStyledItemDelegate):
         lightness = 165 if self._colors.dark else 95
         return QColor.fromHsl(self._model.hue_of(message.sender_id), 150, lightness)
 
-    def _paint_delivery(self, painter: QPainter, state: DeliveryState, rect: QRectF) -> None:
+    def _paint_delivery(self, painter: QPainter, state: DeliveryState, rect: QRectF, *, read: bool = False) -> None:
         c = self._colors
         pen_width = max(1.0, rect.width() / 9)
         if state is DeliveryState.PENDING:
@@ -478,6 +649,13 @@ class MessageDelegate(QStyledItemDelegate):
             path = QPainterPath(QPointF(rect.left() + rect.width() * 0.12, rect.top() + rect.height() * 0.55))
             path.lineTo(QPointF(rect.left() + rect.width() * 0.4, rect.top() + rect.height() * 0.8))
             path.lineTo(QPointF(rect.right() - rect.width() * 0.08, rect.top() + rect.height() * 0.22))
+            if read:
+                # The second tick: the other person has read it. Both ticks shift left to fit side by side.
+                path.translate(-rect.width() * 0.3, 0)
+                second = QPainterPath(QPointF(rect.left() + rect.width() * 0.42, rect.top() + rect.height() * 0.7))
+                second.lineTo(QPointF(rect.left() + rect.width() * 0.5, rect.top() + rect.height() * 0.8))
+                second.lineTo(QPointF(rect.right() + rect.width() * 0.2, rect.top() + rect.height() * 0.22))
+                painter.drawPath(second)
             painter.drawPath(path)
         else:
             painter.setPen(Qt.PenStyle.NoPen)
@@ -499,4 +677,4 @@ def _blend(base: QColor, over: QColor, amount: float) -> QColor:
     )
 
 
-__all__ = ["NEW_MESSAGES", "Action", "MessageDelegate"]
+__all__ = ["NEW_MESSAGES", "Action", "MessageDelegate", "Target"]

@@ -8,16 +8,18 @@ so the view says when older rows are actually wanted (``set_older_wanted``: the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import IntEnum
 from uuid import UUID
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from desktop_chat.dal.api import Timeline
 from desktop_chat.dal.live_list import RowChange
-from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, UserId
+from desktop_chat.models import ChatId, DeliveryState, Message, MessageId, ReadState, ShownReaction, UserId
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.live_model import AnyIndex, LiveListModel
 from desktop_chat.ui.text import clock, distinct_hues, full_time, hue_for, local, written_at
@@ -25,6 +27,39 @@ from desktop_chat.ui.text import clock, distinct_hues, full_time, hue_for, local
 # Messages from one person less than this far apart form a "run": one name, one avatar.
 RUN_GAP = timedelta(minutes=5)
 DELETED_TEXT = "This message was deleted"
+QUOTE_CHARS = 120  # a reply's quote shows at most this much of the original (one line, elided)
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """What a reply's bubble quotes of the message it answers."""
+
+    message_id: MessageId
+    sender: str  # "" while the original is being looked for
+    excerpt: str
+    seq: int | None = None  # where to jump to (None: not known)
+    deleted: bool = False
+    missing: bool = False  # not loaded (yet), or not visible to the user
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Who has read one of the user's own messages."""
+
+    group: bool  # False: a one-to-one chat (the second tick), True: "Seen by N"
+    readers: tuple[str, ...]  # names, for the tooltip
+    count: int
+    label: bool = True  # groups: show "Seen by N" here (where the count changes along the timeline)
+
+    @property
+    def read(self) -> bool:
+        return self.count > 0
+
+
+def excerpt(text: str, limit: int = QUOTE_CHARS) -> str:
+    """The first line-ish of ``text`` for a quote (pure)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 class TimelineRole(IntEnum):
@@ -34,6 +69,9 @@ class TimelineRole(IntEnum):
     STARTS_RUN = Qt.ItemDataRole.UserRole + 4  # bool: first of a run (shows name and avatar)
     DAY = Qt.ItemDataRole.UserRole + 5  # date | None: a day separator precedes this row
     DELIVERY = Qt.ItemDataRole.UserRole + 6  # str: DeliveryState value
+    QUOTE = Qt.ItemDataRole.UserRole + 7  # Quote | None: what a reply quotes
+    REACTIONS = Qt.ItemDataRole.UserRole + 8  # tuple[ShownReaction, ...]
+    RECEIPT = Qt.ItemDataRole.UserRole + 9  # Receipt | None: who read an own message
 
 
 def message_key(message: Message) -> MessageId:
@@ -68,6 +106,7 @@ class TimelineModel(LiveListModel[Message]):
     """
 
     depends_on_previous_row = True
+    quote_wanted = Signal(object, object)  # (ChatId, MessageId): a reply's original is not loaded
 
     def __init__(self, bridge: StoreBridge, *, window: int = 500, page: int = 50, parent: QObject | None = None):
         super().__init__(key=message_key, window=window, parent=parent)
@@ -81,6 +120,16 @@ class TimelineModel(LiveListModel[Message]):
         self._loading_older = False
         self._unread_after: int | None = None
         self._divider: MessageId | None = None
+        self._reactions: dict[MessageId, tuple[ShownReaction, ...]] = {}
+        self._reads: ReadState | None = None
+        self._receipts: dict[MessageId, Receipt] = {}
+        self._originals: dict[MessageId, Message | None] = {}  # looked up for quotes (None: not visible)
+        self._asked: set[MessageId] = set()
+        self._wanted: list[MessageId] = []
+        self._ask_timer = QTimer(self)
+        self._ask_timer.setSingleShot(True)
+        self._ask_timer.setInterval(0)
+        self._ask_timer.timeout.connect(self._ask_for_originals)
         bridge.older_loaded.connect(self._on_older_loaded)
 
     # --- what is shown -------------------------------------------------------------------------------
@@ -101,6 +150,111 @@ class TimelineModel(LiveListModel[Message]):
         self._hues = {}
         self._unread_after = None
         self._divider = None
+        self._reactions = {}
+        self._reads = None
+        self._receipts = {}
+        self._originals = {}
+        self._asked = set()
+
+    # --- replies, reactions, receipts --------------------------------------------------------------
+    def original_of(self, message: Message) -> Message | None:
+        """The loaded message ``message`` replies to (from the timeline, or looked up), if known."""
+        if message.reply_to is None:
+            return None
+        live = self.live
+        found = live.get(message.reply_to) if live is not None else None
+        return found if found is not None else self._originals.get(message.reply_to)
+
+    def quote_of(self, message: Message) -> Quote | None:
+        """What ``message``'s bubble quotes, or None for a message that answers nothing."""
+        target = message.reply_to
+        if target is None or message.deleted:
+            return None
+        original = self.original_of(message)
+        if original is None:
+            if target not in self._originals and target not in self._asked:
+                self._wanted.append(target)
+                self._ask_timer.start()
+            gone = target in self._originals  # looked up, and not visible
+            return Quote(target, "", "Original message not available" if gone else "Loading…", missing=True)
+        if original.deleted:
+            return Quote(target, self.sender_name(original), DELETED_TEXT, original.seq, deleted=True)
+        return Quote(target, self.sender_name(original), excerpt(original.content), original.seq)
+
+    def set_original(self, message_id: MessageId, message: Message | None) -> None:
+        """A reply's original was looked up (None: the user cannot see it); its replies show it now."""
+        self._originals[message_id] = message
+        self._refresh_where(lambda m: m.reply_to == message_id)
+
+    def reactions_of(self, message_id: MessageId) -> tuple[ShownReaction, ...]:
+        return self._reactions.get(message_id, ())
+
+    def set_reactions(self, shown: Mapping[MessageId, tuple[ShownReaction, ...]], *, replace: bool = False) -> None:
+        """What to show under these messages now (``replace``: under every message, the rest have none)."""
+        if replace:
+            changed = set(self._reactions) | set(shown)
+            self._reactions = {key: value for key, value in shown.items() if value}
+        else:
+            changed = set(shown)
+            for key, value in shown.items():
+                if value:
+                    self._reactions[key] = tuple(value)
+                else:
+                    self._reactions.pop(key, None)
+        self._refresh_where(lambda m: m.id in changed)
+
+    def receipt_of(self, message: Message) -> Receipt | None:
+        return self._receipts.get(message.id)
+
+    def set_read_state(self, state: ReadState | None) -> None:
+        """Where the chat's members have read to: the own messages' ticks and "Seen by N" follow."""
+        self._reads = state
+        self._recount_receipts()
+
+    def _recount_receipts(self) -> None:
+        before = self._receipts
+        self._receipts = self._receipts_for(self._all)
+        changed = {key for key in set(before) | set(self._receipts) if before.get(key) != self._receipts.get(key)}
+        if changed:
+            self._refresh_where(lambda m: m.id in changed)
+
+    def _receipts_for(self, rows: Sequence[Message]) -> dict[MessageId, Receipt]:
+        state = self._reads
+        own = self._own
+        if state is None or own is None:
+            return {}
+        # Others' positions, sorted once: the readers of message s are those at or past s (a bisection),
+        # so a big group costs a log per message, not a pass over its members.
+        others = sorted((seq, str(user), user) for user, seq in state.positions.items() if user != own)
+        seqs = [seq for seq, _, _ in others]
+        receipts: dict[MessageId, Receipt] = {}
+        later_count: int | None = None
+        # Newest first: in a group, "Seen by N" shows where N changes (under the last message each reader reached).
+        for message in reversed(rows):
+            if message.sender_id != own or message.seq is None or message.deleted:
+                continue
+            start = bisect_left(seqs, message.seq)
+            count = len(seqs) - start
+            label = not state.one_to_one and count > 0 and count != later_count
+            # Names only where they can be seen (the "Seen by" tooltip).
+            names = tuple(sorted(self._names.get(user, "Someone") for _, _, user in others[start:])) if label else ()
+            receipts[message.id] = Receipt(group=not state.one_to_one, readers=names, count=count, label=label)
+            later_count = count
+        return receipts
+
+    def _refresh_where(self, wanted: Callable[[Message], bool]) -> None:
+        rows = [row for row, message in enumerate(self.items()) if wanted(message)]
+        if rows:
+            self.dataChanged.emit(self.index(rows[0], 0), self.index(rows[-1], 0))
+
+    def _ask_for_originals(self) -> None:
+        wanted, self._wanted = list(dict.fromkeys(self._wanted)), []
+        if self._session is None:
+            return
+        for message_id in wanted:
+            if message_id not in self._asked:
+                self._asked.add(message_id)
+                self.quote_wanted.emit(self._session, message_id)
 
     # --- the "new messages" divider ------------------------------------------------------------------
     def set_unread_after(self, read_seq: int | None) -> None:
@@ -159,6 +313,8 @@ class TimelineModel(LiveListModel[Message]):
         super()._on_changes(changes)
         if self._unread_after is not None:
             self._refresh_divider()
+        if self._reads is not None:
+            self._recount_receipts()  # a new own message moves where "Seen by" goes
 
     def set_own_user(self, user_id: UserId | None) -> None:
         self._own = user_id
@@ -166,6 +322,8 @@ class TimelineModel(LiveListModel[Message]):
     def set_names(self, names: Mapping[UserId, str]) -> None:
         """Display names of the chat's members (the timeline has ids only)."""
         self._names = dict(names)
+        if self._reads is not None:
+            self._recount_receipts()
 
     def set_members(self, members: Iterable[UserId]) -> None:
         """The chat's people: each gets a colour of their own (``distinct_hues``)."""
@@ -213,6 +371,12 @@ class TimelineModel(LiveListModel[Message]):
             return day_of(message) if starts_day(message, self.item_before(index.row())) else None
         if role == TimelineRole.DELIVERY:
             return message.delivery.value
+        if role == TimelineRole.QUOTE:
+            return self.quote_of(message)
+        if role == TimelineRole.REACTIONS:
+            return self.reactions_of(message.id)
+        if role == TimelineRole.RECEIPT:
+            return self.receipt_of(message)
         if role == Qt.ItemDataRole.ToolTipRole:
             written = written_at(message.id, message.created_at)
             tip = full_time(written)
@@ -252,6 +416,12 @@ class TimelineModel(LiveListModel[Message]):
     def _spoken(self, message: Message) -> str:
         text = DELETED_TEXT if message.deleted else message.content
         spoken = f"{self.sender_name(message)}, {clock(written_at(message.id, message.created_at))}: {text}"
+        quote = self.quote_of(message)
+        if quote is not None:
+            spoken += f" (in reply to {quote.sender or 'a message'}: {quote.excerpt})"
+        reactions = self.reactions_of(message.id)
+        if reactions:
+            spoken += ". Reactions: " + ", ".join(f"{r.emoji} {r.count}" for r in reactions)
         if message.edited and not message.deleted:
             spoken += " (edited)"
         if message.delivery is DeliveryState.PENDING:
@@ -263,9 +433,12 @@ class TimelineModel(LiveListModel[Message]):
 
 __all__ = [
     "DELETED_TEXT",
+    "Quote",
+    "Receipt",
     "TimelineModel",
     "TimelineRole",
     "day_of",
+    "excerpt",
     "message_key",
     "starts_day",
     "starts_run",

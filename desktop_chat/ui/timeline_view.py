@@ -15,16 +15,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QContextMenuEvent, QGuiApplication, QKeyEvent, QMouseEvent, QResizeEvent
-from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QPushButton, QStyle, QWidget
+from PySide6.QtGui import (
+    QContextMenuEvent,
+    QFont,
+    QGuiApplication,
+    QHelpEvent,
+    QKeyEvent,
+    QMouseEvent,
+    QResizeEvent,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QListView,
+    QMenu,
+    QPushButton,
+    QStyle,
+    QToolButton,
+    QToolTip,
+    QWidget,
+    QWidgetAction,
+)
 
-from desktop_chat.models import DeliveryState, Message, MessageId
+from desktop_chat.models import DeliveryState, Message, MessageId, ShownReaction
+from desktop_chat.ui.emoji_picker import FREQUENT, EmojiPicker
 from desktop_chat.ui.text import plural
 from desktop_chat.ui.theme import LIGHT, Colors
-from desktop_chat.ui.timeline_delegate import Action, MessageDelegate
-from desktop_chat.ui.timeline_model import TimelineModel
+from desktop_chat.ui.timeline_delegate import Action, MessageDelegate, Target
+from desktop_chat.ui.timeline_model import Quote, Receipt, TimelineModel
 
 PAGE = 50
 
@@ -58,6 +79,12 @@ class TimelineView(QListView):
         edit_requested(object): The user wants to edit one of their messages (``Message``).
         delete_requested(object): The user wants to delete one of their messages (``Message``).
         visible_rows_changed(): Other messages are now on screen (scrolled, rows added, resized).
+        reply_requested(object): The user wants to answer a message (``Message``).
+        reaction_toggled(object, str): The user picked a reaction for a message, or clicked one under it
+            (``MessageId``, emoji): add it, or take the user's own back.
+        jump_requested(object, int): A reply's quote was clicked: show the original, ``(ChatId, seq)``.
+            The view scrolls to it itself when it is loaded (``scroll_to_message``); the window does the
+            rest (jump to any message).
     """
 
     retry_requested = Signal(object)
@@ -65,6 +92,9 @@ class TimelineView(QListView):
     edit_requested = Signal(object)
     delete_requested = Signal(object)
     visible_rows_changed = Signal()
+    reply_requested = Signal(object)
+    reaction_toggled = Signal(object, str)
+    jump_requested = Signal(object, int)
 
     def __init__(self, model: TimelineModel, colors: Colors = LIGHT, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -144,6 +174,22 @@ class TimelineView(QListView):
         self.executeDelayedItemsLayout()
         self._unseen = 0
         self._update_jump()
+
+    def scroll_to_message(self, message_id: MessageId) -> bool:
+        """Bring a loaded message to the middle of the screen; False when it is not loaded."""
+        model = self._model
+        row = model.row_of(message_id)
+        live = model.live
+        while row is None and live is not None and live.get(message_id) is not None and model.extend_up(PAGE):
+            row = model.row_of(message_id)  # loaded, but above the window: bring it in
+        if row is None:
+            return False
+        self.executeDelayedItemsLayout()
+        self._anchor = None
+        self.scrollTo(model.index(row, 0), QAbstractItemView.ScrollHint.PositionAtCenter)
+        self._following = self.is_at_bottom()
+        self._update_jump()
+        return True
 
     def scroll_to_first_unread(self) -> bool:
         """Show the "new messages" divider at the top (what the user has not seen starts there); the jump
@@ -385,12 +431,21 @@ class TimelineView(QListView):
         action = self._delegate.action_at(index.row(), position - self.visualRect(index).topLeft())
         return None if action is None else (index.row(), action)
 
+    def _target_under(self, position: QPoint) -> tuple[int, Target, object] | None:
+        index = self.indexAt(position)
+        if not index.isValid():
+            return None
+        target = self._delegate.target_at(index.row(), position - self.visualRect(index).topLeft())
+        return None if target is None else (index.row(), target[0], target[1])
+
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         hit = self._action_under(event.position().toPoint())
         hover = None if hit is None else (self._model.item(hit[0]).id, hit[1])
         if self._delegate.set_hover(hover):
             self.viewport().update()
-        cursor = Qt.CursorShape.PointingHandCursor if hit else Qt.CursorShape.ArrowCursor
+        target = self._target_under(event.position().toPoint())
+        clickable = target is not None and target[1] is not Target.SEEN
+        cursor = Qt.CursorShape.PointingHandCursor if hit or clickable else Qt.CursorShape.ArrowCursor
         self.viewport().setCursor(cursor)
         super().mouseMoveEvent(event)
 
@@ -411,7 +466,55 @@ class TimelineView(QListView):
                     self.discard_requested.emit(message_id)
                 event.accept()
                 return
+            target = self._target_under(event.position().toPoint())
+            if target is not None and self.activate(target[0], target[1], target[2]):
+                event.accept()
+                return
         super().mouseReleaseEvent(event)
+
+    def activate(self, row: int, kind: Target, value: object) -> bool:
+        """Act on a click on a quote (jump) or a reaction (toggle it); False for what does nothing."""
+        message = self._model.item(row)
+        if kind is Target.QUOTE and isinstance(value, Quote):
+            self.show_original(value)
+            return True
+        if kind is Target.REACTION and isinstance(value, ShownReaction):
+            if message.delivery is DeliveryState.SENT and not message.deleted:
+                self.reaction_toggled.emit(message.id, value.emoji)
+            return True
+        return False
+
+    def show_original(self, quote: Quote) -> None:
+        """Scroll to a reply's original if it is loaded, and ask for the jump either way (by seq)."""
+        chat_id = self._model.chat_id
+        self.scroll_to_message(quote.message_id)
+        if chat_id is not None and quote.seq is not None:
+            self.jump_requested.emit(chat_id, quote.seq)
+
+    def viewportEvent(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            target = self._target_under(event.pos())
+            tip = None if target is None else self.tooltip_for(target[1], target[2])
+            if tip:
+                QToolTip.showText(event.globalPos(), tip, self)
+                return True
+        return super().viewportEvent(event)
+
+    @staticmethod
+    def tooltip_for(kind: Target, value: object) -> str | None:
+        """Who reacted, who has seen it, or what a quote leads to."""
+        if kind is Target.REACTION and isinstance(value, ShownReaction):
+            names = list(value.names)
+            more = value.count - len(names)
+            who = ", ".join(names) + (f" and {more} more" if more > 0 and names else "")
+            if not names:
+                who = plural(value.count, "person", "people")
+            return f"{value.emoji} {who}"
+        if kind is Target.SEEN and isinstance(value, Receipt):
+            return "Seen by " + ", ".join(value.readers)
+        if kind is Target.QUOTE and isinstance(value, Quote):
+            return None if value.missing else "Show the original message"
+        return None
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if is_jump_to_newest(event):
@@ -427,6 +530,42 @@ class TimelineView(QListView):
         if not menu.isEmpty():
             menu.exec(event.globalPos())
 
+    def _reaction_row(self, menu: QMenu, message: Message) -> QWidgetAction:
+        """The frequent reactions as one row of buttons at the top of the message menu (one click reacts)."""
+        action = QWidgetAction(menu)
+        row = QWidget(menu)
+        row.setObjectName("reactionRow")
+        row.setAccessibleName("React")
+        layout = QHBoxLayout(row)
+        unit = max(2, self.fontMetrics().height() // 4)
+        layout.setContentsMargins(unit * 2, unit, unit * 2, unit)
+        layout.setSpacing(unit)
+        font = QFont(self.font())
+        font.setPointSizeF(font.pointSizeF() * 1.35)
+        for emoji in FREQUENT:
+            button = QToolButton(row)
+            button.setText(emoji)
+            button.setFont(font)
+            button.setAutoRaise(True)
+            button.setToolTip(f"React with {emoji}")
+            button.setAccessibleName(f"React with {emoji}")
+            button.clicked.connect(partial(self._react_from_menu, menu, message.id, emoji))
+            layout.addWidget(button)
+        action.setDefaultWidget(row)
+        return action
+
+    def _react_from_menu(self, menu: QMenu, message_id: MessageId, emoji: str) -> None:
+        menu.close()
+        self.reaction_toggled.emit(message_id, emoji)
+
+    def pick_reaction(self, message: Message) -> EmojiPicker:
+        """Open the full emoji picker for ``message`` (returned, so tests can choose in it)."""
+        picker = EmojiPicker(self)
+        picker.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        picker.chosen.connect(lambda emoji: self.reaction_toggled.emit(message.id, emoji))
+        picker.open()
+        return picker
+
     def menu_for(self, message: Message) -> QMenu:
         """The context menu of ``message`` (separate so that tests can inspect it)."""
         menu = QMenu(self)
@@ -436,6 +575,10 @@ class TimelineView(QListView):
             menu.addAction("Retry", lambda: self.retry_requested.emit(message.id))
         if message.delivery is not DeliveryState.SENT:
             menu.addAction("Discard", lambda: self.discard_requested.emit(message.id))
+        if message.delivery is DeliveryState.SENT and not message.deleted:
+            menu.addAction(self._reaction_row(menu, message))
+            menu.addAction("Reply", lambda: self.reply_requested.emit(message))
+            menu.addAction("More reactions…", lambda: self.pick_reaction(message))
         if not message.deleted:
             menu.addAction("Copy text", lambda: QGuiApplication.clipboard().setText(message.content))
         if own and message.delivery is DeliveryState.SENT and not message.deleted:

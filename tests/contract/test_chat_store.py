@@ -499,3 +499,84 @@ async def test_every_session_has_a_chat_list_of_its_own(world: World) -> None:
     await world.sign_in()
     await store.refresh_chats()
     assert store.chat_list() is not first and store.chat_list().rows
+
+
+# --- replies, reactions, read receipts -----------------------------------------------------------------
+async def bobs_message(world: World, text: str) -> tuple[ChatId, Timeline, Message]:
+    chat = await world.bobs_chat(text)
+    timeline = await world.store.open_chat(chat)
+    await eventually(lambda: any(m.content == text for m in timeline.rows), what="bob's message is shown")
+    message = next(m for m in timeline.rows if m.content == text)
+    return chat, timeline, message
+
+
+async def test_a_reply_carries_its_original_from_the_outbox_to_the_server(world: World) -> None:
+    await world.sign_in()
+    store = world.store
+    chat, timeline, question = await bobs_message(world, "Coffee?")
+    answer = await store.send(chat, "Always", reply_to=question.id)
+    pending = timeline.get(answer)
+    assert pending is not None and pending.reply_to == question.id
+    assert (await sent(timeline, answer)).reply_to == question.id
+    found = await store.find_message(chat, question.id)
+    assert found is not None and found.content == "Coffee?"
+    assert await store.find_message(world.foreign_chat, question.id) is None  # RLS: nothing outside
+    # A reply to a message of another chat goes out and is refused, saying why.
+    other, _, elsewhere = await bobs_message(world, "in another chat")
+    wrong = await store.send(chat, "cross-chat", reply_to=elsewhere.id)
+    failed = await shown(store, chat, wrong, DeliveryState.FAILED)
+    assert failed.error == "The message you replied to is not in this chat."
+    assert other != chat
+
+
+async def test_a_reaction_toggles_on_and_off_and_listeners_hear_it(world: World) -> None:
+    await world.sign_in()
+    store = world.store
+    chat, _timeline, message = await bobs_message(world, "We won!")
+    heard: list[tuple[ChatId, dict[MessageId, tuple[str, ...]]]] = []
+    unsubscribe = store.subscribe_reactions(
+        lambda chat_id, shown: heard.append((chat_id, {k: tuple(r.emoji for r in v) for k, v in shown.items()}))
+    )
+    try:
+        assert await store.toggle_reaction(chat, message.id, "🎉") is True
+        assert [(r.emoji, r.count, r.mine) for r in store.reactions(chat)[message.id]] == [("🎉", 1, True)]
+        assert (chat, {message.id: ("🎉",)}) in heard
+        await eventually(
+            lambda: (
+                [(r.emoji, r.count, r.mine, r.names) for r in store.reactions(chat).get(message.id, ())]
+                == [("🎉", 1, True, ("Alice",) if world.kind == "real" else ("Alice Martin",))]
+            ),
+            what="delivered, and who reacted is known",
+        )
+        assert await store.toggle_reaction(chat, message.id, "🎉") is False
+        assert message.id not in store.reactions(chat)
+        with pytest.raises(
+            InvalidInput, match=r"^A reaction is one emoji \(no letters, blanks or control characters\)\.$"
+        ):
+            await store.toggle_reaction(chat, message.id, "yes")
+    finally:
+        unsubscribe()
+
+
+async def test_read_positions_of_an_open_chat_follow_the_members(world: World) -> None:
+    await world.sign_in()
+    store = world.store
+    chat, _timeline, message = await bobs_message(world, "Read me")
+    assert message.seq is not None
+    await eventually(lambda: store.read_state(chat) is not None, what="the positions are loaded")
+    state = store.read_state(chat)
+    assert state is not None and state.member_count == 3 and not state.one_to_one
+    me = world.user_id(ALICE_EMAIL)
+    assert me not in state.readers(message.seq, world.user_id(BOB_EMAIL))
+    heard: list[int] = []
+    unsubscribe = store.subscribe_reads(lambda s: heard.append(s.positions.get(me, 0)) if s.chat_id == chat else None)
+    try:
+        await store.mark_read(chat, message.seq)
+        await eventually(
+            lambda: (s := store.read_state(chat)) is not None and me in s.readers(message.seq or 0, None),
+            what="the user's own position moved",
+        )
+        assert message.seq in heard
+    finally:
+        unsubscribe()
+    assert store.read_state(world.foreign_chat) is None

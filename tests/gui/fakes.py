@@ -18,7 +18,7 @@ import asyncio
 import itertools
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +31,8 @@ from desktop_chat.dal.api import (
     ChatList,
     ConnectionState,
     MessageListener,
+    ReactionsListener,
+    ReadsListener,
     StatusListener,
     StoreStatus,
     Timeline,
@@ -53,11 +55,19 @@ from desktop_chat.models import (
     Message,
     MessageId,
     MessagePage,
+    MessageReactions,
     Profile,
+    ReactionCount,
+    ReactionDetail,
+    Reactor,
+    ReadState,
+    ShownReaction,
     UserId,
     new_chat_id,
     new_message_id,
+    shown_reactions,
     validate_display_name,
+    validate_emoji,
     validate_message_text,
     validate_title,
 )
@@ -103,6 +113,8 @@ class _Chat:
     explicit: dict[int, Message] = field(default_factory=dict)  # seq -> message, overrides synthetic ones
     synthetic: int = 0  # messages 1..synthetic exist without being stored
     synthetic_senders: tuple[UserId, ...] = ()
+    # message -> emoji -> who reacted, in the order of first use (what message_reactions would hold)
+    reactions: dict[MessageId, dict[str, list[UserId]]] = field(default_factory=dict)
 
 
 class FakeChatStore:
@@ -136,6 +148,11 @@ class FakeChatStore:
         self._typing_listeners: list[UsersListener] = []
         self._presence_listeners: list[UsersListener] = []
         self._incoming_listeners: list[MessageListener] = []
+        self._reaction_listeners: list[ReactionsListener] = []
+        self._read_listeners: list[ReadsListener] = []
+        # Reaction toggles not delivered yet: (chat, message, emoji) -> wanted; the last toggle wins.
+        self._reaction_ops: dict[tuple[ChatId, MessageId, str], bool] = {}
+        self.reaction_requests: list[tuple[str, MessageId, str]] = []  # what reached the "server"
         self._chat_list: ChatList = new_chat_list()
         self._list_frontier: ChatListKey | None = None  # the last row of the last page shown
         self._list_done = False
@@ -210,6 +227,51 @@ class FakeChatStore:
         chat.members[reader.id] = chat.members[reader.id].model_copy(update={"last_read_seq": seq})
         self._publish_summary(chat_id)
 
+    def read_up_to(self, chat_id: ChatId, reader: Profile, seq: int) -> None:
+        """``reader`` read ``chat_id`` up to ``seq`` on another device: the open chat hears it live."""
+        self.set_read_position(chat_id, reader, seq)
+        if chat_id in self._timelines:
+            state = self.read_state(chat_id)
+            if state is not None:
+                for listener in list(self._read_listeners):
+                    listener(state)
+
+    def react(self, chat_id: ChatId, message_id: MessageId, who: Profile, emoji: str, on: bool = True) -> None:
+        """``who`` adds (or takes back) a reaction; the message takes a new rev, as on the server."""
+        chat = self._chats[chat_id]
+        emojis = chat.reactions.setdefault(message_id, {})
+        users = emojis.setdefault(emoji, [])
+        if on and who.id not in users:
+            users.append(who.id)
+        elif not on and who.id in users:
+            users.remove(who.id)
+        if not users:
+            del emojis[emoji]
+        message = next(m for m in chat.explicit.values() if m.id == message_id)
+        counts = tuple(ReactionCount(emoji=e, count=len(u)) for e, u in emojis.items() if u)
+        self._replace(chat, message.model_copy(update={"reactions": counts}))
+        self._announce_reactions(chat_id, [message_id])
+
+    def deliver_reactions(self) -> None:
+        """The server takes every waiting reaction toggle (each once: the last one of each key)."""
+        ops, self._reaction_ops = self._reaction_ops, {}
+        me = self._me()
+        for (chat_id, message_id, emoji), wanted in ops.items():
+            self.reaction_requests.append(("add" if wanted else "remove", message_id, emoji))
+            chat = self._readable_chat(chat_id)
+            message = None if chat is None else next((m for m in chat.explicit.values() if m.id == message_id), None)
+            if chat is None or message is None or message.deleted:
+                self._announce_reactions(chat_id, [message_id])  # refused: the wish is gone
+                continue
+            self.react(chat_id, message_id, me, emoji, wanted)
+
+    def find_last(self, chat_id: ChatId) -> Message:
+        """The chat's newest stored message, as it is now."""
+        chat = self._chats[chat_id]
+        message = self._message(chat, chat.session.last_seq)
+        assert message is not None
+        return message
+
     def chat_id(self, title: str) -> ChatId:
         """The id of the (first) chat called ``title``."""
         return next(chat_id for chat_id, chat in self._chats.items() if chat.session.title == title)
@@ -239,7 +301,9 @@ class FakeChatStore:
         """The server stored a pending message: it gets its ``seq`` and becomes ``sent``."""
         queued = self._outbox.pop(message_id)
         chat = self._chats[queued.chat_id]
-        sent = self._store_confirmed(chat, queued.sender_id, queued.content, self._now(), message_id=message_id)
+        sent = self._store_confirmed(
+            chat, queued.sender_id, queued.content, self._now(), message_id=message_id, reply_to=queued.reply_to
+        )
         self._show(sent)
         self._publish_summary(queued.chat_id)
         self._update_outbox_depth()
@@ -253,10 +317,10 @@ class FakeChatStore:
         self._publish_summary(failed.chat_id)
         return failed
 
-    def receive(self, chat_id: ChatId, sender: Profile, text: str) -> Message:
+    def receive(self, chat_id: ChatId, sender: Profile, text: str, *, reply_to: MessageId | None = None) -> Message:
         """Someone else's message arrives live."""
         chat = self._chats[chat_id]
-        message = self._store_confirmed(chat, sender.id, text, self._now())
+        message = self._store_confirmed(chat, sender.id, text, self._now(), reply_to=reply_to)
         self._show(message)
         self._publish_summary(chat_id)
         for listener in list(self._incoming_listeners):
@@ -484,7 +548,7 @@ class FakeChatStore:
         return len(rows)
 
     # --- writes --------------------------------------------------------------------------------------
-    async def send(self, chat_id: ChatId, text: str) -> MessageId:
+    async def send(self, chat_id: ChatId, text: str, reply_to: MessageId | None = None) -> MessageId:
         await self._enter("send", chat_id, text)
         me = self._me()
         validate_message_text(text)
@@ -495,6 +559,7 @@ class FakeChatStore:
             content=text,
             created_at=self._now(),
             delivery=DeliveryState.PENDING,
+            reply_to=reply_to,
         )
         self._outbox[message.id] = message
         self._show(message)
@@ -503,6 +568,47 @@ class FakeChatStore:
         if self.auto_deliver:
             asyncio.get_running_loop().call_soon(self._deliver_if_pending, message.id)
         return message.id
+
+    async def find_message(self, chat_id: ChatId, message_id: MessageId) -> Message | None:
+        await self._enter("find_message", chat_id, message_id)
+        chat = self._readable_chat(chat_id)
+        if chat is None:
+            return None  # row level security: nothing
+        return self._in_chat(chat, message_id)
+
+    async def toggle_reaction(self, chat_id: ChatId, message_id: MessageId, emoji: str) -> bool:
+        await self._enter("toggle_reaction", chat_id, message_id, emoji)
+        validate_emoji(emoji)
+        self._me()
+        wanted = not any(r.emoji == emoji and r.mine for r in self._shown_of(chat_id, message_id))
+        self._reaction_ops[(chat_id, message_id, emoji)] = wanted
+        self._announce_reactions(chat_id, [message_id])
+        if self.auto_deliver:
+            asyncio.get_running_loop().call_soon(self.deliver_reactions)
+        return wanted
+
+    def reactions(self, chat_id: ChatId) -> Mapping[MessageId, tuple[ShownReaction, ...]]:
+        timeline = self._timelines.get(chat_id)
+        if timeline is None or self._current is None:
+            return {}
+        shown = {message.id: self._shown_of(chat_id, message.id) for message in timeline.rows}
+        return {message_id: reactions for message_id, reactions in shown.items() if reactions}
+
+    def subscribe_reactions(self, listener: ReactionsListener) -> Unsubscribe:
+        return _subscribe(self._reaction_listeners, listener)
+
+    def read_state(self, chat_id: ChatId) -> ReadState | None:
+        chat = self._chats.get(chat_id)
+        if chat is None or self._current is None or self._current.id not in chat.members:
+            return None
+        return ReadState(
+            chat_id=chat_id,
+            positions={user: member.last_read_seq for user, member in chat.members.items()},
+            member_count=len(chat.members),
+        )
+
+    def subscribe_reads(self, listener: ReadsListener) -> Unsubscribe:
+        return _subscribe(self._read_listeners, listener)
 
     async def retry(self, message_id: MessageId) -> None:
         await self._enter("retry", message_id)
@@ -627,6 +733,10 @@ class FakeChatStore:
         clamped = min(max(member.last_read_seq, seq), chat.session.last_seq)
         chat.members[me] = member.model_copy(update={"last_read_seq": clamped})
         self._publish_summary(chat_id)
+        state = self.read_state(chat_id)
+        if chat_id in self._timelines and state is not None and clamped != member.last_read_seq:
+            for listener in list(self._read_listeners):
+                listener(state)
 
     # --- ephemeral -----------------------------------------------------------------------------------
     async def set_typing(self, chat_id: ChatId, typing: bool) -> None:
@@ -730,7 +840,14 @@ class FakeChatStore:
         )
 
     def _store_confirmed(
-        self, chat: _Chat, sender: UserId | None, text: str, at: datetime, *, message_id: MessageId | None = None
+        self,
+        chat: _Chat,
+        sender: UserId | None,
+        text: str,
+        at: datetime,
+        *,
+        message_id: MessageId | None = None,
+        reply_to: MessageId | None = None,
     ) -> Message:
         seq = chat.session.last_seq + 1
         rev = chat.session.last_rev + 1
@@ -742,6 +859,7 @@ class FakeChatStore:
             created_at=at,
             seq=seq,
             rev=rev,
+            reply_to=reply_to,
         )
         chat.explicit[seq] = message
         chat.session = chat.session.model_copy(
@@ -751,6 +869,49 @@ class FakeChatStore:
             member = chat.members[sender]
             chat.members[sender] = member.model_copy(update={"last_read_seq": seq})
         return message
+
+    def _in_chat(self, chat: _Chat, message_id: MessageId) -> Message | None:
+        found = next((m for m in chat.explicit.values() if m.id == message_id), None)
+        if found is None and chat.synthetic:
+            found = next(
+                (m for seq in range(1, chat.synthetic + 1) if (m := self._message(chat, seq)) and m.id == message_id),
+                None,
+            )
+        return found
+
+    def _shown_of(self, chat_id: ChatId, message_id: MessageId) -> tuple[ShownReaction, ...]:
+        me = self._me()
+        chat = self._chats.get(chat_id)
+        message = None if chat is None else next((m for m in chat.explicit.values() if m.id == message_id), None)
+        if chat is None or (message is not None and message.deleted):
+            return ()
+        names = {account.profile.id: account.profile.display_name for account in self._accounts.values()}
+        emojis = chat.reactions.get(message_id, {})
+        detail = MessageReactions(
+            message_id=message_id,
+            rev=message.rev or 0 if message is not None else 0,
+            items=tuple(
+                ReactionDetail(
+                    message_id=message_id,
+                    seq=message.seq or 1 if message is not None else 1,
+                    emoji=emoji,
+                    count=len(users),
+                    mine=me.id in users,
+                    users=tuple(Reactor(user_id=user, display_name=names.get(user)) for user in users),
+                )
+                for emoji, users in emojis.items()
+                if users
+            ),
+        )
+        pending = {e: wanted for (c, m, e), wanted in self._reaction_ops.items() if c == chat_id and m == message_id}
+        return shown_reactions([], message.rev if message is not None else None, detail, pending, me.display_name)
+
+    def _announce_reactions(self, chat_id: ChatId, message_ids: Sequence[MessageId]) -> None:
+        if chat_id not in self._timelines or self._current is None:
+            return
+        shown = {message_id: self._shown_of(chat_id, message_id) for message_id in message_ids}
+        for listener in list(self._reaction_listeners):
+            listener(chat_id, shown)
 
     def _show(self, message: Message) -> None:
         timeline = self._timelines.get(message.chat_id)
@@ -800,6 +961,8 @@ class FakeChatStore:
             self.reject(message_id, "This chat no longer exists.")
         elif queued.sender_id not in chat.members:
             self.reject(message_id, "You can no longer post in this chat.")
+        elif queued.reply_to is not None and self._in_chat(chat, queued.reply_to) is None:
+            self.reject(message_id, "The message you replied to is not in this chat.")
         else:
             self.deliver(message_id)
 

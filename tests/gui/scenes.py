@@ -2,7 +2,9 @@
 
 Run it on a real display server (the screenshot test starts Xvfb and sets ``QT_QPA_PLATFORM=xcb``); it
 writes ``sign-in.png``, ``first-run.png``, ``chat.png``, ``chat-unread.png``, ``chat-offline.png``,
-``chat-dark.png``, ``settings.png``, ``settings-dark.png`` and ``diagnostics.png`` and prints their paths.
+``chat-dark.png``, ``settings.png``, ``settings-dark.png``, ``diagnostics.png``, ``chat-replies.png``,
+``chat-reactions.png``, ``chat-receipts.png``, ``chat-receipts-one-to-one.png`` and ``emoji-picker.png`` and
+prints their paths.
 """
 
 from __future__ import annotations
@@ -112,6 +114,71 @@ async def chat_scene(theme: Theme, settings: Settings, *, width: int, height: in
     return window, store
 
 
+async def conversation_scenes(window: MainWindow, store: FakeChatStore, output: Path) -> list[Path]:
+    """Replies, reactions and read receipts in the Team chat and the one-to-one chat with Bob."""
+    written = []
+    store.set_status(StoreStatus(connection=ConnectionState.LIVE, cache=CacheStatus.ONLINE))
+    alice, bob, carol = (store.user(f"{name}@example.com") for name in ("alice", "bob", "carol"))
+    team = store.chat_id("Team")
+    window.open_chat(team)
+    await settle(0.3)
+    panel = window.chat_panel
+    for message_id in [m.id for m in store.pending()]:
+        await panel._bridge.discard(message_id)
+    slides = next(m for m in panel.model.items() if m.content.startswith("Yes! I'll share the slides"))
+    gone = store.receive(team, carol, "Old link: https://example.com/draft (ignore)")
+    store._replace(store._chats[team], gone.model_copy(update={"content": "", "deleted_at": NOW}))
+    store.receive(team, bob, "Got them, the charts look great", reply_to=slides.id)
+    store.receive(team, carol, "Which link did you mean?", reply_to=gone.id)
+    question = store.receive(team, bob, "Can we move the demo to 3:30? The room is taken until then.")
+    panel.reply_to(question)
+    panel.composer.set_text("3:30 works for me")
+    await settle(0.4)
+    panel.view.scroll_to_newest()
+    await settle(0.2)
+    written.append(save(window, output / "chat-replies.png"))
+
+    panel.composer.reset()
+    store.react(team, question.id, carol, "👍")
+    store.react(team, question.id, bob, "👍")
+    store.react(team, question.id, carol, "🙏")
+    await panel._bridge.toggle_reaction(team, question.id, "👍")  # alice's own, still on its way
+    news = store.receive(team, carol, "Release 0.2 is live on the download page!")
+    for person, emoji in ((bob, "🎉"), (alice, "🎉"), (bob, "🚀"), (carol, "🎉")):
+        store.react(team, news.id, person, emoji)
+    await settle(0.4)
+    panel.view.scroll_to_newest()
+    await settle(0.2)
+    written.append(save(window, output / "chat-reactions.png"))
+    picker = panel.view.pick_reaction(news)
+    picker.search.setText("party")
+    await settle(0.3)
+    written.append(save(picker, output / "emoji-picker.png"))
+    picker.reject()
+    store.deliver_reactions()
+
+    # Read receipts: in the group "Seen by N" where the count changes; one to one, the second tick.
+    first = store.receive(team, alice, "Slides are final, sending them to the customer tonight")
+    second = store.receive(team, alice, "Shout if anything is off")
+    store.read_up_to(team, bob, second.seq or 0)
+    store.read_up_to(team, carol, first.seq or 0)
+    await settle(0.3)
+    panel.view.scroll_to_newest()
+    await settle(0.2)
+    written.append(save(window, output / "chat-receipts.png"))
+    bob_chat = store.chat_id("Bob")
+    window.open_chat(bob_chat)
+    await settle(0.3)
+    await panel._bridge.send(bob_chat, "Merged it, thanks for the quick review")
+    store.deliver(store.pending()[0].id)
+    store.receive(bob_chat, bob, "Great, I'll deploy after lunch")
+    await settle(0.2)
+    store.read_up_to(bob_chat, bob, store.find_last(bob_chat).seq or 0)
+    await settle(0.3)
+    written.append(save(window, output / "chat-receipts-one-to-one.png"))
+    return written
+
+
 async def scenes(output: Path) -> list[Path]:
     app = QApplication.instance()
     assert isinstance(app, QApplication)
@@ -182,6 +249,8 @@ async def scenes(output: Path) -> list[Path]:
     )
     await settle(0.3)
     written.append(save(window, output / "chat-offline.png"))
+
+    written += await conversation_scenes(window, chat_store, output)
 
     diagnostics = window.show_diagnostics()
     for _ in range(40):

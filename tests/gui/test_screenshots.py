@@ -24,8 +24,12 @@ EXPECTED = {
     "chat-offline.png": (1180, 760),
     "chat-dark.png": (1180, 760),
     "diagnostics.png": (980, 640),
+    "chat-replies.png": (1180, 760),
+    "chat-reactions.png": (1180, 760),
+    "chat-receipts.png": (1180, 760),
+    "chat-receipts-one-to-one.png": (1180, 760),
 }
-SIZED_BY_CONTENT = ("settings.png", "settings-dark.png")  # dialogs: as large as what they hold
+SIZED_BY_CONTENT = ("settings.png", "settings-dark.png", "emoji-picker.png")  # dialogs: as large as what they hold
 
 
 def spread(image: QImage) -> tuple[int, float]:

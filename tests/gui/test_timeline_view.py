@@ -240,9 +240,9 @@ def test_the_context_menu_offers_what_applies(
     failed = store.reject(queued.args[1], "no")
     assert entries(failed) == ["Retry", "Discard", "Copy text"]
     other = store.receive(team, cast.bob, "theirs")
-    assert entries(other) == ["Copy text"]
+    assert entries(other) == ["Reply", "More reactions…", "Copy text"]
     sent = store.add_message(team, cast.alice, "already sent")
-    assert entries(sent) == ["Copy text", "Edit…", "Delete…"]
+    assert entries(sent) == ["Reply", "More reactions…", "Copy text", "Edit…", "Delete…"]
     edited: list[object] = []
     view.edit_requested.connect(edited.append)
     next(action for action in view.menu_for(sent).actions() if action.text() == "Edit…").trigger()

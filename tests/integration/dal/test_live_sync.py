@@ -242,8 +242,12 @@ async def test_signing_out_and_in_as_someone_else_starts_afresh(make_layer: Laye
     store = layer.store
     alices = store.signed_in
     chat = await new_chat(layer)
-    await store.open_chat(chat)
-    await store.send(chat, "before signing out")
+    alices_view = await store.open_chat(chat)
+    delivered = await store.send(chat, "before signing out")
+    await eventually(lambda: (m := alices_view.get(delivered)) is not None and m.delivery is DeliveryState.SENT)
+    # Sent as the sign-out starts: it may go out first or stay in the outbox for alice's next sign-in;
+    # either way bob never sees it pending.
+    await store.send(chat, "as signing out")
     await store.sign_out()
     assert alices.realtime is not None and alices.realtime.state is ConnectionState.OFFLINE
     assert store.status.connection is ConnectionState.OFFLINE

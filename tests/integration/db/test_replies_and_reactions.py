@@ -384,3 +384,39 @@ async def test_concurrent_reactions_to_one_message_all_count(db: Db) -> None:
         message["id"],
     )
     assert revs == 0
+
+
+async def test_a_reaction_and_a_reply_to_its_message_queue_instead_of_deadlocking(db: Db) -> None:
+    """A reply's foreign key check takes a key-share lock on the original while its insert holds the chat
+    row; a reaction to that original holds the message row while it waits for the chat row. The two
+    locks must not conflict (the app's outbox sends a reply and a reaction at the same moment)."""
+    import asyncio
+
+    alice = await db.new_user("Alice")
+    bob = await db.new_user("Bob")
+    chat = await db.new_chat(alice, bob)
+    original = await db.post(bob, chat, "lunch?")
+    async with db.as_user(alice) as writer:
+        # Alice's first message takes the chat row's lock until her transaction ends...
+        await writer.execute(
+            "insert into public.chat_messages (id, session_id, content) values ($1, $2, 'one moment')",
+            uuid.uuid4(),
+            chat,
+        )
+        # ...so bob's reaction locks the message and then waits for the chat row,
+        reaction = asyncio.create_task(react(db, bob, chat, original["id"], "👍"))
+        async with asyncio.timeout(10):
+            while not await db.pool.fetchval(  # noqa: ASYNC110 - polling the server's lock table
+                "select exists (select 1 from pg_stat_activity where wait_event_type = 'Lock'"
+                " and query like '%message_reactions%')"
+            ):
+                await asyncio.sleep(0.02)
+        # ...while alice's reply checks its original exists (a key-share lock on that same message row).
+        await writer.execute(
+            "insert into public.chat_messages (id, session_id, content, reply_to) values ($1, $2, 'yes!', $3)",
+            uuid.uuid4(),
+            chat,
+            original["id"],
+        )
+    assert await reaction == 1
+    assert counts(await message_row(db, original["id"])) == [("👍", 1)]

@@ -111,3 +111,55 @@ async def test_an_outbox_from_a_newer_version_is_refused_not_damaged(tmp_path: P
     db.close()
     with pytest.raises(LocalStorageError, match="newer desktop-chat"):
         await Outbox.open(path)
+
+
+async def test_a_version_1_outbox_is_upgraded_and_keeps_its_messages(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "outbox.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        create table outbox (id text primary key, server text not null, user_id text not null,
+          session_id text not null, content text not null, created_at real not null, local_seq integer not null,
+          attempts integer not null default 0, state text not null default 'pending', last_error text,
+          next_attempt_at real not null default 0);
+        pragma user_version = 1;
+        """
+    )
+    kept = new_message_id()
+    old.execute(
+        "insert into outbox (id, server, user_id, session_id, content, created_at, local_seq) values (?,?,?,?,?,?,?)",
+        (str(kept), SERVER, str(ALICE), str(CHAT), "from version 1", 1.0, 1),
+    )
+    old.commit()
+    old.close()
+    outbox = await Outbox.open(path)
+    try:
+        [entry] = await outbox.entries(SERVER, ALICE)
+        assert (entry.id, entry.content, entry.reply_to) == (kept, "from version 1", None)
+        reply = await outbox.add(new_message_id(), SERVER, ALICE, CHAT, "a reply", reply_to=kept)
+        assert (await outbox.get(reply.id)) == reply
+        assert reply.as_message().reply_to == kept
+    finally:
+        await outbox.close()
+
+
+async def test_reaction_wishes_replace_each_other_and_leave_only_at_their_version(tmp_path: Path) -> None:
+    outbox = await Outbox.open(tmp_path / "outbox.sqlite3")
+    message = new_message_id()
+    try:
+        first = await outbox.set_reaction(SERVER, ALICE, CHAT, message, "👍", True)
+        second = await outbox.set_reaction(SERVER, ALICE, CHAT, message, "👍", False)
+        other = await outbox.set_reaction(SERVER, ALICE, CHAT, message, "🎉", True)
+        ops = await outbox.reaction_ops(SERVER, ALICE)
+        assert [(op.emoji, op.wanted, op.version) for op in ops] == [("👍", False, 2), ("🎉", True, 1)]
+        assert not await outbox.reaction_delivered(first)  # an older version never removes the newer wish
+        assert await outbox.reaction_delivered(second)
+        assert [op.emoji for op in await outbox.reaction_ops(SERVER, ALICE)] == ["🎉"]
+        assert await outbox.reaction_ops(SERVER, BOB) == []
+        assert await outbox.purge_user(SERVER, ALICE) == 0  # no messages; the wish goes too
+        assert await outbox.reaction_ops(SERVER, ALICE) == []
+        assert other.version == 1
+    finally:
+        await outbox.close()

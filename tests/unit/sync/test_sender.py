@@ -39,7 +39,9 @@ class ScriptedBackend:
         self.answered = asyncio.Event()
         self._seq: dict[ChatId, int] = defaultdict(int)
 
-    async def insert_message(self, message_id: MessageId, chat_id: ChatId, content: str) -> Message | None:
+    async def insert_message(
+        self, message_id: MessageId, chat_id: ChatId, content: str, *, reply_to: MessageId | None = None
+    ) -> Message | None:
         self.attempts.append(message_id)
         self.in_flight[chat_id] += 1
         self.max_in_flight[chat_id] = max(self.max_in_flight[chat_id], self.in_flight[chat_id])
@@ -61,6 +63,7 @@ class ScriptedBackend:
                 created_at=datetime.now(UTC),
                 seq=seq,
                 rev=seq,
+                reply_to=reply_to,
             )
             self.stored[message_id] = message
             self.order.append(message_id)
@@ -290,3 +293,20 @@ async def test_unsent_rows_and_depth_follow_the_outbox(harness: Harness) -> None
     harness.sender.nudge()
     await harness.wait_for(waiting, DeliveryState.SENT)
     assert harness.sender.unsent(CHAT_A) == [] and harness.sender.depth == 0
+
+
+async def test_a_reply_keeps_its_original_through_the_outbox_and_a_restart(harness: Harness) -> None:
+    original = await harness.send(CHAT_A, "the question")
+    await harness.wait_for(original, DeliveryState.SENT)
+    harness.backend.gate = asyncio.Event()  # offline: the reply waits in the outbox
+    reply = await harness.sender.send(CHAT_A, "the answer", reply_to=original)
+    assert harness.rows[reply].reply_to == original  # the pending row already quotes it
+    await harness.sender.close()
+    harness.backend.gate = None
+    harness.sender = harness.make_sender()
+    resumed = await harness.sender.start()
+    assert [(row.id, row.reply_to) for row in resumed] == [(reply, original)]
+    sent = await harness.wait_for(reply, DeliveryState.SENT)
+    assert sent.reply_to == original
+    assert harness.backend.stored[reply].reply_to == original
+    assert harness.backend.order.count(reply) == 1
