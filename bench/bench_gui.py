@@ -23,6 +23,11 @@ inflated by the others.
   snapshot are all there is). Goal: 1.0 s for each, the same as warm.
 - ``disk``: the bytes the app's own Redis keeps on disk per 10,000 cached messages (realistic messages,
   50 chats of 200), the snapshot's size with them minus its size empty.
+- ``jump``: over the real data layer and a throwaway stack (not the fake: the window around an old message
+  is read from Supabase), a chat of 100,000 messages: from ``MainWindow.open_message`` for the message
+  50,000 back to the view painted with it centred, the server warm (one jump before the runs). Side by side
+  in the same runs: Ctrl+End back to the newest page (painted), and ``ChatStore.open_at`` alone (the data
+  layer's share). Goal: 150 ms.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ def run() -> dict[str, Any]:
         )
         figures[scenario] = json.loads(result.stdout.strip().splitlines()[-1])
     figures["start_to_chat_list"] = measure_startup()
+    figures["jump"] = measure_jump()
     figures["disk"] = measure_disk()
     return figures
 
@@ -241,7 +247,7 @@ def _sign_in() -> None:
 
 
 # --- the scenarios, run inside the subprocess ---------------------------------------------------------
-async def _main_window(store: Any) -> Any:
+async def _main_window(store: Any, bridge: Any = None) -> Any:
     from PySide6.QtWidgets import QApplication
 
     from desktop_chat.config import Settings
@@ -252,7 +258,7 @@ async def _main_window(store: Any) -> Any:
 
     app = QApplication.instance()
     assert isinstance(app, QApplication)
-    bridge = StoreBridge(store, server_url="http://127.0.0.1:54321")
+    bridge = bridge or StoreBridge(store, server_url="http://127.0.0.1:54321")
     profile = store.current_user
     window = MainWindow(
         bridge,
@@ -388,6 +394,146 @@ async def scenario_memory() -> dict[str, Any]:
     }
 
 
+JUMP_HISTORY = 100_000
+JUMP_BACK = 50_000
+JUMP_RUNS = 20
+
+
+def measure_jump() -> dict[str, Any]:
+    """Run the ``jump`` scenario in a subprocess against a throwaway stack of its own."""
+    from devstack.throwaway import throwaway_stack
+
+    with throwaway_stack() as (_stack, info):
+        env = {
+            **os.environ,
+            "QT_QPA_PLATFORM": "offscreen",
+            "BENCH_API_URL": str(info["api_url"]),
+            "BENCH_ANON_KEY": str(info["anon_key"]),
+            "BENCH_DB_URL": str(info["db_url"]),
+            "BENCH_REDIS_URL": str(info["redis_url"]),
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "bench.bench_gui", "jump"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        line = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+        if result.returncode != 0 or not line.startswith("{"):
+            raise RuntimeError(f"jump scenario failed: {result.stderr[-2000:]}")
+        figures: dict[str, Any] = json.loads(line)
+        return figures
+
+
+async def scenario_jump() -> dict[str, Any]:
+    import tempfile
+
+    from pydantic import SecretStr
+
+    from desktop_chat.config import Settings
+    from desktop_chat.dal.factory import open_data_layer
+    from tests.history import write_history
+    from tests.keyrings import MemoryKeyring
+
+    root = Path(tempfile.mkdtemp(prefix="bench-jump-"))
+
+    def settings(name: str, db: int) -> Settings:
+        home = root / name
+        return Settings(
+            supabase_url=os.environ["BENCH_API_URL"],
+            supabase_anon_key=SecretStr(os.environ["BENCH_ANON_KEY"]),
+            redis_url=os.environ["BENCH_REDIS_URL"].rsplit("/", 1)[0] + f"/{db}",
+            config_dir=home / "config",
+            data_dir=home / "data",
+            runtime_dir=home / "run",
+            cache_dir=home / "cache",
+            log_dir=home / "log",
+        )
+
+    speaker = await open_data_layer(settings("speaker", 1), keyring_backend=MemoryKeyring(), realtime=False)
+    speaker_profile = await speaker.store.sign_up("speaker@example.com", "password123", "Sam Speaker")
+    reader_profile = await speaker.store.sign_up("reader@example.com", "password123", "Rita Reader")
+    await speaker.store.sign_in("speaker@example.com", "password123")
+    chat = await speaker.store.create_chat("The long history", ["reader@example.com"])
+    loading = time.perf_counter()
+    await write_history(os.environ["BENCH_DB_URL"], chat, [speaker_profile.id, reader_profile.id], JUMP_HISTORY)
+    load_s = time.perf_counter() - loading
+    await speaker.close()
+
+    reader = await open_data_layer(settings("reader", 2), keyring_backend=MemoryKeyring())
+    await reader.store.sign_in("reader@example.com", "password123")
+    await reader.store.settle()
+    from desktop_chat.ui.bridge import StoreBridge
+
+    bridge = StoreBridge(reader.store, server_url=os.environ["BENCH_API_URL"])
+    window = await _main_window(reader.store, bridge)
+    panel = window.chat_panel
+    view, model = panel.view, panel.model
+    target = JUMP_HISTORY - JUMP_BACK
+
+    async def painted(signal: Any, start: Callable[[], None], ready: Callable[[], bool]) -> float:
+        done = asyncio.Event()
+
+        def on_signal(*_: object) -> None:
+            if ready():
+                done.set()
+
+        signal.connect(on_signal)
+        started = time.perf_counter()
+        start()
+        async with asyncio.timeout(30):
+            await done.wait()
+        view.viewport().repaint()
+        elapsed = time.perf_counter() - started
+        signal.disconnect(on_signal)
+        return elapsed
+
+    def target_on_screen(seq: int) -> bool:
+        message_id = model.row_of_seq(seq)
+        row = model.row_of(message_id) if message_id is not None else None
+        return row is not None and row in view.visible_rows()
+
+    def newest_shown() -> bool:
+        return not model.has_newer() and model.rowCount() > 0 and model.item(model.rowCount() - 1).seq == JUMP_HISTORY
+
+    await _open_chat(window, chat)
+    await painted(bridge.chat_opened_at, lambda: window.open_message(chat, target - 10_000), lambda: True)  # warm-up
+    jumps, newest, data_layer = [], [], []
+    for run_index in range(JUMP_RUNS):
+        seq = target + (run_index % 2)  # two neighbours in turn: each jump reads its window again
+        jumps.append(
+            await painted(
+                bridge.chat_opened_at,
+                lambda seq=seq: window.open_message(chat, seq),
+                lambda seq=seq: target_on_screen(seq),
+            )
+        )
+        if not target_on_screen(seq):
+            raise RuntimeError(f"message {seq} is not on screen after the jump")
+        newest.append(await painted(bridge.chat_opened, panel.show_newest, newest_shown))
+        started = time.perf_counter()
+        await reader.store.open_at(chat, seq)
+        data_layer.append(time.perf_counter() - started)
+        await reader.store.open_chat(chat)
+        await asyncio.sleep(0.05)
+    window.close()
+    await reader.close()
+    return {
+        "chat_messages": JUMP_HISTORY,
+        "back": JUMP_BACK,
+        "history_load_s": round(load_s, 1),
+        "jump_painted": summary_ms(jumps),
+        "newest_painted": summary_ms(newest),
+        "open_at_data_layer": summary_ms(data_layer),
+        "ratio_jump_to_newest_p50": round(statistics.median(jumps) / statistics.median(newest), 2),
+        "goal_ms": 150,
+        "note": "open_message to painted with the message on screen; server warm; real data layer and stack",
+    }
+
+
 def _run_scenario(scenario: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import qasync
@@ -410,5 +556,5 @@ if __name__ == "__main__":
     if name == "startup":
         print(json.dumps(scenario_startup(sys.argv[2])))
         sys.exit(0)
-    chosen = {"open": scenario_open, "scroll": scenario_scroll, "memory": scenario_memory}[name]
+    chosen = {"open": scenario_open, "scroll": scenario_scroll, "memory": scenario_memory, "jump": scenario_jump}[name]
     print(json.dumps(_run_scenario(chosen)))

@@ -12,10 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from devstack.config import StackConfig
 from devstack.stack import Stack
 from devstack.throwaway import throwaway_stack
+
+# The machines that run the suite are shared and often loaded: generating examples slowly there is not
+# a failure of the property (the properties themselves are unchanged), and a per-example deadline would
+# time the machine, not the code.
+settings.register_profile("shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("shared-machine")
 
 
 @dataclass(frozen=True)

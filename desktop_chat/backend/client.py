@@ -371,6 +371,24 @@ class SupabaseBackend:
         messages = _messages.validate_python(rows[:limit])
         return MessagePage(chat_id=chat_id, messages=tuple(reversed(messages)), has_more=len(rows) > limit)
 
+    async def fetch_messages_after(self, chat_id: ChatId, after_seq: int, limit: int = 50) -> MessagePage:
+        """Up to ``limit`` messages newer than ``after_seq``, ascending; ``has_more``: there are newer ones still."""
+
+        def query() -> Awaitable[Any]:
+            return (
+                self.client.table("chat_messages")
+                .select(MESSAGE_COLUMNS)
+                .eq("session_id", str(chat_id))
+                .gt("seq", after_seq)
+                .order("seq")
+                .limit(limit + 1)
+                .execute()
+            )
+
+        rows = await self._rows("messages_after", query)
+        messages = _messages.validate_python(rows[:limit])
+        return MessagePage(chat_id=chat_id, messages=tuple(messages), has_more=len(rows) > limit)
+
     async def fetch_messages_since(self, chat_id: ChatId, after_rev: int, limit: int = 500) -> list[Message]:
         """Messages of the chat whose ``rev`` is above ``after_rev``, by rev (the back-fill query)."""
         rows = await self._rows(

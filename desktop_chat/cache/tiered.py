@@ -3,8 +3,12 @@
 Routing: while the circuit breaker is closed every call goes to Redis. A Redis error, timeout or OOM, or
 repeated slowness, opens the breaker; from then on every call goes to the in-process memory tier and
 nothing is raised to the caller. A background probe (``PING`` plus a small write) runs after a backoff;
-when it succeeds the entries of every user this cache has served are purged from Redis (they missed the
-writes and invalidations made meanwhile), the memory tier is emptied and Redis is used again.
+when it succeeds Redis is brought up to date with what it missed, and only that: every key written or
+invalidated meanwhile (or whose Redis write failed) gets the memory tier's entry, or is deleted when the
+memory tier has none; a user purged meanwhile is purged (a wipe is replayed); everything else in Redis
+stays. Then the memory tier is emptied and Redis is used again. ``close()`` makes one last bounded attempt
+at this, so a clean quit after an outage (e.g. a busy machine making Redis look slow) leaves Redis, and
+the snapshot the app's own Redis writes when it stops, as complete as the memory tier was.
 
 Writes and invalidations of one user run one at a time, in call order, and finish even if the caller is
 cancelled, so Redis never ends up applying an older write after a newer invalidation. Each returns once
@@ -18,6 +22,7 @@ back data that an event already replaced.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -95,6 +100,9 @@ _FAILURE_DETAIL = {
 }
 _GENERATIONS_KEPT = 4096
 _DRAIN_TIMEOUT = 5.0
+# close(): attempts and total seconds for bringing Redis up to date after an outage (a quit must not hang).
+_CLOSE_SYNC_ATTEMPTS = 3
+_CLOSE_SYNC_TIMEOUT = 3.0
 
 
 def classify_redis_error(error: BaseException) -> FailureKind:
@@ -160,6 +168,9 @@ class TieredCache:
         self._drained = asyncio.Event()
         self._drained.set()
         self._wipe_pending = False
+        # What Redis missed while the memory tier stood in (replayed by the probe; see the module docstring).
+        self._missed_keys: set[CacheKey] = set()
+        self._missed_purges: set[UserId] = set()
         self._closed = False
         # Generations for LoadTokens: bumped by every write and invalidation (see begin_load).
         self._generation = 0
@@ -247,6 +258,8 @@ class TieredCache:
             await asyncio.gather(self._probe_task, return_exceptions=True)
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
+        if self._redis is not None and self._breaker.state is not BreakerState.CLOSED:
+            await self._catch_up_before_closing()
         if self._redis is not None:
             try:
                 await self._redis.close()
@@ -338,7 +351,7 @@ class TieredCache:
         self._count(CACHE_MISSES, store, key)
 
         async def body() -> None:
-            await self._mutate("delete", lambda target: target.delete(key))
+            await self._mutate("delete", lambda target: target.delete(key), [key])
 
         await self._locked(key.user, body)
 
@@ -376,7 +389,7 @@ class TieredCache:
             if token is not None and self._is_stale(token):
                 return False
             self._bump(key)
-            await self._mutate("set", lambda target: target.set_list(key, head, items))
+            await self._mutate("set", lambda target: target.set_list(key, head, items), [key])
             return True
 
         return await self._locked(user, body)
@@ -392,7 +405,7 @@ class TieredCache:
 
         async def body() -> AppendResult:
             self._bump(key)
-            result = await self._mutate("append", lambda target: target.append_list(key, items))
+            result = await self._mutate("append", lambda target: target.append_list(key, items), [key])
             return result or AppendResult.NOT_CACHED
 
         return await self._locked(user, body)
@@ -407,7 +420,7 @@ class TieredCache:
             if token is not None and self._is_stale(token):
                 return False
             self._bump(key)
-            await self._mutate("set", lambda target: target.set(key, data))
+            await self._mutate("set", lambda target: target.set(key, data), [key])
             return True
 
         return await self._locked(key.user, body)
@@ -419,7 +432,7 @@ class TieredCache:
 
         async def body() -> None:
             self._bump(key)
-            await self._mutate("delete", lambda target: target.delete(key))
+            await self._mutate("delete", lambda target: target.delete(key), [key])
 
         await self._locked(user, body)
 
@@ -427,8 +440,9 @@ class TieredCache:
         """Drop everything cached about one chat (deleted, or the user left)."""
 
         async def body() -> None:
-            self._bump(chat_key(user, chat_id), msgs_key(user, chat_id))
-            await self._mutate("delete", lambda target: target.delete_chat(user, chat_id))
+            keys = (chat_key(user, chat_id), msgs_key(user, chat_id))
+            self._bump(*keys)
+            await self._mutate("delete", lambda target: target.delete_chat(user, chat_id), keys)
 
         await self._locked(user, body)
 
@@ -438,7 +452,7 @@ class TieredCache:
         async def body() -> None:
             self._generation += 1
             self._user_generations[user] = self._generation
-            await self._mutate("purge", lambda target: target.purge_user(user))
+            await self._mutate("purge", lambda target: target.purge_user(user), purged=user)
 
         await self._locked(user, body)
         await self._snapshot()
@@ -497,9 +511,13 @@ class TieredCache:
 
     async def probe_now(self) -> CacheStatus:
         """Try Redis again now, without waiting for the backoff (a "retry" button; tests)."""
-        redis = self._redis
-        if redis is None or self._closed:
+        if self._redis is None or self._closed:
             return self._status
+        return await self._probe()
+
+    async def _probe(self) -> CacheStatus:
+        redis = self._redis
+        assert redis is not None
         async with self._probe_lock:
             if self._breaker.state is not BreakerState.OPEN:
                 return self._status
@@ -508,22 +526,81 @@ class TieredCache:
                 await asyncio.wait_for(self._drained.wait(), _DRAIN_TIMEOUT)
                 await redis.probe()
                 await redis.ensure_key_id(self._codec.key_id.hex())
-                # Redis missed every write and invalidation made while it was not used: forget what it has.
-                if self._wipe_pending:
-                    await redis.wipe()
-                else:
-                    for user in sorted(self._users, key=str):
-                        await redis.purge_user(user)
+                dropped = await self._replay_missed(redis)
             except (RedisError, OSError) as error:
                 kind = classify_redis_error(error)
                 self._metrics.counter(ERRORS, kind=f"cache.{kind}").inc()
                 self._breaker.probe_failed(kind)
+            except BaseException:  # cancelled (the app is closing): never leave the breaker half-open
+                self._breaker.probe_failed(self._breaker.reason or FailureKind.CONNECTION)
+                raise
             else:
-                self._wipe_pending = False
                 if self._memory is not None:
                     await self._memory.wipe()  # it only stood in; Redis is the cache again
                 self._breaker.probe_succeeded()
+                if dropped:
+                    await self._snapshot()  # what a sign-out or "clear cache" dropped leaves the disk too
         return self._status
+
+    async def _replay_missed(self, redis: CacheStore) -> bool:
+        """Bring Redis up to date with what it missed while the memory tier stood in; True if it dropped data.
+
+        Each item is taken off its set before it is replayed and put back if that fails, so a write made
+        to the memory tier meanwhile (the breaker is not closed yet) is replayed too, and a failure leaves
+        the rest for the next probe.
+        """
+        dropped = False
+        if self._wipe_pending:
+            await redis.wipe()
+            self._wipe_pending = False
+            self._missed_purges.clear()  # the wipe dropped them too
+            dropped = True
+        while self._missed_purges:
+            user = self._missed_purges.pop()
+            try:
+                await redis.purge_user(user)
+            except BaseException:
+                self._missed_purges.add(user)
+                raise
+            dropped = True
+        while self._missed_keys:
+            key = self._missed_keys.pop()
+            try:
+                await self._replay_key(redis, key)
+            except BaseException:
+                self._missed_keys.add(key)
+                raise
+        return dropped
+
+    async def _replay_key(self, redis: CacheStore, key: CacheKey) -> None:
+        """Give Redis the memory tier's entry for ``key`` (with a fresh TTL), or delete it there if none."""
+        if self._memory is not None and key.kind is KeyKind.MSGS:
+            stored_list = await self._memory.get_list(key, self.policy.max_messages_per_chat)
+            if stored_list is not None:
+                await redis.set_list(key, stored_list.head, stored_list.items)
+                return
+        elif self._memory is not None:
+            stored = await self._memory.get(key)
+            if stored is not None:
+                await redis.set(key, stored.data)
+                return
+        await redis.delete(key)
+
+    async def _catch_up_before_closing(self) -> None:
+        """A last, bounded try to hand Redis what only the memory tier holds (see ``close``)."""
+        redis = self._redis
+        assert redis is not None
+
+        async def attempts() -> None:
+            for _ in range(_CLOSE_SYNC_ATTEMPTS):
+                if self._breaker.state is BreakerState.CLOSED:
+                    return
+                await self._probe()
+
+        with contextlib.suppress(TimeoutError):  # the quit goes on; the warning below says what is lost
+            await asyncio.wait_for(attempts(), _CLOSE_SYNC_TIMEOUT)
+        if self._breaker.state is not BreakerState.CLOSED:
+            log.warning("Redis missed writes made while it was offline; the next start finds fewer cached entries")
 
     def _ensure_probe_loop(self) -> None:
         if self._probe_task is not None and not self._probe_task.done():
@@ -604,9 +681,22 @@ class TieredCache:
         self._metrics.histogram(CACHE_LATENCY, tier=store.tier, op=op).observe(self._timer() - started)
         return result, store
 
-    async def _mutate(self, op: str, action: Callable[[CacheStore], Awaitable[R]]) -> R | None:
+    async def _mutate(
+        self,
+        op: str,
+        action: Callable[[CacheStore], Awaitable[R]],
+        keys: Sequence[CacheKey] = (),
+        *,
+        purged: UserId | None = None,
+    ) -> R | None:
+        """Run a write or invalidation of ``keys`` (or the purge of ``purged``), noting what Redis missed."""
         # Routed per call: the breaker may have moved while the caller waited for the user's lock.
         ran = await self._run(op, action, mutating=True)
+        if self._redis is not None and not self._closed and (ran is None or ran[1] is not self._redis):
+            # Redis did not run it, or failed (it may or may not have landed): the probe replays it.
+            self._missed_keys.update(keys)
+            if purged is not None:
+                self._missed_purges.add(purged)
         return ran[0] if ran is not None else None
 
     async def _locked(self, user: UserId, body: Callable[[], Awaitable[R]]) -> R:

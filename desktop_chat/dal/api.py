@@ -25,6 +25,8 @@ from desktop_chat.models import (
     MessagePage,
     Profile,
     ReadState,
+    SearchCursor,
+    SearchHit,
     ShownReaction,
     UserId,
 )
@@ -38,6 +40,7 @@ __all__ = [
     "ChatStoreAPI",
     "ConnectionState",
     "MessageListener",
+    "MessageSearch",
     "ReactionsListener",
     "ReadsListener",
     "StatusListener",
@@ -92,6 +95,22 @@ class CacheUsage:
     disk_bytes: int = 0  # the snapshot the app's own Redis keeps between runs (0: none)
     memory_bytes: int | None = None  # Redis's used memory, or the in-process tier's when Redis is not used
     keep_days: float = 0  # how long an entry stays usable (offline too) after its TTL
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSearch:
+    """One page of a message search (``ChatStoreAPI.search_messages``).
+
+    Attributes:
+        hits: Newest first; each ``snippet`` marks its matches with ``SNIPPET_START``/``SNIPPET_END``.
+        next_cursor: Pass it back for the next page (None: this was the last).
+        local: The server could not be reached, so this searched only the messages cached on this
+            computer (the newest ones of recently opened chats); the UI says so.
+    """
+
+    hits: tuple[SearchHit, ...] = ()
+    next_cursor: SearchCursor | None = None
+    local: bool = False
 
 
 StatusListener = Callable[[StoreStatus], None]
@@ -199,6 +218,33 @@ class ChatStoreAPI(Protocol):
 
     async def load_older(self, chat_id: ChatId) -> int:
         """Prepend the next older page to the timeline; returns how many rows came."""
+        ...
+
+    async def open_at(self, chat_id: ChatId, seq: int) -> Timeline:
+        """Make ``chat_id`` the active chat with its timeline holding message ``seq`` and some messages on
+        each side, however old it is (a search result, a quoted reply). The same ``Timeline`` object as
+        ``open_chat``'s. Unless the newest messages are near it, the timeline is then a *detached window*:
+        ``has_newer`` is True, live messages beyond it wait (they are not lost: ``load_newer`` pages down
+        to them and ``open_chat`` jumps to the newest), and the window is never cached as the newest."""
+        ...
+
+    def has_newer(self, chat_id: ChatId) -> bool:
+        """Whether the timeline is a detached window with newer messages beyond its last row."""
+        ...
+
+    async def load_newer(self, chat_id: ChatId) -> int:
+        """Append the next newer page to a detached window; returns how many rows came. When the page
+        reaches the newest message the window joins the live end (``has_newer`` turns False, live messages
+        and this user's unsent ones come into it again)."""
+        ...
+
+    async def search_messages(
+        self, text: str, chat_id: ChatId | None = None, cursor: SearchCursor | None = None
+    ) -> MessageSearch:
+        """Messages containing every word of ``text`` (each as a prefix; see the search migration), newest
+        first, in ``chat_id`` or in all of the user's chats; ``cursor`` asks for the next page. Text over
+        ``MAX_SEARCH_CHARS`` is ``InvalidInput``; blank text finds nothing. When the server cannot be
+        reached, the messages cached on this computer are searched instead (``MessageSearch.local``)."""
         ...
 
     # --- writes ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from desktop_chat.dal.api import (
     CacheUsage,
     ChatList,
     MessageListener,
+    MessageSearch,
     ReactionsListener,
     ReadsListener,
     StatusListener,
@@ -33,7 +34,7 @@ from desktop_chat.dal.reads import PAGE
 from desktop_chat.dal.signed_in import SignedIn
 from desktop_chat.dal.status import StatusBoard
 from desktop_chat.dal.tasks import TaskGroup
-from desktop_chat.errors import InvalidInput, NotSignedIn
+from desktop_chat.errors import BackendUnavailable, InvalidInput, NotSignedIn
 from desktop_chat.models import (
     ChatDetails,
     ChatId,
@@ -46,9 +47,11 @@ from desktop_chat.models import (
     MessagePage,
     Profile,
     ReadState,
+    SearchCursor,
     ShownReaction,
     UserId,
     validate_display_name,
+    validate_search_text,
 )
 from desktop_chat.realtime.manager import ConnectionState
 
@@ -221,6 +224,31 @@ class ChatStore:
 
     async def load_older(self, chat_id: ChatId) -> int:
         return await self.signed_in.live.load_older(chat_id)
+
+    async def open_at(self, chat_id: ChatId, seq: int) -> Timeline:
+        return await self.signed_in.live.open_timeline_at(chat_id, seq)
+
+    def has_newer(self, chat_id: ChatId) -> bool:
+        return self._signed_in is not None and self._signed_in.live.has_newer(chat_id)
+
+    async def load_newer(self, chat_id: ChatId) -> int:
+        return await self.signed_in.live.load_newer(chat_id)
+
+    async def search_messages(
+        self, text: str, chat_id: ChatId | None = None, cursor: SearchCursor | None = None
+    ) -> MessageSearch:
+        reads = self.signed_in.reads
+        validate_search_text(text)
+        if self._status.status.backend_reachable:
+            try:
+                page = await reads.search_messages(text, chat_id, cursor)
+                return MessageSearch(page.hits, page.next_cursor, local=False)
+            except BackendUnavailable:
+                pass  # offline: what this computer has cached is still searchable
+        if cursor is not None:
+            return MessageSearch(local=True)  # the local search answers in one page
+        page = await reads.search_cached(text, chat_id)
+        return MessageSearch(page.hits, None, local=True)
 
     # ==============================================================================================
     # writes

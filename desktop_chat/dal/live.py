@@ -26,7 +26,8 @@ from desktop_chat.dal.changes import ChangeBatch, reduce, write_cache
 from desktop_chat.dal.cursor import RevCursor
 from desktop_chat.dal.reads import CHAT_PAGE
 from desktop_chat.dal.reducers import max_rev, newer_message, summary_read_up_to, summary_with_message, unread_after
-from desktop_chat.errors import BackendUnavailable
+from desktop_chat.dal.window import TimelineWindow, newest_window_holds, window_around
+from desktop_chat.errors import BackendUnavailable, InvalidInput
 from desktop_chat.models import (
     ChangeEvent,
     ChatChanges,
@@ -42,6 +43,7 @@ from desktop_chat.models import (
 from desktop_chat.sync.lifecycle import Discarded, Failed, PendingEvent, Retried, Sent, Submitted
 
 PAGE = 50
+JUMP_CONTEXT = 25  # messages loaded on each side of a message jumped to
 RELOAD_PAGE = 500  # rows per call when the whole loaded list is read again
 BACKFILL_CHATS = 1000  # chats per back-fill call (the server's limit)
 FRAME_INTERVAL = 0.016  # seconds live changes are collected before the views hear of them (a 60 Hz frame)
@@ -64,6 +66,8 @@ class LiveReads(Protocol):
     async def message_window(self, chat_id: ChatId, newest: int | None = None) -> tuple[Message, ...]: ...
 
     async def messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = PAGE) -> MessagePage: ...
+
+    async def messages_after(self, chat_id: ChatId, after_seq: int, limit: int = PAGE) -> MessagePage: ...
 
     async def load_chat_list(self, limit: int = CHAT_PAGE, after: ChatListKey | None = None) -> list[ChatSummary]: ...
 
@@ -126,13 +130,16 @@ class LiveSync:
         self._frame = frame_interval
         self.chat_list: ChatList = new_chat_list()
         self._timelines: dict[ChatId, Timeline] = {}
-        self._oldest_loaded: dict[ChatId, int | None] = {}
+        # What each open timeline holds (``dal/window.py``): the newest messages down to some seq, or a
+        # detached range around a message jumped to.
+        self._windows: dict[ChatId, TimelineWindow] = {}
         self._has_older: dict[ChatId, bool] = {}
         self._cursors: dict[ChatId, RevCursor] = {}
         self._inbox: list[ChangeEvent] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self._last_flush = -math.inf  # loop time of the last batch of realtime changes
         self._apply_lock = asyncio.Lock()
+        self._applying: set[asyncio.Task[Any]] = set()  # "apply-changes" batches spawned and not done yet
         self._gap_chats: set[ChatId] = set()
         self._gap_task: asyncio.Task[None] | None = None
         self._list_tickets = 0
@@ -149,6 +156,24 @@ class LiveSync:
         self._read_floor: dict[ChatId, int] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------------
+    @property
+    def held_changes(self) -> Sequence[ChangeEvent]:
+        """Realtime changes received and held for the current frame (not applied yet)."""
+        return tuple(self._inbox)
+
+    async def apply_held(self) -> None:
+        """Apply, in order, the realtime changes already received: the batches under way and what is held
+        for the current frame, then write the chat list through. For closing: what arrived just before a
+        quit must reach the cache, or the next (offline) start shows older data. The caller bounds it."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        self._flush()  # behind the batches already spawned: they take the apply lock in order
+        while self._applying:
+            await asyncio.gather(*self._applying, return_exceptions=True)
+        writer = self._recent_writer
+        if writer is not None and not writer.done():
+            await asyncio.gather(writer, return_exceptions=True)
+
     async def stop(self) -> None:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
@@ -163,6 +188,11 @@ class LiveSync:
     def clear_cursors(self) -> None:
         self._cursors.clear()
 
+    def cursor_of(self, chat_id: ChatId) -> int | None:
+        """The chat's back-fill cursor (the rev every change up to which is applied), if it has one."""
+        cursor = self._cursors.get(chat_id)
+        return cursor.value if cursor is not None else None
+
     # --- what reducers may look at (changes.ViewState) ----------------------------------------------
     def row(self, chat_id: ChatId) -> ChatSummary | None:
         return self.chat_list.get(chat_id)
@@ -171,10 +201,13 @@ class LiveSync:
         return self._timelines.keys()
 
     def loaded(self, chat_id: ChatId) -> tuple[Sequence[Message], int | None] | None:
+        """The open timeline's rows and oldest seq, when it holds the newest messages (a detached window
+        cannot tell what lies beyond it)."""
         timeline = self._timelines.get(chat_id)
-        if timeline is None:
+        window = self._windows.get(chat_id, TimelineWindow())
+        if timeline is None or not window.at_live_end:
             return None
-        return timeline.rows, self._oldest_loaded.get(chat_id)
+        return timeline.rows, window.oldest
 
     # --- the chat list -----------------------------------------------------------------------------
     def begin_chat_list_load(self) -> int:
@@ -317,14 +350,23 @@ class LiveSync:
         if timeline is None:
             timeline = new_timeline()
             self._timelines[chat_id] = timeline
+        # Live changes go into the timeline from now on (a detached window shown until now joins the live
+        # end): whatever arrives while the newest page loads is kept by the merge below.
+        self._windows[chat_id] = TimelineWindow()
         # The view shows one page. The whole window is read only to start the chat's cursor (its newest rev
         # may be on an older message that was edited); once the cursor exists, the page is enough.
         known = chat_id in self._cursors
         window = await self._reads.message_window(chat_id, PAGE if known else None)
         self._ensure_cursor(chat_id, window)
-        page = window[-PAGE:]
+        self._show_newest(chat_id, timeline, window[-PAGE:])
+        # The window may come from a cache written in an earlier run: catch up on what changed since.
+        self._tasks.spawn(self.backfill_chat(chat_id), "backfill-on-open")
+        return timeline
+
+    def _show_newest(self, chat_id: ChatId, timeline: Timeline, page: Sequence[Message]) -> None:
+        """Show ``page`` (the newest messages, ascending) and this user's unsent ones: the live end."""
         oldest = page[0].seq if page else None
-        self._oldest_loaded[chat_id] = oldest
+        self._windows[chat_id] = TimelineWindow(oldest, None)
         self._has_older[chat_id] = bool(oldest and oldest > 1)
         rows: dict[MessageId, Message] = {m.id: m for m in page}
         for local in self._pending.unsent(chat_id):
@@ -335,13 +377,88 @@ class LiveSync:
             if kept is not None and (oldest is None or (existing.seq or 0) >= oldest or existing.seq is None):
                 rows[existing.id] = kept
         timeline.reset(rows.values())
-        # The window may come from a cache written in an earlier run: catch up on what changed since.
+
+    async def open_timeline_at(self, chat_id: ChatId, seq: int) -> Timeline:
+        """Make the chat's timeline hold the message ``seq`` with ``JUMP_CONTEXT`` messages on each side.
+
+        When the cached newest window holds it, the timeline is the live end shown down to it. Otherwise it
+        is a *detached* window read from Supabase: never cached, never the cursor's start (that is always
+        the newest window, read here too), not given live messages beyond its newest (``load_newer`` pages
+        down to them, ``open_timeline`` jumps to them).
+        """
+        if seq < 1:
+            raise InvalidInput("Messages are numbered from 1.")
+        timeline = self._timelines.get(chat_id)
+        if timeline is None:
+            timeline = new_timeline()
+            self._timelines[chat_id] = timeline
+        newest = await self._reads.message_window(chat_id)
+        self._ensure_cursor(chat_id, newest)
+        seqs = [m.seq for m in newest if m.seq is not None]
+        if newest_window_holds(seq, seqs[0] if seqs else None, seqs[-1] if seqs else None):
+            self._windows[chat_id] = TimelineWindow()
+            self._show_newest(chat_id, timeline, [m for m in newest if (m.seq or 0) >= seq - JUMP_CONTEXT])
+        else:
+            # Live changes wait while the window loads: should it reach the newest message after all, what
+            # arrived meanwhile goes into it next, not into a window that was still detached.
+            async with self._apply_lock:
+                # Both halves at once: two round trips in the time of one.
+                older, newer = await asyncio.gather(
+                    self._reads.messages(chat_id, before_seq=seq + 1, limit=JUMP_CONTEXT + 1),
+                    self._reads.messages_after(chat_id, seq, JUMP_CONTEXT),
+                )
+                if self._timelines.get(chat_id) is not timeline:
+                    return timeline  # closed meanwhile
+                window = window_around(
+                    seq,
+                    tuple(m.seq for m in older.messages if m.seq is not None),
+                    tuple(m.seq for m in newer.messages if m.seq is not None),
+                    newer_has_more=newer.has_more,
+                )
+                rows = [*older.messages, *newer.messages]
+                if window.at_live_end:
+                    rows += [m for m in self._pending.unsent(chat_id) if all(r.id != m.id for r in rows)]
+                self._windows[chat_id] = window
+                self._has_older[chat_id] = older.has_more
+                timeline.reset(rows)
         self._tasks.spawn(self.backfill_chat(chat_id), "backfill-on-open")
         return timeline
 
+    def has_newer(self, chat_id: ChatId) -> bool:
+        """Whether the timeline is a detached window: newer messages exist beyond its last row."""
+        window = self._windows.get(chat_id)
+        return window is not None and not window.at_live_end
+
+    async def load_newer(self, chat_id: ChatId) -> int:
+        """Append the next newer page to a detached window; returns how many rows came. The page that
+        reaches the newest message puts the window back at the live end (with this user's unsent messages).
+        """
+        timeline = self._timelines.get(chat_id)
+        window = self._windows.get(chat_id)
+        if timeline is None or window is None or window.newest is None:
+            return 0
+        # Live changes wait while the page loads, so none falls between the page and the window joining.
+        async with self._apply_lock:
+            page = await self._reads.messages_after(chat_id, window.newest, PAGE)
+            if self._timelines.get(chat_id) is not timeline or self._windows.get(chat_id) != window:
+                return 0  # closed, or jumped elsewhere, meanwhile
+            last = page.messages[-1].seq if page.messages else None
+            joined = window.after_newer_page(last, page.has_more)
+            self._windows[chat_id] = joined
+            with timeline.batch():
+                for message in page.messages:
+                    kept = newer_message(timeline.get(message.id), message)
+                    if kept is not None:
+                        timeline.upsert(kept)
+                if joined.at_live_end:
+                    for local in self._pending.unsent(chat_id):
+                        if timeline.get(local.id) is None:
+                            timeline.upsert(local)
+            return len(page.messages)
+
     def close_timeline(self, chat_id: ChatId) -> None:
         self._timelines.pop(chat_id, None)
-        self._oldest_loaded.pop(chat_id, None)
+        self._windows.pop(chat_id, None)
         self._has_older.pop(chat_id, None)
 
     def has_older(self, chat_id: ChatId) -> bool:
@@ -349,15 +466,16 @@ class LiveSync:
 
     async def load_older(self, chat_id: ChatId) -> int:
         timeline = self._timelines.get(chat_id)
-        oldest = self._oldest_loaded.get(chat_id)
+        window = self._windows.get(chat_id)
+        oldest = window.oldest if window is not None else None
         if timeline is None or not oldest or oldest <= 1:
             return 0
         page = await self._reads.messages(chat_id, before_seq=oldest, limit=PAGE)
         if self._timelines.get(chat_id) is not timeline:
             return 0  # closed meanwhile
         timeline.upsert_many(page.messages)
-        if page.messages:
-            self._oldest_loaded[chat_id] = page.messages[0].seq
+        current = self._windows.get(chat_id, TimelineWindow())
+        self._windows[chat_id] = current.after_older_page(page.messages[0].seq if page.messages else None)
         self._has_older[chat_id] = page.has_more
         return len(page.messages)
 
@@ -428,7 +546,7 @@ class LiveSync:
     def _show_local(self, message: Message) -> None:
         """A pending or failed row of ours: shown until the confirmed row replaces it."""
         timeline = self._timelines.get(message.chat_id)
-        if timeline is not None:
+        if timeline is not None and self._windows.get(message.chat_id, TimelineWindow()).at_live_end:
             current = timeline.get(message.id)
             if current is None or current.rev is None:
                 timeline.upsert(message)
@@ -459,7 +577,7 @@ class LiveSync:
         timeline = self._timelines.get(row.chat.id)
         if seq >= row.chat.last_seq:
             return 0
-        if timeline is not None:
+        if timeline is not None and self._windows.get(row.chat.id, TimelineWindow()).at_live_end:
             return unread_after(timeline.rows, seq, self._me)
         # Without the messages, at most what lies beyond the new position (some may be our own).
         return min(row.unread_count, row.chat.last_seq - seq)
@@ -488,7 +606,9 @@ class LiveSync:
         self._last_flush = asyncio.get_running_loop().time()
         events, self._inbox = self._inbox, []
         if events:
-            self._tasks.spawn(self.apply_now(events), "apply-changes")
+            task = self._tasks.spawn(self.apply_now(events), "apply-changes")
+            self._applying.add(task)
+            task.add_done_callback(self._applying.discard)
 
     async def apply_now(self, events: Sequence[ChangeEvent]) -> None:
         """Apply changes now, as realtime brings them (in commit order)."""
@@ -527,12 +647,14 @@ class LiveSync:
             for chat_id, incoming in by_chat.items():
                 row = self.chat_list.get(chat_id)
                 timeline = self._timelines.get(chat_id)
-                oldest = self._oldest_loaded.get(chat_id)
+                window = self._windows.get(chat_id, TimelineWindow())
                 if timeline is not None:
                     with timeline.batch():
                         for message in incoming:
-                            if message.seq is not None and oldest is not None and message.seq < oldest:
-                                continue  # older than what the view has loaded
+                            if not window.holds(message.seq) and timeline.get(message.id) is None:
+                                # Older than what the view has loaded, or beyond a detached window (it is in
+                                # the cache and the chat list; paging down or Ctrl+End brings it).
+                                continue
                             kept = newer_message(timeline.get(message.id), message)
                             if kept is not None:
                                 timeline.upsert(kept)

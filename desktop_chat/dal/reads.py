@@ -18,6 +18,7 @@ from desktop_chat.cache import CacheKey, LoadToken, TieredCache, chat_key, msgs_
 from desktop_chat.cache.tiered import Cached
 from desktop_chat.config import Settings
 from desktop_chat.dal.calls import BackendCalls
+from desktop_chat.dal.local_search import search_cached
 from desktop_chat.dal.readthrough import SingleFlight
 from desktop_chat.dal.tasks import TaskGroup
 from desktop_chat.errors import BackendUnavailable, InvalidInput, Rejected
@@ -32,7 +33,10 @@ from desktop_chat.models import (
     Message,
     MessageId,
     MessagePage,
+    SearchCursor,
+    SearchPage,
     UserId,
+    validate_search_text,
 )
 
 T = TypeVar("T")
@@ -40,6 +44,7 @@ T = TypeVar("T")
 PAGE = 50
 CHAT_PAGE = 100  # chat-list rows per page (a screen shows some 20); the first page is cached
 MEMBER_PAGE = 100  # members per page in the members dialog
+SEARCH_HITS = 30  # message search results per page
 
 
 class Reads:
@@ -161,6 +166,51 @@ class Reads:
             if found is not None:
                 return found
         return await self._calls.call("message", lambda: self._backend.fetch_message(message_id, chat_id))
+
+    async def messages_after(self, chat_id: ChatId, after_seq: int, limit: int = PAGE) -> MessagePage:
+        """Up to ``limit`` confirmed messages newer than ``after_seq``, ascending (a detached window growing
+        downwards); ``has_more``: newer ones exist still.
+
+        The cached newest window answers when it reaches down to ``after_seq + 1``: being contiguous up to
+        the newest message, it then holds everything asked for. Otherwise Supabase does; such a page is
+        not the newest and is never written to the cache.
+        """
+        if limit < 1:
+            raise InvalidInput("A page holds at least one message.")
+        cached = await self._cache.get_messages(self._user, chat_id)
+        window = cached.value if cached is not None else ()
+        if window and window[0].seq is not None and window[0].seq <= after_seq + 1:
+            newer = [m for m in window if (m.seq or 0) > after_seq]
+            return MessagePage(chat_id=chat_id, messages=tuple(newer[:limit]), has_more=len(newer) > limit)
+        return await self._calls.call(
+            "messages_after", lambda: self._backend.fetch_messages_after(chat_id, after_seq, limit)
+        )
+
+    async def cached_newest_seqs(self, chat_id: ChatId) -> tuple[int | None, int | None]:
+        """The first and last ``seq`` of the chat's cached newest window, (None, None) when none is cached."""
+        cached = await self._cache.get_messages(self._user, chat_id)
+        seqs = [m.seq for m in cached.value if m.seq is not None] if cached is not None else []
+        return (seqs[0], seqs[-1]) if seqs else (None, None)
+
+    async def search_messages(
+        self, text: str, chat_id: ChatId | None = None, cursor: SearchCursor | None = None, limit: int = SEARCH_HITS
+    ) -> SearchPage:
+        """The server's full-text search over every message the user may see (``search_messages``)."""
+        return await self._calls.call(
+            "search_messages", lambda: self._backend.search_messages(text, chat_id, cursor, limit)
+        )
+
+    async def search_cached(self, text: str, chat_id: ChatId | None = None, limit: int = SEARCH_HITS) -> SearchPage:
+        """The same search over the messages this computer has cached (offline): the newest window of each
+        cached chat, or of ``chat_id`` alone."""
+        validate_search_text(text)
+        chats = [chat_id] if chat_id is not None else await self._cache.cached_chats(self._user)
+        found: list[Message] = []
+        for chat in chats:
+            cached = await self._cache.get_messages(self._user, chat)
+            if cached is not None:
+                found += cached.value
+        return SearchPage(hits=tuple(search_cached(found, text, limit)))
 
     # --- straight from the server ------------------------------------------------------------------
     async def load_chat_list(self, limit: int = CHAT_PAGE, after: ChatListKey | None = None) -> list[ChatSummary]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 
 from desktop_chat.backend.auth import SessionInfo
@@ -49,7 +50,11 @@ from desktop_chat.sync.reactions import ReactionSender
 from desktop_chat.sync.sender import Sender
 from desktop_chat.telemetry.metrics import REALTIME_LAG, MetricsRegistry
 
+log = logging.getLogger(__name__)
+
 WARM_CHATS = 5
+# Seconds closing waits for the live changes already received to reach the cache.
+CLOSE_APPLY_TIMEOUT = 2.0
 
 
 class SignedIn:
@@ -154,6 +159,14 @@ class SignedIn:
         self._unsubscribers.clear()
         if self.realtime is not None:
             await self.realtime.stop()
+        # Changes that arrived before the link stopped (held for the frame, or being applied) go to the
+        # cache before the tasks are cancelled; bounded, so a stuck cache cannot hold up the quit.
+        try:
+            await asyncio.wait_for(self.live.apply_held(), CLOSE_APPLY_TIMEOUT)
+        except TimeoutError:
+            log.warning(
+                "Live changes received just before closing were not all saved (took over %g s)", CLOSE_APPLY_TIMEOUT
+            )
         self.reactions.close()
         await self.reaction_sender.close()
         await self.sender.close()

@@ -14,13 +14,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ParamSpec, cast
 
 import qasync
 from PySide6.QtCore import QObject, Signal
 
-from desktop_chat.dal.api import ChatList, ChatStoreAPI, StoreStatus
+from desktop_chat.dal.api import ChatList, ChatStoreAPI, MessageSearch, StoreStatus
 from desktop_chat.dal.live_list import Unsubscribe
 from desktop_chat.errors import (
     BackendUnavailable,
@@ -39,6 +40,7 @@ from desktop_chat.models import (
     MessageId,
     Profile,
     ReadState,
+    SearchCursor,
     ShownReaction,
     UserId,
 )
@@ -71,6 +73,9 @@ class Operation(StrEnum):
     CHAT_DETAILS = "chat_details"
     CHAT_MEMBERS = "chat_members"
     LOAD_OLDER = "load_older"
+    OPEN_AT = "open_at"
+    LOAD_NEWER = "load_newer"
+    SEARCH_MESSAGES = "search_messages"
     SEND = "send"
     FIND_MESSAGE = "find_message"
     TOGGLE_REACTION = "toggle_reaction"
@@ -105,8 +110,18 @@ BACKGROUND_OPERATIONS = frozenset(
         Operation.LOAD_MORE_CHATS,
         Operation.SEARCH_CHATS,
         Operation.FIND_MESSAGE,
+        Operation.SEARCH_MESSAGES,
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    """What a message search asks: the text, in one chat or all (``chat_id`` None), from ``cursor`` on."""
+
+    text: str
+    chat_id: ChatId | None = None
+    cursor: SearchCursor | None = None
 
 
 def describe_error(error: DesktopChatError, operation: Operation, server_url: str) -> str:
@@ -170,6 +185,12 @@ class StoreBridge(QObject):
         reactions_changed(object, object): A chat's messages whose reactions changed: ``(ChatId,
             {MessageId: tuple[ShownReaction, ...]})``.
         reads_changed(object): An open chat's read positions moved (a ``ReadState``).
+        chat_opened_at(object, object, int): ``(ChatId, Timeline, seq)``: the chat is the active one, its
+            timeline holding message ``seq`` (``open_at``).
+        newer_loaded(object, int): ``(ChatId, rows)`` a newer page was appended to a detached window (0: none
+            came, or it failed).
+        messages_found(object, object): ``(MessageQuery, MessageSearch)``: a page of a message search; after
+            a failure an empty ``MessageSearch`` (the ``failed`` signal says why).
         message_queued(object, object): ``(ChatId, MessageId)`` a message is in the outbox.
         chat_created(object): The ``ChatId`` of a chat this user just created.
         chat_left(object): The ``ChatId`` of a chat this user left or deleted.
@@ -195,6 +216,9 @@ class StoreBridge(QObject):
     chat_details_loaded = Signal(object)
     members_loaded = Signal(object, object, object)
     older_loaded = Signal(object, int)
+    chat_opened_at = Signal(object, object, int)
+    newer_loaded = Signal(object, int)
+    messages_found = Signal(object, object)
     message_queued = Signal(object, object)
     message_found = Signal(object, object, object)
     reactions_changed = Signal(object, object)
@@ -234,6 +258,9 @@ class StoreBridge(QObject):
 
     def has_older(self, chat_id: ChatId) -> bool:
         return self._store.has_older(chat_id)
+
+    def has_newer(self, chat_id: ChatId) -> bool:
+        return self._store.has_newer(chat_id)
 
     def has_more_chats(self) -> bool:
         return self._store.has_more_chats()
@@ -327,6 +354,30 @@ class StoreBridge(QObject):
             count = await self._store.load_older(chat_id)
         # Also after a failure, so that whoever waits for the page stops waiting.
         self.older_loaded.emit(chat_id, count)
+
+    @async_slot(object, int)
+    async def open_at(self, chat_id: ChatId, seq: int) -> None:
+        """Open the chat at message ``seq`` (however old); emits ``chat_opened_at``."""
+        async with self._guard(Operation.OPEN_AT, chat_id):
+            timeline = await self._store.open_at(chat_id, seq)
+            self.chat_opened_at.emit(chat_id, timeline, seq)
+
+    @async_slot(object)
+    async def load_newer(self, chat_id: ChatId) -> None:
+        count = 0
+        async with self._guard(Operation.LOAD_NEWER, chat_id):
+            count = await self._store.load_newer(chat_id)
+        # Also after a failure, so that whoever waits for the page stops waiting.
+        self.newer_loaded.emit(chat_id, count)
+
+    @async_slot(object)
+    async def search_messages(self, query: MessageQuery) -> None:
+        """Run a message search; emits ``messages_found``. The returned task may be cancelled (a newer query
+        replaces it): then nothing is emitted but ``finished``."""
+        found = MessageSearch()
+        async with self._guard(Operation.SEARCH_MESSAGES, query):
+            found = await self._store.search_messages(query.text, query.chat_id, query.cursor)
+        self.messages_found.emit(query, found)
 
     # --- writes --------------------------------------------------------------------------------------
     @async_slot(object, str)

@@ -27,9 +27,12 @@ READ_DEBOUNCE_MS = 400
 # Opening a chat with more unread than a page loads older pages until the first unread one is there, up to
 # this many pages; beyond that the chat opens at the oldest loaded message, the jump button counting the rest.
 SEEK_UNREAD_PAGES = 8
+PAGE = 50  # messages per page the store loads
 _PANEL_OPERATIONS = {
     Operation.OPEN_CHAT.value: "Cannot open this chat",
     Operation.LOAD_OLDER.value: "Cannot load older messages",
+    Operation.OPEN_AT.value: "Cannot show the message",
+    Operation.LOAD_NEWER.value: "Cannot load newer messages",
     Operation.RETRY.value: "Cannot retry",
     Operation.DISCARD.value: "Cannot discard",
     Operation.EDIT_MESSAGE.value: "Cannot edit the message",
@@ -53,9 +56,9 @@ class ChatPanel(QWidget):
 
     Signals:
         chat_closed(object): The ``ChatId`` shown until now is gone (left or deleted).
-        jump_to_message_requested(object, int): A reply's quote was clicked: open ``(ChatId, seq)`` at that
-            message. The panel scrolls to it when it is loaded; for one that is not, connect this to the
-            timeline's jump to any message (``open_at(chat_id, seq)``).
+        jump_to_message_requested(object, int): A reply's quote was clicked: ``(ChatId, seq)`` of the
+            original. The panel shows it itself (``show_message``: scrolled to when loaded, otherwise a
+            window around it, however old).
     """
 
     chat_closed = Signal(object)
@@ -90,6 +93,10 @@ class ChatPanel(QWidget):
         self._unread_on_open = 0
         self._seek_pages = 0
         self._seeking = False
+        # A jump under way (``show_message``): the seq asked for, and whether it is the unread divider's.
+        self._jump_seq: int | None = None
+        self._jump_to_divider = False
+        self._joining = False  # the newest page was asked for to leave a window around an old message
 
         self.title_label = QLabel(self)
         self.title_label.setObjectName("chatTitle")
@@ -151,6 +158,7 @@ class ChatPanel(QWidget):
         self.view.reply_requested.connect(self.reply_to)
         self.view.reaction_toggled.connect(self._toggle_reaction)
         self.view.jump_requested.connect(self.jump_to_message_requested)
+        self.view.jump_requested.connect(self.show_message)
         self.model.quote_wanted.connect(self._bridge.find_message)
         bridge.message_found.connect(self._on_message_found)
         bridge.reactions_changed.connect(self._on_reactions)
@@ -158,6 +166,7 @@ class ChatPanel(QWidget):
         self.composer.edit_submitted.connect(self._bridge.edit_message)
         self.composer.typing_changed.connect(self._typing_changed)
         self.composer.editor.jump_to_newest.connect(self.view.scroll_to_newest)
+        self.view.live_end_requested.connect(self.show_newest)
         self.view.retry_requested.connect(self._bridge.retry)
         self.view.discard_requested.connect(self._bridge.discard)
         self.view.edit_requested.connect(self.composer.start_edit)
@@ -165,6 +174,7 @@ class ChatPanel(QWidget):
         self.view.visible_rows_changed.connect(self._read_timer.start)
         self.model.rowsInserted.connect(self._read_timer.start)
         bridge.chat_opened.connect(self._on_chat_opened)
+        bridge.chat_opened_at.connect(self._on_chat_opened_at)
         bridge.older_loaded.connect(self._on_older_loaded)
         bridge.chat_details_loaded.connect(self._on_details)
         bridge.status_changed.connect(self._on_status)
@@ -196,6 +206,40 @@ class ChatPanel(QWidget):
         """Open ``chat_id`` (its newest page appears as soon as the store hands out the timeline)."""
         if chat_id == self._session:
             return
+        self._switch_to(chat_id)
+        self._bridge.open_chat(chat_id)
+        self._load_details()
+
+    def show_message(self, chat_id: ChatId, seq: int) -> None:
+        """Open ``chat_id`` at message ``seq``, however old, centred and marked for a moment (a search
+        result, a quoted reply). In the open chat a loaded message is scrolled to at once; otherwise the
+        store loads a window around it (``ChatStoreAPI.open_at``) and the view follows when it is there.
+        """
+        if chat_id == self._session:
+            known = self.model.row_of_seq(seq)
+            if known is not None and self.view.scroll_to_message(known):
+                return
+        else:
+            self._switch_to(chat_id)
+            self._unread_on_open = 0  # opened at the message, not where the unread ones start
+            self._load_details()
+        self._jump_seq = seq
+        self._jump_to_divider = False
+        self._bridge.open_at(chat_id, seq)
+
+    def show_newest(self) -> None:
+        """Show the newest messages and follow them (Ctrl+End): after a jump far back, the store's newest
+        page replaces the window around the old message."""
+        if self._session is None:
+            return
+        if not self.model.has_newer():
+            self.view.scroll_to_newest()
+            return
+        self._joining = True
+        self._jump_seq = None
+        self._bridge.open_chat(self._session)
+
+    def _switch_to(self, chat_id: ChatId) -> None:
         if self._session is not None:
             self._bridge.close_chat(self._session)
         self._session = chat_id
@@ -210,12 +254,13 @@ class ChatPanel(QWidget):
         self._unread_on_open = summary.unread_count if summary else 0
         self._seek_pages = 0
         self._seeking = False
+        self._jump_seq = None
+        self._jump_to_divider = False
+        self._joining = False
         self.notice.hide()
         self.composer.reset()
         self.setEnabled(True)
         self._refresh_header()
-        self._bridge.open_chat(chat_id)
-        self._load_details()
 
     def clear(self) -> None:
         """Show no chat."""
@@ -318,6 +363,8 @@ class ChatPanel(QWidget):
     # --- reacting to the bridge ----------------------------------------------------------------------
     def _send(self, text: str) -> None:
         if self._session is not None:
+            if self.model.has_newer():
+                self.show_newest()  # what one writes shows at the newest end: go there
             self._bridge.send(self._session, text)
 
     def _send_reply(self, text: str, reply_to: MessageId) -> None:
@@ -345,18 +392,44 @@ class ChatPanel(QWidget):
             self._bridge.set_typing(self._session, typing)
 
     def _on_chat_opened(self, chat_id: ChatId, timeline: Timeline) -> None:
-        if chat_id != self._session:
-            return
+        if chat_id != self._session or self._jump_seq is not None:
+            return  # another chat, or a jump is on its way (its own signal comes)
         self.model.show_timeline(chat_id, timeline)
         self.model.set_names(self._names())  # what is known now; the chat's members follow
         self.model.set_reactions(self._bridge.reactions(chat_id), replace=True)
         self.model.set_read_state(self._bridge.read_state(chat_id))
-        if self._unread_on_open:
+        if self._joining:
+            self._joining = False
+            self.view.scroll_to_newest()
+        elif self._unread_on_open > SEEK_UNREAD_PAGES * PAGE and self._bridge.has_older(chat_id):
+            # Far more unread than the pages a seek would load: jump to where they start instead.
+            self.model.set_unread_after(self._read_seq)
+            self._jump_seq = self._read_seq + 1
+            self._jump_to_divider = True
+            self._bridge.open_at(chat_id, self._jump_seq)
+        elif self._unread_on_open:
             # Open where the unread messages start, under a "new messages" divider, not at the newest.
             self.model.set_unread_after(self._read_seq)
             self._seek_first_unread()
         else:
             self.view.scroll_to_newest()
+        self._read_timer.start()
+
+    def _on_chat_opened_at(self, chat_id: ChatId, timeline: Timeline, seq: int) -> None:
+        if chat_id != self._session or seq != self._jump_seq:
+            return  # another chat, or a jump the user has already moved on from
+        self._jump_seq = None
+        target = next((message.id for message in timeline.rows if message.seq == seq), None)
+        self.model.show_timeline(chat_id, timeline, focus=target)
+        self.model.set_names(self._names())
+        if self._jump_to_divider:
+            self._jump_to_divider = False
+            self.model.set_unread_after(self._read_seq)
+            if not self.view.scroll_to_first_unread():
+                self.view.scroll_to_newest()
+        elif target is None or not self.view.scroll_to_message(target):
+            self.notice.setText("That message is not there any more.")
+            self.notice.show()
         self._read_timer.start()
 
     def _seek_first_unread(self) -> None:
@@ -458,10 +531,16 @@ class ChatPanel(QWidget):
         prefix = _PANEL_OPERATIONS.get(operation)
         if prefix is None:
             return
-        if operation in (Operation.OPEN_CHAT.value, Operation.LOAD_OLDER.value) and context != self._session:
+        session_operations = (Operation.OPEN_CHAT.value, Operation.LOAD_OLDER.value, Operation.OPEN_AT.value)
+        if operation in (*session_operations, Operation.LOAD_NEWER.value) and context != self._session:
             return
         self.notice.setText(f"{prefix}: {message}")
         self.notice.show()
+        if operation == Operation.OPEN_AT.value and self._jump_seq is not None and self.model.chat_id != context:
+            # The chat was switched to for the jump and shows nothing yet: its newest messages, at least.
+            self._jump_seq = None
+            self._jump_to_divider = False
+            self._bridge.open_chat(cast(ChatId, context))
 
     def _on_chat_left(self, chat_id: ChatId) -> None:
         if chat_id == self._session:

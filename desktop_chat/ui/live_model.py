@@ -60,12 +60,13 @@ class LiveListModel(QAbstractListModel, Generic[T]):
         self._last_insert_at_top = False
 
     # --- attaching -----------------------------------------------------------------------------------
-    def attach(self, live: LiveList[T, Any]) -> None:
-        """Mirror ``live`` from now on (the newest rows first come into the window)."""
+    def attach(self, live: LiveList[T, Any], focus: Hashable | None = None) -> None:
+        """Mirror ``live`` from now on: the window shows the newest rows, or the rows around the item with
+        key ``focus`` when it is there."""
         self.detach()
         self._live = live
         self._unsubscribe = live.subscribe(self._on_changes)
-        self._focus = None
+        self._focus = focus
         self._reset(live.rows)
 
     def detach(self) -> None:
@@ -153,6 +154,22 @@ class LiveListModel(QAbstractListModel, Generic[T]):
         self._last_insert_at_top = False
         self._trim()
         return count
+
+    def show_around(self, key: Hashable) -> bool:
+        """Move the window so that the item with ``key`` is in its middle; False when it is not loaded."""
+        position = next((n for n, item in enumerate(self._all) if self._key(item) == key), None)
+        if position is None:
+            return False
+        self._focus = key
+        if self._lo <= position < self._hi:
+            return True
+        self.beginResetModel()
+        total = len(self._all)
+        size = total if self._window is None else min(self._window, total)
+        self._lo = max(0, min(position - size // 2, total - size))
+        self._hi = self._lo + size
+        self.endResetModel()
+        return True
 
     def show_newest(self) -> None:
         """Move the window to the end of the list (the newest rows)."""

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from desktop_chat import __version__
 from desktop_chat.config import Settings
-from desktop_chat.models import ChatDetails, ChatId, Message, Profile, UserId
+from desktop_chat.models import ChatDetails, ChatId, Message, Profile, SearchHit, UserId
 from desktop_chat.ui.bridge import Operation, StoreBridge
 from desktop_chat.ui.chat_list import ChatListPanel
 from desktop_chat.ui.chat_list_model import ChatListModel
@@ -28,6 +28,7 @@ from desktop_chat.ui.chat_panel import ChatPanel
 from desktop_chat.ui.diagnostics import DiagnosticsWindow
 from desktop_chat.ui.dialogs import Confirm, NewChatDialog, QuickSwitcher, ask_confirmation
 from desktop_chat.ui.notifications import Notifier, notification_body, should_notify
+from desktop_chat.ui.search_panel import MessageSearchPanel, result_heading
 from desktop_chat.ui.settings_dialog import SettingsDialog
 from desktop_chat.ui.status_bar import StatusBar
 from desktop_chat.ui.text import plural
@@ -39,6 +40,7 @@ SHORTCUTS = (
     ("Ctrl+N", "New chat"),
     ("Ctrl+K", "Go to chat (quick switcher)"),
     ("Ctrl+F", "Search chats"),
+    ("Ctrl+Shift+F", "Search messages (this chat or all chats)"),
     ("Alt+Up / Alt+Down", "Previous / next chat"),
     ("Enter", "Send the message"),
     ("Shift+Enter", "New line in the message"),
@@ -115,6 +117,9 @@ class MainWindow(QMainWindow):
             bridge, self.chats, colors=colors, confirm=confirm, is_active=self._panel_active, parent=self
         )
         self.chat_panel.set_own_user(profile.id)
+        self._clock = clock
+        self.search_panel = MessageSearchPanel(bridge, self._search_heading, colors=colors, parent=self)
+        self.search_panel.hide()
         self.empty_state = QLabel("Pick a chat on the left, or start a new one with Ctrl+N.", self)
         self.empty_state.setObjectName("emptyState")
         self.empty_state.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -126,6 +131,7 @@ class MainWindow(QMainWindow):
         splitter.setObjectName("mainSplitter")
         splitter.addWidget(self.chat_list)
         splitter.addWidget(self.stack)
+        splitter.addWidget(self.search_panel)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
         splitter.setChildrenCollapsible(False)
@@ -145,6 +151,8 @@ class MainWindow(QMainWindow):
         self.chat_list.new_chat_requested.connect(self.new_chat)
         self.chat_list.current_chat_removed.connect(self._on_current_chat_removed)
         self.chat_panel.chat_closed.connect(self._on_chat_closed)
+        self.search_panel.message_chosen.connect(self.open_message)
+        self.search_panel.closed.connect(self.chat_panel.focus_composer)
         bridge.status_changed.connect(self.status.show_status)
         bridge.failed.connect(self._on_failed)
         bridge.chat_created.connect(self._on_chat_created)
@@ -166,8 +174,33 @@ class MainWindow(QMainWindow):
         self.chat_list.select(chat_id)
         self.chat_panel.show_chat(chat_id)
         self.stack.setCurrentWidget(self.chat_panel)
-        self.chat_panel.focus_composer()
+        self.search_panel.set_chat(chat_id)
+        if not self.search_panel.isVisible():
+            self.chat_panel.focus_composer()
         self._update_title()
+
+    def open_message(self, chat_id: ChatId, seq: int) -> None:
+        """Open ``chat_id`` at message ``seq``, however old, marked for a moment (a search result, a
+        quoted reply): the slot for anything that leads to a message."""
+        self.chat_panel.show_message(chat_id, seq)  # first: selecting the chat below then opens nothing more
+        self.open_chat(chat_id)
+
+    def search_messages(self) -> MessageSearchPanel:
+        """Show the message search panel (Ctrl+Shift+F), for the open chat or all chats."""
+        self.search_panel.set_chat(self.chat_panel.chat_id)
+        self.search_panel.open_panel()
+        return self.search_panel
+
+    def _search_heading(self, hit: SearchHit) -> str:
+        summary = self.chats.summary(hit.chat_id)
+        if hit.sender_id is None:
+            sender = "Deleted account"
+        elif hit.sender_id == self._profile.id:
+            sender = "You"
+        else:
+            sender = self._names.get(hit.sender_id, "Someone")
+        title = summary.chat.title if summary is not None else None
+        return result_heading(title, sender, hit.created_at, self._clock())
 
     def new_chat(self) -> NewChatDialog:
         dialog = NewChatDialog(self._bridge, self)
@@ -278,6 +311,7 @@ class MainWindow(QMainWindow):
         chat.addAction(self._action("&New chat…", "Ctrl+N", self.new_chat))
         chat.addAction(self._action("&Go to chat…", "Ctrl+K", self.quick_switch))
         chat.addAction(self._action("&Search chats", "Ctrl+F", self.chat_list.focus_filter))
+        chat.addAction(self._action("Search &messages…", "Ctrl+Shift+F", self.search_messages))
         chat.addAction(self._action("&Previous chat", "Alt+Up", lambda: self.chat_list.select_relative(-1)))
         chat.addAction(self._action("Ne&xt chat", "Alt+Down", lambda: self.chat_list.select_relative(1)))
         chat.addSeparator()
@@ -355,6 +389,7 @@ class MainWindow(QMainWindow):
     def _apply_colors(self, colors: Colors) -> None:
         self.chat_list.set_colors(colors)
         self.chat_panel.set_colors(colors)
+        self.search_panel.set_colors(colors)
         if self._diagnostics is not None:
             self._diagnostics.set_colors(colors)
 

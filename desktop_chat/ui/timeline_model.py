@@ -118,6 +118,7 @@ class TimelineModel(LiveListModel[Message]):
         self._hues: dict[UserId, int] = {}
         self._older_wanted = False
         self._loading_older = False
+        self._loading_newer = False
         self._unread_after: int | None = None
         self._divider: MessageId | None = None
         self._reactions: dict[MessageId, tuple[ShownReaction, ...]] = {}
@@ -131,17 +132,20 @@ class TimelineModel(LiveListModel[Message]):
         self._ask_timer.setInterval(0)
         self._ask_timer.timeout.connect(self._ask_for_originals)
         bridge.older_loaded.connect(self._on_older_loaded)
+        bridge.newer_loaded.connect(self._on_newer_loaded)
 
     # --- what is shown -------------------------------------------------------------------------------
     @property
     def chat_id(self) -> ChatId | None:
         return self._session
 
-    def show_timeline(self, chat_id: ChatId, timeline: Timeline) -> None:
+    def show_timeline(self, chat_id: ChatId, timeline: Timeline, focus: MessageId | None = None) -> None:
+        """Show ``timeline``: its newest rows, or those around message ``focus`` (a jump to it)."""
         self._session = chat_id
         self._older_wanted = False
         self._loading_older = False
-        self.attach(timeline)
+        self._loading_newer = False
+        self.attach(timeline, focus)
 
     def clear(self) -> None:
         self.detach()
@@ -404,6 +408,34 @@ class TimelineModel(LiveListModel[Message]):
         self._loading_older = True
         self._bridge.load_older(self._session)
 
+    # --- newer rows (a detached window, after a jump) -------------------------------------------------
+    def has_newer(self) -> bool:
+        """Whether newer messages exist beyond the loaded rows (the timeline is a window around an old
+        message, not the newest ones)."""
+        return self._session is not None and self._bridge.has_newer(self._session)
+
+    @property
+    def loading_newer(self) -> bool:
+        """A newer page is on its way: rows that arrive below are history, not new messages."""
+        return self._loading_newer
+
+    def fetch_newer(self) -> bool:
+        """Bring newer rows: loaded ones below the window first, else the next newer page from the store.
+        False when there is nothing to do (or a page is on its way)."""
+        if self._session is None or self._loading_newer:
+            return False
+        if self.extend_down(self._page):
+            return True
+        if not self._bridge.has_newer(self._session):
+            return False
+        self._loading_newer = True
+        self._bridge.load_newer(self._session)
+        return True
+
+    def row_of_seq(self, seq: int) -> MessageId | None:
+        """The id of the loaded message ``seq`` (in the window or not), or None."""
+        return next((message.id for message in self._all if message.seq == seq), None)
+
     def set_older_wanted(self, wanted: bool) -> None:
         """The view is near its top: ``canFetchMore`` may say yes (see the module docstring)."""
         self._older_wanted = wanted
@@ -412,6 +444,10 @@ class TimelineModel(LiveListModel[Message]):
     def _on_older_loaded(self, chat_id: ChatId, _count: int) -> None:
         if chat_id == self._session:
             self._loading_older = False
+
+    def _on_newer_loaded(self, chat_id: ChatId, _count: int) -> None:
+        if chat_id == self._session:
+            self._loading_newer = False
 
     def _spoken(self, message: Message) -> str:
         text = DELETED_TEXT if message.deleted else message.content

@@ -8,7 +8,13 @@ What it guarantees:
 - **Following.** If the reader was at the bottom, new messages scroll into view. Otherwise nothing moves
   and a "N new messages" button appears; it jumps to the newest message.
 - **History on demand.** Near the top the model may fetch (``canFetchMore``/``fetchMore``); near the
-  bottom of a window that does not reach the newest rows, the window grows downwards.
+  bottom of a window that does not reach the newest rows, the window grows downwards, and after a jump to
+  an old message (the timeline a detached window, ``TimelineModel.has_newer``) newer pages load there.
+  Rows that come with a newer page are history, not new messages, and the view is never "at the bottom"
+  of a detached window, so it does not follow them down. Ctrl+End and the jump button ask for the newest
+  messages instead (``live_end_requested``).
+- **Jumping.** ``scroll_to_message`` centres a message and marks it for a moment (an outline painted over
+  its bubble; the delegate's painting is not touched).
 """
 
 from __future__ import annotations
@@ -19,12 +25,16 @@ from functools import partial
 
 from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import (
+    QColor,
     QContextMenuEvent,
     QFont,
     QGuiApplication,
     QHelpEvent,
     QKeyEvent,
     QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
     QResizeEvent,
 )
 from PySide6.QtWidgets import (
@@ -48,6 +58,7 @@ from desktop_chat.ui.timeline_delegate import Action, MessageDelegate, Target
 from desktop_chat.ui.timeline_model import Quote, Receipt, TimelineModel
 
 PAGE = 50
+HIGHLIGHT_MS = 2500  # how long a message jumped to stays marked
 
 
 def is_jump_to_newest(event: QKeyEvent) -> bool:
@@ -85,6 +96,8 @@ class TimelineView(QListView):
         jump_requested(object, int): A reply's quote was clicked: show the original, ``(ChatId, seq)``.
             The view scrolls to it itself when it is loaded (``scroll_to_message``); the window does the
             rest (jump to any message).
+        live_end_requested(): The user wants the newest messages (Ctrl+End, the jump button) while the
+            timeline is a window around an old message; whoever owns the store opens the chat's newest page.
     """
 
     retry_requested = Signal(object)
@@ -95,6 +108,7 @@ class TimelineView(QListView):
     reply_requested = Signal(object)
     reaction_toggled = Signal(object, str)
     jump_requested = Signal(object, int)
+    live_end_requested = Signal()
 
     def __init__(self, model: TimelineModel, colors: Colors = LIGHT, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -106,6 +120,8 @@ class TimelineView(QListView):
         self._delegate_width = 0
         self._breathing = 0
         self._top_margin = 0
+        self._highlight: MessageId | None = None
+        self._colors = colors
         self.setItemDelegate(self._delegate)
         self.setModel(model)
         self.setObjectName("timeline")
@@ -134,6 +150,11 @@ class TimelineView(QListView):
         self._fetch_check.setInterval(0)
         self._fetch_check.timeout.connect(self._check_edges)
 
+        self._highlight_timer = QTimer(self)
+        self._highlight_timer.setSingleShot(True)
+        self._highlight_timer.setInterval(HIGHLIGHT_MS)
+        self._highlight_timer.timeout.connect(self.clear_highlight)
+
         model.rowsAboutToBeInserted.connect(self._before_rows_change)
         model.rowsAboutToBeMoved.connect(self._before_rows_change)
         model.modelAboutToBeReset.connect(self._before_rows_change)
@@ -159,37 +180,63 @@ class TimelineView(QListView):
         return self._jump
 
     def set_colors(self, colors: Colors) -> None:
+        self._colors = colors
         self._delegate.set_colors(colors)
         self.viewport().update()
 
     def is_at_bottom(self) -> bool:
+        """Whether the newest message is on screen at the bottom (never in a window around an old one)."""
         bar = self.verticalScrollBar()
-        return self._model.rows_below == 0 and bar.value() >= bar.maximum() - self._delegate_unit()
+        return (
+            self._model.rows_below == 0
+            and bar.value() >= bar.maximum() - self._delegate_unit()
+            and not self._model.has_newer()
+        )
+
+    @property
+    def highlighted(self) -> MessageId | None:
+        """The message marked after a jump to it, until the mark fades."""
+        return self._highlight
+
+    def scroll_to_message(self, message_id: MessageId, *, highlight: bool = True) -> bool:
+        """Centre the loaded message ``message_id`` on screen (moving the model's window to it) and mark it
+        for a moment. False when it is not loaded."""
+        model = self._model
+        if not model.show_around(message_id):
+            return False
+        row = model.row_of(message_id)
+        if row is None:
+            return False
+        self.executeDelayedItemsLayout()  # the layout (and any anchor it restores) first, then the scroll
+        self._anchor = None
+        self.scrollTo(model.index(row, 0), QAbstractItemView.ScrollHint.PositionAtCenter)
+        self._following = self.is_at_bottom()
+        self._unseen = 0
+        if highlight:
+            self._highlight = message_id
+            self._highlight_timer.start()
+            self.viewport().update()
+        self._update_jump()
+        self._fetch_check.start()
+        return True
+
+    def clear_highlight(self) -> None:
+        if self._highlight is not None:
+            self._highlight = None
+            self.viewport().update()
 
     def scroll_to_newest(self) -> None:
-        """Show the newest message at the bottom and follow from now on."""
+        """Show the newest message at the bottom and follow from now on. In a window around an old message
+        the newest ones are not loaded: ``live_end_requested`` asks for them."""
+        if self._model.has_newer():
+            self.live_end_requested.emit()
+            return
         self._model.show_newest()
         self._anchor = _Anchor(at_bottom=True)
         self.scheduleDelayedItemsLayout()
         self.executeDelayedItemsLayout()
         self._unseen = 0
         self._update_jump()
-
-    def scroll_to_message(self, message_id: MessageId) -> bool:
-        """Bring a loaded message to the middle of the screen; False when it is not loaded."""
-        model = self._model
-        row = model.row_of(message_id)
-        live = model.live
-        while row is None and live is not None and live.get(message_id) is not None and model.extend_up(PAGE):
-            row = model.row_of(message_id)  # loaded, but above the window: bring it in
-        if row is None:
-            return False
-        self.executeDelayedItemsLayout()
-        self._anchor = None
-        self.scrollTo(model.index(row, 0), QAbstractItemView.ScrollHint.PositionAtCenter)
-        self._following = self.is_at_bottom()
-        self._update_jump()
-        return True
 
     def scroll_to_first_unread(self) -> bool:
         """Show the "new messages" divider at the top (what the user has not seen starts there); the jump
@@ -211,6 +258,10 @@ class TimelineView(QListView):
     def _count_unseen(self) -> None:
         """With a divider, the jump button counts the new messages below the screen."""
         if self._model.unread_after is None:
+            return
+        if self._model.has_newer():
+            # Only part of what is new is loaded (a window around an old message): no count, only "↓".
+            self._unseen = 0
             return
         self._unseen = 0 if self.is_at_bottom() else self._model.unread_below(self.visible_rows().stop - 1)
 
@@ -315,7 +366,9 @@ class TimelineView(QListView):
         # would lay out a thousand rows now and again at the end.
         anchor = self._anchor
         if anchor is not None and not anchor.at_bottom:
-            if first > anchor.last_visible:
+            if first > anchor.last_visible and self._model.loading_newer:
+                pass  # a newer page of history below a window around an old message: nothing new
+            elif first > anchor.last_visible:
                 self._unseen += sum(
                     1 for row in range(first, last + 1) if not self._model.is_own(self._model.item(row))
                 )
@@ -357,8 +410,8 @@ class TimelineView(QListView):
         root = QModelIndex()
         if near_top and self._model.canFetchMore(root):
             self._model.fetchMore(root)
-        elif bar.maximum() - bar.value() <= reach and self._model.rows_below:
-            self._model.extend_down(PAGE)
+        if bar.maximum() - bar.value() <= reach:
+            self._model.fetch_newer()  # rows below the window, or the next newer page after a jump
 
     def _report_focus(self) -> None:
         index = self.indexAt(QPoint(1, self.viewport().height() // 2))
@@ -367,7 +420,11 @@ class TimelineView(QListView):
 
     def _update_jump(self) -> None:
         bar = self.verticalScrollBar()
-        far = bar.maximum() - bar.value() > self.viewport().height() or self._model.rows_below > 0
+        far = (
+            bar.maximum() - bar.value() > self.viewport().height()
+            or self._model.rows_below > 0
+            or self._model.has_newer()
+        )
         show = self._unseen > 0 or far
         if show:
             text = f"↓  {plural(self._unseen, 'new message')}" if self._unseen else "↓"
@@ -387,6 +444,29 @@ class TimelineView(QListView):
 
     def _delegate_unit(self) -> int:
         return max(2, self.fontMetrics().height() // 3)
+
+    # --- the mark on a message jumped to --------------------------------------------------------------
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self._highlight is None:
+            return
+        row = self._model.row_of(self._highlight)
+        if row is None:
+            return
+        rect = self.visualRect(self._model.index(row, 0))
+        if not rect.intersects(self.viewport().rect()):
+            return
+        bubble = self._delegate.geometry(row).bubble.translated(rect.topLeft())
+        unit = self._delegate_unit()
+        accent = QColor(self._colors.accent)
+        fill = QColor(accent)
+        fill.setAlpha(40)
+        painter = QPainter(self.viewport())
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(accent, max(2, unit // 2)))
+        painter.setBrush(fill)
+        painter.drawRoundedRect(bubble.adjusted(-unit, -unit, unit, unit), unit * 3, unit * 3)
+        painter.end()
 
     # --- geometry and font ---------------------------------------------------------------------------
     def resizeEvent(self, event: QResizeEvent) -> None:

@@ -25,6 +25,7 @@ from desktop_chat.errors import InvalidInput, NotSignedIn, Rejected, Unauthorize
 from desktop_chat.models import ChatId, DeliveryState, MemberRole, Message, MessageId, UserId
 from tests.conftest import StackHandle
 from tests.gui.fakes import populated_store
+from tests.history import write_history
 from tests.integration.dal.conftest import eventually
 from tests.keyrings import MemoryKeyring
 
@@ -47,6 +48,8 @@ class World:
     # A chat bob owns, with alice and carol in it, where bob has just said ``text`` (alice sees it).
     bobs_chat: Callable[[str], Awaitable[ChatId]]
     foreign_chat: ChatId  # a chat alice is not in
+    # A chat of bob's with alice and carol holding ``count`` messages; made before alice signs in.
+    long_chat: Callable[[int], Awaitable[ChatId]]
 
     async def sign_in(self) -> None:
         await self.store.sign_in(ALICE_EMAIL, PASSWORD)
@@ -63,7 +66,10 @@ def fake_world() -> World:
         store.receive(chat, cast.bob, text)
         return chat
 
-    return World("fake", store, lambda email: store.user(email).id, bobs_chat, foreign)
+    async def long_chat(count: int) -> ChatId:
+        return store.add_chat(f"long {uuid.uuid4().hex[:6]}", [cast.bob, cast.alice, cast.carol], history=count)
+
+    return World("fake", store, lambda email: store.user(email).id, bobs_chat, foreign, long_chat)
 
 
 def settings_for(stack: StackHandle, home: Path, db: int) -> Settings:
@@ -111,8 +117,21 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await eventually(lambda: bob.store.status.outbox_depth == 0, what="bob's message went out")
         return chat
 
+    async def long_chat(count: int) -> ChatId:
+        bob = await open_data_layer(
+            settings_for(stack, tmp_path / f"bob-{len(layers)}", BOB_DB),
+            keyring_backend=MemoryKeyring(),
+            realtime=False,
+        )
+        layers.append(bob)
+        await bob.store.sign_in(BOB_EMAIL, PASSWORD)
+        chat = await bob.store.create_chat(f"long {uuid.uuid4().hex[:6]}", [ALICE_EMAIL, CAROL_EMAIL])
+        people = [REAL_IDS[BOB_EMAIL], REAL_IDS[ALICE_EMAIL], REAL_IDS[CAROL_EMAIL]]
+        await write_history(stack.db_url, chat, people, count)
+        return chat
+
     try:
-        yield World("real", alice.store, REAL_IDS.__getitem__, bobs_chat, BOOK_CLUB_CHAT)
+        yield World("real", alice.store, REAL_IDS.__getitem__, bobs_chat, BOOK_CLUB_CHAT, long_chat)
     finally:
         for layer in reversed(layers):
             await layer.close()
@@ -154,6 +173,7 @@ async def test_signed_out_there_is_nothing_to_see_and_nothing_to_do(world: World
     assert await store.restore_session() is None  # nothing saved
     assert list(store.chat_list().rows) == []
     assert store.has_older(world.foreign_chat) is False
+    assert store.has_newer(world.foreign_chat) is False
     assert store.has_more_chats() is False
     store.close_chat(world.foreign_chat)  # harmless
     with pytest.raises(NotSignedIn, match=r"^You are not signed in\.$"):
@@ -166,6 +186,10 @@ async def test_signed_out_there_is_nothing_to_see_and_nothing_to_do(world: World
         await store.chat_members(world.foreign_chat)
     with pytest.raises(NotSignedIn, match=r"^You are not signed in\.$"):
         await store.send(world.foreign_chat, "hello")
+    with pytest.raises(NotSignedIn, match=r"^You are not signed in\.$"):
+        await store.open_at(world.foreign_chat, 1)
+    with pytest.raises(NotSignedIn, match=r"^You are not signed in\.$"):
+        await store.search_messages("hello")
 
 
 async def test_sign_in_checks_the_input_then_the_credentials(world: World) -> None:
@@ -470,6 +494,83 @@ async def test_status_listeners_hear_every_change_and_the_status_says_where_thin
     assert seen[-1] == store.status and store.status.backend_reachable
     snapshot = store.metrics_snapshot()
     assert isinstance(snapshot, dict) and snapshot
+
+
+# --- jumping to a message, searching ----------------------------------------------------------------------
+def seqs(timeline: Timeline) -> list[int]:
+    return [m.seq for m in timeline.rows if m.seq is not None]
+
+
+async def test_opening_a_chat_at_an_old_message_holds_a_window_around_it(world: World) -> None:
+    store = world.store
+    chat = await world.long_chat(500)
+    await world.sign_in()
+    with pytest.raises(InvalidInput, match=r"^Messages are numbered from 1\.$"):
+        await store.open_at(chat, 0)
+    timeline = await store.open_at(chat, 100)
+    assert seqs(timeline) == list(range(75, 126))
+    assert store.has_newer(chat) and store.has_older(chat)
+    assert await store.load_newer(chat) == 50
+    assert await store.load_older(chat) == 50
+    assert seqs(timeline) == list(range(25, 176))
+    assert store.has_newer(chat)
+    # Ctrl+End: the newest page, the same timeline object, at the live end again.
+    assert await store.open_chat(chat) is timeline
+    assert seqs(timeline) == list(range(451, 501))
+    assert not store.has_newer(chat)
+    assert await store.load_newer(chat) == 0
+
+
+async def test_a_window_paged_down_to_the_newest_message_is_the_live_end(world: World) -> None:
+    store = world.store
+    chat = await world.long_chat(300)
+    await world.sign_in()
+    timeline = await store.open_at(chat, 40)
+    pages = 0
+    while store.has_newer(chat):
+        pages += 1
+        assert pages < 10
+        await store.load_newer(chat)
+    assert seqs(timeline) == list(range(15, 301))
+    # Live again: one's own message shows at the bottom at once.
+    message_id = await store.send(chat, "back at the end")
+    assert timeline.rows[-1].id == message_id
+    await sent(timeline, message_id)
+
+
+async def test_opening_a_chat_near_its_newest_message_is_the_live_end(world: World) -> None:
+    store = world.store
+    chat = await world.long_chat(300)
+    await world.sign_in()
+    timeline = await store.open_at(chat, 290)
+    assert not store.has_newer(chat)
+    assert 290 in seqs(timeline) and seqs(timeline)[-1] == 300
+    assert (await store.open_at(world.foreign_chat, 1)).rows == ()  # row level security: nothing
+
+
+def _token() -> str:
+    """A word no other test wrote (letters only: the server's parser keeps it one word)."""
+    return "".join(chr(ord("a") + int(digit, 16)) for digit in uuid.uuid4().hex[:10])
+
+
+async def test_message_search_finds_a_word_by_its_start_in_the_users_chats_only(world: World) -> None:
+    store = world.store
+    await world.sign_in()
+    word = _token()
+    chat = await world.bobs_chat(f"The {word.capitalize()} lands at noon")
+    found = await store.search_messages(word[:6])
+    assert not found.local
+    [hit] = [hit for hit in found.hits if hit.chat_id == chat]
+    assert [text for text, lit in hit.snippet_parts() if lit] == [word.capitalize()]
+    assert hit.seq == 1 and hit.sender_id == world.user_id(BOB_EMAIL)
+    assert (await store.search_messages(word, chat_id=chat)).hits[0].id == hit.id
+    assert (await store.search_messages(word, chat_id=world.foreign_chat)).hits == ()
+    assert (await store.search_messages("  ")).hits == ()
+    with pytest.raises(InvalidInput, match=r"^The search text is 501 characters long; the limit is 500\.$"):
+        await store.search_messages("x" * 501)
+    # Where it leads: the chat opened at the message.
+    timeline = await store.open_at(chat, hit.seq)
+    assert timeline.get(hit.id) is not None
 
 
 # --- housekeeping ----------------------------------------------------------------------------------------

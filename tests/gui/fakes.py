@@ -31,6 +31,7 @@ from desktop_chat.dal.api import (
     ChatList,
     ConnectionState,
     MessageListener,
+    MessageSearch,
     ReactionsListener,
     ReadsListener,
     StatusListener,
@@ -41,6 +42,7 @@ from desktop_chat.dal.api import (
     new_timeline,
 )
 from desktop_chat.dal.live_list import Unsubscribe
+from desktop_chat.dal.local_search import search_cached
 from desktop_chat.errors import DesktopChatError, InvalidInput, NotSignedIn, Rejected, Unauthorized
 from desktop_chat.models import (
     Chat,
@@ -61,6 +63,7 @@ from desktop_chat.models import (
     ReactionDetail,
     Reactor,
     ReadState,
+    SearchCursor,
     ShownReaction,
     UserId,
     new_chat_id,
@@ -69,6 +72,7 @@ from desktop_chat.models import (
     validate_display_name,
     validate_emoji,
     validate_message_text,
+    validate_search_text,
     validate_title,
 )
 
@@ -159,6 +163,9 @@ class FakeChatStore:
         self._chats: dict[ChatId, _Chat] = {}
         self._timelines: dict[ChatId, Timeline] = {}
         self._lowest_loaded: dict[ChatId, int] = {}
+        self._newest_loaded: dict[ChatId, int] = {}  # chats whose timeline is a detached window
+        self.jump_context = 25  # messages on each side of a message ``open_at`` jumps to
+        self.search_scan = 5000  # the newest messages of each chat the search scans (synthetic ones abound)
         self._outbox: dict[MessageId, Message] = {}
         self._failures: dict[str, list[DesktopChatError]] = {}
         self._gates: dict[str, asyncio.Event] = {}
@@ -520,8 +527,8 @@ class FakeChatStore:
         await self._enter("open_chat", chat_id)
         chat = self._readable_chat(chat_id)
         timeline = self._timelines.get(chat_id)
-        if timeline is None:
-            timeline = new_timeline()
+        if timeline is None or self._newest_loaded.pop(chat_id, None) is not None:
+            timeline = timeline if timeline is not None else new_timeline()
             top = chat.session.last_seq if chat is not None else 0  # not a member: nothing to read
             low = max(1, top - self.page_size + 1)
             rows = [message for seq in range(low, top + 1) if (message := self._message(chat, seq)) is not None]
@@ -530,6 +537,72 @@ class FakeChatStore:
             self._timelines[chat_id] = timeline
             self._lowest_loaded[chat_id] = low if top else 1
         return timeline
+
+    async def open_at(self, chat_id: ChatId, seq: int) -> Timeline:
+        await self._enter("open_at", chat_id, seq)
+        if seq < 1:
+            raise InvalidInput("Messages are numbered from 1.")
+        chat = self._readable_chat(chat_id)
+        timeline = self._timelines.get(chat_id)
+        if timeline is None:
+            timeline = self._timelines[chat_id] = new_timeline()
+        top = chat.session.last_seq if chat is not None else 0
+        context = self.jump_context
+        low = max(1, seq - context)
+        high = min(top, seq + context)
+        rows = [message for n in range(low, high + 1) if (message := self._message(chat, n)) is not None]
+        if chat is not None and high >= top:
+            self._newest_loaded.pop(chat_id, None)  # it reaches the newest message: the live end
+            rows += [message for message in self._outbox.values() if message.chat_id == chat_id]
+        elif chat is not None:
+            self._newest_loaded[chat_id] = high
+        self._lowest_loaded[chat_id] = low
+        timeline.reset(rows)
+        return timeline
+
+    def has_newer(self, chat_id: ChatId) -> bool:
+        return chat_id in self._newest_loaded
+
+    async def load_newer(self, chat_id: ChatId) -> int:
+        await self._enter("load_newer", chat_id)
+        newest = self._newest_loaded.get(chat_id)
+        if newest is None:
+            return 0
+        chat = self._member_chat(chat_id)
+        top = chat.session.last_seq
+        high = min(top, newest + self.page_size)
+        rows = [message for n in range(newest + 1, high + 1) if (message := self._message(chat, n)) is not None]
+        timeline = self._timelines[chat_id]
+        if high >= top:
+            del self._newest_loaded[chat_id]
+            rows += [message for message in self._outbox.values() if message.chat_id == chat_id]
+        else:
+            self._newest_loaded[chat_id] = high
+        timeline.upsert_many(rows)
+        return len([row for row in rows if row.seq is not None])
+
+    async def search_messages(
+        self, text: str, chat_id: ChatId | None = None, cursor: SearchCursor | None = None
+    ) -> MessageSearch:
+        await self._enter("search_messages", text, chat_id, cursor)
+        self._me()
+        validate_search_text(text)
+        local = not self._status.backend_reachable
+        if cursor is not None and local:
+            return MessageSearch(local=True)
+        chats = [chat_id] if chat_id is not None else list(self._chats)
+        found: list[Message] = []
+        for each in chats:
+            chat = self._readable_chat(each)
+            if chat is None or chat.session.deleted:
+                continue
+            top = chat.session.last_seq
+            found += [m for n in range(max(1, top - self.search_scan + 1), top + 1) if (m := self._message(chat, n))]
+        hits = search_cached(found, text, limit=10_000)
+        if cursor is not None:
+            hits = [hit for hit in hits if (hit.created_at, str(hit.id)) < (cursor.before_at, str(cursor.before_id))]
+        page, rest = hits[:30], hits[30:]
+        return MessageSearch(tuple(page), page[-1].cursor if rest and not local else None, local=local)
 
     def close_chat(self, chat_id: ChatId) -> None:
         self.calls.append(("close_chat", (chat_id,)))
@@ -915,7 +988,9 @@ class FakeChatStore:
 
     def _show(self, message: Message) -> None:
         timeline = self._timelines.get(message.chat_id)
-        if timeline is not None:
+        newest = self._newest_loaded.get(message.chat_id)
+        beyond = newest is not None and (message.seq is None or message.seq > newest)
+        if timeline is not None and not (beyond and timeline.get(message.id) is None):
             timeline.upsert(message)
 
     def _summary(self, chat_id: ChatId) -> ChatSummary:

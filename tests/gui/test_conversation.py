@@ -117,6 +117,23 @@ def test_a_deleted_original_shows_as_deleted_and_one_not_loaded_is_looked_up(
     assert quote.excerpt == seq3.content and quote.seq == 3
 
 
+def test_clicking_the_quote_of_an_original_long_before_the_loaded_page_opens_the_chat_there(
+    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+) -> None:
+    team = store.chat_id("Team")
+    open_chat(qtbot, window, bridge, team)
+    panel = window.chat_panel
+    first = store._message(store._chats[team], 1)
+    assert first is not None and panel.model.oldest_loaded_seq() > 1
+    answer = store.receive(team, cast.carol, "as the very first message said", reply_to=first.id)
+    qtbot.waitUntil(lambda: not panel.model.quote_of(answer).missing)  # type: ignore[union-attr]
+    with qtbot.waitSignal(bridge.chat_opened_at):
+        click_target(qtbot, panel.view, row_of(window, answer), Target.QUOTE)
+    assert panel.model.has_newer()  # a window around the original, not the newest page
+    assert panel.view.highlighted == first.id
+    assert row_of(window, first) in panel.view.visible_rows()
+
+
 def test_a_reply_to_a_message_of_another_chat_fails_with_the_reason(
     qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
 ) -> None:

@@ -75,3 +75,30 @@ def test_artifacts_are_not_committed() -> None:
         ["git", "check-ignore", "-q", str(ARTIFACTS / "chat.png")], cwd=REPO_ROOT, check=False
     ).returncode
     assert ignored == 0
+
+
+SEARCH_SCENES = ("search.png", "search-jump.png", "search-offline.png")
+
+
+def test_screenshots_of_message_search_and_a_jump_far_back(x_display: str) -> None:
+    for name in SEARCH_SCENES:
+        (ARTIFACTS / name).unlink(missing_ok=True)
+    env = {**os.environ, "DISPLAY": x_display, "QT_QPA_PLATFORM": "xcb"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.gui.scenes_search", str(ARTIFACTS)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for name in SEARCH_SCENES:
+        path = ARTIFACTS / name
+        assert path.exists(), f"{name} was not written"
+        image = QImage(str(path))
+        assert (image.width(), image.height()) == (1280, 760)
+        colours, deviation = spread(image)
+        assert colours > 50, f"{name} looks blank ({colours} colours)"
+        assert deviation > 8, f"{name} has no contrast (lightness deviation {deviation:.1f})"

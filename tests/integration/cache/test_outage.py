@@ -11,6 +11,7 @@ from redis.exceptions import OutOfMemoryError
 from desktop_chat.cache.breaker import BreakerState, CircuitBreaker, FailureKind
 from desktop_chat.cache.keys import KeyKind, chat_key
 from desktop_chat.cache.redis_store import redis_client
+from desktop_chat.cache.secret import CacheSecret
 from desktop_chat.cache.store import AppendResult
 from desktop_chat.cache.tiered import CacheStatus, TieredCache
 from desktop_chat.models import ChatId, Message, UserId
@@ -110,6 +111,64 @@ async def test_slow_redis_opens_the_breaker_and_recovery_drops_what_redis_missed
     assert await raw.exists(chat_key(user, session).redis_key) == 0  # purged before Redis was used again
     assert await cache.get_chat(user, session) is None
     await raw.aclose()
+
+
+async def test_recovery_keeps_what_redis_did_not_miss_and_gets_what_it_did(
+    private_redis: PrivateRedis, make_cache: CacheFactory
+) -> None:
+    timer = SwitchableTimer()
+    breaker = CircuitBreaker(slow_seconds=0.25, slow_calls=3, slow_window=60, backoff=600)
+    cache = make_cache(private_redis.url, breaker=breaker, timer=timer)
+    await cache.start()
+    user, kept, renamed, read = new_user(), new_chat_id(), new_chat_id(), new_chat_id()
+    await cache.set_chat(user, chat_details(kept, user, title="Kept"))
+    await cache.set_chat(user, chat_details(renamed, user, title="Old title"))
+    await cache.set_messages(user, read, messages(read, 1, 3))
+
+    timer.slow = True  # a busy machine: Redis looks slow, the memory tier stands in
+    for _ in range(3):
+        await cache.get_recent(user)
+    assert cache.status is CacheStatus.OFFLINE
+    await cache.set_chat(user, chat_details(renamed, user, title="New title"))
+    await cache.set_recent(user, [chat_summary(renamed)])
+    await cache.set_messages(user, read, messages(read, 1, 4))
+
+    timer.slow = False
+    assert await cache.probe_now() is CacheStatus.ONLINE
+    hits = [await cache.get_chat(user, kept), await cache.get_chat(user, renamed)]
+    assert [(hit.tier, hit.value.chat.title) for hit in hits if hit is not None] == [
+        ("redis", "Kept"),  # untouched during the outage: still cached
+        ("redis", "New title"),  # written during the outage: Redis got it
+    ]
+    recent = await cache.get_recent(user)
+    assert recent is not None and recent.tier == "redis" and [c.chat.id for c in recent.value] == [renamed]
+    listed = await cache.get_messages(user, read)
+    assert listed is not None and [m.seq for m in listed.value] == [1, 2, 3, 4]
+
+
+async def test_closing_during_an_outage_hands_redis_what_only_the_memory_tier_has(
+    private_redis: PrivateRedis, make_cache: CacheFactory
+) -> None:
+    timer = SwitchableTimer()
+    breaker = CircuitBreaker(slow_seconds=0.25, slow_calls=3, slow_window=60, backoff=600)
+    secret = CacheSecret.generate()  # the install's key, the same after the restart
+    cache = make_cache(private_redis.url, breaker=breaker, timer=timer, secret=secret)
+    await cache.start()
+    user, session = new_user(), new_chat_id()
+    timer.slow = True
+    for _ in range(3):
+        await cache.get_recent(user)
+    assert cache.status is CacheStatus.OFFLINE
+    await cache.set_recent(user, [chat_summary(session)])
+    await cache.purge_user(new_user())  # another user's sign-out, replayed too
+
+    timer.slow = False  # the quit: the load is gone, Redis answers again
+    await cache.close()
+
+    after_restart = make_cache(private_redis.url, secret=secret)
+    await after_restart.start()
+    recent = await after_restart.get_recent(user)
+    assert recent is not None and recent.tier == "redis" and [c.chat.id for c in recent.value] == [session]
 
 
 async def fill(url: str) -> None:

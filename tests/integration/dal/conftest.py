@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from desktop_chat.config import Settings
 from desktop_chat.dal.api import ConnectionState
 from desktop_chat.dal.factory import DataLayer, open_data_layer
+from desktop_chat.dal.live import FRAME_INTERVAL
 from desktop_chat.models import ChatId
 from tests.conftest import StackHandle
 from tests.keyrings import MemoryKeyring
@@ -43,6 +44,7 @@ class LayerFactory(Protocol):
         redis_url: str | None = ...,
         keyring: MemoryKeyring | None = ...,
         managed_redis: bool = ...,
+        frame_interval: float = ...,
         **settings: Any,
     ) -> Awaitable[DataLayer]: ...
 
@@ -62,9 +64,11 @@ async def make_layer(stack: StackHandle, tmp_path: Path) -> AsyncIterator[LayerF
         redis_url: str | None = None,
         keyring: MemoryKeyring | None = None,
         managed_redis: bool = False,
+        frame_interval: float = FRAME_INTERVAL,
         **overrides: Any,
     ) -> DataLayer:
-        """``managed_redis``: the app's own redis-server, as the app runs it (persistent in ``cache_dir``)."""
+        """``managed_redis``: the app's own redis-server, as the app runs it (persistent in ``cache_dir``).
+        ``frame_interval``: how long live changes are held before they are applied (see LiveSync)."""
         home = tmp_path / name
         values: dict[str, Any] = {
             "supabase_url": stack.api_url,
@@ -76,9 +80,19 @@ async def make_layer(stack: StackHandle, tmp_path: Path) -> AsyncIterator[LayerF
             "runtime_dir": home / "run",
             "cache_dir": home / "cache",
             "request_timeout": 5.0,
+            # A loaded machine (CI's 2 cores) makes Redis look slow to the breaker, whose memory tier then
+            # stands in and misses what a test looks for in Redis. The breaker has tests of its own
+            # (tests/integration/cache); these count only a Redis that is down (refused at once) as one.
+            "cache_breaker_slow_seconds": 30.0,
+            "redis_socket_timeout": 5.0,
         }
         values.update(overrides)
-        layer = await open_data_layer(Settings(**values), keyring_backend=keyring or MemoryKeyring(), realtime=realtime)
+        layer = await open_data_layer(
+            Settings(**values),
+            keyring_backend=keyring or MemoryKeyring(),
+            realtime=realtime,
+            frame_interval=frame_interval,
+        )
         opened.append(layer)
         return layer
 

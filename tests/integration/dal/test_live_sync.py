@@ -10,7 +10,7 @@ import pytest
 
 from desktop_chat.dal.api import ConnectionState, Timeline
 from desktop_chat.dal.factory import DataLayer
-from desktop_chat.models import ChatId, DeliveryState, Message
+from desktop_chat.models import ChatId, DeliveryState, Message, MessageUpserted
 from desktop_chat.telemetry.metrics import SUPABASE_LATENCY
 from tests.conftest import StackHandle
 from tests.integration.dal.conftest import (
@@ -18,6 +18,7 @@ from tests.integration.dal.conftest import (
     ALICE_EMAIL,
     BOB,
     BOB_EMAIL,
+    PASSWORD,
     LayerFactory,
     alice_and_bob_in_a_new_chat,
     eventually,
@@ -260,3 +261,36 @@ async def test_signing_out_and_in_as_someone_else_starts_afresh(make_layer: Laye
     view = await store.open_chat(chat)
     await eventually(lambda: any(m.content == "before signing out" for m in view.rows), what="alice's message")
     assert all(m.delivery is DeliveryState.SENT for m in view.rows)  # nothing of alice's pending shows
+
+
+async def test_closing_saves_the_live_changes_that_arrived_within_the_last_frame(make_layer: LayerFactory) -> None:
+    """A change held for the current frame when the app quits still reaches the cache (the next, offline,
+    start shows it). A frame of an hour holds every change after the first until the close."""
+    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
+    bob = await make_layer("bob", frame_interval=3600)
+    await bob.store.sign_in(BOB_EMAIL, PASSWORD)
+    await eventually(lambda: bob.store.status.connection is ConnectionState.LIVE, what="bob live")
+    chat = await alice.store.create_chat(f"test {uuid.uuid4().hex[:6]}", [BOB_EMAIL])
+    timeline = await bob.store.open_chat(chat)  # read over REST: the (empty) history is cached
+    live = bob.store.signed_in.live
+
+    def received(text: str) -> bool:
+        """Shown (applied) or held for the frame."""
+        held = [e.message for e in live.held_changes if isinstance(e, MessageUpserted)]
+        return any(m.content == text for m in [*timeline.rows, *held])
+
+    await alice.store.send(chat, "first")
+    await eventually(lambda: received("first"), within=30, what="bob received the first message")
+    # A batch went out (the first message's, or an earlier one's): the next change waits for the frame.
+    await alice.store.send(chat, "last")
+    await eventually(
+        lambda: any(isinstance(e, MessageUpserted) and e.message.content == "last" for e in live.held_changes),
+        within=30,
+        what="the last message held for the frame",
+    )
+    assert all(m.content != "last" for m in timeline.rows)
+
+    await bob.store.close()  # the quit: the session ends, the cache is still open
+
+    cached = await bob.cache.get_messages(BOB, chat)
+    assert cached is not None and [m.content for m in cached.value] == ["first", "last"]
