@@ -28,6 +28,7 @@ from realtime.types import BroadcastPayload, PostgresChangesPayload
 
 from desktop_chat.models import ChangeEvent, ChatId, UserId
 from desktop_chat.realtime.events import commit_time
+from desktop_chat.realtime.inbox import PushInbox
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class RealtimeManager:
         self._wanted_chats: list[ChatId] = []
         self.reconnects = 0
         self.last_push_at: float | None = None
+        self._inbox: PushInbox[PostgresChangesPayload] = PushInbox(self._handle_push)
 
     @property
     def state(self) -> ConnectionState:
@@ -144,6 +146,7 @@ class RealtimeManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 task.result()
         await self._teardown()
+        await self._inbox.close()
         self._wanted_chats = []
         self._user_id = None
         self._set_state(ConnectionState.OFFLINE)
@@ -250,7 +253,11 @@ class RealtimeManager:
             self._on_state(state)
 
     def _on_push(self, payload: PostgresChangesPayload) -> None:
-        self.last_push_at = now = time.time()
+        self.last_push_at = time.time()
+        self._inbox.put(payload)  # handled off the library's receive loop, in slices (see inbox.py)
+
+    def _handle_push(self, payload: PostgresChangesPayload) -> None:
+        now = time.time()
         if self._on_lag is not None:
             committed = commit_time(payload)
             if committed is not None:
