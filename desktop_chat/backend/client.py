@@ -8,6 +8,7 @@ the access token expired is retried once after a refresh. Reads use the SQL func
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -21,8 +22,9 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from desktop_chat.backend.auth import AuthSession, SessionInfo, SessionListener
 from desktop_chat.backend.errors import map_error
+from desktop_chat.backend.round_trips import RoundTrips
 from desktop_chat.config import Settings
-from desktop_chat.errors import BackendUnavailable, Bug, EnvironmentFailure, Unauthorized
+from desktop_chat.errors import BackendUnavailable, Bug, DesktopChatError, EnvironmentFailure, Unauthorized
 from desktop_chat.models import (
     Chat,
     ChatChanges,
@@ -128,9 +130,13 @@ class SupabaseBackend:
         self._owns_http = http is None
         hooks = self._http.event_hooks
         self._http.event_hooks = {**hooks, "response": [*hooks.get("response", []), _remember_status]}
+        self.round_trips = RoundTrips()
+        """Requests sent to Supabase (REST, RPC, auth), for the diagnostics and the benchmarks."""
+        self.round_trips.attach(self._http)
         self._client: AsyncClient | None = None
         self._auth: AuthSession | None = None
         self._profile: Profile | None = None
+        self._profile_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -148,6 +154,7 @@ class SupabaseBackend:
         self._auth = AuthSession(self._client, self._secrets, self._server, self._timeout)
 
     async def close(self) -> None:
+        await self._stop_profile_task()
         if self._auth is not None:
             await self._auth.close()
         if self._client is not None:
@@ -213,6 +220,7 @@ class SupabaseBackend:
         known, the cache can be read, the session is confirmed in the background (``auth.waiting``),
         and calls that need the server raise BackendUnavailable until it is.
         """
+        saved_before = self.auth.saved_identity()  # read first: a refused token is deleted by restore()
         try:
             info = await self.auth.restore()
         except EnvironmentFailure:
@@ -226,11 +234,33 @@ class SupabaseBackend:
             return self._profile
         if info is None:
             return None
+        if saved_before is not None and saved_before[0] == info.user_id:
+            # The profile saved with the token: the first paint waits on one round trip (the token), not
+            # two; the row is read again in the background and the saved name follows it.
+            self._profile = Profile(id=info.user_id, display_name=saved_before[2])
+            self._profile_task = asyncio.get_running_loop().create_task(
+                self._reload_profile(info), name="profile-reload"
+            )
+            return self._profile
         return await self._load_profile(info)
+
+    async def _reload_profile(self, info: SessionInfo) -> None:
+        try:
+            await self._load_profile(info)
+        except DesktopChatError as error:  # the saved name stays; the next start tries again
+            log.info("The profile could not be read again: %s", error.message)
 
     async def sign_out(self) -> None:
         self._profile = None
+        await self._stop_profile_task()
         await self.auth.sign_out()
+
+    async def _stop_profile_task(self) -> None:
+        task, self._profile_task = self._profile_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def refresh_session(self) -> SessionInfo:
         return await self.auth.refresh()

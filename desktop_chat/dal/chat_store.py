@@ -171,7 +171,10 @@ class ChatStore:
         return self._status.subscribe(listener)
 
     def metrics_snapshot(self) -> dict[str, Any]:
-        return self._status.snapshot(self._signed_in.realtime if self._signed_in is not None else None)
+        snapshot = self._status.snapshot(self._signed_in.realtime if self._signed_in is not None else None)
+        trips = self._backend.round_trips.snapshot()
+        snapshot["round_trips"] = {"total": trips.total, "by_call": dict(trips.by_call)}
+        return snapshot
 
     # ==============================================================================================
     # reads and views

@@ -37,6 +37,7 @@ from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscrib
 
 from desktop_chat.models import ChangeEvent, ChatId, UserId
 from desktop_chat.realtime.events import Push, change_time, push_from
+from desktop_chat.realtime.inbox import PushInbox
 from desktop_chat.realtime.liveness import Heartbeat
 from desktop_chat.realtime.plan import (
     PRESENCE_CROWD,
@@ -189,6 +190,7 @@ class RealtimeManager:
         self.heartbeat_misses = 0
         self.token_updates = 0  # new tokens handed to a live socket
         self.last_push_at: float | None = None
+        self._inbox: PushInbox[Push] = PushInbox(self._handle_push)
 
     @property
     def state(self) -> ConnectionState:
@@ -227,6 +229,7 @@ class RealtimeManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 task.result()
         await self._teardown(dead=False)
+        await self._inbox.close()
         if self._closing:
             await asyncio.wait(self._closing, timeout=CLOSE_WAIT * 2)
         self._retry_at.clear()
@@ -447,7 +450,11 @@ class RealtimeManager:
         push = push_from(topic, message)
         if push is None:
             return
-        self.last_push_at = now = time.time()
+        self.last_push_at = time.time()
+        self._inbox.put(push)  # handled off the library's receive loop, in slices (see inbox.py)
+
+    def _handle_push(self, push: Push) -> None:
+        now = time.time()
         if self._on_lag is not None:
             written = change_time(push)
             if written is not None:

@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from desktop_chat.backend.client import SupabaseBackend
+from desktop_chat.backend.round_trips import RoundTripCounts
 from desktop_chat.config import Settings
 from desktop_chat.errors import BackendUnavailable, InvalidInput, NotSignedIn, Rejected, Unauthorized
 from desktop_chat.models import ChatId, new_chat_id, new_message_id
@@ -142,3 +143,40 @@ async def test_the_refresh_loop_renews_a_short_lived_token(tmp_path: Path) -> No
             assert await client.fetch_recent_chats()
         finally:
             await client.close()
+
+
+async def test_the_backend_counts_each_round_trip_by_call(backend: SupabaseBackend) -> None:
+    start = backend.round_trips.snapshot()
+    await backend.sign_in("alice@example.com", "password123")
+    signed_in = backend.round_trips.snapshot()
+    # The password grant and the profile row: two requests, both seen by the counter.
+    assert signed_in.since(start).by_call == {"auth POST token": 1, "rest GET profiles": 1}
+    await backend.fetch_chat_list(10)
+    await backend.fetch_messages(BOOK_CLUB, None, 5)
+    assert backend.round_trips.snapshot().since(signed_in) == RoundTripCounts(
+        2, {"rpc chat_list": 1, "rest GET chat_messages": 1}, answered=2
+    )
+
+
+async def test_a_restore_waits_on_the_token_alone_and_reads_the_profile_after(
+    backend: SupabaseBackend, tmp_path: Path, stack: StackHandle, keyring_backend: MemoryKeyring
+) -> None:
+    await backend.sign_in("alice@example.com", "password123")
+    # The saved identity is older than the profile row (renamed on another computer since).
+    backend.auth.remember_identity(backend.auth.require().user_id, "alice@example.com", "Alice (old name)")
+    again = SupabaseBackend(
+        settings_for(stack.api_url, stack.anon_key, tmp_path), SecretStore(tmp_path, backend=keyring_backend)
+    )
+    await again.start()
+    try:
+        start = again.round_trips.snapshot()
+        profile = await again.restore_session()
+        assert profile is not None and profile.id == ALICE and profile.display_name == "Alice (old name)"
+        assert again.round_trips.snapshot().since(start).by_call == {"auth POST token": 1}
+        async with asyncio.timeout(30):
+            while again.profile is None or again.profile.display_name == "Alice (old name)":  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert again.profile.display_name == "Alice"
+        assert again.auth.saved_identity() == (ALICE, "alice@example.com", "Alice")
+    finally:
+        await again.close()
