@@ -37,7 +37,9 @@ AWAY_CODES = {"PGRST000", "PGRST001", "PGRST002", "57P01"}
 
 @pytest.fixture(scope="module")
 def own_stack() -> Iterator[StackHandle]:
-    with throwaway_stack() as (stack, info):
+    # Durable (fsync and synchronous commit on): a crash restart must keep every commit that was answered,
+    # and an ephemeral stack acknowledges commits before their WAL is on disk.
+    with throwaway_stack(ephemeral=False) as (stack, info):
         yield StackHandle(stack, info)
 
 
