@@ -9,7 +9,7 @@ from pathlib import Path
 
 from devstack.config import DB_PASSWORD, DB_USER, StackConfig
 from devstack.procs import (
-    DevstackError,
+    PortTaken,
     chown_to_service_user,
     pid_alive,
     port_in_use,
@@ -121,7 +121,7 @@ class PostgresServer:
                 return False
             self.stop()
         if port_in_use(self.config.host, self.config.db_port):
-            raise DevstackError(
+            raise PortTaken(
                 f"port {self.config.db_port} on {self.config.host} is taken by another program; "
                 "stop it or choose another port with DEVSTACK_DB_PORT"
             )

@@ -17,6 +17,10 @@ class DevstackError(RuntimeError):
     """A failure the user can act on; the CLI prints its message and exits non-zero."""
 
 
+class PortTaken(DevstackError):
+    """A port the stack needs is held by another program."""
+
+
 def port_in_use(host: str, port: int) -> bool:
     """Whether something accepts TCP connections on ``host:port``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import redis
 
 from devstack.config import StackConfig
-from devstack.procs import DevstackError, cmdline, pid_alive, port_in_use, read_pid, terminate
+from devstack.procs import DevstackError, PortTaken, cmdline, pid_alive, port_in_use, read_pid, terminate
 from devstack.tools import redis_server
 
 
@@ -106,7 +106,7 @@ class RedisServer:
             terminate(pid)  # our own leftover that no longer answers
         self.pidfile.unlink(missing_ok=True)
         if port_in_use(self.config.host, self.config.redis_port):
-            raise DevstackError(
+            raise PortTaken(
                 f"port {self.config.redis_port} on {self.config.host} is taken by another program; "
                 "stop it or choose another port with DEVSTACK_REDIS_PORT"
             )

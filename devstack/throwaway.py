@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from devstack.config import RAISED_RATE_LIMITS, StackConfig
-from devstack.procs import free_port
+from devstack.procs import PortTaken, free_port
 from devstack.stack import Stack
+
+PORT_ATTEMPTS = 3
 
 
 def throwaway_config(state_dir: Path | None = None, **overrides: Any) -> StackConfig:
@@ -33,10 +35,25 @@ def throwaway_config(state_dir: Path | None = None, **overrides: Any) -> StackCo
 
 @contextmanager
 def throwaway_stack(*, seed: bool = True, **overrides: Any) -> Iterator[tuple[Stack, dict[str, Any]]]:
-    """Start a stack, yield it with its connection info, and delete it afterwards."""
-    stack = Stack(throwaway_config(**overrides))
-    try:
-        info = stack.up(seed=seed)
-        yield stack, info
-    finally:
-        stack.destroy()
+    """Start a stack, yield it with its connection info, and delete it afterwards.
+
+    A port that was free when picked can be taken before the server binds it (by another stack, or as
+    the local end of some outgoing connection): then the stack starts again on fresh ports, a few times.
+    """
+    for attempt in range(PORT_ATTEMPTS):
+        stack = Stack(throwaway_config(**overrides))
+        try:
+            info = stack.up(seed=seed)
+        except PortTaken:
+            stack.destroy()
+            if attempt == PORT_ATTEMPTS - 1 or {"api_port", "db_port", "redis_port"} & set(overrides):
+                raise
+            continue
+        except BaseException:
+            stack.destroy()
+            raise
+        try:
+            yield stack, info
+        finally:
+            stack.destroy()
+        return

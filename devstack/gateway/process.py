@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from devstack.config import REPO_ROOT, StackConfig
-from devstack.procs import DevstackError, cmdline, pid_alive, port_in_use, read_pid, terminate, wait_for_port
+from devstack.procs import DevstackError, PortTaken, cmdline, pid_alive, port_in_use, read_pid, terminate, wait_for_port
 
 
 class GatewayProcess:
@@ -71,7 +71,7 @@ class GatewayProcess:
             terminate(pid)
         self.pidfile.unlink(missing_ok=True)
         if port_in_use(self.config.host, self.config.api_port):
-            raise DevstackError(
+            raise PortTaken(
                 f"port {self.config.api_port} on {self.config.host} is taken by another program; "
                 "stop it or choose another port with DEVSTACK_API_PORT"
             )
