@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QToolButton, QWidgetAction
 from pytestqt.qtbot import QtBot
 
-from desktop_chat.models import DeliveryState, Message
+from desktop_chat.models import ChatId, DeliveryState, Message
 from desktop_chat.ui.bridge import StoreBridge
+from desktop_chat.ui.chat_panel import ChatPanel
 from desktop_chat.ui.emoji_picker import FREQUENT, EmojiPicker, matching
 from desktop_chat.ui.main_window import MainWindow
 from desktop_chat.ui.timeline_delegate import Target
@@ -21,6 +24,20 @@ from tests.gui.test_main_window import open_chat
 # The main window tests' fixtures, under the names these tests use.
 switches = main_window_tests.switches
 window = main_window_tests.window
+
+
+@dataclass(frozen=True)
+class OpenChat:
+    id: ChatId
+    panel: ChatPanel
+
+
+@pytest.fixture
+def team(qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore) -> OpenChat:
+    """The group chat "Team" (Alice, Bob, Carol, a long history), open in the window."""
+    chat = store.chat_id("Team")
+    open_chat(qtbot, window, bridge, chat)
+    return OpenChat(chat, window.chat_panel)
 
 
 def row_of(window: MainWindow, message: Message) -> int:
@@ -39,12 +56,10 @@ def click_target(qtbot: QtBot, view: TimelineView, row: int, kind: Target, index
 
 # --- replies -------------------------------------------------------------------------------------------
 def test_reply_from_the_menu_shows_replying_to_and_esc_cancels(
-    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+    team: OpenChat, qtbot: QtBot, store: FakeChatStore, cast: Cast
 ) -> None:
-    team = store.chat_id("Team")
-    open_chat(qtbot, window, bridge, team)
-    panel = window.chat_panel
-    theirs = store.receive(team, cast.bob, "Shall we move the standup to 10?")
+    panel = team.panel
+    theirs = store.receive(team.id, cast.bob, "Shall we move the standup to 10?")
     menu = panel.view.menu_for(theirs)
     next(action for action in menu.actions() if action.text() == "Reply").trigger()
     composer = panel.composer
@@ -56,12 +71,10 @@ def test_reply_from_the_menu_shows_replying_to_and_esc_cancels(
 
 
 def test_a_reply_is_sent_with_its_original_and_the_bubble_quotes_it(
-    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+    team: OpenChat, qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
 ) -> None:
-    team = store.chat_id("Team")
-    open_chat(qtbot, window, bridge, team)
-    panel = window.chat_panel
-    theirs = store.receive(team, cast.bob, "Shall we move the standup to 10?")
+    panel = team.panel
+    theirs = store.receive(team.id, cast.bob, "Shall we move the standup to 10?")
     qtbot.keyClick(panel.composer.editor, Qt.Key.Key_Up, Qt.KeyboardModifier.ControlModifier)
     assert panel.composer.replying_to == theirs.id  # Ctrl+Up: the newest message
     qtbot.keyClicks(panel.composer.editor, "Fine by me")
@@ -78,37 +91,33 @@ def test_a_reply_is_sent_with_its_original_and_the_bubble_quotes_it(
 
 
 def test_clicking_a_quote_scrolls_to_the_original_and_asks_for_the_jump(
-    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+    team: OpenChat, qtbot: QtBot, window: MainWindow, store: FakeChatStore, cast: Cast
 ) -> None:
-    team = store.chat_id("Team")
-    open_chat(qtbot, window, bridge, team)
-    panel = window.chat_panel
+    panel = team.panel
     original = panel.model.item(panel.model.rowCount() - 40)  # loaded, far above the screen
-    reply = store.receive(team, cast.carol, "About that:", reply_to=original.id)
+    reply = store.receive(team.id, cast.carol, "About that:", reply_to=original.id)
     panel.view.scroll_to_newest()
     assert row_of(window, original) not in panel.view.visible_rows()
     with qtbot.waitSignal(panel.jump_to_message_requested) as jump:
         click_target(qtbot, panel.view, row_of(window, reply), Target.QUOTE)
-    assert jump.args == [team, original.seq]
+    assert jump.args == [team.id, original.seq]
     assert row_of(window, original) in panel.view.visible_rows()
 
 
 def test_a_deleted_original_shows_as_deleted_and_one_not_loaded_is_looked_up(
-    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+    team: OpenChat, qtbot: QtBot, bridge: StoreBridge, store: FakeChatStore, cast: Cast
 ) -> None:
-    team = store.chat_id("Team")
-    open_chat(qtbot, window, bridge, team)
-    panel = window.chat_panel
-    mine = store.add_message(team, cast.alice, "typo here")
-    reply = store.receive(team, cast.bob, "what typo?", reply_to=mine.id)
+    panel = team.panel
+    mine = store.add_message(team.id, cast.alice, "typo here")
+    reply = store.receive(team.id, cast.bob, "what typo?", reply_to=mine.id)
     with qtbot.waitSignal(bridge.finished):
         bridge.delete_message(mine.id)
     quote = panel.model.quote_of(reply)
     assert quote is not None and quote.deleted and quote.excerpt == DELETED_TEXT
 
-    seq3 = store._message(store._chats[team], 3)  # long before the loaded page
+    seq3 = store._message(store._chats[team.id], 3)  # long before the loaded page
     assert seq3 is not None and panel.model.oldest_loaded_seq() > 3
-    answer = store.receive(team, cast.carol, "back to the start", reply_to=seq3.id)
+    answer = store.receive(team.id, cast.carol, "back to the start", reply_to=seq3.id)
     first = panel.model.quote_of(answer)
     assert first is not None and first.missing and first.excerpt == "Loading…"
     qtbot.waitUntil(lambda: not panel.model.quote_of(answer).missing)  # type: ignore[union-attr]
@@ -118,14 +127,12 @@ def test_a_deleted_original_shows_as_deleted_and_one_not_loaded_is_looked_up(
 
 
 def test_clicking_the_quote_of_an_original_long_before_the_loaded_page_opens_the_chat_there(
-    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+    team: OpenChat, qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
 ) -> None:
-    team = store.chat_id("Team")
-    open_chat(qtbot, window, bridge, team)
-    panel = window.chat_panel
-    first = store._message(store._chats[team], 1)
+    panel = team.panel
+    first = store._message(store._chats[team.id], 1)
     assert first is not None and panel.model.oldest_loaded_seq() > 1
-    answer = store.receive(team, cast.carol, "as the very first message said", reply_to=first.id)
+    answer = store.receive(team.id, cast.carol, "as the very first message said", reply_to=first.id)
     qtbot.waitUntil(lambda: not panel.model.quote_of(answer).missing)  # type: ignore[union-attr]
     with qtbot.waitSignal(bridge.chat_opened_at):
         click_target(qtbot, panel.view, row_of(window, answer), Target.QUOTE)
@@ -150,12 +157,10 @@ def test_a_reply_to_a_message_of_another_chat_fails_with_the_reason(
 
 # --- reactions -----------------------------------------------------------------------------------------
 def test_a_reaction_shows_at_once_goes_out_once_and_toggles_back(
-    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+    team: OpenChat, qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
 ) -> None:
-    team = store.chat_id("Team")
-    open_chat(qtbot, window, bridge, team)
-    panel = window.chat_panel
-    theirs = store.receive(team, cast.bob, "Release is out!")
+    panel = team.panel
+    theirs = store.receive(team.id, cast.bob, "Release is out!")
     menu = panel.view.menu_for(theirs)
     row = next(a for a in menu.actions() if isinstance(a, QWidgetAction)).defaultWidget()
     buttons = row.findChildren(QToolButton)
@@ -165,14 +170,14 @@ def test_a_reaction_shows_at_once_goes_out_once_and_toggles_back(
     [shown] = panel.model.reactions_of(theirs.id)  # optimistic: nothing reached the server yet
     assert (shown.emoji, shown.count, shown.mine) == ("🎉", 1, True)
     assert store.reaction_requests == []
-    store.react(team, theirs.id, cast.carol, "🎉")  # someone else, live
+    store.react(team.id, theirs.id, cast.carol, "🎉")  # someone else, live
     [shown] = panel.model.reactions_of(theirs.id)
     assert (shown.count, shown.mine) == (2, True)
     store.deliver_reactions()
     assert store.reaction_requests == [("add", theirs.id, "🎉")]
     [shown] = panel.model.reactions_of(theirs.id)
     assert (shown.count, shown.mine, set(shown.names)) == (2, True, {"Alice Martin", "Carol Diaz"})
-    row = row_of(window, store.find_last(team))
+    row = row_of(window, store.find_last(team.id))
     with qtbot.waitSignal(bridge.finished):
         click_target(qtbot, panel.view, row, Target.REACTION)  # the user's own chip: take it back
     [shown] = panel.model.reactions_of(theirs.id)
@@ -181,16 +186,12 @@ def test_a_reaction_shows_at_once_goes_out_once_and_toggles_back(
     assert store.reaction_requests == [("add", theirs.id, "🎉"), ("remove", theirs.id, "🎉")]
 
 
-def test_who_reacted_is_the_chips_tooltip(
-    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
-) -> None:
-    team = store.chat_id("Team")
-    open_chat(qtbot, window, bridge, team)
-    panel = window.chat_panel
-    theirs = store.receive(team, cast.bob, "Pizza tonight?")
-    store.react(team, theirs.id, cast.carol, "👍")
-    store.react(team, theirs.id, cast.bob, "👍")
-    row = row_of(window, store.find_last(team))
+def test_who_reacted_is_the_chips_tooltip(team: OpenChat, window: MainWindow, store: FakeChatStore, cast: Cast) -> None:
+    panel = team.panel
+    theirs = store.receive(team.id, cast.bob, "Pizza tonight?")
+    store.react(team.id, theirs.id, cast.carol, "👍")
+    store.react(team.id, theirs.id, cast.bob, "👍")
+    row = row_of(window, store.find_last(team.id))
     rect = panel.view.message_delegate.target_rect(row, Target.REACTION)
     assert rect is not None
     target = panel.view.message_delegate.target_at(row, rect.center())
@@ -199,12 +200,10 @@ def test_who_reacted_is_the_chips_tooltip(
 
 
 def test_the_full_picker_searches_by_name_and_reacts(
-    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast
+    team: OpenChat, qtbot: QtBot, bridge: StoreBridge, store: FakeChatStore, cast: Cast
 ) -> None:
-    team = store.chat_id("Team")
-    open_chat(qtbot, window, bridge, team)
-    panel = window.chat_panel
-    theirs = store.receive(team, cast.bob, "I adopted a cat")
+    panel = team.panel
+    theirs = store.receive(team.id, cast.bob, "I adopted a cat")
     picker = panel.view.pick_reaction(theirs)
     assert isinstance(picker, EmojiPicker)
     assert picker.grid.item(0).text() == FREQUENT[0]
@@ -260,12 +259,10 @@ def test_in_a_group_seen_by_n_with_the_names_on_hover_moves_live(
 
 @pytest.mark.parametrize("unused", [None])
 def test_nothing_extra_for_plain_messages(
-    qtbot: QtBot, window: MainWindow, bridge: StoreBridge, store: FakeChatStore, cast: Cast, unused: None
+    team: OpenChat, window: MainWindow, store: FakeChatStore, cast: Cast, unused: None
 ) -> None:
-    team = store.chat_id("Team")
-    open_chat(qtbot, window, bridge, team)
-    panel = window.chat_panel
-    theirs = store.receive(team, cast.bob, "plain")
+    panel = team.panel
+    theirs = store.receive(team.id, cast.bob, "plain")
     row = row_of(window, theirs)
     assert panel.model.quote_of(theirs) is None and panel.model.reactions_of(theirs.id) == ()
     for kind in Target:
