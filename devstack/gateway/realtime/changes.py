@@ -105,6 +105,11 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # A pooled connection whose server process ended (a shutdown, a restart) gets the server's last
+    # message, "terminating connection", while idle, and only later notices the socket closed; used in
+    # between, asyncpg refuses with "cannot switch to state N; another operation (2) is in progress". Our
+    # connections are never shared, so this error means a connection the database dropped.
+    asyncpg.InternalClientError,
 )
 
 
@@ -222,7 +227,7 @@ class ChangeCapture:
                 await self._poll_forever()
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as error:
                 delay = RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)]
                 attempt += 1
                 # The slot dropped under us: reconnecting finds it gone, recreates it and reports the gap.
