@@ -1,7 +1,7 @@
 """distance: the user's actions through the data layer with Supabase 0, 30 and 100 ms away.
 
 One throwaway stack, filled like ``bench dal_read`` (20 chats of alice, bob and carol, 40..600 messages
-each). For each round-trip time a loopback proxy (``bench live``'s ``DelayProxy``: each direction's bytes
+each). For each round-trip time a loopback proxy (``devstack.proxy`` with a delay: each direction's bytes
 held RTT/2) sits between a whole data layer (``open_data_layer``, realtime on, its own Redis database)
 and the gateway; REST, auth and the realtime socket all go through it. Measured, each in the same run at
 every distance, with the round trips each action makes (``SupabaseBackend.round_trips``: the requests the
@@ -39,12 +39,12 @@ import asyncpg
 from pydantic import SecretStr
 
 from bench.bench_dal_read import ALICE_EMAIL, PASSWORD, SEED, fill
-from bench.bench_live import DelayProxy
 from bench.stats import summary_ms
 from desktop_chat.config import Settings
 from desktop_chat.dal.api import ConnectionState
 from desktop_chat.dal.factory import DataLayer, open_data_layer
 from desktop_chat.models import ChatId
+from devstack.proxy import LoopbackProxy
 from devstack.throwaway import throwaway_stack
 from tests.keyrings import MemoryKeyring
 
@@ -123,7 +123,7 @@ async def at_distance(
     info: dict[str, Any], rtt_ms: int, chats: list[ChatId], home: Path, database: int
 ) -> dict[str, Any]:
     host, port = str(info["api_url"]).removeprefix("http://").rstrip("/").split(":")
-    proxy = DelayProxy(host, int(port), rtt_ms / 2000)
+    proxy = LoopbackProxy(host, int(port), delay=rtt_ms / 2000)
     proxy_port = proxy.start()
     url = f"http://127.0.0.1:{proxy_port}"
     keyring = MemoryKeyring()

@@ -45,7 +45,6 @@ import multiprocessing
 import sqlite3
 import statistics
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -63,6 +62,7 @@ from desktop_chat.dal.live import FRAME_INTERVAL
 from desktop_chat.dal.live_list import RowChange, RowsRemoved, apply_changes
 from desktop_chat.models import ChangeEvent, ChatId, DeliveryState, Message, MessageId, MessageUpserted
 from desktop_chat.sync.outbox import OutboxEntry
+from devstack.proxy import LoopbackProxy
 from devstack.stack import Stack
 from devstack.throwaway import throwaway_stack
 from tests.keyrings import MemoryKeyring
@@ -87,130 +87,6 @@ SUSTAINED_SECONDS = 30
 STALL_TICK = 0.005
 
 TIMEOUT = 60.0
-
-
-# ==================================================================================================
-# a loopback proxy that delays every byte
-# ==================================================================================================
-class DelayProxy:
-    """A TCP proxy on 127.0.0.1 that forwards each direction's data ``delay`` seconds late.
-
-    It runs its own event loop on its own thread, so its work is not counted in the client's loop. Latency
-    only: chunks keep their order and their spacing, and a burst is not slowed down.
-    """
-
-    def __init__(self, target_host: str, target_port: int, delay: float) -> None:
-        self._target = (target_host, target_port)
-        self._delay = delay
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self.port = 0
-        self.connections = 0
-
-    def start(self) -> int:
-        self._thread = threading.Thread(target=self._main, name="delay-proxy", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the proxy did not start")
-        if self._error is not None:
-            raise RuntimeError("the proxy did not start") from self._error
-        return self.port
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as error:  # reported to start(); the thread just ends
-            self._error = error
-            self._ready.set()
-        finally:
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stop = asyncio.Event()
-        tasks: set[asyncio.Task[None]] = set()
-
-        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            tasks.add(task)
-            try:
-                await self._connection(reader, writer)
-            finally:
-                tasks.discard(task)
-
-        server = await asyncio.start_server(accept, "127.0.0.1", 0)
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            server.close()
-            for task in list(tasks):
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await server.wait_closed()
-
-    async def _connection(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            client_writer.close()
-            return
-        try:
-            await asyncio.gather(self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer))
-        finally:
-            for writer in (client_writer, upstream_writer):
-                writer.close()
-                with contextlib.suppress(Exception):
-                    await writer.wait_closed()
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Copy reader → writer, each chunk ``delay`` after it was read; EOF travels the same way."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-
-        async def read() -> None:
-            try:
-                while data := await reader.read(65536):
-                    queue.put_nowait((loop.time() + self._delay, data))
-            except OSError:
-                pass
-            queue.put_nowait((loop.time() + self._delay, b""))
-
-        async def write() -> None:
-            while True:
-                due, data = await queue.get()
-                if (wait := due - loop.time()) > 0:
-                    await asyncio.sleep(wait)
-                if not data:
-                    if writer.can_write_eof() and not writer.is_closing():
-                        with contextlib.suppress(OSError):
-                            writer.write_eof()
-                    return
-                writer.write(data)
-                await writer.drain()
-
-        reading = asyncio.ensure_future(read())
-        try:
-            await write()
-        except OSError:
-            pass
-        finally:
-            reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reading
 
 
 # ==================================================================================================
@@ -453,7 +329,7 @@ async def optimistic(clients: Clients, stack_info: dict[str, Any], chats: Sequen
 
     api = str(stack_info["api_url"]).removeprefix("http://").rstrip("/")
     host, port = api.rsplit(":", 1)
-    proxy = DelayProxy(host, int(port), PROXY_DELAY)
+    proxy = LoopbackProxy(host, int(port), delay=PROXY_DELAY)
     proxy_port = proxy.start()
     try:
         delayed = await clients.open("alice-delayed", ALICE_EMAIL, supabase_url=f"http://127.0.0.1:{proxy_port}")

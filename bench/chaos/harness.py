@@ -27,7 +27,7 @@ import asyncpg
 from bench.chaos.accounting import FaultWindow, SentMessage, Tally, ViewRecord, account
 from bench.chaos.driver import ClientError, ClientProcess
 from bench.chaos.faults import Fault
-from bench.chaos.proxy import BlackholeProxy
+from devstack.proxy import LoopbackProxy as BlackholeProxy
 from devstack.stack import Stack
 from devstack.throwaway import throwaway_stack
 

@@ -26,6 +26,7 @@ from desktop_chat.dal.factory import DataLayer
 from desktop_chat.models import ChatId, MessageId, UserId
 from desktop_chat.realtime.manager import RealtimeManager
 from desktop_chat.realtime.topics import chat_topic, typing_topic
+from devstack.proxy import LoopbackProxy
 from tests.conftest import StackHandle
 from tests.integration.dal.conftest import (
     ALICE,
@@ -36,7 +37,6 @@ from tests.integration.dal.conftest import (
     eventually,
     signed_in,
 )
-from tests.integration.dal.proxy import BlackHoleProxy
 
 pytestmark = pytest.mark.integration
 
@@ -44,13 +44,11 @@ HEAL = 10.0  # seconds from the fault until what was sent meanwhile shows (the r
 
 
 @pytest.fixture
-async def proxy(stack: StackHandle) -> AsyncIterator[BlackHoleProxy]:
+async def proxy(stack: StackHandle) -> AsyncIterator[LoopbackProxy]:
     target = urlsplit(stack.api_url)
     assert target.hostname is not None and target.port is not None
-    proxy = BlackHoleProxy(target.hostname, target.port)
-    await proxy.start()
-    yield proxy
-    await proxy.close()
+    with LoopbackProxy(target.hostname, target.port) as proxy:
+        yield proxy
 
 
 def link(layer: DataLayer) -> RealtimeManager:
@@ -94,7 +92,7 @@ async def typing_reaches(sender: DataLayer, receiver: DataLayer, chat: ChatId, w
 
 
 async def test_a_black_holed_socket_is_noticed_rebuilt_and_back_filled(
-    make_layer: LayerFactory, proxy: BlackHoleProxy
+    make_layer: LayerFactory, proxy: LoopbackProxy
 ) -> None:
     alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
     bob = await make_layer("bob", supabase_url=f"http://127.0.0.1:{proxy.port}")
@@ -102,7 +100,7 @@ async def test_a_black_holed_socket_is_noticed_rebuilt_and_back_filled(
     await eventually(lambda: bob.store.status.connection is ConnectionState.LIVE, what="bob live")
     chat, view = await open_both(alice, bob)
     bob_link = link(bob)
-    assert proxy.black_hole() == 1  # bob's one realtime socket: nothing in, nothing out, no FIN
+    assert proxy.blackhole(websockets_only=True) == 1  # bob's one realtime socket: nothing in, nothing out, no FIN
     fault = time.monotonic()
     sent = [await alice.store.send(chat, f"into the void {n}") for n in range(5)]
     await eventually(lambda: shown_once(view, sent), within=HEAL - (time.monotonic() - fault), what="all shown")
@@ -200,7 +198,7 @@ async def test_the_probe_repairs_a_push_the_server_never_sent(make_layer: LayerF
 
 @pytest.mark.parametrize("fault", ["cut", "black hole"])
 async def test_after_a_reconnect_the_new_link_stays_up(
-    make_layer: LayerFactory, proxy: BlackHoleProxy, fault: str
+    make_layer: LayerFactory, proxy: LoopbackProxy, fault: str
 ) -> None:
     """The sockets and channels of a link that was given up must not touch the link that replaced it: their
     late callbacks (a leave that times out on the dead socket, a channel that reports itself closed or
@@ -214,7 +212,8 @@ async def test_after_a_reconnect_the_new_link_stays_up(
     # Straight back (a spread drawn near 0, as one client in fifty draws under 0.1 s): the old socket's
     # last callbacks then come while the new link is already up.
     bob_link.timing = dataclasses.replace(bob_link.timing, reconnect_spread=0.0)
-    assert (proxy.cut() if fault == "cut" else proxy.black_hole()) == 1
+    fail = proxy.cut if fault == "cut" else proxy.blackhole
+    assert fail(websockets_only=True) == 1
     await eventually(
         lambda: bob_link.reconnects == 1 and bob.store.status.connection is ConnectionState.LIVE,
         within=HEAL + 5,
