@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -162,6 +162,7 @@ class TieredCache:
         self._users: set[UserId] = set()
         self._user_locks: dict[UserId, asyncio.Lock] = {}
         self._pending: set[asyncio.Task[Any]] = set()
+        self._invalidating: Counter[CacheKey] = Counter()
         self._probe_task: asyncio.Task[None] | None = None
         self._probe_lock = asyncio.Lock()
         self._inflight = 0
@@ -427,24 +428,47 @@ class TieredCache:
 
     # --- invalidation ------------------------------------------------------------------------------
     async def invalidate(self, user: UserId, kind: KeyKind, chat_id: ChatId | None = None) -> None:
-        """Drop one entry, e.g. the recent list after a chat changed."""
+        """Drop one entry, e.g. the recent list after a chat changed; it reads as a miss from now on."""
         key = CacheKey(user, kind, chat_id)
 
         async def body() -> None:
             self._bump(key)
             await self._mutate("delete", lambda target: target.delete(key), [key])
 
-        await self._locked(user, body)
+        await self._locked(user, self._invalidating_while(body, key))
 
     async def invalidate_chat(self, user: UserId, chat_id: ChatId) -> None:
-        """Drop everything cached about one chat (deleted, or the user left)."""
+        """Drop everything cached about one chat (deleted, or the user left); it reads as a miss from now on."""
+        keys = (chat_key(user, chat_id), msgs_key(user, chat_id))
 
         async def body() -> None:
-            keys = (chat_key(user, chat_id), msgs_key(user, chat_id))
             self._bump(*keys)
             await self._mutate("delete", lambda target: target.delete_chat(user, chat_id), keys)
 
-        await self._locked(user, body)
+        await self._locked(user, self._invalidating_while(body, *keys))
+
+    def _invalidating_while(
+        self, body: Callable[[], Awaitable[None]], *keys: CacheKey
+    ) -> Callable[[], Awaitable[None]]:
+        """Mark ``keys`` as being invalidated now, until ``body`` (the delete) has run.
+
+        The delete waits for the user's earlier writes and then for Redis; a read meanwhile would still find
+        the entry, although the caller has moved on (live sync shows a renamed chat in the list, then
+        invalidates its details: a details read in between got the old title). Marked keys read as misses.
+        """
+        for key in keys:
+            self._invalidating[key] += 1
+
+        async def marked() -> None:
+            try:
+                await body()
+            finally:
+                self._invalidating.subtract(keys)
+                for key in keys:
+                    if self._invalidating[key] <= 0:
+                        del self._invalidating[key]
+
+        return marked
 
     async def purge_user(self, user: UserId) -> None:
         """Drop every entry of ``user`` (sign-out), from memory and from the snapshot on disk."""
@@ -635,6 +659,8 @@ class TieredCache:
         self, key: CacheKey, op: str, action: Callable[[CacheStore], Awaitable[R]]
     ) -> tuple[R, CacheStore] | None:
         self._users.add(key.user)
+        if key in self._invalidating:
+            return None  # being deleted: what a store still holds is out of date
         return await self._run(op, action)
 
     async def _run(

@@ -10,12 +10,13 @@ import asyncio
 import pytest
 
 from desktop_chat.cache.codec import Codec
-from desktop_chat.cache.keys import KeyKind, chat_key, msgs_key, recent_key
+from desktop_chat.cache.keys import CacheKey, KeyKind, chat_key, msgs_key, recent_key
 from desktop_chat.cache.memory import MemoryCacheStore
 from desktop_chat.cache.policy import CachePolicy
 from desktop_chat.cache.secret import CacheSecret
 from desktop_chat.cache.store import AppendResult
 from desktop_chat.cache.tiered import CacheStatus, TieredCache
+from desktop_chat.models import ChatId, UserId
 from desktop_chat.telemetry.metrics import CACHE_HITS, CACHE_MISSES, ERRORS, MetricsRegistry
 from tests.builders import chat_details, chat_summary, message, messages, new_chat_id, new_user
 
@@ -167,4 +168,44 @@ async def test_a_write_finishes_even_if_its_caller_is_cancelled() -> None:
     # The user's writes run in call order, so once this one is done the cancelled one has run too.
     await cache.invalidate(user, KeyKind.RECENT)
     assert await cache.get_chat(user, session) is None
+    await cache.close()
+
+
+class SlowDeletes(MemoryCacheStore):
+    """The memory tier, with deletes that wait for ``done`` (a slow Redis, a write queued ahead)."""
+
+    def __init__(self, policy: CachePolicy) -> None:
+        super().__init__(policy)
+        self.done = asyncio.Event()
+
+    async def delete(self, *keys: CacheKey) -> None:
+        await self.done.wait()
+        await super().delete(*keys)
+
+    async def delete_chat(self, user: UserId, chat_id: ChatId) -> None:
+        await self.done.wait()
+        await super().delete_chat(user, chat_id)
+
+
+async def test_a_read_while_its_entry_is_being_invalidated_misses() -> None:
+    # Live sync shows a renamed chat in the list, then invalidates its cached details: a details read in
+    # between must not get the old title from the cache (it did, under load).
+    memory = SlowDeletes(POLICY)
+    cache = TieredCache(codec=Codec(CacheSecret.generate()), policy=POLICY, metrics=MetricsRegistry(), memory=memory)
+    user, renamed, removed = new_user(), new_chat_id(), new_chat_id()
+    for session in (renamed, removed):
+        await cache.set_chat(user, chat_details(session, user))
+        await cache.set_messages(user, session, messages(session, 1, 3))
+    invalidating = asyncio.create_task(cache.invalidate(user, KeyKind.CHAT, renamed))
+    purging = asyncio.create_task(cache.invalidate_chat(user, removed))
+    await asyncio.sleep(0)  # both begun, neither done
+    assert not invalidating.done() and not purging.done()
+    assert await cache.get_chat(user, renamed) is None
+    assert await cache.get_chat(user, removed) is None
+    assert await cache.get_messages(user, removed) is None
+    assert await cache.get_messages(user, renamed) is not None  # only what is being invalidated misses
+    memory.done.set()
+    await asyncio.gather(invalidating, purging)
+    assert await cache.get_chat(user, renamed) is None
+    assert await cache.get_chat(user, removed) is None
     await cache.close()
