@@ -120,7 +120,7 @@ async def test_a_black_holed_socket_is_noticed_rebuilt_and_back_filled(
 
 
 async def test_a_send_caught_in_a_black_holed_path_goes_out_on_a_new_connection(
-    make_layer: LayerFactory, proxy: BlackHoleProxy
+    make_layer: LayerFactory, proxy: LoopbackProxy
 ) -> None:
     alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
     # A request timeout far beyond the heal budget: only giving up the dead connections delivers in time.
@@ -132,7 +132,7 @@ async def test_a_send_caught_in_a_black_holed_path_goes_out_on_a_new_connection(
     warm = await bob.store.send(chat, "before the dark")  # leaves a keep-alive connection in bob's pool
     await eventually(lambda: shown_once(bob_view, [warm]), what="bob's first message confirmed")
     # The whole path dies: the realtime socket and the idle REST connection the next send will reuse.
-    assert proxy.black_hole(rest_too=True) >= 2
+    assert proxy.blackhole() >= 2
     caught = await bob.store.send(chat, "through the dark")
     await eventually(
         lambda: shown_once(alice_view, [caught]) and shown_once(bob_view, [caught]),
