@@ -145,7 +145,9 @@ async def test_everything_but_iteration_is_the_connection() -> None:
         "not json",
         "[1, 2]",
         json.dumps({"topic": "realtime:chat:a", "event": "presence_diff", "payload": {}, "ref": None}),
-        json.dumps({"topic": "realtime:chat:a", "event": "broadcast", "payload": {"event": "m", "payload": {}}, "ref": "7"}),
+        json.dumps(
+            {"topic": "realtime:chat:a", "event": "broadcast", "payload": {"event": "m", "payload": {}}, "ref": "7"}
+        ),
         json.dumps({"topic": "chat:a", "event": "broadcast", "payload": {"event": "m", "payload": {}}, "ref": None}),
         json.dumps({"topic": "realtime:chat:a", "event": "broadcast", "payload": {"event": 1, "payload": {}}}),
         json.dumps({"topic": "realtime:chat:a", "event": "broadcast", "payload": {"event": "m", "payload": []}}),
