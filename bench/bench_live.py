@@ -25,10 +25,11 @@ first appears confirmed (``seq`` set).
    (port open) to bob's view holding all 1,000, split at bob's link coming back LIVE (its reconnect
    backoff); then checked: each once, in ``seq`` order.
 4. Sustained: a writer in another process inserts 200 messages/s for 30 s into one chat (as alice, one
-   transaction each, on a fixed schedule); bob's process only runs bob's data layer, its view and a monitor
-   task that sleeps 5 ms and records how late it wakes (event-loop stalls). Reported: listener callbacks
-   and row operations per second, stalls (max, p99), garbage-collector pauses, commit → view lag, lost
-   and reordered messages.
+   statement and transaction each, one round trip, on a fixed schedule); bob's process only runs bob's
+   data layer, its view and a monitor task that sleeps 5 ms and records how late it wakes (event-loop
+   stalls). Reported: the writer's achieved rate (and whether it kept 200/s), listener callbacks and row
+   operations per second, stalls (max, p99), garbage-collector pauses, commit → view lag split at the push
+   reaching the app's code (``RealtimeManager._on_push``), lost and reordered messages.
 
 All clients of one phase share the bench's process and event loop (alice's and bob's work interleave);
 PostgreSQL, Redis and the gateway run beside them on the same shared 2-core machine.

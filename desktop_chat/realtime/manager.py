@@ -18,6 +18,9 @@ heartbeat (``liveness``) must be answered within a few seconds, else the socket 
 that a proxy black-holes or a server stops writing to would otherwise look live forever. Realtime does
 not replay what was missed, so after **every** successful join of ``user:<me>`` the data layer
 back-fills (by ``rev``); what a push loses while the link looks fine, its consistency probe repairs.
+
+Pushes are taken off the socket before the library parses them (``frames.FrameTap``, offered to
+``_broadcast_taker``) and handled in slices by ``inbox.PushInbox``, so a burst never holds the event loop.
 """
 
 from __future__ import annotations
