@@ -22,6 +22,7 @@ from desktop_chat.dal.api import (
     MessageSearch,
     ReactionsListener,
     ReadsListener,
+    SessionEndedListener,
     StatusListener,
     StoreStatus,
     Timeline,
@@ -85,6 +86,7 @@ class ChatStore:
         self._signed_in: SignedIn | None = None
         self._signed_out_list: ChatList = new_chat_list()
         self._tasks = TaskGroup()
+        self._ended_listeners: list[SessionEndedListener] = []
         self._unsubscribe_auth = backend.subscribe_session(self._on_auth)
 
     # ==============================================================================================
@@ -137,14 +139,21 @@ class ChatStore:
         if signed_in is not None:
             await signed_in.close()
 
+    def subscribe_session_ended(self, listener: SessionEndedListener) -> Unsubscribe:
+        self._ended_listeners.append(listener)
+        return lambda: self._ended_listeners.remove(listener) if listener in self._ended_listeners else None
+
     def _on_auth(self, session: SessionInfo | None) -> None:
         signed_in = self._signed_in
         if signed_in is None:
             return
         if session is None:
-            # The server ended the session (refresh token revoked): stop, keep the outbox for next time.
+            # The server ended the session (refresh token revoked, account deleted; also a saved session
+            # refused after its window was shown): stop, keep the outbox and the cache for next time.
             self._tasks.spawn(self._end(), "session-ended")
             self._status.update(connection=ConnectionState.OFFLINE, detail="Signed out by the server.")
+            for listener in list(self._ended_listeners):
+                listener("Your session has ended. Please sign in again.")
         elif session.user_id == signed_in.profile.id:
             signed_in.session_renewed(session)
 
