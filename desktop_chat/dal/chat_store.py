@@ -13,6 +13,7 @@ from typing import Any
 
 from desktop_chat.backend.auth import SessionInfo
 from desktop_chat.backend.client import SupabaseBackend
+from desktop_chat.backend.session_state import SessionState
 from desktop_chat.cache import TieredCache
 from desktop_chat.cache.policy import DAY
 from desktop_chat.dal.api import (
@@ -107,6 +108,9 @@ class ChatStore:
         profile = await self._backend.restore_session()
         if profile is not None:
             await self._open(profile)
+            if self._backend.auth.state is SessionState.SIGNED_OUT:
+                # The saved session was refused while the user's parts were being built.
+                self._session_refused()
         return profile
 
     async def sign_in(self, email: str, password: str) -> Profile:
@@ -148,14 +152,17 @@ class ChatStore:
         if signed_in is None:
             return
         if session is None:
-            # The server ended the session (refresh token revoked, account deleted; also a saved session
-            # refused after its window was shown): stop, keep the outbox and the cache for next time.
-            self._tasks.spawn(self._end(), "session-ended")
-            self._status.update(connection=ConnectionState.OFFLINE, detail="Signed out by the server.")
-            for listener in list(self._ended_listeners):
-                listener("Your session has ended. Please sign in again.")
+            self._session_refused()
         elif session.user_id == signed_in.profile.id:
             signed_in.session_renewed(session)
+
+    def _session_refused(self) -> None:
+        """The server ended the session (refresh token revoked, account deleted; also a saved session refused
+        after it was shown): stop, keep the outbox and the cache for next time, and tell the UI."""
+        self._tasks.spawn(self._end(), "session-ended")
+        self._status.update(connection=ConnectionState.OFFLINE, detail="Signed out by the server.")
+        for listener in list(self._ended_listeners):
+            listener("Your session has ended. Please sign in again.")
 
     async def settle(self) -> None:
         """Wait until the background work started so far (warming, refreshes, write-through) is done."""

@@ -1,4 +1,5 @@
-"""A loopback TCP proxy that can silently black-hole (or reset) the Realtime sockets passing through it.
+"""A loopback TCP proxy that can silently black-hole (or reset) the Realtime sockets passing through it,
+and hold every answer back until it is told to let them through (``hold``/``release``).
 
 A black-holed connection stays open on both sides (no FIN, no RST): whatever either side sends is read
 and thrown away, as by a NAT or a middlebox that lost its state. New connections are forwarded as usual,
@@ -42,6 +43,9 @@ class BlackHoleProxy:
         self._connections: set[_Connection] = set()
         self.websockets_opened = 0
         self.port = 0
+        self._let_through = asyncio.Event()
+        self._let_through.set()
+        self.held = 0  # answers (chunks from the server) waiting for ``release``
 
     async def start(self) -> int:
         """Listen on a free loopback port; returns it."""
@@ -58,6 +62,13 @@ class BlackHoleProxy:
                 pump.cancel()
         if self._server is not None:
             await self._server.wait_closed()
+
+    def hold(self) -> None:
+        """From now on, keep what the server sends until ``release`` (requests still go out)."""
+        self._let_through.clear()
+
+    def release(self) -> None:
+        self._let_through.set()
 
     def black_hole(self) -> int:
         """Stop forwarding on every open Realtime socket, in both directions, without closing it.
@@ -105,6 +116,10 @@ class BlackHoleProxy:
                 connection.websocket = True
                 self.websockets_opened += 1
             while data:
+                if not first and not self._let_through.is_set():
+                    self.held += 1
+                    await self._let_through.wait()
+                    self.held -= 1
                 if not connection.holed:  # a black-holed connection reads and forgets
                     writer.write(data)
                     await writer.drain()
