@@ -23,6 +23,7 @@ from typing import TypeVar
 from supabase import AsyncClient
 from supabase_auth.types import AuthResponse, Session
 
+from desktop_chat.backend.connections import CallDeadlines
 from desktop_chat.backend.errors import map_error
 from desktop_chat.backend.session_state import CallVerdict, SessionEvent, SessionState, call_verdict, next_state
 from desktop_chat.errors import AuthError, BackendUnavailable, EnvironmentFailure, NotSignedIn, Unauthorized
@@ -59,10 +60,20 @@ class AuthSession:
         secrets: Where the refresh token is kept between runs.
         server: The Supabase URL, used in messages and as part of the keyring entry name.
         timeout: Seconds allowed for each auth call.
+        deadlines: Where the calls' deadlines are kept, so that the backend can end them all when the
+            path to the server goes silent (a private set when omitted).
     """
 
-    def __init__(self, client: AsyncClient, secrets: SecretStore, server: str, timeout: float) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        secrets: SecretStore,
+        server: str,
+        timeout: float,
+        deadlines: CallDeadlines | None = None,
+    ) -> None:
         self._client = client
+        self._deadlines = deadlines or CallDeadlines()
         self._secrets = secrets
         self._server = server
         self._timeout = timeout
@@ -223,7 +234,7 @@ class AuthSession:
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run one auth call with the timeout, translating errors."""
         try:
-            async with asyncio.timeout(self._timeout):
+            async with self._deadlines.within(self._timeout):
                 return await operation()
         except Exception as error:
             raise map_error(error, self._server) from error

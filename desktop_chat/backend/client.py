@@ -21,6 +21,7 @@ from pydantic import TypeAdapter
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from desktop_chat.backend.auth import AuthSession, SessionInfo, SessionListener, StateListener
+from desktop_chat.backend.connections import CallDeadlines, RenewableTransport
 from desktop_chat.backend.errors import map_error
 from desktop_chat.backend.round_trips import RoundTrips
 from desktop_chat.config import Settings
@@ -123,11 +124,18 @@ class SupabaseBackend:
         self._secrets = secrets
         self._server = settings.supabase_url
         self._timeout = settings.request_timeout
-        self._http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.request_timeout, connect=min(5.0, settings.request_timeout)),
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
-        )
-        self._owns_http = http is None
+        self._transport: RenewableTransport | None = None
+        if http is None:
+            limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
+            self._transport = RenewableTransport(lambda: httpx.AsyncHTTPTransport(limits=limits))
+            http = httpx.AsyncClient(
+                timeout=httpx.Timeout(settings.request_timeout, connect=min(5.0, settings.request_timeout)),
+                transport=self._transport,
+            )
+        self._http = http
+        self._owns_http = self._transport is not None
+        self.deadlines = CallDeadlines()
+        """Every REST, RPC and auth call's deadline (``drop_connections`` ends them)."""
         hooks = self._http.event_hooks
         self._http.event_hooks = {**hooks, "response": [*hooks.get("response", []), _remember_status]}
         self.round_trips = RoundTrips()
@@ -151,7 +159,7 @@ class SupabaseBackend:
         self._client = await acreate_client(
             self._server, self._settings.supabase_anon_key.get_secret_value(), options=options
         )
-        self._auth = AuthSession(self._client, self._secrets, self._server, self._timeout)
+        self._auth = AuthSession(self._client, self._secrets, self._server, self._timeout, self.deadlines)
 
     async def close(self) -> None:
         await self._stop_profile_task()
@@ -161,6 +169,19 @@ class SupabaseBackend:
             await self._client.remove_all_channels()
         if self._owns_http:
             await self._http.aclose()
+
+    def drop_connections(self) -> int:
+        """The path to the server went silent (the realtime heartbeat went unanswered): end every call in
+        flight as a timeout and open new connections for what follows (see ``connections.py``).
+
+        Returns:
+            How many calls were in flight.
+        """
+        ended = self.deadlines.expire_all()
+        if self._transport is not None:
+            self._transport.renew()
+        log.info("Dropped the connections to %s (%d call(s) in flight)", self._server, ended)
+        return ended
 
     @property
     def client(self) -> AsyncClient:
@@ -286,7 +307,7 @@ class SupabaseBackend:
         for attempt in (1, 2):
             _last_status.set(None)
             try:
-                async with asyncio.timeout(self._timeout):
+                async with self.deadlines.within(self._timeout):
                     result = await run()
             except Exception as raw:
                 error = map_error(raw, self._server, status=_last_status.get())

@@ -118,6 +118,7 @@ class SignedIn:
                 on_chat_lost=self._on_chat_lost,
                 on_chat_joined=self._on_chat_joined,
                 on_join=lambda topic: metrics.counter(REALTIME_JOINS, topic=topic_kind(topic)).inc(),
+                on_silence=self._on_silence,
                 timing=link_timing,
             )
         self.live = LiveSync(
@@ -239,6 +240,14 @@ class SignedIn:
 
     async def _backfill(self) -> None:
         await self.live.backfill_all()
+
+    def _on_silence(self) -> None:
+        # The heartbeat went unanswered: the REST connections may lead into the same black hole. End the
+        # calls waiting on them (sends are retried, idempotent) and check for missed changes over a new
+        # connection now, without waiting for the socket to come back.
+        self._backend.drop_connections()
+        if self.probe is not None:
+            self.probe.poke()
 
     def _on_link_state(self, state: ConnectionState) -> None:
         self._status.update(connection=state)

@@ -125,6 +125,8 @@ class RealtimeManager:
         on_chat_joined: Called when a chat's topics were joined after the link's back-fill began (what the
             chat got before the join was not pushed, and that back-fill may have missed it).
         on_join: Called with each topic a join is sent for (metrics; the benchmark counts them).
+        on_silence: Called when the link is given up because its heartbeat went unanswered: the path to
+            the server may be black-holed, for the REST connections too.
         timing: Heartbeat, reconnect and join timing (``plan.LinkTiming``).
         rng: Where the random delays come from.
     """
@@ -144,6 +146,7 @@ class RealtimeManager:
         on_chat_lost: ChatListener | None = None,
         on_chat_joined: ChatListener | None = None,
         on_join: Callable[[str], None] | None = None,
+        on_silence: Callable[[], None] | None = None,
         timing: LinkTiming | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -159,6 +162,7 @@ class RealtimeManager:
         self._on_chat_lost = on_chat_lost
         self._on_chat_joined = on_chat_joined
         self._on_join = on_join
+        self._on_silence = on_silence
         self.timing = timing or LinkTiming()
         self._rng = rng or random.Random()
         self._state = ConnectionState.OFFLINE
@@ -431,6 +435,11 @@ class RealtimeManager:
                 self.heartbeat_misses += 1
                 watchdog.silent()
                 self._break(f"no heartbeat reply within {patience:.1f} s", generation)
+                if self._on_silence is not None and generation == self._generation:
+                    try:
+                        self._on_silence()
+                    except Exception:  # the link is rebuilt whatever the listener does
+                        log.exception("realtime silence handler failed")
                 return
             watchdog.answered(rtt)
 

@@ -1,5 +1,5 @@
-"""A loopback TCP proxy that can silently black-hole (or reset) the Realtime sockets passing through it,
-and hold every answer back until it is told to let them through (``hold``/``release``).
+"""A loopback TCP proxy that can silently black-hole (or reset) the connections passing through it, and
+hold every answer back until it is told to let them through (``hold``/``release``).
 
 A black-holed connection stays open on both sides (no FIN, no RST): whatever either side sends is read
 and thrown away, as by a NAT or a middlebox that lost its state. New connections are forwarded as usual,
@@ -31,7 +31,8 @@ class _Connection:
 
 
 class BlackHoleProxy:
-    """Forwards 127.0.0.1:<port> to ``host:port``; ``black_hole()`` silences the open Realtime sockets.
+    """Forwards 127.0.0.1:<port> to ``host:port``; ``black_hole()`` silences the open Realtime sockets
+    (or every open connection).
 
     Args:
         host, port: Where to forward to (the gateway).
@@ -70,12 +71,13 @@ class BlackHoleProxy:
     def release(self) -> None:
         self._let_through.set()
 
-    def black_hole(self) -> int:
-        """Stop forwarding on every open Realtime socket, in both directions, without closing it.
-        Returns how many were silenced."""
+    def black_hole(self, *, rest_too: bool = False) -> int:
+        """Stop forwarding on every open Realtime socket, in both directions, without closing it; with
+        ``rest_too``, on every open connection (the REST keep-alives as well), as when the whole path to
+        the server dies. Returns how many were silenced."""
         holed = 0
         for connection in self._connections:
-            if connection.websocket and not connection.holed:
+            if (connection.websocket or rest_too) and not connection.holed:
                 connection.holed = True
                 holed += 1
         return holed

@@ -121,6 +121,32 @@ async def test_a_black_holed_socket_is_noticed_rebuilt_and_back_filled(
     assert [m.content for m in view.rows if m.id in sent] == [f"into the void {n}" for n in range(5)]
 
 
+async def test_a_send_caught_in_a_black_holed_path_goes_out_on_a_new_connection(
+    make_layer: LayerFactory, proxy: BlackHoleProxy
+) -> None:
+    alice = await signed_in(make_layer, "alice", ALICE_EMAIL)
+    # A request timeout far beyond the heal budget: only giving up the dead connections delivers in time.
+    bob = await make_layer("bob", supabase_url=f"http://127.0.0.1:{proxy.port}", request_timeout=60.0)
+    await bob.store.sign_in(BOB_EMAIL, "password123")
+    await eventually(lambda: bob.store.status.connection is ConnectionState.LIVE, what="bob live")
+    chat, bob_view = await open_both(alice, bob)
+    alice_view = await alice.store.open_chat(chat)
+    warm = await bob.store.send(chat, "before the dark")  # leaves a keep-alive connection in bob's pool
+    await eventually(lambda: shown_once(bob_view, [warm]), what="bob's first message confirmed")
+    # The whole path dies: the realtime socket and the idle REST connection the next send will reuse.
+    assert proxy.black_hole(rest_too=True) >= 2
+    caught = await bob.store.send(chat, "through the dark")
+    await eventually(
+        lambda: shown_once(alice_view, [caught]) and shown_once(bob_view, [caught]),
+        within=HEAL + 5,
+        what="bob's message stored and confirmed over a new connection",
+    )
+    # It was the watchdog's verdict that ended the calls stuck on the dead path, not their own timeout.
+    assert link(bob).heartbeat_misses >= 1
+    assert bob.backend.deadlines.expired >= 1
+    assert [m.content for m in alice_view.rows if m.seq is not None][-2:] == ["before the dark", "through the dark"]
+
+
 async def test_a_lone_surrogate_broadcast_does_not_leave_the_app_deaf(
     make_layer: LayerFactory, stack: StackHandle
 ) -> None:
