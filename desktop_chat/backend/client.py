@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -230,9 +230,28 @@ class SupabaseBackend:
         """``listener`` hears each move of the session's state (``session_state``)."""
         return self.auth.subscribe_state(listener)
 
-    async def sign_in(self, email: str, password: str) -> Profile:
+    async def sign_in(
+        self, email: str, password: str, *, alongside: Callable[[SessionInfo], Coroutine[Any, Any, None]] | None = None
+    ) -> Profile:
+        """Sign in with a password and read the user's profile.
+
+        ``alongside`` runs at the same time as the profile read, once the token is there (the data layer
+        asks for the chat list then: both need only the token, so the sign-in waits on one round trip
+        for the two). It must not raise; it is cancelled if the profile cannot be read.
+        """
         info = await self.auth.sign_in(email, password)
-        return await self._load_profile(info)
+        if alongside is None:
+            return await self._load_profile(info)
+        beside = asyncio.get_running_loop().create_task(alongside(info), name="sign-in-alongside")
+        try:
+            profile = await self._load_profile(info)
+        except BaseException:
+            beside.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beside
+            raise
+        await beside
+        return profile
 
     async def sign_up(self, email: str, password: str, display_name: str) -> Profile:
         info = await self.auth.sign_up(email, password, display_name)
