@@ -177,7 +177,9 @@ class ChatStore:
     def _session_refused(self) -> None:
         """The server ended the session (refresh token revoked, account deleted; also a saved session refused
         after it was shown): stop, keep the outbox and the cache for next time, and tell the UI."""
-        self._tasks.spawn(self._end(), "session-ended")
+        signed_in, self._signed_in = self._signed_in, None  # signed out now, before the UI hears of it
+        if signed_in is not None:
+            self._tasks.spawn(signed_in.close(), "session-ended")
         self._status.update(connection=ConnectionState.OFFLINE, detail="Signed out by the server.")
         for listener in list(self._ended_listeners):
             listener("Your session has ended. Please sign in again.")

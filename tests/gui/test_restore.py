@@ -29,6 +29,7 @@ from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.notifications import Notifier
 from desktop_chat.ui.sign_in_flow import SignInFlow
 from desktop_chat.ui.theme import Theme
+from devstack.config import REPO_ROOT
 from tests.conftest import StackHandle
 from tests.integration.dal.conftest import ALICE
 from tests.integration.dal.proxy import BlackHoleProxy
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
 PATIENCE_MS = 20_000
+ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 
 
 def wait(qtbot: QtBot, work: Awaitable[T]) -> T:
@@ -143,6 +145,8 @@ def test_the_cached_chat_list_paints_before_the_saved_session_is_confirmed(qtbot
     assert layer.backend.auth.state is SessionState.RESTORING and layer.backend.session is None
     assert layer.backend.round_trips.snapshot().answered == 0
     assert flow.main_window is not None and flow.sign_in_window is None
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    flow.main_window.grab().save(str(ARTIFACTS / "restore-before-confirmation.png"))
     qtbot.waitUntil(lambda: start.proxy.held > 0, timeout=PATIENCE_MS)  # the token's answer, held
     start.proxy.release()
     qtbot.waitUntil(lambda: layer.store.status.connection is ConnectionState.LIVE, timeout=PATIENCE_MS)
@@ -171,6 +175,7 @@ def test_a_saved_session_revoked_meanwhile_goes_back_to_the_sign_in_window(
     window = flow.sign_in_window
     assert window is not None and window.isVisible()
     assert "sign in again" in window.error_label.text()
+    window.grab().save(str(ARTIFACTS / "restore-revoked-sign-in.png"))
     layer = start.layer
     assert layer is not None and layer.store.current_user is None
     assert layer.backend.auth.state is SessionState.SIGNED_OUT
