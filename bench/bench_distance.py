@@ -8,15 +8,20 @@ every distance, with the round trips each action makes (``SupabaseBackend.round_
 action awaited, and those its background work made until the store settled):
 
 1. Cached page read (``store.messages(chat)``, the window cached) against the same page from Supabase
-   (``backend.fetch_messages``), interleaved. Goal: the cached read at least 20x faster at 30 ms.
+   (``backend.fetch_messages``), interleaved. Goal: the cached read at least 20x faster at 30 ms. The same
+   chat is read again and again, as a user goes back to a chat: after the first read it comes from the
+   cache's hot window (``TieredCache``), not from Redis.
 2. Chat switch, cached: what the UI does when a chat is picked, ``open_chat`` and ``chat_details`` at once
    (the chat panel asks for both), for a chat opened before. Goal: no awaited round trip.
 3. Opening a chat never opened before (nothing cached): the same two calls. Goal: at most 2 round trips
    plus server time (the wall time is what shows whether they overlap).
 4. Sign-in to the chat list: ``sign_in`` (password) then ``refresh_chats``, until the list has its rows,
-   on an empty cache (each repetition signs out first, which purges the user's cache).
+   on an empty cache (each repetition signs out first, which purges the user's cache). The awaited count is
+   of answers: the profile and the chat list travel together after the password grant (two sequential
+   round trips, three answers).
 5. Restore to the chat list: the next start, a new data layer on the same disk, keyring and Redis:
-   ``restore_session`` then ``refresh_chats`` (what the app does before its first paint).
+   ``restore_session`` then ``refresh_chats`` (what the app does before its first paint; the token is
+   confirmed in the background).
 6. Send → confirmed: ``store.send`` until the row in the open timeline has its ``seq`` (the REST insert
    answered, or the realtime echo came first).
 
