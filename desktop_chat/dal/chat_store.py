@@ -266,7 +266,12 @@ class ChatStore:
         return await self.signed_in.live.load_older(chat_id)
 
     async def open_at(self, chat_id: ChatId, seq: int) -> Timeline:
-        return await self.signed_in.live.open_timeline_at(chat_id, seq)
+        signed_in = self.signed_in
+        timeline = await signed_in.live.open_timeline_at(chat_id, seq)
+        # A chat may be opened by a jump alone (a search result): it shows reactions and receipts too.
+        signed_in.reactions.watch(chat_id, timeline)
+        signed_in.receipts.watch(chat_id)
+        return timeline
 
     def has_newer(self, chat_id: ChatId) -> bool:
         return self._signed_in is not None and self._signed_in.live.has_newer(chat_id)

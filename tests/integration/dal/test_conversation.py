@@ -133,6 +133,34 @@ async def test_another_users_reaction_arrives_live_with_their_name(make_layer: L
     await eventually(lambda: said not in alice.store.reactions(chat), within=20, what="and its withdrawal")
 
 
+async def test_a_chat_first_opened_by_a_jump_shows_reactions_and_read_positions(make_layer: LayerFactory) -> None:
+    """A search result or a quoted reply opens a chat at a message (``open_at``) that was never opened
+    otherwise: its reactions and read positions are followed as when it is opened at the bottom."""
+    alice, bob, chat = await alice_and_bob_in_a_new_chat(make_layer)
+    timeline = await alice.store.open_chat(chat)
+    said = await alice.store.send(chat, "Find me later")
+    await eventually(lambda: stored(timeline, said) is not None, what="stored")
+    message = stored(timeline, said)
+    assert message is not None and message.seq is not None
+    await alice.store.toggle_reaction(chat, said, "👀")
+    await eventually(lambda: said in alice.store.reactions(chat), what="alice's reaction shown to her")
+    await eventually(
+        lambda: (m := stored(timeline, said)) is not None and bool(m.reactions), what="alice's reaction stored"
+    )
+    alice.store.close_chat(chat)
+
+    jumped = await bob.store.open_at(chat, message.seq)
+    await eventually(lambda: stored(jumped, said) is not None, what="the jump's window holds the message")
+    await eventually(
+        lambda: (
+            [(r.emoji, r.count, r.names) for r in bob.store.reactions(chat).get(said, ())] == [("👀", 1, ("Alice",))]
+        ),
+        within=20,
+        what="the reaction with who made it, in a chat opened by a jump",
+    )
+    await eventually(lambda: bob.store.read_state(chat) is not None, within=20, what="read positions loaded")
+
+
 async def test_read_receipts_update_live(make_layer: LayerFactory) -> None:
     alice, bob, chat = await alice_and_bob_in_a_new_chat(make_layer)
     timeline = await alice.store.open_chat(chat)
