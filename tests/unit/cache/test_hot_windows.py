@@ -171,3 +171,14 @@ async def test_only_the_most_recently_read_windows_stay_hot() -> None:
     await seqs(tiered, user, chats[0])  # the least recently read one was let go
     assert store.list_reads == reads + 1
     await tiered.close()
+
+
+async def test_forgetting_the_hot_windows_sends_the_next_read_to_redis() -> None:
+    tiered, store, _, _ = cache()
+    user, chat = new_user(), new_chat_id()
+    await tiered.set_messages(user, chat, messages(chat, 1, 2))
+    await seqs(tiered, user, chat)
+    tiered.forget_hot_windows()
+    assert await seqs(tiered, user, chat) == [1, 2]
+    assert store.list_reads == 2
+    await tiered.close()
