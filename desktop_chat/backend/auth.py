@@ -185,6 +185,7 @@ class AuthSession:
             if not token:
                 raise Unauthorized("The saved session is gone.")
             response = await self.call(lambda: self._client.auth.refresh_session(token))
+            return self._accept(response)
         except EnvironmentFailure:
             log.info("The server cannot be reached; showing what is saved until it can")
             self._move(SessionEvent.UNREACHABLE)
@@ -194,7 +195,11 @@ class AuthSession:
             log.info("The saved session is no longer valid; signing in is needed")
             await self._ended()
             return None
-        return self._accept(response)
+        except BaseException:
+            # Cancelled, or a bug: nothing may wait for an answer that will not come.
+            if self._state is SessionState.RESTORING:
+                self._move(SessionEvent.UNREACHABLE)
+            raise
 
     def reconnect_in_background(self) -> None:
         """Keep trying the saved refresh token (with backoff) until the server answers; listeners hear
@@ -388,5 +393,5 @@ class AuthSession:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._refresher = self._reconnecting = self._confirming = None
-        # Whatever waited for the confirmation is not left waiting.
-        self._answered.set()
+        if self._state is SessionState.RESTORING:
+            self._move(SessionEvent.SIGNED_OUT)  # whatever waited for the confirmation stops waiting

@@ -8,6 +8,7 @@ itself, tells the UI why, and keeps the outbox and the cache. (Restored and offl
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -68,7 +69,11 @@ async def test_restored_online_the_cached_list_shows_before_the_token_is_answere
     assert again.backend.round_trips.snapshot().answered == 0
     assert again.store.status.connection is ConnectionState.CONNECTING
     await eventually(lambda: proxy.held > 0, what="the token's answer on its way")
+    # A call made now waits for the confirmation: sent before it, it would go out as anon, and row level
+    # security would answer "no chats".
+    asked = asyncio.ensure_future(again.backend.fetch_chat_list(10))
     proxy.release()
+    assert {row.chat.id for row in await asked} >= set(listed)
     await eventually(lambda: again.store.status.connection is ConnectionState.LIVE, within=30, what="live")
     assert again.backend.auth.state is SessionState.CONFIRMED
 
