@@ -79,11 +79,12 @@ async def test_restored_online_the_cached_list_shows_before_the_token_is_answere
 
 
 async def test_restored_but_revoked_the_session_ends_by_itself_and_keeps_outbox_and_cache(
-    make_layer: LayerFactory, stack: StackHandle
+    make_layer: LayerFactory, stack: StackHandle, proxy: BlackHoleProxy
 ) -> None:
     keyring = MemoryKeyring()
     redis_url = stack.redis_url.rsplit("/", 1)[0] + "/13"
-    listed, same = await _first_run(make_layer, keyring, redis_url)
+    through = {"supabase_url": f"http://127.0.0.1:{proxy.port}"}
+    listed, same = await _first_run(make_layer, keyring, redis_url, **through)
     conn = await asyncpg.connect(stack.db_url)
     try:  # signed out everywhere meanwhile (e.g. "sign out all devices" on another computer)
         await conn.execute("delete from auth.refresh_tokens where user_id = $1", ALICE)
@@ -93,6 +94,7 @@ async def test_restored_but_revoked_the_session_ends_by_itself_and_keeps_outbox_
     store = again.store
     ended: list[str] = []
     store.subscribe_session_ended(ended.append)
+    proxy.hold()  # the refusal waits until the saved chats are shown and a message is typed
     profile = await store.restore_session()
     assert profile is not None and profile.id == ALICE
     await store.refresh_chats()
@@ -100,6 +102,8 @@ async def test_restored_but_revoked_the_session_ends_by_itself_and_keeps_outbox_
     chat = listed[0]
     await store.open_chat(chat)
     said = await store.send(chat, "typed before the server said no")
+    assert ended == [] and again.backend.auth.state is SessionState.RESTORING
+    proxy.release()
     await eventually(lambda: ended != [], within=30, what="the session ended")
     assert "sign in again" in ended[0]
     await eventually(lambda: store.current_user is None, what="signed out")
