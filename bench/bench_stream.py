@@ -1,33 +1,106 @@
-"""stream: 200 messages/s into one open chat for 30 s, with the realtime pushes handled inline (as the
-library calls back, the old way) and through ``PushInbox`` (handled in slices that give the loop back).
+"""stream: 200 messages/s into one open chat for 30 s, with the realtime broadcasts read by the library (its
+receive loop parses every frame and calls back, main before issue 13 item 4) and through ``FrameTap`` (the
+app takes its topics' broadcasts off the socket before the library parses them, reading in slices).
 
 The phase is ``bench live``'s *sustained* (``bench_live.sustained``): a writer in another process inserts
-as alice on a fixed schedule; bob's data layer runs in this process with the chat open, a view probe and a
-monitor task that sleeps 5 ms and records how late it wakes (event-loop stalls). Both variants run in one
-run, one after the other, each into a chat of its own, against the same throwaway stack. Reported for
-each: commit → view p50/p99, commit → bob's push (the gateway's share), bob's push → view (the app's),
-the loop stalls, lost and reordered. Goals (issue 13): commit → view p99 ≤ 50 ms, stalls ≤ 16 ms, 0 lost.
+as alice on a fixed schedule (one statement, one round trip, per message); bob's data layer runs in this
+process with the chat open, a view probe and a monitor task that sleeps 5 ms and records how late it wakes
+(event-loop stalls). Both variants run in one run, one after the other, each into a chat of its own,
+against the same throwaway stack. Reported for each: commit → view p50/p99; commit → the push reaching the
+app's code (``RealtimeManager._on_push``: the gateway's share, plus the socket and, for the library, its
+parsing of the frames before); push → view (the app's); the loop stalls; lost and reordered. Also the
+load average at the start and end of each, whether the writer kept its rate (a run where it did not says
+so), and how much WAL each poll of the gateway's change capture decodes again (its slot's
+``confirmed_flush_lsn - restart_lsn``, sampled every 0.5 s). Goals (issue 13): commit → view p99 ≤ 50 ms,
+stalls ≤ 16 ms, 0 lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import statistics
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.bench_live import ALICE_EMAIL, Clients, new_chat, sustained
-from desktop_chat.realtime import inbox
+import asyncpg
+
+from bench.bench_live import ALICE_EMAIL, SUSTAINED_RATE, Clients, new_chat, sustained
+from desktop_chat.realtime import inbox, manager
 from devstack.throwaway import throwaway_stack
 
-VARIANTS = {"inline": None, "inbox": inbox.PUSH_SLICE}
+VARIANTS = {"library": False, "tap": True}
+"""Variant → ``manager.TAP_BROADCASTS``; both hand the pushes to ``PushInbox`` (``inbox.PUSH_SLICE``)."""
+SLOT_SAMPLE_SECONDS = 0.5
+
+
+def _load() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+class SlotSampler:
+    """Samples the gateway's replication slot: the WAL between its restart point and what it confirmed,
+    which every ``pg_logical_slot_peek_changes`` decodes again before it reaches anything new."""
+
+    def __init__(self, db_url: str) -> None:
+        self._db_url = db_url
+        self.lag_bytes: list[int] = []
+        self.wal_bytes_per_s: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> SlotSampler:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="slot-sampler")
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        conn = await asyncpg.connect(self._db_url)
+        try:
+            last: tuple[float, int] | None = None
+            while True:
+                row = await conn.fetchrow(
+                    "select pg_catalog.pg_wal_lsn_diff(confirmed_flush_lsn, restart_lsn)::bigint as lag,"
+                    " pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), '0/0')::bigint as at"
+                    " from pg_catalog.pg_replication_slots where slot_name like 'devstack\\_realtime\\_%'"
+                    " order by restart_lsn desc limit 1"
+                )
+                now = time.perf_counter()
+                if row is not None and row["lag"] is not None:
+                    self.lag_bytes.append(int(row["lag"]))
+                    if last is not None:
+                        self.wal_bytes_per_s.append((row["at"] - last[1]) / (now - last[0]))
+                    last = (now, int(row["at"]))
+                await asyncio.sleep(SLOT_SAMPLE_SECONDS)
+        finally:
+            await conn.close()
+
+    def figures(self) -> dict[str, Any]:
+        if not self.lag_bytes:
+            return {"samples": 0}
+        mib = 1024 * 1024
+        return {
+            "samples": len(self.lag_bytes),
+            "redecoded_per_poll_p50_mib": round(statistics.median(self.lag_bytes) / mib, 2),
+            "redecoded_per_poll_max_mib": round(max(self.lag_bytes) / mib, 2),
+            "wal_written_p50_mib_per_s": round(statistics.median(self.wal_bytes_per_s) / mib, 2)
+            if self.wal_bytes_per_s
+            else None,
+        }
 
 
 async def _run(info: dict[str, Any], home: Path) -> dict[str, Any]:
     clients = Clients(info, home)
-    default = inbox.PUSH_SLICE
+    default = manager.TAP_BROADCASTS
+    db_url = str(info["db_url"])
     try:
         owner = await clients.open("alice", ALICE_EMAIL)
         await clients.sign_in(owner, ALICE_EMAIL)
@@ -37,29 +110,51 @@ async def _run(info: dict[str, Any], home: Path) -> dict[str, Any]:
         chats = {name: await new_chat(owner, None, f"stream {name}") for name in VARIANTS}
         await clients.close(owner)
         figures: dict[str, Any] = {}
-        for name, slice_seconds in VARIANTS.items():
-            inbox.PUSH_SLICE = slice_seconds  # read when bob's realtime manager makes its inbox
+        for name, tap in VARIANTS.items():
+            manager.TAP_BROADCASTS = tap  # read when bob's realtime manager makes its socket
             started = time.perf_counter()
-            figures[name] = await sustained(
-                clients, str(info["db_url"]), alice_id, chats[name], home / f"writer-{name}.json"
+            load_start = _load()
+            async with SlotSampler(db_url) as slot:
+                result = await sustained(clients, db_url, alice_id, chats[name], home / f"writer-{name}.json")
+            result["load_average_start"] = load_start
+            result["load_average_end"] = _load()
+            result["gateway_slot"] = slot.figures()
+            figures[name] = result
+            print(
+                f"   {name} done in {time.perf_counter() - started:.1f} s (load {load_start} → {_load()})", flush=True
             )
-            print(f"   {name} done in {time.perf_counter() - started:.1f} s", flush=True)
+            if not result["writer_reached_rate"]:
+                print(
+                    f"   NOTE: the writer reached only {result['achieved_insert_rate_per_s']} of {SUSTAINED_RATE}"
+                    " inserts/s in this variant: its figures are for that lower rate",
+                    flush=True,
+                )
         figures["summary"] = {
             name: {
+                "writer_rate_per_s": figures[name]["achieved_insert_rate_per_s"],
+                "writer_reached_rate": figures[name]["writer_reached_rate"],
+                "load_average_start_end": [
+                    figures[name]["load_average_start"][0],
+                    figures[name]["load_average_end"][0],
+                ],
                 "commit_to_view_p50_ms": figures[name]["commit_to_view"]["p50_ms"],
                 "commit_to_view_p99_ms": figures[name]["commit_to_view"]["p99_ms"],
+                "commit_to_push_p50_ms": figures[name]["commit_to_bob_push"]["p50_ms"],
                 "commit_to_push_p99_ms": figures[name]["commit_to_bob_push"]["p99_ms"],
+                "push_to_view_p50_ms": figures[name]["bob_push_to_view"]["p50_ms"],
                 "push_to_view_p99_ms": figures[name]["bob_push_to_view"]["p99_ms"],
                 "loop_stall_max_ms": figures[name]["loop_stall"]["max_ms"],
                 "loop_stall_p99_ms": figures[name]["loop_stall"]["p99_ms"],
+                "gc_pause_max_ms": figures[name]["gc_pauses"]["max_ms"],
                 "lost": figures[name].get("lost"),
             }
             for name in VARIANTS
         }
-        figures["push_slice_ms"] = default * 1000 if default is not None else None
+        figures["push_slice_ms"] = inbox.PUSH_SLICE * 1000
+        figures["load_average_end"] = _load()
         return figures
     finally:
-        inbox.PUSH_SLICE = default
+        manager.TAP_BROADCASTS = default
         await clients.close_all()
 
 

@@ -18,6 +18,9 @@ heartbeat (``liveness``) must be answered within a few seconds, else the socket 
 that a proxy black-holes or a server stops writing to would otherwise look live forever. Realtime does
 not replay what was missed, so after **every** successful join of ``user:<me>`` the data layer
 back-fills (by ``rev``); what a push loses while the link looks fine, its consistency probe repairs.
+
+Pushes are taken off the socket before the library parses them (``frames.FrameTap``, offered to
+``_broadcast_taker``) and handled in slices by ``inbox.PushInbox``, so a burst never holds the event loop.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscrib
 
 from desktop_chat.models import ChangeEvent, ChatId, UserId
 from desktop_chat.realtime.events import Push, change_time, push_from
+from desktop_chat.realtime.frames import TappedRealtimeClient
 from desktop_chat.realtime.inbox import PushInbox
 from desktop_chat.realtime.liveness import Heartbeat
 from desktop_chat.realtime.plan import (
@@ -77,15 +81,27 @@ class SupabaseClientLike(Protocol):
     def supabase_key(self) -> str: ...
 
 
+TAP_BROADCASTS = True
+"""Whether new sockets read broadcasts through ``frames.FrameTap`` (read when a socket is made: a benchmark
+turns it off to compare with the library's own reading)."""
+
+
 def socket_factory(client: SupabaseClientLike) -> Callable[[], AsyncRealtimeClient]:
     """New official Realtime clients for the project of ``client``, one per connection attempt.
 
     One client object per socket: a socket being closed (which on a dead link can take a while) then never
-    touches the next one's state, and the library's own reconnect stays off.
+    touches the next one's state, and the library's own reconnect stays off. The client is
+    ``TappedRealtimeClient``: the manager takes its topics' broadcasts before the library parses them.
     """
     url = str(client.realtime_url)
     key = client.supabase_key
-    return lambda: AsyncRealtimeClient(url, token=key, auto_reconnect=False)
+
+    def new_socket() -> AsyncRealtimeClient:
+        if TAP_BROADCASTS:
+            return TappedRealtimeClient(url, token=key, auto_reconnect=False)
+        return AsyncRealtimeClient(url, token=key, auto_reconnect=False)
+
+    return new_socket
 
 
 ChangesListener = Callable[[Sequence[ChangeEvent]], None]
@@ -332,10 +348,12 @@ class RealtimeManager:
             raise RuntimeError("not signed in")
         socket = self._new_socket()
         self._socket = socket
+        generation = self._generation
+        if isinstance(socket, TappedRealtimeClient):
+            socket.tap(self._broadcast_taker(generation))
         await socket.set_auth(self._token)
         await socket.connect()
         self._heartbeat = Heartbeat(socket)
-        generation = self._generation
         topic = user_topic(self._user_id)
         channel = socket.channel(topic, _private(presence_key=None))
         for event in self._events:
@@ -454,6 +472,30 @@ class RealtimeManager:
                 log.exception("realtime push handler failed")
 
         return listener
+
+    def _broadcast_taker(self, generation: int) -> Callable[[str, Mapping[str, Any]], bool]:
+        """What the socket's ``FrameTap`` offers each broadcast to: the pushes of the topics listened to here
+        (``user:<me>``, ``chat:<id>``) with one of our events are taken, exactly the ones the library would
+        have passed to ``_broadcast_listener``; the rest (typing, others) is left to the library."""
+        events = frozenset(event.lower() for event in self._events)
+
+        def take(topic: str, body: Mapping[str, Any]) -> bool:
+            if generation != self._generation or str(body.get("event", "")).lower() not in events:
+                return False
+            if not self._listens_on(topic):
+                return False
+            try:
+                self._on_push(topic, body)
+            except Exception:  # never into the client's receive loop: one bad push must not stop the link
+                log.exception("realtime push handler failed")
+            return True
+
+        return take
+
+    def _listens_on(self, topic: str) -> bool:
+        if self._user_id is not None and topic == user_topic(self._user_id):
+            return True
+        return any(topic == chat_topic(chat_id) for chat_id in self._chats)
 
     def _on_push(self, topic: str, message: Mapping[str, object]) -> None:
         push = push_from(topic, message)
