@@ -25,7 +25,8 @@ from supabase_auth.types import AuthResponse, Session
 
 from desktop_chat.backend.connections import CallDeadlines
 from desktop_chat.backend.errors import map_error
-from desktop_chat.errors import AuthError, EnvironmentFailure, NotSignedIn, Unauthorized
+from desktop_chat.backend.session_state import CallVerdict, SessionEvent, SessionState, call_verdict, next_state
+from desktop_chat.errors import AuthError, BackendUnavailable, EnvironmentFailure, NotSignedIn, Unauthorized
 from desktop_chat.models import UserId
 from desktop_chat.secrets import SecretStore
 
@@ -48,6 +49,7 @@ class SessionInfo:
 
 
 SessionListener = Callable[[SessionInfo | None], None]
+StateListener = Callable[[SessionState], None]
 
 
 class AuthSession:
@@ -81,6 +83,11 @@ class AuthSession:
         self._reconnecting: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._refresh_lock = asyncio.Lock()
+        self._state = SessionState.SIGNED_OUT
+        self._state_listeners: list[StateListener] = []
+        self._answered = asyncio.Event()  # set whenever the state is not RESTORING
+        self._answered.set()
+        self._confirming: asyncio.Task[SessionInfo | None] | None = None
 
     @property
     def secret_name(self) -> str:
@@ -95,9 +102,47 @@ class AuthSession:
         return self._session
 
     @property
-    def waiting(self) -> bool:
-        """Started offline from a saved session; the server has not confirmed it yet."""
-        return self._session is None and self._reconnecting is not None and not self._reconnecting.done()
+    def state(self) -> SessionState:
+        """Where the session stands (``desktop_chat.backend.session_state``)."""
+        return self._state
+
+    def subscribe_state(self, listener: StateListener) -> Callable[[], None]:
+        """Call ``listener`` with the new state whenever it changes."""
+        self._state_listeners.append(listener)
+        return lambda: self._state_listeners.remove(listener) if listener in self._state_listeners else None
+
+    def _move(self, event: SessionEvent) -> None:
+        before, self._state = self._state, next_state(self._state, event)
+        if self._state is SessionState.RESTORING:
+            self._answered.clear()
+        else:
+            self._answered.set()
+        if self._state is before:
+            return
+        log.info("Session %s -> %s (%s)", before.value, self._state.value, event.value)
+        for listener in list(self._state_listeners):
+            try:
+                listener(self._state)
+            except Exception:  # a listener's bug must not break the session
+                log.exception("session state listener failed")
+
+    async def usable(self) -> None:
+        """Return when a call to Supabase may go out: at once when confirmed (or signed out), after the
+        answer while the saved session is being confirmed.
+
+        Raises:
+            BackendUnavailable: the saved session could not be confirmed (the server is away).
+            NotSignedIn: the session ended while the call waited (refused, or signed out).
+        """
+        waited = False
+        while (verdict := call_verdict(self._state)) is CallVerdict.WAIT:
+            waited = True
+            await self._answered.wait()
+        if verdict is CallVerdict.UNAVAILABLE:
+            # The same sentence as the status line's (SignedIn.session_state_changed).
+            raise BackendUnavailable(f"Cannot reach {self._server}; showing what is saved on this computer.")
+        if waited and self._state is SessionState.SIGNED_OUT:
+            raise NotSignedIn("You are not signed in.")
 
     def remember_identity(self, user_id: UserId, email: str, display_name: str) -> None:
         """Who signed in last (not a secret, kept beside the token): lets the app start offline."""
@@ -118,6 +163,44 @@ class AuthSession:
         except (ValueError, TypeError, KeyError):
             return None
 
+    def begin_restore(self) -> None:
+        """The saved identity is being shown: confirm the saved refresh token in the background.
+
+        Calls wait for the answer (``usable``). Confirmed: listeners hear the session. Unreachable: the
+        state is ``OFFLINE`` and the token is tried again with backoff. Refused: the token is forgotten
+        and listeners hear None (the window goes back to sign-in).
+        """
+        self._move(SessionEvent.RESTORE)
+        self._confirming = asyncio.get_running_loop().create_task(self._confirm(), name="session-confirm")
+
+    async def confirmed(self) -> SessionInfo | None:
+        """The answer of the confirmation begun by ``begin_restore`` (None: unreachable or refused)."""
+        if self._confirming is None:
+            return self._session
+        return await asyncio.shield(self._confirming)
+
+    async def _confirm(self) -> SessionInfo | None:
+        token = self._secrets.get(self.secret_name)
+        try:
+            if not token:
+                raise Unauthorized("The saved session is gone.")
+            response = await self.call(lambda: self._client.auth.refresh_session(token))
+            return self._accept(response)
+        except EnvironmentFailure:
+            log.info("The server cannot be reached; showing what is saved until it can")
+            self._move(SessionEvent.UNREACHABLE)
+            self.reconnect_in_background()
+            return None
+        except AuthError:
+            log.info("The saved session is no longer valid; signing in is needed")
+            await self._ended()
+            return None
+        except BaseException:
+            # Cancelled, or a bug: nothing may wait for an answer that will not come.
+            if self._state is SessionState.RESTORING:
+                self._move(SessionEvent.UNREACHABLE)
+            raise
+
     def reconnect_in_background(self) -> None:
         """Keep trying the saved refresh token (with backoff) until the server answers; listeners hear
         the session when it does, or None if the server refuses the token."""
@@ -128,7 +211,7 @@ class AuthSession:
 
     async def _reconnect_forever(self) -> None:
         backoff = 1.0
-        while self._session is None:
+        while self._session is None and self._state is SessionState.OFFLINE:
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, 30.0)
             token = self._secrets.get(self.secret_name)
@@ -192,16 +275,19 @@ class AuthSession:
         except AuthError:
             log.info("The stored session is no longer valid; signing in is needed")
             self._secrets.delete(self.secret_name)
+            self._move(SessionEvent.REFUSED)
             return None
         return self._accept(response)
 
     async def sign_out(self) -> None:
         """Revoke the session on the server when possible, and always forget it locally."""
         self._stop_refresher()
-        if self._reconnecting is not None:
-            self._reconnecting.cancel()
+        for task in (self._reconnecting, self._confirming):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
         had_session = self._session is not None
         self._session = None
+        self._move(SessionEvent.SIGNED_OUT)
         self._secrets.delete(self.secret_name)
         self._secrets.delete(self.identity_name)
         if had_session:
@@ -236,6 +322,7 @@ class AuthSession:
         info = self._info(session)
         self._session = info
         self._secrets.set(self.secret_name, session.refresh_token)
+        self._move(SessionEvent.CONFIRMED)
         self._start_refresher()
         self._notify()
         return info
@@ -289,6 +376,7 @@ class AuthSession:
         log.info("The server ended the session")
         self._session = None
         self._secrets.delete(self.secret_name)
+        self._move(SessionEvent.REFUSED)
         self._notify()
 
     def _notify(self) -> None:
@@ -299,9 +387,11 @@ class AuthSession:
                 log.exception("session listener failed")
 
     async def close(self) -> None:
-        for task in (self._refresher, self._reconnecting):
+        for task in (self._refresher, self._reconnecting, self._confirming):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._refresher = self._reconnecting = None
+        self._refresher = self._reconnecting = self._confirming = None
+        if self._state is SessionState.RESTORING:
+            self._move(SessionEvent.SIGNED_OUT)  # whatever waited for the confirmation stops waiting

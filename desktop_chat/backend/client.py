@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -20,12 +20,12 @@ from postgrest import CountMethod
 from pydantic import TypeAdapter
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
-from desktop_chat.backend.auth import AuthSession, SessionInfo, SessionListener
+from desktop_chat.backend.auth import AuthSession, SessionInfo, SessionListener, StateListener
 from desktop_chat.backend.connections import CallDeadlines, RenewableTransport
 from desktop_chat.backend.errors import map_error
 from desktop_chat.backend.round_trips import RoundTrips
 from desktop_chat.config import Settings
-from desktop_chat.errors import BackendUnavailable, Bug, DesktopChatError, EnvironmentFailure, Unauthorized
+from desktop_chat.errors import Bug, DesktopChatError, Unauthorized
 from desktop_chat.models import (
     Chat,
     ChatChanges,
@@ -226,9 +226,32 @@ class SupabaseBackend:
     def subscribe_session(self, listener: SessionListener) -> Callable[[], None]:
         return self.auth.subscribe(listener)
 
-    async def sign_in(self, email: str, password: str) -> Profile:
+    def subscribe_session_state(self, listener: StateListener) -> Callable[[], None]:
+        """``listener`` hears each move of the session's state (``session_state``)."""
+        return self.auth.subscribe_state(listener)
+
+    async def sign_in(
+        self, email: str, password: str, *, alongside: Callable[[SessionInfo], Coroutine[Any, Any, None]] | None = None
+    ) -> Profile:
+        """Sign in with a password and read the user's profile.
+
+        ``alongside`` runs at the same time as the profile read, once the token is there (the data layer
+        asks for the chat list then: both need only the token, so the sign-in waits on one round trip
+        for the two). It must not raise; it is cancelled if the profile cannot be read.
+        """
         info = await self.auth.sign_in(email, password)
-        return await self._load_profile(info)
+        if alongside is None:
+            return await self._load_profile(info)
+        beside = asyncio.get_running_loop().create_task(alongside(info), name="sign-in-alongside")
+        try:
+            profile = await self._load_profile(info)
+        except BaseException:
+            beside.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beside
+            raise
+        await beside
+        return profile
 
     async def sign_up(self, email: str, password: str, display_name: str) -> Profile:
         info = await self.auth.sign_up(email, password, display_name)
@@ -237,33 +260,28 @@ class SupabaseBackend:
     async def restore_session(self) -> Profile | None:
         """Sign in again from the saved refresh token.
 
-        When the server cannot be reached, the saved identity signs the user in *offline*: the profile is
-        known, the cache can be read, the session is confirmed in the background (``auth.waiting``),
-        and calls that need the server raise BackendUnavailable until it is.
+        With the identity saved beside the token (user id and name), the profile is returned at once,
+        without a round trip: the app paints the saved chats while the token is confirmed in the
+        background (``AuthSession.begin_restore``; calls wait for that answer). Refused, the session ends
+        (listeners hear None); unreachable, the app stays offline and keeps trying. Without a saved
+        identity (an older install), the refresh is awaited; a server that cannot be reached then raises
+        ``BackendUnavailable``.
         """
-        saved_before = self.auth.saved_identity()  # read first: a refused token is deleted by restore()
-        try:
+        saved = self.auth.saved_identity()
+        if saved is None:
             info = await self.auth.restore()
-        except EnvironmentFailure:
-            saved = self.auth.saved_identity()
-            if saved is None:
-                raise
-            user_id, _email, display_name = saved
-            log.info("The server cannot be reached; starting offline from the saved session")
-            self._profile = Profile(id=user_id, display_name=display_name)
-            self.auth.reconnect_in_background()
-            return self._profile
-        if info is None:
-            return None
-        if saved_before is not None and saved_before[0] == info.user_id:
-            # The profile saved with the token: the first paint waits on one round trip (the token), not
-            # two; the row is read again in the background and the saved name follows it.
-            self._profile = Profile(id=info.user_id, display_name=saved_before[2])
-            self._profile_task = asyncio.get_running_loop().create_task(
-                self._reload_profile(info), name="profile-reload"
-            )
-            return self._profile
-        return await self._load_profile(info)
+            return None if info is None else await self._load_profile(info)
+        user_id, _email, display_name = saved
+        self._profile = Profile(id=user_id, display_name=display_name)
+        self.auth.begin_restore()
+        # Once confirmed, the profile row is read again and the saved name follows it.
+        self._profile_task = asyncio.get_running_loop().create_task(self._reload_confirmed(), name="profile-reload")
+        return self._profile
+
+    async def _reload_confirmed(self) -> None:
+        info = await self.auth.confirmed()
+        if info is not None:
+            await self._reload_profile(info)
 
     async def _reload_profile(self, info: SessionInfo) -> None:
         try:
@@ -300,10 +318,11 @@ class SupabaseBackend:
     # --- calling -----------------------------------------------------------------------------------
     async def _call(self, operation: str, run: Callable[[], Awaitable[T]]) -> T:
         """Run ``run`` with the timeout and error mapping; after a 401, refresh once and retry."""
-        if operation != "health" and self._auth is not None and self._auth.waiting:
-            # Started offline: without a confirmed session the request would go out as anon, and row
-            # level security would answer "nothing", which must not be mistaken for data.
-            raise BackendUnavailable(f"Not connected to {self._server} yet; showing what is saved on this computer.")
+        if operation != "health" and self._auth is not None:
+            # A saved session not confirmed yet: the request would go out as anon, and row level security
+            # would answer "nothing", which must not be mistaken for data. Wait for the answer, or fail
+            # when the server could not be reached (see session_state).
+            await self._auth.usable()
         for attempt in (1, 2):
             _last_status.set(None)
             try:

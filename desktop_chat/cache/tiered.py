@@ -10,6 +10,14 @@ stays. Then the memory tier is emptied and Redis is used again. ``close()`` make
 at this, so a clean quit after an outage (e.g. a busy machine making Redis look slow) leaves Redis, and
 the snapshot the app's own Redis writes when it stops, as complete as the memory tier was.
 
+Hot windows: the decoded message windows last read from Redis (``HOT_WINDOWS`` chats) are kept in process
+and answer ``get_messages`` again without a Redis round trip or a decrypt, for as long as nothing of this
+cache wrote, appended to, invalidated or purged the key since the read began (the load-token generations
+below) and the TTL Redis reported has not run out. A round trip to another process costs a scheduler
+wake-up of redis-server, which on a loaded machine is most of a cached page read. Everything that changes
+a key goes through this class (one app instance owns its Redis namespace), so a hot window is never staler
+than what Redis holds, except when something outside the app deletes keys, which only loses a cache.
+
 Writes and invalidations of one user run one at a time, in call order, and finish even if the caller is
 cancelled, so Redis never ends up applying an older write after a newer invalidation. Each returns once
 its tier has it.
@@ -91,6 +99,17 @@ class LoadToken:
     generation: int
 
 
+@dataclass(frozen=True, slots=True)
+class _HotWindow:
+    """A decoded message window as read from Redis (see "Hot windows" in the module docstring)."""
+
+    read_at: LoadToken  # the generation when the read began: any change of the key since makes it stale
+    messages: tuple[Message, ...]
+    complete: bool  # the whole cached window (else only its newest ``len(messages)``)
+    expires_at: float | None  # clock() when Redis drops the entry; None: no expiry
+    until: float  # clock() after which Redis is read again (``HOT_SECONDS``)
+
+
 _FAILURE_DETAIL = {
     FailureKind.CONNECTION: "Redis cannot be reached",
     FailureKind.TIMEOUT: "Redis did not answer in time",
@@ -99,6 +118,10 @@ _FAILURE_DETAIL = {
     FailureKind.SLOW: "Redis is answering too slowly",
 }
 _GENERATIONS_KEPT = 4096
+HOT_WINDOWS = 32  # decoded message windows kept in process (a few hundred messages each at most)
+# Seconds a hot window answers before Redis is read again: the read also moves the chat up in Redis's
+# per-user recency index (which chats the cap evicts), so a chat in constant use must still reach it.
+HOT_SECONDS = 30.0
 _DRAIN_TIMEOUT = 5.0
 # close(): attempts and total seconds for bringing Redis up to date after an outage (a quit must not hang).
 _CLOSE_SYNC_ATTEMPTS = 3
@@ -131,6 +154,7 @@ class TieredCache:
         persist: Writes what Redis holds to disk now (the app's own Redis keeps a snapshot between runs);
             run after a purge or wipe, so that what was dropped leaves the disk too. None: no snapshot.
         disk_bytes: How many bytes the cache takes on disk (0 when it keeps nothing there).
+        clock: Monotonic seconds for the hot windows' lifetimes (tests pass a fake).
     """
 
     def __init__(
@@ -146,6 +170,7 @@ class TieredCache:
         detail: str = "",
         persist: Callable[[], Awaitable[None]] | None = None,
         disk_bytes: Callable[[], int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._codec = codec
         self.policy = policy
@@ -179,6 +204,8 @@ class TieredCache:
         self._forgotten_generation = 0
         self._user_generations: dict[UserId, int] = {}
         self._wipe_generation = 0
+        self._hot: OrderedDict[CacheKey, _HotWindow] = OrderedDict()
+        self._clock = clock
         self._status, self._detail = self._compute_status()
         metrics.gauge(BREAKER_OPEN).set(0)
 
@@ -313,6 +340,10 @@ class TieredCache:
         key = msgs_key(user, chat_id)
         cap = self.policy.max_messages_per_chat
         wanted = cap if limit is None else max(0, min(limit, cap))
+        hot = self._hot_window(key, wanted)
+        if hot is not None:
+            return hot
+        read_at = self.begin_load(key)  # before the read: a change while it runs keeps it out of the hot set
         ran = await self._read(key, "get", lambda store: store.get_list(key, wanted))
         if ran is None:
             return None
@@ -327,7 +358,37 @@ class TieredCache:
             await self._discard(key, store, error)
             return None
         self._count(CACHE_HITS, store, key)
+        if store is self._redis:
+            now = self._clock()
+            expires_at = None if stored.ttl is None else now + stored.ttl
+            complete = len(messages) < wanted or wanted >= cap
+            self._hot[key] = _HotWindow(read_at, messages, complete, expires_at, now + HOT_SECONDS)
+            self._hot.move_to_end(key)
+            while len(self._hot) > HOT_WINDOWS:
+                self._hot.popitem(last=False)
         return Cached(messages, self.policy.is_fresh(stored.ttl), store.tier)
+
+    def forget_hot_windows(self) -> None:
+        """Drop the decoded windows kept in process: the next reads go to Redis (the benchmarks measure a
+        read from Redis this way; nothing else needs it, as every change of a key already drops its window)."""
+        self._hot.clear()
+
+    def _hot_window(self, key: CacheKey, wanted: int) -> Cached[tuple[Message, ...]] | None:
+        """The newest ``wanted`` messages from the hot window of ``key``, when it is still exactly Redis's."""
+        hot = self._hot.get(key)
+        if hot is None or self._redis is None or self._active() is not self._redis:
+            return None
+        now = self._clock()
+        remaining = None if hot.expires_at is None else hot.expires_at - now
+        if self._is_stale(hot.read_at) or now >= hot.until or (remaining is not None and remaining <= 0):
+            del self._hot[key]
+            return None
+        if not hot.complete and len(hot.messages) < wanted:
+            return None
+        self._hot.move_to_end(key)
+        self._metrics.counter(CACHE_HITS, tier="hot", kind=key.kind.value).inc()
+        messages = hot.messages[len(hot.messages) - wanted :] if wanted < len(hot.messages) else hot.messages
+        return Cached(messages, self.policy.is_fresh(remaining), self._redis.tier)
 
     async def _get_value(self, key: CacheKey, decode: Callable[[CacheKey, bytes], T]) -> Cached[T] | None:
         ran = await self._read(key, "get", lambda store: store.get(key))
@@ -476,6 +537,8 @@ class TieredCache:
         async def body() -> None:
             self._generation += 1
             self._user_generations[user] = self._generation
+            for key in [key for key in self._hot if key.user == user]:
+                del self._hot[key]
             await self._mutate("purge", lambda target: target.purge_user(user), purged=user)
 
         await self._locked(user, body)
@@ -485,6 +548,7 @@ class TieredCache:
         """Drop every entry of every user (the "clear cache" button)."""
         self._generation += 1
         self._wipe_generation = self._generation
+        self._hot.clear()
         if self._memory is not None:
             await self._memory.wipe()
         if self._redis is None:

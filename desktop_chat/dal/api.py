@@ -43,6 +43,7 @@ __all__ = [
     "MessageSearch",
     "ReactionsListener",
     "ReadsListener",
+    "SessionEndedListener",
     "StatusListener",
     "StoreStatus",
     "Timeline",
@@ -121,6 +122,9 @@ ReactionsListener = Callable[[ChatId, Mapping[MessageId, tuple[ShownReaction, ..
 ReadsListener = Callable[[ReadState], None]
 
 
+SessionEndedListener = Callable[[str], None]
+
+
 class ChatStoreAPI(Protocol):
     """Everything the UI may ask of the data layer.
 
@@ -144,6 +148,12 @@ class ChatStoreAPI(Protocol):
 
     async def sign_out(self) -> None:
         """End the session and clear this user's cache (the outbox keeps unsent messages)."""
+        ...
+
+    def subscribe_session_ended(self, listener: SessionEndedListener) -> Unsubscribe:
+        """Call ``listener`` with a sentence for the sign-in window when the server ends the session by
+        itself (the saved session was refused after the window showed it, or a refresh was refused). The
+        store is signed out by then; the outbox and the cache are kept."""
         ...
 
     # --- status ------------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ async def open_data_layer(
                 raise
             return signed_in
 
-        store = ChatStore(backend, cache, status, presence, open_signed_in)
+        store = ChatStore(backend, cache, status, presence, open_signed_in, chat_page=chat_page)
         built.push_async_callback(_logged("store", store.close))
     except BaseException:
         await built.aclose()

@@ -262,6 +262,7 @@ class LiveSync:
             ticket = self.begin_chat_list_load()
         if ticket < self._shown_ticket:
             return
+        first_load = not self._shown_ticket
         self._shown_ticket = ticket
         self.chat_list.reset(self._merged(chats))
         self._frontier = min((key for row in chats if (key := row.list_key) is not None), default=None)
@@ -270,6 +271,8 @@ class LiveSync:
             # Before the user opens anything, the most active chats stand in for the recent ones.
             self._recently_opened = [row.chat.id for row in self.chat_list.rows[:HOT_CHATS]]
         self._update_watch()
+        if first_load and self._recent_dirty:
+            self._write_recent()  # what changed before the list was loaded, now with the loaded rows
 
     def _update_watch(self) -> None:
         """Tell realtime which chats' topics to hold (it joins and leaves only what changed)."""
@@ -379,8 +382,15 @@ class LiveSync:
         return found
 
     def _write_recent(self) -> None:
-        """Write the chat list through to the cache; one writer, always the latest rows."""
+        """Write the chat list through to the cache; one writer, always the latest rows.
+
+        Not before the list has been loaded in this session (``show_chats``): until then it holds only the
+        rows that changes brought, and writing those would replace the saved list (which the next start,
+        maybe offline, shows) with a few rows or none. The write then follows the first load.
+        """
         self._recent_dirty = True
+        if not self._shown_ticket:
+            return
         if self._recent_writer is None or self._recent_writer.done():
             self._recent_writer = self._tasks.spawn(self._recent_writer_loop(), "write-recent")
 

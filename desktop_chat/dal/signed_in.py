@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 
 from desktop_chat.backend.auth import SessionInfo
 from desktop_chat.backend.client import SupabaseBackend
+from desktop_chat.backend.session_state import SessionState
 from desktop_chat.cache import TieredCache
 from desktop_chat.config import Settings
 from desktop_chat.dal.calls import BackendCalls, TimedReacting, TimedSending
@@ -150,18 +151,16 @@ class SignedIn:
             self.sender.subscribe(self.live.on_pending),
             self.sender.subscribe(self._on_pending),
             self._calls.subscribe_reached(self._on_reached),
+            self._backend.subscribe_session_state(self.session_state_changed),
         ]
         session = self._backend.session
         if session is None:
-            # Started offline from the saved session: show the cache, hold the sends, and let the auth
-            # session confirm itself in the background (see ``session_renewed``).
+            # Started from the saved session, not confirmed yet (or the server is away): show the cache,
+            # hold the sends, and let the auth session confirm itself in the background (see
+            # ``session_renewed``).
             self.sender.pause()
             self.reaction_sender.pause()
-            self._status.update(
-                connection=ConnectionState.OFFLINE,
-                backend_reachable=False,
-                detail=f"Cannot reach {self._backend.server}; showing what is saved on this computer.",
-            )
+            self.session_state_changed(self._backend.auth.state)
         await self.sender.start()
         await self.reaction_sender.start()
         self._status.update(outbox_depth=self.sender.depth)
@@ -194,6 +193,17 @@ class SignedIn:
         await self.tasks.close()
         await self.live.stop()
         self._presence.reset(None)
+
+    def session_state_changed(self, state: SessionState) -> None:
+        """What the status says while the saved session is not confirmed (confirmed: ``session_renewed``)."""
+        if state is SessionState.RESTORING:
+            self._status.update(connection=ConnectionState.CONNECTING, detail="")
+        elif state is SessionState.OFFLINE:
+            self._status.update(
+                connection=ConnectionState.OFFLINE,
+                backend_reachable=False,
+                detail=f"Cannot reach {self._backend.server}; showing what is saved on this computer.",
+            )
 
     def session_renewed(self, session: SessionInfo) -> None:
         """The auth session was confirmed (after an offline start) or refreshed."""

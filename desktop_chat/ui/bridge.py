@@ -510,12 +510,19 @@ class StoreBridge(QObject):
             store.subscribe_incoming(self._on_incoming),
             store.subscribe_reactions(self.reactions_changed.emit),
             store.subscribe_reads(self.reads_changed.emit),
+            store.subscribe_session_ended(self._on_session_ended),
         ]
 
     def _unsubscribe(self) -> None:
         for unsubscribe in self._unsubscribes:
             unsubscribe()
         self._unsubscribes = []
+
+    def _on_session_ended(self, message: str) -> None:
+        # The server refused the session by itself (e.g. a saved session revoked while its window showed
+        # the cached chats): back to the sign-in window, with why.
+        self.session_expired.emit(message)
+        self.signed_out.emit()
 
     def _on_incoming(self, message: Message) -> None:
         self.incoming_received.emit(message)

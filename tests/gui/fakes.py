@@ -34,6 +34,7 @@ from desktop_chat.dal.api import (
     MessageSearch,
     ReactionsListener,
     ReadsListener,
+    SessionEndedListener,
     StatusListener,
     StoreStatus,
     Timeline,
@@ -149,6 +150,7 @@ class FakeChatStore:
         self.saved_session: Profile | None = None  # what restore_session finds "in the keyring"
         self._status = StoreStatus(connection=ConnectionState.LIVE, cache=CacheStatus.ONLINE)
         self._status_listeners: list[StatusListener] = []
+        self._ended_listeners: list[SessionEndedListener] = []
         self._typing_listeners: list[UsersListener] = []
         self._presence_listeners: list[UsersListener] = []
         self._incoming_listeners: list[MessageListener] = []
@@ -400,6 +402,17 @@ class FakeChatStore:
         self._list_done = False
         self._timelines.clear()
         self.cache_cleared += 1
+
+    def subscribe_session_ended(self, listener: SessionEndedListener) -> Unsubscribe:
+        return _subscribe(self._ended_listeners, listener)
+
+    def end_session(self, message: str) -> None:
+        """As the real store when the server refuses the session: signed out, listeners told why."""
+        self._current = None
+        self.saved_session = None
+        self._chat_list = new_chat_list()
+        for listener in list(self._ended_listeners):
+            listener(message)
 
     # --- status --------------------------------------------------------------------------------------
     @property

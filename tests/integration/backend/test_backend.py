@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from desktop_chat.backend.client import SupabaseBackend
 from desktop_chat.backend.round_trips import RoundTripCounts
+from desktop_chat.backend.session_state import SessionState
 from desktop_chat.config import Settings
 from desktop_chat.errors import BackendUnavailable, InvalidInput, NotSignedIn, Rejected, Unauthorized
 from desktop_chat.models import ChatId, new_chat_id, new_message_id
@@ -158,7 +159,7 @@ async def test_the_backend_counts_each_round_trip_by_call(backend: SupabaseBacke
     )
 
 
-async def test_a_restore_waits_on_the_token_alone_and_reads_the_profile_after(
+async def test_a_restore_waits_on_no_round_trip_and_confirms_the_token_and_profile_after(
     backend: SupabaseBackend, tmp_path: Path, stack: StackHandle, keyring_backend: MemoryKeyring
 ) -> None:
     await backend.sign_in("alice@example.com", "password123")
@@ -172,7 +173,12 @@ async def test_a_restore_waits_on_the_token_alone_and_reads_the_profile_after(
         start = again.round_trips.snapshot()
         profile = await again.restore_session()
         assert profile is not None and profile.id == ALICE and profile.display_name == "Alice (old name)"
-        assert again.round_trips.snapshot().since(start).by_call == {"auth POST token": 1}
+        # The saved identity answers at once; the token goes to the server behind it.
+        assert again.round_trips.snapshot().since(start).answered == 0
+        assert again.auth.state is SessionState.RESTORING and again.session is None
+        confirmed = await again.auth.confirmed()
+        assert confirmed is not None and confirmed.user_id == ALICE
+        assert again.auth.state is SessionState.CONFIRMED and again.session == confirmed
         async with asyncio.timeout(30):
             while again.profile is None or again.profile.display_name == "Alice (old name)":  # noqa: ASYNC110
                 await asyncio.sleep(0.01)

@@ -73,11 +73,14 @@ async def test_opening_a_current_chat_while_live_runs_no_back_fill(make_layer: L
     live = live_sync(bob)
 
     # The first open starts the chat's cursor from the page it reads: that page may be old, so it is
-    # back-filled, which makes the chat known complete on this link.
+    # back-filled, which makes the chat known complete on this link. (The back-fill after the link's first
+    # join may have done so already: the sign-in reads the chat list beside the profile, so the list is
+    # there when the link comes up, and its top chats are back-filled then.)
     before = back_fills.count
+    current_before = live.is_current(chat)
     await bob.store.open_chat(chat)
     await eventually(lambda: live.is_current(chat), what="the chat known complete on this link")
-    assert back_fills.count > before
+    assert current_before or back_fills.count > before
     bob.store.close_chat(chat)
 
     # Closed, the chat stays among the recent ones whose topics are held: what comes is pushed.

@@ -304,3 +304,18 @@ async def test_reopening_a_chat_reads_only_the_page_and_keeps_its_cursor(
     cached = await layer.cache.get_messages(ALICE, chat)
     assert cached is not None and cached.value[-1].id == message.id and len(cached.value) == 131
     assert again.rows[-1].content == "after the edit"
+
+
+async def test_a_sign_in_reads_the_chat_list_beside_the_profile(make_layer: LayerFactory) -> None:
+    layer = await make_layer("alice", realtime=False)
+    trips = layer.backend.round_trips
+    start = trips.snapshot()
+    profile = await layer.store.sign_in(ALICE_EMAIL, PASSWORD)
+    # The list is in the cache when the sign-in returns: it was asked for while the profile loaded, so
+    # showing it waits on no third round trip.
+    cached = await layer.cache.get_recent(profile.id)
+    assert cached is not None and cached.fresh
+    assert {row.chat.id for row in cached.value} >= {ALICE_BOB_CHAT, FALCON_CHAT}
+    assert trips.snapshot().since(start).by_call == {"auth POST token": 1, "rest GET profiles": 1, "rpc chat_list": 1}
+    listed = await layer.store.recent_chats()
+    assert [row.chat.id for row in listed] == [row.chat.id for row in cached.value]
