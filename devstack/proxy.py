@@ -11,7 +11,9 @@ One proxy serves the three faults a network does to a client's connections:
   flushed: the peers see an EOF, or a reset where data was still unread), as by a peer that was killed.
 
 Connections opened later are forwarded normally (the network works again for whoever reconnects). Both
-faults can be limited to the Realtime websockets (``websockets_only``), leaving REST calls alone. Apart
+faults can be limited to the Realtime websockets (``websockets_only``), leaving REST calls alone.
+``hold()`` keeps every answer from the server back (requests still go out) until ``release()``: a server
+that has not answered yet, at a moment the test chooses. Apart
 from faults, EOF is passed on as EOF (a half-close), and a reset on one side closes both at once.
 
 The proxy runs its own event loop on its own thread, so its work never delays (nor is counted in) the
@@ -82,6 +84,9 @@ class LoopbackProxy:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._state = _Counters()
+        self._let_through: asyncio.Event | None = None
+        self.held = 0
+        """Answers (chunks from the server) waiting for ``release`` right now."""
         self.port = 0
 
     @property
@@ -163,6 +168,24 @@ class LoopbackProxy:
 
         return self._on_loop(reset)
 
+    def hold(self) -> None:
+        """From now on, keep what the server sends until ``release`` (requests still go out)."""
+
+        def close_gate() -> None:
+            assert self._let_through is not None
+            self._let_through.clear()
+
+        self._on_loop(close_gate)
+
+    def release(self) -> None:
+        """Let what was held, and what follows, through."""
+
+        def open_gate() -> None:
+            assert self._let_through is not None
+            self._let_through.set()
+
+        self._on_loop(open_gate)
+
     def _on_loop(self, action: Callable[[], _T]) -> _T:
         """Run ``action`` on the proxy's loop (no connection changes meanwhile) and return its result."""
         loop = self._loop
@@ -187,6 +210,8 @@ class LoopbackProxy:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
+        self._let_through = asyncio.Event()
+        self._let_through.set()
         tasks: set[asyncio.Task[None]] = set()
 
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -286,6 +311,13 @@ class LoopbackProxy:
                     return
                 if (wait := due - loop.time()) > 0:
                     await asyncio.sleep(wait)
+                gate = self._let_through
+                if not from_client and gate is not None and not gate.is_set():
+                    self.held += 1
+                    try:
+                        await gate.wait()
+                    finally:
+                        self.held -= 1
                 if connection.frozen:
                     return
                 if not data:

@@ -30,9 +30,9 @@ from desktop_chat.ui.notifications import Notifier
 from desktop_chat.ui.sign_in_flow import SignInFlow
 from desktop_chat.ui.theme import Theme
 from devstack.config import REPO_ROOT
+from devstack.proxy import LoopbackProxy
 from tests.conftest import StackHandle
 from tests.integration.dal.conftest import ALICE
-from tests.integration.dal.proxy import BlackHoleProxy
 from tests.keyrings import MemoryKeyring
 
 pytestmark = pytest.mark.integration
@@ -56,8 +56,8 @@ class Start:
         self.stack = stack
         target = urlsplit(stack.api_url)
         assert target.hostname is not None and target.port is not None
-        self.proxy = BlackHoleProxy(target.hostname, target.port)
-        wait(qtbot, self.proxy.start())
+        self.proxy = LoopbackProxy(target.hostname, target.port)
+        self.proxy.start()
         self.settings = Settings(
             supabase_url=f"http://127.0.0.1:{self.proxy.port}",
             supabase_anon_key=SecretStr(stack.anon_key),
@@ -111,7 +111,7 @@ class Start:
         self.proxy.release()
         if self.layer is not None:
             wait(self.qtbot, self.layer.close())
-        wait(self.qtbot, self.proxy.close())
+        self.proxy.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ itself, tells the UI why, and keeps the outbox and the cache. (Restored and offl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,9 +20,9 @@ from desktop_chat.backend.session_state import SessionState
 from desktop_chat.dal.api import ConnectionState
 from desktop_chat.errors import NotSignedIn
 from desktop_chat.models import ChatId
+from devstack.proxy import LoopbackProxy
 from tests.conftest import StackHandle
 from tests.integration.dal.conftest import ALICE, ALICE_EMAIL, PASSWORD, LayerFactory, eventually
-from tests.integration.dal.proxy import BlackHoleProxy
 from tests.keyrings import MemoryKeyring
 
 pytestmark = pytest.mark.integration
@@ -43,17 +43,17 @@ async def _first_run(
 
 
 @pytest.fixture
-async def proxy(stack: StackHandle) -> AsyncIterator[BlackHoleProxy]:
+def proxy(stack: StackHandle) -> Iterator[LoopbackProxy]:
     target = urlsplit(stack.api_url)
     assert target.hostname is not None and target.port is not None
-    proxy = BlackHoleProxy(target.hostname, target.port)
-    await proxy.start()
+    proxy = LoopbackProxy(target.hostname, target.port)
+    proxy.start()
     yield proxy
-    await proxy.close()
+    proxy.stop()
 
 
 async def test_restored_online_the_cached_list_shows_before_the_token_is_answered(
-    make_layer: LayerFactory, stack: StackHandle, proxy: BlackHoleProxy
+    make_layer: LayerFactory, stack: StackHandle, proxy: LoopbackProxy
 ) -> None:
     keyring = MemoryKeyring()
     redis_url = stack.redis_url.rsplit("/", 1)[0] + "/12"
@@ -79,7 +79,7 @@ async def test_restored_online_the_cached_list_shows_before_the_token_is_answere
 
 
 async def test_restored_but_revoked_the_session_ends_by_itself_and_keeps_outbox_and_cache(
-    make_layer: LayerFactory, stack: StackHandle, proxy: BlackHoleProxy
+    make_layer: LayerFactory, stack: StackHandle, proxy: LoopbackProxy
 ) -> None:
     keyring = MemoryKeyring()
     redis_url = stack.redis_url.rsplit("/", 1)[0] + "/13"

@@ -124,6 +124,33 @@ async def test_a_delay_holds_each_direction_back(upstream: Upstream) -> None:
         await close(writer)
 
 
+async def test_hold_keeps_the_answers_back_until_release_while_requests_go_out(upstream: Upstream) -> None:
+    with LoopbackProxy("127.0.0.1", upstream.port) as proxy:
+        reader, writer = await connect(proxy)
+        proxy.hold()
+        writer.write(b"request")
+        index = await asyncio.wait_for(upstream.accepted.get(), 10)
+        await upstream.received_exactly(index, b"request")  # the request is not held
+        upstream.writers[index].write(b"answer")
+        async with asyncio.timeout(10):
+            while proxy.held == 0:  # noqa: ASYNC110 - the proxy's thread counts the held answer
+                await asyncio.sleep(0.01)
+        assert not await _arrives(reader)
+        proxy.release()
+        assert await asyncio.wait_for(reader.readexactly(6), 10) == b"answer"
+        assert proxy.held == 0
+        await close(writer)
+
+
+async def _arrives(reader: asyncio.StreamReader) -> bool:
+    """Whether anything arrives within a moment (used only where nothing must)."""
+    try:
+        await asyncio.wait_for(reader.read(1), 0.3)
+    except TimeoutError:
+        return False
+    return True
+
+
 async def test_a_black_hole_passes_nothing_on_and_closes_nothing(upstream: Upstream) -> None:
     proxy = LoopbackProxy("127.0.0.1", upstream.port)
     proxy.start()
