@@ -268,9 +268,12 @@ class ChatStore:
     async def open_at(self, chat_id: ChatId, seq: int) -> Timeline:
         signed_in = self.signed_in
         timeline = await signed_in.live.open_timeline_at(chat_id, seq)
-        # A chat may be opened by a jump alone (a search result): it shows reactions and receipts too.
-        signed_in.reactions.watch(chat_id, timeline)
-        signed_in.receipts.watch(chat_id)
+        # A chat may be opened by a jump alone (a search result): it shows reactions and receipts too. A jump
+        # within a chat already followed (a quote) keeps what is loaded: no second load of either.
+        if not signed_in.reactions.watches(chat_id):
+            signed_in.reactions.watch(chat_id, timeline)
+        if not signed_in.receipts.watches(chat_id):
+            signed_in.receipts.watch(chat_id)
         return timeline
 
     def has_newer(self, chat_id: ChatId) -> bool:

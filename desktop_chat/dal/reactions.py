@@ -129,6 +129,9 @@ class Reactions:
         self._chats[chat_id] = watched
         self._take_rows(chat_id, watched, timeline.rows)
 
+    def watches(self, chat_id: ChatId) -> bool:
+        return chat_id in self._chats
+
     def unwatch(self, chat_id: ChatId) -> None:
         watched = self._chats.pop(chat_id, None)
         if watched is not None:

@@ -43,6 +43,9 @@ class Receipts:
             self._states[chat_id] = None
         self._tasks.spawn(self._load(chat_id), f"read-positions-{chat_id}")
 
+    def watches(self, chat_id: ChatId) -> bool:
+        return chat_id in self._states
+
     def unwatch(self, chat_id: ChatId) -> None:
         self._states.pop(chat_id, None)
 

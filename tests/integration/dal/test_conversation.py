@@ -159,6 +159,13 @@ async def test_a_chat_first_opened_by_a_jump_shows_reactions_and_read_positions(
         what="the reaction with who made it, in a chat opened by a jump",
     )
     await eventually(lambda: bob.store.read_state(chat) is not None, within=20, what="read positions loaded")
+    # A second jump within the chat (a quote click) reuses what is loaded: no second load of either.
+    await bob.store.signed_in.tasks.settle()
+    before = bob.backend.round_trips.snapshot()
+    await bob.store.open_at(chat, message.seq)
+    await bob.store.signed_in.tasks.settle()
+    calls = bob.backend.round_trips.snapshot().since(before).by_call
+    assert "rpc read_positions" not in calls and "rpc message_reactions" not in calls, calls
 
 
 async def test_read_receipts_update_live(make_layer: LayerFactory) -> None:
