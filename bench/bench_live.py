@@ -61,6 +61,7 @@ from desktop_chat.dal.api import ConnectionState, Timeline
 from desktop_chat.dal.factory import DataLayer, open_data_layer
 from desktop_chat.dal.live import FRAME_INTERVAL
 from desktop_chat.dal.live_list import RowChange, RowsRemoved, apply_changes
+from desktop_chat.heap import freeze_long_lived
 from desktop_chat.models import ChangeEvent, ChatId, DeliveryState, Message, MessageId, MessageUpserted
 from desktop_chat.sync.outbox import OutboxEntry
 from devstack.proxy import LoopbackProxy
@@ -619,9 +620,18 @@ class StallMonitor:
         }
 
 
-async def sustained(clients: Clients, db_url: str, alice_id: uuid.UUID, chat: ChatId, out: Path) -> dict[str, Any]:
+async def sustained(
+    clients: Clients,
+    db_url: str,
+    alice_id: uuid.UUID,
+    chat: ChatId,
+    out: Path,
+    trace: contextlib.AbstractContextManager[Any] | None = None,
+) -> dict[str, Any]:
+    """``trace``: entered while the stall monitor runs (``bench stream`` passes a ``LoopTrace`` on request)."""
     bob = await clients.open("bob-sustained", BOB_EMAIL)
     await clients.sign_in(bob, BOB_EMAIL)
+    freeze_long_lived()  # as the app does once its main window is up
     pushes = record_pushes(bob)
     arrivals = record_arrivals(bob)
     probe = ViewProbe(await bob.store.open_chat(chat))
@@ -631,6 +641,9 @@ async def sustained(clients: Clients, db_url: str, alice_id: uuid.UUID, chat: Ch
     monitor = StallMonitor()
     gc.collect()
     monitor.start()
+    tracing = contextlib.ExitStack()
+    if trace is not None:
+        tracing.enter_context(trace)
     context = multiprocessing.get_context("spawn")
     writer = context.Process(
         target=_writer_process,
@@ -648,6 +661,7 @@ async def sustained(clients: Clients, db_url: str, alice_id: uuid.UUID, chat: Ch
         if writer.is_alive():
             writer.terminate()
         writer.join(10)
+        tracing.close()
         await monitor.stop()
     written = json.loads(await asyncio.to_thread(out.read_text))
     commits: list[float] = written["commits"]

@@ -13,12 +13,19 @@ load average at the start and end of each, whether the writer kept its rate (a r
 so), and how much WAL each poll of the gateway's change capture decodes again (its slot's
 ``confirmed_flush_lsn - restart_lsn``, sampled every 0.5 s). Goals (issue 13): commit → view p99 ≤ 50 ms,
 stalls ≤ 16 ms, 0 lost.
+
+``full_collection``: what a full collection of the garbage collector stalls the loop for in this process
+with bob signed in, with the long-lived heap left to the collector against frozen (``desktop_chat.heap``,
+as the app does once its main window is up), median of 5 each, side by side. ``BENCH_STREAM_TRACE=1``
+also names, for each variant, the event-loop callbacks that used 2 ms of CPU or more and the collections by
+generation (``bench.loop_trace``), to tell a long callback from a collection or a wait for a core.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import statistics
 import tempfile
@@ -29,13 +36,17 @@ from typing import Any
 
 import asyncpg
 
-from bench.bench_live import ALICE_EMAIL, SUSTAINED_RATE, Clients, new_chat, sustained
+from bench.bench_live import ALICE_EMAIL, BOB_EMAIL, SUSTAINED_RATE, Clients, new_chat, sustained
+from bench.loop_trace import LoopTrace
+from desktop_chat.dal import live
 from desktop_chat.realtime import inbox, manager
 from devstack.throwaway import throwaway_stack
 
 VARIANTS = {"library": False, "tap": True}
 """Variant → ``manager.TAP_BROADCASTS``; both hand the pushes to ``PushInbox`` (``inbox.PUSH_SLICE``)."""
 SLOT_SAMPLE_SECONDS = 0.5
+COLLECTIONS = 5
+TRACE = os.environ.get("BENCH_STREAM_TRACE") == "1"
 
 
 def _load() -> list[float]:
@@ -97,6 +108,38 @@ class SlotSampler:
         }
 
 
+def _full_collections(count: int = COLLECTIONS) -> dict[str, Any]:
+    """Full collections timed with the heap left to the collector, then frozen; median and max in ms."""
+
+    def timed() -> list[float]:
+        gc.collect()  # what is garbage now goes first: the timed ones walk what stays
+        pauses = []
+        for _ in range(count):
+            started = time.perf_counter()
+            gc.collect()
+            pauses.append((time.perf_counter() - started) * 1000)
+        return pauses
+
+    frozen_before = gc.get_freeze_count()
+    gc.unfreeze()
+    try:
+        tracked = len(gc.get_objects())
+        unfrozen = timed()
+        gc.freeze()
+        frozen = timed()
+    finally:
+        gc.unfreeze()
+        if frozen_before:
+            gc.freeze()
+    return {
+        "tracked_objects": tracked,
+        "unfrozen_p50_ms": round(statistics.median(unfrozen), 2),
+        "unfrozen_max_ms": round(max(unfrozen), 2),
+        "frozen_p50_ms": round(statistics.median(frozen), 2),
+        "frozen_max_ms": round(max(frozen), 2),
+    }
+
+
 async def _run(info: dict[str, Any], home: Path) -> dict[str, Any]:
     clients = Clients(info, home)
     default = manager.TAP_BROADCASTS
@@ -114,8 +157,13 @@ async def _run(info: dict[str, Any], home: Path) -> dict[str, Any]:
             manager.TAP_BROADCASTS = tap  # read when bob's realtime manager makes its socket
             started = time.perf_counter()
             load_start = _load()
+            trace = LoopTrace() if TRACE else None
             async with SlotSampler(db_url) as slot:
-                result = await sustained(clients, db_url, alice_id, chats[name], home / f"writer-{name}.json")
+                result = await sustained(
+                    clients, db_url, alice_id, chats[name], home / f"writer-{name}.json", trace=trace
+                )
+            if trace is not None:
+                result["loop_trace"] = trace.figures()
             result["load_average_start"] = load_start
             result["load_average_end"] = _load()
             result["gateway_slot"] = slot.figures()
@@ -150,7 +198,13 @@ async def _run(info: dict[str, Any], home: Path) -> dict[str, Any]:
             }
             for name in VARIANTS
         }
+        bob = await clients.open("bob-collections", BOB_EMAIL)
+        await clients.sign_in(bob, BOB_EMAIL)
+        figures["full_collection"] = _full_collections()
+        await clients.close(bob)
+        print(f"   full collection: {figures['full_collection']}", flush=True)
         figures["push_slice_ms"] = inbox.PUSH_SLICE * 1000
+        figures["apply_slice"] = live.APPLY_SLICE
         figures["load_average_end"] = _load()
         return figures
     finally:

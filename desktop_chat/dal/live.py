@@ -59,6 +59,7 @@ RELOAD_PAGE = 500  # rows per call when the whole loaded list is read again
 BACKFILL_CHATS = 1000  # chats per back-fill call (the server's limit)
 FRAME_INTERVAL = 0.016  # seconds live changes are collected before the views hear of them (a 60 Hz frame)
 BACKFILL_BATCH = 500
+APPLY_SLICE = 50  # changes reduced, written through and shown together before the event loop is given back
 GAP_GRACE = 1.0  # seconds to let realtime close a gap by itself before back-filling
 RECENT_KEPT = 20  # chats remembered as recently opened
 
@@ -688,6 +689,20 @@ class LiveSync:
             await self._apply(events, realtime=True)
 
     async def _apply(self, events: Sequence[ChangeEvent], *, realtime: bool) -> None:
+        """Apply ``events`` in order, ``APPLY_SLICE`` at a time, giving the event loop back between slices.
+
+        A back-fill page (up to ``BACKFILL_BATCH`` messages) or the pushes that piled up while the process
+        waited for a core, applied at once, keep the loop busy for tens of milliseconds: reducing them,
+        sealing each message for the cache and updating the views. In slices, a paint or a keystroke waits
+        for one slice at most. The caller holds ``_apply_lock``, so nothing else is applied in between and the
+        slices land in order, each change once, exactly as if the frame had cut the stream there.
+        """
+        for start in range(0, len(events), APPLY_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            await self._apply_slice(events[start : start + APPLY_SLICE], realtime=realtime)
+
+    async def _apply_slice(self, events: Sequence[ChangeEvent], *, realtime: bool) -> None:
         batch = reduce(events, ChangeBatch(self._me, self, self._cursors, realtime=realtime))
         # The chat-list rows go in at once: they were reduced from the list as it is now, and the list may
         # change while the cache is written (the answer to a send, say), which they must not overwrite.
@@ -847,7 +862,9 @@ class LiveSync:
             if not cursors:
                 continue
             changes = await self._reads.changes_since_many(cursors, BACKFILL_BATCH)
-            rows = [message for change in changes for message in change.messages]
+            # In seq order within each chat: the cache appends each slice of ``_apply`` on its own, and a slice
+            # holding seq 12 before the one holding an edited seq 11 would look like a gap to it.
+            rows = [m for change in changes for m in sorted(change.messages, key=lambda m: m.seq or 0)]
             if rows:
                 async with self._apply_lock:
                     await self._apply([MessageUpserted(message=m) for m in rows], realtime=False)
