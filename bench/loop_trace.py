@@ -49,9 +49,10 @@ class LoopTrace:
         self.threshold = threshold
         self.callbacks = 0
         self.slow: list[tuple[float, float, str]] = []  # (start, CPU seconds, description)
-        self.collections: list[tuple[float, float, int]] = []  # (start, pause seconds, generation)
+        self.collections: list[tuple[float, float, float, int]] = []  # (start, pause, CPU seconds, generation)
         self._original: Callable[[asyncio.Handle], None] | None = None
-        self._gc_started = 0.0
+        self._gc_started = (0.0, 0.0)
+        self._entered = 0.0
 
     def __enter__(self) -> LoopTrace:
         original = asyncio.events.Handle._run
@@ -68,6 +69,7 @@ class LoopTrace:
                     trace.slow.append((started, spent, describe(handle)))
 
         self._original = original
+        self._entered = time.perf_counter()
         asyncio.events.Handle._run = run  # type: ignore[method-assign]
         gc.callbacks.append(self._on_gc)
         return self
@@ -79,33 +81,39 @@ class LoopTrace:
             gc.callbacks.remove(self._on_gc)
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         if phase == "start":
-            self._gc_started = now
+            self._gc_started = (now, cpu)
         else:
-            self.collections.append((self._gc_started, now - self._gc_started, info["generation"]))
+            started, cpu_started = self._gc_started
+            self.collections.append((started, now - started, cpu - cpu_started, info["generation"]))
 
     def figures(self, top: int = 12) -> dict[str, Any]:
-        """The slowest callbacks (CPU), the same grouped by description, and the collections by generation."""
+        """The slowest callbacks (CPU; ``at_s``: seconds after the trace began), the same grouped by
+        description, and the collections by generation (wall pause and the thread's CPU in it)."""
         groups: dict[str, list[float]] = collections.defaultdict(list)
         for _, spent, what in self.slow:
             groups[what].append(spent)
-        by_generation: dict[int, list[float]] = collections.defaultdict(list)
-        for _, pause, generation in self.collections:
-            by_generation[generation].append(pause)
+        by_generation: dict[int, list[tuple[float, float]]] = collections.defaultdict(list)
+        for _, pause, cpu, generation in self.collections:
+            by_generation[generation].append((pause, cpu))
         return {
             "callbacks": self.callbacks,
             "threshold_ms": self.threshold * 1000,
             "slowest": [
-                {"cpu_ms": round(spent * 1000, 2), "what": what}
-                for _, spent, what in sorted(self.slow, key=lambda item: -item[1])[:top]
+                {"at_s": round(started - self._entered, 3), "cpu_ms": round(spent * 1000, 2), "what": what}
+                for started, spent, what in sorted(self.slow, key=lambda item: -item[1])[:top]
             ],
             "slow_by_kind": [
                 {"count": len(spent), "cpu_ms_max": round(max(spent) * 1000, 2), "what": what}
                 for what, spent in sorted(groups.items(), key=lambda item: -sum(item[1]))[:top]
             ],
             "collections": {
-                str(generation): {"count": len(pauses), "max_ms": round(max(pauses) * 1000, 2)}
+                str(generation): {
+                    "count": len(pauses),
+                    "max_ms": round(max(pause for pause, _ in pauses) * 1000, 2),
+                    "max_cpu_ms": round(max(cpu for _, cpu in pauses) * 1000, 2),
+                }
                 for generation, pauses in sorted(by_generation.items())
             },
         }
