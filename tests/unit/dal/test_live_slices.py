@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, cast
 
+from desktop_chat.dal.cursor import RevCursor
 from desktop_chat.dal.live import APPLY_SLICE, LiveSync
-from desktop_chat.models import ChangeEvent, ChatId, ChatRemoved, UserId
+from desktop_chat.models import ChangeEvent, ChatChanges, ChatId, ChatRemoved, MessageUpserted, UserId
+from tests.builders import message, messages
 
 
 class Spawner:
@@ -76,3 +78,27 @@ async def test_a_second_batch_waits_for_every_slice_of_the_first() -> None:
     first, second = changes(APPLY_SLICE + 1), changes(3)
     await asyncio.gather(live.apply_now(first), live.apply_now(second))
     assert [event for part in slices for event in part] == first + second
+
+
+class Reads:
+    """A back-fill answer: the chat's messages in rev order, an edited old one last."""
+
+    def __init__(self, answer: ChatChanges) -> None:
+        self.answer = answer
+
+    async def changes_since_many(self, cursors: Mapping[ChatId, int], limit: int) -> list[ChatChanges]:
+        return [self.answer]
+
+
+async def test_a_back_fill_goes_in_seq_order_so_no_slice_skips_a_seq() -> None:
+    chat = ChatId(uuid.uuid4())
+    # seq 1..60 inserted in order (rev = seq), then seq 3 edited (rev 61): by rev, seq 3 comes last, so
+    # the first slice would hold seq 1, 2, 4..51 and the cache would see seq 4 follow seq 2.
+    found = [m for m in messages(chat, 1, 60) if m.seq != 3] + [message(chat, 3, rev=61, edited=True)]
+    live, slices = live_sync()
+    live._reads = cast(Any, Reads(ChatChanges(chat_id=chat, last_rev=61, messages=tuple(found))))
+    live._cursors[chat] = RevCursor(0)
+    await live.backfill_chat(chat)
+    seqs = [cast(MessageUpserted, event).message.seq for part in slices for event in part]
+    assert seqs == list(range(1, 61))
+    assert live.cursor_of(chat) == 61
