@@ -32,7 +32,9 @@ machine, so the "server time" in each figure is that of a loaded 2-core box.
 The cyclic garbage collector's full collections stop the loop: each action records those that ran while it
 was awaited (``full_gc_runs``, ``full_gc_max_ms``), and each distance the pause of every full collection in
 it (``full_gc_pauses_ms``) with the objects it walked: what the cached switch's tail was made of
-(docs/architecture.md section 10).
+(docs/architecture.md section 10). At the end of each distance a full collection is forced, as the session
+stands and with every object walked, side by side (``full_gc_now``, at the last distance only): what one
+costs when it comes.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class FullCollections:
 
     def __init__(self) -> None:
         self.pauses: list[tuple[float, float, int]] = []  # (start, end) perf_counter, objects walked
+        self.recording = True
         self._started = 0.0
         self._walked = 0
 
@@ -86,7 +89,7 @@ class FullCollections:
         gc.callbacks.remove(self._on_gc)
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
-        if info["generation"] != 2:
+        if info["generation"] != 2 or not self.recording:
             return
         if phase == "start":
             self._walked = len(gc.get_objects())  # frozen objects are not walked, nor listed here
@@ -106,6 +109,39 @@ class FullCollections:
 
 
 COLLECTIONS = FullCollections()
+
+
+def full_collection_now(repeats: int = 3) -> dict[str, Any]:
+    """What a full collection costs the loop at this point of the session: as it stands (the long-lived
+    objects frozen since the session opened, as ``ChatStore`` does), then with every object walked (as
+    before), each ``repeats`` times back to back; the medians, and the objects each walked."""
+    frozen = gc.get_freeze_count()
+    as_is: list[float] = []
+    whole: list[float] = []
+    COLLECTIONS.recording = False  # forced here: not among the pauses that landed on the actions
+    try:
+        walked_as_is = len(gc.get_objects())
+        for _ in range(repeats):
+            started = time.perf_counter()
+            gc.collect()
+            as_is.append(time.perf_counter() - started)
+        gc.unfreeze()
+        walked_whole = len(gc.get_objects())
+        for _ in range(repeats):
+            started = time.perf_counter()
+            gc.collect()
+            whole.append(time.perf_counter() - started)
+        if frozen:
+            gc.freeze()  # frozen again until the session ends (a superset of what was: all of it survived)
+    finally:
+        COLLECTIONS.recording = True
+    return {
+        "frozen_objects": frozen,
+        "as_is_p50_ms": round(statistics.median(as_is) * 1000, 1),
+        "as_is_objects": walked_as_is,
+        "all_walked_p50_ms": round(statistics.median(whole) * 1000, 1),
+        "all_walked_objects": walked_whole,
+    }
 
 
 class Action:
@@ -254,6 +290,9 @@ async def at_distance(
 
                 await measured(layer, send, send_confirmed)
             await store.settle()
+            # Forced once, at the last distance: a forced collection moves when the next one comes by itself,
+            # which would change the pauses counted at the distances after it.
+            full_gc_now = full_collection_now() if rtt_ms == RTTS_MS[-1] else None
         finally:
             await layer.close()
 
@@ -280,6 +319,7 @@ async def at_distance(
     return {
         "rtt_ms": rtt_ms,
         **pauses.figures(),
+        "full_gc_now": full_gc_now,
         "cached_page_read": cached,
         "cached_page_read_from_redis": page_redis.figures(),
         "supabase_page_read": remote,
@@ -323,6 +363,13 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
         for row in rows
     ]
     lines.append("full GC pauses: " + " | ".join(cells))
+    for row in rows:
+        if (now := row["full_gc_now"]) is not None:
+            lines.append(
+                f"a full GC forced after the session's actions at {row['rtt_ms']} ms: as it stands "
+                f"{now['as_is_p50_ms']:.1f} ms ({now['as_is_objects']} objects walked, {now['frozen_objects']} "
+                f"frozen) vs all walked {now['all_walked_p50_ms']:.1f} ms ({now['all_walked_objects']} objects)"
+            )
     return lines
 
 
