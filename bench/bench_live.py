@@ -61,7 +61,6 @@ from desktop_chat.dal.api import ConnectionState, Timeline
 from desktop_chat.dal.factory import DataLayer, open_data_layer
 from desktop_chat.dal.live import FRAME_INTERVAL
 from desktop_chat.dal.live_list import RowChange, RowsRemoved, apply_changes
-from desktop_chat.heap import freeze_long_lived
 from desktop_chat.models import ChangeEvent, ChatId, DeliveryState, Message, MessageId, MessageUpserted
 from desktop_chat.sync.outbox import OutboxEntry
 from devstack.proxy import LoopbackProxy
@@ -631,7 +630,6 @@ async def sustained(
     """``trace``: entered while the stall monitor runs (``bench stream`` passes a ``LoopTrace`` on request)."""
     bob = await clients.open("bob-sustained", BOB_EMAIL)
     await clients.sign_in(bob, BOB_EMAIL)
-    freeze_long_lived()  # as the app does once its main window is up
     pushes = record_pushes(bob)
     arrivals = record_arrivals(bob)
     probe = ViewProbe(await bob.store.open_chat(chat))

@@ -15,8 +15,8 @@ so), and how much WAL each poll of the gateway's change capture decodes again (i
 stalls ≤ 16 ms, 0 lost.
 
 ``full_collection``: what a full collection of the garbage collector stalls the loop for in this process
-with bob signed in, with the long-lived heap left to the collector against frozen (``desktop_chat.heap``,
-as the app does once its main window is up), median of 5 each, side by side. ``BENCH_STREAM_TRACE=1``
+with bob signed in, with the long-lived heap left to the collector against frozen (as ``ChatStore`` does
+while a session is open: ``hold_long_lived``), median of 5 each, side by side. ``BENCH_STREAM_TRACE=1``
 also names, for each variant, the event-loop callbacks that used 2 ms of CPU or more and the collections by
 generation (``bench.loop_trace``), to tell a long callback from a collection or a wait for a core.
 """

@@ -39,7 +39,6 @@ from desktop_chat.config import LOCAL_ANON_KEY, LOCAL_SUPABASE_URL, Settings
 from desktop_chat.dal.api import ChatStoreAPI
 from desktop_chat.dal.factory import open_data_layer
 from desktop_chat.errors import DesktopChatError
-from desktop_chat.heap import freeze_long_lived
 from desktop_chat.telemetry.logs import setup_logging, teardown_logging
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.crash import CrashHandler
@@ -243,8 +242,6 @@ class Composition:
             clock=self._clock or _utc_now,
         )
         flow.quit_requested.connect(self.request_quit)
-        # Start-up is over once the main window shows: what is alive then stays alive (see ``heap``).
-        flow.window_shown.connect(lambda window: freeze_long_lived() if window is flow.main_window else None)
         self._flows.append(flow)
         _log.info("Restoring the session (%s)", instance)
         flow.start()
