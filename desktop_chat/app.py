@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 
 import qasync
 from pydantic import SecretStr, ValidationError
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -39,6 +39,7 @@ from desktop_chat.config import LOCAL_ANON_KEY, LOCAL_SUPABASE_URL, Settings
 from desktop_chat.dal.api import ChatStoreAPI
 from desktop_chat.dal.factory import open_data_layer
 from desktop_chat.errors import DesktopChatError
+from desktop_chat.single_instance import SingleInstance, hand_over
 from desktop_chat.telemetry.logs import setup_logging, teardown_logging
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.crash import CrashHandler
@@ -135,6 +136,9 @@ def run(
         return 2
     configure_logging(settings)
     _log.info("desktop-chat %s starting; settings loaded (server %s)", __version__, settings.supabase_url)
+    instance = SingleInstance.claim(settings.data_dir, settings.runtime_dir)
+    if instance is None:  # another run has these files: it shows its window, this one touches nothing
+        return hand_over(settings.data_dir, settings.runtime_dir)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)  # a QCoreApplication cannot show windows
@@ -148,8 +152,10 @@ def run(
     asyncio.set_event_loop(loop)
     composition = Composition(app, options, settings, store_factory, clock)
     try:
+        loop.run_until_complete(instance.listen(composition.raise_window))
         return int(loop.run_until_complete(composition.main()))
     finally:
+        instance.release()
         loop.close()
         asyncio.set_event_loop(None)
         teardown_logging()
@@ -212,6 +218,15 @@ class Composition:
 
     def request_quit(self) -> None:
         self._quit.set()
+
+    def raise_window(self) -> None:
+        """Another start of the app asked for the window: bring the one shown to the front."""
+        window = self._problem_window or next((w for f in self._flows if (w := f.visible_window()) is not None), None)
+        if window is not None:
+            window.setWindowState(window.windowState() & ~Qt.WindowState.WindowMinimized)
+            window.show()
+            window.raise_()
+            window.activateWindow()
 
     # --- start-up ------------------------------------------------------------------------------------
     async def _start_session(self, instance: str, icon: QIcon, theme: Theme) -> SignInFlow | None:
