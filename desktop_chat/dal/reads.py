@@ -2,8 +2,9 @@
 
 Read-through: a fresh hit returns; a stale hit returns and refreshes once in the background; a miss loads
 once (however many ask) and stores the result unless an event changed the key while it loaded (the
-cache's load token); such a load is made again, a bounded number of times, so the key is not left empty. What only the server can answer (history older than the cached window, the chat
-list after a membership change, the back-fill) goes straight to it.
+cache's load token); such a load is made again, a bounded number of times, so the key is not left empty.
+What only the server can answer (history older than the cached window, the chat list after a membership
+change, the back-fill) goes straight to it.
 """
 
 from __future__ import annotations
