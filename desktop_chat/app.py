@@ -2,7 +2,8 @@
 
 Start-up, each step logged at INFO in this order:
 
-1. settings (defaults, the user's settings file, ``DESKTOP_CHAT_*``, ``--dev-stack``), then logging;
+1. settings (defaults, the user's settings file, ``DESKTOP_CHAT_*``, ``--dev-stack``), then logging, then
+   the data directory's single-instance lock (taken: a second start asks this one to raise and exits);
 2. the Qt application, its theme and icon, the crash handler, the qasync loop;
 3. the data layer, from ``open_store`` (**the seam where the real data layer gets built**; it is also
    what takes it down again);
@@ -138,7 +139,7 @@ def run(
     _log.info("desktop-chat %s starting; settings loaded (server %s)", __version__, settings.supabase_url)
     instance = SingleInstance.claim(settings.data_dir, settings.runtime_dir)
     if instance is None:  # another run has these files: it shows its window, this one touches nothing
-        return hand_over(settings.data_dir, settings.runtime_dir)
+        return hand_over(settings.data_dir, settings.runtime_dir, smoke_test=options.smoke_test)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)  # a QCoreApplication cannot show windows

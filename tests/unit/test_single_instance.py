@@ -139,6 +139,17 @@ def test_nothing_listening_is_a_failed_hand_over(tmp_path: Path) -> None:
     assert hand_over(tmp_path / "data", tmp_path / "run") == 1
 
 
+async def test_a_smoke_test_that_finds_the_app_running_fails_and_asks_nothing(tmp_path: Path) -> None:
+    raised: list[str] = []
+    listener = await RaiseListener.start(socket_path(tmp_path / "run", tmp_path / "data"), lambda: raised.append("x"))
+    try:
+        assert await asyncio.to_thread(hand_over, tmp_path / "data", tmp_path / "run", smoke_test=True) == 1
+        assert await asyncio.to_thread(hand_over, tmp_path / "data", tmp_path / "run") == 0
+        assert raised == ["x"]
+    finally:
+        listener.close()
+
+
 def test_the_answer_to_each_request() -> None:
     assert answer(RAISE) == (OK, True)
     assert answer(b"raise") == (UNKNOWN, False)  # a line ends with a newline
