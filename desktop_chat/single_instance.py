@@ -220,7 +220,7 @@ class SingleInstance:
         self.lock.release()
 
 
-def hand_over(data_dir: Path, runtime_dir: Path, *, smoke_test: bool = False) -> int:
+def hand_over(data_dir: Path, runtime_dir: Path, *, smoke_test: bool = False, wait: float = ANSWER_WAIT) -> int:
     """The second start's part: ask the running instance to show itself; the exit code to leave with.
 
     A smoke test fails instead (exit 1): it promises a frame painted by this process, and none was.
@@ -229,7 +229,7 @@ def hand_over(data_dir: Path, runtime_dir: Path, *, smoke_test: bool = False) ->
         log.error("Smoke test: desktop-chat is already running for %s; this start painted nothing", data_dir)
         return 1
     path = socket_path(runtime_dir, data_dir)
-    if ask_to_raise(path):
+    if ask_to_raise(path, wait):
         log.info("desktop-chat is already running for %s: asked it to show its window; exiting", data_dir)
         return 0
     log.error(

@@ -136,7 +136,7 @@ async def test_closing_leaves_a_socket_that_a_later_run_put_there(tmp_path: Path
 def test_nothing_listening_is_a_failed_hand_over(tmp_path: Path) -> None:
     assert not ask_to_raise(tmp_path / "instance.sock", wait=0.2)
     # The running instance holds the lock but answers nowhere: the second start says so and exits 1.
-    assert hand_over(tmp_path / "data", tmp_path / "run") == 1
+    assert hand_over(tmp_path / "data", tmp_path / "run", wait=0.2) == 1
 
 
 async def test_a_smoke_test_that_finds_the_app_running_fails_and_asks_nothing(tmp_path: Path) -> None:
