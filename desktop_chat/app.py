@@ -2,7 +2,8 @@
 
 Start-up, each step logged at INFO in this order:
 
-1. settings (defaults, the user's settings file, ``DESKTOP_CHAT_*``, ``--dev-stack``), then logging;
+1. settings (defaults, the user's settings file, ``DESKTOP_CHAT_*``, ``--dev-stack``), then logging, then
+   the data directory's single-instance lock (taken: a second start asks this one to raise and exits);
 2. the Qt application, its theme and icon, the crash handler, the qasync loop;
 3. the data layer, from ``open_store`` (**the seam where the real data layer gets built**; it is also
    what takes it down again);
@@ -30,7 +31,7 @@ from datetime import UTC, datetime
 
 import qasync
 from pydantic import SecretStr, ValidationError
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -39,6 +40,7 @@ from desktop_chat.config import LOCAL_ANON_KEY, LOCAL_SUPABASE_URL, Settings
 from desktop_chat.dal.api import ChatStoreAPI
 from desktop_chat.dal.factory import open_data_layer
 from desktop_chat.errors import DesktopChatError
+from desktop_chat.single_instance import SingleInstance, hand_over
 from desktop_chat.telemetry.logs import setup_logging, teardown_logging
 from desktop_chat.ui.bridge import StoreBridge
 from desktop_chat.ui.crash import CrashHandler
@@ -135,6 +137,9 @@ def run(
         return 2
     configure_logging(settings)
     _log.info("desktop-chat %s starting; settings loaded (server %s)", __version__, settings.supabase_url)
+    instance = SingleInstance.claim(settings.data_dir, settings.runtime_dir)
+    if instance is None:  # another run has these files: it shows its window, this one touches nothing
+        return hand_over(settings.data_dir, settings.runtime_dir, smoke_test=options.smoke_test)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)  # a QCoreApplication cannot show windows
@@ -148,8 +153,10 @@ def run(
     asyncio.set_event_loop(loop)
     composition = Composition(app, options, settings, store_factory, clock)
     try:
+        loop.run_until_complete(instance.listen(composition.raise_window))
         return int(loop.run_until_complete(composition.main()))
     finally:
+        instance.release()
         loop.close()
         asyncio.set_event_loop(None)
         teardown_logging()
@@ -212,6 +219,15 @@ class Composition:
 
     def request_quit(self) -> None:
         self._quit.set()
+
+    def raise_window(self) -> None:
+        """Another start of the app asked for the window: bring the one shown to the front."""
+        window = self._problem_window or next((w for f in self._flows if (w := f.visible_window()) is not None), None)
+        if window is not None:
+            window.setWindowState(window.windowState() & ~Qt.WindowState.WindowMinimized)
+            window.show()
+            window.raise_()
+            window.activateWindow()
 
     # --- start-up ------------------------------------------------------------------------------------
     async def _start_session(self, instance: str, icon: QIcon, theme: Theme) -> SignInFlow | None:

@@ -2,13 +2,15 @@
 
 Read-through: a fresh hit returns; a stale hit returns and refreshes once in the background; a miss loads
 once (however many ask) and stores the result unless an event changed the key while it loaded (the
-cache's load token). What only the server can answer (history older than the cached window, the chat
-list after a membership change, the back-fill) goes straight to it.
+cache's load token); such a load is made again, a bounded number of times, so the key is not left empty.
+What only the server can answer (history older than the cached window, the chat list after a membership
+change, the back-fill) goes straight to it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
@@ -41,10 +43,13 @@ from desktop_chat.models import (
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 PAGE = 50
 CHAT_PAGE = 100  # chat-list rows per page (a screen shows some 20); the first page is cached
 MEMBER_PAGE = 100  # members per page in the members dialog
 SEARCH_HITS = 30  # message search results per page
+RELOADS = 2  # a load overtaken by a change is made again at most this often (a busy chat keeps changing)
 
 
 class Reads:
@@ -269,31 +274,48 @@ class Reads:
         hit = await get()
         if hit is not None:
             if not hit.fresh and key not in self._flight:
-                self._tasks.spawn(self._refresh_quietly(key, fetch, put), f"refresh-{key.kind}")
+                self._tasks.spawn(self._refresh_quietly(key, get, fetch, put), f"refresh-{key.kind}")
             return hit.value
         # A load of this key that finished while our miss was on its way has just written the value:
         # look once more rather than ask Supabase again.
-        recheck = get if self._flight.completed(key) != loads_before else None
-        return await self._flight.run(key, lambda: self._load(key, fetch, put, recheck))  # type: ignore[no-any-return]
+        recheck = self._flight.completed(key) != loads_before
+        return await self._flight.run(key, lambda: self._load(key, get, fetch, put, recheck=recheck))  # type: ignore[no-any-return]
 
     async def _load(
         self,
         key: CacheKey,
+        get: Callable[[], Awaitable[Cached[T] | None]],
         fetch: Callable[[], Awaitable[T]],
         put: Callable[[T, LoadToken], Awaitable[bool]],
-        get: Callable[[], Awaitable[Cached[T] | None]] | None = None,
+        *,
+        recheck: bool = False,
     ) -> T:
-        if get is not None:
+        if recheck:
             hit = await get()
             if hit is not None and hit.fresh:
                 return hit.value
-        token = self._cache.begin_load(key)
-        value = await self._calls.call(key.kind, fetch)
-        await put(value, token)
-        return value
+        attempt = 0
+        while True:
+            token = self._cache.begin_load(key)
+            value = await self._calls.call(key.kind, fetch)
+            if await put(value, token) or attempt == RELOADS:
+                return value
+            # The key changed while this loaded (a push that found no window to go into, a gap, another
+            # writer), so the value may predate the change and was not written. Left at that, the chat
+            # would stay out of the cache (offline it would be missing) until it is read again: another
+            # writer may have filled it meanwhile, otherwise load once more, now after the change.
+            attempt += 1
+            log.debug("a %s load was overtaken by a change; loading it again", key.kind)
+            hit = await get()
+            if hit is not None and hit.fresh:
+                return hit.value
 
     async def _refresh_quietly(
-        self, key: CacheKey, fetch: Callable[[], Awaitable[T]], put: Callable[[T, LoadToken], Awaitable[bool]]
+        self,
+        key: CacheKey,
+        get: Callable[[], Awaitable[Cached[T] | None]],
+        fetch: Callable[[], Awaitable[T]],
+        put: Callable[[T, LoadToken], Awaitable[bool]],
     ) -> None:
         with contextlib.suppress(BackendUnavailable):
-            await self._flight.run(key, lambda: self._load(key, fetch, put))
+            await self._flight.run(key, lambda: self._load(key, get, fetch, put))
