@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QWidget
 
@@ -165,7 +165,13 @@ class SignInFlow(QObject):
         self._sign_in.show()
         self._sign_in.raise_()
         self.window_shown.emit(self._sign_in)
+        self._painted_soon()
         return self._sign_in
+
+    def _painted_soon(self) -> None:
+        """Tell the data layer once the window just shown has painted: the server client, held back for the
+        first frame, is built then (a zero timer runs after the paint events the show posted)."""
+        QTimer.singleShot(0, self._bridge.first_frame_painted)
 
     @async_slot(str, str, str, str)
     async def _sign_in_at(self, url: str, key: str, email: str, password: str) -> None:
@@ -222,8 +228,12 @@ class SignInFlow(QObject):
             self._sign_in.show_error(message, about_server=about_server)
         if operation == Operation.RESTORE_SESSION.value:
             self._show_sign_in().show_error(message, about_server=about_server)
+        if operation == Operation.REFRESH_CHATS.value:
+            self._painted_soon()
 
     def _on_finished(self, operation: str, _context: object) -> None:
+        if operation == Operation.REFRESH_CHATS.value:
+            self._painted_soon()  # the main window's chat list is shown (the first frame after a restore)
         if operation in (Operation.SIGN_IN.value, Operation.SIGN_UP.value) and self._sign_in is not None:
             self._sign_in.set_busy(False)
 
