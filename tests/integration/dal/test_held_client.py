@@ -1,0 +1,59 @@
+"""The server client held back for the first paint (``open_data_layer(hold_client=True)``, as the app opens
+it): a start from a saved session shows the cached chats without building the client (and importing its
+libraries) or sending anything; the UI's ``first_frame_painted`` lets the confirmation go, and a call that
+needs the server meanwhile (a cold cache) does not wait for the paint.
+
+The hold's own limit is set out of reach, so that a slow machine cannot let the client go by itself."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from desktop_chat.backend import client as backend_client
+from desktop_chat.backend.session_state import SessionState
+from desktop_chat.dal.api import ConnectionState
+from desktop_chat.errors import Bug
+from tests.conftest import StackHandle
+from tests.integration.dal.conftest import ALICE, LayerFactory, eventually
+from tests.integration.dal.test_restore import _first_run
+from tests.keyrings import MemoryKeyring
+
+pytestmark = pytest.mark.integration
+
+HANG_GUARD = 120.0  # seconds: only a call that waits for the paint that never comes runs into it
+
+
+@pytest.fixture(autouse=True)
+def unlimited_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backend_client, "CLIENT_HOLD_LIMIT", 3600.0)
+
+
+async def test_the_held_client_is_built_after_the_first_frame(make_layer: LayerFactory, stack: StackHandle) -> None:
+    listed, same = await _first_run(make_layer, MemoryKeyring(), stack.redis_url.rsplit("/", 1)[0] + "/11")
+    again = await make_layer("alice-again", hold_client=True, **same)
+    profile = await again.store.restore_session()
+    assert profile is not None and profile.id == ALICE
+    await again.store.refresh_chats()
+    assert [row.chat.id for row in again.store.chat_list().rows] == listed
+    for _ in range(20):  # the confirmation task, and whatever the restore started, get their turns
+        await asyncio.sleep(0.01)
+    assert again.backend.auth.state is SessionState.RESTORING
+    assert again.backend.round_trips.snapshot().total == 0  # not even the token went out
+    with pytest.raises(Bug):
+        _ = again.backend.client  # not built
+    again.store.first_frame_painted()
+    await eventually(lambda: again.store.status.connection is ConnectionState.LIVE, within=30, what="live")
+    assert again.backend.auth.state is SessionState.CONFIRMED
+    assert again.backend.client is not None
+
+
+async def test_a_call_needing_the_server_lets_the_held_client_go(make_layer: LayerFactory, stack: StackHandle) -> None:
+    listed, same = await _first_run(make_layer, MemoryKeyring(), stack.redis_url.rsplit("/", 1)[0] + "/10")
+    again = await make_layer("alice-again", hold_client=True, realtime=False, **same)
+    assert await again.store.restore_session() is not None
+    # The cache cannot answer this (the server is asked directly), and no frame will be painted.
+    rows = await asyncio.wait_for(again.backend.fetch_chat_list(len(listed)), HANG_GUARD)
+    assert {row.chat.id for row in rows} == set(listed)
+    assert again.backend.auth.state is SessionState.CONFIRMED
