@@ -290,6 +290,7 @@ class SupabaseBackend:
         asks for the chat list then: both need only the token, so the sign-in waits on one round trip
         for the two). It must not raise; it is cancelled if the profile cannot be read.
         """
+        self.release_client()  # the user waits on the server: nothing is held for a paint any more
         info = await self.auth.sign_in(email, password)
         if alongside is None:
             return await self._load_profile(info)
@@ -305,6 +306,7 @@ class SupabaseBackend:
         return profile
 
     async def sign_up(self, email: str, password: str, display_name: str) -> Profile:
+        self.release_client()  # as sign_in
         info = await self.auth.sign_up(email, password, display_name)
         return await self._load_profile(info)
 
@@ -320,6 +322,7 @@ class SupabaseBackend:
         """
         saved = self.auth.saved_identity()
         if saved is None:
+            self.release_client()  # this restore waits for the server's answer before anything is shown
             info = await self.auth.restore()
             return None if info is None else await self._load_profile(info)
         user_id, _email, display_name = saved

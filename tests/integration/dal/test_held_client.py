@@ -16,7 +16,7 @@ from desktop_chat.backend.session_state import SessionState
 from desktop_chat.dal.api import ConnectionState
 from desktop_chat.errors import Bug
 from tests.conftest import StackHandle
-from tests.integration.dal.conftest import ALICE, LayerFactory, eventually
+from tests.integration.dal.conftest import ALICE, ALICE_EMAIL, PASSWORD, LayerFactory, eventually
 from tests.integration.dal.test_restore import _first_run
 from tests.keyrings import MemoryKeyring
 
@@ -57,3 +57,12 @@ async def test_a_call_needing_the_server_lets_the_held_client_go(make_layer: Lay
     rows = await asyncio.wait_for(again.backend.fetch_chat_list(len(listed)), HANG_GUARD)
     assert {row.chat.id for row in rows} == set(listed)
     assert again.backend.auth.state is SessionState.CONFIRMED
+
+
+async def test_a_sign_in_lets_the_held_client_go(make_layer: LayerFactory) -> None:
+    # A data layer opened for another server from the sign-in window (painted long before): nothing else
+    # will say "painted" for it.
+    layer = await make_layer("alice", hold_client=True, realtime=False)
+    profile = await asyncio.wait_for(layer.store.sign_in(ALICE_EMAIL, PASSWORD), HANG_GUARD)
+    assert profile.id == ALICE
+    assert layer.backend.auth.state is SessionState.CONFIRMED
