@@ -372,8 +372,6 @@ class SupabaseBackend:
     # --- calling -----------------------------------------------------------------------------------
     async def _call(self, operation: str, run: Callable[[], Awaitable[T]]) -> T:
         """Run ``run`` with the timeout and error mapping; after a 401, refresh once and retry."""
-        # Something waits on the server now: holding the client back for the first paint only delays it.
-        self.release_client()
         if operation != "health":
             # A saved session not confirmed yet: the request would go out as anon, and row level security
             # would answer "nothing", which must not be mistaken for data. Wait for the answer, or fail

@@ -1,7 +1,7 @@
 """The server client held back for the first paint (``open_data_layer(hold_client=True)``, as the app opens
 it): a start from a saved session shows the cached chats without building the client (and importing its
-libraries) or sending anything; the UI's ``first_frame_painted`` lets the confirmation go, and a call that
-needs the server meanwhile (a cold cache) does not wait for the paint.
+libraries) or sending anything; the UI's ``first_frame_painted`` lets the confirmation go; a read the cache
+cannot answer (a cold cache) and a sign-in do not wait for the paint, a background call does.
 
 The hold's own limit is set out of reach, so that a slow machine cannot let the client go by itself."""
 
@@ -49,13 +49,32 @@ async def test_the_held_client_is_built_after_the_first_frame(make_layer: LayerF
     assert again.backend.client is not None
 
 
-async def test_a_call_needing_the_server_lets_the_held_client_go(make_layer: LayerFactory, stack: StackHandle) -> None:
+async def test_a_cache_miss_lets_the_held_client_go(make_layer: LayerFactory, stack: StackHandle) -> None:
     listed, same = await _first_run(make_layer, MemoryKeyring(), stack.redis_url.rsplit("/", 1)[0] + "/10")
+    # The same computer with its cache gone (another Redis database): the list has to come from Supabase,
+    # so nothing is painted before it, and no frame will say "painted".
+    cold = {**same, "redis_url": stack.redis_url.rsplit("/", 1)[0] + "/9"}
+    again = await make_layer("alice-again", hold_client=True, realtime=False, **cold)
+    assert await again.store.restore_session() is not None
+    await asyncio.wait_for(again.store.refresh_chats(), HANG_GUARD)
+    assert {row.chat.id for row in again.store.chat_list().rows} == set(listed)
+    assert again.backend.auth.state is SessionState.CONFIRMED
+
+
+async def test_a_background_call_does_not_let_the_held_client_go(make_layer: LayerFactory, stack: StackHandle) -> None:
+    # "Load more" below a cached list (the list asks once whether there is more) is not what the first
+    # frame shows: it waits for the confirmation, which waits for the paint.
+    _listed, same = await _first_run(make_layer, MemoryKeyring(), stack.redis_url.rsplit("/", 1)[0] + "/8")
     again = await make_layer("alice-again", hold_client=True, realtime=False, **same)
     assert await again.store.restore_session() is not None
-    # The cache cannot answer this (the server is asked directly), and no frame will be painted.
-    rows = await asyncio.wait_for(again.backend.fetch_chat_list(len(listed)), HANG_GUARD)
-    assert {row.chat.id for row in rows} == set(listed)
+    await again.store.refresh_chats()
+    more = asyncio.ensure_future(again.store.load_more_chats())
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    assert not more.done()
+    assert again.backend.round_trips.snapshot().total == 0
+    again.store.first_frame_painted()
+    await asyncio.wait_for(more, HANG_GUARD)
     assert again.backend.auth.state is SessionState.CONFIRMED
 
 
