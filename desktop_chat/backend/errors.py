@@ -56,6 +56,9 @@ _AUTH_MESSAGES = {
 def _from_postgrest(error: APIError, server: str, status: int | None) -> DesktopChatError | Bug:
     code = str(error.code or "")
     message = str(error.message or "")
+    if not code and status == 401 and "api key" in message.lower():
+        # Supabase's API gateway, before PostgREST: {"message": "Invalid API key", "hint": …}, no code.
+        return Unauthorized("The server does not accept the app's project key.", code="invalid_api_key")
     if code in _JWT_CODES:
         return Unauthorized("Your session has expired.", code=code)
     if code.startswith("PGRST0"):
@@ -142,6 +145,9 @@ def map_error(error: BaseException, server: str, *, status: int | None = None) -
         return BackendUnavailable(f"The server at {server} did not answer in time.")
     if isinstance(error, (httpx.TransportError, OSError)):
         return BackendUnavailable(f"Cannot reach the server at {server}.")
+    if isinstance(error, httpx.HTTPStatusError) and error.response.status_code == 401:
+        # A raw call (the health check) refused by the API gateway's key check.
+        return Unauthorized("The server does not accept the app's project key.", code="invalid_api_key")
     if isinstance(error, httpx.HTTPStatusError) and error.response.status_code >= 500:
         return BackendUnavailable(f"The server at {server} is having trouble (HTTP {error.response.status_code}).")
     if isinstance(error, pydantic.ValidationError):

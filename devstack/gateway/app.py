@@ -12,12 +12,14 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from devstack.gateway import auth, realtime, rest
 from devstack.gateway.context import GatewayContext
+from devstack.gateway.keys import ApiKeyGuard
 from devstack.gateway.settings import GatewaySettings
 
 SERVICES = (auth, rest, realtime)
@@ -69,6 +71,8 @@ def create_app(settings: GatewaySettings) -> Starlette:
             Mount("/rest/v1", routes=rest.routes()),
             Mount("/realtime/v1", routes=realtime.routes()),
         ],
+        # Supabase's API gateway refuses a request without the project's API key before any service.
+        middleware=[Middleware(ApiKeyGuard, secret=settings.jwt_secret)],
         lifespan=lifespan,
     )
     app.state.settings = settings

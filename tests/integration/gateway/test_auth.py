@@ -301,8 +301,8 @@ async def test_user_endpoint_refuses_missing_forged_anonymous_and_expired_tokens
         assert response.headers["x-supabase-api-version"] == "2024-01-01"
 
 
-async def test_health(http: httpx.AsyncClient) -> None:
-    response = await http.get("/auth/v1/health")
+async def test_health(http: httpx.AsyncClient, gateway: Gateway) -> None:
+    response = await http.get("/auth/v1/health", headers={"apikey": gateway.anon_key})
     assert response.status_code == 200
     assert response.json()["name"] == "GoTrue"
 

@@ -83,3 +83,14 @@ def test_a_4xx_keeps_its_meaning_with_the_status() -> None:
     assert isinstance(map_error(refused, SERVER, status=400), Rejected)
     unknown = APIError({"code": "PGRST205", "message": "no table", "details": None, "hint": None})
     assert isinstance(map_error(unknown, SERVER, status=404), Bug)
+
+
+def test_the_api_gateways_key_refusal_says_the_project_key_is_wrong() -> None:
+    # Supabase's gateway answers before PostgREST, with no code: a wrong key is not the app's bug.
+    body = {"message": "Invalid API key", "hint": "Double check your Supabase `anon` or `service_role` API key."}
+    rest = map_error(APIError(body), SERVER, status=401)
+    request = httpx.Request("GET", f"{SERVER}/auth/v1/health")
+    health = httpx.HTTPStatusError("401", request=request, response=httpx.Response(401, json=body, request=request))
+    for error in (rest, map_error(health, SERVER)):
+        assert isinstance(error, Unauthorized)
+        assert (error.code, error.message) == ("invalid_api_key", "The server does not accept the app's project key.")
