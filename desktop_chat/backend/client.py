@@ -119,7 +119,7 @@ class SupabaseBackend:
         settings: URL, anon key and request timeout.
         secrets: Keeps the refresh token between runs.
         http: An ``httpx.AsyncClient`` for every REST and auth call (a seam for tests; made from the
-            settings when omitted).
+            settings when omitted, once the client is built: ``connected``).
     """
 
     def __init__(
@@ -136,6 +136,7 @@ class SupabaseBackend:
         self._transport: RenewableTransport | None = None
         self._http = http
         self._owns_http = http is None
+        self._hooked = False  # the status and round-trip hooks are on ``_http``
         self.deadlines = CallDeadlines()
         """Every REST, RPC and auth call's deadline (``drop_connections`` ends them)."""
         self.round_trips = RoundTrips()
@@ -192,9 +193,11 @@ class SupabaseBackend:
                 timeout=httpx.Timeout(self._timeout, connect=min(5.0, self._timeout)),
                 transport=self._transport,
             )
-        hooks = self._http.event_hooks
-        self._http.event_hooks = {**hooks, "response": [*hooks.get("response", []), _remember_status]}
-        self.round_trips.attach(self._http)
+        if not self._hooked:  # once, even if a first build failed after this point
+            hooks = self._http.event_hooks
+            self._http.event_hooks = {**hooks, "response": [*hooks.get("response", []), _remember_status]}
+            self.round_trips.attach(self._http)
+            self._hooked = True
         options = AsyncClientOptions(
             auto_refresh_token=False,  # AuthSession refreshes; the library's timer gives up silently
             persist_session=False,  # AuthSession keeps only the refresh token, in the keyring
