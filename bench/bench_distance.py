@@ -28,11 +28,19 @@ action awaited, and those its background work made until the store settled):
 
 Everything shares one process and event loop; PostgreSQL, Redis and the gateway run on the same shared
 machine, so the "server time" in each figure is that of a loaded 2-core box.
+
+The cyclic garbage collector's full collections stop the loop: each action records those that ran while it
+was awaited (``full_gc_runs``, ``full_gc_max_ms``), and each distance the pause of every full collection in
+it (``full_gc_pauses_ms``) with the objects it walked: what the cached switch's tail was made of
+(docs/architecture.md section 10). At the end of each distance a full collection is forced, as the session
+stands and with every object walked, side by side (``full_gc_now``, at the last distance only): what one
+costs when it comes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import statistics
 import tempfile
@@ -64,6 +72,78 @@ SENDS = 20
 TIMEOUT = 60.0
 
 
+class FullCollections:
+    """The pauses of the garbage collector's full (generation 2) collections, while installed."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, float, int]] = []  # (start, end) perf_counter, objects walked
+        self.recording = True
+        self._started = 0.0
+        self._walked = 0
+
+    def __enter__(self) -> FullCollections:
+        gc.callbacks.append(self._on_gc)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2 or not self.recording:
+            return
+        if phase == "start":
+            self._walked = len(gc.get_objects())  # frozen objects are not walked, nor listed here
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((self._started, time.perf_counter(), self._walked))
+
+    def between(self, start: float, end: float) -> list[float]:
+        """The pauses (seconds) of the full collections that began in [start, end]."""
+        return [stop - begin for begin, stop, _ in self.pauses if start <= begin <= end]
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "full_gc_pauses_ms": [round((stop - begin) * 1000, 1) for begin, stop, _ in self.pauses],
+            "full_gc_objects_walked": [walked for _, _, walked in self.pauses],
+        }
+
+
+COLLECTIONS = FullCollections()
+
+
+def full_collection_now(repeats: int = 3) -> dict[str, Any]:
+    """What a full collection costs the loop at this point of the session: as it stands (the long-lived
+    objects frozen since the session opened, as ``ChatStore`` does), then with every object walked (as
+    before), each ``repeats`` times back to back; the medians, and the objects each walked."""
+    frozen = gc.get_freeze_count()
+    as_is: list[float] = []
+    whole: list[float] = []
+    COLLECTIONS.recording = False  # forced here: not among the pauses that landed on the actions
+    try:
+        walked_as_is = len(gc.get_objects())
+        for _ in range(repeats):
+            started = time.perf_counter()
+            gc.collect()
+            as_is.append(time.perf_counter() - started)
+        gc.unfreeze()
+        walked_whole = len(gc.get_objects())
+        for _ in range(repeats):
+            started = time.perf_counter()
+            gc.collect()
+            whole.append(time.perf_counter() - started)
+        if frozen:
+            gc.freeze()  # frozen again until the session ends (a superset of what was: all of it survived)
+    finally:
+        COLLECTIONS.recording = True
+    return {
+        "frozen_objects": frozen,
+        "as_is_p50_ms": round(statistics.median(as_is) * 1000, 1),
+        "as_is_objects": walked_as_is,
+        "all_walked_p50_ms": round(statistics.median(whole) * 1000, 1),
+        "all_walked_objects": walked_whole,
+    }
+
+
 class Action:
     """Times of one action and the round trips each run made: awaited, and in the background after it."""
 
@@ -72,6 +152,7 @@ class Action:
         self.awaited: list[int] = []
         self.background: list[int] = []
         self.calls: dict[str, int] = {}
+        self.full_gc: list[float] = []  # the full collections' pauses within the runs
 
     def figures(self) -> dict[str, Any]:
         return {
@@ -80,6 +161,8 @@ class Action:
             "round_trips_awaited_max": max(self.awaited),
             "round_trips_background_p50": statistics.median(self.background),
             "calls_per_run": {key: round(count / len(self.times), 2) for key, count in sorted(self.calls.items())},
+            "full_gc_runs": len(self.full_gc),
+            "full_gc_max_ms": round(max(self.full_gc, default=0.0) * 1000, 1),
         }
 
 
@@ -89,7 +172,9 @@ async def measured(layer: DataLayer, action: Action, run: Callable[[], Awaitable
     before = trips.snapshot()
     started = time.perf_counter()
     await run()
-    action.times.append(time.perf_counter() - started)
+    ended = time.perf_counter()
+    action.times.append(ended - started)
+    action.full_gc += COLLECTIONS.between(started, ended)
     done = trips.snapshot()
     await layer.store.settle()
     settled = trips.snapshot()
@@ -138,6 +223,7 @@ async def at_distance(
     sign_in, restore, page_cached, page_supabase = Action(), Action(), Action(), Action()
     page_redis = Action()
     switch, first_open, send = Action(), Action(), Action()
+    collections_before = len(COLLECTIONS.pauses)
     try:
         layer = await open_data_layer(settings, keyring_backend=keyring)
         try:
@@ -204,6 +290,9 @@ async def at_distance(
 
                 await measured(layer, send, send_confirmed)
             await store.settle()
+            # Forced once, at the last distance: a forced collection moves when the next one comes by itself,
+            # which would change the pauses counted at the distances after it.
+            full_gc_now = full_collection_now() if rtt_ms == RTTS_MS[-1] else None
         finally:
             await layer.close()
 
@@ -225,8 +314,12 @@ async def at_distance(
     finally:
         proxy.stop()
     cached, remote = page_cached.figures(), page_supabase.figures()
+    pauses = FullCollections()
+    pauses.pauses = COLLECTIONS.pauses[collections_before:]
     return {
         "rtt_ms": rtt_ms,
+        **pauses.figures(),
+        "full_gc_now": full_gc_now,
         "cached_page_read": cached,
         "cached_page_read_from_redis": page_redis.figures(),
         "supabase_page_read": remote,
@@ -256,6 +349,27 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
     for action in actions:
         cells = [f"{row[action]['p50_ms']:.1f} ms ({row[action]['round_trips_awaited_p50']:g})" for row in rows]
         lines.append(f"{action}: " + " | ".join(cells))
+    # The tails, and what the full collections cost: a cached action pays whichever one lands on it.
+    for action in ("chat_switch_cached", "cached_page_read_from_redis", "restore_to_chat_list"):
+        cells = [
+            f"p99 {row[action]['p99_ms']:.1f} max {row[action]['max_ms']:.1f} ms, "
+            f"{row[action]['full_gc_runs']} full GC (max {row[action]['full_gc_max_ms']:.1f} ms)"
+            for row in rows
+        ]
+        lines.append(f"{action} tail: " + " | ".join(cells))
+    cells = [
+        f"{len(row['full_gc_pauses_ms'])}, max {max(row['full_gc_pauses_ms'], default=0.0):.1f} ms "
+        f"(up to {max(row['full_gc_objects_walked'], default=0)} objects)"
+        for row in rows
+    ]
+    lines.append("full GC pauses: " + " | ".join(cells))
+    for row in rows:
+        if (now := row["full_gc_now"]) is not None:
+            lines.append(
+                f"a full GC forced after the session's actions at {row['rtt_ms']} ms: as it stands "
+                f"{now['as_is_p50_ms']:.1f} ms ({now['as_is_objects']} objects walked, {now['frozen_objects']} "
+                f"frozen) vs all walked {now['all_walked_p50_ms']:.1f} ms ({now['all_walked_objects']} objects)"
+            )
     return lines
 
 
@@ -288,5 +402,5 @@ async def _measure(info: dict[str, Any], home: Path) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-distance-") as tmp, throwaway_stack() as (_, info):
+    with tempfile.TemporaryDirectory(prefix="bench-distance-") as tmp, throwaway_stack() as (_, info), COLLECTIONS:
         return asyncio.run(_measure(info, Path(tmp)))
