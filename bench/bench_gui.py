@@ -197,10 +197,16 @@ def measure_disk() -> dict[str, Any]:
 
 
 def scenario_startup(mode: str) -> dict[str, Any]:
-    """Run the real app; note when the chat list has painted rows, then shut it down the normal way."""
+    """Run the real app; note when the chat list has painted rows, then shut it down the normal way.
+
+    The main window is found by a 5 ms poll; from then on the chat list's viewport is watched for its
+    paint events, and the first one with rows in the model is the moment noted (the poll's own render is
+    the fallback when the rows were there already when the window was found). Watching the paint itself
+    matters since the app builds its server client right after that paint, which would hold a poll back.
+    """
     import signal
 
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QEvent, QObject, QTimer
     from PySide6.QtWidgets import QApplication
 
     from desktop_chat.app import Options, run
@@ -211,16 +217,36 @@ def scenario_startup(mode: str) -> dict[str, Any]:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     result: dict[str, Any] = {}
 
+    def painted() -> None:
+        result["painted_at"] = time.time()
+        timer.stop()
+        os.kill(os.getpid(), signal.SIGTERM)  # the app's own orderly shutdown
+
+    class PaintWatch(QObject):
+        def __init__(self, view: Any) -> None:
+            super().__init__(view)
+            self.view = view
+            view.viewport().installEventFilter(self)
+
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+            if event.type() != QEvent.Type.Paint or "painted_at" in result:
+                return False
+            model = self.view.model()
+            if model is not None and model.rowCount() > 0:
+                painted()
+            return False
+
+    watches: list[PaintWatch] = []
+
     def poll() -> None:
         for widget in app.topLevelWidgets():
-            if isinstance(widget, MainWindow) and widget.isVisible():
+            if isinstance(widget, MainWindow) and widget.isVisible() and not watches:
                 view = widget.chat_list.list_view
                 model = view.model()
                 if model is not None and model.rowCount() > 0 and not view.grab().isNull():
-                    result["painted_at"] = time.time()
-                    timer.stop()
-                    os.kill(os.getpid(), signal.SIGTERM)  # the app's own orderly shutdown
+                    painted()
                     return
+                watches.append(PaintWatch(view))
 
     timer = QTimer()
     timer.setInterval(5)

@@ -6,7 +6,8 @@
    with the largest cumulative time, each the median of ``IMPORT_RUNS`` runs.
 2. Start to first painted chat list: ``bench gui``'s ``startup restore`` scenario (a new process of the
    real app, the session restored, the cache warm in an external Redis, until the chat list has painted
-   rows), the two trees interleaved run by run against one throwaway stack.
+   rows: the first paint event of the chat list's viewport with rows, see ``bench_gui.scenario_startup``),
+   the two trees interleaved run by run against one throwaway stack; this tree's scenario runs both.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def start_to_paint(trees: dict[str, Path]) -> dict[str, Any]:
             }
             spawned = time.time()
             result = subprocess.run(
-                [sys.executable, "-m", "bench.bench_gui", "startup", mode],
+                # This tree's scenario for both trees (the same measurement), the app from ``trees[name]``.
+                [sys.executable, str(REPO / "bench" / "bench_gui.py"), "startup", mode],
                 cwd=trees[name],
                 env=env,
                 capture_output=True,

@@ -27,8 +27,9 @@ from realtime import AsyncRealtimeClient
 
 from desktop_chat.dal.changes import EVENTS, parse_change
 from desktop_chat.models import ChangeEvent, ChatId, MessageUpserted, UserId
-from desktop_chat.realtime.manager import ConnectionState, RealtimeManager
+from desktop_chat.realtime.manager import RealtimeManager
 from desktop_chat.realtime.plan import LinkTiming
+from desktop_chat.realtime.state import ConnectionState
 
 TIMINGS = {
     # The app's: spread, the open chat first, the others deferred.

@@ -86,7 +86,8 @@ async def open_store(settings: Settings, instance: str = DEFAULT_INSTANCE) -> As
 
     ``instance`` names an independent session on this machine (``--demo``'s second window is "bob").
     """
-    layer = await open_data_layer(instance_settings(settings, instance))
+    # The server client is held back until the first window has painted (docs/architecture.md §10).
+    layer = await open_data_layer(instance_settings(settings, instance), hold_client=True)
     try:
         yield layer.store
     finally:

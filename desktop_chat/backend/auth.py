@@ -18,17 +18,21 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
-
-from supabase import AsyncClient
-from supabase_auth.types import AuthResponse, Session
+from typing import TYPE_CHECKING, TypeVar
 
 from desktop_chat.backend.connections import CallDeadlines
 from desktop_chat.backend.errors import map_error
 from desktop_chat.backend.session_state import CallVerdict, SessionEvent, SessionState, call_verdict, next_state
-from desktop_chat.errors import AuthError, BackendUnavailable, EnvironmentFailure, NotSignedIn, Unauthorized
+from desktop_chat.errors import AuthError, BackendUnavailable, Bug, EnvironmentFailure, NotSignedIn, Unauthorized
 from desktop_chat.models import UserId
 from desktop_chat.secrets import SecretStore
+
+if TYPE_CHECKING:
+    # Annotations only: the official client is built, and its modules imported, when the first auth call
+    # goes out (behind the first paint when a saved session is restored; docs/architecture.md §10).
+    from supabase import AsyncClient
+    from supabase_auth import AsyncGoTrueClient
+    from supabase_auth.types import AuthResponse, Session
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,8 @@ class AuthSession:
     """Owns the auth half of the client.
 
     Args:
-        client: The official async client (created with ``auto_refresh_token=False``).
+        client: Gives the official async client (created with ``auto_refresh_token=False``), built on
+            the first call that needs it (``SupabaseBackend.connected``).
         secrets: Where the refresh token is kept between runs.
         server: The Supabase URL, used in messages and as part of the keyring entry name.
         timeout: Seconds allowed for each auth call.
@@ -66,13 +71,14 @@ class AuthSession:
 
     def __init__(
         self,
-        client: AsyncClient,
+        client: Callable[[], Awaitable[AsyncClient]],
         secrets: SecretStore,
         server: str,
         timeout: float,
         deadlines: CallDeadlines | None = None,
     ) -> None:
-        self._client = client
+        self._connect = client
+        self._client: AsyncClient | None = None
         self._deadlines = deadlines or CallDeadlines()
         self._secrets = secrets
         self._server = server
@@ -184,7 +190,7 @@ class AuthSession:
         try:
             if not token:
                 raise Unauthorized("The saved session is gone.")
-            response = await self.call(lambda: self._client.auth.refresh_session(token))
+            response = await self.call(lambda: self._gotrue.refresh_session(token))
             return self._accept(response)
         except EnvironmentFailure:
             log.info("The server cannot be reached; showing what is saved until it can")
@@ -218,7 +224,7 @@ class AuthSession:
             if not token:
                 return
             try:
-                response = await self.call(partial(self._client.auth.refresh_session, token))
+                response = await self.call(partial(self._gotrue.refresh_session, token))
             except EnvironmentFailure:
                 continue
             except AuthError:
@@ -236,8 +242,20 @@ class AuthSession:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
+    @property
+    def _gotrue(self) -> AsyncGoTrueClient:
+        """The official client's auth part (``call`` has built the client before it runs an operation)."""
+        if self._client is None:
+            raise Bug("AuthSession used its client before building it")
+        return self._client.auth
+
+    async def _ready(self) -> None:
+        if self._client is None:
+            self._client = await self._connect()
+
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run one auth call with the timeout, translating errors."""
+        """Run one auth call with the timeout, translating errors (the client is built first, outside it)."""
+        await self._ready()
         try:
             async with self._deadlines.within(self._timeout):
                 return await operation()
@@ -247,13 +265,13 @@ class AuthSession:
     # --- the four ways in and out ------------------------------------------------------------------
     async def sign_in(self, email: str, password: str) -> SessionInfo:
         response = await self.call(
-            lambda: self._client.auth.sign_in_with_password({"email": email.strip(), "password": password})
+            lambda: self._gotrue.sign_in_with_password({"email": email.strip(), "password": password})
         )
         return self._accept(response)
 
     async def sign_up(self, email: str, password: str, display_name: str) -> SessionInfo:
         response = await self.call(
-            lambda: self._client.auth.sign_up(
+            lambda: self._gotrue.sign_up(
                 {"email": email.strip(), "password": password, "options": {"data": {"display_name": display_name}}}
             )
         )
@@ -271,7 +289,7 @@ class AuthSession:
         if not token:
             return None
         try:
-            response = await self.call(lambda: self._client.auth.refresh_session(token))
+            response = await self.call(lambda: self._gotrue.refresh_session(token))
         except AuthError:
             log.info("The stored session is no longer valid; signing in is needed")
             self._secrets.delete(self.secret_name)
@@ -292,7 +310,7 @@ class AuthSession:
         self._secrets.delete(self.identity_name)
         if had_session:
             try:
-                await self.call(lambda: self._client.auth.sign_out({"scope": "local"}))
+                await self.call(lambda: self._gotrue.sign_out({"scope": "local"}))
             except EnvironmentFailure:
                 log.info("Signed out locally; the server could not be told")
         self._notify()
@@ -304,12 +322,13 @@ class AuthSession:
         async with self._refresh_lock:
             if self._session is not None and self._session is not before:
                 return self._session  # someone else refreshed while we waited
-            session = await self._client.auth.get_session()
+            await self._ready()
+            session = await self._gotrue.get_session()
             token = session.refresh_token if session else self._secrets.get(self.secret_name)
             if not token:
                 raise NotSignedIn("You are not signed in.")
             try:
-                response = await self.call(lambda: self._client.auth.refresh_session(token))
+                response = await self.call(lambda: self._gotrue.refresh_session(token))
             except Unauthorized:
                 await self._ended()
                 raise

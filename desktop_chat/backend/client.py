@@ -13,15 +13,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
-from postgrest import CountMethod
 from pydantic import TypeAdapter
-from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 from desktop_chat.backend.auth import AuthSession, SessionInfo, SessionListener, StateListener
-from desktop_chat.backend.connections import CallDeadlines, RenewableTransport
+from desktop_chat.backend.connections import CallDeadlines
 from desktop_chat.backend.errors import map_error
 from desktop_chat.backend.round_trips import RoundTrips
 from desktop_chat.config import Settings
@@ -53,6 +50,15 @@ from desktop_chat.models import (
 )
 from desktop_chat.secrets import SecretStore
 
+if TYPE_CHECKING:
+    # Annotations only: ``httpx``, ``postgrest`` and ``supabase`` (with ``supabase_auth`` and ``realtime``)
+    # are imported when the client is built (``connected``), which a restored session does behind the
+    # first paint (docs/architecture.md §10).
+    import httpx
+    from supabase import AsyncClient
+
+    from desktop_chat.backend.transport import RenewableTransport
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -60,6 +66,9 @@ T = TypeVar("T")
 MESSAGE_COLUMNS = "id,session_id,sender_id,content,created_at,edited_at,deleted_at,seq,rev,reply_to,reactions"
 # A message's key: its id is unique within its chat (the idempotent send's ON CONFLICT target).
 MESSAGE_KEY = "id,session_id"
+# Seconds the client may be held back (``hold_client``) before it is built anyway: the release comes with
+# the first painted frame; this only keeps a window that never paints from holding the session forever.
+CLIENT_HOLD_LIMIT = 3.0
 DETAILS_MEMBERS = 100  # members named in chat details (plus the recent senders); the dialog pages the rest
 MAX_CHATS_PER_CALL = 500  # chat_list's p_ids; changes_since takes up to 1000
 _messages = TypeAdapter(list[Message])
@@ -110,7 +119,7 @@ class SupabaseBackend:
         settings: URL, anon key and request timeout.
         secrets: Keeps the refresh token between runs.
         http: An ``httpx.AsyncClient`` for every REST and auth call (a seam for tests; made from the
-            settings when omitted).
+            settings when omitted, once the client is built: ``connected``).
     """
 
     def __init__(
@@ -125,30 +134,70 @@ class SupabaseBackend:
         self._server = settings.supabase_url
         self._timeout = settings.request_timeout
         self._transport: RenewableTransport | None = None
-        if http is None:
-            limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
-            self._transport = RenewableTransport(lambda: httpx.AsyncHTTPTransport(limits=limits))
-            http = httpx.AsyncClient(
-                timeout=httpx.Timeout(settings.request_timeout, connect=min(5.0, settings.request_timeout)),
-                transport=self._transport,
-            )
         self._http = http
-        self._owns_http = self._transport is not None
+        self._owns_http = http is None
+        self._hooked = False  # the status and round-trip hooks are on ``_http``
         self.deadlines = CallDeadlines()
         """Every REST, RPC and auth call's deadline (``drop_connections`` ends them)."""
-        hooks = self._http.event_hooks
-        self._http.event_hooks = {**hooks, "response": [*hooks.get("response", []), _remember_status]}
         self.round_trips = RoundTrips()
         """Requests sent to Supabase (REST, RPC, auth), for the diagnostics and the benchmarks."""
-        self.round_trips.attach(self._http)
         self._client: AsyncClient | None = None
-        self._auth: AuthSession | None = None
+        self._building: asyncio.Lock | None = None
+        self._hold: asyncio.Event | None = None
+        self._auth = AuthSession(self.connected, secrets, self._server, self._timeout, self.deadlines)
         self._profile: Profile | None = None
         self._profile_task: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Create the client (no network traffic yet)."""
+        """Build the client now (no network traffic yet); otherwise the first call that needs it does."""
+        await self.connected()
+
+    def hold_client(self) -> None:
+        """Build the client only after ``release_client`` (or ``CLIENT_HOLD_LIMIT`` seconds): importing it
+        takes a few hundred milliseconds, which a start from a saved session spends after the first paint."""
+        if self._client is None and self._hold is None:
+            self._hold = asyncio.Event()
+
+    def release_client(self) -> None:
+        """The first frame is painted: the client may be built now (see ``hold_client``)."""
+        if self._hold is not None:
+            self._hold.set()
+
+    async def connected(self) -> AsyncClient:
+        """The official client, built on first use (imports the client libraries: see the imports)."""
+        if self._client is not None:
+            return self._client
+        if self._hold is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hold.wait(), CLIENT_HOLD_LIMIT)
+        if self._building is None:
+            self._building = asyncio.Lock()
+        async with self._building:
+            if self._client is None:
+                self._client = await self._build()
+        return self._client
+
+    async def _build(self) -> AsyncClient:
+        # The client libraries, imported here rather than with the module (see the imports at the top).
+        import httpx
+        from supabase import AsyncClientOptions, acreate_client
+
+        from desktop_chat.backend.transport import RenewableTransport
+
+        started = time.perf_counter()
+        if self._http is None:
+            limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
+            self._transport = RenewableTransport(lambda: httpx.AsyncHTTPTransport(limits=limits))
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(self._timeout, connect=min(5.0, self._timeout)),
+                transport=self._transport,
+            )
+        if not self._hooked:  # once, even if a first build failed after this point
+            hooks = self._http.event_hooks
+            self._http.event_hooks = {**hooks, "response": [*hooks.get("response", []), _remember_status]}
+            self.round_trips.attach(self._http)
+            self._hooked = True
         options = AsyncClientOptions(
             auto_refresh_token=False,  # AuthSession refreshes; the library's timer gives up silently
             persist_session=False,  # AuthSession keeps only the refresh token, in the keyring
@@ -156,18 +205,17 @@ class SupabaseBackend:
             postgrest_client_retry=False,  # the data layer decides what to do when the server is away
             realtime={"auto_reconnect": False},  # the realtime manager owns reconnecting
         )
-        self._client = await acreate_client(
-            self._server, self._settings.supabase_anon_key.get_secret_value(), options=options
-        )
-        self._auth = AuthSession(self._client, self._secrets, self._server, self._timeout, self.deadlines)
+        key = self._settings.supabase_anon_key.get_secret_value()
+        client = await acreate_client(self._server, key, options=options)
+        log.info("Client for %s built in %.0f ms", self._server, (time.perf_counter() - started) * 1000)
+        return client
 
     async def close(self) -> None:
         await self._stop_profile_task()
-        if self._auth is not None:
-            await self._auth.close()
+        await self._auth.close()
         if self._client is not None:
             await self._client.remove_all_channels()
-        if self._owns_http:
+        if self._owns_http and self._http is not None:
             await self._http.aclose()
 
     def drop_connections(self) -> int:
@@ -185,15 +233,21 @@ class SupabaseBackend:
 
     @property
     def client(self) -> AsyncClient:
-        """The official client, for the realtime manager."""
+        """The official client, once built (``connected``): for the realtime manager, started after the
+        session is confirmed, and for the calls, which ``_call`` runs after building it."""
         if self._client is None:
-            raise Bug("SupabaseBackend.start() was not awaited")
+            raise Bug("SupabaseBackend.client was used before the client was built (await connected())")
         return self._client
 
     @property
+    def http(self) -> httpx.AsyncClient:
+        """The HTTP client every REST and auth call goes through, once the client is built."""
+        if self._http is None:
+            raise Bug("SupabaseBackend.http was used before the client was built (await connected())")
+        return self._http
+
+    @property
     def auth(self) -> AuthSession:
-        if self._auth is None:
-            raise Bug("SupabaseBackend.start() was not awaited")
         return self._auth
 
     @property
@@ -206,7 +260,7 @@ class SupabaseBackend:
         headers = {"apikey": self._settings.supabase_anon_key.get_secret_value()}
 
         async def ping() -> httpx.Response:
-            response = await self._http.get(url, headers=headers)
+            response = await self.http.get(url, headers=headers)
             response.raise_for_status()
             return response
 
@@ -217,7 +271,7 @@ class SupabaseBackend:
     # --- auth --------------------------------------------------------------------------------------
     @property
     def session(self) -> SessionInfo | None:
-        return self._auth.current if self._auth else None
+        return self._auth.current
 
     @property
     def profile(self) -> Profile | None:
@@ -239,6 +293,7 @@ class SupabaseBackend:
         asks for the chat list then: both need only the token, so the sign-in waits on one round trip
         for the two). It must not raise; it is cancelled if the profile cannot be read.
         """
+        self.release_client()  # the user waits on the server: nothing is held for a paint any more
         info = await self.auth.sign_in(email, password)
         if alongside is None:
             return await self._load_profile(info)
@@ -254,6 +309,7 @@ class SupabaseBackend:
         return profile
 
     async def sign_up(self, email: str, password: str, display_name: str) -> Profile:
+        self.release_client()  # as sign_in
         info = await self.auth.sign_up(email, password, display_name)
         return await self._load_profile(info)
 
@@ -269,6 +325,7 @@ class SupabaseBackend:
         """
         saved = self.auth.saved_identity()
         if saved is None:
+            self.release_client()  # this restore waits for the server's answer before anything is shown
             info = await self.auth.restore()
             return None if info is None else await self._load_profile(info)
         user_id, _email, display_name = saved
@@ -318,11 +375,12 @@ class SupabaseBackend:
     # --- calling -----------------------------------------------------------------------------------
     async def _call(self, operation: str, run: Callable[[], Awaitable[T]]) -> T:
         """Run ``run`` with the timeout and error mapping; after a 401, refresh once and retry."""
-        if operation != "health" and self._auth is not None:
+        if operation != "health":
             # A saved session not confirmed yet: the request would go out as anon, and row level security
             # would answer "nothing", which must not be mistaken for data. Wait for the answer, or fail
             # when the server could not be reached (see session_state).
             await self._auth.usable()
+        await self.connected()
         for attempt in (1, 2):
             _last_status.set(None)
             try:
@@ -500,6 +558,8 @@ class SupabaseBackend:
         return Profile.model_validate(rows[0]) if rows else None
 
     async def count_messages(self, chat_id: ChatId) -> int:
+        from postgrest import CountMethod  # loaded with the client, which ``_call`` builds first
+
         response = await self._call(
             "count_messages",
             lambda: (

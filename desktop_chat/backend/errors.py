@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
-import httpx
 import pydantic
-from postgrest import APIError
-from supabase_auth.errors import (
-    AuthApiError,
-    AuthError,
-    AuthRetryableError,
-    AuthSessionMissingError,
-    AuthUnknownError,
-    AuthWeakPasswordError,
-)
 
 from desktop_chat.errors import (
     BackendUnavailable,
@@ -25,6 +16,12 @@ from desktop_chat.errors import (
     Rejected,
     Unauthorized,
 )
+
+if TYPE_CHECKING:
+    # The client libraries are imported when an error is mapped (``map_error``), not with this module:
+    # the first frame imports the backend, and the libraries come after it (docs/architecture.md §10).
+    from postgrest import APIError
+    from supabase_auth.errors import AuthError
 
 # PostgREST's JWT errors: the session expired or the token is not accepted.
 _JWT_CODES = {"PGRST301", "PGRST302", "PGRST303", "401"}
@@ -94,6 +91,14 @@ def _from_postgrest(error: APIError, server: str, status: int | None) -> Desktop
 
 
 def _from_auth(error: AuthError, server: str) -> DesktopChatError | Bug:
+    from supabase_auth.errors import (
+        AuthApiError,
+        AuthRetryableError,
+        AuthSessionMissingError,
+        AuthUnknownError,
+        AuthWeakPasswordError,
+    )
+
     if isinstance(error, AuthWeakPasswordError):
         reasons = ", ".join(error.reasons) if error.reasons else "too short"
         return InvalidInput(f"That password is too weak ({reasons}); use at least 6 characters.", code="weak_password")
@@ -127,6 +132,11 @@ def map_error(error: BaseException, server: str, *, status: int | None = None) -
     """
     if isinstance(error, (DesktopChatError, Bug)):
         return error
+    # Imported here (cached after the first error): an error from them means they are loaded already.
+    import httpx
+    from postgrest import APIError
+    from supabase_auth.errors import AuthError
+
     if isinstance(error, APIError):
         return _from_postgrest(error, server, status)
     if isinstance(error, AuthError):

@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:  # only annotations: the first frame imports this module, httpx comes later
+    import httpx
 
 
 @dataclass(frozen=True, slots=True)

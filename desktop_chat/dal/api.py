@@ -30,7 +30,7 @@ from desktop_chat.models import (
     ShownReaction,
     UserId,
 )
-from desktop_chat.realtime.manager import ConnectionState
+from desktop_chat.realtime.state import ConnectionState
 
 __all__ = [
     "SEARCH_PAGE",
@@ -140,6 +140,11 @@ class ChatStoreAPI(Protocol):
 
     async def restore_session(self) -> Profile | None:
         """Sign in again from the refresh token in the keyring, if there is one."""
+        ...
+
+    def first_frame_painted(self) -> None:
+        """The UI has painted its first window: what was held back for it (building the server client and
+        importing its libraries) may go ahead now. Idempotent."""
         ...
 
     async def sign_in(self, email: str, password: str) -> Profile: ...

@@ -57,7 +57,7 @@ from desktop_chat.models import (
     validate_display_name,
     validate_search_text,
 )
-from desktop_chat.realtime.manager import ConnectionState
+from desktop_chat.realtime.state import ConnectionState
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,9 @@ class ChatStore:
                 # The saved session was refused while the user's parts were being built.
                 self._session_refused()
         return profile
+
+    def first_frame_painted(self) -> None:
+        self._backend.release_client()
 
     async def sign_in(self, email: str, password: str) -> Profile:
         if not email.strip() or not password:

@@ -73,21 +73,26 @@ async def open_data_layer(
     outbox_path: Path | None = None,
     frame_interval: float = FRAME_INTERVAL,
     chat_page: int = CHAT_PAGE,
+    hold_client: bool = False,
 ) -> DataLayer:
     """Open every part of the data layer (nothing talks to Supabase until sign-in).
 
     ``realtime``: run the realtime link after sign-in (tests of the read path turn it off).
     ``frame_interval``: how long live changes are collected before the views hear of them (see LiveSync).
     ``chat_page``: chat-list rows per page (tests page through a few chats with a small one).
+    ``hold_client``: build the server client (and import its libraries) only once the UI says its first
+    frame is painted (``ChatStore.first_frame_painted``), or after ``CLIENT_HOLD_LIMIT`` seconds: the app's
+    start (docs/architecture.md §10).
     """
     built = AsyncExitStack()
     try:
         metrics = MetricsRegistry()
         secrets = SecretStore(settings.config_dir, backend=keyring_backend)
         backend = SupabaseBackend(settings, secrets)
-        await backend.start()
+        if hold_client:
+            backend.hold_client()
         built.push_async_callback(_logged("client", backend.close))
-        log.info("backend ready for %s", settings.supabase_url)
+        log.info("backend ready for %s (client built on first use)", settings.supabase_url)
         cache = await built.enter_async_context(open_cache(settings, metrics, keyring_backend=keyring_backend))
         log.info("cache ready: %s", cache.status.value)
         outbox = await Outbox.open(outbox_path or settings.data_dir / OUTBOX_FILE)

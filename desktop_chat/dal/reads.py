@@ -276,6 +276,9 @@ class Reads:
             if not hit.fresh and key not in self._flight:
                 self._tasks.spawn(self._refresh_quietly(key, get, fetch, put), f"refresh-{key.kind}")
             return hit.value
+        # The caller waits on Supabase for what the cache cannot give (at start-up, a cold cache's chat list):
+        # a server client held back for the first paint would only delay it now.
+        self._backend.release_client()
         # A load of this key that finished while our miss was on its way has just written the value:
         # look once more rather than ask Supabase again.
         recheck = self._flight.completed(key) != loads_before

@@ -46,8 +46,9 @@ from desktop_chat.dal.status import StatusBoard
 from desktop_chat.dal.tasks import TaskGroup
 from desktop_chat.errors import BackendUnavailable, Rejected
 from desktop_chat.models import ChangeEvent, ChatId, Profile
-from desktop_chat.realtime.manager import ConnectionState, RealtimeManager, socket_factory
+from desktop_chat.realtime.manager import RealtimeManager, socket_factory
 from desktop_chat.realtime.plan import LinkTiming
+from desktop_chat.realtime.state import ConnectionState
 from desktop_chat.realtime.topics import topic_kind
 from desktop_chat.sync.lifecycle import PendingEvent
 from desktop_chat.sync.outbox import Outbox
@@ -106,7 +107,9 @@ class SignedIn:
         self.realtime: RealtimeManager | None = None
         if realtime:
             self.realtime = RealtimeManager(
-                socket_factory(backend.client),
+                # The official client is built when the session is confirmed, behind the first paint;
+                # the link is started only then, so the socket factory asks for it at the first socket.
+                lambda: socket_factory(backend.client)(),
                 EVENTS,
                 parse_change,
                 on_changes=self._deliver,

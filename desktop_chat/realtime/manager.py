@@ -33,16 +33,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Protocol
-
-from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
+from typing import TYPE_CHECKING, Any, Protocol
 
 from desktop_chat.models import ChangeEvent, ChatId, UserId
 from desktop_chat.realtime.events import Push, change_time, push_from
-from desktop_chat.realtime.frames import TappedRealtimeClient
 from desktop_chat.realtime.inbox import PushInbox
-from desktop_chat.realtime.liveness import Heartbeat
 from desktop_chat.realtime.plan import (
     PRESENCE_CROWD,
     LinkTiming,
@@ -51,7 +46,15 @@ from desktop_chat.realtime.plan import (
     deferred_delay,
     reconnect_delay,
 )
+from desktop_chat.realtime.state import ConnectionState
 from desktop_chat.realtime.topics import chat_topic, typing_topic, user_topic
+
+if TYPE_CHECKING:
+    # The realtime library (and ``frames``, which extends it) is imported where a socket is made or
+    # a join's status is read: the link comes up after the first paint, which must not wait for it.
+    from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
+
+    from desktop_chat.realtime.liveness import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +63,6 @@ TYPING_TTL = 6.0  # seconds a "typing" signal lasts unless repeated
 CLOSE_WAIT = 2.0  # seconds a closing socket may take before it is left to itself
 OPEN_JOIN_WAIT = 2.0  # seconds the back-fill after a (re)connect waits for the open chats' joins
 _REFUSED = ("Unauthorized", "permission")  # Realtime's words when a topic's policies say no
-
-
-class ConnectionState(StrEnum):
-    """The realtime link (what the status bar shows as the connection)."""
-
-    OFFLINE = "offline"  # signed out, or the server cannot be reached
-    CONNECTING = "connecting"
-    LIVE = "live"
-    RECONNECTING = "reconnecting"
 
 
 class SupabaseClientLike(Protocol):
@@ -97,6 +91,10 @@ def socket_factory(client: SupabaseClientLike) -> Callable[[], AsyncRealtimeClie
     key = client.supabase_key
 
     def new_socket() -> AsyncRealtimeClient:
+        from realtime import AsyncRealtimeClient  # imported after the first paint (see the top)
+
+        from desktop_chat.realtime.frames import TappedRealtimeClient
+
         if TAP_BROADCASTS:
             return TappedRealtimeClient(url, token=key, auto_reconnect=False)
         return AsyncRealtimeClient(url, token=key, auto_reconnect=False)
@@ -346,6 +344,11 @@ class RealtimeManager:
     async def _connect(self) -> None:
         if self._user_id is None or self._token is None:
             raise RuntimeError("not signed in")
+        from realtime import RealtimeSubscribeStates  # imported after the first paint (see the top)
+
+        from desktop_chat.realtime.frames import TappedRealtimeClient
+        from desktop_chat.realtime.liveness import Heartbeat
+
         socket = self._new_socket()
         self._socket = socket
         generation = self._generation
@@ -413,6 +416,8 @@ class RealtimeManager:
     ) -> tuple[RealtimeSubscribeStates, Exception | None]:
         """Join ``channel``; its first status is returned, later ones other than SUBSCRIBED go to
         ``on_trouble`` (the library's callback runs inside its receive loop: nothing here may raise)."""
+        from realtime import RealtimeSubscribeStates  # imported after the first paint (see the top)
+
         outcome: asyncio.Future[tuple[RealtimeSubscribeStates, Exception | None]] = (
             asyncio.get_running_loop().create_future()
         )
@@ -587,6 +592,8 @@ class RealtimeManager:
             TYPING_EVENT, lambda payload: self._on_typing_push(chat_id, topics, payload, generation)
         )
         self._chats[chat_id] = topics
+
+        from realtime import RealtimeSubscribeStates  # imported after the first paint (see the top)
 
         def trouble(name: str) -> Callable[[RealtimeSubscribeStates, Exception | None], None]:
             return lambda status, error: self._on_chat_trouble(chat_id, topics, name, status, error, generation)

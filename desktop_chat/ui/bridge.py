@@ -284,6 +284,10 @@ class StoreBridge(QObject):
         self._store.catch_up()
 
     # --- session -------------------------------------------------------------------------------------
+    def first_frame_painted(self) -> None:
+        """A window of this session has painted (see ``ChatStoreAPI.first_frame_painted``)."""
+        self._store.first_frame_painted()
+
     @async_slot()
     async def restore_session(self) -> None:
         """Look for a saved session; emits ``session_checked`` (and ``signed_in`` when there is one)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 
-import emoji as emoji_data
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont, QKeyEvent
 from PySide6.QtWidgets import (
@@ -32,6 +31,10 @@ FREQUENT: tuple[str, ...] = ("👍", "❤️", "😂", "🎉", "😮", "😢", "
 @functools.cache
 def all_emoji() -> tuple[tuple[str, str], ...]:
     """Every emoji the picker offers, as (emoji, searchable name), in code point order (faces first)."""
+    # The emoji library's tables take ~50 ms to import: only when the full picker first opens, not with
+    # the first frame (docs/architecture.md §10).
+    import emoji as emoji_data
+
     chosen: list[tuple[str, str]] = []
     for char, data in emoji_data.EMOJI_DATA.items():
         name = str(data.get("en", "")).strip(":").replace("_", " ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -25,14 +26,17 @@ from desktop_chat.ui.bridge import Operation, StoreBridge
 from desktop_chat.ui.chat_list import ChatListPanel
 from desktop_chat.ui.chat_list_model import ChatListModel
 from desktop_chat.ui.chat_panel import ChatPanel
-from desktop_chat.ui.diagnostics import DiagnosticsWindow
 from desktop_chat.ui.dialogs import Confirm, NewChatDialog, QuickSwitcher, ask_confirmation
 from desktop_chat.ui.notifications import Notifier, notification_body, should_notify
 from desktop_chat.ui.search_panel import MessageSearchPanel, result_heading
-from desktop_chat.ui.settings_dialog import SettingsDialog
 from desktop_chat.ui.status_bar import StatusBar
 from desktop_chat.ui.text import plural
 from desktop_chat.ui.theme import Colors, Theme
+
+if TYPE_CHECKING:
+    # Built on first use, and imported then: the first frame does not need them (docs/architecture.md §10).
+    from desktop_chat.ui.diagnostics import DiagnosticsWindow
+    from desktop_chat.ui.settings_dialog import SettingsDialog
 
 APP_TITLE = "desktop-chat"
 
@@ -217,6 +221,8 @@ class MainWindow(QMainWindow):
         return switcher
 
     def show_settings(self) -> SettingsDialog:
+        from desktop_chat.ui.settings_dialog import SettingsDialog  # on first use (see the imports)
+
         dialog = SettingsDialog(self._settings, clear_cache=self._bridge.clear_cache, parent=self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         previous = self._theme.choice
@@ -233,6 +239,8 @@ class MainWindow(QMainWindow):
 
     def show_diagnostics(self) -> DiagnosticsWindow:
         if self._diagnostics is None:
+            from desktop_chat.ui.diagnostics import DiagnosticsWindow  # on first use (see the imports)
+
             self._diagnostics = DiagnosticsWindow(
                 self._bridge.metrics_snapshot, measure=self._bridge.load_cache_usage, colors=self._theme.colors
             )

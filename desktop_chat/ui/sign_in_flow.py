@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QWidget
 
@@ -83,6 +83,7 @@ class SignInFlow(QObject):
         self._startup_problem = ""
         self._fallback_credentials: tuple[str, str] | None = None
         self._server = (bridge.server_url, settings.supabase_anon_key.get_secret_value())
+        self._list_painted: _FirstPaint | None = None
         self._typed_email: str | None = None  # who is signing in through the form (remembered once in)
         self._remembered_email: str | None = None
         bridge.session_checked.connect(self._on_session_checked)
@@ -165,7 +166,26 @@ class SignInFlow(QObject):
         self._sign_in.show()
         self._sign_in.raise_()
         self.window_shown.emit(self._sign_in)
+        self._painted_soon()
         return self._sign_in
+
+    def _painted_soon(self) -> None:
+        """Tell the data layer once the window just shown has painted: the server client, held back for the
+        first frame, is built then (a zero timer runs after the paint events the show posted)."""
+        QTimer.singleShot(0, self._bridge.first_frame_painted)
+
+    def _after_list_painted(self) -> None:
+        """The chat list's first rows are in: tell the data layer once the list has painted them (its next
+        paint event), so that building the server client cannot come between them and the screen."""
+        main = self._main
+        if main is None or self._list_painted is not None:
+            return
+        viewport = main.chat_list.list_view.viewport()
+        if not viewport.isVisible():  # no paint will come (minimized): nothing to wait for
+            self._painted_soon()
+            return
+        self._list_painted = _FirstPaint(viewport, self._painted_soon)
+        viewport.update()
 
     @async_slot(str, str, str, str)
     async def _sign_in_at(self, url: str, key: str, email: str, password: str) -> None:
@@ -222,8 +242,12 @@ class SignInFlow(QObject):
             self._sign_in.show_error(message, about_server=about_server)
         if operation == Operation.RESTORE_SESSION.value:
             self._show_sign_in().show_error(message, about_server=about_server)
+        if operation == Operation.REFRESH_CHATS.value:
+            self._after_list_painted()
 
     def _on_finished(self, operation: str, _context: object) -> None:
+        if operation == Operation.REFRESH_CHATS.value:
+            self._after_list_painted()  # the main window's chat list is in (the first frame after a restore)
         if operation in (Operation.SIGN_IN.value, Operation.SIGN_UP.value) and self._sign_in is not None:
             self._sign_in.set_busy(False)
 
@@ -276,10 +300,29 @@ class SignInFlow(QObject):
             self._main.close_for_sign_out()
             self._main.deleteLater()
             self._main = None
+        self._list_painted = None
         window = self._show_sign_in()
         if self._expired_message:
             window.show_error(self._expired_message)
             self._expired_message = ""
+
+
+class _FirstPaint(QObject):
+    """Calls ``then`` once, after the first paint event of ``widget`` from now (an event filter that removes
+    itself)."""
+
+    def __init__(self, widget: QWidget, then: Callable[[], None]) -> None:
+        super().__init__(widget)
+        self._widget = widget
+        self._then: Callable[[], None] | None = then
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._widget and event.type() == QEvent.Type.Paint and self._then is not None:
+            then, self._then = self._then, None
+            self._widget.removeEventFilter(self)
+            then()  # the paint itself runs when this returns; ``then`` defers its work past it
+        return False
 
 
 __all__ = ["SignInFlow"]

@@ -172,6 +172,7 @@ class FakeChatStore:
         self._failures: dict[str, list[DesktopChatError]] = {}
         self._gates: dict[str, asyncio.Event] = {}
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.first_frames_painted = 0
         self.closed = False
         self.disk_bytes = 2_600_000  # what cache_usage reports for the snapshot on disk
         self.cache_cleared = 0
@@ -361,6 +362,9 @@ class FakeChatStore:
         if self.saved_session is not None:
             self._begin_session(self.saved_session)
         return self._current
+
+    def first_frame_painted(self) -> None:
+        self.first_frames_painted += 1  # not in ``calls``: tests compare those lists exactly
 
     async def sign_in(self, email: str, password: str) -> Profile:
         await self._enter("sign_in", email)

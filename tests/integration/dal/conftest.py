@@ -45,6 +45,7 @@ class LayerFactory(Protocol):
         keyring: MemoryKeyring | None = ...,
         managed_redis: bool = ...,
         frame_interval: float = ...,
+        hold_client: bool = ...,
         **settings: Any,
     ) -> Awaitable[DataLayer]: ...
 
@@ -65,6 +66,7 @@ async def make_layer(stack: StackHandle, tmp_path: Path) -> AsyncIterator[LayerF
         keyring: MemoryKeyring | None = None,
         managed_redis: bool = False,
         frame_interval: float = FRAME_INTERVAL,
+        hold_client: bool = False,
         **overrides: Any,
     ) -> DataLayer:
         """``managed_redis``: the app's own redis-server, as the app runs it (persistent in ``cache_dir``).
@@ -92,6 +94,7 @@ async def make_layer(stack: StackHandle, tmp_path: Path) -> AsyncIterator[LayerF
             keyring_backend=keyring or MemoryKeyring(),
             realtime=realtime,
             frame_interval=frame_interval,
+            hold_client=hold_client,
         )
         opened.append(layer)
         return layer

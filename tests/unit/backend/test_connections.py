@@ -7,7 +7,8 @@ import asyncio
 import httpx
 import pytest
 
-from desktop_chat.backend.connections import CallDeadlines, RenewableTransport
+from desktop_chat.backend.connections import CallDeadlines
+from desktop_chat.backend.transport import RenewableTransport
 
 
 async def test_expire_all_ends_the_calls_in_flight_as_timeouts_and_only_those() -> None:
