@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -208,6 +209,11 @@ class SupabaseBackend:
         key = self._settings.supabase_anon_key.get_secret_value()
         client = await acreate_client(self._server, key, options=options)
         log.info("Client for %s built in %.0f ms", self._server, (time.perf_counter() - started) * 1000)
+        # A restore builds the client after the session opened and froze the heap (``chat_store.
+        # hold_long_lived``): the libraries just imported live as long as this backend, so they join the
+        # frozen objects rather than being walked by every full collection (the session's end unfreezes all).
+        if gc.get_freeze_count():
+            gc.freeze()
         return client
 
     async def close(self) -> None:

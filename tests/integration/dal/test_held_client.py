@@ -8,6 +8,7 @@ The hold's own limit is set out of reach, so that a slow machine cannot let the 
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -43,10 +44,14 @@ async def test_the_held_client_is_built_after_the_first_frame(make_layer: LayerF
     assert again.backend.round_trips.snapshot().total == 0  # not even the token went out
     with pytest.raises(Bug):
         _ = again.backend.client  # not built
+    frozen_before_the_client = gc.get_freeze_count()
+    assert frozen_before_the_client > 0  # the session holds what it lives on (chat_store.hold_long_lived)
     again.store.first_frame_painted()
     await eventually(lambda: again.store.status.connection is ConnectionState.LIVE, within=30, what="live")
     assert again.backend.auth.state is SessionState.CONFIRMED
     assert again.backend.client is not None
+    # The client built after the session opened joins the frozen objects: full collections skip it too.
+    assert gc.get_freeze_count() > frozen_before_the_client
 
 
 async def test_a_cache_miss_lets_the_held_client_go(make_layer: LayerFactory, stack: StackHandle) -> None:
