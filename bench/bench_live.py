@@ -576,6 +576,9 @@ class StallMonitor:
         self.late: list[float] = []
         self.busy: list[float] = []  # CPU time the loop's thread used while the monitor slept
         self.gc_pauses: list[float] = []
+        # Time the loop's thread was ready to run but had no core (Linux schedstat), per wake-up: what of
+        # a stall was the shared machine's, not the app's.
+        self.runqueue: list[float] = []
         self._task: asyncio.Task[None] | None = None
         self._gc_started = 0.0
 
@@ -600,9 +603,13 @@ class StallMonitor:
         while True:
             before = time.perf_counter()
             cpu = time.thread_time()
+            waited = _runqueue_wait()
             await asyncio.sleep(self.tick)
             self.late.append(max(0.0, time.perf_counter() - before - self.tick))
             self.busy.append(time.thread_time() - cpu)
+            after = _runqueue_wait()
+            if waited is not None and after is not None:
+                self.runqueue.append(after - waited)
 
     def figures(self) -> dict[str, Any]:
         """Late wake-ups; and, for the worst, how much was the loop's own work (CPU) rather than waiting
@@ -616,7 +623,29 @@ class StallMonitor:
             "max_ms": ms(self.late[worst]),
             "max_stall_cpu_ms": ms(self.busy[worst]),
             "longest_cpu_between_wakeups_ms": ms(max(self.busy)),
+            **self._runqueue_figures(worst),
         }
+
+    def _runqueue_figures(self, worst: int) -> dict[str, Any]:
+        if len(self.runqueue) != len(self.late):
+            return {}  # no schedstat here
+        own = [max(0.0, late - wait) for late, wait in zip(self.late, self.runqueue, strict=True)]
+        return {
+            "max_stall_runqueue_wait_ms": ms(self.runqueue[worst]),
+            # A wake-up's lateness less the time its thread waited for a core: the app's own share.
+            "stall_without_runqueue_wait_p99_ms": ms(percentile(own, 99)),
+            "stall_without_runqueue_wait_max_ms": ms(max(own)),
+        }
+
+
+def _runqueue_wait() -> float | None:
+    """Seconds this thread has spent runnable but not running (``/proc/thread-self/schedstat``'s second
+    field, nanoseconds), or None where the kernel does not say."""
+    try:
+        with open("/proc/thread-self/schedstat") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 async def sustained(

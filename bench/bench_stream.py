@@ -193,6 +193,10 @@ async def _run(info: dict[str, Any], home: Path) -> dict[str, Any]:
                 "push_to_view_p99_ms": figures[name]["bob_push_to_view"]["p99_ms"],
                 "loop_stall_max_ms": figures[name]["loop_stall"]["max_ms"],
                 "loop_stall_p99_ms": figures[name]["loop_stall"]["p99_ms"],
+                "loop_stall_max_runqueue_wait_ms": figures[name]["loop_stall"].get("max_stall_runqueue_wait_ms"),
+                "loop_stall_without_runqueue_wait_max_ms": figures[name]["loop_stall"].get(
+                    "stall_without_runqueue_wait_max_ms"
+                ),
                 "gc_pause_max_ms": figures[name]["gc_pauses"]["max_ms"],
                 "lost": figures[name].get("lost"),
             }
