@@ -41,6 +41,9 @@ class Server:
         self.fetches = 0
         self.answer: list[Callable[[], Awaitable[None]]] = []
 
+    def release_client(self) -> None:
+        """A miss lets a held server client go (``Reads._read_through``); nothing is held here."""
+
     async def fetch_messages(self, chat_id: ChatId, before_seq: int | None = None, limit: int = 50) -> MessagePage:
         self.fetches += 1
         page = MessagePage(chat_id=chat_id, messages=tuple(self.rows[-limit:]), has_more=len(self.rows) > limit)
