@@ -10,7 +10,6 @@ of every step go to ``tests/artifacts/scenario-*.png``; the app's log must hold 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -21,32 +20,12 @@ import pytest
 
 from devstack.config import REPO_ROOT
 from tests.conftest import StackHandle
+from tests.gui.app_process import app_environment
 
 pytestmark = pytest.mark.integration
 
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 PHASE_TIMEOUT = 150
-
-
-def app_environment(stack: StackHandle, home: Path, display: str) -> dict[str, str]:
-    """The app as a user runs it, pointed at the throwaway stack, with a home of its own."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DESKTOP_CHAT_")}
-    env.update(
-        {
-            "DISPLAY": display,
-            "QT_QPA_PLATFORM": "xcb",
-            "DESKTOP_CHAT_SUPABASE_URL": stack.api_url,
-            "DESKTOP_CHAT_SUPABASE_ANON_KEY": stack.anon_key,
-            "DESKTOP_CHAT_CONFIG_DIR": str(home / "config"),
-            "DESKTOP_CHAT_DATA_DIR": str(home / "data"),
-            "DESKTOP_CHAT_CACHE_DIR": str(home / "cache"),
-            "DESKTOP_CHAT_RUNTIME_DIR": str(home / "run"),
-            "DESKTOP_CHAT_LOG_DIR": str(home / "log"),
-            "DESKTOP_CHAT_REQUEST_TIMEOUT": "5",
-        }
-    )
-    env.pop("DBUS_SESSION_BUS_ADDRESS", None)  # no desktop's notifications from a test
-    return env
 
 
 def report_of(path: Path) -> dict[str, Any]:
@@ -67,7 +46,7 @@ def test_a_day_with_the_app_sign_ins_and_outs_then_a_restart_offline(
     stack: StackHandle, tmp_path: Path, x_display: str
 ) -> None:
     home = tmp_path / "home"
-    env = app_environment(stack, home, x_display)
+    env = app_environment(stack, home, DISPLAY=x_display, QT_QPA_PLATFORM="xcb", DESKTOP_CHAT_REQUEST_TIMEOUT="5")
     ARTIFACTS.mkdir(exist_ok=True)
     for old in ARTIFACTS.glob("scenario-*.png"):
         old.unlink()

@@ -3,7 +3,6 @@ window and exits 0, touching nothing (the real app, twice, in its own processes,
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,29 +15,12 @@ import pytest
 from desktop_chat.single_instance import socket_path
 from devstack.config import REPO_ROOT
 from tests.conftest import StackHandle
+from tests.gui.app_process import app_environment
 
 pytestmark = pytest.mark.integration
 
 START_TIMEOUT = 120
 RAISED = "Another start of the app asked for this window"
-
-
-def app_environment(stack: StackHandle, home: Path) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DESKTOP_CHAT_")}
-    env.update(
-        {
-            "QT_QPA_PLATFORM": "offscreen",
-            "DESKTOP_CHAT_SUPABASE_URL": stack.api_url,
-            "DESKTOP_CHAT_SUPABASE_ANON_KEY": stack.anon_key,
-            "DESKTOP_CHAT_CONFIG_DIR": str(home / "config"),
-            "DESKTOP_CHAT_DATA_DIR": str(home / "data"),
-            "DESKTOP_CHAT_CACHE_DIR": str(home / "cache"),
-            "DESKTOP_CHAT_RUNTIME_DIR": str(home / "run"),
-            "DESKTOP_CHAT_LOG_DIR": str(home / "log"),
-        }
-    )
-    env.pop("DBUS_SESSION_BUS_ADDRESS", None)
-    return env
 
 
 class Lines:
@@ -70,7 +52,7 @@ class Lines:
 
 
 def test_a_second_start_raises_the_running_window_and_exits_zero(stack: StackHandle, tmp_path: Path) -> None:
-    env = app_environment(stack, tmp_path / "home")
+    env = app_environment(stack, tmp_path / "home", QT_QPA_PLATFORM="offscreen")
     command = [sys.executable, "-m", "desktop_chat"]
     with subprocess.Popen(command, cwd=REPO_ROOT, env=env, stderr=subprocess.PIPE, text=True) as first:
         try:

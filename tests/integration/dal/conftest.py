@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import pytest
 from pydantic import SecretStr
@@ -17,6 +18,7 @@ from desktop_chat.dal.api import ConnectionState
 from desktop_chat.dal.factory import DataLayer, open_data_layer
 from desktop_chat.dal.live import FRAME_INTERVAL
 from desktop_chat.models import ChatId
+from devstack.proxy import LoopbackProxy
 from tests.conftest import StackHandle
 from tests.keyrings import MemoryKeyring
 
@@ -102,6 +104,19 @@ async def make_layer(stack: StackHandle, tmp_path: Path) -> AsyncIterator[LayerF
     yield make
     for layer in reversed(opened):
         await layer.close()
+
+
+@pytest.fixture
+def proxy(stack: StackHandle) -> Iterator[LoopbackProxy]:
+    """A loopback proxy in front of the stack's gateway (delay, black hole, cut, hold/release: devstack.proxy);
+    whatever it still holds is let go before it stops."""
+    target = urlsplit(stack.api_url)
+    assert target.hostname is not None and target.port is not None
+    proxy = LoopbackProxy(target.hostname, target.port)
+    proxy.start()
+    yield proxy
+    proxy.release()
+    proxy.stop()
 
 
 async def eventually(check: Callable[[], bool], within: float = 10.0, what: str = "condition") -> None:

@@ -9,9 +9,7 @@ itself, tells the UI why, and keeps the outbox and the cache. (Restored and offl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -40,16 +38,6 @@ async def _first_run(
     await first.close()
     same = {"config_dir": first.settings.config_dir, "data_dir": first.settings.data_dir, **overrides}
     return listed, {"keyring": keyring, "redis_url": redis_url, **same}
-
-
-@pytest.fixture
-def proxy(stack: StackHandle) -> Iterator[LoopbackProxy]:
-    target = urlsplit(stack.api_url)
-    assert target.hostname is not None and target.port is not None
-    proxy = LoopbackProxy(target.hostname, target.port)
-    proxy.start()
-    yield proxy
-    proxy.stop()
 
 
 async def test_restored_online_the_cached_list_shows_before_the_token_is_answered(

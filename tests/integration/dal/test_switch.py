@@ -12,15 +12,10 @@ import asyncio
 import gc
 import uuid
 import weakref
-from collections.abc import Iterator
-from urllib.parse import urlsplit
-
-import pytest
 
 from desktop_chat.dal.api import ConnectionState, Timeline
 from desktop_chat.models import ChatId
 from devstack.proxy import LoopbackProxy
-from tests.conftest import StackHandle
 from tests.integration.dal.conftest import (
     ALICE_EMAIL,
     BOB_EMAIL,
@@ -32,17 +27,6 @@ from tests.integration.dal.conftest import (
 
 GUARD = 60.0
 """Not a time asserted: only how long a switch that waits on a held answer is given before the test says so."""
-
-
-@pytest.fixture
-def proxy(stack: StackHandle) -> Iterator[LoopbackProxy]:
-    target = urlsplit(stack.api_url)
-    assert target.hostname is not None and target.port is not None
-    proxy = LoopbackProxy(target.hostname, target.port)
-    proxy.start()
-    yield proxy
-    proxy.release()
-    proxy.stop()
 
 
 async def test_a_cached_switch_returns_while_the_previous_chats_answers_are_held(
