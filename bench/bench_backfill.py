@@ -16,11 +16,10 @@ from __future__ import annotations
 import asyncio
 import statistics
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.bench_live import ALICE_EMAIL, Clients, backfill, new_chat
+from bench.bench_live import Clients, backfill, new_chat
 from desktop_chat.dal import live
 from devstack.stack import Stack
 from devstack.throwaway import throwaway_stack
@@ -34,11 +33,7 @@ async def _run(stack: Stack, info: dict[str, Any], home: Path) -> dict[str, Any]
     clients = Clients(info, home)
     default = live.APPLY_SLICE
     try:
-        owner = await clients.open("alice", ALICE_EMAIL)
-        await clients.sign_in(owner, ALICE_EMAIL)
-        me = owner.store.current_user
-        assert me is not None
-        alice_id = uuid.UUID(str(me.id))
+        owner, alice_id = await clients.owner()
         chats = [await new_chat(owner, None, f"back-fill {n}") for n in range(ROUNDS * len(VARIANTS))]
         await clients.close(owner)
         rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}

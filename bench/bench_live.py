@@ -197,6 +197,14 @@ class Clients:
         await layer.store.sign_in(email, PASSWORD)
         await until(lambda: layer.store.status.connection is ConnectionState.LIVE, f"{email} live")
 
+    async def owner(self) -> tuple[DataLayer, uuid.UUID]:
+        """Alice's data layer, signed in and live (she makes the benchmarks' chats), and her user id."""
+        layer = await self.open("alice", ALICE_EMAIL)
+        await self.sign_in(layer, ALICE_EMAIL)
+        me = layer.store.current_user
+        assert me is not None
+        return layer, uuid.UUID(str(me.id))
+
     async def close(self, layer: DataLayer) -> None:
         if layer in self._open:
             self._open.remove(layer)
@@ -750,11 +758,7 @@ async def sustained(
 async def _run(stack: Stack, info: dict[str, Any], home: Path) -> dict[str, Any]:
     clients = Clients(info, home)
     try:
-        owner = await clients.open("alice", ALICE_EMAIL)
-        await clients.sign_in(owner, ALICE_EMAIL)
-        me = owner.store.current_user
-        assert me is not None
-        alice_id = uuid.UUID(str(me.id))
+        owner, alice_id = await clients.owner()
         chats = [await new_chat(owner, None, f"optimistic {n}") for n in range(OPTIMISTIC_CHATS)]
         e2e_chats = [await new_chat(owner, None, f"end to end {n}") for n in range(3)]
         backfill_chat = await new_chat(owner, None, "back-fill")

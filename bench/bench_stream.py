@@ -30,13 +30,12 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from bench.bench_live import ALICE_EMAIL, BOB_EMAIL, SUSTAINED_RATE, Clients, new_chat, sustained
+from bench.bench_live import BOB_EMAIL, SUSTAINED_RATE, Clients, new_chat, sustained
 from bench.loop_trace import LoopTrace
 from desktop_chat.dal import live
 from desktop_chat.realtime import inbox, manager
@@ -145,11 +144,7 @@ async def _run(info: dict[str, Any], home: Path) -> dict[str, Any]:
     default = manager.TAP_BROADCASTS
     db_url = str(info["db_url"])
     try:
-        owner = await clients.open("alice", ALICE_EMAIL)
-        await clients.sign_in(owner, ALICE_EMAIL)
-        me = owner.store.current_user
-        assert me is not None
-        alice_id = uuid.UUID(str(me.id))
+        owner, alice_id = await clients.owner()
         chats = {name: await new_chat(owner, None, f"stream {name}") for name in VARIANTS}
         await clients.close(owner)
         figures: dict[str, Any] = {}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
+from desktop_chat.dal.live import LiveSync
 from desktop_chat.models import (
     Chat,
     ChatDetails,
@@ -113,3 +117,25 @@ def chat_summary(session: ChatId, *, title: str = "Release planning", last_seq: 
         unread_count=2,
         last_message=message(session, last_seq),
     )
+
+
+def bare_live_sync(**options: Any) -> LiveSync:
+    """A ``LiveSync`` with nothing to apply to (no cache, reads, outbox or listener): for tests that replace
+    its apply step with a recorder. ``options`` are its keyword arguments (``frame_interval``)."""
+    unused = cast(Any, None)
+    return LiveSync(
+        UserId(uuid.uuid4()),
+        cache=unused,
+        reads=unused,
+        tasks=_Spawner(),
+        pending=unused,
+        on_incoming=unused,
+        **options,
+    )
+
+
+class _Spawner:
+    """What ``LiveSync`` needs of the app's task group: running a batch in a task."""
+
+    def spawn(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        return asyncio.ensure_future(coroutine)

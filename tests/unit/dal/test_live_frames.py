@@ -4,39 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Sequence
-from typing import Any, cast
+from collections.abc import Sequence
 
 from desktop_chat.dal.live import LiveSync
-from desktop_chat.models import ChangeEvent, ChatId, ChatRemoved, UserId
+from desktop_chat.models import ChangeEvent, ChatId, ChatRemoved
+from tests.builders import bare_live_sync
 
 HOUR = 3600.0
 
 
-class Spawner:
-    """The one thing enqueue and its flush need: running a batch in a task."""
-
-    def __init__(self) -> None:
-        self.tasks: list[asyncio.Task[Any]] = []
-
-    def spawn(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coroutine)
-        self.tasks.append(task)
-        return task
-
-
 def live_sync(frame: float) -> tuple[LiveSync, list[list[ChangeEvent]]]:
     """A LiveSync whose batches are recorded instead of applied."""
-    unused = cast(Any, None)  # what applying would need; the batches are recorded instead
-    live = LiveSync(
-        UserId(uuid.uuid4()),
-        cache=unused,
-        reads=unused,
-        tasks=Spawner(),
-        pending=unused,
-        on_incoming=unused,
-        frame_interval=frame,
-    )
+    live = bare_live_sync(frame_interval=frame)
     batches: list[list[ChangeEvent]] = []
 
     async def record(events: Sequence[ChangeEvent]) -> None:

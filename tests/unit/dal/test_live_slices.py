@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from desktop_chat.dal.cursor import RevCursor
 from desktop_chat.dal.live import APPLY_SLICE, LiveSync
-from desktop_chat.models import ChangeEvent, ChatChanges, ChatId, ChatRemoved, MessageUpserted, UserId
-from tests.builders import message, messages
-
-
-class Spawner:
-    def spawn(self, coroutine: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        return asyncio.ensure_future(coroutine)
+from desktop_chat.models import ChangeEvent, ChatChanges, ChatId, ChatRemoved, MessageUpserted
+from tests.builders import bare_live_sync, message, messages
 
 
 def live_sync() -> tuple[LiveSync, list[list[ChangeEvent]]]:
     """A LiveSync whose slices are recorded instead of reduced, written and shown."""
-    unused = cast(Any, None)
-    live = LiveSync(
-        UserId(uuid.uuid4()),
-        cache=unused,
-        reads=unused,
-        tasks=Spawner(),
-        pending=unused,
-        on_incoming=unused,
-    )
+    live = bare_live_sync()
     slices: list[list[ChangeEvent]] = []
 
     async def record(events: Sequence[ChangeEvent], *, realtime: bool) -> None:
